@@ -1,0 +1,27 @@
+"""exactcompress: exact compression of ReLU networks by proving neuron stability on an input domain.
+
+Public API (imported lazily, so that ``import exactcompress.network`` stays light)::
+
+    from exactcompress import load_network, analyze, compress, compress_model, CompressionReport
+"""
+
+from importlib import import_module
+from importlib.metadata import PackageNotFoundError, version as _version
+
+try:
+    __version__ = _version("exactcompress")
+except PackageNotFoundError:  # a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+_API = {
+    "AffineLayer": "network", "Network": "network", "Box": "domain", "Domain": "domain",
+    "Analysis": "stability", "analyze": "stability", "compress": "compression", "compress_model": "pipeline",
+    "load_network": "io", "from_sequential": "io", "CompressionReport": "schema",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(import_module(f".{_API[name]}", __name__), name)
+    raise AttributeError(f"module 'exactcompress' has no attribute {name!r}")

@@ -1,0 +1,232 @@
+"""Input domains: a union of axis-aligned boxes over the network's inputs.
+
+Every domain the tool accepts is a finite union of boxes:
+- ``box``: one box, scalar or per-feature bounds (``--lower/--upper`` or ``--domain F``);
+- ``data``: the bounding box of a data set, widened by ``margin`` on each side (``--domain-from-data``);
+- ``linf-balls``: the union of L∞ balls of radius ε around given points (``--domain F`` with
+  ``{"points": ..., "epsilon": ...}``). Each ball is analysed on its own and the results are combined
+  with union semantics: a neuron is stable on the union only when it is stable with the same sign on
+  every ball.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+
+UNION_SEMANTICS = (
+    "The domain is the union of the boxes listed. A neuron is stably active (inactive) on the domain only "
+    "if it is proven stably active (inactive) on every box; it is unstable if witnesses of both signs "
+    "exist anywhere in the union; otherwise it is undecided and kept."
+)
+
+
+@dataclass(frozen=True)
+class Box:
+    """Axis-aligned box ``lower <= x <= upper``; arrays of shape (input_dim,), float64, read-only."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+
+    def __post_init__(self) -> None:
+        lower = np.array(self.lower, dtype=np.float64).reshape(-1)
+        upper = np.array(self.upper, dtype=np.float64).reshape(-1)
+        lower.setflags(write=False)
+        upper.setflags(write=False)
+        object.__setattr__(self, "lower", lower)
+        object.__setattr__(self, "upper", upper)
+        if lower.shape != upper.shape:
+            raise ValueError(f"box bounds differ in length: {lower.shape[0]} vs {upper.shape[0]}")
+        if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
+            raise ValueError("box bounds must be finite")
+        if np.any(lower > upper):
+            raise ValueError(f"box lower bound exceeds upper bound at feature {int(np.argmax(lower > upper))}")
+
+    @property
+    def dim(self) -> int:
+        return self.lower.shape[0]
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` points uniform in the box, shape (n, dim)."""
+        return self.lower + rng.random((n, self.dim)) * (self.upper - self.lower)
+
+    def clip(self, x: np.ndarray) -> np.ndarray:
+        return np.clip(x, self.lower, self.upper)
+
+    def contains(self, x: np.ndarray) -> np.ndarray:
+        x = np.atleast_2d(x)
+        return np.all((x >= self.lower) & (x <= self.upper), axis=1)
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A union of boxes with a description of where it came from (recorded in the report)."""
+
+    kind: str  # "box" | "data" | "linf-balls"
+    boxes: tuple[Box, ...]
+    source: str = ""
+    margin: float | None = None
+    epsilon: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "boxes", tuple(self.boxes))
+        if not self.boxes:
+            raise ValueError("a domain needs at least one box")
+        dims = {box.dim for box in self.boxes}
+        if len(dims) != 1:
+            raise ValueError(f"domain boxes have different dimensions: {sorted(dims)}")
+
+    @property
+    def dim(self) -> int:
+        return self.boxes[0].dim
+
+    def contains(self, x: np.ndarray) -> np.ndarray:
+        """Boolean mask (n,) of the rows of ``x`` (n, dim) that lie in the union."""
+        return np.any([box.contains(x) for box in self.boxes], axis=0)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` points spread over the boxes (equal shares), shape (n, dim)."""
+        shares = np.array_split(np.arange(n), len(self.boxes))
+        return np.concatenate([box.sample(len(share), rng) for box, share in zip(self.boxes, shares)])
+
+    def check_dim(self, input_dim: int) -> None:
+        if self.dim != 1 and self.dim != input_dim:
+            raise InputError(self.source or "domain", f"has {self.dim} features but the network takes {input_dim} inputs")
+
+    def broadcast(self, input_dim: int) -> "Domain":
+        """Scalar (1-feature) boxes widened to ``input_dim`` features; others checked and returned."""
+        self.check_dim(input_dim)
+        if self.dim == input_dim:
+            return self
+        boxes = tuple(Box(np.full(input_dim, b.lower[0]), np.full(input_dim, b.upper[0])) for b in self.boxes)
+        return Domain(self.kind, boxes, self.source, self.margin, self.epsilon)
+
+
+def scalar_box(lower: float, upper: float) -> Domain:
+    """The box ``[lower, upper]`` on every input feature (widened to the network's input size later)."""
+    try:
+        box = Box(np.array([lower]), np.array([upper]))
+    except ValueError as error:
+        raise InputError("--lower/--upper", str(error)) from None
+    return Domain("box", (box,), source=f"--lower {lower} --upper {upper}")
+
+
+def _load_array(path: Path) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception as error:  # numpy raises many types for bad files
+        raise InputError(str(path), f"cannot read as a .npy array ({type(error).__name__}: {error})") from None
+    if not np.issubdtype(array.dtype, np.number):
+        raise InputError(str(path), f"array has non-numeric dtype {array.dtype}")
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise InputError(str(path), "array contains NaN or Inf")
+    return array
+
+
+def load_data(path: str | Path, input_dim: int | None = None) -> np.ndarray:
+    """Data points from a ``.npy`` file, flattened to shape (n, features), float64."""
+    path = Path(path)
+    array = _load_array(path)
+    if array.ndim == 1:
+        array = array[None, :]
+    array = array.reshape(array.shape[0], -1)
+    if array.shape[0] == 0:
+        raise InputError(str(path), "data file holds no points")
+    if input_dim is not None and array.shape[1] != input_dim:
+        raise InputError(str(path), f"points have {array.shape[1]} features but the network takes {input_dim} inputs")
+    return array
+
+
+def from_data(path: str | Path, margin: float = 0.0) -> Domain:
+    """Bounding box of the points in ``path`` (.npy, (n, features)) widened by ``margin`` on each side."""
+    if not np.isfinite(margin) or margin < 0:
+        raise InputError("--margin", f"must be a finite number >= 0, got {margin}")
+    data = load_data(path)
+    box = Box(data.min(axis=0) - margin, data.max(axis=0) + margin)
+    return Domain("data", (box,), source=str(path), margin=float(margin))
+
+
+def from_file(path: str | Path) -> Domain:
+    """A domain file.
+
+    - ``.npy`` of shape (2, d): rows are lower and upper bounds;
+    - ``.json`` ``{"lower": x|[...], "upper": x|[...]}``: scalar or per-feature box;
+    - ``.json`` ``{"points": [[...], ...] | "points.npy", "epsilon": ε}``: union of L∞ balls (a relative
+      ``points`` path is taken relative to the JSON file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(str(path), "domain file not found")
+    if path.suffix == ".npy":
+        array = _load_array(path)
+        if array.ndim != 2 or array.shape[0] != 2:
+            raise InputError(str(path), f"expected shape (2, features) with rows lower, upper; got {array.shape}")
+        return _box_domain(path, array[0], array[1])
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(str(path), f"not valid JSON ({error})") from None
+    if not isinstance(spec, dict):
+        raise InputError(str(path), "expected a JSON object with lower/upper or points/epsilon")
+    unknown = set(spec) - {"lower", "upper", "points", "epsilon"}
+    if unknown:
+        raise InputError(str(path), f"unknown field(s) {sorted(unknown)}; expected lower/upper or points/epsilon")
+    if "points" in spec or "epsilon" in spec:
+        return _balls_domain(path, spec)
+    if "lower" not in spec or "upper" not in spec:
+        raise InputError(str(path), "needs both 'lower' and 'upper'")
+    return _box_domain(path, spec["lower"], spec["upper"])
+
+
+def _numeric(path: Path, field: str, value) -> np.ndarray:
+    try:
+        array = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise InputError(str(path), f"field '{field}' must be a number or a list of numbers") from None
+    if not np.all(np.isfinite(array)):
+        raise InputError(str(path), f"field '{field}' contains NaN or Inf")
+    return array
+
+
+def _box_domain(path: Path, lower, upper) -> Domain:
+    lower, upper = _numeric(path, "lower", lower), _numeric(path, "upper", upper)
+    if lower.ndim != 1 or upper.ndim != 1:
+        raise InputError(str(path), "'lower' and 'upper' must be numbers or flat lists")
+    if lower.shape != upper.shape:
+        if lower.size == 1:
+            lower = np.full(upper.shape, lower[0])
+        elif upper.size == 1:
+            upper = np.full(lower.shape, upper[0])
+        else:
+            raise InputError(str(path), f"'lower' has {lower.size} entries but 'upper' has {upper.size}")
+    try:
+        box = Box(lower, upper)
+    except ValueError as error:
+        raise InputError(str(path), str(error)) from None
+    return Domain("box", (box,), source=str(path))
+
+
+def _balls_domain(path: Path, spec: dict) -> Domain:
+    if "points" not in spec or "epsilon" not in spec:
+        raise InputError(str(path), "an L∞-ball domain needs both 'points' and 'epsilon'")
+    epsilon = _numeric(path, "epsilon", spec["epsilon"])
+    if epsilon.size != 1 or epsilon[0] < 0:
+        raise InputError(str(path), "field 'epsilon' must be one number >= 0")
+    points = spec["points"]
+    if isinstance(points, str):
+        points_path = Path(points) if Path(points).is_absolute() else path.parent / points
+        array = load_data(points_path)
+    else:
+        array = _numeric(path, "points", points)
+        array = np.atleast_2d(array)
+        if array.ndim != 2:
+            raise InputError(str(path), "field 'points' must be a list of points")
+    eps = float(epsilon[0])
+    boxes = tuple(Box(point - eps, point + eps) for point in array)
+    return Domain("linf-balls", boxes, source=str(path), epsilon=eps)

@@ -1,0 +1,77 @@
+"""Loading ReLU MLPs from torch / safetensors / ONNX files into the ``Network`` IR, and saving them.
+
+Every bad input raises ``InputError(str(path), one-line reason)``. State dicts carry no activations:
+loading one assumes ReLU between consecutive Linear layers and a linear output (ONNX graphs and
+``nn.Sequential`` modules are checked instead).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from pathlib import Path
+
+from ..errors import InputError
+from ..network import Network
+from ..schema import ModelInfo
+from .onnx_format import load_onnx_file
+from .safetensors_format import load_safetensors_file
+from .save import FILE_NAMES, save_network
+from .sequential import from_sequential, to_sequential
+from .torch_state_dict import load_torch_file
+
+__all__ = ["FILE_NAMES", "load_network", "from_sequential", "to_sequential", "save_network"]
+
+LOADERS = {"torch": load_torch_file, "safetensors": load_safetensors_file, "onnx": load_onnx_file}
+FORMAT_BY_SUFFIX = {".pt": "torch", ".pth": "torch", ".safetensors": "safetensors", ".onnx": "onnx"}
+
+
+def load_network(path: str | Path, require_hidden_layer: bool = True) -> tuple[Network, ModelInfo]:
+    """Load the ReLU MLP in ``path``: the format comes from the suffix (.pt/.pth, .safetensors, .onnx),
+    else from the file's first bytes (zip or pickle → torch, safetensors header, ONNX protobuf).
+
+    Weights become float64; ``ModelInfo.dtype`` is the dtype they had in the file. With
+    ``require_hidden_layer=False`` a single affine layer is accepted (to reload compressed outputs).
+    """
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise InputError(source, "no such file")
+    if not path.is_file():
+        raise InputError(source, "is not a regular file")
+    data = _read(path)
+    if not data:
+        raise InputError(source, "is empty (0 bytes)")
+    model_format = FORMAT_BY_SUFFIX.get(path.suffix.lower()) or sniff_format(data)
+    if model_format is None:
+        raise InputError(source, "unknown format: expected a torch .pt/.pth state_dict, .safetensors or .onnx file")
+    network, dtype = LOADERS[model_format](path, require_hidden_layer)
+    return network, ModelInfo(
+        name=path.stem,
+        path=source,
+        sha256=hashlib.sha256(data).hexdigest(),
+        format=model_format,
+        dtype=dtype,
+        input_dim=network.input_dim,
+        hidden_widths=network.hidden_widths,
+        output_dim=network.output_dim,
+    )
+
+
+def sniff_format(data: bytes) -> str | None:
+    """"torch" (zip archive or legacy pickle), "safetensors" (8-byte header length then ``{``),
+    "onnx" (protobuf starting with field 1, ``ir_version``) or None."""
+    if data.startswith(b"PK\x03\x04") or data.startswith(b"\x80"):
+        return "torch"
+    if len(data) > 9 and data[8:9] == b"{" and struct.unpack("<Q", data[:8])[0] <= len(data) - 8:
+        return "safetensors"
+    if data.startswith(b"\x08"):
+        return "onnx"
+    return None
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise InputError(str(path), f"cannot be read: {error.strerror or error}") from None

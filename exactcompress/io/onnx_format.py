@@ -1,0 +1,197 @@
+"""Loading ReLU MLPs from ONNX graphs.
+
+Supported: one chain from the single data input to the single output made of ``Gemm`` (transA=0,
+any transB, alpha, beta) or ``MatMul`` (data on the left) optionally followed by ``Add`` of a
+constant, ``BatchNormalization`` (inference mode, folded into the preceding affine), ``Relu`` between
+affine layers, and the pass-through ops ``Flatten`` (axis 1), ``Identity`` and ``Dropout``. Weights
+must be initializers or ``Constant`` nodes. The output layer must be linear.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from ..errors import InputError
+from ..network import Network
+from .torch_state_dict import NamedAffine, checked_network, finite_float64, first_line, fold_batchnorm
+
+PASS_THROUGH_OPS = frozenset({"Identity", "Dropout", "Flatten"})
+SUPPORTED_OPS = PASS_THROUGH_OPS | {"Gemm", "MatMul", "Add", "BatchNormalization", "Relu"}
+#: ops named as non-ReLU activations in error messages (any other unknown op is "unsupported")
+OTHER_ACTIVATION_OPS = frozenset({
+    "Sigmoid", "Tanh", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Gelu", "Mish", "Softplus", "Softsign",
+    "HardSigmoid", "HardSwish", "ThresholdedRelu", "Softmax", "LogSoftmax", "Clip", "Abs",
+})
+#: BatchNormalization's default epsilon in ONNX
+ONNX_BATCHNORM_EPS = 1e-5
+
+
+def load_onnx_file(path: Path, require_hidden_layer: bool = True) -> tuple[Network, str]:
+    """Read an ONNX MLP graph; returns (network, numpy dtype name of the first weight initializer)."""
+    source = str(path)
+    try:
+        model = onnx.load(str(path))
+    except Exception as error:  # protobuf DecodeError, missing external data, ...
+        raise InputError(
+            source, f"could not be parsed as ONNX (truncated or corrupt file?): {first_line(error)}"
+        ) from None
+    if not model.graph.node:
+        raise InputError(source, "holds no ONNX graph nodes (not an ONNX model, or truncated?)")
+    constants = _constants(source, model.graph)
+    layers, dtype = _affine_chain(source, model.graph, constants)
+    _check_input_shape(source, model.graph, constants, layers[0].weight.shape[1])
+    return checked_network(source, layers, dtype, require_hidden_layer), dtype
+
+
+def _label(node: onnx.NodeProto, index: int) -> str:
+    return f"{node.op_type} node '{node.name}'" if node.name else f"{node.op_type} node #{index}"
+
+
+def _attributes(node: onnx.NodeProto) -> dict[str, object]:
+    return {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
+
+
+def _constants(source: str, graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+    """Initializers and ``Constant`` node outputs by tensor name, in their stored dtype."""
+    try:
+        constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
+        for node in graph.node:
+            if node.op_type == "Constant":
+                (value,) = _attributes(node).values()
+                array = numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else np.asarray(value)
+                constants[node.output[0]] = array
+    except Exception as error:
+        raise InputError(source, f"could not read the ONNX weights: {first_line(error)}") from None
+    return constants
+
+
+def _constant(source: str, constants: dict[str, np.ndarray], name: str, label: str) -> np.ndarray:
+    if name not in constants:
+        raise InputError(source, f"input '{name}' of {label} is not an initializer or Constant")
+    return constants[name]
+
+
+def _vector(source: str, constants: dict[str, np.ndarray], name: str, width: int, label: str) -> np.ndarray:
+    """A finite float64 constant broadcast to shape (width,) (scalar, (width,) or (1, width))."""
+    array = finite_float64(source, name, _constant(source, constants, name, label))
+    try:
+        return np.broadcast_to(array, (1, width)).reshape(width)
+    except ValueError:
+        raise InputError(
+            source, f"input '{name}' of {label} has shape {tuple(array.shape)}, not broadcastable to ({width},)"
+        ) from None
+
+
+def _matrix(source: str, constants: dict[str, np.ndarray], name: str, label: str) -> np.ndarray:
+    array = _constant(source, constants, name, label)
+    if array.ndim != 2:
+        raise InputError(source, f"weight '{name}' of {label} has shape {tuple(array.shape)}; expected 2-D")
+    return array
+
+
+def _affine_chain(
+    source: str, graph: onnx.GraphProto, constants: dict[str, np.ndarray]
+) -> tuple[list[NamedAffine], str]:
+    """Walk the nodes from the data input to the output; returns the affine layers and the weight dtype."""
+    data_inputs = [value.name for value in graph.input if value.name not in constants]
+    if len(data_inputs) != 1:
+        raise InputError(source, f"expected one data input, found {len(data_inputs)}: {data_inputs}")
+    current = data_inputs[0]
+    closed: list[NamedAffine] = []
+    pending: NamedAffine | None = None
+    dtype = ""
+    for index, node in enumerate(graph.node):
+        if node.op_type == "Constant":
+            continue
+        label = _label(node, index)
+        op = node.op_type
+        inputs = list(node.input)
+        if op not in SUPPORTED_OPS:
+            raise InputError(source, _unsupported(op, label))
+        if current not in inputs:
+            raise InputError(source, f"{label} does not take the previous node's output; only chains are supported")
+        data_position = inputs.index(current)
+        if data_position != 0 and op != "Add":
+            raise InputError(source, f"{label} takes the data as input {data_position}; expected it as input 0")
+        attributes = _attributes(node)
+        if op in ("Gemm", "MatMul"):
+            if pending is not None:
+                raise InputError(source, f"{label} follows another affine layer without an activation between them")
+            pending, weight_dtype = _gemm(source, constants, node, label, attributes)
+            dtype = dtype or weight_dtype
+        elif op == "Add":
+            if pending is None:
+                raise InputError(source, f"{label} does not directly follow a Gemm or MatMul")
+            other = inputs[1 - data_position]
+            shift = _vector(source, constants, other, pending.weight.shape[0], label)
+            pending = NamedAffine(pending.name, pending.weight, pending.bias + shift)
+        elif op == "BatchNormalization":
+            if pending is None:
+                raise InputError(source, f"{label} does not directly follow a Gemm or MatMul")
+            if attributes.get("training_mode", 0):
+                raise InputError(source, f"{label} is in training mode")
+            width = pending.weight.shape[0]
+            scale, shift, mean, var = (_vector(source, constants, name, width, label) for name in inputs[1:5])
+            eps = float(attributes.get("epsilon", ONNX_BATCHNORM_EPS))
+            pending = fold_batchnorm(source, pending, node.name or label, scale, shift, mean, var, eps)
+        elif op == "Relu":
+            if pending is None:
+                where = "before any affine layer" if not closed else "directly after another activation"
+                raise InputError(source, f"{label} comes {where} (two activations in a row or no affine layer)")
+            closed.append(pending)
+            pending = None
+        elif op in PASS_THROUGH_OPS:
+            if op == "Flatten" and attributes.get("axis", 1) != 1:
+                raise InputError(source, f"{label} flattens with axis {attributes['axis']}; only axis 1 is supported")
+        else:
+            raise InputError(source, _unsupported(op, label))
+        current = node.output[0]
+    if len(graph.output) != 1 or graph.output[0].name != current:
+        raise InputError(source, f"the graph output is not the end of the node chain (ends at '{current}')")
+    if pending is None:
+        reason = "no Gemm or MatMul layers found" if not closed else "the output passes through Relu; expected a linear output layer"
+        raise InputError(source, reason)
+    return closed + [pending], dtype
+
+
+def _unsupported(op: str, label: str) -> str:
+    if op in OTHER_ACTIVATION_OPS:
+        return f"non-ReLU activation {label} is not supported; only ReLU networks can be compressed"
+    return (
+        f"unsupported op {label}; expected Gemm, MatMul, Add, Relu, BatchNormalization, Flatten, Identity, Dropout"
+    )
+
+
+def _gemm(
+    source: str, constants: dict[str, np.ndarray], node: onnx.NodeProto, label: str, attributes: dict[str, object]
+) -> tuple[NamedAffine, str]:
+    """The affine layer of a Gemm (``alpha * x @ B' + beta * C``) or MatMul (``x @ B``) node."""
+    weight_name = node.input[1]
+    raw = _matrix(source, constants, weight_name, label)
+    matrix = finite_float64(source, weight_name, raw)
+    if node.op_type == "MatMul":
+        return NamedAffine(node.name or weight_name, matrix.T, np.zeros(matrix.shape[1])), raw.dtype.name
+    if attributes.get("transA", 0):
+        raise InputError(source, f"{label} has transA=1; only transA=0 is supported")
+    alpha = float(attributes.get("alpha", 1.0))
+    beta = float(attributes.get("beta", 1.0))
+    weight = alpha * (matrix if attributes.get("transB", 0) else matrix.T)
+    has_bias = len(node.input) > 2 and node.input[2]
+    bias = beta * _vector(source, constants, node.input[2], weight.shape[0], label) if has_bias else np.zeros(weight.shape[0])
+    return NamedAffine(node.name or weight_name, weight, bias), raw.dtype.name
+
+
+def _check_input_shape(source: str, graph: onnx.GraphProto, constants: dict[str, np.ndarray], in_features: int) -> None:
+    """Where the data input declares fixed feature dimensions, their product must be ``in_features``."""
+    (value,) = [value for value in graph.input if value.name not in constants]
+    dims = value.type.tensor_type.shape.dim[1:]
+    if dims and all(dim.HasField("dim_value") for dim in dims):
+        shape = [dim.dim_value for dim in dims]
+        if int(np.prod(shape)) != in_features:
+            raise InputError(
+                source, f"data input '{value.name}' has feature shape {shape} but the first layer expects {in_features} features"
+            )

@@ -1,0 +1,291 @@
+"""State-dict layouts of ReLU MLPs, and the structure rules every loader shares.
+
+A state dict is read as Linear weight/bias pairs in module order, each optionally followed by a
+``BatchNorm1d`` that is folded into it (eval mode). Activations are invisible in a state dict:
+loading one *assumes* a ReLU after every Linear but the last, and a BatchNorm1d directly after its
+Linear (before the ReLU).
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..network import AffineLayer, Network
+
+#: ``BatchNorm1d``'s default epsilon, used when folding a BN layer of a state dict
+BATCHNORM_EPS = 1e-5
+#: checkpoint keys whose value is the model's state dict (other keys such as ``epoch`` are ignored)
+NESTED_STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
+#: key prefixes added by ``nn.DataParallel`` (``module.``) and ``torch.compile`` (``_orig_mod.``)
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+_LINEAR_PARAMS = frozenset({"weight", "bias"})
+_BATCHNORM_PARAMS = frozenset({"weight", "bias", "running_mean", "running_var", "num_batches_tracked"})
+
+
+@dataclass(frozen=True)
+class NamedAffine:
+    """One affine layer as read from a file, float64, shapes not yet checked against its neighbours.
+
+    ``name`` is how error messages call it (a module prefix such as ``fc1``, or an ONNX node name).
+    """
+
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray
+
+
+def first_line(error: BaseException, limit: int = 160) -> str:
+    """The first line of an exception message, at most ``limit`` characters, for one-line reasons."""
+    lines = str(error).strip().splitlines()
+    text = lines[0].strip() if lines else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def finite_float64(source: str, key: str, values: np.ndarray) -> np.ndarray:
+    """``values`` as a float64 array; InputError naming ``key`` if it holds NaN or Inf."""
+    array = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(array)):
+        raise InputError(source, f"tensor '{key}' contains NaN or Inf values")
+    return array
+
+
+def fold_batchnorm(
+    source: str,
+    affine: NamedAffine,
+    bn_name: str,
+    scale: np.ndarray,
+    shift: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    eps: float,
+) -> NamedAffine:
+    """Fold eval-mode batch norm ``y = scale * (x - mean) / sqrt(var + eps) + shift`` into ``affine``.
+
+    All vectors have shape (out,) of ``affine``; returns the folded layer (same name, same shapes).
+    """
+    width = affine.weight.shape[0]
+    for label, vector in (("weight", scale), ("bias", shift), ("running_mean", mean), ("running_var", var)):
+        if vector.shape != (width,):
+            raise InputError(
+                source,
+                f"batch norm '{bn_name}' {label} has shape {tuple(vector.shape)} but layer '{affine.name}' "
+                f"has {width} outputs",
+            )
+    if np.any(var + eps <= 0):
+        raise InputError(source, f"batch norm '{bn_name}' has running_var + eps <= 0")
+    factor = scale / np.sqrt(var + eps)
+    weight = finite_float64(source, bn_name, factor[:, None] * affine.weight)
+    bias = finite_float64(source, bn_name, factor * (affine.bias - mean) + shift)
+    return NamedAffine(affine.name, weight, bias)
+
+
+def checked_network(
+    source: str, layers: Sequence[NamedAffine], dtype: str, require_hidden_layer: bool = True
+) -> Network:
+    """The ``Network`` of ``layers`` after the structure rules shared by every format.
+
+    Rules: weights 2-D and biases (out,); consecutive shapes match; at least one hidden layer
+    (two affine layers) unless ``require_hidden_layer`` is False. Finiteness is checked when reading.
+    """
+    if not layers:
+        raise InputError(source, "no Linear (affine) layers found")
+    for layer in layers:
+        if layer.weight.ndim != 2 or layer.bias.shape != (layer.weight.shape[0],):
+            raise InputError(
+                source,
+                f"layer '{layer.name}' has weight shape {tuple(layer.weight.shape)} and bias shape "
+                f"{tuple(layer.bias.shape)}; expected (out, in) and (out,)",
+            )
+    for before, after in zip(layers, layers[1:]):
+        if after.weight.shape[1] != before.weight.shape[0]:
+            raise InputError(
+                source,
+                f"shape mismatch: layer '{after.name}' (weight shape {tuple(after.weight.shape)}) expects "
+                f"{after.weight.shape[1]} inputs but layer '{before.name}' (weight shape "
+                f"{tuple(before.weight.shape)}) gives {before.weight.shape[0]} outputs",
+            )
+    if require_hidden_layer and len(layers) < 2:
+        raise InputError(
+            source, f"fewer than one hidden layer: found {len(layers)} affine layer, need a hidden and an output layer"
+        )
+    return Network(tuple(AffineLayer(layer.weight, layer.bias) for layer in layers), dtype=dtype)
+
+
+def torch_dtype_name(dtype: torch.dtype) -> str:
+    """``torch.float32`` → ``"float32"`` (numpy's names; ``"bfloat16"`` has no numpy counterpart)."""
+    return str(dtype).removeprefix("torch.")
+
+
+def load_torch_file(path: Path, require_hidden_layer: bool = True) -> tuple[Network, str]:
+    """Read a ``torch.save``-d state dict (or a checkpoint dict nesting one); returns (network, dtype name).
+
+    Uses ``torch.load(map_location="cpu", weights_only=True)`` only: pickled modules are refused.
+    """
+    source = str(path)
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "weights only" in str(error).lower():
+            raise InputError(
+                source,
+                "holds pickled Python objects, not a plain state_dict; refusing to unpickle "
+                "(save model.state_dict() instead)",
+            ) from None
+        raise InputError(source, f"could not be read as a torch checkpoint (corrupt file?): {first_line(error)}") from None
+    except Exception as error:  # torch raises RuntimeError, EOFError, zipfile errors, ... for bad bytes
+        raise InputError(
+            source, f"could not be read as a torch checkpoint (truncated or corrupt file?): {first_line(error)}"
+        ) from None
+    return state_dict_network(source, unwrap_checkpoint(source, loaded), require_hidden_layer)
+
+
+def unwrap_checkpoint(source: str, loaded: object) -> dict[str, torch.Tensor]:
+    """The state dict inside ``loaded``: itself, or the value under one of ``NESTED_STATE_DICT_KEYS``."""
+    if not isinstance(loaded, Mapping):
+        raise InputError(source, f"holds a {type(loaded).__name__}, not a state_dict (a dict of tensors)")
+    for key in NESTED_STATE_DICT_KEYS:
+        if isinstance(loaded.get(key), Mapping):
+            return unwrap_checkpoint(source, loaded[key])
+    for key, value in loaded.items():
+        if not isinstance(key, str) or not isinstance(value, torch.Tensor):
+            raise InputError(
+                source, f"key '{key}' holds a {type(value).__name__}, not a tensor; expected a state_dict of tensors"
+            )
+    return dict(loaded)
+
+
+def state_dict_network(
+    source: str, tensors: Mapping[str, torch.Tensor], require_hidden_layer: bool = True, keeps_order: bool = True
+) -> tuple[Network, str]:
+    """The network of a state dict of tensors; returns (network, dtype name of the first weight).
+
+    Modules are taken in key order; for formats that do not keep key order (``keeps_order=False``,
+    e.g. safetensors) in the order of the numbers in their names (see ``indexed_order``).
+    """
+    modules = module_groups(source, tensors)
+    if not keeps_order:
+        modules = indexed_order(source, modules)
+    layers: list[NamedAffine] = []
+    follows_linear = False
+    for prefix, params in modules:
+        if _is_batchnorm(params):
+            if not follows_linear:
+                raise InputError(source, f"batch norm '{prefix}' does not directly follow a Linear layer")
+            layers[-1] = _folded_state_dict_batchnorm(source, layers[-1], prefix, params)
+            follows_linear = False
+        else:
+            layers.append(_linear(source, prefix, params))
+            follows_linear = True
+    dtype = torch_dtype_name(modules[0][1]["weight"].dtype) if layers else ""
+    return checked_network(source, layers, dtype, require_hidden_layer), dtype
+
+
+def indexed_order(
+    source: str, modules: list[tuple[str, dict[str, torch.Tensor]]]
+) -> list[tuple[str, dict[str, torch.Tensor]]]:
+    """Modules sorted by the numbers in their names (``layers.2`` < ``layers.10``, ``fc1`` < ``bn1`` < ``fc2``).
+
+    A Linear sorts before a batch norm with the same numbers. Every name must hold a number, as
+    names alone (``input``, ``hidden``, ``output``) do not fix an order.
+    """
+    unnumbered = [prefix or "(no prefix)" for prefix, _ in modules if not re.search(r"\d", prefix)]
+    if unnumbered and len(modules) > 1:
+        raise InputError(
+            source,
+            f"the file does not keep tensor order and module name(s) {', '.join(unnumbered)} hold no layer "
+            "number, so the layer order is ambiguous (name layers like '0.weight' or 'fc1.weight')",
+        )
+
+    def order(item: tuple[str, dict[str, torch.Tensor]]) -> tuple:
+        prefix, params = item
+        return tuple(int(number) for number in re.findall(r"\d+", prefix)), _is_batchnorm(params), prefix
+
+    return sorted(modules, key=order)
+
+
+def module_groups(source: str, tensors: Mapping[str, torch.Tensor]) -> list[tuple[str, dict[str, torch.Tensor]]]:
+    """Tensors grouped by module prefix (``fc1.weight`` → ``fc1``), wrapper prefixes stripped, in key order."""
+    groups: dict[str, dict[str, torch.Tensor]] = {}
+    for raw_key, tensor in tensors.items():
+        key = _strip_wrappers(raw_key)
+        prefix, _, param = key.rpartition(".")
+        groups.setdefault(prefix, {})[param] = tensor
+    for prefix, params in groups.items():
+        allowed = _BATCHNORM_PARAMS if _is_batchnorm(params) else _LINEAR_PARAMS
+        for param in params:
+            if param not in allowed:
+                raise InputError(
+                    source, f"key '{_key(prefix, param)}' is not part of a Linear or BatchNorm1d layer"
+                )
+    return list(groups.items())
+
+
+def _is_batchnorm(params: Mapping[str, torch.Tensor]) -> bool:
+    return "running_mean" in params
+
+
+def _strip_wrappers(key: str) -> str:
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in WRAPPER_PREFIXES:
+            if key.startswith(prefix):
+                key, stripped = key[len(prefix):], True
+    return key
+
+
+def _key(prefix: str, param: str) -> str:
+    return f"{prefix}.{param}" if prefix else param
+
+
+def _float64(source: str, key: str, tensor: torch.Tensor) -> np.ndarray:
+    if not tensor.is_floating_point():
+        raise InputError(source, f"tensor '{key}' has dtype {torch_dtype_name(tensor.dtype)}, not a float dtype")
+    return finite_float64(source, key, tensor.detach().to(torch.float64).numpy())
+
+
+def _linear(source: str, prefix: str, params: dict[str, torch.Tensor]) -> NamedAffine:
+    weight_key = _key(prefix, "weight")
+    if "weight" not in params:
+        raise InputError(source, f"key '{_key(prefix, 'bias')}' has no matching '{weight_key}'")
+    weight = params["weight"]
+    if weight.ndim != 2:
+        raise InputError(
+            source,
+            f"key '{weight_key}' has shape {tuple(weight.shape)}; only Linear (2-D weight) and BatchNorm1d "
+            "layers are supported",
+        )
+    weight64 = _float64(source, weight_key, weight)
+    if "bias" in params:
+        bias64 = _float64(source, _key(prefix, "bias"), params["bias"])
+    else:
+        bias64 = np.zeros(weight64.shape[0])
+    return NamedAffine(prefix or "weight", weight64, bias64)
+
+
+def _folded_state_dict_batchnorm(
+    source: str, affine: NamedAffine, prefix: str, params: dict[str, torch.Tensor]
+) -> NamedAffine:
+    if "running_var" not in params:
+        raise InputError(source, f"batch norm '{prefix}' has running_mean but no running_var")
+    width = affine.weight.shape[0]
+
+    def vector(param: str, default: float) -> np.ndarray:
+        if param not in params:
+            return np.full(width, default)
+        return _float64(source, _key(prefix, param), params[param])
+
+    return fold_batchnorm(
+        source, affine, prefix, vector("weight", 1.0), vector("bias", 0.0),
+        vector("running_mean", 0.0), vector("running_var", 1.0), BATCHNORM_EPS,
+    )

@@ -1,0 +1,213 @@
+"""One model, end to end: load → domain → analyse → compress → verify → write outputs and report.
+
+Outputs in ``out_dir``: ``compressed.<ext>`` (per requested format), ``witnesses.npz``, ``report.md``,
+``report.html``, ``report_layers.png`` and, written last, ``report.json`` (the commit marker).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from . import __version__
+from .stability import SETTLERS, Analysis, analyze
+from .compression import compress
+from .domain import UNION_SEMANTICS, Domain, load_data, scalar_box
+from .errors import InputError
+from .io import load_network, save_network
+from .network import Network
+from .render import write_reports
+from .schema import (
+    BoxRecord,
+    CompressionReport,
+    DomainRecord,
+    LayerReport,
+    Method,
+    ModelInfo,
+    Outputs,
+    SaveFormat,
+    Versions,
+)
+from .tolerances import VERIFY_TOLERANCE, record as tolerance_record
+from .verify import verify
+
+Progress = Callable[[str], None]
+MAX_LISTED_BOXES = 16
+
+
+def versions() -> Versions:
+    import pyscipopt
+    import torch
+
+    return Versions(
+        exactcompress=__version__,
+        python=platform.python_version(),
+        numpy=np.__version__,
+        torch=torch.__version__,
+        pyscipopt=pyscipopt.__version__,
+        scip=str(pyscipopt.Model().version()),
+    )
+
+
+def domain_record(domain: Domain) -> DomainRecord:
+    lowers = np.concatenate([box.lower for box in domain.boxes])
+    uppers = np.concatenate([box.upper for box in domain.boxes])
+    return DomainRecord(
+        kind=domain.kind,
+        source=domain.source,
+        n_boxes=len(domain.boxes),
+        margin=domain.margin,
+        epsilon=domain.epsilon,
+        union_semantics=UNION_SEMANTICS,
+        scalar_lower=float(lowers[0]) if np.all(lowers == lowers[0]) else None,
+        scalar_upper=float(uppers[0]) if np.all(uppers == uppers[0]) else None,
+        boxes=[BoxRecord(lower=b.lower.tolist(), upper=b.upper.tolist()) for b in domain.boxes[:MAX_LISTED_BOXES]],
+    )
+
+
+def layer_reports(analysis: Analysis) -> list[LayerReport]:
+    reports = []
+    for index, active in enumerate(analysis.stably_active):
+        settled = analysis.settled_by[index]
+        reports.append(
+            LayerReport(
+                index=index,
+                width=int(active.shape[0]),
+                stably_active=np.flatnonzero(active).tolist(),
+                stably_inactive=np.flatnonzero(analysis.stably_inactive[index]).tolist(),
+                unstable=np.flatnonzero(analysis.unstable[index]).tolist(),
+                undecided=np.flatnonzero(analysis.undecided[index]).tolist(),
+                settled_by={name: np.flatnonzero(settled == code).tolist() for code, name in enumerate(SETTLERS)},
+            )
+        )
+    return reports
+
+
+def save_witnesses(analysis: Analysis, path: Path) -> None:
+    """``points`` (n, input_dim); per hidden layer ``layer{l}_positive`` / ``layer{l}_negative``: the row of
+    ``points`` showing g > 0 / g < 0 for each neuron, -1 where none (all inputs float64)."""
+    arrays = {"points": analysis.witnesses.points}
+    for layer, (positive, negative) in enumerate(zip(analysis.witnesses.positive, analysis.witnesses.negative)):
+        arrays[f"layer{layer}_positive"] = positive
+        arrays[f"layer{layer}_negative"] = negative
+    np.savez_compressed(path, **arrays)
+
+
+def compress_model(
+    model: str | Path | tuple[Network, ModelInfo],
+    out_dir: str | Path,
+    *,
+    domain: Domain | None = None,
+    data: str | Path | np.ndarray | None = None,
+    method: Method = "auto",
+    time_limit: float | None = None,
+    workers: int = 1,
+    formats: Sequence[SaveFormat] = ("torch",),
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> CompressionReport:
+    """Run the whole engine on one model and write its outputs into ``out_dir``.
+
+    ``model`` is a file path or an already loaded ``(Network, ModelInfo)``. ``domain`` defaults to the
+    box [0, 1] on every input. Bad input does not raise: the returned (and written) report has status
+    ``failed`` and a one-line ``error``. A failed verification is also ``failed`` and writes no model.
+    """
+    say = progress or (lambda message: None)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = str(model) if not isinstance(model, tuple) else model[1].path
+    seconds: dict[str, float] = {}
+    started = time.monotonic()
+    base = dict(model_path=model_path, method=method, time_limit_s=time_limit, workers=workers, versions=versions())
+
+    def failed(reason: str, **known) -> CompressionReport:
+        seconds["total"] = time.monotonic() - started
+        report = CompressionReport(status="failed", error=reason, seconds=seconds, **base, **known)
+        write_reports(report, out_dir)
+        _write_json(report, out_dir)
+        return report
+
+    try:
+        clock = time.monotonic()
+        say("loading")
+        network, info = model if isinstance(model, tuple) else load_network(model)
+        seconds["load"] = time.monotonic() - clock
+        clock = time.monotonic()
+        domain = (domain or scalar_box(0.0, 1.0)).broadcast(network.input_dim)
+        points = _data_points(data, network.input_dim)
+        seconds["domain"] = time.monotonic() - clock
+    except InputError as error:
+        return failed(str(error))
+
+    try:
+        analysis = analyze(network, domain, method=method, data=points, time_limit=time_limit, workers=workers, seed=seed, progress=say)
+        seconds.update(analysis.seconds)
+
+        clock = time.monotonic()
+        say("compressing")
+        compressed, _ = compress(network, analysis.stably_active, analysis.stably_inactive)
+        seconds["compress"] = time.monotonic() - clock
+
+        clock = time.monotonic()
+        say("verifying")
+        extra = analysis.witnesses.points if points is None else np.concatenate([analysis.witnesses.points, points])
+        verification = verify(
+            network, compressed, domain, extra_points=extra, rng=np.random.default_rng(seed + 1), saved_dtype=network.dtype
+        )
+        seconds["verify"] = time.monotonic() - clock
+    except Exception as error:  # a solver or internal error fails this model loudly, with its reason
+        return failed(f"internal error during analysis ({type(error).__name__}: {' '.join(str(error).split())})", model=info)
+
+    known = dict(
+        model=info,
+        domain=domain_record(domain),
+        layers=layer_reports(analysis),
+        neurons_before=network.n_neurons,
+        neurons_after=compressed.n_neurons,
+        parameters_before=network.n_params,
+        parameters_after=compressed.n_params,
+        hidden_widths_after=compressed.hidden_widths,
+        verification=verification,
+        milp=analysis.milp,
+        tolerances=tolerance_record(),
+    )
+    if not verification.passed:
+        return failed(
+            f"verification failed: compressed output differs by {verification.max_abs_error:.3g} "
+            f"(tolerance {VERIFY_TOLERANCE:g}·(1+|y|)); no compressed model written",
+            **known,
+        )
+
+    clock = time.monotonic()
+    say("writing outputs")
+    written = save_network(compressed, out_dir, formats)
+    save_witnesses(analysis, out_dir / "witnesses.npz")
+    seconds["write"] = time.monotonic() - clock
+    seconds["total"] = time.monotonic() - started
+    status = "partial" if any(mask.any() for mask in analysis.undecided) else "exact"
+    outputs = Outputs(compressed=written, witnesses="witnesses.npz", report_md="report.md", report_html="report.html")
+    report = CompressionReport(status=status, outputs=outputs, seconds=seconds, **base, **known)
+    write_reports(report, out_dir)
+    _write_json(report, out_dir)
+    return report
+
+
+def _data_points(data, input_dim: int) -> np.ndarray | None:
+    if data is None:
+        return None
+    if isinstance(data, np.ndarray):
+        return np.asarray(data, dtype=np.float64).reshape(len(data), -1)
+    return load_data(data, input_dim)
+
+
+def _write_json(report: CompressionReport, out_dir: Path) -> None:
+    """Write ``report.json`` atomically (temporary file, then rename)."""
+    target = out_dir / "report.json"
+    temporary = out_dir / ".report.json.tmp"
+    temporary.write_text(json.dumps(report.model_dump(mode="json"), indent=2) + "\n")
+    temporary.replace(target)

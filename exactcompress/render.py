@@ -1,0 +1,353 @@
+"""Human-readable views of ``CompressionReport``: report.md, a self-contained report.html, PNG figures.
+
+Markdown and HTML are built from the same section data (``_sections``), so they always agree.
+Figures use matplotlib's object API with the Agg canvas (no pyplot, no global backend switch).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+from typing import Sequence
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .schema import CompressionReport
+
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+LAYER_FIGURE = "report_layers.png"
+
+#: neuron state → (label, colour); the order is the stacking order of the bars
+STATE_STYLE: dict[str, tuple[str, str]] = {
+    "stably_active": ("stably active", "#2a9d8f"),
+    "stably_inactive": ("stably inactive", "#8d99ae"),
+    "unstable": ("unstable", "#e76f51"),
+    "undecided": ("undecided", "#e9c46a"),
+}
+FIGURE_SIZE_IN = (7.0, 3.5)
+FIGURE_DPI = 110
+
+Table = tuple[list[str], list[list[str]]]
+Section = tuple[str, Table]
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 60em;
+       color: #222; line-height: 1.4; padding: 0 1em; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.5em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+.status-exact { color: #1b7f3b; } .status-partial { color: #a86500; } .status-failed { color: #b00020; }
+.error { background: #fdecea; border-left: 4px solid #b00020; padding: 0.5em 1em; }
+img { max-width: 100%; }
+"""
+
+
+# ---------------------------------------------------------------- numbers and names
+
+
+def model_name(report: CompressionReport) -> str:
+    """The model's name, or the file name of ``model_path`` when the model never loaded."""
+    return report.model.name if report.model is not None else Path(report.model_path).name
+
+
+def removed_fraction(report: CompressionReport) -> float:
+    """Fraction of hidden neurons removed, in [0, 1]; 0 when nothing was analysed."""
+    if report.neurons_before <= 0:
+        return 0.0
+    return (report.neurons_before - report.neurons_after) / report.neurons_before
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _before_after(before: int, after: int) -> str:
+    return f"{before} → {after}"
+
+
+# ---------------------------------------------------------------- section data
+
+
+def _summary(report: CompressionReport) -> Table:
+    rows = [
+        ["status", report.status],
+        ["neurons", f"{_before_after(report.neurons_before, report.neurons_after)} ({100 * removed_fraction(report):.1f}% removed)"],
+        ["parameters", _before_after(report.parameters_before, report.parameters_after)],
+        ["method", report.method],
+        ["workers", str(report.workers)],
+        ["total seconds", _seconds(report.seconds.get("total"))],
+        ["time limit (s)", _seconds(report.time_limit_s)],
+    ]
+    if report.domain is not None:
+        domain = report.domain
+        rows.append(["domain", f"{domain.kind} from {domain.source} ({domain.n_boxes} box{'es' if domain.n_boxes != 1 else ''})"])
+        if domain.scalar_lower is not None and domain.scalar_upper is not None:
+            rows.append(["domain bounds", f"[{_num(domain.scalar_lower)}, {_num(domain.scalar_upper)}] per feature"])
+        for label, value in (("domain margin", domain.margin), ("domain epsilon", domain.epsilon)):
+            if value is not None:
+                rows.append([label, _num(value)])
+    if report.verification is not None:
+        check = report.verification
+        verdict = "passed" if check.passed else "FAILED"
+        rows.append(["verification", f"{verdict}: max abs error {_num(check.max_abs_error)} on {check.n_inputs} inputs"])
+        rows.append(["verification tolerance", f"|y − y'| ≤ {_num(check.tolerance)} · (1 + |y|); max rel error {_num(check.max_rel_error)}"])
+        if check.max_abs_error_saved_dtype is not None:
+            rows.append([f"max abs error as {check.saved_dtype}", _num(check.max_abs_error_saved_dtype)])
+    if report.model is not None:
+        rows.insert(3, ["hidden widths", f"{report.model.hidden_widths} → {report.hidden_widths_after}"])
+        rows.append(["model file", f"{report.model.path} ({report.model.format}, {report.model.dtype})"])
+        rows.append(["model sha256", report.model.sha256])
+    else:
+        rows.append(["model file", report.model_path])
+    return ["", ""], rows
+
+
+def _layers(report: CompressionReport) -> Table:
+    headers = ["layer", "width", "active", "inactive", "unstable", "undecided", "by bounds", "by witnesses", "by milp"]
+    rows = [
+        [
+            str(layer.index),
+            str(layer.width),
+            str(len(layer.stably_active)),
+            str(len(layer.stably_inactive)),
+            str(len(layer.unstable)),
+            str(len(layer.undecided)),
+            *(str(len(layer.settled_by.get(settler, []))) for settler in ("bounds", "witnesses", "milp")),
+        ]
+        for layer in report.layers
+    ]
+    return headers, rows
+
+
+def _stages(report: CompressionReport) -> Table:
+    return ["stage", "seconds"], [[stage, _seconds(seconds)] for stage, seconds in report.seconds.items()]
+
+
+def _scip(report: CompressionReport) -> Table:
+    stats = report.milp
+    rows = [["solves", str(stats.solves)], ["nodes", str(stats.nodes)], ["LP iterations", str(stats.lp_iterations)], ["seconds", _seconds(stats.seconds)]]
+    return ["", ""], rows
+
+
+def _tolerances(report: CompressionReport) -> Table:
+    if report.tolerances is None:
+        return ["", ""], []
+    return ["", ""], [[name, f"{value:g}"] for name, value in report.tolerances.model_dump().items()]
+
+
+def _versions(report: CompressionReport) -> Table:
+    rows = [[name, value] for name, value in report.versions.model_dump().items()]
+    rows.append(["report schema", report.schema_version])
+    return ["", ""], rows
+
+
+def _outputs(report: CompressionReport) -> Table:
+    if report.outputs is None:
+        return ["", ""], []
+    files = [*report.outputs.compressed, report.outputs.witnesses, report.outputs.report_md, report.outputs.report_html]
+    return ["", ""], [["file", name] for name in files if name]
+
+
+def _sections(report: CompressionReport) -> list[Section]:
+    """Titled tables in report order; key–value tables have empty headers."""
+    sections = [
+        ("Summary", _summary(report)),
+        ("Hidden layers (original network)", _layers(report)),
+        ("Seconds per stage", _stages(report)),
+        ("SCIP", _scip(report)),
+        ("Tolerances", _tolerances(report)),
+        ("Versions", _versions(report)),
+        ("Files", _outputs(report)),
+    ]
+    return [(title, table) for title, table in sections if table[1]]
+
+
+def _title(report: CompressionReport) -> str:
+    return f"exactcompress: {model_name(report)} — {report.status}"
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    FigureCanvasAgg(figure).print_png(buffer)
+    return buffer.getvalue()
+
+
+def layer_figure_png(report: CompressionReport) -> bytes:
+    """PNG (7x3.5 in, 110 dpi) of stacked neuron-state counts per original hidden layer.
+
+    A report without layers gives a figure that says so.
+    """
+    figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI, layout="constrained")
+    axes = figure.add_subplot()
+    axes.set_title(f"{model_name(report)} — method {report.method}", fontsize=10)
+    if not report.layers:
+        axes.text(0.5, 0.5, "no layers analysed", ha="center", va="center", transform=axes.transAxes)
+        axes.set_axis_off()
+        return _png(figure)
+    positions = list(range(len(report.layers)))
+    bottoms = [0] * len(report.layers)
+    for key, (label, colour) in STATE_STYLE.items():
+        counts = [len(getattr(layer, key)) for layer in report.layers]
+        axes.bar(positions, counts, bottom=bottoms, color=colour, label=label, width=0.6)
+        bottoms = [bottom + count for bottom, count in zip(bottoms, counts)]
+    axes.set_xticks(positions, [f"{layer.index}\n(width {layer.width})" for layer in report.layers], fontsize=8)
+    axes.set_xlabel("hidden layer of the original network")
+    axes.set_ylabel("neurons")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return _png(figure)
+
+
+def removed_figure_png(reports: Sequence[CompressionReport]) -> bytes:
+    """PNG bar chart of the fraction of hidden neurons removed per model (failed models show 0)."""
+    figure = Figure(figsize=(max(FIGURE_SIZE_IN[0], 0.4 * len(reports)), FIGURE_SIZE_IN[1]), dpi=FIGURE_DPI, layout="constrained")
+    axes = figure.add_subplot()
+    positions = list(range(len(reports)))
+    colours = [STATE_STYLE["stably_inactive"][1] if r.status != "failed" else "#b00020" for r in reports]
+    axes.bar(positions, [removed_fraction(r) for r in reports], color=colours, width=0.6)
+    axes.set_xticks(positions, [model_name(r) for r in reports], rotation=30, ha="right", fontsize=8)
+    axes.set_ylim(0.0, 1.0)
+    axes.set_ylabel("fraction of neurons removed")
+    axes.set_title("Neurons removed per model", fontsize=10)
+    return _png(figure)
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def _md_cell(text: str) -> str:
+    """One line, pipes escaped, and HTML escaped (markdown passes raw HTML through)."""
+    return html.escape(" ".join(str(text).split()), quote=False).replace("|", "\\|")
+
+
+def _md_table(table: Table) -> str:
+    headers, rows = table
+    lines = ["| " + " | ".join(_md_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_md_cell(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(report: CompressionReport, figure_name: str | None = None) -> str:
+    """report.md text; links the layer figure file ``figure_name`` (e.g. ``report_layers.png``) when given."""
+    parts = [f"# {_md_cell(_title(report))}"]
+    if report.error:
+        parts.append(f"**Error:** {_md_cell(report.error)}")
+    for title, table in _sections(report):
+        parts.append(f"## {title}\n\n{_md_table(table)}")
+        if title.startswith("Hidden layers") and figure_name:
+            parts.append(f"![neuron states per layer]({figure_name})")
+    return "\n\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------- html
+
+
+def _html_cell(tag: str, text: str) -> str:
+    is_number = text.replace(".", "", 1).replace("-", "", 1).isdigit()
+    css = ' class="num"' if is_number and tag == "td" else ""
+    return f"<{tag}{css}>{html.escape(text)}</{tag}>"
+
+
+def _html_table(table: Table) -> str:
+    headers, rows = table
+    head = "<tr>" + "".join(_html_cell("th", h) for h in headers) + "</tr>" if any(headers) else ""
+    body = "".join("<tr>" + "".join(_html_cell("td", cell) for cell in row) + "</tr>" for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def _img(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _html_page(title: str, body: str) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
+    )
+
+
+def render_html(report: CompressionReport) -> str:
+    """Self-contained report.html: inline CSS, the layer figure embedded as a base64 PNG, all text escaped."""
+    parts = [f'<h1>exactcompress: {html.escape(model_name(report))} — <span class="status-{report.status}">{html.escape(report.status)}</span></h1>']
+    if report.error:
+        parts.append(f'<p class="error"><strong>Error:</strong> {html.escape(report.error)}</p>')
+    for title, table in _sections(report):
+        parts.append(f"<h2>{html.escape(title)}</h2>\n{_html_table(table)}")
+        if title.startswith("Hidden layers"):
+            parts.append(_img(layer_figure_png(report), "neuron states per hidden layer"))
+    return _html_page(_title(report), "\n".join(parts))
+
+
+def write_reports(report: CompressionReport, out_dir: Path) -> dict[str, str]:
+    """Write report.md, report.html and report_layers.png into ``out_dir``; returns their names (relative)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / LAYER_FIGURE).write_bytes(layer_figure_png(report))
+    (out_dir / REPORT_MD).write_text(render_markdown(report, figure_name=LAYER_FIGURE), encoding="utf-8")
+    (out_dir / REPORT_HTML).write_text(render_html(report), encoding="utf-8")
+    return {"report_md": REPORT_MD, "report_html": REPORT_HTML, "figure": LAYER_FIGURE}
+
+
+# ---------------------------------------------------------------- many models
+
+
+def _summary_rows(reports: Sequence[CompressionReport]) -> Table:
+    headers = ["model", "status", "neurons", "% removed", "active", "inactive", "unstable", "undecided", "seconds"]
+    rows = []
+    for report in reports:
+        counts = report.counts()
+        rows.append(
+            [
+                model_name(report),
+                report.status,
+                _before_after(report.neurons_before, report.neurons_after),
+                f"{100 * removed_fraction(report):.1f}",
+                *(str(counts[key]) for key in STATE_STYLE),
+                _seconds(report.seconds.get("total")),
+            ]
+        )
+    return headers, rows
+
+
+def render_summary_table(reports: Sequence[CompressionReport]) -> str:
+    """Plain-text table for a terminal: a header, a rule, then one line per report."""
+    headers, rows = _summary_rows(reports)
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
+    left_aligned = {0, 1}
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) if i in left_aligned else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *(line(row) for row in rows)])
+
+
+def write_summary_html(reports: Sequence[CompressionReport], rows_links: Sequence[str], path: Path) -> None:
+    """Index page for many models at ``path``: a table whose model names link to ``rows_links`` (relative
+    paths to each model's report.html, one per report) and an embedded fraction-removed bar chart."""
+    headers, rows = _summary_rows(reports)
+    head = "<tr>" + "".join(_html_cell("th", h) for h in headers) + "</tr>"
+    body = "".join(
+        f'<tr><td><a href="{html.escape(link)}">{html.escape(row[0])}</a></td>'
+        + "".join(_html_cell("td", cell) for cell in row[1:])
+        + "</tr>"
+        for row, link in zip(rows, rows_links, strict=True)
+    )
+    content = (
+        f"<h1>exactcompress: {len(reports)} models</h1>\n<table>{head}{body}</table>\n"
+        + (_img(removed_figure_png(reports), "fraction of neurons removed per model") if reports else "")
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(_html_page("exactcompress summary", content), encoding="utf-8")

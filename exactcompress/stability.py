@@ -1,0 +1,223 @@
+"""Decide the state of every hidden neuron on a domain: bounds → witnesses → per-neuron MILPs.
+
+A neuron is
+- *stably inactive* only with a proof that max g <= 0 (a bound ``U <= -BOUND_MARGIN`` or a MILP dual
+  bound ``<= -MILP_MARGIN``), *stably active* only with a proof that min g >= 0;
+- *unstable* only with two witness inputs whose float64 forward pass shows ``g > WITNESS_MARGIN`` and
+  ``g < -WITNESS_MARGIN``;
+- *undecided* otherwise (time limit, or an extreme pre-activation inside the tolerance band): kept.
+Domains that are unions of boxes are analysed box by box and combined (``domain.UNION_SEMANTICS``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+
+from . import bounds as bounds_mod
+from .bounds import LayerBounds
+from .domain import Box, Domain
+from .network import Network
+from .prove.per_neuron import solve_layer
+from .schema import SolverStats
+from .tolerances import BOUND_MARGIN
+from .witnesses import WitnessSet, open_signs, record, search
+
+Progress = Callable[[str], None]
+
+#: codes for the step that settled a neuron (index into SETTLERS); -1 = not settled
+SETTLERS = ("bounds", "witnesses", "milp")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Per hidden layer boolean masks (width,) of the four states, and what settled each neuron."""
+
+    stably_active: tuple[np.ndarray, ...]
+    stably_inactive: tuple[np.ndarray, ...]
+    unstable: tuple[np.ndarray, ...]
+    undecided: tuple[np.ndarray, ...]
+    settled_by: tuple[np.ndarray, ...]  # int codes into SETTLERS, -1 where undecided
+    witnesses: WitnessSet
+    milp: SolverStats
+    seconds: dict[str, float] = field(default_factory=dict)
+    timed_out: bool = False
+
+
+@dataclass
+class _BoxState:
+    """Mutable bookkeeping while one box is analysed (never leaves this module)."""
+
+    proved_inactive: list[np.ndarray]
+    proved_active: list[np.ndarray]
+    settled_by: list[np.ndarray]
+    witnesses: WitnessSet
+    bounds: list[LayerBounds]
+    stats: SolverStats = field(default_factory=SolverStats)
+    seconds: dict[str, float] = field(default_factory=lambda: {"bounds": 0.0, "witnesses": 0.0, "prove": 0.0})
+    timed_out: bool = False
+
+    def mark_unstable(self, network: Network, code: int) -> None:
+        for layer, settled in enumerate(self.settled_by):
+            newly = _both_signs(self.witnesses, layer) & (settled < 0)
+            settled[newly] = code
+
+
+def _both_signs(witnesses: WitnessSet, layer: int) -> np.ndarray:
+    return (witnesses.positive[layer] >= 0) & (witnesses.negative[layer] >= 0)
+
+
+def analyze(
+    network: Network,
+    domain: Domain,
+    *,
+    method: Literal["auto", "per-neuron"] = "auto",
+    data: np.ndarray | None = None,
+    time_limit: float | None = None,
+    workers: int = 1,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> Analysis:
+    """Classify every hidden neuron of ``network`` on ``domain`` (already broadcast to its input size).
+
+    ``time_limit`` is in wall seconds for the whole analysis; neurons not settled in time are undecided.
+    ``data`` (n, input_dim) adds witness candidates (rows outside the domain are ignored).
+    """
+    deadline = None if time_limit is None else time.monotonic() + time_limit
+    rng = np.random.default_rng(seed)
+    say = progress or (lambda message: None)
+    per_box = []
+    for index, box in enumerate(domain.boxes):
+        if len(domain.boxes) > 1:
+            say(f"box {index + 1}/{len(domain.boxes)}")
+        if method == "per-neuron":
+            per_box.append(_per_neuron(network, box, deadline, workers, say))
+        else:
+            per_box.append(_auto(network, box, data, deadline, workers, rng, say))
+    return _combine(network, per_box)
+
+
+def _new_state(network: Network, box: Box, bounds: list[LayerBounds]) -> _BoxState:
+    widths = network.hidden_widths
+    return _BoxState(
+        proved_inactive=[np.zeros(w, bool) for w in widths],
+        proved_active=[np.zeros(w, bool) for w in widths],
+        settled_by=[np.full(w, -1) for w in widths],
+        witnesses=WitnessSet.empty(network),
+        bounds=bounds,
+    )
+
+
+def _apply_bound_proofs(state: _BoxState, layer: int) -> None:
+    inactive = state.bounds[layer].upper <= -BOUND_MARGIN
+    active = state.bounds[layer].lower >= BOUND_MARGIN
+    for proved, mask in ((state.proved_inactive, inactive), (state.proved_active, active)):
+        newly = mask & ~proved[layer] & (state.settled_by[layer] < 0)
+        state.settled_by[layer][newly] = SETTLERS.index("bounds")
+        proved[layer] |= mask
+
+
+def _auto(network: Network, box: Box, data, deadline, workers: int, rng, say: Progress) -> _BoxState:
+    start = time.monotonic()
+    say("bounds")
+    state = _new_state(network, box, bounds_mod.propagate(network, box))
+    for layer in range(len(network.hidden)):
+        _apply_bound_proofs(state, layer)
+    state.seconds["bounds"] += time.monotonic() - start
+
+    start = time.monotonic()
+    say("witness search")
+    skip = (list(state.proved_inactive), list(state.proved_active))
+    state.witnesses = search(network, box, state.witnesses, data=data, bounds=state.bounds, rng=rng, deadline=deadline, skip=skip)
+    state.mark_unstable(network, SETTLERS.index("witnesses"))
+    state.seconds["witnesses"] += time.monotonic() - start
+
+    for layer in range(len(network.hidden)):
+        missing_positive, missing_negative = open_signs(state.witnesses)
+        ask_max = missing_positive[layer] & ~state.proved_inactive[layer] & ~state.proved_active[layer]
+        ask_min = missing_negative[layer] & ~state.proved_active[layer] & ~state.proved_inactive[layer]
+        if ask_max.any() or ask_min.any():
+            say(f"MILPs for layer {layer}: {int(ask_max.sum() + ask_min.sum())} sign questions")
+            _prove_layer(network, box, state, layer, ask_max, ask_min, "sign", deadline, workers)
+    return state
+
+
+def _per_neuron(network: Network, box: Box, deadline, workers: int, say: Progress) -> _BoxState:
+    """The baseline (Serra et al. 2020): two full MILPs per neuron, layer by layer, no sampling pre-filter."""
+    start = time.monotonic()
+    state = _new_state(network, box, bounds_mod.propagate(network, box))
+    state.seconds["bounds"] += time.monotonic() - start
+    for layer, width in enumerate(network.hidden_widths):
+        say(f"MILPs for layer {layer}: {2 * width} solves")
+        everything = np.ones(width, bool)
+        _prove_layer(network, box, state, layer, everything, everything, "optimize", deadline, workers)
+    return state
+
+
+def _prove_layer(network, box, state: _BoxState, layer: int, ask_max, ask_min, mode, deadline, workers) -> None:
+    start = time.monotonic()
+    solved = solve_layer(network, box, state.bounds, layer, ask_max=ask_max, ask_min=ask_min, mode=mode, deadline=deadline, workers=workers)
+    state.stats = SolverStats(
+        solves=state.stats.solves + solved.solves,
+        nodes=state.stats.nodes + solved.nodes,
+        lp_iterations=state.stats.lp_iterations + solved.lp_iterations,
+        seconds=state.stats.seconds + solved.seconds,
+    )
+    state.timed_out |= bool(solved.timed_out.any())
+    milp = SETTLERS.index("milp")
+    for proved, mask in ((state.proved_inactive, solved.proved_inactive), (state.proved_active, solved.proved_active)):
+        newly = mask & ~proved[layer] & (state.settled_by[layer] < 0)
+        state.settled_by[layer][newly] = milp
+        proved[layer] |= mask
+    if len(solved.candidates):
+        state.witnesses = record(network, state.witnesses, box.clip(solved.candidates))
+        state.mark_unstable(network, milp)
+    # Tighter bounds for this layer come from the dual bounds; the layers above are recomputed with them.
+    tightened = LayerBounds(
+        np.maximum(state.bounds[layer].lower, solved.lower), np.minimum(state.bounds[layer].upper, solved.upper)
+    )
+    state.bounds = bounds_mod.propagate(network, box, known=[*state.bounds[:layer], tightened])
+    state.seconds["prove"] += time.monotonic() - start
+
+
+def _combine(network: Network, per_box: Sequence[_BoxState]) -> Analysis:
+    """Union semantics over boxes; raises RuntimeError if a proof and a witness contradict each other."""
+    witnesses = per_box[0].witnesses
+    for state in per_box[1:]:
+        witnesses = record(network, witnesses, state.witnesses.points)
+    active, inactive, unstable, undecided, settled = [], [], [], [], []
+    for layer, width in enumerate(network.hidden_widths):
+        is_inactive = np.logical_and.reduce([s.proved_inactive[layer] for s in per_box])
+        is_active = np.logical_and.reduce([s.proved_active[layer] for s in per_box]) & ~is_inactive
+        has_positive = witnesses.positive[layer] >= 0
+        has_negative = witnesses.negative[layer] >= 0
+        if np.any(is_inactive & has_positive) or np.any(is_active & has_negative):
+            bad = np.flatnonzero((is_inactive & has_positive) | (is_active & has_negative)).tolist()
+            raise RuntimeError(f"soundness check failed: layer {layer} neurons {bad} are proven stable and witnessed unstable")
+        is_unstable = has_positive & has_negative
+        is_undecided = ~(is_inactive | is_active | is_unstable)
+        codes = np.full(width, -1)
+        for state in per_box:  # the step that settled a neuron in its last-analysed box
+            codes = np.where(state.settled_by[layer] >= 0, state.settled_by[layer], codes)
+        if len(per_box) > 1:
+            codes = np.where(is_unstable & (codes < 0), SETTLERS.index("witnesses"), codes)
+        codes[is_undecided] = -1
+        active.append(is_active)
+        inactive.append(is_inactive)
+        unstable.append(is_unstable)
+        undecided.append(is_undecided)
+        settled.append(codes)
+    seconds = {key: sum(s.seconds[key] for s in per_box) for key in ("bounds", "witnesses", "prove")}
+    stats = SolverStats(
+        solves=sum(s.stats.solves for s in per_box),
+        nodes=sum(s.stats.nodes for s in per_box),
+        lp_iterations=sum(s.stats.lp_iterations for s in per_box),
+        seconds=sum(s.stats.seconds for s in per_box),
+    )
+    return Analysis(
+        tuple(active), tuple(inactive), tuple(unstable), tuple(undecided), tuple(settled),
+        witnesses, stats, seconds, any(s.timed_out for s in per_box),
+    )

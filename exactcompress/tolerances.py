@@ -1,0 +1,34 @@
+"""Numerical thresholds every decision depends on; recorded in each report (``Tolerances``)."""
+
+from __future__ import annotations
+
+from .schema import Tolerances
+
+#: a witness x shows a sign s of neuron i only if s * g_i(x) > WITNESS_MARGIN (float64 forward pass)
+WITNESS_MARGIN = 1e-9
+#: a bound proves stability only if U <= -BOUND_MARGIN (inactive) or L >= BOUND_MARGIN (active)
+BOUND_MARGIN = 1e-9
+#: a MILP proves stability only if its dual bound on max g (min g) is <= -MILP_MARGIN (>= MILP_MARGIN);
+#: dual bounds reused as big-M are widened by MILP_MARGIN * (1 + |bound|)
+MILP_MARGIN = 1e-6
+#: SCIP's primal and dual feasibility tolerances
+SCIP_FEASTOL = 1e-9
+SCIP_DUALFEASTOL = 1e-9
+#: singular values below RANK_RTOL * s_max count as zero when folding stably active neurons
+RANK_RTOL = 1e-10
+#: a fold is applied only if max |W_D - K W_I| <= FOLD_ATOL * (1 + max |W|)
+FOLD_ATOL = 1e-9
+#: verification passes when every |y - y'| <= VERIFY_TOLERANCE * (1 + |y|)
+VERIFY_TOLERANCE = 1e-6
+
+
+def record() -> Tolerances:
+    return Tolerances(
+        witness_margin=WITNESS_MARGIN,
+        bound_margin=BOUND_MARGIN,
+        milp_margin=MILP_MARGIN,
+        scip_feastol=SCIP_FEASTOL,
+        scip_dualfeastol=SCIP_DUALFEASTOL,
+        rank_rtol=RANK_RTOL,
+        fold_atol=FOLD_ATOL,
+    )

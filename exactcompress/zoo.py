@@ -1,0 +1,175 @@
+"""The bundled digits zoo: small ReLU MLPs trained on scikit-learn's 8x8 digits, deterministic by seed.
+
+``build_digits_zoo`` writes one torch ``state_dict`` per model (float32, ``nn.Sequential`` keys
+``0.weight``, ``0.bias``, ``2.weight``, ...), the float64 test inputs ``digits_test_X.npy`` and a
+``zoo.json`` manifest. L1 on the weights makes neurons stably inactive on ``[0, 1]^64``, so most
+models compress well; ``digits-32x32`` is unregularised.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+#: file holding the float64 test inputs, shape (n_test, 64), pixels in [0, 1]
+TEST_INPUTS_FILE = "digits_test_X.npy"
+MANIFEST_FILE = "zoo.json"
+TEST_FRACTION = 0.25
+SPLIT_SEED = 0
+INPUT_DIM = 64
+N_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    """One model of the zoo: hidden widths and the L1 strength on every weight matrix (not biases)."""
+
+    name: str
+    hidden: tuple[int, ...]
+    l1: float
+    epochs: int = 30
+
+    @property
+    def file(self) -> str:
+        return f"{self.name}.pt"
+
+
+DIGITS_ZOO: tuple[ZooModel, ...] = (
+    ZooModel("digits-32x32", (32, 32), 0.0),
+    ZooModel("digits-32x32-l1_1e-4", (32, 32), 1e-4),
+    ZooModel("digits-32x32-l1_1e-3", (32, 32), 1e-3),
+    ZooModel("digits-64x32-l1_1e-3", (64, 32), 1e-3),
+    ZooModel("digits-32x32x32-l1_1e-3", (32, 32, 32), 1e-3),
+    ZooModel("digits-64x64-l1_2e-3", (64, 64), 2e-3),
+)
+
+
+def digits_data(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled digits ``(X, y)`` for ``split`` in {"train", "test"}: X float64 (n, 64) in [0, 1], y int64 (n,).
+
+    The split is stratified and fixed (25% test, ``random_state=0``).
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    digits = load_digits()
+    X = np.asarray(digits.data, dtype=np.float64) / 16.0
+    y = np.asarray(digits.target, dtype=np.int64)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=y
+    )
+    return (X_train, y_train) if split == "train" else (X_test, y_test)
+
+
+def upsample_digits_784(X: np.ndarray) -> np.ndarray:
+    """Upsample 8x8 digits ``X`` (n, 64), pixels in [0, 1], bilinearly to 28x28; returns float64 (n, 784) in [0, 1]."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != INPUT_DIM:
+        raise ValueError(f"expected digits of shape (n, 64), got {X.shape}")
+    if X.size and (X.min() < 0.0 or X.max() > 1.0):
+        raise ValueError("digit pixels must lie in [0, 1] (divide raw digits by 16)")
+    images = torch.from_numpy(X).reshape(-1, 1, 8, 8)
+    large = nn.functional.interpolate(images, size=(28, 28), mode="bilinear", align_corners=False)
+    return np.clip(large.reshape(-1, 28 * 28).numpy(), 0.0, 1.0)
+
+
+@contextmanager
+def _torch_threads(n_threads: int) -> Iterator[None]:
+    """Run the block with ``n_threads`` intra-op threads, restoring the previous count afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _mlp(hidden: Sequence[int]) -> nn.Sequential:
+    widths = [INPUT_DIM, *hidden]
+    modules: list[nn.Module] = []
+    for fan_in, fan_out in zip(widths, widths[1:]):
+        modules += [nn.Linear(fan_in, fan_out), nn.ReLU()]
+    modules.append(nn.Linear(widths[-1], N_CLASSES))
+    return nn.Sequential(*modules)
+
+
+def _train(
+    spec: ZooModel, X: torch.Tensor, y: torch.Tensor, seed: int, batch_size: int = 64, lr: float = 1e-2
+) -> nn.Sequential:
+    """Mini-batch Adam on cross-entropy + ``l1 * sum |W|``, learning rate decaying linearly to 0."""
+    torch.manual_seed(seed)
+    model = _mlp(spec.hidden)
+    shuffle = torch.Generator().manual_seed(seed)
+    weights = [module.weight for module in model if isinstance(module, nn.Linear)]
+    n_batches = -(-len(X) // batch_size)
+    total_steps = spec.epochs * n_batches
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total_steps)
+    for _ in range(spec.epochs):
+        for batch in torch.randperm(len(X), generator=shuffle).split(batch_size):
+            loss = nn.functional.cross_entropy(model(X[batch]), y[batch])
+            if spec.l1 > 0:
+                loss = loss + spec.l1 * sum(w.abs().sum() for w in weights)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    return model
+
+
+def _accuracy(model: nn.Sequential, X: torch.Tensor, y: torch.Tensor) -> float:
+    with torch.no_grad():
+        return float((model(X).argmax(dim=1) == y).double().mean())
+
+
+def build_digits_zoo(
+    out_dir: Path, *, seed: int = 0, names: Sequence[str] | None = None, n_threads: int = 1
+) -> list[Path]:
+    """Train the zoo (or only the models in ``names``) into ``out_dir``; returns the ``.pt`` paths in zoo order.
+
+    Same ``seed`` (and ``n_threads``) → byte-identical files. Also writes ``digits_test_X.npy`` and
+    ``zoo.json`` (``{"dataset", "test_inputs", "models": [{name, file, hidden, l1, seed, epochs,
+    test_accuracy}]}``, listing the models built). The global torch RNG state and thread count are
+    restored afterwards.
+    """
+    specs = [spec for spec in DIGITS_ZOO if names is None or spec.name in names]
+    unknown = set(names or ()) - {spec.name for spec in DIGITS_ZOO}
+    if unknown:
+        raise ValueError(f"unknown zoo models: {sorted(unknown)}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    X_train, y_train = (torch.from_numpy(a) for a in digits_data("train"))
+    X_test_np, y_test_np = digits_data("test")
+    X_test, y_test = torch.from_numpy(X_test_np).float(), torch.from_numpy(y_test_np)
+    np.save(out_dir / TEST_INPUTS_FILE, X_test_np)
+    entries, paths = [], []
+    with _torch_threads(n_threads), torch.random.fork_rng(devices=[]):
+        for spec in specs:
+            model = _train(spec, X_train.float(), y_train, seed)
+            state = {key: value.detach().to(torch.float32).contiguous().clone() for key, value in model.state_dict().items()}
+            path = out_dir / spec.file
+            torch.save(state, path)
+            paths.append(path)
+            entries.append(
+                {
+                    "name": spec.name,
+                    "file": spec.file,
+                    "hidden": list(spec.hidden),
+                    "l1": spec.l1,
+                    "seed": seed,
+                    "epochs": spec.epochs,
+                    "test_accuracy": round(_accuracy(model, X_test, y_test), 4),
+                }
+            )
+    manifest = {"dataset": "sklearn digits 8x8, pixels / 16", "test_inputs": TEST_INPUTS_FILE, "models": entries}
+    (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    return paths

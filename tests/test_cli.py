@@ -1,0 +1,92 @@
+"""The command line as a user runs it: a subprocess of the installed console script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from exactcompress.schema import CompressionReport
+
+SCRIPT = shutil.which("exactcompress", path=str(Path(sys.executable).parent))
+
+
+def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([SCRIPT, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_console_script_is_installed_and_documents_the_contract():
+    assert SCRIPT, "the exactcompress console script is not installed in the venv"
+    result = run("compress", "--help")
+    assert result.returncode == 0
+    for flag in ("--out", "--lower", "--upper", "--domain", "--domain-from-data", "--margin", "--data", "--method",
+                 "--time-limit", "--workers", "--format"):
+        assert flag in result.stdout, flag
+
+
+def test_schema_report_prints_the_report_json_schema():
+    result = run("schema", "report")
+    schema = json.loads(result.stdout)
+    assert schema["title"] == "CompressionReport"
+    assert {"schema_version", "status", "layers", "method", "domain"} <= set(schema["properties"])
+
+
+def _zoo_model(digits_zoo: Path, name_part: str) -> Path:
+    manifest = json.loads((digits_zoo / "zoo.json").read_text())
+    entries = manifest["models"] if isinstance(manifest, dict) else manifest
+    files = [digits_zoo / entry["file"] for entry in entries]
+    return next(path for path in files if name_part in path.name)
+
+
+def test_compress_a_bundled_model_end_to_end(digits_zoo, tmp_path):
+    model = _zoo_model(digits_zoo, "l1")
+    out = tmp_path / "out"
+    result = run("compress", str(model), "--out", str(out), "--data", str(digits_zoo / "digits_test_X.npy"),
+                 "--format", "torch", "--format", "onnx", "--quiet")
+    assert result.returncode == 0, result.stderr
+    report = CompressionReport.model_validate_json((out / "report.json").read_text())
+    assert report.status == "exact" and report.verification.passed
+    assert report.model.input_dim == 64 and report.domain.scalar_lower == 0.0 and report.domain.scalar_upper == 1.0
+    assert report.neurons_after < report.neurons_before
+    assert sorted(report.outputs.compressed) == ["compressed.onnx", "compressed.pt"]
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+    # the compressed model loads back through the tool's own loader and computes the same outputs
+    from exactcompress.io import load_network
+
+    original, _ = load_network(model)
+    compressed, _ = load_network(out / "compressed.onnx") if report.hidden_widths_after else (None, None)
+    if compressed is not None:
+        x = np.random.default_rng(0).random((2000, 64))
+        scale = 1 + np.abs(original.forward(x))
+        assert np.all(np.abs(compressed.forward(x) - original.forward(x)) <= 1e-4 * scale)
+
+
+def test_domain_choices_and_errors(digits_zoo, tmp_path):
+    model = _zoo_model(digits_zoo, "l1")
+    data = digits_zoo / "digits_test_X.npy"
+    result = run("compress", str(model), "--out", str(tmp_path / "a"), "--domain-from-data", str(data),
+                 "--margin", "0.01", "--quiet")
+    assert result.returncode == 0, result.stderr
+    report = CompressionReport.model_validate_json((tmp_path / "a" / "report.json").read_text())
+    assert report.domain.kind == "data" and report.domain.margin == 0.01
+
+    conflict = run("compress", str(model), "--out", str(tmp_path / "b"), "--lower", "0", "--domain", str(data))
+    assert conflict.returncode == 2 and "choose one domain" in conflict.stderr
+
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"\x00" * 10)
+    failed = run("compress", str(broken), "--out", str(tmp_path / "c"))
+    assert failed.returncode == 1
+    lines = [line for line in failed.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "broken.pt" in lines[0] and "Traceback" not in failed.stderr
+    assert json.loads((tmp_path / "c" / "report.json").read_text())["status"] == "failed"
+
+    bad_domain = tmp_path / "domain.json"
+    bad_domain.write_text('{"lower": 0, "uper": 1}')
+    wrong_field = run("compress", str(model), "--out", str(tmp_path / "d"), "--domain", str(bad_domain))
+    assert wrong_field.returncode == 1 and "uper" in wrong_field.stderr and "domain.json" in wrong_field.stderr

@@ -1,0 +1,136 @@
+"""The engine end to end on small nets: soundness and completeness against a dense grid, exact
+compression, the time-limit path, union-of-balls domains, and report files that validate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from exactcompress.domain import Box, Domain, scalar_box
+from exactcompress.network import Network
+from exactcompress.pipeline import compress_model
+from exactcompress.schema import CompressionReport
+from exactcompress.stability import analyze
+from exactcompress.witnesses import WitnessSet
+
+from nets import grid_extremes, random_net
+
+CLEAR = 0.05  # grid extremes further than this from 0 are conclusive for these Lipschitz-1-ish nets
+
+NETS = [
+    (1, [6, 5]),
+    (2, [8, 6, 4]),
+    (3, [5, 5, 5, 3]),
+]
+
+
+def _check_witnesses(network, witnesses: WitnessSet, unstable) -> None:
+    fresh = network.preactivations(witnesses.points) if len(witnesses.points) else None
+    for layer, mask in enumerate(unstable):
+        for neuron in np.flatnonzero(mask):
+            positive, negative = witnesses.positive[layer][neuron], witnesses.negative[layer][neuron]
+            assert fresh[layer][positive, neuron] > 0 > fresh[layer][negative, neuron]
+
+
+@pytest.mark.parametrize("method", ["auto", "per-neuron"])
+@pytest.mark.parametrize("seed,hidden", NETS)
+def test_states_match_dense_grid(seed, hidden, method):
+    network = random_net(seed, 2, hidden, bias_shift=2.0)
+    domain = scalar_box(-1.0, 1.0).broadcast(2)
+    analysis = analyze(network, domain, method=method)
+    extremes = grid_extremes(network, -1.0, 1.0)
+    for layer, (grid_max, grid_min) in enumerate(extremes):
+        inactive, active = analysis.stably_inactive[layer], analysis.stably_active[layer]
+        # soundness: a proof never contradicts a grid point
+        assert np.all(grid_max[inactive] <= 0), f"layer {layer}: false stably-inactive claim"
+        assert np.all(grid_min[active] >= 0), f"layer {layer}: false stably-active claim"
+        # completeness where the grid is conclusive
+        assert np.all(inactive[grid_max < -CLEAR]) and np.all(active[grid_min > CLEAR])
+        clearly_unstable = (grid_max > CLEAR) & (grid_min < -CLEAR)
+        assert np.all(analysis.unstable[layer][clearly_unstable])
+        assert not analysis.undecided[layer].any()
+    _check_witnesses(network, analysis.witnesses, analysis.unstable)
+
+
+@pytest.mark.parametrize("seed,hidden", NETS)
+def test_auto_and_per_neuron_agree(seed, hidden):
+    network = random_net(seed, 2, hidden, bias_shift=2.0)
+    domain = scalar_box(-1.0, 1.0).broadcast(2)
+    auto = analyze(network, domain, method="auto")
+    baseline = analyze(network, domain, method="per-neuron")
+    for layer in range(len(hidden)):
+        assert np.array_equal(auto.stably_active[layer], baseline.stably_active[layer])
+        assert np.array_equal(auto.stably_inactive[layer], baseline.stably_inactive[layer])
+
+
+def test_compress_model_writes_an_exact_smaller_model(tmp_path):
+    network = random_net(4, 3, [12, 10, 8], bias_shift=3.0)
+    report = compress_model((network, _info(network)), tmp_path, domain=scalar_box(-1, 1), formats=["torch", "safetensors", "onnx"])
+    assert report.status == "exact"
+    assert report.neurons_after < report.neurons_before
+    assert report.verification.passed and report.verification.n_inputs >= 100_000
+    for name in ("report.json", "report.md", "report.html", "witnesses.npz", "compressed.pt", "compressed.safetensors", "compressed.onnx"):
+        assert (tmp_path / name).is_file(), name
+    on_disk = CompressionReport.model_validate_json((tmp_path / "report.json").read_text())
+    assert on_disk.layers == report.layers
+    state = torch.load(tmp_path / "compressed.pt", weights_only=True)
+    x = np.random.default_rng(0).uniform(-1, 1, size=(5000, 3))
+    y = _torch_forward(state, x)
+    assert np.max(np.abs(y - network.forward(x))) <= 1e-9 * (1 + np.max(np.abs(network.forward(x))))
+    witnesses = np.load(tmp_path / "witnesses.npz")
+    for layer, entry in enumerate(report.layers):
+        for neuron in entry.unstable:
+            g = network.preactivations(witnesses["points"])[layer][:, neuron]
+            assert g[witnesses[f"layer{layer}_positive"][neuron]] > 0 > g[witnesses[f"layer{layer}_negative"][neuron]]
+
+
+def test_time_limit_zero_is_partial_and_still_exact(tmp_path):
+    network = random_net(5, 2, [10, 10, 10], bias_shift=0.5)
+    report = compress_model((network, _info(network)), tmp_path, domain=scalar_box(-1, 1), time_limit=0.0)
+    assert report.status == "partial"
+    counts = report.counts()
+    assert counts["undecided"] > 0
+    assert report.neurons_after >= counts["undecided"]
+    assert report.verification.passed
+    state = torch.load(tmp_path / "compressed.pt", weights_only=True)
+    x = np.random.default_rng(1).uniform(-1, 1, size=(5000, 2))
+    assert np.max(np.abs(_torch_forward(state, x) - network.forward(x))) < 1e-9
+
+
+def test_union_of_balls_requires_stability_on_every_ball():
+    # One neuron g = x: stably active on a ball around +1, stably inactive around -1, unstable on the union.
+    network = Network.from_arrays([np.array([[1.0]]), np.array([[1.0]])], [np.zeros(1), np.zeros(1)], dtype="float64")
+    right = Domain("linf-balls", (Box(np.array([0.5]), np.array([1.5])),), epsilon=0.5)
+    both = Domain("linf-balls", (Box(np.array([0.5]), np.array([1.5])), Box(np.array([-1.5]), np.array([-0.5]))), epsilon=0.5)
+    assert analyze(network, right).stably_active[0][0]
+    union = analyze(network, both)
+    assert union.unstable[0][0] and not union.stably_active[0][0] and not union.stably_inactive[0][0]
+
+
+def test_failed_input_gets_a_failed_report(tmp_path):
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a model")
+    report = compress_model(bad, tmp_path / "out")
+    assert report.status == "failed" and "broken.pt" in report.error and "\n" not in report.error
+    on_disk = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert on_disk["status"] == "failed"
+    assert not (tmp_path / "out" / "compressed.pt").exists()
+
+
+def _info(network):
+    from exactcompress.io import from_sequential, to_sequential
+
+    return from_sequential(to_sequential(network, "float64"), name="random")[1]
+
+
+def _torch_forward(state: dict, x: np.ndarray) -> np.ndarray:
+    keys = sorted({int(k.split(".")[0]) for k in state})
+    h = torch.as_tensor(x, dtype=torch.float64)
+    for position, index in enumerate(keys):
+        h = h @ state[f"{index}.weight"].double().T + state[f"{index}.bias"].double()
+        if position < len(keys) - 1:
+            h = torch.relu(h)
+    return h.numpy()

@@ -88,13 +88,12 @@ def record(network: Network, witnesses: WitnessSet, candidates: np.ndarray, *, m
 
     Runs the float64 forward pass in chunks of at most ``max_bytes``; every neuron-sign not yet witnessed
     takes the first candidate showing it with margin ``WITNESS_MARGIN``. Only the candidates actually
-    used are appended to ``points``. Returns a new ``WitnessSet`` (the input is unchanged).
+    used are appended to ``points``, in candidate order (so the result does not depend on chunking). Returns a new ``WitnessSet`` (the input is unchanged).
     """
     candidates = np.asarray(candidates, dtype=np.float64).reshape(-1, network.input_dim)
     positive = [a.copy() for a in witnesses.positive]
     negative = [a.copy() for a in witnesses.negative]
-    used: dict[int, int] = {}  # candidate row -> new row of points
-    base = witnesses.points.shape[0]
+    hits: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (found array, neurons, candidate rows)
     step = _chunk_rows(network, max_bytes)
     for start in range(0, candidates.shape[0], step):
         if not any(np.any(a < 0) for a in positive + negative):
@@ -107,13 +106,16 @@ def record(network: Network, witnesses: WitnessSet, candidates: np.ndarray, *, m
                     continue
                 shows = shows[:, open_neurons]
                 hit = shows.any(axis=0)
-                first = start + shows.argmax(axis=0)[hit]
-                rows = [used.setdefault(int(row), base + len(used)) for row in first]
-                found[open_neurons[hit]] = rows
-    if not used:
+                if hit.any():
+                    found[open_neurons[hit]] = 0  # placeholder, so later chunks skip it; remapped below
+                    hits.append((found, open_neurons[hit], start + shows.argmax(axis=0)[hit]))
+    if not hits:
         return witnesses
-    new_points = candidates[np.fromiter(used.keys(), dtype=np.int64, count=len(used))]
-    return WitnessSet(np.concatenate([witnesses.points, new_points]), tuple(positive), tuple(negative))
+    used = np.unique(np.concatenate([rows for _, _, rows in hits]))  # sorted: order of the candidates
+    base = witnesses.points.shape[0]
+    for found, neurons, rows in hits:
+        found[neurons] = base + np.searchsorted(used, rows)
+    return WitnessSet(np.concatenate([witnesses.points, candidates[used]]), tuple(positive), tuple(negative))
 
 
 def _expired(deadline: float | None) -> bool:
@@ -185,17 +187,18 @@ def _gradient_chunk(
     beta1, beta2, eps = 0.9, 0.999, 1e-12
     for step in range(1, steps + 1):
         if _expired(deadline):
-            break
+            return record(network, witnesses, x.numpy())
         layer_of, neuron_of = torch.from_numpy(row_targets[:, 0]), torch.from_numpy(row_targets[:, 1])
         sign_of = torch.from_numpy(row_targets[:, 2].astype(np.float64))
-        x.requires_grad_(True)
-        h, chosen = x, torch.zeros(x.shape[0], dtype=torch.float64)
-        for layer, (w, b) in enumerate(zip(weights, biases)):
-            g = h @ w.T + b
-            rows = torch.nonzero(layer_of == layer).flatten()
-            chosen = chosen.index_put((rows,), g[rows, neuron_of[rows]])
-            h = torch.relu(g)
-        (gradient,) = torch.autograd.grad(-(sign_of * chosen).sum(), x)
+        with torch.enable_grad():  # local: callers may have disabled autograd
+            x.requires_grad_(True)
+            h, chosen = x, torch.zeros(x.shape[0], dtype=torch.float64)
+            for layer, (w, b) in enumerate(zip(weights, biases)):
+                g = h @ w.T + b
+                rows = torch.nonzero(layer_of == layer).flatten()
+                chosen = chosen.index_put((rows,), g[rows, neuron_of[rows]])
+                h = torch.relu(g)
+            (gradient,) = torch.autograd.grad(-(sign_of * chosen).sum(), x)
         with torch.no_grad():
             first_moment.mul_(beta1).add_(gradient, alpha=1 - beta1)
             second_moment.mul_(beta2).addcmul_(gradient, gradient, value=1 - beta2)
@@ -237,9 +240,9 @@ def search(
     random starts per open neuron-sign, ``gradient_steps`` Adam steps with step ``learning_rate *
     (upper - lower)`` per feature, in batches of at most ``GRADIENT_ROWS`` rows). The gradient stage
     skips neuron-signs marked in ``skip`` (masks shaped like ``open_signs``) and those that ``bounds``
-    rule out (upper <= WITNESS_MARGIN for +, lower >= -WITNESS_MARGIN for -), and the first layer once its
-    corners have been tried. Work stops once
-    ``time.monotonic() > deadline``; the set found so far is returned.
+    rule out (upper <= WITNESS_MARGIN for +, lower >= -WITNESS_MARGIN for -), and the first layer once
+    its corners have been tried. Work stops once ``time.monotonic() > deadline``; the set found so far
+    is returned. ``rng`` drives samples and starts; torch's global settings are left untouched.
     """
     report = progress or (lambda message: None)
 
@@ -264,11 +267,13 @@ def search(
                 break
             witnesses = record(network, witnesses, inside[start : start + step])
     report(f"corners and data: {remaining()} neuron-signs open")
+    if gradient_starts <= 0 or gradient_steps <= 0:
+        return witnesses
     targets = _targets(witnesses, bounds, skip)
     if corners_done:  # the corners attain the exact first-layer extremes: gradient steps cannot beat them
         targets = targets[targets[:, 0] > 0]
     per_chunk = max(1, GRADIENT_ROWS // max(1, gradient_starts))
-    for first in range(0, targets.shape[0] if gradient_starts > 0 and gradient_steps > 0 else 0, per_chunk):
+    for first in range(0, targets.shape[0], per_chunk):
         if _expired(deadline):
             break
         chunk = targets[first : first + per_chunk]

@@ -12,9 +12,6 @@ from exactcompress.bounds import LayerBounds, interval_layer, layer_bounds, prop
 from exactcompress.domain import Box
 from exactcompress.network import Network
 
-SLACK = 1e-9  # covers the 1e-12 relative rounding widening
-
-
 def random_network(seed: int, input_dim: int, widths: list[int]) -> Network:
     rng = np.random.default_rng(seed)
     dims = [input_dim, *widths, 2]
@@ -57,20 +54,59 @@ def test_sampled_preactivations_lie_within_propagated_bounds(case):
 
 @settings(max_examples=150, deadline=None)
 @given(cases)
-def test_symbolic_bounds_are_within_interval_bounds_and_equal_at_layer_zero(case):
+def test_symbolic_bounds_are_valid_on_their_own_and_equal_interval_at_layer_zero(case):
     seed, input_dim, widths = case
     network, box = random_network(seed, input_dim, widths), random_box(seed, input_dim)
+    points = np.concatenate([box.sample(500, np.random.default_rng(seed)), corners(box)])
     below = propagate(network, box)
     first_interval = interval_layer(network.hidden[0], None, box)
     first_symbolic = symbolic_layer(network, box, [], 0)
     np.testing.assert_array_equal(first_symbolic.lower, first_interval.lower)
     np.testing.assert_array_equal(first_symbolic.upper, first_interval.upper)
+    for index, g in enumerate(network.preactivations(points)):
+        symbolic = symbolic_layer(network, box, below, index)
+        assert np.all(g >= symbolic.lower) and np.all(g <= symbolic.upper)
+
+
+@settings(max_examples=150, deadline=None)
+@given(cases)
+def test_propagated_bounds_are_within_interval_bounds_from_the_same_below(case):
+    seed, input_dim, widths = case
+    network, box = random_network(seed, input_dim, widths), random_box(seed, input_dim)
+    below = propagate(network, box)
     for index in range(1, len(widths)):
         interval = interval_layer(network.hidden[index], below[index - 1], box)
-        symbolic = symbolic_layer(network, box, below, index)
-        scale = SLACK * (1 + np.abs(interval.lower) + np.abs(interval.upper))
-        assert np.all(symbolic.lower >= interval.lower - scale)
-        assert np.all(symbolic.upper <= interval.upper + scale)
+        assert np.all(below[index].lower >= interval.lower) and np.all(below[index].upper <= interval.upper)
+
+
+def test_symbolic_bounds_cancel_what_interval_bounds_cannot():
+    # g0 = (x, x) stably active on [1, 2]; g1 = h0_0 - h0_1 is identically 0, interval gives [-1, 1]
+    network = Network.from_arrays(
+        [np.array([[1.0], [1.0]]), np.array([[1.0, -1.0]]), np.array([[1.0]])],
+        [np.zeros(2), np.zeros(1), np.zeros(1)],
+    )
+    box = Box(np.array([1.0]), np.array([2.0]))
+    below = propagate(network, box)
+    interval = interval_layer(network.hidden[1], below[0], box)
+    symbolic = symbolic_layer(network, box, below, 1)
+    np.testing.assert_allclose([interval.lower[0], interval.upper[0]], [-1.0, 1.0], atol=1e-9)
+    np.testing.assert_allclose([symbolic.lower[0], symbolic.upper[0]], [0.0, 0.0], atol=1e-9)
+
+
+def test_unstable_relaxation_uses_the_chord_above_and_crowns_slope_below():
+    # g0 = x on [-1, 3]: chord 3/4 (g0 + 1) above (max 3); lower slope 1 since U = 3 > -L = 1 (min -1).
+    # With a negative weight the roles swap: -relu(g0) lies in [-3, 1] symbolically.
+    network = Network.from_arrays(
+        [np.array([[1.0]]), np.array([[1.0], [-1.0]]), np.array([[1.0, 1.0]])],
+        [np.zeros(1), np.zeros(2), np.zeros(1)],
+    )
+    box = Box(np.array([-1.0]), np.array([3.0]))
+    below = propagate(network, box)
+    symbolic = symbolic_layer(network, box, below, 1)
+    np.testing.assert_allclose(symbolic.lower, [-1.0, -3.0], atol=1e-9)
+    np.testing.assert_allclose(symbolic.upper, [3.0, 1.0], atol=1e-9)
+    np.testing.assert_allclose(below[1].lower, [0.0, -3.0], atol=1e-9)
+    np.testing.assert_allclose(below[1].upper, [3.0, 0.0], atol=1e-9)
 
 
 @settings(max_examples=60, deadline=None)

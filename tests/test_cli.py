@@ -38,8 +38,7 @@ def test_schema_report_prints_the_report_json_schema():
 
 def _zoo_model(digits_zoo: Path, name_part: str) -> Path:
     manifest = json.loads((digits_zoo / "zoo.json").read_text())
-    entries = manifest["models"] if isinstance(manifest, dict) else manifest
-    files = [digits_zoo / entry["file"] for entry in entries]
+    files = [digits_zoo / entry["file"] for entry in manifest["models"]]
     return next(path for path in files if name_part in path.name)
 
 

@@ -183,3 +183,36 @@ def test_two_workers_match_one():
     np.testing.assert_allclose(one.upper, two.upper, atol=1e-6)
     np.testing.assert_allclose(one.lower, two.lower, atol=1e-6)
     assert one.solves == two.solves == 8
+
+
+def test_deadline_during_a_solve():
+    """A deadline that cuts the first solve of a harder MILP: that question and all later ones stay unsettled."""
+    rng = np.random.default_rng(5)
+    sizes = [10, 40, 40, 40, 1]
+    weights = [rng.normal(size=(out, inp)) / np.sqrt(inp) for inp, out in zip(sizes, sizes[1:])]
+    net = Network.from_arrays(weights, [rng.normal(size=out) * 0.1 for out in sizes[1:]], dtype="float64")
+    box = Box(-np.ones(10), np.ones(10))
+    bounds = interval_bounds(net, box)
+    start = time.monotonic()
+    solve = solve_layer(net, box, bounds, 2, ask_max=everything(40), ask_min=np.zeros(40, bool), mode="optimize",
+                        deadline=start + 0.5)
+    assert time.monotonic() - start < 3.0
+    assert solve.solves >= 1 and solve.timed_out.all()
+    assert not solve.proved_inactive.any() and not solve.proved_active.any()
+    np.testing.assert_array_equal(solve.upper, bounds[2].upper)
+
+
+def test_failed_recheck_reruns_without_the_primal_limit(monkeypatch):
+    """If a solution past the primal threshold does not show the sign in float64, the solve goes on to a proof.
+
+    A threshold of -100 lets SCIP stop at any solution, which re-checks negative on inactive neurons: the
+    reruns without the primal limit must prove the same neurons as the normal threshold does."""
+    net = random_net([6, 5], 7)
+    bounds = interval_bounds(net, BOX)[:1]
+    kwargs = dict(ask_max=everything(5), ask_min=np.zeros(5, bool), mode="sign")
+    normal = solve_layer(net, BOX, bounds, 1, **kwargs)
+    monkeypatch.setattr("exactcompress.prove.per_neuron.SIGN_PRIMAL_THRESHOLD", -100.0)
+    rerun = solve_layer(net, BOX, bounds, 1, **kwargs)
+    assert rerun.solves > normal.solves == 5
+    assert normal.proved_inactive.sum() == 2
+    np.testing.assert_array_equal(rerun.proved_inactive, normal.proved_inactive)

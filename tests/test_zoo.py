@@ -7,11 +7,9 @@ import torch
 from exactcompress.zoo import DIGITS_ZOO, build_digits_zoo, digits_data, upsample_digits_784
 
 
-@pytest.fixture(scope="module")
-def zoo_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("zoo")
-    build_digits_zoo(out, seed=0)
-    return out
+@pytest.fixture
+def zoo_dir(digits_zoo):
+    return digits_zoo
 
 
 def test_zoo_files_and_manifest(zoo_dir):

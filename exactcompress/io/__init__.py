@@ -59,12 +59,12 @@ def load_network(path: str | Path, require_hidden_layer: bool = True) -> tuple[N
 
 
 def sniff_format(data: bytes) -> str | None:
-    """"torch" (zip archive or legacy pickle), "safetensors" (8-byte header length then ``{``),
-    "onnx" (protobuf starting with field 1, ``ir_version``) or None."""
-    if data.startswith(b"PK\x03\x04") or data.startswith(b"\x80"):
-        return "torch"
+    """"safetensors" (8-byte header length then ``{``), "torch" (zip archive or legacy pickle
+    ``\\x80`` + protocol 2..5), "onnx" (protobuf starting with field 1, ``ir_version``) or None."""
     if len(data) > 9 and data[8:9] == b"{" and struct.unpack("<Q", data[:8])[0] <= len(data) - 8:
         return "safetensors"
+    if data.startswith(b"PK\x03\x04") or (data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
+        return "torch"
     if data.startswith(b"\x08"):
         return "onnx"
     return None

@@ -140,8 +140,8 @@ def _affine_chain(
             pending = fold_batchnorm(source, pending, node.name or label, scale, shift, mean, var, eps)
         elif op == "Relu":
             if pending is None:
-                where = "before any affine layer" if not closed else "directly after another activation"
-                raise InputError(source, f"{label} comes {where} (two activations in a row or no affine layer)")
+                where = "before any affine layer" if not closed else "after another activation (two activations in a row)"
+                raise InputError(source, f"{label} comes {where}")
             closed.append(pending)
             pending = None
         elif op in PASS_THROUGH_OPS:

@@ -206,11 +206,19 @@ def indexed_order(
             "number, so the layer order is ambiguous (name layers like '0.weight' or 'fc1.weight')",
         )
 
-    def order(item: tuple[str, dict[str, torch.Tensor]]) -> tuple:
+    def order(item: tuple[str, dict[str, torch.Tensor]]) -> tuple[tuple[int, ...], bool]:
         prefix, params = item
-        return tuple(int(number) for number in re.findall(r"\d+", prefix)), _is_batchnorm(params), prefix
+        return tuple(int(number) for number in re.findall(r"\d+", prefix)), _is_batchnorm(params)
 
-    return sorted(modules, key=order)
+    ordered = sorted(modules, key=order)
+    for before, after in zip(ordered, ordered[1:]):
+        if order(before) == order(after):
+            raise InputError(
+                source,
+                f"the file does not keep tensor order and modules '{before[0]}' and '{after[0]}' hold the same "
+                "layer numbers, so the layer order is ambiguous",
+            )
+    return ordered
 
 
 def module_groups(source: str, tensors: Mapping[str, torch.Tensor]) -> list[tuple[str, dict[str, torch.Tensor]]]:

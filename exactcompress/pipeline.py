@@ -174,6 +174,7 @@ def compress_model(
         hidden_widths_after=compressed.hidden_widths,
         verification=verification,
         milp=analysis.milp,
+        time_limit_reached=analysis.timed_out,
         tolerances=tolerance_record(),
     )
     if not verification.passed:

@@ -128,6 +128,7 @@ class CompressionReport(Strict):
     status: Status
     error: str | None = Field(None, description="one-line reason when status is 'failed'")
     time_limit_s: float | None = None
+    time_limit_reached: bool = Field(False, description="some MILP was cut by --time-limit (its neurons are undecided)")
     workers: int = 1
     layers: list[LayerReport] = Field(default_factory=list)
     neurons_before: int = 0

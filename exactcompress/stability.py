@@ -28,6 +28,8 @@ from .witnesses import WitnessSet, open_signs, record, search
 
 Progress = Callable[[str], None]
 
+#: seconds each sign question may take in the first MILP round of ``auto`` (the second round has no cap)
+FIRST_ROUND_SOLVE_LIMIT = 10.0
 #: codes for the step that settled a neuron (index into SETTLERS); -1 = not settled
 SETTLERS = ("bounds", "witnesses", "milp")
 
@@ -60,7 +62,7 @@ class _BoxState:
     seconds: dict[str, float] = field(default_factory=lambda: {"bounds": 0.0, "witnesses": 0.0, "prove": 0.0})
     timed_out: bool = False
 
-    def mark_unstable(self, network: Network, code: int) -> None:
+    def mark_unstable(self, code: int) -> None:
         for layer, settled in enumerate(self.settled_by):
             newly = _both_signs(self.witnesses, layer) & (settled < 0)
             settled[newly] = code
@@ -132,16 +134,20 @@ def _auto(network: Network, box: Box, data, deadline, workers: int, rng, say: Pr
     say("witness search")
     skip = (list(state.proved_inactive), list(state.proved_active))
     state.witnesses = search(network, box, state.witnesses, data=data, bounds=state.bounds, rng=rng, deadline=deadline, skip=skip)
-    state.mark_unstable(network, SETTLERS.index("witnesses"))
+    state.mark_unstable(SETTLERS.index("witnesses"))
     state.seconds["witnesses"] += time.monotonic() - start
 
     for layer in range(len(network.hidden)):
-        missing_positive, missing_negative = open_signs(state.witnesses)
-        ask_max = missing_positive[layer] & ~state.proved_inactive[layer] & ~state.proved_active[layer]
-        ask_min = missing_negative[layer] & ~state.proved_active[layer] & ~state.proved_inactive[layer]
-        if ask_max.any() or ask_min.any():
+        # Round 1 caps every solve so that a few hard questions cannot starve the easy ones; round 2
+        # gives what is still open the time that is left.
+        for solve_limit in (FIRST_ROUND_SOLVE_LIMIT, None):
+            missing_positive, missing_negative = open_signs(state.witnesses)
+            undecided = ~state.proved_inactive[layer] & ~state.proved_active[layer]
+            ask_max, ask_min = missing_positive[layer] & undecided, missing_negative[layer] & undecided
+            if not (ask_max.any() or ask_min.any()):
+                break
             say(f"MILPs for layer {layer}: {int(ask_max.sum() + ask_min.sum())} sign questions")
-            _prove_layer(network, box, state, layer, ask_max, ask_min, "sign", deadline, workers)
+            _prove_layer(network, box, state, layer, ask_max, ask_min, "sign", deadline, workers, solve_limit)
     return state
 
 
@@ -157,16 +163,18 @@ def _per_neuron(network: Network, box: Box, deadline, workers: int, say: Progres
     return state
 
 
-def _prove_layer(network, box, state: _BoxState, layer: int, ask_max, ask_min, mode, deadline, workers) -> None:
+def _prove_layer(network, box, state: _BoxState, layer: int, ask_max, ask_min, mode, deadline, workers,
+                 solve_limit: float | None = None) -> None:
     start = time.monotonic()
-    solved = solve_layer(network, box, state.bounds, layer, ask_max=ask_max, ask_min=ask_min, mode=mode, deadline=deadline, workers=workers)
+    solved = solve_layer(network, box, state.bounds, layer, ask_max=ask_max, ask_min=ask_min, mode=mode,
+                         deadline=deadline, workers=workers, solve_limit=solve_limit)
     state.stats = SolverStats(
         solves=state.stats.solves + solved.solves,
         nodes=state.stats.nodes + solved.nodes,
         lp_iterations=state.stats.lp_iterations + solved.lp_iterations,
         seconds=state.stats.seconds + solved.seconds,
     )
-    state.timed_out |= bool(solved.timed_out.any())
+    state.timed_out |= bool(solved.timed_out.any()) and solve_limit is None
     milp = SETTLERS.index("milp")
     for proved, mask in ((state.proved_inactive, solved.proved_inactive), (state.proved_active, solved.proved_active)):
         newly = mask & ~proved[layer] & (state.settled_by[layer] < 0)
@@ -174,7 +182,7 @@ def _prove_layer(network, box, state: _BoxState, layer: int, ask_max, ask_min, m
         proved[layer] |= mask
     if len(solved.candidates):
         state.witnesses = record(network, state.witnesses, box.clip(solved.candidates))
-        state.mark_unstable(network, milp)
+        state.mark_unstable(milp)
     # Tighter bounds for this layer come from the dual bounds; the layers above are recomputed with them.
     tightened = LayerBounds(
         np.maximum(state.bounds[layer].lower, solved.lower), np.minimum(state.bounds[layer].upper, solved.upper)

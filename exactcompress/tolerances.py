@@ -11,9 +11,10 @@ BOUND_MARGIN = 1e-9
 #: a MILP proves stability only if its dual bound on max g (min g) is <= -MILP_MARGIN (>= MILP_MARGIN);
 #: dual bounds reused as big-M are widened by MILP_MARGIN * (1 + |bound|)
 MILP_MARGIN = 1e-6
-#: SCIP's primal and dual feasibility tolerances
+#: SCIP's primal and dual feasibility tolerances (the dual one is SCIP's default: SoPlex without GMP clamps
+#: its LP tolerances at 1e-10, which SCIP reaches from 1e-7 when it tightens them by 1e-3 on resolves)
 SCIP_FEASTOL = 1e-9
-SCIP_DUALFEASTOL = 1e-9
+SCIP_DUALFEASTOL = 1e-7
 #: singular values below RANK_RTOL * s_max count as zero when folding stably active neurons
 RANK_RTOL = 1e-10
 #: a fold is applied only if max |W_D - K W_I| <= FOLD_ATOL * (1 + max |W|)

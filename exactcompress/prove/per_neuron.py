@@ -94,12 +94,12 @@ def _remaining(deadline: float | None) -> float:
 
 
 def _run(layer_model: LayerModel, neuron: int, sense: int, primal_limit: float, dual_limit: float,
-         deadline: float | None, box: Box) -> tuple[str, float | None, np.ndarray | None, int, int]:
+         deadline: float | None, box: Box, solve_limit: float | None) -> tuple[str, float | None, np.ndarray | None, int, int]:
     """One SCIP solve; returns (status, dual bound in the original sense or None, clipped x or None, nodes, LP iters)."""
     model = layer_model.model
     model.setParam("limits/primal", primal_limit)
     model.setParam("limits/dual", dual_limit)
-    remaining = _remaining(deadline)
+    remaining = min(_remaining(deadline), np.inf if solve_limit is None else solve_limit)
     model.setParam("limits/time", min(float(remaining), 1e20))
     model.setObjective(layer_model.g[neuron], "maximize" if sense > 0 else "minimize")
     try:
@@ -128,18 +128,18 @@ def _run(layer_model: LayerModel, neuron: int, sense: int, primal_limit: float, 
 
 
 def _ask(layer_model: LayerModel, network: Network, box: Box, neuron: int, sense: int, mode: Mode,
-         deadline: float | None) -> _Answer:
+         deadline: float | None, solve_limit: float | None) -> _Answer:
     """Answer one question; in sign mode rerun without the primal limit if its solution fails the float64 check."""
     if _remaining(deadline) <= 0:
         return _Answer(None, None, True, 0, 0, 0)
     primal = sense * SIGN_PRIMAL_THRESHOLD if mode == "sign" else _NO_LIMIT
     dual = -sense * MILP_MARGIN if mode == "sign" else _NO_LIMIT
-    status, bound, x, nodes, iterations = _run(layer_model, neuron, sense, primal, dual, deadline, box)
+    status, bound, x, nodes, iterations = _run(layer_model, neuron, sense, primal, dual, deadline, box, solve_limit)
     solves = 1
     if status == "primallimit" and not _shows_sign(network, layer_model.layer, neuron, sense, x):
         if _remaining(deadline) <= 0:
             return _Answer(bound, x, True, solves, nodes, iterations)
-        status, bound, x, more_nodes, more_iterations = _run(layer_model, neuron, sense, _NO_LIMIT, dual, deadline, box)
+        status, bound, x, more_nodes, more_iterations = _run(layer_model, neuron, sense, _NO_LIMIT, dual, deadline, box, solve_limit)
         solves, nodes, iterations = 2, nodes + more_nodes, iterations + more_iterations
     return _Answer(bound, x, status == "timelimit", solves, nodes, iterations)
 
@@ -155,7 +155,8 @@ def _widen(bound: float, sense: int) -> float:
 
 
 def _solve_in_process(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int,
-                      ask_max: np.ndarray, ask_min: np.ndarray, mode: Mode, deadline: float | None) -> LayerSolve:
+                      ask_max: np.ndarray, ask_min: np.ndarray, mode: Mode, deadline: float | None,
+                      solve_limit: float | None = None) -> LayerSolve:
     start = time.monotonic()
     width = network.hidden[layer].out_features
     lower, upper = _given_bounds(bounds, layer, width)
@@ -173,7 +174,7 @@ def _solve_in_process(network: Network, box: Box, bounds: Sequence[LayerBounds],
             if layer_model is None and _remaining(deadline) > 0:
                 layer_model = build_layer_model(network, box, bounds, layer)
             answer = (_Answer(None, None, True, 0, 0, 0) if layer_model is None
-                      else _ask(layer_model, network, box, neuron, sense, mode, deadline))
+                      else _ask(layer_model, network, box, neuron, sense, mode, deadline, solve_limit))
             solves, nodes, iterations = solves + answer.solves, nodes + answer.nodes, iterations + answer.lp_iterations
             timed_out[neuron] |= answer.timed_out
             if answer.x is not None:
@@ -205,14 +206,16 @@ def _merge(parts: list[LayerSolve], chunks: list[np.ndarray], seconds: float) ->
 
 
 def solve_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, *, ask_max: np.ndarray,
-                ask_min: np.ndarray, mode: Mode, deadline: float | None = None, workers: int = 1) -> LayerSolve:
+                ask_min: np.ndarray, mode: Mode, deadline: float | None = None, workers: int = 1,
+                solve_limit: float | None = None) -> LayerSolve:
     """Solve ``max g_i`` where ``ask_max[i]`` and ``min g_i`` where ``ask_min[i]`` for hidden layer ``layer``.
 
     ``bounds[k]`` (k < layer) are valid bounds on the layers below (big-M); ``bounds[layer]``, if given,
     is the current bound on this layer (kept where no solve improves it). ``ask_max``/``ask_min``: bool
     (width,). ``deadline``: a ``time.monotonic()`` instant; each solve gets the time left as SCIP's time
     limit. ``workers > 1`` solves interleaved chunks of the asked neurons in spawned processes (the
-    monotonic clock is system-wide, so the deadline carries over). Raises RuntimeError if SCIP reports
+    monotonic clock is system-wide, so the deadline carries over). ``solve_limit`` (seconds) caps each
+    single solve as well; a question cut by it counts as ``timed_out`` like one cut by the deadline. Raises RuntimeError if SCIP reports
     the model infeasible/unbounded or ends with a status whose bound cannot be trusted.
     """
     if mode not in ("sign", "optimize"):
@@ -226,7 +229,7 @@ def solve_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer
     asked = np.flatnonzero(ask_max | ask_min)
     chunks = [chunk for chunk in (asked[offset::max(workers, 1)] for offset in range(max(workers, 1))) if len(chunk)]
     if len(chunks) <= 1:
-        return _solve_in_process(network, box, bounds, layer, ask_max, ask_min, mode, deadline)
+        return _solve_in_process(network, box, bounds, layer, ask_max, ask_min, mode, deadline, solve_limit)
     start = time.monotonic()
     with ProcessPoolExecutor(max_workers=len(chunks), mp_context=get_context("spawn")) as pool:
         futures = []
@@ -234,6 +237,6 @@ def solve_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer
             mine = np.zeros(width, dtype=bool)
             mine[chunk] = True
             futures.append(pool.submit(_solve_in_process, network, box, bounds, layer,
-                                       ask_max & mine, ask_min & mine, mode, deadline))
+                                       ask_max & mine, ask_min & mine, mode, deadline, solve_limit))
         parts = [future.result() for future in futures]
     return _merge(parts, chunks, time.monotonic() - start)

@@ -28,6 +28,7 @@ err = Console(stderr=True)
 class MethodChoice(str, Enum):
     auto = "auto"
     per_neuron = "per-neuron"
+    milp = "milp"
 
 
 class FormatChoice(str, Enum):
@@ -73,8 +74,10 @@ def compress(
                                                     "points in this .npy file (n, d)."),
     margin: Optional[float] = typer.Option(None, help="Widen --domain-from-data's box by this much on each side."),
     data: Optional[Path] = typer.Option(None, "--data", help="Extra witness candidates, .npy (n, d)."),
-    method: MethodChoice = typer.Option(MethodChoice.auto, help="auto: bounds → witnesses → MILPs for what is left; "
-                                        "per-neuron: two full MILPs per neuron (the 2020 baseline)."),
+    method: MethodChoice = typer.Option(MethodChoice.auto, help="auto: bounds → witnesses → the single MILP or "
+                                        "per-neuron sign solves, chosen per network; milp: bounds → witnesses → one "
+                                        "MILP for the whole network; per-neuron: two full MILPs per neuron (the 2020 "
+                                        "baseline)."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Seconds for the analysis; neurons not "
                                                "settled in time are kept (status 'partial')."),
     workers: int = typer.Option(1, min=1, help="Processes for independent MILPs."),

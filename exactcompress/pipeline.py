@@ -175,6 +175,7 @@ def compress_model(
         verification=verification,
         milp=analysis.milp,
         time_limit_reached=analysis.timed_out,
+        policy=analysis.policy,
         tolerances=tolerance_record(),
     )
     if not verification.passed:

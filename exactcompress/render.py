@@ -10,16 +10,17 @@ import base64
 import html
 import io
 from pathlib import Path
-from typing import Sequence
+from typing import Sequence, get_args
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .schema import CompressionReport
+from .schema import CompressionReport, Settler
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 LAYER_FIGURE = "report_layers.png"
+CONVERGENCE_FIGURE = "report_dual_bound.png"
 
 #: neuron state → (label, colour); the order is the stacking order of the bars
 STATE_STYLE: dict[str, tuple[str, str]] = {
@@ -112,7 +113,8 @@ def _summary(report: CompressionReport) -> Table:
 
 
 def _layers(report: CompressionReport) -> Table:
-    headers = ["layer", "width", "active", "inactive", "unstable", "undecided", "by bounds", "by witnesses", "by milp"]
+    settlers = get_args(Settler)
+    headers = ["layer", "width", "active", "inactive", "unstable", "undecided", *(f"by {settler}" for settler in settlers)]
     rows = [
         [
             str(layer.index),
@@ -121,7 +123,7 @@ def _layers(report: CompressionReport) -> Table:
             str(len(layer.stably_inactive)),
             str(len(layer.unstable)),
             str(len(layer.undecided)),
-            *(str(len(layer.settled_by.get(settler, []))) for settler in ("bounds", "witnesses", "milp")),
+            *(str(len(layer.settled_by.get(settler, []))) for settler in settlers),
         ]
         for layer in report.layers
     ]
@@ -135,6 +137,16 @@ def _stages(report: CompressionReport) -> Table:
 def _scip(report: CompressionReport) -> Table:
     stats = report.milp
     rows = [["solves", str(stats.solves)], ["nodes", str(stats.nodes)], ["LP iterations", str(stats.lp_iterations)], ["seconds", _seconds(stats.seconds)]]
+    if stats.single_milp_finished is not None:
+        rows += [
+            ["single MILP finished (dual bound < 1)", "yes" if stats.single_milp_finished else "no"],
+            ["single MILP open states", str(stats.open_states)],
+            ["solutions harvested", str(stats.solutions_harvested)],
+            ["LP points harvested", str(stats.lp_points_harvested)],
+            ["states fixed", str(stats.states_fixed)],
+        ]
+    if report.policy:
+        rows.append(["policy", report.policy])
     return ["", ""], rows
 
 
@@ -209,6 +221,23 @@ def layer_figure_png(report: CompressionReport) -> bytes:
     return _png(figure)
 
 
+def convergence_figure_png(report: CompressionReport) -> bytes | None:
+    """PNG of the single MILP's dual bound over time (the solve ends when it drops below 1); None without a trace."""
+    trace = report.milp.dual_trace
+    if not trace:
+        return None
+    figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI, layout="constrained")
+    axes = figure.add_subplot()
+    seconds, bound = zip(*trace)
+    axes.step(seconds, bound, where="post", color="#264653", label="dual bound (open states still possible)")
+    axes.axhline(1.0, color="#e76f51", linestyle="--", linewidth=1, label="1: below it no unseen state can occur")
+    axes.set_xlabel("seconds in the single MILP")
+    axes.set_ylabel("dual bound")
+    axes.set_title(f"{model_name(report)} — single MILP convergence", fontsize=10)
+    axes.legend(fontsize=8, frameon=False)
+    return _png(figure)
+
+
 def removed_figure_png(reports: Sequence[CompressionReport]) -> bytes:
     """PNG bar chart of the fraction of hidden neurons removed per model (failed models show 0)."""
     figure = Figure(figsize=(max(FIGURE_SIZE_IN[0], 0.4 * len(reports)), FIGURE_SIZE_IN[1]), dpi=FIGURE_DPI, layout="constrained")
@@ -247,6 +276,8 @@ def render_markdown(report: CompressionReport, figure_name: str | None = None) -
         parts.append(f"## {title}\n\n{_md_table(table)}")
         if title.startswith("Hidden layers") and figure_name:
             parts.append(f"![neuron states per layer]({figure_name})")
+        if title == "SCIP" and report.milp.dual_trace:
+            parts.append(f"![single MILP dual bound]({CONVERGENCE_FIGURE})")
     return "\n\n".join(parts) + "\n"
 
 
@@ -287,6 +318,9 @@ def render_html(report: CompressionReport) -> str:
         parts.append(f"<h2>{html.escape(title)}</h2>\n{_html_table(table)}")
         if title.startswith("Hidden layers"):
             parts.append(_img(layer_figure_png(report), "neuron states per hidden layer"))
+        convergence = convergence_figure_png(report) if title == "SCIP" else None
+        if convergence:
+            parts.append(_img(convergence, "single MILP dual bound over time"))
     return _html_page(_title(report), "\n".join(parts))
 
 
@@ -295,6 +329,9 @@ def write_reports(report: CompressionReport, out_dir: Path) -> dict[str, str]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / LAYER_FIGURE).write_bytes(layer_figure_png(report))
+    convergence = convergence_figure_png(report)
+    if convergence:
+        (out_dir / CONVERGENCE_FIGURE).write_bytes(convergence)
     (out_dir / REPORT_MD).write_text(render_markdown(report, figure_name=LAYER_FIGURE), encoding="utf-8")
     (out_dir / REPORT_HTML).write_text(render_html(report), encoding="utf-8")
     return {"report_md": REPORT_MD, "report_html": REPORT_HTML, "figure": LAYER_FIGURE}

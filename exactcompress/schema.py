@@ -10,12 +10,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-REPORT_SCHEMA_VERSION = "1.0"
+REPORT_SCHEMA_VERSION = "1.1"
 
-Method = Literal["auto", "per-neuron"]
+Method = Literal["auto", "per-neuron", "milp"]
 Status = Literal["exact", "partial", "failed"]
 SaveFormat = Literal["torch", "safetensors", "onnx"]
-Settler = Literal["bounds", "witnesses", "milp"]
+Settler = Literal["bounds", "witnesses", "per-neuron", "single-milp"]
 
 
 class Strict(BaseModel):
@@ -83,10 +83,20 @@ class VerificationReport(Strict):
 
 
 class SolverStats(Strict):
+    """SCIP work over the whole analysis (per-neuron solves and the single MILP together)."""
+
     solves: int = 0
     nodes: int = 0
     lp_iterations: int = 0
     seconds: float = 0.0
+    solutions_harvested: int = Field(0, description="single MILP: candidate solutions evaluated in float64 (since 1.1)")
+    lp_points_harvested: int = Field(0, description="single MILP: LP / heuristic points evaluated in float64 (since 1.1)")
+    states_fixed: int = Field(0, description="single MILP: neuron states removed from the objective once seen (since 1.1)")
+    open_states: int = Field(0, description="single MILP: neuron states it started with (since 1.1)")
+    single_milp_finished: bool | None = Field(None, description="single MILP: its dual bound proved every open state impossible (since 1.1)")
+    dual_trace: list[tuple[float, float]] = Field(
+        default_factory=list, description="single MILP: (seconds, dual bound) pairs, thinned (since 1.1)"
+    )
 
 
 class Tolerances(Strict):
@@ -128,6 +138,7 @@ class CompressionReport(Strict):
     status: Status
     error: str | None = Field(None, description="one-line reason when status is 'failed'")
     time_limit_s: float | None = None
+    policy: str | None = Field(None, description="what --method auto chose for this network and why (since 1.1)")
     time_limit_reached: bool = Field(False, description="some MILP was cut by --time-limit (its neurons are undecided)")
     workers: int = 1
     layers: list[LayerReport] = Field(default_factory=list)

@@ -1,11 +1,16 @@
-"""Decide the state of every hidden neuron on a domain: bounds → witnesses → per-neuron MILPs.
+"""Decide the state of every hidden neuron on a domain: bounds → witnesses → MILPs.
 
 A neuron is
-- *stably inactive* only with a proof that max g <= 0 (a bound ``U <= -BOUND_MARGIN`` or a MILP dual
-  bound ``<= -MILP_MARGIN``), *stably active* only with a proof that min g >= 0;
+- *stably inactive* only with a proof that max g <= 0 (a bound ``U <= -BOUND_MARGIN``, a per-neuron MILP
+  dual bound ``<= -MILP_MARGIN``, or the single MILP's dual bound < 1 proving that no input reaches
+  ``g >= -MILP_MARGIN``), *stably active* only with the mirror-image proof that min g >= 0;
 - *unstable* only with two witness inputs whose float64 forward pass shows ``g > WITNESS_MARGIN`` and
   ``g < -WITNESS_MARGIN``;
 - *undecided* otherwise (time limit, or an extreme pre-activation inside the tolerance band): kept.
+
+Methods: ``per-neuron`` (the 2020 baseline: two full MILPs per neuron, layer by layer, no sampling),
+``milp`` (bounds, witnesses, then one MILP over the whole network that harvests every point it meets),
+``auto`` (bounds and witnesses, then the cheaper of the two for what is left; see ``_auto``).
 Domains that are unions of boxes are analysed box by box and combined (``domain.UNION_SEMANTICS``).
 """
 
@@ -13,7 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Sequence
+from typing import Callable, Sequence, get_args
 
 import numpy as np
 
@@ -22,16 +27,22 @@ from .bounds import LayerBounds
 from .domain import Box, Domain
 from .network import Network
 from .prove.per_neuron import solve_layer
-from .schema import SolverStats
+from .prove.single_milp import solve_network
+from .schema import Method, Settler, SolverStats
 from .tolerances import BOUND_MARGIN
 from .witnesses import WitnessSet, open_signs, record, search
 
 Progress = Callable[[str], None]
 
+#: ``auto`` asks per-neuron sign solves directly when at most this many sign questions are open
+PER_NEURON_MAX_QUESTIONS = 4
+#: ``auto``'s budget for the single MILP (seconds; at most SINGLE_MILP_SHARE of the time left)
+SINGLE_MILP_BUDGET = 60.0
+SINGLE_MILP_SHARE = 0.5
 #: seconds each sign question may take in the first MILP round of ``auto`` (the second round has no cap)
 FIRST_ROUND_SOLVE_LIMIT = 10.0
 #: codes for the step that settled a neuron (index into SETTLERS); -1 = not settled
-SETTLERS = ("bounds", "witnesses", "milp")
+SETTLERS = get_args(Settler)
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class Analysis:
     milp: SolverStats
     seconds: dict[str, float] = field(default_factory=dict)
     timed_out: bool = False
+    policy: str | None = None
 
 
 @dataclass
@@ -61,6 +73,7 @@ class _BoxState:
     stats: SolverStats = field(default_factory=SolverStats)
     seconds: dict[str, float] = field(default_factory=lambda: {"bounds": 0.0, "witnesses": 0.0, "prove": 0.0})
     timed_out: bool = False
+    policy: str | None = None
 
     def mark_unstable(self, code: int) -> None:
         for layer, settled in enumerate(self.settled_by):
@@ -76,7 +89,7 @@ def analyze(
     network: Network,
     domain: Domain,
     *,
-    method: Literal["auto", "per-neuron"] = "auto",
+    method: Method = "auto",
     data: np.ndarray | None = None,
     time_limit: float | None = None,
     workers: int = 1,
@@ -97,6 +110,8 @@ def analyze(
             say(f"box {index + 1}/{len(domain.boxes)}")
         if method == "per-neuron":
             per_box.append(_per_neuron(network, box, deadline, workers, say))
+        elif method == "milp":
+            per_box.append(_milp(network, box, data, deadline, rng, say))
         else:
             per_box.append(_auto(network, box, data, deadline, workers, rng, say))
     return _combine(network, per_box)
@@ -113,16 +128,28 @@ def _new_state(network: Network, box: Box, bounds: list[LayerBounds]) -> _BoxSta
     )
 
 
-def _apply_bound_proofs(state: _BoxState, layer: int) -> None:
-    inactive = state.bounds[layer].upper <= -BOUND_MARGIN
-    active = state.bounds[layer].lower >= BOUND_MARGIN
+def _mark_proved(state: _BoxState, layer: int, inactive: np.ndarray, active: np.ndarray, code: int) -> None:
     for proved, mask in ((state.proved_inactive, inactive), (state.proved_active, active)):
         newly = mask & ~proved[layer] & (state.settled_by[layer] < 0)
-        state.settled_by[layer][newly] = SETTLERS.index("bounds")
+        state.settled_by[layer][newly] = code
         proved[layer] |= mask
 
 
-def _auto(network: Network, box: Box, data, deadline, workers: int, rng, say: Progress) -> _BoxState:
+def _apply_bound_proofs(state: _BoxState, layer: int) -> None:
+    bounds = state.bounds[layer]
+    _mark_proved(state, layer, bounds.upper <= -BOUND_MARGIN, bounds.lower >= BOUND_MARGIN, SETTLERS.index("bounds"))
+
+
+def _add_stats(total: SolverStats, more: SolverStats) -> SolverStats:
+    """Counters add up; the single-MILP flag and trace are those of the latest single MILP."""
+    counters = ("solves", "nodes", "lp_iterations", "seconds", "solutions_harvested", "lp_points_harvested",
+                "states_fixed", "open_states")
+    summed = {name: getattr(total, name) + getattr(more, name) for name in counters}
+    latest = more if more.single_milp_finished is not None else total
+    return SolverStats(**summed, single_milp_finished=latest.single_milp_finished, dual_trace=latest.dual_trace)
+
+
+def _bounds_and_witnesses(network: Network, box: Box, data, deadline, rng, say: Progress) -> _BoxState:
     start = time.monotonic()
     say("bounds")
     state = _new_state(network, box, bounds_mod.propagate(network, box))
@@ -136,19 +163,81 @@ def _auto(network: Network, box: Box, data, deadline, workers: int, rng, say: Pr
     state.witnesses = search(network, box, state.witnesses, data=data, bounds=state.bounds, rng=rng, deadline=deadline, skip=skip)
     state.mark_unstable(SETTLERS.index("witnesses"))
     state.seconds["witnesses"] += time.monotonic() - start
+    return state
 
+
+def _open_questions(state: _BoxState, layer: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sign questions still open in ``layer``: (can it be positive?, can it be negative?) masks."""
+    missing_positive, missing_negative = open_signs(state.witnesses)
+    undecided = ~state.proved_inactive[layer] & ~state.proved_active[layer]
+    return missing_positive[layer] & undecided, missing_negative[layer] & undecided
+
+
+def _count_open(state: _BoxState) -> int:
+    return sum(int(mask.sum()) for layer in range(len(state.bounds)) for mask in _open_questions(state, layer))
+
+
+def _auto(network: Network, box: Box, data, deadline, workers: int, rng, say: Progress) -> _BoxState:
+    """Bounds and witnesses, then the policy: few open questions → per-neuron sign solves; more → the
+    single MILP within a budget, and per-neuron sign solves for whatever it leaves."""
+    state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
+    open_questions = _count_open(state)
+    if open_questions == 0:
+        state.policy = "bounds and witnesses settled every neuron; no MILP"
+        return state
+    if open_questions <= PER_NEURON_MAX_QUESTIONS:
+        state.policy = f"{open_questions} open sign questions (<= {PER_NEURON_MAX_QUESTIONS}): per-neuron sign solves"
+    else:
+        budget = SINGLE_MILP_BUDGET if deadline is None else min(SINGLE_MILP_BUDGET, SINGLE_MILP_SHARE * (deadline - time.monotonic()))
+        finished = _single_milp(network, box, state, min(deadline or np.inf, time.monotonic() + budget), say)
+        state.policy = (
+            f"{open_questions} open sign questions: single MILP "
+            + ("proved the rest" if finished else f"stopped after its {budget:.0f} s budget; per-neuron sign solves for the rest")
+        )
+    _per_neuron_signs(network, box, state, deadline, workers, say)
+    return state
+
+
+def _milp(network: Network, box: Box, data, deadline, rng, say: Progress) -> _BoxState:
+    """Bounds, witnesses, then the single MILP alone (what it leaves unsettled is undecided)."""
+    state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
+    if _count_open(state):
+        _single_milp(network, box, state, deadline, say)
+    state.timed_out |= _count_open(state) > 0
+    return state
+
+
+def _single_milp(network: Network, box: Box, state: _BoxState, deadline, say: Progress) -> bool:
+    """One MILP over the whole network that harvests witnesses and proves the open states impossible."""
+    start = time.monotonic()
+    say(f"single MILP: {_count_open(state)} open sign questions")
+    result = solve_network(network, box, state.bounds, state.witnesses, stably_inactive=state.proved_inactive,
+                           stably_active=state.proved_active, deadline=deadline)
+    state.stats = _add_stats(state.stats, SolverStats(
+        solves=1, nodes=result.nodes, lp_iterations=result.lp_iterations, seconds=result.seconds,
+        solutions_harvested=result.solutions_harvested, lp_points_harvested=result.lp_points_harvested,
+        states_fixed=result.states_fixed, open_states=result.open_states, single_milp_finished=result.finished,
+        dual_trace=list(result.dual_trace)))
+    state.witnesses = result.witnesses
+    code = SETTLERS.index("single-milp")
+    state.mark_unstable(code)
+    for layer in range(len(state.bounds)):
+        _mark_proved(state, layer, result.proved_inactive[layer], result.proved_active[layer], code)
+    state.seconds["prove"] += time.monotonic() - start
+    return result.finished
+
+
+def _per_neuron_signs(network: Network, box: Box, state: _BoxState, deadline, workers: int, say: Progress) -> None:
+    """Per-neuron sign solves with early stopping for every open question, layer by layer."""
     for layer in range(len(network.hidden)):
         # Round 1 caps every solve so that a few hard questions cannot starve the easy ones; round 2
         # gives what is still open the time that is left.
         for solve_limit in (FIRST_ROUND_SOLVE_LIMIT, None):
-            missing_positive, missing_negative = open_signs(state.witnesses)
-            undecided = ~state.proved_inactive[layer] & ~state.proved_active[layer]
-            ask_max, ask_min = missing_positive[layer] & undecided, missing_negative[layer] & undecided
+            ask_max, ask_min = _open_questions(state, layer)
             if not (ask_max.any() or ask_min.any()):
                 break
             say(f"MILPs for layer {layer}: {int(ask_max.sum() + ask_min.sum())} sign questions")
             _prove_layer(network, box, state, layer, ask_max, ask_min, "sign", deadline, workers, solve_limit)
-    return state
 
 
 def _per_neuron(network: Network, box: Box, deadline, workers: int, say: Progress) -> _BoxState:
@@ -168,21 +257,14 @@ def _prove_layer(network, box, state: _BoxState, layer: int, ask_max, ask_min, m
     start = time.monotonic()
     solved = solve_layer(network, box, state.bounds, layer, ask_max=ask_max, ask_min=ask_min, mode=mode,
                          deadline=deadline, workers=workers, solve_limit=solve_limit)
-    state.stats = SolverStats(
-        solves=state.stats.solves + solved.solves,
-        nodes=state.stats.nodes + solved.nodes,
-        lp_iterations=state.stats.lp_iterations + solved.lp_iterations,
-        seconds=state.stats.seconds + solved.seconds,
-    )
+    state.stats = _add_stats(state.stats, SolverStats(
+        solves=solved.solves, nodes=solved.nodes, lp_iterations=solved.lp_iterations, seconds=solved.seconds))
     state.timed_out |= bool(solved.timed_out.any()) and solve_limit is None
-    milp = SETTLERS.index("milp")
-    for proved, mask in ((state.proved_inactive, solved.proved_inactive), (state.proved_active, solved.proved_active)):
-        newly = mask & ~proved[layer] & (state.settled_by[layer] < 0)
-        state.settled_by[layer][newly] = milp
-        proved[layer] |= mask
+    code = SETTLERS.index("per-neuron")
+    _mark_proved(state, layer, solved.proved_inactive, solved.proved_active, code)
     if len(solved.candidates):
         state.witnesses = record(network, state.witnesses, box.clip(solved.candidates))
-        state.mark_unstable(milp)
+        state.mark_unstable(code)
     # Tighter bounds for this layer come from the dual bounds; the layers above are recomputed with them.
     tightened = LayerBounds(
         np.maximum(state.bounds[layer].lower, solved.lower), np.minimum(state.bounds[layer].upper, solved.upper)
@@ -219,13 +301,11 @@ def _combine(network: Network, per_box: Sequence[_BoxState]) -> Analysis:
         undecided.append(is_undecided)
         settled.append(codes)
     seconds = {key: sum(s.seconds[key] for s in per_box) for key in ("bounds", "witnesses", "prove")}
-    stats = SolverStats(
-        solves=sum(s.stats.solves for s in per_box),
-        nodes=sum(s.stats.nodes for s in per_box),
-        lp_iterations=sum(s.stats.lp_iterations for s in per_box),
-        seconds=sum(s.stats.seconds for s in per_box),
-    )
+    stats = SolverStats()
+    for state in per_box:
+        stats = _add_stats(stats, state.stats)
+    policies = list(dict.fromkeys(s.policy for s in per_box if s.policy))
     return Analysis(
         tuple(active), tuple(inactive), tuple(unstable), tuple(undecided), tuple(settled),
-        witnesses, stats, seconds, any(s.timed_out for s in per_box),
+        witnesses, stats, seconds, any(s.timed_out for s in per_box), "; ".join(policies) or None,
     )

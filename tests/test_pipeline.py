@@ -35,7 +35,7 @@ def _check_witnesses(network, witnesses: WitnessSet, unstable) -> None:
             assert fresh[layer][positive, neuron] > 0 > fresh[layer][negative, neuron]
 
 
-@pytest.mark.parametrize("method", ["auto", "per-neuron"])
+@pytest.mark.parametrize("method", ["auto", "per-neuron", "milp"])
 @pytest.mark.parametrize("seed,hidden", NETS)
 def test_states_match_dense_grid(seed, hidden, method):
     network = random_net(seed, 2, hidden, bias_shift=2.0)
@@ -56,14 +56,36 @@ def test_states_match_dense_grid(seed, hidden, method):
 
 
 @pytest.mark.parametrize("seed,hidden", NETS)
-def test_auto_and_per_neuron_agree(seed, hidden):
+def test_all_methods_agree(seed, hidden):
     network = random_net(seed, 2, hidden, bias_shift=2.0)
     domain = scalar_box(-1.0, 1.0).broadcast(2)
-    auto = analyze(network, domain, method="auto")
     baseline = analyze(network, domain, method="per-neuron")
-    for layer in range(len(hidden)):
-        assert np.array_equal(auto.stably_active[layer], baseline.stably_active[layer])
-        assert np.array_equal(auto.stably_inactive[layer], baseline.stably_inactive[layer])
+    for method in ("auto", "milp"):
+        other = analyze(network, domain, method=method)
+        for layer in range(len(hidden)):
+            assert np.array_equal(other.stably_active[layer], baseline.stably_active[layer]), method
+            assert np.array_equal(other.stably_inactive[layer], baseline.stably_inactive[layer]), method
+
+
+def test_auto_uses_the_single_milp_and_reports_who_settled_what(tmp_path, monkeypatch):
+    # A deeper net on 6 inputs with many neurons that bounds cannot settle; witness search switched off
+    # (no samples, no gradient steps) so that the MILPs must do the work.
+    import exactcompress.stability as stability
+
+    real_search = stability.search
+    monkeypatch.setattr(stability, "search", lambda *a, **k: real_search(*a, **{**k, "n_samples": 0, "gradient_steps": 0}))
+    network = random_net(7, 6, [16, 16, 12], bias_shift=1.5)
+    report = compress_model((network, _info(network)), tmp_path, domain=scalar_box(-1, 1), method="auto")
+    assert report.status == "exact" and report.policy and "single MILP" in report.policy
+    assert report.milp.single_milp_finished is not None and report.milp.dual_trace
+    assert report.milp.solutions_harvested + report.milp.lp_points_harvested > 0
+    settled = {name for layer in report.layers for name, neurons in layer.settled_by.items() if neurons}
+    assert "single-milp" in settled
+    for layer in report.layers:
+        claimed = sorted(n for neurons in layer.settled_by.values() for n in neurons)
+        decided = sorted(layer.stably_active + layer.stably_inactive + layer.unstable)
+        assert claimed == decided
+    assert (tmp_path / "report_dual_bound.png").is_file()
 
 
 def test_compress_model_writes_an_exact_smaller_model(tmp_path):

@@ -35,7 +35,7 @@ def _report(name: str = "digits-32x32-l1_1e-3") -> CompressionReport:
             stably_inactive=[1, 2, 3],
             unstable=[4],
             undecided=[5],
-            settled_by={"bounds": [1, 2], "witnesses": [4], "milp": [0, 3]},
+            settled_by={"bounds": [1, 2], "witnesses": [4], "per-neuron": [0, 3]},
         ),
         LayerReport(index=1, width=4, stably_active=[], stably_inactive=[0, 1], unstable=[2, 3], undecided=[], settled_by={"bounds": [0, 1]}),
     ]
@@ -157,3 +157,15 @@ def test_summary_html_links_every_report(tmp_path):
     assert len(_embedded_pngs(page)) == 1
     with pytest.raises(ValueError):
         write_summary_html(reports, ["only-one.html"], path)
+
+
+def test_single_milp_convergence_is_plotted_when_traced(tmp_path):
+    traced = _report().model_copy(update={"milp": SolverStats(
+        solves=1, nodes=40, single_milp_finished=True, open_states=12, solutions_harvested=5,
+        lp_points_harvested=30, states_fixed=9, dual_trace=[(0.0, 12.0), (0.5, 4.0), (1.2, 0.4)])})
+    page = render_html(traced)
+    assert page.count("data:image/png;base64,") == 2 and "solutions harvested" in page
+    written = write_reports(traced, tmp_path)
+    assert (tmp_path / "report_dual_bound.png").read_bytes().startswith(PNG_MAGIC)
+    assert "report_dual_bound.png" in (tmp_path / written["report_md"]).read_text()
+    assert render_html(_report()).count("data:image/png;base64,") == 1

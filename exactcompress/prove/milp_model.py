@@ -55,13 +55,21 @@ def _add_preactivations(model: Model, prefix: str, weight: np.ndarray, bias: np.
 
 def _add_relus(model: Model, prefix: str, g: list[Variable], bounds: LayerBounds) -> list:
     """Outputs ``h = relu(g)`` in big-M form: ``None`` for stably inactive, ``g`` itself for stably active."""
+    return _add_relus_with_indicators(model, prefix, g, bounds)[0]
+
+
+def _add_relus_with_indicators(model: Model, prefix: str, g: list[Variable], bounds: LayerBounds) -> tuple[list, list]:
+    """``(h, z)``: the outputs of ``_add_relus`` and each neuron's binary ``z`` (1 = active side), ``None`` where settled."""
     h: list = []
+    z: list = []
     for i, var in enumerate(g):
         low, up = float(bounds.lower[i]), float(bounds.upper[i])
         if up <= 0.0:
             h.append(None)
+            z.append(None)
         elif low >= 0.0:
             h.append(var)
+            z.append(None)
         else:
             if not (np.isfinite(low) and np.isfinite(up)):
                 raise ValueError(f"{prefix} neuron {i}: big-M needs finite bounds, got [{low}, {up}]")
@@ -71,7 +79,8 @@ def _add_relus(model: Model, prefix: str, g: list[Variable], bounds: LayerBounds
             model.addCons(out <= var - low * (1 - active), name=f"{prefix}_lo{i}")
             model.addCons(out <= up * active, name=f"{prefix}_up{i}")
             h.append(out)
-    return h
+            z.append(active)
+    return h, z
 
 
 def build_layer_model(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int) -> LayerModel:

@@ -1,0 +1,477 @@
+"""Proof methods side by side: per-neuron MILPs (2020) vs one MILP (2021) vs auto, on the bench zoo.
+
+    python benchmarks/milp_vs_per_neuron.py --zoo out/bench_zoo [--methods per-neuron milp auto]
+        [--cap 300] [--only NAME ...] [--out benchmarks/results] [--fresh]
+
+Every method runs on every model in the same run, each in a fresh subprocess
+(``python -m exactcompress compress MODEL --out TMP --method M --time-limit CAP --quiet``, in this
+process's working directory and environment), so that its peak RSS is the child's own ``ru_maxrss``
+(``os.wait4``). Results go to ``<out>/milp_vs_per_neuron.json`` and ``.md`` after every model; runs already
+there for the same model file (sha256), method and cap are reused unless ``--fresh`` (failed runs are
+retried). Methods that finished exactly must agree on every layer's stably active and stably inactive
+sets, and a partial run's stable sets must lie inside an exact run's: anything else is a soundness bug,
+printed loudly, and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+BASELINE = "per-neuron"
+KNOWN_METHODS = ("per-neuron", "milp", "auto")
+RESULTS_FILE = "milp_vs_per_neuron"
+MANIFEST_FILE = "bench_zoo.json"
+DEFAULT_CAP_S = 300.0
+#: a child still running after ``KILL_FACTOR * cap + KILL_GRACE_S`` seconds is killed (status "killed")
+KILL_FACTOR = 3.0
+KILL_GRACE_S = 120.0
+POLL_S = 0.05
+STABLE_KEYS = ("stably_active", "stably_inactive")
+
+
+# ---------------------------------------------------------------------------------------------- one run
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def run_method(model: Path, method: str, cap: float, work_dir: Path) -> dict:
+    """Compress ``model`` with ``method`` under ``--time-limit cap`` (seconds) in a fresh subprocess; returns its run record.
+
+    Record: method, cap_s, status (exact | partial | failed | killed), capped (the time limit cut the
+    analysis), seconds (report's total; the child's wall time when there is no report), wall_seconds,
+    exit_code, peak_rss_mib (child's ru_maxrss), neuron counts, per-layer stable sets, MILP statistics
+    (harvested: ``milp.solutions_harvested``, 0 when the report has no such field), error, versions, date.
+    """
+    out = Path(work_dir) / method
+    command = [sys.executable, "-m", "exactcompress", "compress", str(model), "--out", str(out),
+               "--method", method, "--time-limit", repr(float(cap)), "--quiet"]
+    log_path = Path(work_dir) / f"{method}.log"
+    started = time.monotonic()
+    with open(log_path, "wb") as log:
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    exit_code, usage, killed = _wait(child, KILL_FACTOR * cap + KILL_GRACE_S)
+    wall = time.monotonic() - started
+    report_path = out / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else None
+    log_tail = " ".join(log_path.read_text(errors="replace").split()[-60:])
+    return run_record(method, cap, report, exit_code=exit_code, killed=killed, wall_seconds=wall,
+                      peak_rss_mib=usage.ru_maxrss / 1024.0, log_tail=log_tail, model_sha256=file_sha256(model))
+
+
+def _wait(child: subprocess.Popen, timeout: float):
+    """Reap ``child`` with ``os.wait4`` (killing it after ``timeout`` s); returns (exit code, rusage, killed)."""
+    deadline = time.monotonic() + timeout
+    killed = False
+    while True:
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid == child.pid:
+            break
+        if time.monotonic() > deadline and not killed:
+            os.kill(child.pid, signal.SIGKILL)
+            killed = True
+        time.sleep(POLL_S)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    return child.returncode, usage, killed
+
+
+def run_record(method: str, cap: float, report: dict | None, *, exit_code: int, killed: bool, wall_seconds: float,
+               peak_rss_mib: float, log_tail: str, model_sha256: str) -> dict:
+    """The run record of one child from its ``report.json`` (``None`` if it wrote none); see ``run_method``."""
+    record = {
+        "method": method,
+        "cap_s": float(cap),
+        "model_sha256": model_sha256,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "exit_code": exit_code,
+        "wall_seconds": round(wall_seconds, 3),
+        "peak_rss_mib": round(peak_rss_mib, 1),
+    }
+    if killed or report is None:
+        reason = f"killed after {wall_seconds:.0f} s" if killed else f"no report.json (exit code {exit_code}): {log_tail}"
+        return {**record, "status": "killed" if killed else "failed", "capped": killed,
+                "seconds": round(wall_seconds, 3), "error": reason}
+    layers = report.get("layers", [])
+    milp = report.get("milp") or {}
+    counts = {key: sum(len(layer.get(key, [])) for layer in layers)
+              for key in ("stably_active", "stably_inactive", "unstable", "undecided")}
+    return {
+        **record,
+        "status": report["status"],
+        "capped": bool(report.get("time_limit_reached", False)) and report["status"] == "partial",
+        "seconds": round(float(report.get("seconds", {}).get("total", wall_seconds)), 3),
+        "stage_seconds": {key: round(float(value), 3) for key, value in report.get("seconds", {}).items()},
+        "error": report.get("error"),
+        **counts,
+        "neurons_before": report.get("neurons_before", 0),
+        "neurons_after": report.get("neurons_after", 0),
+        "nodes": int(milp.get("nodes", 0)),
+        "solves": int(milp.get("solves", 0)),
+        "harvested": int(milp.get("solutions_harvested", 0)),
+        "milp": milp,
+        "layers": [{key: sorted(layer.get(key, [])) for key in STABLE_KEYS} for layer in layers],
+        "versions": report.get("versions", {}),
+    }
+
+
+# ------------------------------------------------------------------------------------- comparisons
+
+
+def disagreements(runs: dict[str, dict]) -> list[str]:
+    """Soundness conflicts between the runs of one model (method → run record); ``[]`` when they agree.
+
+    Exact runs must have equal per-layer stably active and stably inactive sets; a partial run's stable
+    sets must be subsets of the first exact run's (a proof is a proof, even when cut short).
+    """
+    exact = [method for method, run in runs.items() if run["status"] == "exact"]
+    if not exact:
+        return []
+    reference = exact[0]
+    problems = []
+    for method, run in runs.items():
+        if method == reference or run["status"] not in ("exact", "partial"):
+            continue
+        subset_only = run["status"] == "partial"
+        if len(run["layers"]) != len(runs[reference]["layers"]):
+            problems.append(f"{method} reports {len(run['layers'])} layers, {reference} {len(runs[reference]['layers'])}")
+            continue
+        for index, (mine, theirs) in enumerate(zip(run["layers"], runs[reference]["layers"])):
+            for key in STABLE_KEYS:
+                extra = sorted(set(mine[key]) - set(theirs[key]))
+                missing = [] if subset_only else sorted(set(theirs[key]) - set(mine[key]))
+                if extra:
+                    problems.append(f"layer {index} {key}: {method} ({run['status']}) claims {extra}, {reference} (exact) does not")
+                if missing:
+                    problems.append(f"layer {index} {key}: {reference} (exact) claims {missing}, {method} (exact) does not")
+    return problems
+
+
+def lower_bound_seconds(run: dict) -> float | None:
+    """Seconds to finish: the measured total, the cap if the cap cut the run (a lower bound), None if it failed."""
+    if run["status"] in ("failed", "killed") and not run["capped"]:
+        return None
+    return run["cap_s"] if run["capped"] else run["seconds"]
+
+
+def speedup(baseline: dict | None, run: dict | None) -> dict:
+    """``{"value": t(baseline)/t(run), "bound": "=" | "≥" | "≤"}``; value None when undefined.
+
+    A capped baseline makes the value a lower bound (≥), a capped run an upper bound (≤); both capped,
+    or either failed: undefined.
+    """
+    if baseline is None or run is None:
+        return {"value": None, "bound": "="}
+    t_base, t_run = lower_bound_seconds(baseline), lower_bound_seconds(run)
+    if t_base is None or t_run is None or (baseline["capped"] and run["capped"]) or t_run <= 0:
+        return {"value": None, "bound": "="}
+    bound = "≥" if baseline["capped"] else "≤" if run["capped"] else "="
+    return {"value": round(t_base / t_run, 3), "bound": bound}
+
+
+def median_speedup(speedups: Sequence[dict]) -> dict:
+    """Median of the defined speed-ups. Median is monotone, so lower bounds (≥) mixed with exact values give a
+    lower bound, upper bounds (≤) an upper bound, both: "~" (neither). ``n``: how many values entered."""
+    defined = [s for s in speedups if s["value"] is not None]
+    if not defined:
+        return {"value": None, "bound": "=", "n": 0}
+    kinds = {s["bound"] for s in defined} - {"="}
+    bound = "=" if not kinds else kinds.pop() if len(kinds) == 1 else "~"
+    return {"value": round(statistics.median(s["value"] for s in defined), 3), "bound": bound, "n": len(defined)}
+
+
+# -------------------------------------------------------------------------------------------- one model
+
+
+def benchmark_model(zoo_dir: Path, entry: dict, methods: Sequence[str], cap: float, previous: dict | None = None,
+                    say=lambda message: None) -> dict:
+    """Run (or reuse from ``previous``, the model's earlier row) every method on one bench model; returns its row.
+
+    Row: the manifest entry's fields, cap_s, runs (method → run record, including earlier runs of other
+    methods at the same cap), disagreements, speedups (method → ``speedup`` over per-neuron).
+    """
+    model = Path(zoo_dir) / entry["file"]
+    sha = file_sha256(model)
+    earlier = {m: run for m, run in ((previous or {}).get("runs") or {}).items()
+               if run["cap_s"] == float(cap) and run.get("model_sha256") == sha}
+    runs = dict(earlier)
+    for method in methods:
+        if method in earlier and earlier[method]["status"] != "failed":
+            say(f"{entry['name']} {method}: reused ({earlier[method]['status']}, {earlier[method]['seconds']:.1f} s)")
+            continue
+        say(f"{entry['name']} {method}: running (cap {cap:g} s)")
+        with tempfile.TemporaryDirectory(prefix="bench-") as work_dir:
+            runs[method] = run_method(model, method, cap, Path(work_dir))
+        say(f"{entry['name']} {method}: {describe(runs[method])}")
+    runs = {m: runs[m] for m in _method_order(runs)}
+    return {
+        **{key: entry.get(key) for key in ("name", "file", "hidden", "l1", "inputs", "test_accuracy")},
+        "cap_s": float(cap),
+        "runs": runs,
+        "disagreements": disagreements(runs),
+        "speedups": {m: speedup(runs.get(BASELINE), run) for m, run in runs.items() if m != BASELINE},
+    }
+
+
+def describe(run: dict) -> str:
+    if run["status"] in ("failed", "killed"):
+        return f"{run['status']}: {run['error']}"
+    return (f"{run['status']} in {format_seconds(run)} s; {run['stably_active']} active, {run['stably_inactive']} "
+            f"inactive, {run['undecided']} undecided; {run['nodes']} nodes; {run['peak_rss_mib']:.0f} MiB")
+
+
+def _method_order(methods) -> list[str]:
+    return sorted(methods, key=lambda m: (KNOWN_METHODS.index(m) if m in KNOWN_METHODS else len(KNOWN_METHODS), m))
+
+
+# ------------------------------------------------------------------------------------------- results
+
+
+def machine_info(rows: Sequence[dict]) -> dict:
+    """CPU count and model, memory, OS, python and package versions (from the newest report), date, git commit."""
+    versions = {}
+    for row in rows:
+        for run in row["runs"].values():
+            if run.get("versions") and run["date"] >= versions.get("_date", ""):
+                versions = {**run["versions"], "_date": run["date"]}
+    versions.pop("_date", None)
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu_model": _proc_field("/proc/cpuinfo", "model name"),
+        "memory": _proc_field("/proc/meminfo", "MemTotal"),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": _git_commit(),
+    }
+
+
+def _proc_field(path: str, name: str) -> str | None:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(name):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def _git_commit() -> str | None:
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{head}{' (uncommitted changes)' if dirty else ''}"
+
+
+def summarize(rows: Sequence[dict], cap: float) -> dict:
+    """The results document: machine, cap_s, methods, rows, medians (method → ``median_speedup`` over rows at ``cap``)."""
+    methods = _method_order({m for row in rows for m in row["runs"]})
+    at_cap = [row for row in rows if row["cap_s"] == float(cap)]
+    medians = {m: median_speedup([row["speedups"][m] for row in at_cap if m in row["speedups"]])
+               for m in methods if m != BASELINE}
+    return {
+        "benchmark": "milp_vs_per_neuron",
+        "machine": machine_info(rows),
+        "cap_s": float(cap),
+        "methods": methods,
+        "baseline": BASELINE,
+        "rows": list(rows),
+        "medians": medians,
+    }
+
+
+def load_rows(out_dir: Path) -> dict[str, dict]:
+    """Rows of an earlier results file in ``out_dir`` by model name (``{}`` if none)."""
+    path = Path(out_dir) / f"{RESULTS_FILE}.json"
+    return {row["name"]: row for row in json.loads(path.read_text())["rows"]} if path.is_file() else {}
+
+
+def write_results(results: dict, out_dir: Path) -> tuple[Path, Path]:
+    """Write ``milp_vs_per_neuron.json`` and ``.md`` into ``out_dir`` (atomically); returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = out_dir / f"{RESULTS_FILE}.json", out_dir / f"{RESULTS_FILE}.md"
+    for path, text in zip(paths, (json.dumps(results, indent=2, ensure_ascii=False) + "\n", render_markdown(results))):
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(text)
+        temporary.replace(path)
+    return paths
+
+
+def format_seconds(run: dict | None) -> str:
+    if run is None:
+        return "–"
+    if run["capped"]:
+        return f"≥ {run['cap_s']:g}"
+    if run["status"] in ("failed", "killed"):
+        return run["status"]
+    return f"{run['seconds']:.1f}" + (" partial" if run["status"] == "partial" else "")
+
+
+def format_speedup(value: dict | None) -> str:
+    if value is None or value["value"] is None:
+        return "–"
+    prefix = "" if value["bound"] == "=" else f"{value['bound']} "
+    return f"{prefix}{value['value']:.2f}×"
+
+
+def stable_counts(row: dict) -> str:
+    """"active/inactive" from the first exact run ("≥a/≥i" from a partial one when none is exact)."""
+    runs = [run for run in row["runs"].values() if run["status"] in ("exact", "partial")]
+    exact = [run for run in runs if run["status"] == "exact"]
+    if exact:
+        return f"{exact[0]['stably_active']}/{exact[0]['stably_inactive']}"
+    if runs:
+        best = max(runs, key=lambda run: run["stably_active"] + run["stably_inactive"])
+        return f"≥{best['stably_active']}/≥{best['stably_inactive']}"
+    return "–"
+
+
+def table(results: dict) -> str:
+    """The per-model table as aligned Markdown (readable in a terminal too)."""
+    methods = results["methods"]
+    others = [m for m in methods if m != BASELINE]
+    header = (["model", "neurons", "stable act/inact"] + [f"s {m}" for m in methods]
+              + [f"speed-up {m}" for m in others] + [f"nodes {m}" for m in methods]
+              + [f"harvested {m}" for m in others] + [f"MiB {m}" for m in methods] + ["agree"])
+    lines = []
+    for row in results["rows"]:
+        runs = row["runs"]
+
+        def cell(method, key, runs=runs):
+            run = runs.get(method)
+            return "–" if run is None or key not in run else str(run[key])
+
+        lines.append(
+            [row["name"] + ("" if row["cap_s"] == results["cap_s"] else f" (cap {row['cap_s']:g})"),
+             str(sum(row.get("hidden") or [])), stable_counts(row)]
+            + [format_seconds(runs.get(m)) for m in methods]
+            + [format_speedup(row["speedups"].get(m)) for m in others]
+            + [cell(m, "nodes") for m in methods]
+            + [cell(m, "harvested") for m in others]
+            + [cell(m, "peak_rss_mib") for m in methods]
+            + ["DISAGREE" if row["disagreements"] else "ok"]
+        )
+    widths = [max(len(text) for text in column) for column in zip(header, *lines)]
+    render = lambda cells: "| " + " | ".join(text.ljust(width) for text, width in zip(cells, widths)) + " |"  # noqa: E731
+    return "\n".join([render(header), render(["-" * width for width in widths]), *map(render, lines)])
+
+
+def median_lines(results: dict) -> list[str]:
+    lines = []
+    for method, median in results["medians"].items():
+        lines.append(f"median speed-up of {method} over {BASELINE}: {format_speedup(median)} "
+                     f"({median['n']} models at cap {results['cap_s']:g} s)")
+    return lines
+
+
+def render_markdown(results: dict) -> str:
+    machine = results["machine"]
+    versions = ", ".join(f"{key} {value}" for key, value in machine["versions"].items())
+    capped = [(row["name"], m) for row in results["rows"] for m, run in row["runs"].items() if run["capped"]]
+    bad = [(row["name"], problem) for row in results["rows"] for problem in row["disagreements"]]
+    failed = [(row["name"], m, run["error"]) for row in results["rows"] for m, run in row["runs"].items()
+              if run["status"] in ("failed", "killed")]
+    parts = [
+        "# Proof methods side by side: per-neuron MILPs vs one MILP vs auto",
+        "",
+        f"Measured on {machine['cpu_count']} CPUs ({machine['cpu_model'] or 'unknown CPU'}, {machine['memory'] or '? memory'}), "
+        f"{machine['platform']}, Python {machine['python']}; {versions}. Written {machine['date']}, "
+        f"git {machine['git_commit'] or 'unknown'}. Cap (`--time-limit`) {results['cap_s']:g} s per run; "
+        "each run is a fresh `python -m exactcompress compress` process.",
+        "",
+        table(results),
+        "",
+        *median_lines(results),
+        "",
+        "## Notes",
+        "",
+        "- `s <method>`: wall seconds of the whole run as the report states it (load, bounds, witnesses, proofs, "
+        "compression, verification, writing; not the interpreter start). `≥ cap`: the cap cut the analysis "
+        "(status partial); the run would have needed more.",
+        f"- `speed-up <method>` = t({BASELINE}) / t(method). `≥`: {BASELINE} was capped, so the speed-up is a lower "
+        "bound; `≤`: the method was capped, an upper bound; `–`: both capped or a run failed. A median over "
+        "lower bounds and exact values is a lower bound.",
+        "- `stable act/inact`: stably active / stably inactive hidden neurons from the first exact run "
+        "(`≥` from a partial run when none finished). `nodes`: branch-and-bound nodes over all MILP solves. "
+        "`harvested`: solutions harvested by the single MILP (0 where the report has none). `MiB`: the "
+        "child's peak resident memory (ru_maxrss).",
+        "- `agree`: exact runs have equal stable sets per layer and partial runs' stable sets lie inside them.",
+    ]
+    if capped:
+        parts.append("- capped runs (`≥`): " + ", ".join(f"{name} {method}" for name, method in capped) + ".")
+    if failed:
+        parts += [f"- failed: {name} {method}: {error}" for name, method, error in failed]
+    if bad:
+        parts += ["", "## SOUNDNESS: the methods disagree", ""] + [f"- {name}: {problem}" for name, problem in bad]
+    return "\n".join(parts) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------- main
+
+
+def select_entries(zoo_dir: Path, names: Sequence[str] | None) -> list[dict]:
+    """Manifest entries of the bench zoo in ``zoo_dir``, only ``names`` if given (unknown names raise ValueError)."""
+    entries = json.loads((Path(zoo_dir) / MANIFEST_FILE).read_text())["models"]
+    unknown = sorted(set(names or ()) - {entry["name"] for entry in entries})
+    if unknown:
+        raise ValueError(f"not in {Path(zoo_dir) / MANIFEST_FILE}: {unknown}")
+    return [entry for entry in entries if not names or entry["name"] in names]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--zoo", type=Path, required=True, help="bench zoo directory (with bench_zoo.json)")
+    parser.add_argument("--methods", nargs="+", default=list(KNOWN_METHODS), help="methods, passed to --method as they are")
+    parser.add_argument("--cap", type=float, default=DEFAULT_CAP_S, help="--time-limit of every run, seconds")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="benchmark only these models")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="results directory")
+    parser.add_argument("--fresh", action="store_true", help="rerun everything, ignoring earlier results")
+    args = parser.parse_args(argv)
+    try:
+        entries = select_entries(args.zoo, args.only)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
+    say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    rows = {} if args.fresh else load_rows(args.out)
+    zoo_order = [entry["name"] for entry in select_entries(args.zoo, None)]
+    order = zoo_order + [name for name in rows if name not in zoo_order]
+    for entry in entries:
+        rows[entry["name"]] = benchmark_model(args.zoo, entry, args.methods, args.cap, rows.get(entry["name"]), say)
+        for problem in rows[entry["name"]]["disagreements"]:
+            say(f"SOUNDNESS BUG: {entry['name']}: {problem}")
+        results = summarize([rows[name] for name in order if name in rows], args.cap)
+        write_results(results, args.out)
+    results = summarize([rows[name] for name in order if name in rows], args.cap)
+    json_path, md_path = write_results(results, args.out)
+    print(table(results))
+    print()
+    print("\n".join(median_lines(results)))
+    print(f"\nwrote {json_path} and {md_path}")
+    if any(row["disagreements"] for row in results["rows"]):
+        say("SOUNDNESS BUG: methods disagree on stable sets; see the results file")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

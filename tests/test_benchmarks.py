@@ -1,0 +1,128 @@
+"""The bench zoo builder and the proof-method benchmark, on one tiny model (real subprocesses, real SCIP)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import build_bench_zoo as zoo  # noqa: E402
+import milp_vs_per_neuron as bench  # noqa: E402
+
+TINY = zoo.BenchModel("t64-2x8-l1_1e-3", (8, 8), 1e-3, 64, 2)
+CAP_S = 30.0
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("bench_zoo")
+    zoo.build(directory, [TINY], seed=0)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def row(tiny_zoo):
+    entry = bench.select_entries(tiny_zoo, [TINY.name])[0]
+    return bench.benchmark_model(tiny_zoo, entry, ["per-neuron", "auto", "no-such-method"], CAP_S)
+
+
+def test_bench_zoo_names_and_specs():
+    names = [spec.name for spec in zoo.BENCH_ZOO]
+    assert len(names) == len(set(names)) == 5 * 3 + 3 * 2
+    assert {"d64-2x100-l1_0", "d64-5x100-l1_1e-4", "d64-2x400-l1_1e-3", "d784-3x200-l1_1e-3"} <= set(names)
+    assert zoo.select(["d784-2x200-l1_1e-4"])[0].inputs == 784
+    with pytest.raises(ValueError, match="unknown bench models"):
+        zoo.select(["d64-7x7-l1_0"])
+
+
+def test_build_writes_manifest_and_state_dict_and_skips_what_exists(tiny_zoo):
+    [entry] = zoo.read_manifest(tiny_zoo)
+    assert entry == {**entry, "name": TINY.name, "file": TINY.file, "hidden": [8, 8], "l1": 1e-3, "inputs": 64,
+                     "seed": 0, "epochs": 2}
+    assert 0.1 < entry["test_accuracy"] <= 1.0
+    state = torch.load(tiny_zoo / TINY.file, weights_only=True)
+    assert [tuple(state[f"{i}.weight"].shape) for i in (0, 2, 4)] == [(8, 64), (8, 8), (10, 8)]
+    trained = []
+    before = (tiny_zoo / TINY.file).stat().st_mtime_ns
+    zoo.build(tiny_zoo, [TINY], seed=0, say=trained.append)
+    assert trained == [] and (tiny_zoo / TINY.file).stat().st_mtime_ns == before
+
+
+def test_784_inputs_are_upsampled_digits_in_unit_box():
+    X, y = zoo.dataset(784, "test")
+    assert X.shape == (len(y), 784) and X.min() >= 0.0 and X.max() <= 1.0
+
+
+def test_row_runs_each_method_in_its_own_process(row):
+    runs = row["runs"]
+    assert list(runs) == ["per-neuron", "auto", "no-such-method"]
+    for method in ("per-neuron", "auto"):
+        run = runs[method]
+        assert run["status"] == "exact" and not run["capped"], run
+        assert run["cap_s"] == CAP_S and 0 < run["seconds"] < CAP_S and run["wall_seconds"] >= run["seconds"]
+        assert run["peak_rss_mib"] > 50  # the child imported torch; the parent's RSS is not counted
+        assert run["stably_active"] + run["stably_inactive"] + run["unstable"] == 16 and run["undecided"] == 0
+        assert len(run["layers"]) == 2 and run["harvested"] == 0
+    assert runs["per-neuron"]["solves"] > 0 and runs["per-neuron"]["nodes"] >= 1
+    assert runs["per-neuron"]["layers"] == runs["auto"]["layers"] and row["disagreements"] == []
+    failed = runs["no-such-method"]
+    assert failed["status"] == "failed" and failed["exit_code"] != 0 and "no-such-method" in failed["error"]
+    auto = row["speedups"]["auto"]
+    assert auto["bound"] == "=" and auto["value"] == pytest.approx(runs["per-neuron"]["seconds"] / runs["auto"]["seconds"], rel=1e-2)
+    assert row["speedups"]["no-such-method"]["value"] is None
+
+
+def test_results_files_and_resume(row, tiny_zoo, tmp_path):
+    results = bench.summarize([row], CAP_S)
+    json_path, md_path = bench.write_results(results, tmp_path)
+    written = json.loads(json_path.read_text())
+    assert written["machine"]["cpu_count"] >= 1 and written["machine"]["versions"]["exactcompress"]
+    assert written["methods"] == ["per-neuron", "auto", "no-such-method"] and written["cap_s"] == CAP_S
+    assert written["medians"]["auto"]["n"] == 1 and written["medians"]["no-such-method"]["n"] == 0
+    assert set(written["rows"][0]["runs"]["auto"]) >= {"status", "seconds", "stably_active", "stably_inactive",
+                                                       "undecided", "nodes", "harvested", "peak_rss_mib"}
+    markdown = md_path.read_text()
+    assert "| model" in markdown and TINY.name in markdown and "median speed-up of auto over per-neuron" in markdown
+    assert "SOUNDNESS" not in markdown and "failed: " + TINY.name + " no-such-method" in markdown
+
+    entry = bench.select_entries(tiny_zoo, None)[0]
+    again = bench.benchmark_model(tiny_zoo, entry, ["auto"], CAP_S, bench.load_rows(tmp_path)[TINY.name])
+    assert again["runs"]["auto"] == row["runs"]["auto"] and again["runs"]["per-neuron"] == row["runs"]["per-neuron"]
+
+
+def test_disagreement_is_flagged_loudly(row, tmp_path):
+    runs = copy.deepcopy({m: row["runs"][m] for m in ("per-neuron", "auto")})
+    reference = runs["per-neuron"]["layers"][1]
+    claimed = next(i for i in range(8) if i not in reference["stably_inactive"] + reference["stably_active"])
+    runs["auto"]["layers"][1]["stably_inactive"].append(claimed)
+    assert bench.disagreements(runs) == [f"layer 1 stably_inactive: auto (exact) claims [{claimed}], per-neuron (exact) does not"]
+    swapped = {"per-neuron": runs["auto"], "auto": runs["per-neuron"]}  # the first exact run is the reference
+    assert bench.disagreements(swapped) == [f"layer 1 stably_inactive: per-neuron (exact) claims [{claimed}], auto (exact) does not"]
+    runs["auto"]["status"] = "partial"  # a partial run may prove less, never something else
+    assert len(bench.disagreements(runs)) == 1
+    runs["auto"]["layers"] = [{key: [] for key in bench.STABLE_KEYS} for _ in range(2)]
+    assert bench.disagreements(runs) == []
+
+    bad_row = {**row, "disagreements": ["layer 1 stably_inactive: fabricated"]}
+    _, md_path = bench.write_results(bench.summarize([bad_row], CAP_S), tmp_path)
+    assert "SOUNDNESS" in md_path.read_text() and "DISAGREE" in md_path.read_text()
+
+
+def test_speedups_with_capped_runs_are_bounds():
+    def run(seconds, capped=False, status="exact"):
+        return {"status": "partial" if capped else status, "capped": capped, "seconds": seconds, "cap_s": 100.0}
+
+    assert bench.speedup(run(100.5, capped=True), run(10.0)) == {"value": 10.0, "bound": "≥"}
+    assert bench.speedup(run(50.0), run(101.0, capped=True)) == {"value": 0.5, "bound": "≤"}
+    assert bench.speedup(run(100.0, capped=True), run(100.0, capped=True))["value"] is None
+    assert bench.speedup(run(5.0), run(1.0, status="failed"))["value"] is None
+    median = bench.median_speedup([{"value": 2.0, "bound": "="}, {"value": 8.0, "bound": "≥"}, {"value": 4.0, "bound": "="}])
+    assert median == {"value": 4.0, "bound": "≥", "n": 3}
+    assert bench.median_speedup([{"value": 2.0, "bound": "≥"}, {"value": 1.0, "bound": "≤"}])["bound"] == "~"
+    assert bench.format_seconds(run(100.3, capped=True)) == "≥ 100"

@@ -188,8 +188,9 @@ def _auto(network: Network, box: Box, data, deadline, workers: int, rng, say: Pr
     if open_questions <= PER_NEURON_MAX_QUESTIONS:
         state.policy = f"{open_questions} open sign questions (<= {PER_NEURON_MAX_QUESTIONS}): per-neuron sign solves"
     else:
-        budget = SINGLE_MILP_BUDGET if deadline is None else min(SINGLE_MILP_BUDGET, SINGLE_MILP_SHARE * (deadline - time.monotonic()))
-        finished = _single_milp(network, box, state, min(deadline or np.inf, time.monotonic() + budget), say)
+        left = np.inf if deadline is None else deadline - time.monotonic()
+        budget = min(SINGLE_MILP_BUDGET, SINGLE_MILP_SHARE * left)
+        finished = _single_milp(network, box, state, time.monotonic() + budget, say)
         state.policy = (
             f"{open_questions} open sign questions: single MILP "
             + ("proved the rest" if finished else f"stopped after its {budget:.0f} s budget; per-neuron sign solves for the rest")

@@ -50,7 +50,8 @@ def grid_slack(net: Network) -> list[np.ndarray]:
     return out
 
 
-@pytest.mark.parametrize("seed, widths, shift", [(2, [8, 8], 2.0), (6, [5, 5, 4], 1.0), (11, [8, 8], 2.0), (9, [5, 5, 4], 1.0)])
+@pytest.mark.parametrize("seed, widths, shift",
+                         [(2, [8, 8], 2.0), (6, [5, 5, 4], 1.0), (11, [8, 8], 2.0), (9, [5, 5, 4], 1.0)])
 def test_proofs_match_grid_and_per_neuron(seed, widths, shift):
     net = random_net(seed, 2, widths, bias_shift=shift)
     bounds = propagate(net, BOX)
@@ -68,12 +69,15 @@ def test_proofs_match_grid_and_per_neuron(seed, widths, shift):
         assert not np.any(active & (grid_min < 0)), "claimed active but negative on the grid"
         assert np.all(inactive[grid_max + slack < -1e-6]) and np.all(active[grid_min - slack > 1e-6])
         unstable = (grid_max > 1e-3) & (grid_min < -1e-3)
-        assert np.all(result.witnesses.positive[layer][unstable] >= 0) and np.all(result.witnesses.negative[layer][unstable] >= 0)
+        assert np.all(result.witnesses.positive[layer][unstable] >= 0)
+        assert np.all(result.witnesses.negative[layer][unstable] >= 0)
         assert not result.ambiguous[layer].any()
         # the per-neuron method on the same bounds proves exactly the same neurons
         width = net.hidden_widths[layer]
-        per_neuron = solve_layer(net, BOX, bounds, layer, ask_max=np.ones(width, bool), ask_min=np.ones(width, bool), mode="optimize")
-        np.testing.assert_array_equal(result.proved_inactive[layer], per_neuron.proved_inactive & ~by_bounds_inactive[layer])
+        everything = np.ones(width, bool)
+        per_neuron = solve_layer(net, BOX, bounds, layer, ask_max=everything, ask_min=everything, mode="optimize")
+        np.testing.assert_array_equal(result.proved_inactive[layer],
+                                      per_neuron.proved_inactive & ~by_bounds_inactive[layer])
         np.testing.assert_array_equal(result.proved_active[layer], per_neuron.proved_active & ~by_bounds_active[layer])
         proved_somewhere += int(result.proved_inactive[layer].sum() + result.proved_active[layer].sum())
     assert proved_somewhere > 0, "the net should need the MILP for some proof"
@@ -90,7 +94,7 @@ def test_no_stable_neuron_every_state_is_harvested():
     assert result.finished and result.open_states == 2 * net.n_neurons
     assert result.states_fixed == result.open_states
     assert not any(a.any() for a in result.proved_inactive + result.proved_active + result.ambiguous)
-    assert all(np.all(p >= 0) for p in result.witnesses.positive) and all(np.all(n >= 0) for n in result.witnesses.negative)
+    assert all(np.all(found >= 0) for found in result.witnesses.positive + result.witnesses.negative)
     assert_witnesses_reproduce(net, result)
     # nothing left open: an immediate return
     again = solve(net, bounds, witnesses=result.witnesses)
@@ -113,8 +117,9 @@ def test_whole_layer_stably_active_with_loose_bounds():
 
 
 def band_net(extremes: list[float], depth: int) -> Network:
-    """Hidden layer ``depth`` (0 or 1) holds, per c in ``extremes``, a neuron with max g = c (at x = (1, 1)) followed
-    by one with min g = -c (at x = (1, 1)); at depth 1 it sits behind relu(x + 1), relu(1 - x), which carry x exactly."""
+    """Hidden layer ``depth`` (0 or 1) holds, per c in ``extremes``, a neuron with max g = c (at x = (1, 1))
+    followed by one with min g = -c (at x = (1, 1)); at depth 1 it sits behind relu(x + 1), relu(1 - x), which
+    carry x exactly on the box."""
     weights = np.array([[s, s] for _ in extremes for s in (1.0, -1.0)])
     biases = np.array([b for c in extremes for b in (c - 2.0, 2.0 - c)])
     rng = np.random.default_rng(0)
@@ -139,7 +144,8 @@ def test_extremes_in_and_near_the_tolerance_band(depth):
     result = solve(net, bounds, masks=(nothing, nothing))
     assert result.finished
     assert_witnesses_reproduce(net, result)
-    inactive, active, ambiguous = (a[depth].reshape(-1, 2) for a in (result.proved_inactive, result.proved_active, result.ambiguous))
+    inactive, active, ambiguous = (masks[depth].reshape(-1, 2)
+                                   for masks in (result.proved_inactive, result.proved_active, result.ambiguous))
     # column 0: neuron with max = c (inactive side); column 1: neuron with min = -c (active side)
     expected_proved = [False, True, False, False, True]  # only -1e-5 and -2e-6 lie beyond -MILP_MARGIN
     np.testing.assert_array_equal(inactive[:, 0], expected_proved)

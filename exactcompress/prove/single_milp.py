@@ -15,20 +15,21 @@ dual bound ``<= -MILP_MARGIN``) nor ``g_i <= MILP_MARGIN`` for any still-open ``
 No ``p_i <= z_i`` link is added: ``z_i = 1`` forces ``g_i >= 0``, so it would turn the proof into
 "no input has ``g_i >= 0``" and claim neurons whose maximum lies in ``(-MILP_MARGIN, 0)``.
 
-Harvesting (one solve): every point SCIP looks at -- candidate solutions, LP solutions of the cut
-loop and of each node, pseudo solutions -- has its ``x`` clipped to the box and evaluated by the
-float64 forward pass of the original network (``witnesses.record``); MILP values of z/p/q are never
-trusted. A state that gets a witness has its binary fixed to 0 globally. Candidate solutions with
-any state binary at 1 are rejected, so the primal bound stays 0 and cannot stop the solve early.
-An integral LP solution claiming a state that the forward pass does not confirm (``g_i`` of its ``x``
-lies in the tolerance band) is resolved by branching: one child demands ``g_i >= WITNESS_TARGET``
-(``<= -WITNESS_TARGET`` for q), where any solution is a confirmable witness; the other fixes the binary
-to 0 locally. The state is then *ambiguous*: never proven by this solve, undecided unless witnessed.
+Harvesting (one solve): every point SCIP looks at -- candidate solutions (check), LP solutions of the
+cut loop (separation) and of each node (heuristic, enforcement), pseudo solutions -- has its ``x``
+clipped to the box and evaluated by the float64 forward pass of the original network
+(``witnesses.record``); MILP values of z/p/q are never trusted. A witnessed state has its binary fixed
+to 0 globally (in propagation, separation or enforcement). Candidates with any state binary at 1 are
+rejected, so the primal bound stays 0 and cannot stop the solve early. An integral LP solution claiming
+a state that the forward pass does not confirm (``g_i`` at its ``x`` lies in the tolerance band) is
+split: one child demands ``g_i >= WITNESS_TARGET`` (``<= -WITNESS_TARGET`` for q), where a solution is
+a confirmable witness; the other keeps the band and fixes the binary to 0 there. A state given up in
+any subtree is *ambiguous* unless witnessed: never proven by this solve.
 
-SCIP settings that could drop feasible points without a proof are off: symmetry handling, weak and
-strong dual reductions and component presolving (the harvest fixes change the problem during the solve). A Python exception in a
-plugin interrupts the solve and is raised as RuntimeError; SCIP statuses other than optimal, dual limit
-and time limit raise RuntimeError too.
+SCIP features that could drop feasible points without a proof are off: symmetry handling, weak and
+strong dual reductions and component presolving (the harvest fixes change the problem during the
+solve). A Python exception in a plugin interrupts the solve and is raised as RuntimeError; SCIP
+statuses other than optimal, dual limit and time limit raise RuntimeError too.
 """
 
 from __future__ import annotations
@@ -67,13 +68,13 @@ class SingleMilpResult:
     """Outcome of one single-MILP solve over a box.
 
     ``proved_inactive`` / ``proved_active`` / ``ambiguous``: per hidden layer, bool (width,): newly proven
-    stably inactive / active by this solve; ``ambiguous``: a state given up without a witness (its extreme
-    pre-activation is in the tolerance band as far as this solve saw), never proven. ``witnesses``: the input
-    set plus everything harvested. ``finished``: the dual bound proved every remaining state (< 1).
-    ``solutions_harvested``: candidate solutions checked; ``lp_points_harvested``: LP/pseudo/heuristic points
-    evaluated; ``states_fixed``: states whose binary was fixed to 0 (witnessed) or branched away (ambiguous);
-    ``open_states``: state binaries created; ``seconds``: wall time of the call; ``dual_trace``: (seconds
-    since the call started, dual bound) pairs, at most ``TRACE_POINTS``.
+    stably inactive / active by this solve; ``ambiguous``: a neuron-sign was given up without a witness
+    (its extreme pre-activation lies in the tolerance band as far as this solve saw), never proven.
+    ``witnesses``: the input set plus everything harvested. ``finished``: the dual bound (< 1) proved every
+    remaining state. ``solutions_harvested``: candidate solutions checked; ``lp_points_harvested``:
+    LP/pseudo/heuristic points evaluated; ``states_fixed``: states taken out of the objective (witnessed
+    during the solve, or given up); ``open_states``: state binaries created; ``seconds``: wall time of the
+    call; ``dual_trace``: (seconds since the call started, dual bound) pairs, at most ``TRACE_POINTS``.
     """
 
     proved_inactive: tuple[np.ndarray, ...]
@@ -167,7 +168,8 @@ def _build(network: Network, box: Box, settled: Sequence[LayerBounds], states: _
         g = g_layers[layer][neuron]
         low, up = float(settled[layer].lower[neuron]), float(settled[layer].upper[neuron])
         if not (np.isfinite(low) and np.isfinite(up)):
-            raise ValueError(f"hidden layer {layer} neuron {neuron}: the state links need finite bounds, got [{low}, {up}]")
+            raise ValueError(f"hidden layer {layer} neuron {neuron}: the state link needs finite bounds, "
+                             f"got [{low}, {up}]")
         name = f"l{layer}_{'p' if sign > 0 else 'q'}{neuron}"
         binary = model.addVar(name, vtype="B", obj=1.0)
         if sign > 0:
@@ -178,6 +180,9 @@ def _build(network: Network, box: Box, settled: Sequence[LayerBounds], states: _
         for var in (binary, g):
             model.markDoNotAggrVar(var)
             model.markDoNotMultaggrVar(var)
+        # branch on states before ReLU binaries: a state at 0 leaves the objective of its subtree (measured
+        # 1.1-2.8x faster to a finished proof on 64-input [50, 50] nets)
+        model.chgVarBranchPriority(binary, 1)
         binaries.append(binary)
     model.setMaximize()
     return _Encoding(model, tuple(x), tuple(g_layers), tuple(h_layers), tuple(z_layers), tuple(binaries))
@@ -394,8 +399,9 @@ class _HarvestHeur(Heur):
                                              harvest.network.preactivations(x[None, :])):
             g = g[0]
             values += zip(g_vars, g)
-            values += [(var, max(value, 0.0)) for var, value in zip(h_vars, g) if var is not None]
-            values += [(var, float(value > 0.0)) for var, value in zip(z_vars, g) if var is not None]
+            values += [(h, max(value, 0.0)) for h, g_var, value in zip(h_vars, g_vars, g)
+                       if h is not None and h is not g_var]
+            values += [(z, float(value > 0.0)) for z, value in zip(z_vars, g) if z is not None]
         values += [(var, 0.0) for var in harvest.encoding.binaries]
         for var, value in values:
             if harvest.transformed(model, var).getStatus() in ("LOOSE", "COLUMN"):
@@ -417,6 +423,8 @@ class _DualTrace(Eventhdlr):
     def eventexec(self, event):
         trace = self.harvest.trace
         bound = float(self.model.getDualbound())
+        if self.model.isInfinity(abs(bound)):
+            return {}
         if not trace or trace[-1][1] != bound:
             trace.append((self.harvest.elapsed(), bound))
             if len(trace) > 4 * TRACE_POINTS:
@@ -471,16 +479,16 @@ def solve_network(network: Network, box: Box, bounds: Sequence[LayerBounds], wit
             raise ValueError(f"hidden layer {layer} has neurons marked both stably active and stably inactive")
     settled = [_settled_bounds(b, i, a) for b, i, a in zip(bounds, inactive, active)]
     states = _open_states(witnesses, settled)
-    nothing = tuple(np.zeros(width, dtype=bool) for width in widths)
 
     def result(harvest: _Harvest | None, proved: np.ndarray, finished: bool, nodes: int = 0,
                iterations: int = 0) -> SingleMilpResult:
         lost = np.zeros(len(states), bool) if harvest is None else harvest.lost & ~harvest.seen
-        changed = 0 if harvest is None else int(np.sum(harvest.fixed | harvest.lost))
+        changed = 0 if harvest is None else int(np.sum(harvest.seen | harvest.lost))
         return SingleMilpResult(
             proved_inactive=_per_layer(network, states, proved, 1),
             proved_active=_per_layer(network, states, proved, -1),
-            ambiguous=tuple(a | b for a, b in zip(_per_layer(network, states, lost, 1), _per_layer(network, states, lost, -1))),
+            ambiguous=tuple(a | b for a, b in zip(_per_layer(network, states, lost, 1),
+                                                  _per_layer(network, states, lost, -1))),
             witnesses=witnesses if harvest is None else harvest.witnesses,
             finished=finished,
             solutions_harvested=0 if harvest is None else harvest.solutions,
@@ -518,7 +526,8 @@ def solve_network(network: Network, box: Box, bounds: Sequence[LayerBounds], wit
     status = model.getStatus()
     nodes, iterations = int(model.getNNodes()), int(model.getNLPIterations())
     dual = float(model.getDualbound())
-    harvest.trace.append((harvest.elapsed(), dual))
+    if not model.isInfinity(abs(dual)):
+        harvest.trace.append((harvest.elapsed(), dual))
     if status == "timelimit":
         return result(harvest, none_proved, False, nodes, iterations)
     if status not in _STATUSES_WITH_VALID_DUAL:

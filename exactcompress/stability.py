@@ -190,11 +190,12 @@ def _auto(network: Network, box: Box, data, deadline, workers: int, rng, say: Pr
     else:
         left = np.inf if deadline is None else deadline - time.monotonic()
         budget = min(SINGLE_MILP_BUDGET, SINGLE_MILP_SHARE * left)
-        finished = _single_milp(network, box, state, time.monotonic() + budget, say)
-        state.policy = (
-            f"{open_questions} open sign questions: single MILP "
-            + ("proved the rest" if finished else f"stopped after its {budget:.0f} s budget; per-neuron sign solves for the rest")
-        )
+        try:
+            finished = _single_milp(network, box, state, time.monotonic() + budget, say)
+            outcome = "proved the rest" if finished else f"stopped after its {budget:.0f} s budget"
+        except Exception as error:  # SCIP raises plain Exception ("SCIP: error in LP solver!"); nothing was claimed
+            outcome = f"failed ({' '.join(str(error).split())})"
+        state.policy = f"{open_questions} open sign questions: single MILP {outcome}; per-neuron sign solves for the rest"
     _per_neuron_signs(network, box, state, deadline, workers, say)
     return state
 

@@ -156,3 +156,21 @@ def _torch_forward(state: dict, x: np.ndarray) -> np.ndarray:
         if position < len(keys) - 1:
             h = torch.relu(h)
     return h.numpy()
+
+
+def test_auto_falls_back_to_per_neuron_when_the_single_milp_fails(monkeypatch):
+    # Fault injection: SCIP's LP solver can fail on hard numerics ("SCIP: error in LP solver!"); auto must
+    # then settle everything with per-neuron sign solves and say so, claiming nothing from the failed solve.
+    import exactcompress.stability as stability
+
+    def failing_solve(*args, **kwargs):
+        raise Exception("SCIP: error in LP solver!")
+
+    real_search = stability.search
+    monkeypatch.setattr(stability, "search", lambda *a, **k: real_search(*a, **{**k, "n_samples": 0, "gradient_steps": 0}))
+    monkeypatch.setattr(stability, "solve_network", failing_solve)
+    network = random_net(7, 6, [16, 16, 12], bias_shift=1.5)
+    analysis = analyze(network, scalar_box(-1, 1).broadcast(6), method="auto")
+    assert "single MILP failed (SCIP: error in LP solver!)" in analysis.policy
+    assert not any(mask.any() for mask in analysis.undecided)
+    assert all((codes != stability.SETTLERS.index("single-milp")).all() for codes in analysis.settled_by)

@@ -61,10 +61,13 @@ def _as_saved(network: Network, dtype: str) -> Network:
     return Network(rounded, dtype=dtype)
 
 
-def _forward(network: Network, points: np.ndarray) -> np.ndarray:
-    """Outputs (n, output_dim) for ``points`` (n, input_dim), ``CHUNK_ROWS`` rows at a time."""
-    starts = range(0, len(points), CHUNK_ROWS)
-    return np.concatenate([network.forward(points[start : start + CHUNK_ROWS]) for start in starts])
+def _point_chunks(domain: Domain, n_samples: int, rng: np.random.Generator, extra_points: np.ndarray | None):
+    """The inputs to compare, at most ``CHUNK_ROWS`` uniform samples at a time (memory stays bounded)."""
+    for start in range(0, n_samples, CHUNK_ROWS):
+        yield domain.sample(min(CHUNK_ROWS, n_samples - start), rng)
+    yield _domain_corners(domain, rng)
+    if extra_points is not None:
+        yield _inside(extra_points, domain)
 
 
 def verify(
@@ -93,22 +96,26 @@ def verify(
             f"{compressed.input_dim}->{compressed.output_dim}"
         )
     domain = domain.broadcast(original.input_dim)
-    parts = [domain.sample(n_samples, rng), _domain_corners(domain, rng)]
-    if extra_points is not None:
-        parts.append(_inside(extra_points, domain))
-    points = np.concatenate(parts)
-    reference = _forward(original, points)
-    scale = 1.0 + np.abs(reference)
-    error = np.abs(reference - _forward(compressed, points))
-    saved_error = None
-    if saved_dtype is not None:
-        saved_error = float(np.max(np.abs(reference - _forward(_as_saved(compressed, saved_dtype), points))))
+    saved = _as_saved(compressed, saved_dtype) if saved_dtype is not None else None
+    n_inputs, max_abs, max_rel, saved_error, passed = 0, 0.0, 0.0, 0.0, True
+    for points in _point_chunks(domain, n_samples, rng, extra_points):
+        if not len(points):
+            continue
+        reference = original.forward(points)
+        scale = 1.0 + np.abs(reference)
+        error = np.abs(reference - compressed.forward(points))
+        n_inputs += len(points)
+        max_abs = max(max_abs, float(np.max(error)))
+        max_rel = max(max_rel, float(np.max(error / scale)))
+        passed &= bool(np.all(error <= tolerance * scale))
+        if saved is not None:
+            saved_error = max(saved_error, float(np.max(np.abs(reference - saved.forward(points)))))
     return VerificationReport(
-        n_inputs=points.shape[0],
-        max_abs_error=float(np.max(error)),
-        max_rel_error=float(np.max(error / scale)),
+        n_inputs=n_inputs,
+        max_abs_error=max_abs,
+        max_rel_error=max_rel,
         tolerance=tolerance,
-        passed=bool(np.all(error <= tolerance * scale)),
+        passed=passed,
         saved_dtype=saved_dtype or "float64",
-        max_abs_error_saved_dtype=saved_error,
+        max_abs_error_saved_dtype=saved_error if saved is not None else None,
     )

@@ -330,12 +330,16 @@ class _HarvestConshdlr(Conshdlr):
         rejected = self.harvest.claimed(self.model, solution).any()
         return {"result": SCIP_RESULT.INFEASIBLE if rejected else SCIP_RESULT.FEASIBLE}
 
+    def _harvest_current(self) -> dict | None:
+        """Harvest the current LP/pseudo solution and fix newly witnessed states; the result if domains changed."""
+        self.harvest.harvest(self.model, None)
+        self.harvest.lp_points += 1
+        return _domain_result(*self.harvest.fix_witnessed(self.model))
+
     @_guarded(SCIP_RESULT.CUTOFF)
     def consenfolp(self, constraints, nusefulconss, solinfeasible):
         harvest = self.harvest
-        harvest.harvest(self.model, None)
-        harvest.lp_points += 1
-        reduced = _domain_result(*harvest.fix_witnessed(self.model))
+        reduced = self._harvest_current()
         if reduced is not None:
             return reduced
         unconfirmed = np.flatnonzero(harvest.claimed(self.model, None) & ~harvest.fixed)
@@ -346,9 +350,7 @@ class _HarvestConshdlr(Conshdlr):
     @_guarded(SCIP_RESULT.CUTOFF)
     def consenfops(self, constraints, nusefulconss, solinfeasible, objinfeasible):
         harvest = self.harvest
-        harvest.harvest(self.model, None)
-        harvest.lp_points += 1
-        reduced = _domain_result(*harvest.fix_witnessed(self.model))
+        reduced = self._harvest_current()
         if reduced is not None:
             return reduced
         claims = (harvest.claimed(self.model, None) & ~harvest.fixed).any()

@@ -17,7 +17,8 @@ app = typer.Typer(
     help="Compress ReLU networks exactly: prove which neurons are stable on an input domain, remove or fold "
     "them, and verify that the compressed network computes the same function there.",
 )
-zoo_app = typer.Typer(no_args_is_help=True, help="Model zoos: build the bundled digits zoo.")
+zoo_app = typer.Typer(no_args_is_help=True, help="Model zoos: compress a whole zoo on Ray (run, or submit to a "
+                      "cluster and follow it with status/logs); build the bundled digits zoo.")
 schema_app = typer.Typer(no_args_is_help=True, help="Print the JSON Schema of a file this tool writes.")
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(schema_app, name="schema")
@@ -120,6 +121,56 @@ def schema_report() -> None:
     typer.echo(json.dumps(CompressionReport.model_json_schema(), indent=2))
 
 
+@schema_app.command("job")
+def schema_job() -> None:
+    """JSON Schema of a zoo job spec file (ZooJobSpec; YAML or JSON)."""
+    from .schema import ZooJobSpec
+
+    typer.echo(json.dumps(ZooJobSpec.model_json_schema(), indent=2))
+
+
+@schema_app.command("summary")
+def schema_summary() -> None:
+    """JSON Schema of a zoo job's summary.json (ZooSummary)."""
+    from .schema import ZooSummary
+
+    typer.echo(json.dumps(ZooSummary.model_json_schema(), indent=2))
+
+
+@zoo_app.command("run")
+def zoo_run(
+    spec: Path = typer.Argument(..., help="Job spec, YAML or JSON (see `exactcompress schema job`)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (HOST:PORT or ray://…); "
+                                          "default: an embedded local Ray on this machine."),
+    num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="CPUs of the embedded local Ray "
+                                           "(default: all)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Compress every model of a zoo on Ray; write per-model outputs and, last, summary.json/.md/.html at the
+    spec's output prefix. Exit code 0: all models exact or partial; 3: some failed; 2: bad spec."""
+    from .batch import read_job_spec
+    from .errors import InputError
+    from .render_summary import render_summary_table
+
+    try:
+        job = read_job_spec(spec)
+    except InputError as error:
+        _fail(str(error), 2)
+    from jobs.compress_zoo import run_zoo_job
+
+    try:
+        run = run_zoo_job(job, address=address, num_cpus=num_cpus, console=None if quiet else err)
+    except InputError as error:
+        _fail(str(error), 2)
+    typer.echo(render_summary_table(run.summary))
+    totals = run.summary.totals
+    typer.echo(f"{run.reused} of {totals.models} models reused from earlier runs; wall time {run.wall_seconds:.1f} s")
+    typer.echo(f"summary: {run.summary_html}")
+    if run.exit_code:
+        err.print(f"[red]partial failure:[/red] {totals.failed} of {totals.models} models failed; see their reports")
+        raise typer.Exit(run.exit_code)
+
+
 @zoo_app.command("digits")
 def zoo_digits(
     out: Path = typer.Option(..., "--out", help="Directory for the models, zoo.json and digits_test_X.npy."),
@@ -135,34 +186,46 @@ def zoo_digits(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("out/demo"), "--out", help="Output directory."),
-    time_limit: Optional[float] = typer.Option(120.0, "--time-limit", help="Seconds per model."),
+    out: Path = typer.Option(Path("out/demo"), "--out", help="Local folder: the S3 server's data, the trained zoo "
+                             "and a copy of the results."),
+    time_limit: float = typer.Option(120.0, "--time-limit", help="Analysis seconds per model."),
+    num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="CPUs of the embedded Ray (default: all)."),
 ) -> None:
-    """Build the bundled digits zoo and compress every model on [0,1]^64 with a progress bar."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    """The main job on an embedded default: start a local S3 server (SeaweedFS), upload the bundled digits zoo,
+    compress it on a local Ray with `zoo run`'s job, copy the results to OUT/results, print the summary table
+    and stop the server."""
+    import os
 
-    from .pipeline import compress_model
-    from .render import render_summary_table, write_summary_html
+    from .local_s3 import LocalS3Server, create_buckets
+    from .render_summary import render_summary_table
+    from .schema import ZooJobSpec
+    from .storage import open_storage
     from .zoo import build_digits_zoo
 
     with err.status("training the digits zoo"):
         models = build_digits_zoo(out / "zoo")
-    test_points = out / "zoo" / "digits_test_X.npy"
-    reports = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err) as bar:
-        task = bar.add_task("compressing", total=len(models))
-        for path in models:
-            bar.update(task, description=f"compressing {path.stem}")
-            stage = lambda message, name=path.stem: bar.update(task, description=f"{name}: {message}")  # noqa: E731
-            reports.append(compress_model(path, out / path.stem, data=test_points, time_limit=time_limit, progress=stage))
-            bar.advance(task)
-    typer.echo(render_summary_table(reports))
-    index = out / "index.html"
-    write_summary_html(reports, [f"{path.stem}/report.html" for path in models], index)
-    typer.echo(f"HTML report: {index}")
-    if any(report.status == "failed" for report in reports):
-        _fail("some models failed; see their reports")
+    with LocalS3Server(out / "s3") as server:
+        endpoint = server.endpoint
+        os.environ.update(endpoint.env())  # before Ray starts, so its workers reach the same server
+        create_buckets(endpoint, ["exactcompress-demo"])
+        source = open_storage("s3://exactcompress-demo/zoo")
+        for path in [*models, out / "zoo" / "digits_test_X.npy"]:
+            source.upload(path, path.name)
+        spec = ZooJobSpec(source=source.url(), output="s3://exactcompress-demo/results", time_limit_s=time_limit,
+                          data="digits_test_X.npy")
+        from jobs.compress_zoo import run_zoo_job
+
+        run = run_zoo_job(spec, num_cpus=num_cpus, console=err)
+        results = open_storage(spec.output)
+        local = out / "results"
+        for key in results.list_keys():
+            results.download(key, local / key)
+    typer.echo(render_summary_table(run.summary))
+    typer.echo(f"{run.summary.totals.models} models in {run.wall_seconds:.1f} s on local Ray; results in "
+               f"{spec.output} (server stopped), copied to {local}")
+    typer.echo(f"HTML summary: {local / 'summary.html'}")
+    if run.exit_code:
+        _fail("some models failed; see their reports", run.exit_code)
 
 
 def main() -> None:

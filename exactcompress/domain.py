@@ -167,7 +167,7 @@ def from_file(path: str | Path) -> Domain:
         array = _load_array(path)
         if array.ndim != 2 or array.shape[0] != 2:
             raise InputError(str(path), f"expected shape (2, features) with rows lower, upper; got {array.shape}")
-        return _box_domain(path, array[0], array[1])
+        return from_bounds(array[0], array[1], str(path))
     try:
         spec = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -181,35 +181,37 @@ def from_file(path: str | Path) -> Domain:
         return _balls_domain(path, spec)
     if "lower" not in spec or "upper" not in spec:
         raise InputError(str(path), "needs both 'lower' and 'upper'")
-    return _box_domain(path, spec["lower"], spec["upper"])
+    return from_bounds(spec["lower"], spec["upper"], str(path))
 
 
-def _numeric(path: Path, field: str, value) -> np.ndarray:
+def _numeric(source: str | Path, field: str, value) -> np.ndarray:
     try:
         array = np.atleast_1d(np.asarray(value, dtype=np.float64))
     except (TypeError, ValueError):
-        raise InputError(str(path), f"field '{field}' must be a number or a list of numbers") from None
+        raise InputError(str(source), f"field '{field}' must be a number or a list of numbers") from None
     if not np.all(np.isfinite(array)):
-        raise InputError(str(path), f"field '{field}' contains NaN or Inf")
+        raise InputError(str(source), f"field '{field}' contains NaN or Inf")
     return array
 
 
-def _box_domain(path: Path, lower, upper) -> Domain:
-    lower, upper = _numeric(path, "lower", lower), _numeric(path, "upper", upper)
+def from_bounds(lower, upper, source: str) -> Domain:
+    """The box ``lower <= x <= upper`` from numbers or flat lists (a scalar pairs with a list); ``source``
+    names where the bounds came from in errors and in the report."""
+    lower, upper = _numeric(source, "lower", lower), _numeric(source, "upper", upper)
     if lower.ndim != 1 or upper.ndim != 1:
-        raise InputError(str(path), "'lower' and 'upper' must be numbers or flat lists")
+        raise InputError(source, "'lower' and 'upper' must be numbers or flat lists")
     if lower.shape != upper.shape:
         if lower.size == 1:
             lower = np.full(upper.shape, lower[0])
         elif upper.size == 1:
             upper = np.full(lower.shape, upper[0])
         else:
-            raise InputError(str(path), f"'lower' has {lower.size} entries but 'upper' has {upper.size}")
+            raise InputError(source, f"'lower' has {lower.size} entries but 'upper' has {upper.size}")
     try:
         box = Box(lower, upper)
     except ValueError as error:
-        raise InputError(str(path), str(error)) from None
-    return Domain("box", (box,), source=str(path))
+        raise InputError(source, str(error)) from None
+    return Domain("box", (box,), source=source)
 
 
 def _balls_domain(path: Path, spec: dict) -> Domain:

@@ -10,3 +10,6 @@ class InputError(ValueError):
         self.source = str(source)
         self.reason = " ".join(str(reason).split())
         super().__init__(f"{self.source}: {self.reason}")
+
+    def __reduce__(self):  # picklable, so it crosses process and Ray task boundaries
+        return (type(self), (self.source, self.reason))

@@ -21,6 +21,7 @@ from .domain import UNION_SEMANTICS, Domain, load_data, scalar_box
 from .errors import InputError
 from .io import load_network, save_network
 from .network import Network
+from .prove.per_neuron import ParallelMap
 from .render import write_reports
 from .schema import (
     BoxRecord,
@@ -107,6 +108,7 @@ def compress_model(
     method: Method = "auto",
     time_limit: float | None = None,
     workers: int = 1,
+    parallel_map: ParallelMap | None = None,
     formats: Sequence[SaveFormat] = ("torch",),
     seed: int = 0,
     progress: Progress | None = None,
@@ -116,6 +118,7 @@ def compress_model(
     ``model`` is a file path or an already loaded ``(Network, ModelInfo)``. ``domain`` defaults to the
     box [0, 1] on every input. Bad input does not raise: the returned (and written) report has status
     ``failed`` and a one-line ``error``. A failed verification is also ``failed`` and writes no model.
+    ``workers``/``parallel_map`` split per-neuron solves (see ``analyze``).
     """
     say = progress or (lambda message: None)
     out_dir = Path(out_dir)
@@ -145,7 +148,8 @@ def compress_model(
         return failed(str(error))
 
     try:
-        analysis = analyze(network, domain, method=method, data=points, time_limit=time_limit, workers=workers, seed=seed, progress=say)
+        analysis = analyze(network, domain, method=method, data=points, time_limit=time_limit, workers=workers,
+                           parallel_map=parallel_map, seed=seed, progress=say)
         seconds.update(analysis.seconds)
 
         clock = time.monotonic()

@@ -10,7 +10,7 @@ import base64
 import html
 import io
 from pathlib import Path
-from typing import Sequence, get_args
+from typing import get_args
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -238,42 +238,29 @@ def convergence_figure_png(report: CompressionReport) -> bytes | None:
     return _png(figure)
 
 
-def removed_figure_png(reports: Sequence[CompressionReport]) -> bytes:
-    """PNG bar chart of the fraction of hidden neurons removed per model (failed models show 0)."""
-    figure = Figure(figsize=(max(FIGURE_SIZE_IN[0], 0.4 * len(reports)), FIGURE_SIZE_IN[1]), dpi=FIGURE_DPI, layout="constrained")
-    axes = figure.add_subplot()
-    positions = list(range(len(reports)))
-    colours = [STATE_STYLE["stably_inactive"][1] if r.status != "failed" else "#b00020" for r in reports]
-    axes.bar(positions, [removed_fraction(r) for r in reports], color=colours, width=0.6)
-    axes.set_xticks(positions, [model_name(r) for r in reports], rotation=30, ha="right", fontsize=8)
-    axes.set_ylim(0.0, 1.0)
-    axes.set_ylabel("fraction of neurons removed")
-    axes.set_title("Neurons removed per model", fontsize=10)
-    return _png(figure)
-
-
 # ---------------------------------------------------------------- markdown
 
 
-def _md_cell(text: str) -> str:
+def md_cell(text: str) -> str:
     """One line, pipes escaped, and HTML escaped (markdown passes raw HTML through)."""
     return html.escape(" ".join(str(text).split()), quote=False).replace("|", "\\|")
 
 
-def _md_table(table: Table) -> str:
+def md_table(table: Table) -> str:
+    """A markdown table; every header and cell goes through ``md_cell``."""
     headers, rows = table
-    lines = ["| " + " | ".join(_md_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(_md_cell(cell) for cell in row) + " |" for row in rows]
+    lines = ["| " + " | ".join(md_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(md_cell(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def render_markdown(report: CompressionReport, figure_name: str | None = None) -> str:
     """report.md text; links the layer figure file ``figure_name`` (e.g. ``report_layers.png``) when given."""
-    parts = [f"# {_md_cell(_title(report))}"]
+    parts = [f"# {md_cell(_title(report))}"]
     if report.error:
-        parts.append(f"**Error:** {_md_cell(report.error)}")
+        parts.append(f"**Error:** {md_cell(report.error)}")
     for title, table in _sections(report):
-        parts.append(f"## {title}\n\n{_md_table(table)}")
+        parts.append(f"## {title}\n\n{md_table(table)}")
         if title.startswith("Hidden layers") and figure_name:
             parts.append(f"![neuron states per layer]({figure_name})")
         if title == "SCIP" and report.milp.dual_trace:
@@ -284,25 +271,29 @@ def render_markdown(report: CompressionReport, figure_name: str | None = None) -
 # ---------------------------------------------------------------- html
 
 
-def _html_cell(tag: str, text: str) -> str:
+def html_cell(tag: str, text: str) -> str:
+    """One escaped ``<th>``/``<td>``; number cells get class ``num`` (right-aligned)."""
     is_number = text.replace(".", "", 1).replace("-", "", 1).isdigit()
     css = ' class="num"' if is_number and tag == "td" else ""
     return f"<{tag}{css}>{html.escape(text)}</{tag}>"
 
 
-def _html_table(table: Table) -> str:
+def html_table(table: Table) -> str:
+    """An escaped ``<table>``; the header row is left out when every header is empty."""
     headers, rows = table
-    head = "<tr>" + "".join(_html_cell("th", h) for h in headers) + "</tr>" if any(headers) else ""
-    body = "".join("<tr>" + "".join(_html_cell("td", cell) for cell in row) + "</tr>" for row in rows)
+    head = "<tr>" + "".join(html_cell("th", h) for h in headers) + "</tr>" if any(headers) else ""
+    body = "".join("<tr>" + "".join(html_cell("td", cell) for cell in row) + "</tr>" for row in rows)
     return f"<table>{head}{body}</table>"
 
 
-def _img(png: bytes, alt: str) -> str:
+def html_img(png: bytes, alt: str) -> str:
+    """An ``<img>`` with the PNG embedded as a base64 data URL."""
     data = base64.b64encode(png).decode("ascii")
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
 
-def _html_page(title: str, body: str) -> str:
+def html_page(title: str, body: str) -> str:
+    """A complete HTML document with the inline stylesheet around ``body`` (already HTML)."""
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n{body}\n</body></html>\n"
@@ -315,13 +306,13 @@ def render_html(report: CompressionReport) -> str:
     if report.error:
         parts.append(f'<p class="error"><strong>Error:</strong> {html.escape(report.error)}</p>')
     for title, table in _sections(report):
-        parts.append(f"<h2>{html.escape(title)}</h2>\n{_html_table(table)}")
+        parts.append(f"<h2>{html.escape(title)}</h2>\n{html_table(table)}")
         if title.startswith("Hidden layers"):
-            parts.append(_img(layer_figure_png(report), "neuron states per hidden layer"))
+            parts.append(html_img(layer_figure_png(report), "neuron states per hidden layer"))
         convergence = convergence_figure_png(report) if title == "SCIP" else None
         if convergence:
-            parts.append(_img(convergence, "single MILP dual bound over time"))
-    return _html_page(_title(report), "\n".join(parts))
+            parts.append(html_img(convergence, "single MILP dual bound over time"))
+    return html_page(_title(report), "\n".join(parts))
 
 
 def write_reports(report: CompressionReport, out_dir: Path) -> dict[str, str]:
@@ -335,56 +326,3 @@ def write_reports(report: CompressionReport, out_dir: Path) -> dict[str, str]:
     (out_dir / REPORT_MD).write_text(render_markdown(report, figure_name=LAYER_FIGURE), encoding="utf-8")
     (out_dir / REPORT_HTML).write_text(render_html(report), encoding="utf-8")
     return {"report_md": REPORT_MD, "report_html": REPORT_HTML, "figure": LAYER_FIGURE}
-
-
-# ---------------------------------------------------------------- many models
-
-
-def _summary_rows(reports: Sequence[CompressionReport]) -> Table:
-    headers = ["model", "status", "neurons", "% removed", "active", "inactive", "unstable", "undecided", "seconds"]
-    rows = []
-    for report in reports:
-        counts = report.counts()
-        rows.append(
-            [
-                model_name(report),
-                report.status,
-                _before_after(report.neurons_before, report.neurons_after),
-                f"{100 * removed_fraction(report):.1f}",
-                *(str(counts[key]) for key in STATE_STYLE),
-                _seconds(report.seconds.get("total")),
-            ]
-        )
-    return headers, rows
-
-
-def render_summary_table(reports: Sequence[CompressionReport]) -> str:
-    """Plain-text table for a terminal: a header, a rule, then one line per report."""
-    headers, rows = _summary_rows(reports)
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
-    left_aligned = {0, 1}
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(c.ljust(w) if i in left_aligned else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    return "\n".join([line(headers), "  ".join("-" * w for w in widths), *(line(row) for row in rows)])
-
-
-def write_summary_html(reports: Sequence[CompressionReport], rows_links: Sequence[str], path: Path) -> None:
-    """Index page for many models at ``path``: a table whose model names link to ``rows_links`` (relative
-    paths to each model's report.html, one per report) and an embedded fraction-removed bar chart."""
-    headers, rows = _summary_rows(reports)
-    head = "<tr>" + "".join(_html_cell("th", h) for h in headers) + "</tr>"
-    body = "".join(
-        f'<tr><td><a href="{html.escape(link)}">{html.escape(row[0])}</a></td>'
-        + "".join(_html_cell("td", cell) for cell in row[1:])
-        + "</tr>"
-        for row, link in zip(rows, rows_links, strict=True)
-    )
-    content = (
-        f"<h1>exactcompress: {len(reports)} models</h1>\n<table>{head}{body}</table>\n"
-        + (_img(removed_figure_png(reports), "fraction of neurons removed per model") if reports else "")
-    )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_html_page("exactcompress summary", content), encoding="utf-8")

@@ -1,16 +1,20 @@
-"""Every pydantic model at a boundary of the tool (reports now; specs and summaries later).
+"""Every pydantic model at a boundary of the tool: reports, job specs, summaries.
 
-``CompressionReport`` is the contract of ``report.json``: fields are only ever added, never renamed,
-and ``schema_version`` changes with every addition (minor) or incompatible change (major).
+``CompressionReport`` is the contract of ``report.json``, ``ZooJobSpec`` of a zoo job spec file and
+``ZooSummary`` of ``summary.json``: fields are only ever added, never renamed, and each schema version
+changes with every addition (minor) or incompatible change (major).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 REPORT_SCHEMA_VERSION = "1.1"
+JOB_SCHEMA_VERSION = "1.0"
+SUMMARY_SCHEMA_VERSION = "1.0"
+MODEL_SUFFIXES = (".pt", ".pth", ".safetensors", ".onnx")
 
 Method = Literal["auto", "per-neuron", "milp"]
 Status = Literal["exact", "partial", "failed"]
@@ -158,3 +162,121 @@ class CompressionReport(Strict):
         """Neurons per state over all hidden layers."""
         keys = ("stably_active", "stably_inactive", "unstable", "undecided")
         return {key: sum(len(getattr(layer, key)) for layer in self.layers) for key in keys}
+
+
+# --- zoo jobs ------------------------------------------------------------------------------------------
+
+
+class BoxDomainSpec(Strict):
+    """A box: scalars apply to every input feature, lists give one bound per feature."""
+
+    lower: float | list[float] = 0.0
+    upper: float | list[float] = 1.0
+
+
+class FileDomainSpec(Strict):
+    """A per-feature domain file: .npy (2, d) lower/upper rows, JSON {lower, upper} or JSON {points, epsilon}."""
+
+    file: str = Field(description="s3://…, file://… or a local path; relative keys are read from the job's source")
+
+
+def _domain_kind(value: Any) -> str:
+    fields = value if isinstance(value, dict) else vars(value)
+    return "file" if "file" in fields else "box"
+
+
+DomainSpec = Annotated[
+    Union[Annotated[BoxDomainSpec, Tag("box")], Annotated[FileDomainSpec, Tag("file")]],
+    Discriminator(_domain_kind),
+]
+
+
+class ManifestEntry(Strict):
+    key: str = Field(description="model key relative to the manifest's root")
+    domain: DomainSpec | None = Field(None, description="overrides the job's default domain for this model")
+
+
+class Manifest(Strict):
+    """A manifest file (YAML or JSON): the models of a job, each with an optional domain override."""
+
+    root: str | None = Field(None, description="prefix the keys are relative to (default: the manifest's folder)")
+    models: list[ManifestEntry] = Field(min_length=1)
+
+
+class ManifestSource(Strict):
+    manifest: str = Field(description="s3://…, file://… or local path of a Manifest file")
+
+
+class ZooJobSpec(Strict):
+    """A zoo job: compress every model of ``source`` and write results under ``output``."""
+
+    schema_version: str = JOB_SCHEMA_VERSION
+    source: str | ManifestSource = Field(
+        description="a prefix (s3://bucket/prefix, file://… or a local path): every .pt, .pth, .safetensors and "
+        ".onnx under it is a model; or {manifest: …}"
+    )
+    output: str = Field(description="prefix the results are written under (s3://…, file://… or a local path)")
+    domain: DomainSpec = Field(default_factory=BoxDomainSpec, description="default input domain of every model")
+    method: Method = "auto"
+    time_limit_s: float | None = Field(300.0, gt=0, description="analysis seconds per model; null: no limit")
+    retries: int = Field(2, ge=0, le=20, description="re-runs of a model's task after a system failure (lost worker)")
+    cpus_per_task: float = Field(1.0, gt=0, description="Ray CPUs reserved by each model's task")
+    fallback_tasks: int = Field(
+        2, ge=1, le=256, description="per-neuron solves of one layer fan out over this many Ray tasks"
+    )
+    formats: list[SaveFormat] = Field(default_factory=lambda: ["torch"], min_length=1)
+    max_model_bytes: int = Field(256 * 2**20, gt=0, description="larger model files fail with a clear reason")
+    data: str | None = Field(
+        None, description="extra witness candidates, .npy (n, d), used for models with d inputs (speed only; "
+        "relative keys are read from the job's source)"
+    )
+    seed: int = 0
+
+
+class ModelTask(Strict):
+    """What the driver hands one worker: where the model is and how to analyse it (keys, never bytes)."""
+
+    source_root: str = Field(description="URL of the prefix the model key is relative to")
+    key: str
+    domain: DomainSpec
+    spec: ZooJobSpec
+
+
+class ZooModelResult(Strict):
+    """One model of a zoo job, as summarised from its report."""
+
+    source_key: str = Field(description="the model's key (URL) in the source")
+    sha256: str | None = Field(None, description="sha256 of the model file's bytes")
+    status: Status
+    error: str | None = None
+    report_key: str | None = Field(None, description="URL of report.json (absent only if the task never wrote one)")
+    compressed_key: str | None = Field(None, description="URL of the compressed model (first requested format)")
+    seconds: float = Field(0.0, description="the engine's wall seconds for this model (report's seconds.total)")
+    neurons_before: int = 0
+    neurons_after: int = 0
+    parameters_before: int = 0
+    parameters_after: int = 0
+    settled_by: dict[str, int] = Field(default_factory=dict, description="neurons settled by each step")
+    undecided: int = 0
+
+
+class ZooTotals(Strict):
+    models: int
+    exact: int
+    partial: int
+    failed: int
+    neurons_before: int
+    neurons_after: int
+    parameters_before: int
+    parameters_after: int
+    engine_seconds: float
+
+
+class ZooSummary(Strict):
+    """``summary.json``: written last at the output prefix; a pure function of the spec and the reports."""
+
+    schema_version: str = SUMMARY_SCHEMA_VERSION
+    spec: ZooJobSpec
+    versions: Versions
+    models: list[ZooModelResult]
+    totals: ZooTotals

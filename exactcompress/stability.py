@@ -26,7 +26,7 @@ from . import bounds as bounds_mod
 from .bounds import LayerBounds
 from .domain import Box, Domain
 from .network import Network
-from .prove.per_neuron import solve_layer
+from .prove.per_neuron import ParallelMap, solve_layer
 from .prove.single_milp import solve_network
 from .schema import Method, Settler, SolverStats
 from .tolerances import BOUND_MARGIN
@@ -81,6 +81,14 @@ class _BoxState:
             settled[newly] = code
 
 
+@dataclass(frozen=True)
+class Fanout:
+    """How per-neuron solves of one layer are split: ``workers`` chunks through ``parallel_map``."""
+
+    workers: int = 1
+    parallel_map: ParallelMap | None = None
+
+
 def _both_signs(witnesses: WitnessSet, layer: int) -> np.ndarray:
     return (witnesses.positive[layer] >= 0) & (witnesses.negative[layer] >= 0)
 
@@ -93,14 +101,17 @@ def analyze(
     data: np.ndarray | None = None,
     time_limit: float | None = None,
     workers: int = 1,
+    parallel_map: ParallelMap | None = None,
     seed: int = 0,
     progress: Progress | None = None,
 ) -> Analysis:
     """Classify every hidden neuron of ``network`` on ``domain`` (already broadcast to its input size).
 
     ``time_limit`` is in wall seconds for the whole analysis; neurons not settled in time are undecided.
-    ``data`` (n, input_dim) adds witness candidates (rows outside the domain are ignored).
+    ``data`` (n, input_dim) adds witness candidates (rows outside the domain are ignored). Per-neuron
+    solves are split over ``workers`` chunks run through ``parallel_map`` (default: local processes).
     """
+    fanout = Fanout(workers, parallel_map)
     deadline = None if time_limit is None else time.monotonic() + time_limit
     rng = np.random.default_rng(seed)
     say = progress or (lambda message: None)
@@ -109,11 +120,11 @@ def analyze(
         if len(domain.boxes) > 1:
             say(f"box {index + 1}/{len(domain.boxes)}")
         if method == "per-neuron":
-            per_box.append(_per_neuron(network, box, deadline, workers, say))
+            per_box.append(_per_neuron(network, box, deadline, fanout, say))
         elif method == "milp":
             per_box.append(_milp(network, box, data, deadline, rng, say))
         else:
-            per_box.append(_auto(network, box, data, deadline, workers, rng, say))
+            per_box.append(_auto(network, box, data, deadline, fanout, rng, say))
     return _combine(network, per_box)
 
 
@@ -177,7 +188,7 @@ def _count_open(state: _BoxState) -> int:
     return sum(int(mask.sum()) for layer in range(len(state.bounds)) for mask in _open_questions(state, layer))
 
 
-def _auto(network: Network, box: Box, data, deadline, workers: int, rng, say: Progress) -> _BoxState:
+def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: Progress) -> _BoxState:
     """Bounds and witnesses, then the policy: few open questions → per-neuron sign solves; more → the
     single MILP within a budget, and per-neuron sign solves for whatever it leaves."""
     state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
@@ -196,7 +207,7 @@ def _auto(network: Network, box: Box, data, deadline, workers: int, rng, say: Pr
         except Exception as error:  # SCIP raises plain Exception ("SCIP: error in LP solver!"); nothing was claimed
             outcome = f"failed ({' '.join(str(error).split())})"
         state.policy = f"{open_questions} open sign questions: single MILP {outcome}; per-neuron sign solves for the rest"
-    _per_neuron_signs(network, box, state, deadline, workers, say)
+    _per_neuron_signs(network, box, state, deadline, fanout, say)
     return state
 
 
@@ -229,7 +240,7 @@ def _single_milp(network: Network, box: Box, state: _BoxState, deadline, say: Pr
     return result.finished
 
 
-def _per_neuron_signs(network: Network, box: Box, state: _BoxState, deadline, workers: int, say: Progress) -> None:
+def _per_neuron_signs(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout, say: Progress) -> None:
     """Per-neuron sign solves with early stopping for every open question, layer by layer."""
     for layer in range(len(network.hidden)):
         # Round 1 caps every solve so that a few hard questions cannot starve the easy ones; round 2
@@ -239,10 +250,10 @@ def _per_neuron_signs(network: Network, box: Box, state: _BoxState, deadline, wo
             if not (ask_max.any() or ask_min.any()):
                 break
             say(f"MILPs for layer {layer}: {int(ask_max.sum() + ask_min.sum())} sign questions")
-            _prove_layer(network, box, state, layer, ask_max, ask_min, "sign", deadline, workers, solve_limit)
+            _prove_layer(network, box, state, layer, ask_max, ask_min, "sign", deadline, fanout, solve_limit)
 
 
-def _per_neuron(network: Network, box: Box, deadline, workers: int, say: Progress) -> _BoxState:
+def _per_neuron(network: Network, box: Box, deadline, fanout: Fanout, say: Progress) -> _BoxState:
     """The baseline (Serra et al. 2020): two full MILPs per neuron, layer by layer, no sampling pre-filter."""
     start = time.monotonic()
     state = _new_state(network, box, bounds_mod.propagate(network, box))
@@ -250,15 +261,16 @@ def _per_neuron(network: Network, box: Box, deadline, workers: int, say: Progres
     for layer, width in enumerate(network.hidden_widths):
         say(f"MILPs for layer {layer}: {2 * width} solves")
         everything = np.ones(width, bool)
-        _prove_layer(network, box, state, layer, everything, everything, "optimize", deadline, workers)
+        _prove_layer(network, box, state, layer, everything, everything, "optimize", deadline, fanout)
     return state
 
 
-def _prove_layer(network, box, state: _BoxState, layer: int, ask_max, ask_min, mode, deadline, workers,
+def _prove_layer(network, box, state: _BoxState, layer: int, ask_max, ask_min, mode, deadline, fanout: Fanout,
                  solve_limit: float | None = None) -> None:
     start = time.monotonic()
     solved = solve_layer(network, box, state.bounds, layer, ask_max=ask_max, ask_min=ask_min, mode=mode,
-                         deadline=deadline, workers=workers, solve_limit=solve_limit)
+                         deadline=deadline, workers=fanout.workers, solve_limit=solve_limit,
+                         parallel_map=fanout.parallel_map)
     state.stats = _add_stats(state.stats, SolverStats(
         solves=solved.solves, nodes=solved.nodes, lp_iterations=solved.lp_iterations, seconds=solved.seconds))
     state.timed_out |= bool(solved.timed_out.any()) and solve_limit is None

@@ -1,4 +1,4 @@
-"""Shared fixtures: the bundled digits zoo is built once per test session."""
+"""Shared fixtures: the bundled digits zoo and a real local S3 server, each started once per test session."""
 
 from __future__ import annotations
 
@@ -13,3 +13,40 @@ def digits_zoo(tmp_path_factory):
     directory = tmp_path_factory.mktemp("zoo")
     build_digits_zoo(directory, seed=0)
     return directory
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real local S3 server (SeaweedFS) shared by the session; tests must leave it running."""
+    from exactcompress.local_s3 import LocalS3Server
+
+    server = LocalS3Server(tmp_path_factory.mktemp("s3"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def use_s3_endpoint(monkeypatch):
+    """``use(endpoint)`` points boto3 (the standard AWS environment variables) at a local server for one test."""
+
+    def use(endpoint) -> None:
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in endpoint.env().items():
+            monkeypatch.setenv(name, value)
+
+    return use
+
+
+@pytest.fixture
+def s3_storage(s3_server, use_s3_endpoint):
+    """``s3://<fresh bucket>/prefix`` on the session's server, with the AWS variables set for this test."""
+    import uuid
+
+    from exactcompress.storage import open_storage
+
+    use_s3_endpoint(s3_server.endpoint)
+    storage = open_storage(f"s3://test-{uuid.uuid4().hex[:16]}/prefix")
+    storage.ensure_bucket()
+    return storage

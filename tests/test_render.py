@@ -1,16 +1,13 @@
 import base64
 import re
 
-import pytest
 
 from exactcompress import tolerances
 from exactcompress.render import (
     layer_figure_png,
     render_html,
     render_markdown,
-    render_summary_table,
     write_reports,
-    write_summary_html,
 )
 from exactcompress.schema import (
     CompressionReport,
@@ -135,28 +132,6 @@ def test_write_reports_writes_three_files(tmp_path):
     assert (out / "report_layers.png").read_bytes().startswith(PNG_MAGIC)
     assert "report_layers.png" in (out / "report.md").read_text(encoding="utf-8")
     assert _embedded_pngs((out / "report.html").read_text(encoding="utf-8"))
-
-
-def test_summary_table_has_one_line_per_model():
-    reports = [_report("a-model"), _failed(), _report("another-model")]
-    lines = render_summary_table(reports).splitlines()
-    assert len(lines) == 2 + len(reports)
-    assert lines[0].split()[:2] == ["model", "status"]
-    assert lines[2].split()[:2] == ["a-model", "exact"] and "60.0" in lines[2]
-    assert lines[3].split()[:2] == ["broken.pt", "failed"]
-    assert lines[4].startswith("another-model")
-
-
-def test_summary_html_links_every_report(tmp_path):
-    reports = [_report("a-model"), _failed()]
-    path = tmp_path / "index.html"
-    write_summary_html(reports, ["a-model/report.html", "broken/report.html"], path)
-    page = path.read_text(encoding="utf-8")
-    assert '<a href="a-model/report.html">a-model</a>' in page
-    assert '<a href="broken/report.html">broken.pt</a>' in page
-    assert len(_embedded_pngs(page)) == 1
-    with pytest.raises(ValueError):
-        write_summary_html(reports, ["only-one.html"], path)
 
 
 def test_single_milp_convergence_is_plotted_when_traced(tmp_path):

@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
@@ -154,6 +154,24 @@ def _widen(bound: float, sense: int) -> float:
     return bound + sense * MILP_MARGIN * (1.0 + abs(bound))
 
 
+ParallelMap = Callable[[Callable[..., Any], Sequence[tuple]], list]
+"""``parallel_map(function, argument_tuples) -> [function(*arguments) for each tuple]``, run in parallel."""
+
+
+def process_pool_map(function: Callable[..., Any], argument_tuples: Sequence[tuple]) -> list:
+    """The default ``ParallelMap``: one spawned process per argument tuple on this machine."""
+    with ProcessPoolExecutor(max_workers=len(argument_tuples), mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(function, *arguments) for arguments in argument_tuples]
+        return [future.result() for future in futures]
+
+
+def solve_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, ask_max: np.ndarray,
+                ask_min: np.ndarray, mode: Mode, seconds_left: float | None, solve_limit: float | None) -> LayerSolve:
+    """One worker's share of ``solve_layer``; the time left travels in seconds (clocks of other machines differ)."""
+    deadline = None if seconds_left is None else time.monotonic() + seconds_left
+    return _solve_in_process(network, box, bounds, layer, ask_max, ask_min, mode, deadline, solve_limit)
+
+
 def _solve_in_process(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int,
                       ask_max: np.ndarray, ask_min: np.ndarray, mode: Mode, deadline: float | None,
                       solve_limit: float | None = None) -> LayerSolve:
@@ -207,14 +225,14 @@ def _merge(parts: list[LayerSolve], chunks: list[np.ndarray], seconds: float) ->
 
 def solve_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, *, ask_max: np.ndarray,
                 ask_min: np.ndarray, mode: Mode, deadline: float | None = None, workers: int = 1,
-                solve_limit: float | None = None) -> LayerSolve:
+                solve_limit: float | None = None, parallel_map: ParallelMap | None = None) -> LayerSolve:
     """Solve ``max g_i`` where ``ask_max[i]`` and ``min g_i`` where ``ask_min[i]`` for hidden layer ``layer``.
 
     ``bounds[k]`` (k < layer) are valid bounds on the layers below (big-M); ``bounds[layer]``, if given,
     is the current bound on this layer (kept where no solve improves it). ``ask_max``/``ask_min``: bool
     (width,). ``deadline``: a ``time.monotonic()`` instant; each solve gets the time left as SCIP's time
-    limit. ``workers > 1`` solves interleaved chunks of the asked neurons in spawned processes (the
-    monotonic clock is system-wide, so the deadline carries over). ``solve_limit`` (seconds) caps each
+    limit. ``workers > 1`` solves interleaved chunks of the asked neurons through ``parallel_map`` (default:
+    spawned processes here; the zoo job passes Ray tasks), each given the seconds left. ``solve_limit`` (seconds) caps each
     single solve as well; a question cut by it counts as ``timed_out`` like one cut by the deadline. Raises RuntimeError if SCIP reports
     the model infeasible/unbounded or ends with a status whose bound cannot be trusted.
     """
@@ -231,12 +249,11 @@ def solve_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer
     if len(chunks) <= 1:
         return _solve_in_process(network, box, bounds, layer, ask_max, ask_min, mode, deadline, solve_limit)
     start = time.monotonic()
-    with ProcessPoolExecutor(max_workers=len(chunks), mp_context=get_context("spawn")) as pool:
-        futures = []
-        for chunk in chunks:
-            mine = np.zeros(width, dtype=bool)
-            mine[chunk] = True
-            futures.append(pool.submit(_solve_in_process, network, box, bounds, layer,
-                                       ask_max & mine, ask_min & mine, mode, deadline, solve_limit))
-        parts = [future.result() for future in futures]
+    seconds_left = None if deadline is None else max(0.0, deadline - time.monotonic())
+    argument_tuples = []
+    for chunk in chunks:
+        mine = np.zeros(width, dtype=bool)
+        mine[chunk] = True
+        argument_tuples.append((network, box, bounds, layer, ask_max & mine, ask_min & mine, mode, seconds_left, solve_limit))
+    parts = (parallel_map or process_pool_map)(solve_chunk, argument_tuples)
     return _merge(parts, chunks, time.monotonic() - start)

@@ -1,0 +1,346 @@
+"""Zoo jobs without Ray: read a job spec, list its models, run one model end to end against storage,
+and summarise. ``jobs/compress_zoo.py`` only moves ``ModelTask``s to workers and calls these.
+
+Output layout under the job's ``output`` prefix (content addressed, so the same input always maps to the
+same place and a re-run finds it):
+
+    runs/<sha256 of the model file, 16 hex>/<method>-<settings hash, 12 hex>-v<package version>/
+        compressed.pt …, witnesses.npz, report.md, report.html, report_layers.png, report.json (last)
+    summary_*.png, summary.md, summary.html, summary.json (last)
+
+The settings hash covers the domain's bounds, the time limit, the formats and the seed. A model is done
+when its ``report.json`` exists and validates; it is written last with a conditional put, so a report that
+is already there (from an earlier or a concurrent run) is never replaced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+import numpy as np
+import yaml
+from pydantic import ValidationError
+
+from . import __version__
+from .domain import Domain, from_bounds, from_file, load_data
+from .errors import InputError
+from .io import load_network
+from .pipeline import compress_model, versions
+from .prove.per_neuron import ParallelMap
+from .render_summary import render_summary_html, render_summary_markdown, summary_figures
+from .schema import (
+    MODEL_SUFFIXES,
+    BoxDomainSpec,
+    CompressionReport,
+    DomainSpec,
+    Manifest,
+    ManifestSource,
+    ModelTask,
+    ZooJobSpec,
+    ZooModelResult,
+    ZooSummary,
+    ZooTotals,
+)
+from .storage import Storage, open_storage, safe_key
+
+Progress = Callable[[str], None]
+REPORT = "report.json"
+SUMMARY = "summary.json"
+
+
+# --------------------------------------------------------------------------------------------- specs
+
+
+def validation_message(source: str, error: ValidationError) -> InputError:
+    """A pydantic error as one line naming every wrong field: ``spec.yaml: field 'method': …; …``."""
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"] if part not in ("box", "file", "str", "ManifestSource"))
+        problems.append(f"field '{field or '(top level)'}': {item['msg']}")
+    return InputError(source, "; ".join(problems))
+
+
+def _parse_mapping(source: str, text: str) -> object:
+    try:
+        return yaml.safe_load(text)  # YAML is a superset of JSON
+    except yaml.YAMLError as error:
+        raise InputError(source, f"not valid YAML/JSON ({' '.join(str(error).split())})") from None
+
+
+def read_job_spec(path: str | Path) -> ZooJobSpec:
+    """Parse and validate a job spec file (YAML or JSON). Raises InputError naming the wrong fields."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(str(path), f"cannot be read ({error})") from None
+    try:
+        return ZooJobSpec.model_validate(_parse_mapping(str(path), text))
+    except ValidationError as error:
+        raise validation_message(str(path), error) from None
+
+
+def _split_url(url: str) -> tuple[Storage, str]:
+    """The storage holding ``url``'s parent and the file's key in it."""
+    parent, _, name = url.rstrip("/").rpartition("/")
+    return open_storage(parent or "."), name
+
+
+def _resolve(reference: str, source_root: str) -> tuple[Storage, str]:
+    """A file named in a spec: a full URL / absolute path, or a key relative to the job's source."""
+    if "://" in reference or reference.startswith("/"):
+        return _split_url(reference)
+    return open_storage(source_root), reference
+
+
+def plan_tasks(spec: ZooJobSpec) -> list[ModelTask]:
+    """Every model of the job as a ``ModelTask``, sorted by key. Raises InputError for a missing or empty
+    source, an invalid manifest, or a key that would escape its prefix — before any work starts."""
+    if isinstance(spec.source, ManifestSource):
+        return _manifest_tasks(spec, spec.source.manifest)
+    source = open_storage(spec.source)
+    output_inside = _output_inside(spec.source, spec.output)
+    keys = [
+        key
+        for key in source.list_keys()
+        if key.lower().endswith(MODEL_SUFFIXES) and not (output_inside and key.startswith(output_inside + "/"))
+    ]
+    if not keys:
+        raise InputError(spec.source, f"no model files ({', '.join(MODEL_SUFFIXES)}) under this prefix")
+    return [ModelTask(source_root=spec.source, key=key, domain=spec.domain, spec=spec) for key in sorted(keys)]
+
+
+def _output_inside(source: str, output: str) -> str | None:
+    """The output prefix relative to the source when it lies inside it (its files are not models)."""
+    source, output = source.rstrip("/"), output.rstrip("/")
+    return output[len(source) + 1:] if output.startswith(source + "/") else None
+
+
+def _manifest_tasks(spec: ZooJobSpec, manifest_url: str) -> list[ModelTask]:
+    storage, name = _split_url(manifest_url)
+    text = storage.get_bytes(name).decode("utf-8", errors="replace")
+    try:
+        manifest = Manifest.model_validate(_parse_mapping(manifest_url, text))
+    except ValidationError as error:
+        raise validation_message(manifest_url, error) from None
+    root = manifest.root or storage.url("").rstrip("/")
+    for entry in manifest.models:
+        safe_key(entry.key)
+    return [
+        ModelTask(source_root=root, key=entry.key, domain=entry.domain or spec.domain, spec=spec)
+        for entry in sorted(manifest.models, key=lambda entry: entry.key)
+    ]
+
+
+# --------------------------------------------------------------------------------------- one model
+
+
+def _domain(domain: DomainSpec, source_root: str, scratch: Path) -> Domain:
+    if isinstance(domain, BoxDomainSpec):
+        return from_bounds(domain.lower, domain.upper, source=f"spec domain {{lower: {domain.lower}, upper: {domain.upper}}}")
+    storage, key = _resolve(domain.file, source_root)
+    local = scratch / ("domain" + PurePosixPath(key).suffix)
+    storage.download(key, local)
+    loaded = from_file(local)
+    return Domain(loaded.kind, loaded.boxes, storage.url(key), loaded.margin, loaded.epsilon)
+
+
+def _domain_digest(domain: Domain) -> str:
+    digest = hashlib.sha256(f"{domain.kind}|{domain.epsilon}|{domain.margin}".encode())
+    for box in domain.boxes:
+        digest.update(box.lower.tobytes())
+        digest.update(box.upper.tobytes())
+    return digest.hexdigest()
+
+
+def run_prefix(task: ModelTask, model_sha256: str, domain_digest: str) -> str:
+    """``runs/<sha16>/<method>-<settings12>-v<version>``: where one model's outputs go."""
+    spec = task.spec
+    settings = json.dumps(
+        {"domain": domain_digest, "time_limit_s": spec.time_limit_s, "formats": spec.formats, "seed": spec.seed},
+        sort_keys=True,
+    )
+    settings_hash = hashlib.sha256(settings.encode()).hexdigest()[:12]
+    return safe_key("runs", model_sha256[:16], f"{spec.method}-{settings_hash}-v{__version__}")
+
+
+def _existing_report(output: Storage, key: str) -> CompressionReport | None:
+    if not output.exists(key):
+        return None
+    try:
+        return CompressionReport.model_validate_json(output.get_bytes(key))
+    except ValidationError:
+        return None  # a damaged report does not count: the model is done again
+
+
+def result_from_report(source_url: str, output: Storage, prefix: str, report: CompressionReport) -> ZooModelResult:
+    """The summary row of one model, from its committed report."""
+    counts = report.counts()
+    settled: dict[str, int] = {}
+    for layer in report.layers:
+        for settler, neurons in layer.settled_by.items():
+            settled[settler] = settled.get(settler, 0) + len(neurons)
+    compressed = report.outputs.compressed[0] if report.outputs and report.outputs.compressed else None
+    return ZooModelResult(
+        source_key=source_url,
+        sha256=report.model.sha256 if report.model else None,
+        status=report.status,
+        error=report.error,
+        report_key=output.url(f"{prefix}/{REPORT}"),
+        compressed_key=output.url(f"{prefix}/{compressed}") if compressed else None,
+        seconds=report.seconds.get("total", 0.0),
+        neurons_before=report.neurons_before,
+        neurons_after=report.neurons_after,
+        parameters_before=report.parameters_before,
+        parameters_after=report.parameters_after,
+        settled_by=settled,
+        undecided=counts["undecided"],
+    )
+
+
+def _commit(output: Storage, prefix: str, out_dir: Path, report: CompressionReport) -> CompressionReport:
+    """Upload every output file, then ``report.json`` last and only if no valid report is there yet.
+    Returns the report that is committed at ``prefix`` (ours, or the one found there)."""
+    for path in sorted(out_dir.iterdir()):
+        if path.is_file() and path.name != REPORT:
+            output.upload(path, f"{prefix}/{path.name}")
+    key = f"{prefix}/{REPORT}"
+    data = (out_dir / REPORT).read_bytes()
+    if output.put_if_absent(key, data):
+        return report
+    existing = _existing_report(output, key)
+    if existing is not None:
+        return existing
+    output.put_bytes(key, data)  # what was there did not validate: replace it
+    return report
+
+
+def _failed_report(task: ModelTask, source_url: str, reason: str) -> CompressionReport:
+    return CompressionReport(
+        status="failed", error=reason, model_path=source_url, method=task.spec.method,
+        time_limit_s=task.spec.time_limit_s, versions=versions(),
+    )
+
+
+@dataclass(frozen=True)
+class TaskOutcome:
+    """One model's summary row, and whether this run did the work (False: a committed report was reused)."""
+
+    result: ZooModelResult
+    analysed: bool
+
+
+def run_model_task(task: ModelTask, *, parallel_map: ParallelMap | None = None, progress: Progress | None = None) -> TaskOutcome:
+    """Pull one model from storage, compress it, push its outputs (report.json last) and return its row.
+
+    A model whose valid report already exists is not analysed again. Bad input (unreadable, corrupt,
+    too large, non-ReLU, NaN weights, bad domain) gives a committed ``failed`` report with a one-line
+    reason. Storage errors that survive the client's retries raise (the job layer retries the task).
+    """
+    spec = task.spec
+    source = open_storage(task.source_root)
+    output = open_storage(spec.output)
+    source_url = source.url(task.key)
+    with tempfile.TemporaryDirectory(prefix="exactcompress-") as scratch_name:
+        scratch = Path(scratch_name)
+        size = source.size(task.key)
+        if size > spec.max_model_bytes:
+            reason = f"model file is {size} bytes, over the job's max_model_bytes {spec.max_model_bytes}"
+            return _commit_failure(task, output, source_url, hashlib.sha256(source_url.encode()).hexdigest(), reason, scratch)
+        local_model = scratch / ("model" + PurePosixPath(task.key).suffix.lower())
+        source.download(task.key, local_model)
+        model_sha256 = hashlib.sha256(local_model.read_bytes()).hexdigest()
+        try:
+            domain = _domain(task.domain, task.source_root, scratch)
+            data = _data(spec, task.source_root, scratch)
+        except InputError as error:
+            return _commit_failure(task, output, source_url, model_sha256, str(error), scratch)
+        prefix = run_prefix(task, model_sha256, _domain_digest(domain))
+        existing = _existing_report(output, f"{prefix}/{REPORT}")
+        if existing is not None:
+            return TaskOutcome(result_from_report(source_url, output, prefix, existing), analysed=False)
+        try:
+            network, info = load_network(local_model)
+            model = (network, info.model_copy(update={"name": PurePosixPath(task.key).stem, "path": source_url}))
+            points = data if data is not None and data.shape[1] == network.input_dim else None
+        except InputError as error:
+            model, points = None, None
+            report = _failed_report(task, source_url, f"{source_url}: {error.reason}")
+        out_dir = scratch / "out"
+        if model is not None:
+            report = compress_model(
+                model, out_dir, domain=domain, data=points, method=spec.method, time_limit=spec.time_limit_s,
+                workers=spec.fallback_tasks, parallel_map=parallel_map, formats=spec.formats, seed=spec.seed,
+                progress=progress,
+            )
+        else:
+            _write_report(out_dir, report)
+        committed = _commit(output, prefix, out_dir, report)
+        return TaskOutcome(result_from_report(source_url, output, prefix, committed), analysed=True)
+
+
+def _commit_failure(task: ModelTask, output: Storage, source_url: str, digest: str, reason: str, scratch: Path) -> TaskOutcome:
+    prefix = run_prefix(task, digest, "unresolved")
+    existing = _existing_report(output, f"{prefix}/{REPORT}")
+    if existing is not None:
+        return TaskOutcome(result_from_report(source_url, output, prefix, existing), analysed=False)
+    report = _failed_report(task, source_url, reason)
+    out_dir = scratch / "failed"
+    _write_report(out_dir, report)
+    return TaskOutcome(result_from_report(source_url, output, prefix, _commit(output, prefix, out_dir, report)), analysed=True)
+
+
+def _write_report(out_dir: Path, report: CompressionReport) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / REPORT).write_text(report.model_dump_json(indent=2), encoding="utf-8")
+
+
+def _data(spec: ZooJobSpec, source_root: str, scratch: Path) -> np.ndarray | None:
+    if spec.data is None:
+        return None
+    storage, key = _resolve(spec.data, source_root)
+    local = scratch / "data.npy"
+    storage.download(key, local)
+    return load_data(local)
+
+
+# ------------------------------------------------------------------------------------------ summary
+
+
+def summarize(spec: ZooJobSpec, results: list[ZooModelResult]) -> ZooSummary:
+    """The job's summary: rows sorted by source key, totals; a pure function of spec and results."""
+    rows = sorted(results, key=lambda row: row.source_key)
+    totals = ZooTotals(
+        models=len(rows),
+        exact=sum(row.status == "exact" for row in rows),
+        partial=sum(row.status == "partial" for row in rows),
+        failed=sum(row.status == "failed" for row in rows),
+        neurons_before=sum(row.neurons_before for row in rows),
+        neurons_after=sum(row.neurons_after for row in rows),
+        parameters_before=sum(row.parameters_before for row in rows),
+        parameters_after=sum(row.parameters_after for row in rows),
+        engine_seconds=sum(row.seconds for row in rows),
+    )
+    return ZooSummary(spec=spec, versions=versions(), models=rows, totals=totals)
+
+
+def write_summary(output: Storage, summary: ZooSummary) -> str:
+    """Write the figures, ``summary.md``, ``summary.html`` and, last, ``summary.json``; returns the URL of
+    ``summary.html``. The same summary gives byte-identical files."""
+    figures = summary_figures(summary)
+    for name, png in figures.items():
+        output.put_bytes(name, png)
+    output.put_bytes("summary.md", render_summary_markdown(summary, {name: name for name in figures}).encode())
+    output.put_bytes("summary.html", render_summary_html(summary).encode())
+    output.put_bytes(SUMMARY, summary.model_dump_json(indent=2).encode())
+    return output.url("summary.html")
+
+
+def failed_result(task: ModelTask, reason: str) -> ZooModelResult:
+    """The row of a model whose task itself failed (after retries); no report was committed."""
+    return ZooModelResult(source_key=open_storage(task.source_root).url(task.key), status="failed", error=reason)

@@ -1,0 +1,1 @@
+"""Ray drivers: move keys, call the library, aggregate."""

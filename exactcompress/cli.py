@@ -171,6 +171,85 @@ def zoo_run(
         raise typer.Exit(run.exit_code)
 
 
+DASHBOARD_HELP = "Ray dashboard (Jobs API) address of the cluster, http://HEAD:8265."
+
+
+@zoo_app.command("submit")
+def zoo_submit(
+    spec: Path = typer.Argument(..., help="Job spec, YAML or JSON; checked here before it is sent."),
+    address: str = typer.Option(..., "--address", help=DASHBOARD_HELP),
+    job_id: Optional[str] = typer.Option(None, "--job-id", help="Submission id (default: chosen by Ray)."),
+    pip: list[str] = typer.Option([], "--pip", help="Extra pip requirement for the job's environment; repeat."),
+    pass_credentials: bool = typer.Option(False, "--pass-credentials", help="Forward AWS_ACCESS_KEY_ID/"
+                                          "AWS_SECRET_ACCESS_KEY to the job (dev clusters only: the job table "
+                                          "shows them)."),
+) -> None:
+    """Submit the zoo job to a Ray cluster through the Jobs API (this package's code travels with it);
+    prints the submission id for `zoo status` and `zoo logs`."""
+    from .batch import read_job_spec
+    from .errors import InputError
+
+    try:
+        read_job_spec(spec)
+        from jobs.submit import submit_zoo_job
+
+        submission = submit_zoo_job(spec, address, job_id=job_id, extra_pip=pip or None,
+                                    pass_credentials=pass_credentials)
+    except InputError as error:
+        _fail(str(error), 2)
+    typer.echo(submission)
+    err.print(f"follow it: exactcompress zoo logs {submission} --address {address} --follow", highlight=False)
+
+
+@zoo_app.command("status")
+def zoo_status(
+    job_id: str = typer.Argument(..., help="Submission id printed by `zoo submit`."),
+    address: str = typer.Option(..., "--address", help=DASHBOARD_HELP),
+) -> None:
+    """Status of a submitted zoo job (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED)."""
+    from .errors import InputError
+    from jobs.submit import job_status
+
+    try:
+        info = job_status(address, job_id)
+    except InputError as error:
+        _fail(str(error))
+    typer.echo(f"{info.submission_id}: {info.status.value}" + (f" — {info.message}" if info.message else ""))
+
+
+@zoo_app.command("logs")
+def zoo_logs(
+    job_id: str = typer.Argument(..., help="Submission id printed by `zoo submit`."),
+    address: str = typer.Option(..., "--address", help=DASHBOARD_HELP),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends."),
+) -> None:
+    """The driver log of a submitted zoo job."""
+    from .errors import InputError
+    from jobs.submit import job_logs
+
+    try:
+        for chunk in job_logs(address, job_id, follow=follow):
+            typer.echo(chunk, nl=False)
+    except InputError as error:
+        _fail(str(error))
+
+
+@zoo_app.command("stop")
+def zoo_stop(
+    job_id: str = typer.Argument(..., help="Submission id printed by `zoo submit`."),
+    address: str = typer.Option(..., "--address", help=DASHBOARD_HELP),
+) -> None:
+    """Stop a submitted zoo job (models already committed stay; a new run resumes the rest)."""
+    from .errors import InputError
+    from jobs.submit import stop_job
+
+    try:
+        stopped = stop_job(address, job_id)
+    except InputError as error:
+        _fail(str(error))
+    typer.echo("stopped" if stopped else "already finished")
+
+
 @zoo_app.command("digits")
 def zoo_digits(
     out: Path = typer.Option(..., "--out", help="Directory for the models, zoo.json and digits_test_X.npy."),

@@ -88,3 +88,32 @@ def test_domain_choices_and_errors(digits_zoo, tmp_path):
     bad_domain.write_text('{"lower": 0, "uper": 1}')
     wrong_field = run("compress", str(model), "--out", str(tmp_path / "d"), "--domain", str(bad_domain))
     assert wrong_field.returncode == 1 and "uper" in wrong_field.stderr and "domain.json" in wrong_field.stderr
+
+
+def test_schema_job_and_summary_print_their_json_schemas():
+    job = json.loads(run("schema", "job").stdout)
+    assert job["title"] == "ZooJobSpec"
+    assert {"source", "output", "domain", "method", "time_limit_s", "retries", "cpus_per_task"} <= set(job["properties"])
+    summary = json.loads(run("schema", "summary").stdout)
+    assert summary["title"] == "ZooSummary" and {"spec", "versions", "models", "totals"} <= set(summary["properties"])
+
+
+def test_zoo_commands_are_documented():
+    result = run("zoo", "--help")
+    for command in ("run", "submit", "status", "logs", "stop", "digits"):
+        assert command in result.stdout, command
+    assert "--address" in run("zoo", "run", "--help").stdout
+
+
+def test_submit_checks_the_spec_before_contacting_a_cluster(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("source: models\noutput: out\nmethod: fastest\n")
+    result = run("zoo", "submit", str(spec), "--address", "http://127.0.0.1:9")
+    assert result.returncode == 2
+    assert "field 'method'" in result.stderr and "Ray dashboard" not in result.stderr
+
+
+def test_status_of_an_unreachable_cluster_is_one_clear_line():
+    result = run("zoo", "status", "raysubmit_x", "--address", "http://127.0.0.1:9")
+    assert result.returncode == 1
+    assert "cannot reach the Ray dashboard" in result.stderr and "Traceback" not in result.stderr

@@ -7,6 +7,7 @@ or nothing — never a partial file under the final name.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -237,10 +238,31 @@ def _is_safe(key: str) -> bool:
         return False
 
 
+#: the environment a boto3 client depends on; a client is reused only while these are unchanged
+CLIENT_ENVIRONMENT = (
+    "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS", "AWS_CONFIG_FILE",
+    "AWS_SHARED_CREDENTIALS_FILE",
+)
+
+
+@functools.lru_cache(maxsize=4)
+def _s3_client(environment: tuple[tuple[str, str | None], ...]):
+    """One boto3 S3 client per process and AWS environment (clients are thread-safe and cost ~0.1 s to make)."""
+    import boto3
+    from botocore.config import Config
+
+    settings = dict(environment)
+    config = Config(retries={"mode": settings["AWS_RETRY_MODE"] or "standard",
+                             "max_attempts": int(settings["AWS_MAX_ATTEMPTS"] or "3")},
+                    connect_timeout=5, read_timeout=60, s3={"addressing_style": "path"})
+    return boto3.session.Session().client("s3", config=config)
+
+
 class S3Storage(Storage):
     """Objects under ``s3://bucket/prefix``. The boto3 client comes from the standard AWS chain
-    (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...), is created on first use and is not pickled, so a storage can
-    be sent to another process. Calls ride over the server being unreachable for up to 60 s.
+    (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...) as it is at first use, is shared by every storage of the
+    process with the same environment, and is not pickled, so a storage can be sent to another process. Calls ride over the server being unreachable for up to 60 s.
     """
 
     def __init__(self, bucket: str, prefix: str = "") -> None:
@@ -248,7 +270,7 @@ class S3Storage(Storage):
             raise InputError(f"s3://{bucket}", "not a valid bucket name (3-63 of a-z 0-9 . -)")
         self.bucket = bucket
         self.prefix = safe_key(prefix) if prefix else ""
-        self._client_instance = None
+        self._environment: tuple[tuple[str, str | None], ...] | None = None
 
     def __repr__(self) -> str:
         return f"S3Storage({self.url()!r})"
@@ -260,15 +282,9 @@ class S3Storage(Storage):
         self.__init__(state["bucket"], state["prefix"])
 
     def _client(self):
-        if self._client_instance is None:
-            import boto3
-            from botocore.config import Config
-
-            config = Config(retries={"mode": os.environ.get("AWS_RETRY_MODE", "standard"),
-                                     "max_attempts": int(os.environ.get("AWS_MAX_ATTEMPTS", "3"))},
-                            connect_timeout=5, read_timeout=60, s3={"addressing_style": "path"})
-            self._client_instance = boto3.session.Session().client("s3", config=config)
-        return self._client_instance
+        if self._environment is None:  # fixed at first use, like a client made then
+            self._environment = tuple((name, os.environ.get(name)) for name in CLIENT_ENVIRONMENT)
+        return _s3_client(self._environment)
 
     def _key(self, key: str) -> str:
         key = safe_key(key)

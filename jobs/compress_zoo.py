@@ -25,6 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from exactcompress.batch import TaskOutcome, failed_result, plan_tasks, run_model_task, summarize, write_summary
 from exactcompress.schema import ModelTask, ZooJobSpec, ZooModelResult, ZooSummary
 from exactcompress.storage import open_storage
+from jobs.progress import ProgressBoard
 
 EXIT_OK = 0
 EXIT_PARTIAL_FAILURE = 3
@@ -49,20 +50,6 @@ def ray_parallel_map(function: Callable[..., Any], argument_tuples: Sequence[tup
     """``ParallelMap`` over Ray tasks (one CPU each): the per-neuron fallback across the cluster."""
     remote = ray.remote(num_cpus=1, max_retries=3)(function)
     return ray.get([remote.remote(*arguments) for arguments in argument_tuples])
-
-
-@ray.remote(num_cpus=0)
-class ProgressBoard:
-    """Counts model tasks that have started, so the driver can show how many are running."""
-
-    def __init__(self) -> None:
-        self.started: set[str] = set()
-
-    def start(self, key: str) -> None:
-        self.started.add(key)
-
-    def count(self) -> int:
-        return len(self.started)
 
 
 def _compress_task(task: ModelTask, board) -> TaskOutcome:
@@ -107,7 +94,8 @@ def run_zoo_job(spec: ZooJobSpec, *, address: str | None = None, num_cpus: int |
     with Progress(*columns, console=console, disable=console is None, transient=False) as bar:
         progress = bar.add_task("compressing", total=len(tasks))
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=POLL_SECONDS)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
+            done = ray.wait(list(pending), num_returns=len(pending), timeout=0)[0] if ready else []
             for ref in done:
                 task = pending.pop(ref)
                 try:

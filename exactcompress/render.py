@@ -300,29 +300,35 @@ def html_page(title: str, body: str) -> str:
     )
 
 
-def render_html(report: CompressionReport) -> str:
-    """Self-contained report.html: inline CSS, the layer figure embedded as a base64 PNG, all text escaped."""
+def render_html(report: CompressionReport, figures: dict[str, bytes | None] | None = None) -> str:
+    """Self-contained report.html: inline CSS, the figures embedded as base64 PNGs, all text escaped.
+    ``figures``: already rendered PNGs by file name (LAYER_FIGURE, CONVERGENCE_FIGURE), else drawn here."""
+    figures = figures if figures is not None else _figures(report)
     parts = [f'<h1>exactcompress: {html.escape(model_name(report))} — <span class="status-{report.status}">{html.escape(report.status)}</span></h1>']
     if report.error:
         parts.append(f'<p class="error"><strong>Error:</strong> {html.escape(report.error)}</p>')
     for title, table in _sections(report):
         parts.append(f"<h2>{html.escape(title)}</h2>\n{html_table(table)}")
         if title.startswith("Hidden layers"):
-            parts.append(html_img(layer_figure_png(report), "neuron states per hidden layer"))
-        convergence = convergence_figure_png(report) if title == "SCIP" else None
+            parts.append(html_img(figures[LAYER_FIGURE], "neuron states per hidden layer"))
+        convergence = figures[CONVERGENCE_FIGURE] if title == "SCIP" else None
         if convergence:
             parts.append(html_img(convergence, "single MILP dual bound over time"))
     return html_page(_title(report), "\n".join(parts))
+
+
+def _figures(report: CompressionReport) -> dict[str, bytes | None]:
+    return {LAYER_FIGURE: layer_figure_png(report), CONVERGENCE_FIGURE: convergence_figure_png(report)}
 
 
 def write_reports(report: CompressionReport, out_dir: Path) -> dict[str, str]:
     """Write report.md, report.html and report_layers.png into ``out_dir``; returns their names (relative)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / LAYER_FIGURE).write_bytes(layer_figure_png(report))
-    convergence = convergence_figure_png(report)
-    if convergence:
-        (out_dir / CONVERGENCE_FIGURE).write_bytes(convergence)
+    figures = _figures(report)
+    for name, png in figures.items():
+        if png:
+            (out_dir / name).write_bytes(png)
     (out_dir / REPORT_MD).write_text(render_markdown(report, figure_name=LAYER_FIGURE), encoding="utf-8")
-    (out_dir / REPORT_HTML).write_text(render_html(report), encoding="utf-8")
+    (out_dir / REPORT_HTML).write_text(render_html(report, figures), encoding="utf-8")
     return {"report_md": REPORT_MD, "report_html": REPORT_HTML, "figure": LAYER_FIGURE}

@@ -77,3 +77,9 @@ def write_mixed_zoo(directory: Path, n_good: int = 3) -> dict[str, str]:
     write_good(directory / "bad/huge.pt", seed=99, input_dim=64, hidden=(200, 100))
     expected["bad/huge.pt"] = "failed:max_model_bytes"
     return expected
+
+
+def write_slow(path: Path, seed: int) -> Path:
+    """A net whose per-neuron analysis runs into a short time limit (input 8, hidden (40, 40), no bias shift):
+    about time_limit_s + 0.5 s per model with ``method: per-neuron`` and ``fallback_tasks: 1``; status partial."""
+    return write_good(path, seed, input_dim=8, hidden=(40, 40), bias_shift=0)

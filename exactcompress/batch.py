@@ -240,7 +240,7 @@ def run_model_task(task: ModelTask, *, parallel_map: ParallelMap | None = None, 
 
     A model whose valid report already exists is not analysed again. Bad input (unreadable, corrupt,
     too large, non-ReLU, NaN weights, bad domain) gives a committed ``failed`` report with a one-line
-    reason. Storage errors that survive the client's retries raise (the job layer retries the task).
+    reason. Storage errors that survive the client's retries raise (the zoo job retries such a task).
     """
     spec = task.spec
     source = open_storage(task.source_root)

@@ -4,7 +4,8 @@ the driver shows live progress and writes the summary last.
 
 Where it runs: ``ray.init(address="local")`` (embedded, the default), or ``address`` for an existing
 cluster (``ray://…`` or ``HOST:PORT``). Task retries (``spec.retries``) cover system failures only — a
-lost worker or node; a bad model is not an exception, it commits a ``failed`` report once.
+lost worker or node, or storage still unreachable after the client's own retries; a bad model is not an
+exception, it commits a ``failed`` report once.
 
 Exit codes of ``exactcompress zoo run``: 0 every model exact or partial; 3 some models failed (partial
 failure); 2 a bad spec (nothing ran).
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import ray
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -30,6 +33,8 @@ from jobs.progress import ProgressBoard
 EXIT_OK = 0
 EXIT_PARTIAL_FAILURE = 3
 POLL_SECONDS = 0.5
+#: storage failures that outlived the client's own retries: the task is retried like a lost worker
+STORAGE_FAILURES = (ConnectionError, HTTPClientError, ClientError)
 
 
 @dataclass(frozen=True)
@@ -84,8 +89,12 @@ def run_zoo_job(spec: ZooJobSpec, *, address: str | None = None, num_cpus: int |
     started = time.monotonic()
     tasks = plan_tasks(spec)
     connect(address, num_cpus)
-    board = ProgressBoard.remote()
-    remote = ray.remote(_compress_task).options(num_cpus=spec.cpus_per_task, max_retries=spec.retries, retry_exceptions=False)
+    # The board lives on the driver's node, so losing a worker node never takes the job's display with it.
+    board = ProgressBoard.options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    ).remote()
+    remote = ray.remote(_compress_task).options(num_cpus=spec.cpus_per_task, max_retries=spec.retries,
+                                                retry_exceptions=list(STORAGE_FAILURES))
     pending = {remote.remote(task, board): task for task in tasks}
     results: list[ZooModelResult] = []
     reused = 0

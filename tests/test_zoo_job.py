@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +168,27 @@ def test_output_inside_the_source_is_not_read_as_models(tmp_path):
     write_good(tmp_path / "zoo/results/runs/x/compressed.pt", seed=2)
     tasks = plan_tasks(ZooJobSpec(source=str(tmp_path / "zoo"), output=str(tmp_path / "zoo/results")))
     assert [task.key for task in tasks] == ["a.pt"]
+
+
+def process_id(_: int) -> int:
+    return os.getpid()
+
+
+@ray.remote(num_cpus=2)
+class CpuHolder:
+    def ready(self) -> bool:
+        return True
+
+
+def test_fallback_fans_out_only_while_a_cpu_is_idle(local_ray):
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
+    assert os.getpid() not in ray_parallel_map(process_id, [(0,), (1,)])
+    holder = CpuHolder.remote()  # takes both CPUs of the embedded Ray
+    ray.get(holder.ready.remote())
+    try:
+        assert ray_parallel_map(process_id, [(0,), (1,)]) == [os.getpid()] * 2
+    finally:
+        ray.kill(holder)
 
 
 def test_per_neuron_fallback_fans_out_as_ray_tasks(local_ray):

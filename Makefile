@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test clean
+.PHONY: setup demo study test clean
 
 setup: $(STAMP)
 
@@ -17,6 +17,9 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(BIN)/exactcompress demo --out out/demo
+
+study: setup
+	$(BIN)/exactcompress study run examples/study.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q

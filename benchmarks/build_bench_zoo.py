@@ -5,7 +5,7 @@
 Each model is a torch ``state_dict`` (float32, ``nn.Sequential`` keys ``0.weight``, ``0.bias``, ...) named
 ``<name>.pt``; ``bench_zoo.json`` lists every model in the directory (name, file, hidden, l1, inputs,
 test_accuracy, seed, epochs). Models already built with the same seed and recipe are skipped. Training is the
-bundled zoo's recipe (``exactcompress.zoo``: Adam, lr 1e-2 decaying linearly to 0, batch 64, cross-entropy
+bundled zoo's recipe (``exactcompress.train``: Adam, lr 1e-2 decaying linearly to 0, batch 64, cross-entropy
 + ``l1 * sum |W|`` on the weights) on one thread, with the input width as a parameter and one change: the
 L1 strength ramps up linearly from 0 over the first half of the steps (``L1_WARMUP``). Without the ramp the
 deep nets at L1 1e-3 (5x100, 784-3x200) collapse to a constant classifier (10% test accuracy); with it
@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
 from torch import nn
 
+from exactcompress.train import Regularization, accuracy, save_state_dict, torch_threads, train_mlp
 from exactcompress.zoo import N_CLASSES, digits_data, upsample_digits_784
 
 MANIFEST_FILE = "bench_zoo.json"
@@ -90,44 +90,13 @@ def dataset(inputs: int, split: str) -> tuple[np.ndarray, np.ndarray]:
     raise ValueError(f"inputs must be 64 or 784, not {inputs}")
 
 
-def mlp(inputs: int, hidden: Sequence[int]) -> nn.Sequential:
-    """``Linear, ReLU, ..., Linear`` from ``inputs`` through ``hidden`` to the 10 classes."""
-    widths = [inputs, *hidden]
-    modules: list[nn.Module] = []
-    for fan_in, fan_out in zip(widths, widths[1:]):
-        modules += [nn.Linear(fan_in, fan_out), nn.ReLU()]
-    modules.append(nn.Linear(widths[-1], N_CLASSES))
-    return nn.Sequential(*modules)
-
-
-def train(spec: BenchModel, X: torch.Tensor, y: torch.Tensor, seed: int) -> nn.Sequential:
-    """Mini-batch Adam on cross-entropy + ``l1 * ramp * sum |W|`` (weights only), learning rate decaying linearly
-    to 0; ``ramp`` grows linearly from 0 to 1 over the first ``L1_WARMUP`` of the steps."""
-    torch.manual_seed(seed)
-    model = mlp(spec.inputs, spec.hidden)
-    shuffle = torch.Generator().manual_seed(seed)
-    weights = [module.weight for module in model if isinstance(module, nn.Linear)]
-    total_steps = spec.epochs * -(-len(X) // BATCH_SIZE)
-    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total_steps)
-    steps = 0
-    for _ in range(spec.epochs):
-        for batch in torch.randperm(len(X), generator=shuffle).split(BATCH_SIZE):
-            loss = nn.functional.cross_entropy(model(X[batch]), y[batch])
-            if spec.l1 > 0:
-                ramp = min(1.0, steps / (L1_WARMUP * total_steps))
-                loss = loss + spec.l1 * ramp * sum(w.abs().sum() for w in weights)
-            steps += 1
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
+def train(spec: BenchModel, X: np.ndarray, y: np.ndarray, seed: int) -> nn.Sequential:
+    """The bundled zoo's recipe (``exactcompress.train.train_mlp``) with the L1 strength ramping up linearly
+    from 0 to ``spec.l1`` over the first ``L1_WARMUP`` of the steps."""
+    regularization = Regularization("l1", spec.l1, warmup=L1_WARMUP)
+    model, _ = train_mlp(X, y, spec.hidden, regularization=regularization, seed=seed, epochs=spec.epochs,
+                         batch_size=BATCH_SIZE, lr=LEARNING_RATE, n_classes=N_CLASSES)
     return model
-
-
-def accuracy(model: nn.Sequential, X: torch.Tensor, y: torch.Tensor) -> float:
-    with torch.no_grad():
-        return float((model(X).argmax(dim=1) == y).double().mean())
 
 
 def read_manifest(out_dir: Path) -> list[dict]:
@@ -146,30 +115,24 @@ def build(out_dir: Path, specs: Sequence[BenchModel], *, seed: int = 0, say=lamb
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = {entry["name"]: entry for entry in read_manifest(out_dir)}
     todo = [spec for spec in specs if not _present(out_dir, spec, entries.get(spec.name), seed)]
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            for spec in todo:
-                say(f"training {spec.name}")
-                X_train, y_train = (torch.from_numpy(a) for a in dataset(spec.inputs, "train"))
-                X_test, y_test = (torch.from_numpy(a) for a in dataset(spec.inputs, "test"))
-                model = train(spec, X_train.float(), y_train, seed)
-                state = {key: value.detach().to(torch.float32).contiguous().clone() for key, value in model.state_dict().items()}
-                torch.save(state, out_dir / spec.file)
-                entries[spec.name] = {
-                    "name": spec.name,
-                    "file": spec.file,
-                    "hidden": list(spec.hidden),
-                    "l1": spec.l1,
-                    "inputs": spec.inputs,
-                    "test_accuracy": round(accuracy(model, X_test.float(), y_test), 4),
-                    "seed": seed,
-                    "epochs": spec.epochs,
-                }
-                _write_manifest(out_dir, list(entries.values()))
-    finally:
-        torch.set_num_threads(previous_threads)
+    with torch_threads(1):
+        for spec in todo:
+            say(f"training {spec.name}")
+            X_train, y_train = dataset(spec.inputs, "train")
+            X_test, y_test = dataset(spec.inputs, "test")
+            model = train(spec, X_train, y_train, seed)
+            save_state_dict(model, out_dir / spec.file)
+            entries[spec.name] = {
+                "name": spec.name,
+                "file": spec.file,
+                "hidden": list(spec.hidden),
+                "l1": spec.l1,
+                "inputs": spec.inputs,
+                "test_accuracy": round(accuracy(model, X_test, y_test), 4),
+                "seed": seed,
+                "epochs": spec.epochs,
+            }
+            _write_manifest(out_dir, list(entries.values()))
     _write_manifest(out_dir, list(entries.values()))
     return [out_dir / spec.file for spec in specs]
 

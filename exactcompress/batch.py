@@ -20,16 +20,18 @@ import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable
+from typing import Callable, Sequence, TypeVar
 
 import numpy as np
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from . import __version__
 from .domain import Domain, from_bounds, from_file, load_data
 from .errors import InputError
 from .io import load_network
+from .leases import LeaseTerms, holding, lease_key
+from .ledger import new_entry, record
 from .pipeline import compress_model, versions
 from .prove.per_neuron import ParallelMap
 from .render_summary import render_summary_html, render_summary_markdown, summary_figures
@@ -49,6 +51,9 @@ from .schema import (
 from .storage import Storage, open_storage, safe_key
 
 Progress = Callable[[str], None]
+#: what pydantic puts into an error's location for the member of a union tried (not field names)
+UNION_LABELS = ("box", "file", "str", "ManifestSource", "NpzDataset", "none", "l1", "lp", "tl1")
+SpecModel = TypeVar("SpecModel", bound=BaseModel)
 REPORT = "report.json"
 SUMMARY = "summary.json"
 
@@ -60,7 +65,7 @@ def validation_message(source: str, error: ValidationError) -> InputError:
     """A pydantic error as one line naming every wrong field: ``spec.yaml: field 'method': …; …``."""
     problems = []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"] if part not in ("box", "file", "str", "ManifestSource"))
+        field = ".".join(str(part) for part in item["loc"] if part not in UNION_LABELS and not str(part).startswith("literal["))
         problems.append(f"field '{field or '(top level)'}': {item['msg']}")
     return InputError(source, "; ".join(problems))
 
@@ -72,20 +77,25 @@ def _parse_mapping(source: str, text: str) -> object:
         raise InputError(source, f"not valid YAML/JSON ({' '.join(str(error).split())})") from None
 
 
-def read_job_spec(path: str | Path) -> ZooJobSpec:
-    """Parse and validate a job spec file (YAML or JSON). Raises InputError naming the wrong fields."""
+def read_spec_file(path: str | Path, schema: type[SpecModel]) -> SpecModel:
+    """Parse ``path`` (YAML or JSON) and validate it as ``schema``. Raises InputError naming the wrong fields."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise InputError(str(path), f"cannot be read ({error})") from None
     try:
-        return ZooJobSpec.model_validate(_parse_mapping(str(path), text))
+        return schema.model_validate(_parse_mapping(str(path), text))
     except ValidationError as error:
         raise validation_message(str(path), error) from None
 
 
-def _split_url(url: str) -> tuple[Storage, str]:
+def read_job_spec(path: str | Path) -> ZooJobSpec:
+    """Parse and validate a job spec file (YAML or JSON). Raises InputError naming the wrong fields."""
+    return read_spec_file(path, ZooJobSpec)
+
+
+def split_url(url: str) -> tuple[Storage, str]:
     """The storage holding ``url``'s parent and the file's key in it."""
     parent, _, name = url.rstrip("/").rpartition("/")
     return open_storage(parent or "."), name
@@ -94,7 +104,7 @@ def _split_url(url: str) -> tuple[Storage, str]:
 def _resolve(reference: str, source_root: str) -> tuple[Storage, str]:
     """A file named in a spec: a full URL / absolute path, or a key relative to the job's source."""
     if "://" in reference or reference.startswith("/"):
-        return _split_url(reference)
+        return split_url(reference)
     return open_storage(source_root), reference
 
 
@@ -122,7 +132,7 @@ def _output_inside(source: str, output: str) -> str | None:
 
 
 def _manifest_tasks(spec: ZooJobSpec, manifest_url: str) -> list[ModelTask]:
-    storage, name = _split_url(manifest_url)
+    storage, name = split_url(manifest_url)
     text = storage.get_bytes(name).decode("utf-8", errors="replace")
     try:
         manifest = Manifest.model_validate(_parse_mapping(manifest_url, text))
@@ -169,7 +179,15 @@ def run_prefix(task: ModelTask, model_sha256: str, domain_digest: str) -> str:
     return safe_key("runs", model_sha256[:16], f"{spec.method}-{settings_hash}-v{__version__}")
 
 
-def _existing_report(output: Storage, key: str) -> CompressionReport | None:
+def domain_digest(domain: DomainSpec, source_root: str) -> str:
+    """The domain's part of ``run_prefix``'s settings hash (a domain file is downloaded); InputError if the
+    domain does not resolve."""
+    with tempfile.TemporaryDirectory(prefix="exactcompress-") as scratch:
+        return _domain_digest(_domain(domain, source_root, Path(scratch)))
+
+
+def committed_report(output: Storage, key: str) -> CompressionReport | None:
+    """The valid report at ``key``; None if there is none (or it does not validate)."""
     if not output.exists(key):
         return None
     try:
@@ -213,7 +231,7 @@ def _commit(output: Storage, prefix: str, out_dir: Path, report: CompressionRepo
     data = (out_dir / REPORT).read_bytes()
     if output.put_if_absent(key, data):
         return report
-    existing = _existing_report(output, key)
+    existing = committed_report(output, key)
     if existing is not None:
         return existing
     output.put_bytes(key, data)  # what was there did not validate: replace it
@@ -229,18 +247,31 @@ def _failed_report(task: ModelTask, source_url: str, reason: str) -> Compression
 
 @dataclass(frozen=True)
 class TaskOutcome:
-    """One model's summary row, and whether this run did the work (False: a committed report was reused)."""
+    """One model's summary row, and whether this run did the work (False: a committed report was reused).
+    In an incremental run, a model whose lease another run holds has no row: ``result`` is None and
+    ``elsewhere`` its source URL."""
 
-    result: ZooModelResult
+    result: ZooModelResult | None
     analysed: bool
+    elsewhere: str | None = None
 
 
-def run_model_task(task: ModelTask, *, parallel_map: ParallelMap | None = None, progress: Progress | None = None) -> TaskOutcome:
+def _reused(output: Storage, source_url: str, prefix: str) -> TaskOutcome | None:
+    existing = committed_report(output, f"{prefix}/{REPORT}")
+    if existing is None:
+        return None
+    return TaskOutcome(result_from_report(source_url, output, prefix, existing), analysed=False)
+
+
+def run_model_task(task: ModelTask, *, parallel_map: ParallelMap | None = None, progress: Progress | None = None,
+                   lease: LeaseTerms | None = None) -> TaskOutcome:
     """Pull one model from storage, compress it, push its outputs (report.json last) and return its row.
 
     A model whose valid report already exists is not analysed again. Bad input (unreadable, corrupt,
     too large, non-ReLU, NaN weights, bad domain) gives a committed ``failed`` report with a one-line
     reason. Storage errors that survive the client's retries raise (the zoo job retries such a task).
+    ``lease`` (incremental runs): the model is analysed only under its lease (``leases``: another run's live
+    lease gives ``result=None``), and its committed report is recorded in the ledger (``ledger``).
     """
     spec = task.spec
     source = open_storage(task.source_root)
@@ -253,7 +284,7 @@ def run_model_task(task: ModelTask, *, parallel_map: ParallelMap | None = None, 
             reason = f"model file is {size} bytes, over the job's max_model_bytes {spec.max_model_bytes}"
             return _commit_failure(task, output, source_url, hashlib.sha256(source_url.encode()).hexdigest(), reason, scratch)
         local_model = scratch / ("model" + PurePosixPath(task.key).suffix.lower())
-        source.download(task.key, local_model)
+        fingerprint = source.download(task.key, local_model)
         model_sha256 = hashlib.sha256(local_model.read_bytes()).hexdigest()
         try:
             domain = _domain(task.domain, task.source_root, scratch)
@@ -261,34 +292,52 @@ def run_model_task(task: ModelTask, *, parallel_map: ParallelMap | None = None, 
         except InputError as error:
             return _commit_failure(task, output, source_url, model_sha256, str(error), scratch)
         prefix = run_prefix(task, model_sha256, _domain_digest(domain))
-        existing = _existing_report(output, f"{prefix}/{REPORT}")
-        if existing is not None:
-            return TaskOutcome(result_from_report(source_url, output, prefix, existing), analysed=False)
-        try:
-            network, info = load_network(local_model)
-            model = (network, info.model_copy(update={"name": PurePosixPath(task.key).stem, "path": source_url}))
-            points = data if data is not None and data.shape[1] == network.input_dim else None
-        except InputError as error:
-            model, points = None, None
-            report = _failed_report(task, source_url, f"{source_url}: {error.reason}")
-        out_dir = scratch / "out"
-        if model is not None:
-            report = compress_model(
-                model, out_dir, domain=domain, data=points, method=spec.method, time_limit=spec.time_limit_s,
-                workers=spec.fallback_tasks, parallel_map=parallel_map, formats=spec.formats, seed=spec.seed,
-                progress=progress,
-            )
-        else:
-            _write_report(out_dir, report)
-        committed = _commit(output, prefix, out_dir, report)
-        return TaskOutcome(result_from_report(source_url, output, prefix, committed), analysed=True)
+
+        def analyse() -> TaskOutcome:
+            return _analyse(task, output, prefix, source_url, local_model, domain, data, scratch / "out",
+                            parallel_map, progress)
+
+        outcome = _reused(output, source_url, prefix)
+        if lease is None:
+            return outcome or analyse()
+        if outcome is None:
+            with holding(output, lease_key(prefix), model_sha256, lease) as held:
+                if not held:
+                    return TaskOutcome(None, analysed=False, elsewhere=source_url)
+                outcome = _reused(output, source_url, prefix) or analyse()  # another run may have just finished it
+        record(output, new_entry(model_sha256, source_url, f"{prefix}/{REPORT}", outcome.result.status, fingerprint))
+        return outcome
+
+
+def _analyse(task: ModelTask, output: Storage, prefix: str, source_url: str, local_model: Path, domain: Domain,
+             data: np.ndarray | None, out_dir: Path, parallel_map: ParallelMap | None,
+             progress: Progress | None) -> TaskOutcome:
+    """Load and compress the downloaded model (or record why it cannot be loaded), commit, return its row."""
+    spec = task.spec
+    try:
+        network, info = load_network(local_model)
+        model = (network, info.model_copy(update={"name": PurePosixPath(task.key).stem, "path": source_url}))
+        points = data if data is not None and data.shape[1] == network.input_dim else None
+    except InputError as error:
+        model, points = None, None
+        report = _failed_report(task, source_url, f"{source_url}: {error.reason}")
+    if model is not None:
+        report = compress_model(
+            model, out_dir, domain=domain, data=points, method=spec.method, time_limit=spec.time_limit_s,
+            workers=spec.fallback_tasks, parallel_map=parallel_map, formats=spec.formats, seed=spec.seed,
+            progress=progress,
+        )
+    else:
+        _write_report(out_dir, report)
+    committed = _commit(output, prefix, out_dir, report)
+    return TaskOutcome(result_from_report(source_url, output, prefix, committed), analysed=True)
 
 
 def _commit_failure(task: ModelTask, output: Storage, source_url: str, digest: str, reason: str, scratch: Path) -> TaskOutcome:
     prefix = run_prefix(task, digest, "unresolved")
-    existing = _existing_report(output, f"{prefix}/{REPORT}")
-    if existing is not None:
-        return TaskOutcome(result_from_report(source_url, output, prefix, existing), analysed=False)
+    reused = _reused(output, source_url, prefix)
+    if reused is not None:
+        return reused
     report = _failed_report(task, source_url, reason)
     out_dir = scratch / "failed"
     _write_report(out_dir, report)
@@ -312,8 +361,9 @@ def _data(spec: ZooJobSpec, source_root: str, scratch: Path) -> np.ndarray | Non
 # ------------------------------------------------------------------------------------------ summary
 
 
-def summarize(spec: ZooJobSpec, results: list[ZooModelResult]) -> ZooSummary:
-    """The job's summary: rows sorted by source key, totals; a pure function of spec and results."""
+def summarize(spec: ZooJobSpec, results: list[ZooModelResult], in_progress_elsewhere: Sequence[str] = ()) -> ZooSummary:
+    """The job's summary: rows sorted by source key, totals; a pure function of spec and results.
+    ``in_progress_elsewhere``: source keys of models another run holds (incremental runs), listed, not rows."""
     rows = sorted(results, key=lambda row: row.source_key)
     totals = ZooTotals(
         models=len(rows),
@@ -325,8 +375,10 @@ def summarize(spec: ZooJobSpec, results: list[ZooModelResult]) -> ZooSummary:
         parameters_before=sum(row.parameters_before for row in rows),
         parameters_after=sum(row.parameters_after for row in rows),
         engine_seconds=sum(row.seconds for row in rows),
+        in_progress_elsewhere=len(in_progress_elsewhere),
     )
-    return ZooSummary(spec=spec, versions=versions(), models=rows, totals=totals)
+    return ZooSummary(spec=spec, versions=versions(), models=rows, totals=totals,
+                      in_progress_elsewhere=sorted(in_progress_elsewhere))
 
 
 def write_summary(output: Storage, summary: ZooSummary) -> str:

@@ -19,8 +19,12 @@ app = typer.Typer(
 )
 zoo_app = typer.Typer(no_args_is_help=True, help="Model zoos: compress a whole zoo on Ray (run, or submit to a "
                       "cluster and follow it with status/logs); build the bundled digits zoo.")
+study_app = typer.Typer(no_args_is_help=True, help="Hyperparameter studies: train every architecture × "
+                        "regulariser strength × seed on Ray, compress each exactly, and tabulate and plot accuracy "
+                        "against what was removed.")
 schema_app = typer.Typer(no_args_is_help=True, help="Print the JSON Schema of a file this tool writes.")
 app.add_typer(zoo_app, name="zoo")
+app.add_typer(study_app, name="study")
 app.add_typer(schema_app, name="schema")
 
 err = Console(stderr=True)
@@ -137,6 +141,14 @@ def schema_summary() -> None:
     typer.echo(json.dumps(ZooSummary.model_json_schema(), indent=2))
 
 
+@schema_app.command("study")
+def schema_study() -> None:
+    """JSON Schema of a study spec file (StudySpec; YAML or JSON)."""
+    from .schema import StudySpec
+
+    typer.echo(json.dumps(StudySpec.model_json_schema(), indent=2))
+
+
 @zoo_app.command("run")
 def zoo_run(
     spec: Path = typer.Argument(..., help="Job spec, YAML or JSON (see `exactcompress schema job`)."),
@@ -145,9 +157,14 @@ def zoo_run(
     num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="CPUs of the embedded local Ray "
                                            "(default: all)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    incremental: bool = typer.Option(False, "--incremental", help="Scheduled runs: skip models whose source "
+                                     "version the output's ledger records as done (without downloading them), "
+                                     "lease each model so concurrent runs never both analyse it, and add what "
+                                     "this run finishes to ledger.json."),
 ) -> None:
     """Compress every model of a zoo on Ray; write per-model outputs and, last, summary.json/.md/.html at the
-    spec's output prefix. Exit code 0: all models exact or partial; 3: some failed; 2: bad spec."""
+    spec's output prefix. Exit code 0: all models exact or partial (or in progress in another run); 3: some
+    failed; 2: bad spec."""
     from .batch import read_job_spec
     from .errors import InputError
     from .render_summary import render_summary_table
@@ -159,12 +176,18 @@ def zoo_run(
     from jobs.compress_zoo import run_zoo_job
 
     try:
-        run = run_zoo_job(job, address=address, num_cpus=num_cpus, console=None if quiet else err)
+        run = run_zoo_job(job, address=address, num_cpus=num_cpus, console=None if quiet else err,
+                          incremental=incremental)
     except InputError as error:
         _fail(str(error), 2)
     typer.echo(render_summary_table(run.summary))
     totals = run.summary.totals
-    typer.echo(f"{run.reused} of {totals.models} models reused from earlier runs; wall time {run.wall_seconds:.1f} s")
+    unchanged = f" ({run.unchanged} unchanged per the ledger, not downloaded)" if incremental else ""
+    typer.echo(f"{run.reused} of {totals.models} models reused from earlier runs{unchanged}; wall time "
+               f"{run.wall_seconds:.1f} s")
+    if totals.in_progress_elsewhere:
+        typer.echo(f"{totals.in_progress_elsewhere} models in progress in another run (not failed; that run's or "
+                   "the next run's summary has them)")
     typer.echo(f"summary: {run.summary_html}")
     if run.exit_code:
         err.print(f"[red]partial failure:[/red] {totals.failed} of {totals.models} models failed; see their reports")
@@ -174,31 +197,43 @@ def zoo_run(
 DASHBOARD_HELP = "Ray dashboard (Jobs API) address of the cluster, http://HEAD:8265."
 
 
-@zoo_app.command("submit")
-def zoo_submit(
-    spec: Path = typer.Argument(..., help="Job spec, YAML or JSON; checked here before it is sent."),
-    address: str = typer.Option(..., "--address", help=DASHBOARD_HELP),
-    job_id: Optional[str] = typer.Option(None, "--job-id", help="Submission id (default: chosen by Ray)."),
-    pip: list[str] = typer.Option([], "--pip", help="Extra pip requirement for the job's environment; repeat."),
-    pass_credentials: bool = typer.Option(False, "--pass-credentials", help="Forward AWS_ACCESS_KEY_ID/"
-                                          "AWS_SECRET_ACCESS_KEY to the job (dev clusters only: the job table "
-                                          "shows them)."),
-) -> None:
-    """Submit the zoo job to a Ray cluster through the Jobs API (this package's code travels with it);
-    prints the submission id for `zoo status` and `zoo logs`."""
+JOB_ID_OPTION = typer.Option(None, "--job-id", help="Submission id (default: chosen by Ray).")
+PIP_OPTION = typer.Option([], "--pip", help="Extra pip requirement for the job's environment; repeat.")
+PASS_CREDENTIALS_OPTION = typer.Option(False, "--pass-credentials", help="Forward AWS_ACCESS_KEY_ID/"
+                                       "AWS_SECRET_ACCESS_KEY to the job (dev clusters only: the job table "
+                                       "shows them).")
+
+
+def _submit(spec: Path, address: str, command: str, job_id: Optional[str], pip: list[str],
+            pass_credentials: bool) -> None:
+    """Check the spec of ``exactcompress <command> run`` here, submit it, print the submission id."""
     from .batch import read_job_spec
     from .errors import InputError
+    from .study import read_study_spec
 
     try:
-        read_job_spec(spec)
-        from jobs.submit import submit_zoo_job
+        (read_study_spec if command == "study" else read_job_spec)(spec)
+        from jobs.submit import submit_zoo_job, zoo_entrypoint
 
         submission = submit_zoo_job(spec, address, job_id=job_id, extra_pip=pip or None,
-                                    pass_credentials=pass_credentials)
+                                    pass_credentials=pass_credentials, entrypoint=zoo_entrypoint(spec.name, command))
     except InputError as error:
         _fail(str(error), 2)
     typer.echo(submission)
     err.print(f"follow it: exactcompress zoo logs {submission} --address {address} --follow", highlight=False)
+
+
+@zoo_app.command("submit")
+def zoo_submit(
+    spec: Path = typer.Argument(..., help="Job spec, YAML or JSON; checked here before it is sent."),
+    address: str = typer.Option(..., "--address", help=DASHBOARD_HELP),
+    job_id: Optional[str] = JOB_ID_OPTION,
+    pip: list[str] = PIP_OPTION,
+    pass_credentials: bool = PASS_CREDENTIALS_OPTION,
+) -> None:
+    """Submit the zoo job to a Ray cluster through the Jobs API (this package's code travels with it);
+    prints the submission id for `zoo status` and `zoo logs`."""
+    _submit(spec, address, "zoo", job_id, pip, pass_credentials)
 
 
 @zoo_app.command("status")
@@ -261,6 +296,56 @@ def zoo_digits(
     paths = build_digits_zoo(out, seed=seed)
     for path in paths:
         typer.echo(str(path))
+
+
+@study_app.command("run")
+def study_run(
+    spec: Path = typer.Argument(..., help="Study spec, YAML or JSON (see `exactcompress schema study`)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (HOST:PORT or ray://…); "
+                                          "default: an embedded local Ray on this machine."),
+    num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="CPUs of the embedded local Ray "
+                                           "(default: all)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train and compress every configuration of a study on Ray (configurations already done are reused);
+    write study.json/.csv/.md/.html and the figures at the spec's output prefix. Exit code 0: all
+    configurations exact or partial; 3: some failed; 2: bad spec."""
+    from .errors import InputError
+    from .render_study import render_study_table
+    from .study import read_study_spec
+
+    try:
+        study = read_study_spec(spec)
+    except InputError as error:
+        _fail(str(error), 2)
+    from jobs.study import run_study
+
+    try:
+        run = run_study(study, address=address, num_cpus=num_cpus, console=None if quiet else err)
+    except InputError as error:
+        _fail(str(error), 2)
+    typer.echo(render_study_table(run.result))
+    rows = len(run.result.rows)
+    typer.echo(f"trained {run.trained} and compressed {run.analysed} of {rows} configurations in this run (the "
+               f"rest reused); wall time {run.wall_seconds:.1f} s")
+    typer.echo(f"study: {run.study_html}")
+    if run.exit_code:
+        failed = sum(row.status == "failed" for row in run.result.rows)
+        err.print(f"[red]partial failure:[/red] {failed} of {rows} configurations failed; see the study table")
+        raise typer.Exit(run.exit_code)
+
+
+@study_app.command("submit")
+def study_submit(
+    spec: Path = typer.Argument(..., help="Study spec, YAML or JSON; checked here before it is sent."),
+    address: str = typer.Option(..., "--address", help=DASHBOARD_HELP),
+    job_id: Optional[str] = JOB_ID_OPTION,
+    pip: list[str] = PIP_OPTION,
+    pass_credentials: bool = PASS_CREDENTIALS_OPTION,
+) -> None:
+    """Submit the study to a Ray cluster through the Jobs API (its output must be storage the cluster reaches);
+    prints the submission id for `zoo status` and `zoo logs`."""
+    _submit(spec, address, "study", job_id, pip, pass_credentials)
 
 
 @app.command()

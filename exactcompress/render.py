@@ -10,7 +10,7 @@ import base64
 import html
 import io
 from pathlib import Path
-from typing import get_args
+from typing import Collection, Sequence, get_args
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -266,6 +266,31 @@ def render_markdown(report: CompressionReport, figure_name: str | None = None) -
         if title == "SCIP" and report.milp.dual_trace:
             parts.append(f"![single MILP dual bound]({CONVERGENCE_FIGURE})")
     return "\n\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------- terminal
+
+
+def terminal_text(text: str, limit: int | None = None) -> str:
+    """One printable line (control characters become spaces), cut to ``limit`` characters with "…"."""
+    line = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return line[: limit - 1] + "…" if limit is not None and len(line) > limit else line
+
+
+def text_table(table: Table, left_aligned: Collection[str]) -> str:
+    """Plain-text table: the header, a rule and one line per row, columns two spaces apart; columns named in
+    ``left_aligned`` are left-aligned, the others right-aligned. Cells are used as they are."""
+    headers, rows = table
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) if column in left_aligned else cell.rjust(width)
+            for column, cell, width in zip(headers, cells, widths)
+        ).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
 
 
 # ---------------------------------------------------------------- html

@@ -32,6 +32,8 @@ from .render import (
     html_table,
     md_cell,
     md_table,
+    terminal_text,
+    text_table,
 )
 from .schema import MODEL_SUFFIXES, BoxDomainSpec, DomainSpec, ManifestSource, Settler, ZooModelResult, ZooSummary, ZooTotals
 
@@ -103,6 +105,7 @@ def _totals_text(totals: ZooTotals) -> str:
         f" · neurons {totals.neurons_before} → {totals.neurons_after} ({removed:.1f}% removed)"
         f" · parameters {totals.parameters_before} → {totals.parameters_after}"
         f" · Σ engine seconds {totals.engine_seconds:.2f}"
+        + (f" · {totals.in_progress_elsewhere} in progress in another run" if totals.in_progress_elsewhere else "")
     )
 
 
@@ -134,7 +137,8 @@ def _report_href(summary: ZooSummary, report_key: str | None) -> str:
 # ---------------------------------------------------------------- row data
 
 
-def _domain_text(domain: DomainSpec) -> str:
+def domain_text(domain: DomainSpec) -> str:
+    """One line describing a spec's domain: ``box: lower 0, upper 1``, per-feature counts, or the file."""
     if not isinstance(domain, BoxDomainSpec):
         return f"file {domain.file}"
 
@@ -151,7 +155,7 @@ def _settings(summary: ZooSummary) -> Table:
     rows = [
         ["source", source],
         ["output", spec.output],
-        ["domain", _domain_text(spec.domain)],
+        ["domain", domain_text(spec.domain)],
         ["method", spec.method],
         ["time limit", time_limit],
         ["exactcompress", summary.versions.exactcompress],
@@ -260,37 +264,21 @@ def render_summary_html(summary: ZooSummary) -> str:
 # ---------------------------------------------------------------- terminal
 
 
-def _terminal_text(text: str, limit: int | None = None) -> str:
-    """One printable line (control characters become spaces), cut to ``limit`` characters with "…"."""
-    line = " ".join("".join(c if c.isprintable() else " " for c in text).split())
-    return line[: limit - 1] + "…" if limit is not None and len(line) > limit else line
-
-
 def render_summary_table(summary: ZooSummary) -> str:
     """Plain-text table for a terminal: a header, a rule, one line per model (errors cut to 60 characters),
     then a blank line and the totals."""
     columns = _columns(summary, TERMINAL_COLUMNS)
     rows = [
-        [_terminal_text(row[c], TERMINAL_ERROR_CHARS if c == "error" else None) for c in columns]
+        [terminal_text(row[c], TERMINAL_ERROR_CHARS if c == "error" else None) for c in columns]
         for row in _model_rows(summary)
     ]
-    widths = [max(len(cell) for cell in column) for column in zip(columns, *rows)]
-    left_aligned = {"model", "status", "error"}
-
-    def line(cells: Sequence[str]) -> str:
-        return "  ".join(
-            cell.ljust(width) if column in left_aligned else cell.rjust(width)
-            for column, cell, width in zip(columns, cells, widths)
-        ).rstrip()
-
-    rule = "  ".join("-" * width for width in widths)
-    return "\n".join([line(columns), rule, *(line(row) for row in rows), "", _totals_text(summary.totals)])
+    return text_table((columns, rows), {"model", "status", "error"}) + "\n\n" + _totals_text(summary.totals)
 
 
 # ---------------------------------------------------------------- figures
 
 
-def _png(figure: Figure) -> bytes:
+def png_bytes(figure: Figure) -> bytes:
     """PNG bytes without metadata (no software version or date): equal figures give equal bytes."""
     buffer = io.BytesIO()
     FigureCanvasAgg(figure).print_png(buffer, metadata={"Software": None})
@@ -300,7 +288,7 @@ def _png(figure: Figure) -> bytes:
 def _tick_label(name: str) -> str:
     """One line of at most TICK_LABEL_CHARS characters, cut in the middle (names of a zoo often share a prefix),
     dollar signs escaped (matplotlib would read mathtext)."""
-    line = _terminal_text(name)
+    line = terminal_text(name)
     if len(line) > TICK_LABEL_CHARS:
         head = (TICK_LABEL_CHARS - 1) // 2
         line = line[:head] + "…" + line[len(line) - (TICK_LABEL_CHARS - 1 - head):]
@@ -358,7 +346,7 @@ def _removed_png(models: Sequence[ZooModelResult]) -> bytes:
         axes.set_ylim(0.0, 1.0)
         _mark_failed(axes, models)
         _status_legend(axes, models, " (×)")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def _seconds_png(models: Sequence[ZooModelResult]) -> bytes:
@@ -373,7 +361,7 @@ def _seconds_png(models: Sequence[ZooModelResult]) -> bytes:
             axes.set_yscale("log")
             axes.set_ylim(bottom=min(positive) / 2)
         _status_legend(axes, models, "")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def _settled_png(models: Sequence[ZooModelResult]) -> bytes:
@@ -391,7 +379,7 @@ def _settled_png(models: Sequence[ZooModelResult]) -> bytes:
         bars.append(axes.bar(positions, [m.undecided for m in models], bottom=bottoms, color=colour, label=label, width=0.7))
         handles = [*bars[::-1], *_mark_failed(axes, models)]  # legend top to bottom as the stack, then failed
         axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def summary_figures(summary: ZooSummary) -> dict[str, bytes]:

@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 REPORT_SCHEMA_VERSION = "1.1"
-JOB_SCHEMA_VERSION = "1.0"
-SUMMARY_SCHEMA_VERSION = "1.0"
+JOB_SCHEMA_VERSION = "1.1"
+SUMMARY_SCHEMA_VERSION = "1.1"
 MODEL_SUFFIXES = (".pt", ".pth", ".safetensors", ".onnx")
 
 Method = Literal["auto", "per-neuron", "milp"]
@@ -231,6 +231,10 @@ class ZooJobSpec(Strict):
         "relative keys are read from the job's source)"
     )
     seed: int = 0
+    lease_s: float | None = Field(
+        None, gt=0, description="incremental runs: seconds a run holds a model before another run may take it "
+        "over; null: 2 × time_limit_s + 600, or 24 h without a time limit (since 1.1)"
+    )
 
 
 class ModelTask(Strict):
@@ -270,6 +274,9 @@ class ZooTotals(Strict):
     parameters_before: int
     parameters_after: int
     engine_seconds: float
+    in_progress_elsewhere: int = Field(
+        0, description="incremental runs: models another run was compressing (not failures; not in `models`) (since 1.1)"
+    )
 
 
 class ZooSummary(Strict):
@@ -280,3 +287,167 @@ class ZooSummary(Strict):
     versions: Versions
     models: list[ZooModelResult]
     totals: ZooTotals
+    in_progress_elsewhere: list[str] = Field(
+        default_factory=list, description="source keys of the models another run was compressing; that run's or "
+        "the next run's summary has their rows (since 1.1)"
+    )
+
+
+# --- incremental zoo runs ------------------------------------------------------------------------------
+
+LEDGER_SCHEMA_VERSION = "1.0"
+
+
+class LedgerEntry(Strict):
+    """One model an incremental run finished (its report is committed)."""
+
+    sha256: str = Field(description="sha256 of the model file's bytes")
+    source_key: str = Field(description="the model's key (URL) in the source")
+    report_key: str = Field(description="its committed report, relative to the output prefix: runs/…/report.json")
+    status: Status
+    finished_at: str = Field(description="UTC time, ISO 8601")
+    source_fingerprint: str | None = Field(
+        None, description="the source object's version as read (S3: ETag, size, Last-Modified; local: sha256): "
+        "a later run skips that version without downloading it"
+    )
+
+
+class ZooLedger(Strict):
+    """``ledger.json`` at the output prefix: the content hashes done by incremental runs (append-only)."""
+
+    schema_version: str = LEDGER_SCHEMA_VERSION
+    entries: list[LedgerEntry] = Field(default_factory=list)
+
+
+class Lease(Strict):
+    """``leases/<sha16>/<run folder>.json``: a run holds a model until ``expires_at`` (epoch seconds, UTC)."""
+
+    holder: str = Field(description="the run that holds the lease (random id)")
+    sha256: str
+    expires_at: float
+
+
+# --- hyperparameter studies ----------------------------------------------------------------------------
+
+STUDY_SCHEMA_VERSION = "1.0"
+
+
+class NoRegularizer(Strict):
+    kind: Literal["none"]
+
+
+class L1Regularizer(Strict):
+    """strength · Σ|w| over the weight matrices (not biases)."""
+
+    kind: Literal["l1"]
+    strengths: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
+
+
+class LpRegularizer(Strict):
+    """strength · Σ (|w| + smoothing)^p, 0 < p < 1 (smoothed near 0 so its gradient stays finite)."""
+
+    kind: Literal["lp"]
+    strengths: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
+    p: float = Field(0.5, gt=0, lt=1)
+    smoothing: float = Field(1e-3, gt=0)
+
+
+class TransformedL1Regularizer(Strict):
+    """strength · Σ (a + 1)|w| / (a + |w|) (transformed L1)."""
+
+    kind: Literal["tl1"]
+    strengths: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
+    a: float = Field(1.0, gt=0)
+
+
+RegularizerSpec = Annotated[
+    Union[NoRegularizer, L1Regularizer, LpRegularizer, TransformedL1Regularizer], Field(discriminator="kind")
+]
+
+
+class NpzDataset(Strict):
+    """A user data set: .npz with X_train, y_train, X_test, y_test (X: (n, d) floats, y: integer labels)."""
+
+    npz: str = Field(description="s3://…, file://… or local path")
+
+
+class StudySpec(Strict):
+    """A study: every architecture × regulariser strength × seed is trained, then compressed exactly."""
+
+    schema_version: str = STUDY_SCHEMA_VERSION
+    dataset: Literal["digits", "digits-784"] | NpzDataset = "digits"
+    architectures: list[list[Annotated[int, Field(ge=1)]]] = Field(min_length=1, description="hidden widths")
+    regularizers: list[RegularizerSpec] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(64, ge=1)
+    learning_rate: float = Field(1e-2, gt=0)
+    output: str = Field(description="prefix for models, training records, reports and the study files")
+    domain: DomainSpec | None = Field(None, description="default: the data's box ([0, 1] for the digits sets)")
+    method: Method = "auto"
+    time_limit_s: float | None = Field(120.0, gt=0)
+    retries: int = Field(2, ge=0, le=20)
+    cpus_per_task: float = Field(1.0, gt=0)
+    fallback_tasks: int = Field(1, ge=1, le=256)
+
+
+class StudyConfig(Strict):
+    """One configuration; its hash (``config_hash``) keys everything it writes."""
+
+    dataset: str = Field(description="digits | digits-784 | the .npz URL")
+    hidden: list[int]
+    regularizer: Literal["none", "l1", "lp", "tl1"]
+    strength: float
+    p: float | None = None
+    smoothing: float | None = None
+    a: float | None = None
+    seed: int
+    epochs: int
+    batch_size: int
+    learning_rate: float
+
+
+class TrainingRecord(Strict):
+    """``configs/<hash>/training.json``, written after the model: the configuration's training run."""
+
+    config: StudyConfig
+    config_hash: str
+    model_key: str
+    train_accuracy: float
+    test_accuracy: float
+    loss_curve: list[float] = Field(description="mean training loss (with the penalty) per epoch")
+    seconds: float
+    torch: str
+
+
+class StudyRow(Strict):
+    """One configuration in ``study.json`` / ``study.csv``."""
+
+    config_hash: str
+    regularizer: str
+    strength: float
+    hidden: list[int]
+    seed: int
+    test_accuracy: float | None = None
+    stably_active: int = 0
+    stably_inactive: int = 0
+    neurons_before: int = 0
+    neurons_after: int = 0
+    parameters_before: int = 0
+    parameters_after: int = 0
+    status: Status
+    error: str | None = None
+    method: Method
+    solve_seconds: float = 0.0
+    training_seconds: float = 0.0
+    model_key: str | None = None
+    report_key: str | None = None
+
+
+class StudyResult(Strict):
+    """``study.json``: written last at the output prefix."""
+
+    schema_version: str = STUDY_SCHEMA_VERSION
+    spec: StudySpec
+    versions: Versions
+    rows: list[StudyRow]

@@ -3,6 +3,11 @@
 Keys are relative to the storage's root, ``/``-separated, and checked by :func:`safe_key`, so no key built
 from user input can leave the root. Every write is atomic: a reader sees the old object, the whole new one,
 or nothing — never a partial file under the final name.
+
+A *fingerprint* names one version of an object's bytes, cheaply: on S3 ``etag=…;size=…;modified=…`` (the
+ETag, length and Last-Modified second that listings and GETs both return: new bytes change the ETag — an MD5
+for plain uploads — and a PUT in a later second changes Last-Modified, so new bytes keep an old fingerprint
+only through an MD5 collision uploaded within the same second); on a local directory ``sha256:…`` of the bytes.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ import time
 import urllib.parse
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
 from .errors import InputError
 
+LOCAL_FINGERPRINT = "sha256:"
 SEGMENT = re.compile(r"[A-Za-z0-9._=+@,-]+")
 BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 MAX_KEY_BYTES = 1024
@@ -109,8 +116,14 @@ class Storage(ABC):
         """Every key (recursively, sorted) that starts with ``prefix`` (a plain string prefix, as in S3)."""
 
     @abstractmethod
-    def download(self, key: str, path: Path | str) -> None:
-        """Copy the object to a local file (replaced atomically); KeyNotFound if it does not exist."""
+    def fingerprints(self, keys: list[str]) -> dict[str, str]:
+        """The fingerprint of each of ``keys`` that exists (missing keys are left out). S3: one listing of the
+        keys' common folder, no reads; local: reads each file."""
+
+    @abstractmethod
+    def download(self, key: str, path: Path | str) -> str:
+        """Copy the object to a local file (replaced atomically) and return the fingerprint of the bytes
+        copied; KeyNotFound if it does not exist."""
 
     @abstractmethod
     def upload(self, path: Path | str, key: str) -> None:
@@ -211,11 +224,30 @@ class LocalStorage(Storage):
                     keys.append(key)
         return sorted(keys)
 
-    def download(self, key: str, path: Path | str) -> None:
+    def fingerprints(self, keys: list[str]) -> dict[str, str]:
+        found = {}
+        for key in keys:
+            path = self._path(key)
+            if path.is_file():
+                with open(path, "rb") as handle:
+                    found[key] = LOCAL_FINGERPRINT + hashlib.file_digest(handle, "sha256").hexdigest()
+        return found
+
+    def download(self, key: str, path: Path | str) -> str:
         source = self._path(key)
-        if not source.is_file():
-            raise KeyNotFound(str(source))
-        _write_atomically(Path(path), lambda temp: shutil.copyfile(source, temp))
+        digest = hashlib.sha256()
+
+        def copy(temp: Path) -> None:
+            try:
+                with open(source, "rb") as reader, open(temp, "wb") as writer:
+                    while chunk := reader.read(1 << 20):
+                        digest.update(chunk)
+                        writer.write(chunk)
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                raise KeyNotFound(str(source)) from None
+
+        _write_atomically(Path(path), copy)
+        return LOCAL_FINGERPRINT + digest.hexdigest()
 
     def upload(self, path: Path | str, key: str) -> None:
         _write_atomically(self._path(key), lambda temp: shutil.copyfile(path, temp))
@@ -228,6 +260,12 @@ class LocalStorage(Storage):
 
     def child(self, prefix: str) -> "LocalStorage":
         return LocalStorage(self._path(prefix))
+
+
+def common_folder(keys: list[str]) -> str:
+    """The longest ``folder/`` prefix shared by every key (``""`` when they share none)."""
+    folder = os.path.commonprefix(keys).rpartition("/")[0]
+    return folder + "/" if folder else ""
 
 
 def _is_safe(key: str) -> bool:
@@ -377,19 +415,36 @@ class S3Storage(Storage):
 
         return sorted(self._call(self.url(), listing))
 
-    def download(self, key: str, path: Path | str) -> None:
+    def fingerprints(self, keys: list[str]) -> dict[str, str]:
+        wanted = {self._key(key): key for key in keys}
+        if not wanted:
+            return {}
+        folder = common_folder(list(wanted))
+
+        def listing() -> dict[str, str]:
+            pages = self._client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=folder)
+            return {wanted[item["Key"]]: _s3_fingerprint(item["ETag"], item["Size"], item["LastModified"])
+                    for page in pages for item in page.get("Contents", []) if item["Key"] in wanted}
+
+        return self._call(self.url(), listing)
+
+    def download(self, key: str, path: Path | str) -> str:
         full = self._key(key)
+        fingerprint = ""
 
         def fetch(temp: Path) -> None:
             def copy() -> None:
-                body = self._client().get_object(Bucket=self.bucket, Key=full)["Body"]
+                nonlocal fingerprint
+                response = self._client().get_object(Bucket=self.bucket, Key=full)
                 with open(temp, "wb") as handle:
-                    for chunk in body.iter_chunks(1 << 20):
+                    for chunk in response["Body"].iter_chunks(1 << 20):
                         handle.write(chunk)
+                fingerprint = _s3_fingerprint(response["ETag"], response["ContentLength"], response["LastModified"])
 
             self._call(self.url(key), copy)
 
         _write_atomically(Path(path), fetch)
+        return fingerprint
 
     def upload(self, path: Path | str, key: str) -> None:
         full = self._key(key)
@@ -424,6 +479,11 @@ class S3Storage(Storage):
                     raise
 
         self._call(self.url(), create)
+
+
+def _s3_fingerprint(etag: str, size: int, modified: datetime) -> str:
+    """Listings and GETs give the same string for the same object version (Last-Modified has whole seconds)."""
+    return f"etag={etag.strip(chr(34))};size={size};modified={int(modified.timestamp())}"
 
 
 def open_storage(url: str) -> Storage:

@@ -9,14 +9,15 @@ models compress well; ``digits-32x32`` is unregularised.
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
+
+from .train import Regularization, accuracy, save_state_dict, torch_threads, train_mlp
 
 #: file holding the float64 test inputs, shape (n_test, 64), pixels in [0, 1]
 TEST_INPUTS_FILE = "digits_test_X.npy"
@@ -82,55 +83,6 @@ def upsample_digits_784(X: np.ndarray) -> np.ndarray:
     return np.clip(large.reshape(-1, 28 * 28).numpy(), 0.0, 1.0)
 
 
-@contextmanager
-def _torch_threads(n_threads: int) -> Iterator[None]:
-    """Run the block with ``n_threads`` intra-op threads, restoring the previous count afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _mlp(hidden: Sequence[int]) -> nn.Sequential:
-    widths = [INPUT_DIM, *hidden]
-    modules: list[nn.Module] = []
-    for fan_in, fan_out in zip(widths, widths[1:]):
-        modules += [nn.Linear(fan_in, fan_out), nn.ReLU()]
-    modules.append(nn.Linear(widths[-1], N_CLASSES))
-    return nn.Sequential(*modules)
-
-
-def _train(
-    spec: ZooModel, X: torch.Tensor, y: torch.Tensor, seed: int, batch_size: int = 64, lr: float = 1e-2
-) -> nn.Sequential:
-    """Mini-batch Adam on cross-entropy + ``l1 * sum |W|``, learning rate decaying linearly to 0."""
-    torch.manual_seed(seed)
-    model = _mlp(spec.hidden)
-    shuffle = torch.Generator().manual_seed(seed)
-    weights = [module.weight for module in model if isinstance(module, nn.Linear)]
-    n_batches = -(-len(X) // batch_size)
-    total_steps = spec.epochs * n_batches
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0 - step / total_steps)
-    for _ in range(spec.epochs):
-        for batch in torch.randperm(len(X), generator=shuffle).split(batch_size):
-            loss = nn.functional.cross_entropy(model(X[batch]), y[batch])
-            if spec.l1 > 0:
-                loss = loss + spec.l1 * sum(w.abs().sum() for w in weights)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-    return model
-
-
-def _accuracy(model: nn.Sequential, X: torch.Tensor, y: torch.Tensor) -> float:
-    with torch.no_grad():
-        return float((model(X).argmax(dim=1) == y).double().mean())
-
-
 def build_digits_zoo(
     out_dir: Path, *, seed: int = 0, names: Sequence[str] | None = None, n_threads: int = 1
 ) -> list[Path]:
@@ -147,17 +99,16 @@ def build_digits_zoo(
         raise ValueError(f"unknown zoo models: {sorted(unknown)}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    X_train, y_train = (torch.from_numpy(a) for a in digits_data("train"))
-    X_test_np, y_test_np = digits_data("test")
-    X_test, y_test = torch.from_numpy(X_test_np).float(), torch.from_numpy(y_test_np)
-    np.save(out_dir / TEST_INPUTS_FILE, X_test_np)
+    X_train, y_train = digits_data("train")
+    X_test, y_test = digits_data("test")
+    np.save(out_dir / TEST_INPUTS_FILE, X_test)
     entries, paths = [], []
-    with _torch_threads(n_threads), torch.random.fork_rng(devices=[]):
+    with torch_threads(n_threads):
         for spec in specs:
-            model = _train(spec, X_train.float(), y_train, seed)
-            state = {key: value.detach().to(torch.float32).contiguous().clone() for key, value in model.state_dict().items()}
+            model, _ = train_mlp(X_train, y_train, spec.hidden, regularization=Regularization("l1", spec.l1),
+                                 seed=seed, epochs=spec.epochs, n_classes=N_CLASSES, n_threads=n_threads)
             path = out_dir / spec.file
-            torch.save(state, path)
+            save_state_dict(model, path)
             paths.append(path)
             entries.append(
                 {
@@ -167,7 +118,7 @@ def build_digits_zoo(
                     "l1": spec.l1,
                     "seed": seed,
                     "epochs": spec.epochs,
-                    "test_accuracy": round(_accuracy(model, X_test, y_test), 4),
+                    "test_accuracy": round(accuracy(model, X_test, y_test), 4),
                 }
             )
     manifest = {"dataset": "sklearn digits 8x8, pixels / 16", "test_inputs": TEST_INPUTS_FILE, "models": entries}

@@ -7,8 +7,15 @@ cluster (``ray://…`` or ``HOST:PORT``). Task retries (``spec.retries``) cover 
 lost worker or node, or storage still unreachable after the client's own retries; a bad model is not an
 exception, it commits a ``failed`` report once.
 
-Exit codes of ``exactcompress zoo run``: 0 every model exact or partial; 3 some models failed (partial
-failure); 2 a bad spec (nothing ran).
+Incremental runs (``incremental=True``, ``zoo run --incremental``) skip the models that the ledger records as
+done for their current source version, without downloading them (``exactcompress.incremental``), take a lease
+on each model before analysing it, so concurrent runs never both analyse one (``exactcompress.leases``), record
+what they finish (``exactcompress.ledger``) and rewrite ``ledger.json`` before the summary. The summary keeps
+every model: skipped ones with their committed reports; models another run holds are listed in
+``in_progress_elsewhere`` (not failures).
+
+Exit codes of ``exactcompress zoo run``: 0 every model exact or partial (or in progress elsewhere); 3 some models
+failed (partial failure); 2 a bad spec (nothing ran).
 """
 
 from __future__ import annotations
@@ -16,35 +23,44 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import ray
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
-from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from exactcompress.batch import TaskOutcome, failed_result, plan_tasks, run_model_task, summarize, write_summary
+from exactcompress.incremental import plan_incremental
+from exactcompress.leases import LeaseTerms
+from exactcompress.ledger import consolidate
 from exactcompress.schema import ModelTask, ZooJobSpec, ZooModelResult, ZooSummary
 from exactcompress.storage import open_storage
-from jobs.progress import ProgressBoard
+from jobs.gather import driver_board, gather
 
 EXIT_OK = 0
 EXIT_PARTIAL_FAILURE = 3
-POLL_SECONDS = 0.5
 #: storage failures that outlived the client's own retries: the task is retried like a lost worker
 STORAGE_FAILURES = (ConnectionError, HTTPClientError, ClientError)
 
 
 @dataclass(frozen=True)
 class ZooRun:
-    """What one run of the job did: the summary, where its HTML is, and the run's own figures."""
+    """What one run of the job did: the summary, where its HTML is, and the run's own figures. ``reused``
+    counts models whose committed report was reused; ``unchanged``, those of them an incremental run skipped
+    by the ledger without downloading."""
 
     summary: ZooSummary
     summary_html: str
     wall_seconds: float
     reused: int
+    unchanged: int = 0
+
+    @property
+    def analysed(self) -> int:
+        """Models this run analysed (or whose task failed)."""
+        return self.summary.totals.models - self.reused
 
     @property
     def exit_code(self) -> int:
@@ -64,15 +80,9 @@ def ray_parallel_map(function: Callable[..., Any], argument_tuples: Sequence[tup
     return ray.get([remote.remote(*arguments) for arguments in argument_tuples])
 
 
-def _compress_task(task: ModelTask, board) -> TaskOutcome:
+def _compress_task(task: ModelTask, board, lease: LeaseTerms | None) -> TaskOutcome:
     board.start.remote(task.key)
-    return run_model_task(task, parallel_map=ray_parallel_map)
-
-
-def _reason(error: ray.exceptions.RayError) -> str:
-    """One line: the exception raised inside the task, or the system failure."""
-    cause = getattr(error, "cause", None) or error
-    return f"{type(cause).__name__}: {' '.join(str(cause).split())}"[:400]
+    return run_model_task(task, parallel_map=ray_parallel_map, lease=lease)
 
 
 def connect(address: str | None, num_cpus: int | None = None) -> None:
@@ -87,44 +97,36 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
 
 
 def run_zoo_job(spec: ZooJobSpec, *, address: str | None = None, num_cpus: int | None = None,
-                console: Console | None = None) -> ZooRun:
+                console: Console | None = None, incremental: bool = False) -> ZooRun:
     """Compress every model of ``spec`` on Ray and write ``summary.json`` last at the output prefix.
 
     Raises InputError before any work if the source is empty or a key is unsafe. ``console``: where the
-    progress bar goes (None: no bar).
+    progress bar goes (None: no bar). ``incremental``: use the ledger and leases (module docstring).
     """
     started = time.monotonic()
     tasks = plan_tasks(spec)
+    plan = plan_incremental(spec, tasks, run_id=uuid.uuid4().hex) if incremental else None
+    results: list[ZooModelResult] = list(plan.unchanged) if plan else []
     connect(address, num_cpus)
-    # The board lives on the driver's node, so losing a worker node never takes the job's display with it.
-    board = ProgressBoard.options(
-        scheduling_strategy=NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
-    ).remote()
     remote = ray.remote(_compress_task).options(num_cpus=spec.cpus_per_task, max_retries=spec.retries,
                                                 retry_exceptions=list(STORAGE_FAILURES))
-    pending = {remote.remote(task, board): task for task in tasks}
-    results: list[ZooModelResult] = []
-    reused = 0
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=console, disable=console is None, transient=False) as bar:
-        progress = bar.add_task("compressing", total=len(tasks))
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
-            done = ray.wait(list(pending), num_returns=len(pending), timeout=0)[0] if ready else []
-            for ref in done:
-                task = pending.pop(ref)
-                try:
-                    outcome = ray.get(ref)
-                except ray.exceptions.RayError as error:  # retries exhausted, or storage still unreachable
-                    outcome = TaskOutcome(failed_result(task, f"task failed: {_reason(error)}"), True)
-                results.append(outcome.result)
-                reused += not outcome.analysed
-            failed = sum(result.status == "failed" for result in results)
-            running = max(0, ray.get(board.count.remote()) - len(results))
-            bar.update(progress, completed=len(results),
-                       description=f"done {len(results) - failed} · failed {failed} · running {running}")
-    ray.kill(board)
-    summary = summarize(spec, results)
-    html = write_summary(open_storage(spec.output), summary)
-    return ZooRun(summary=summary, summary_html=html, wall_seconds=time.monotonic() - started, reused=reused)
+    board = driver_board()
+    lease = plan.lease if plan else None
+    pending = {remote.remote(task, board, lease): task for task in (plan.tasks if plan else tasks)}
+    unchanged = len(results)
+    outcomes = gather(
+        pending, board, label="compressing", console=console, done_before=unchanged,
+        on_failure=lambda task, reason: TaskOutcome(failed_result(task, reason), True),
+        is_failed=lambda outcome: outcome.result is not None and outcome.result.status == "failed",
+    )
+    elsewhere = [outcome.elsewhere for outcome in outcomes if outcome.result is None]
+    finished = [outcome for outcome in outcomes if outcome.result is not None]
+    results += [outcome.result for outcome in finished]
+    reused = unchanged + sum(not outcome.analysed for outcome in finished)
+    output = open_storage(spec.output)
+    if plan:
+        consolidate(output)
+    summary = summarize(spec, results, elsewhere)
+    html = write_summary(output, summary)
+    return ZooRun(summary=summary, summary_html=html, wall_seconds=time.monotonic() - started, reused=reused,
+                  unchanged=unchanged)

@@ -83,14 +83,15 @@ class JobStatusInfo(BaseModel):
         return self.status.is_terminal()
 
 
-def zoo_entrypoint(spec_name: str) -> str:
-    """Shell command running the zoo job on the spec ``spec_name`` in the job's working directory.
+def zoo_entrypoint(spec_name: str, command: str = "zoo") -> str:
+    """Shell command running ``exactcompress <command> run`` (the zoo job, or ``study``) on the spec
+    ``spec_name`` in the job's working directory.
 
     ``--address auto`` joins the cluster the job runs on (without it the job would start an embedded
     Ray on the head). ``python -m exactcompress`` rather than the console script, so that the shipped
     ``py_modules`` code runs even where the package is not installed.
     """
-    return f"python -m exactcompress zoo run --address auto {shlex.quote(spec_name)}"
+    return f"python -m exactcompress {command} run --address auto {shlex.quote(spec_name)}"
 
 
 def zoo_runtime_env(
@@ -166,7 +167,8 @@ def submit_zoo_job(
     pass_credentials: bool = False,
     entrypoint: Optional[str] = None,
 ) -> str:
-    """Submit the zoo job on ``spec_path`` to the cluster at ``address``; return the submission id.
+    """Submit the zoo job (or, with ``entrypoint``, a study) on ``spec_path`` to the cluster at ``address``;
+    return the submission id.
 
     ``job_id`` names the submission (Ray picks one when ``None``; reusing one fails). ``entrypoint``
     replaces ``zoo_entrypoint(spec_path.name)``; it runs in the working dir holding the spec.

@@ -50,3 +50,19 @@ def s3_storage(s3_server, use_s3_endpoint):
     storage = open_storage(f"s3://test-{uuid.uuid4().hex[:16]}/prefix")
     storage.ensure_bucket()
     return storage
+
+
+@pytest.fixture(scope="module")
+def local_ray(s3_server):
+    """One embedded Ray (2 CPUs) per test module; its workers inherit the S3 endpoint and credentials of the
+    session's server, as they do from a user's shell."""
+    import ray
+
+    from jobs.compress_zoo import connect
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in s3_server.endpoint.env().items():
+            patch.setenv(name, value)
+        connect(None, num_cpus=2)
+        yield
+        ray.shutdown()

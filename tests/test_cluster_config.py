@@ -4,6 +4,7 @@ they run parses with the real CLI (ray's click commands, exactcompress's typer a
 from __future__ import annotations
 
 import copy
+import re
 import shlex
 import tomllib
 from pathlib import Path
@@ -24,6 +25,9 @@ from exactcompress.schema import ZooJobSpec
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER_CONFIG = ROOT / "ray_cluster.yaml"
 KUBERAY_JOB = ROOT / "cluster" / "kuberay-rayjob.yaml"
+KUBERAY_NIGHTLY = ROOT / "cluster" / "kuberay-nightly.yaml"
+NIGHTLY_SPEC = ROOT / "cluster" / "nightly.yaml"
+CRONTAB = ROOT / "cluster" / "crontab.example"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
@@ -128,10 +132,17 @@ def _containers(rayjob: dict) -> list[dict]:
     return [container for group in groups for container in group["template"]["spec"]["containers"]]
 
 
+def _mounted_config_map(pod: dict, container: dict, path: Path) -> str:
+    """The name of the ConfigMap that ``container`` of ``pod`` sees at ``path``'s folder."""
+    [mount] = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == path.parent]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    return volume["configMap"]["name"]
+
+
 def test_cluster_manifests_parse_and_name_their_kind():
     manifests = sorted((ROOT / "cluster").glob("*.yaml"))
-    assert KUBERAY_JOB in manifests
-    for manifest in manifests:
+    assert {KUBERAY_JOB, KUBERAY_NIGHTLY, NIGHTLY_SPEC} <= set(manifests)
+    for manifest in [path for path in manifests if path != NIGHTLY_SPEC]:  # nightly.yaml is a job spec
         for document in yaml.safe_load_all(manifest.read_text()):
             if document:
                 assert document["apiVersion"] and document["kind"] and document["metadata"]["name"], manifest
@@ -145,9 +156,7 @@ def test_rayjob_runs_the_zoo_job_on_the_mounted_spec(kuberay_documents):
     assert argv[:3] == ["exactcompress", "zoo", "run"] and argv[argv.index("--address") + 1] == "auto"
     spec_path = Path(argv[-1])
     head = rayjob["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
-    [mount] = [m for m in head["containers"][0]["volumeMounts"] if Path(m["mountPath"]) == spec_path.parent]
-    [volume] = [v for v in head["volumes"] if v["name"] == mount["name"]]
-    assert volume["configMap"]["name"] == config_map["metadata"]["name"]
+    assert _mounted_config_map(head, head["containers"][0], spec_path) == config_map["metadata"]["name"]
     ZooJobSpec.model_validate(yaml.safe_load(config_map["data"][spec_path.name]))
 
 
@@ -161,9 +170,118 @@ def test_rayjob_cluster_autoscales_with_token_auth(kuberay_documents):
     assert all(container["image"] for container in _containers(kuberay_documents["RayJob"]))
 
 
-def test_rayjob_takes_aws_keys_from_a_secret_only(kuberay_documents):
-    for container in _containers(kuberay_documents["RayJob"]):
+def _assert_aws_keys_from_a_secret_only(rayjob: dict) -> None:
+    for container in _containers(rayjob):
         env = {item["name"]: item for item in container["env"]}
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             assert "value" not in env[name] and env[name]["valueFrom"]["secretKeyRef"]["key"] == name
         assert env["AWS_REGION"]["value"]
+
+
+def test_rayjob_takes_aws_keys_from_a_secret_only(kuberay_documents):
+    _assert_aws_keys_from_a_secret_only(kuberay_documents["RayJob"])
+
+
+# --- the nightly run: cron line and KubeRay CronJob ----------------------------------------------------
+
+
+def test_nightly_spec_is_a_valid_job_spec():
+    spec = ZooJobSpec.model_validate(yaml.safe_load(NIGHTLY_SPEC.read_text()))
+    assert spec.output.startswith("s3://") and isinstance(spec.source, str) and spec.source.startswith("s3://")
+
+
+def _crontab_jobs(text: str) -> list[tuple[list[str], str]]:
+    """(five schedule fields, command) of each job line; comments and ``NAME=value`` lines skipped."""
+    jobs = []
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and not re.match(r"^[A-Za-z_]+=", line):
+            fields = line.split(None, 5)
+            jobs.append((fields[:5], fields[5]))
+    return jobs
+
+
+def _without_redirections(argv: list[str]) -> list[str]:
+    words: list[str] = []
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in (">", ">>", "<"):
+            skip = True
+        elif not re.fullmatch(r"\d?>&\d|\d?>>?\S+", word):
+            words.append(word)
+    return words
+
+
+def test_crontab_submits_an_incremental_zoo_run_every_night():
+    [(schedule, command)] = _crontab_jobs(CRONTAB.read_text())
+    minute, hour, *every = schedule
+    assert 0 <= int(minute) < 60 and 0 <= int(hour) < 24 and every == ["*", "*", "*"]
+    [cd, submit] = [_without_redirections(argv) for argv in _program_invocations(command)]
+    assert cd[0] == "cd"
+    _parse_cli(submit)  # every flag exists in this Ray's `ray job submit`
+    assert submit[:3] == ["ray", "job", "submit"] and submit[submit.index("--working-dir") + 1] == "."
+    entrypoint = submit[submit.index("--") + 1:]
+    assert entrypoint[:3] == ["python", "-m", "exactcompress"]
+    zoo_run = ["exactcompress", *entrypoint[3:]]
+    _parse_cli(zoo_run)
+    assert zoo_run[1:3] == ["zoo", "run"] and "--incremental" in zoo_run
+    assert zoo_run[zoo_run.index("--address") + 1] == "auto" and zoo_run[-1] == NIGHTLY_SPEC.name
+    assert "RAY_AUTH_MODE=token" in command
+
+
+@pytest.fixture(scope="module")
+def nightly_documents() -> dict[str, dict]:
+    documents = [doc for doc in yaml.safe_load_all(KUBERAY_NIGHTLY.read_text()) if doc]
+    by_name = {doc["metadata"]["name"]: doc for doc in documents if doc["kind"] == "ConfigMap"}
+    by_name.update({doc["kind"]: doc for doc in documents if doc["kind"] != "ConfigMap"})
+    return by_name
+
+
+def test_nightly_cronjob_creates_a_rayjob_from_its_template(nightly_documents):
+    cronjob = nightly_documents["CronJob"]
+    assert cronjob["apiVersion"] == "batch/v1"
+    fields = cronjob["spec"]["schedule"].split()
+    assert len(fields) == 5 and 0 <= int(fields[0]) < 60 and 0 <= int(fields[1]) < 24 and fields[2:] == ["*"] * 3
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["command"][:3] == ["kubectl", "create", "-f"]  # create: the template has a generateName
+    template_path = Path(container["command"][3])
+    template_map = nightly_documents[_mounted_config_map(pod, container, template_path)]
+    rayjob = yaml.safe_load(template_map["data"][template_path.name])
+    assert rayjob["apiVersion"] == "ray.io/v1" and rayjob["kind"] == "RayJob"
+    assert rayjob["metadata"]["generateName"] and "name" not in rayjob["metadata"]
+    # the pod's service account may create RayJobs
+    binding, role = nightly_documents["RoleBinding"], nightly_documents["Role"]
+    assert {"kind": "ServiceAccount", "name": pod["serviceAccountName"]} in binding["subjects"]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"] == nightly_documents["ServiceAccount"]["metadata"]["name"]
+    assert {"apiGroups": ["ray.io"], "resources": ["rayjobs"], "verbs": ["create"]} in role["rules"]
+
+
+def _without_mounts(pod: dict) -> list[dict]:
+    return [{key: value for key, value in container.items() if key != "volumeMounts"} for container in pod["containers"]]
+
+
+def test_nightly_rayjob_runs_an_incremental_zoo_job_like_the_rayjob_manifest(nightly_documents, kuberay_documents):
+    template = nightly_documents["exactcompress-nightly-rayjob"]["data"]["rayjob.yaml"]
+    rayjob = yaml.safe_load(template)
+    argv = shlex.split(rayjob["spec"]["entrypoint"])
+    _parse_cli(argv)
+    assert argv[:3] == ["exactcompress", "zoo", "run"] and "--incremental" in argv
+    assert argv[argv.index("--address") + 1] == "auto"
+    spec_path = Path(argv[-1])
+    head = rayjob["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    spec_map = nightly_documents[_mounted_config_map(head, head["containers"][0], spec_path)]
+    spec = yaml.safe_load(spec_map["data"][spec_path.name])
+    ZooJobSpec.model_validate(spec)
+    assert spec == yaml.safe_load(NIGHTLY_SPEC.read_text())  # the spec the crontab runs
+    assert rayjob["spec"]["shutdownAfterJobFinishes"] is True
+    # the one-off RayJob's cluster (token auth, autoscaling workers, AWS keys from the Secret), but for the head's
+    # spec volume
+    cluster, one_off = rayjob["spec"]["rayClusterSpec"], kuberay_documents["RayJob"]["spec"]["rayClusterSpec"]
+    assert cluster == one_off | {"headGroupSpec": cluster["headGroupSpec"]}
+    assert _without_mounts(head) == _without_mounts(one_off["headGroupSpec"]["template"]["spec"])
+    assert cluster["headGroupSpec"]["rayStartParams"] == one_off["headGroupSpec"]["rayStartParams"]
+    assert rayjob["spec"]["rayClusterSpec"]["rayVersion"] == ray.__version__
+    assert rayjob["spec"]["rayClusterSpec"]["authOptions"]["mode"] == "token"
+    _assert_aws_keys_from_a_secret_only(rayjob)

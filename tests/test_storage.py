@@ -12,7 +12,15 @@ import pytest
 
 from exactcompress.errors import InputError
 from exactcompress.local_s3 import LocalS3Server
-from exactcompress.storage import KeyNotFound, LocalStorage, S3Storage, open_storage, safe_key, sha256_bytes
+from exactcompress.storage import (
+    KeyNotFound,
+    LocalStorage,
+    S3Storage,
+    common_folder,
+    open_storage,
+    safe_key,
+    sha256_bytes,
+)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -96,6 +104,33 @@ def test_upload_download_round_trip(storage, tmp_path):
     storage.download("models/m.bin", target)
     assert sha256_bytes(target.read_bytes()) == sha256_bytes(payload)
     assert storage.get_bytes("models/m.bin") == payload
+
+
+def test_fingerprints_name_one_version_of_the_bytes(storage, tmp_path):
+    storage.put_bytes("zoo/a/m.pt", b"first")
+    storage.put_bytes("zoo/b.pt", b"other")
+    listed = storage.fingerprints(["zoo/a/m.pt", "zoo/b.pt", "zoo/missing.pt"])
+    assert set(listed) == {"zoo/a/m.pt", "zoo/b.pt"} and listed["zoo/a/m.pt"] != listed["zoo/b.pt"]
+    assert storage.download("zoo/a/m.pt", tmp_path / "m.pt") == listed["zoo/a/m.pt"]  # listing and read agree
+    assert storage.fingerprints(["zoo/a/m.pt"]) == {"zoo/a/m.pt": listed["zoo/a/m.pt"]}  # stable
+    storage.put_bytes("zoo/a/m.pt", b"second")
+    changed = storage.fingerprints(["zoo/a/m.pt"])["zoo/a/m.pt"]
+    assert changed != listed["zoo/a/m.pt"]
+    assert storage.download("zoo/a/m.pt", tmp_path / "m.pt") == changed
+    assert storage.fingerprints([]) == {}
+
+
+def test_fingerprints_cover_keys_across_folders_and_nothing_else(storage):
+    storage.put_bytes("zoo/x/m.pt", b"m")
+    storage.put_bytes("zoo/xy.pt", b"not asked for")
+    assert list(storage.fingerprints(["zoo/x/m.pt"])) == ["zoo/x/m.pt"]
+    assert sorted(storage.child("zoo").fingerprints(["x/m.pt", "xy.pt"])) == ["x/m.pt", "xy.pt"]
+
+
+def test_common_folder():
+    assert common_folder(["zoo/x/m.pt", "zoo/xy.pt"]) == "zoo/"
+    assert common_folder(["zoo/x/m.pt"]) == "zoo/x/"
+    assert common_folder(["a.pt", "zoo/b.pt"]) == ""
 
 
 def test_download_of_missing_key_leaves_no_file(storage, tmp_path):

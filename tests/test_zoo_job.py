@@ -19,23 +19,11 @@ from exactcompress.errors import InputError
 from exactcompress.schema import CompressionReport, ZooJobSpec, ZooSummary
 from exactcompress.stability import analyze
 from exactcompress.storage import open_storage
-from jobs.compress_zoo import connect, ray_parallel_map, run_zoo_job
+from jobs.compress_zoo import ray_parallel_map, run_zoo_job
 from nets import random_net
 from zoo_files import write_good, write_mixed_zoo
 
 SMALL_LIMIT = 20_000
-
-
-@pytest.fixture(scope="module")
-def local_ray(s3_server):
-    """One embedded Ray for the module; its workers inherit the S3 endpoint and credentials, as they do
-    from a user's shell."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in s3_server.endpoint.env().items():
-            patch.setenv(name, value)
-        connect(None, num_cpus=2)
-        yield
-        ray.shutdown()
 
 
 def upload_tree(directory: Path, storage) -> None:

@@ -111,6 +111,22 @@ def free_ports() -> dict[str, int]:
             sock.close()
 
 
+def wait_ports_free(ports: dict[str, int], timeout: float) -> None:
+    """Wait until every port can be bound on 127.0.0.1 again (a stopped server's sockets linger briefly)."""
+    deadline = time.monotonic() + timeout
+    for port in ports.values():
+        while True:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((HOST, port))
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"port {port} on {HOST} is still taken; cannot restart on the same ports") from None
+                    time.sleep(0.1)
+
+
 def socket_files(ports: dict[str, int]) -> list[Path]:
     """The unix socket files weed leaves in the temp dir for these ports (``seaweedfs-*-<port>.sock``)."""
     temp = Path(tempfile.gettempdir())
@@ -262,6 +278,7 @@ class LocalS3Server:
             raise RuntimeError(f"no local S3 server was started for {self.data_dir}")
         detach = self._process is None and self.pid is not None
         self.stop()
+        wait_ports_free(record.ports, timeout)
         return self._launch(record.ports, timeout, detach)
 
     def stop(self, timeout: float = 30.0) -> None:

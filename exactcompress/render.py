@@ -201,7 +201,8 @@ def layer_figure_png(report: CompressionReport) -> bytes:
 
     A report without layers gives a figure that says so.
     """
-    figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI, layout="constrained")
+    figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI)
+    figure.subplots_adjust(left=0.09, right=0.72, bottom=0.2, top=0.9)  # fixed margins: no layout engine to run
     axes = figure.add_subplot()
     axes.set_title(f"{model_name(report)} — method {report.method}", fontsize=10)
     if not report.layers:
@@ -226,7 +227,8 @@ def convergence_figure_png(report: CompressionReport) -> bytes | None:
     trace = report.milp.dual_trace
     if not trace:
         return None
-    figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI, layout="constrained")
+    figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI)
+    figure.subplots_adjust(left=0.09, right=0.97, bottom=0.14, top=0.9)
     axes = figure.add_subplot()
     seconds, bound = zip(*trace)
     axes.step(seconds, bound, where="post", color="#264653", label="dual bound (open states still possible)")

@@ -117,36 +117,27 @@ def compress(
     typer.echo(f"report: {out / 'report.html'}")
 
 
-@schema_app.command("report")
-def schema_report() -> None:
-    """JSON Schema of report.json (CompressionReport)."""
-    from .schema import CompressionReport
-
-    typer.echo(json.dumps(CompressionReport.model_json_schema(), indent=2))
-
-
-@schema_app.command("job")
-def schema_job() -> None:
-    """JSON Schema of a zoo job spec file (ZooJobSpec; YAML or JSON)."""
-    from .schema import ZooJobSpec
-
-    typer.echo(json.dumps(ZooJobSpec.model_json_schema(), indent=2))
+#: ``exactcompress schema NAME`` prints the JSON Schema of this pydantic model (in ``schema.py``)
+SCHEMA_COMMANDS = {
+    "report": ("CompressionReport", "JSON Schema of report.json (CompressionReport)."),
+    "job": ("ZooJobSpec", "JSON Schema of a zoo job spec file (ZooJobSpec; YAML or JSON)."),
+    "summary": ("ZooSummary", "JSON Schema of a zoo job's summary.json (ZooSummary)."),
+    "study": ("StudySpec", "JSON Schema of a study spec file (StudySpec; YAML or JSON)."),
+}
 
 
-@schema_app.command("summary")
-def schema_summary() -> None:
-    """JSON Schema of a zoo job's summary.json (ZooSummary)."""
-    from .schema import ZooSummary
+def _schema_command(model_name: str, doc: str):
+    def print_schema() -> None:
+        from . import schema
 
-    typer.echo(json.dumps(ZooSummary.model_json_schema(), indent=2))
+        typer.echo(json.dumps(getattr(schema, model_name).model_json_schema(), indent=2))
+
+    print_schema.__doc__ = doc
+    return print_schema
 
 
-@schema_app.command("study")
-def schema_study() -> None:
-    """JSON Schema of a study spec file (StudySpec; YAML or JSON)."""
-    from .schema import StudySpec
-
-    typer.echo(json.dumps(StudySpec.model_json_schema(), indent=2))
+for _name, (_model, _doc) in SCHEMA_COMMANDS.items():
+    schema_app.command(_name)(_schema_command(_model, _doc))
 
 
 @zoo_app.command("run")

@@ -316,19 +316,17 @@ def _analyse(task: ModelTask, output: Storage, prefix: str, source_url: str, loc
     spec = task.spec
     try:
         network, info = load_network(local_model)
+    except InputError as error:
+        report = _failed_report(task, source_url, f"{source_url}: {error.reason}")
+        _write_report(out_dir, report)
+    else:
         model = (network, info.model_copy(update={"name": PurePosixPath(task.key).stem, "path": source_url}))
         points = data if data is not None and data.shape[1] == network.input_dim else None
-    except InputError as error:
-        model, points = None, None
-        report = _failed_report(task, source_url, f"{source_url}: {error.reason}")
-    if model is not None:
         report = compress_model(
             model, out_dir, domain=domain, data=points, method=spec.method, time_limit=spec.time_limit_s,
             workers=spec.fallback_tasks, parallel_map=parallel_map, formats=spec.formats, seed=spec.seed,
             progress=progress,
         )
-    else:
-        _write_report(out_dir, report)
     committed = _commit(output, prefix, out_dir, report)
     return TaskOutcome(result_from_report(source_url, output, prefix, committed), analysed=True)
 

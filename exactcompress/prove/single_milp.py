@@ -46,9 +46,9 @@ from pyscipopt import (SCIP_EVENTTYPE, SCIP_HEURTIMING, SCIP_LPSOLSTAT, SCIP_PRO
 from ..bounds import LayerBounds
 from ..domain import Box
 from ..network import Network
-from ..tolerances import MILP_MARGIN, SCIP_DUALFEASTOL, SCIP_FEASTOL
+from ..tolerances import MILP_MARGIN
 from ..witnesses import WitnessSet, record
-from .milp_model import _add_preactivations, _add_relus_with_indicators
+from .milp_model import _add_preactivations, _add_relus_with_indicators, new_model
 from .per_neuron import SIGN_PRIMAL_THRESHOLD
 
 #: the witness-side child of an ambiguity branch demands ``sign * g_i >= WITNESS_TARGET``: far enough
@@ -141,11 +141,7 @@ def _open_states(witnesses: WitnessSet, settled: Sequence[LayerBounds]) -> _Stat
 
 
 def _build(network: Network, box: Box, settled: Sequence[LayerBounds], states: _States) -> _Encoding:
-    model = Model("single_milp")
-    model.hideOutput()
-    model.setParam("numerics/feastol", SCIP_FEASTOL)
-    model.setParam("numerics/dualfeastol", SCIP_DUALFEASTOL)
-    model.setParam("lp/threads", 1)
+    model = new_model("single_milp")
     model.setParam("misc/usesymmetry", 0)
     model.setParam("misc/allowstrongdualreds", False)
     model.setParam("misc/allowweakdualreds", False)

@@ -1,14 +1,15 @@
 """Proof methods side by side: per-neuron MILPs (2020) vs one MILP (2021) vs auto, on the bench zoo.
 
     python benchmarks/milp_vs_per_neuron.py --zoo out/bench_zoo [--methods per-neuron milp auto]
-        [--cap 300] [--only NAME ...] [--out benchmarks/results] [--fresh]
+        [--cap 300] [--cap-for per-neuron=600 ...] [--jobs 1] [--only NAME ...] [--out benchmarks/results] [--fresh]
 
 Every method runs on every model in the same run, each in a fresh subprocess
 (``python -m exactcompress compress MODEL --out TMP --method M --time-limit CAP --quiet``, in this
 process's working directory and environment), so that its peak RSS is the child's own ``ru_maxrss``
 (``os.wait4``). Results go to ``<out>/milp_vs_per_neuron.json`` and ``.md`` after every model; runs already
 there for the same model file (sha256), method and cap are reused unless ``--fresh`` (failed runs are
-retried). Methods that finished exactly must agree on every layer's stably active and stably inactive
+retried). ``--jobs N`` benchmarks N models at once (each model's methods still run one after the other);
+the results record N, since runs that share the machine run slower. Methods that finished exactly must agree on every layer's stably active and stably inactive
 sets, and a partial run's stable sets must lie inside an exact run's: anything else is a soundness bug,
 printed loudly, and the exit status is 1.
 """
@@ -16,6 +17,7 @@ printed loudly, and the exit status is 1.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime
 import hashlib
 import json
@@ -27,8 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 BASELINE = "per-neuron"
 KNOWN_METHODS = ("per-neuron", "milp", "auto")
@@ -196,19 +199,25 @@ def median_speedup(speedups: Sequence[dict]) -> dict:
 # -------------------------------------------------------------------------------------------- one model
 
 
-def benchmark_model(zoo_dir: Path, entry: dict, methods: Sequence[str], cap: float, previous: dict | None = None,
-                    say=lambda message: None) -> dict:
-    """Run (or reuse from ``previous``, the model's earlier row) every method on one bench model; returns its row.
+def method_caps(methods: Sequence[str], cap: float, overrides: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Each method's ``--time-limit`` (seconds): ``overrides[method]`` where given, else ``cap``."""
+    return {method: float((overrides or {}).get(method, cap)) for method in methods}
 
-    Row: the manifest entry's fields, cap_s, runs (method → run record, including earlier runs of other
-    methods at the same cap), disagreements, speedups (method → ``speedup`` over per-neuron).
+
+def benchmark_model(zoo_dir: Path, entry: dict, caps: Mapping[str, float], previous: dict | None = None,
+                    say=lambda message: None) -> dict:
+    """Run (or reuse from ``previous``, the model's earlier row) every method of ``caps`` (method → cap, s) on one
+    bench model; returns its row.
+
+    Row: the manifest entry's fields, caps, runs (method → run record, including earlier runs of other
+    methods), disagreements, speedups (method → ``speedup`` over per-neuron).
     """
     model = Path(zoo_dir) / entry["file"]
     sha = file_sha256(model)
     earlier = {m: run for m, run in ((previous or {}).get("runs") or {}).items()
-               if run["cap_s"] == float(cap) and run.get("model_sha256") == sha}
+               if run["cap_s"] == caps.get(m, run["cap_s"]) and run.get("model_sha256") == sha}
     runs = dict(earlier)
-    for method in methods:
+    for method, cap in caps.items():
         if method in earlier and earlier[method]["status"] != "failed":
             say(f"{entry['name']} {method}: reused ({earlier[method]['status']}, {earlier[method]['seconds']:.1f} s)")
             continue
@@ -219,7 +228,7 @@ def benchmark_model(zoo_dir: Path, entry: dict, methods: Sequence[str], cap: flo
     runs = {m: runs[m] for m in _method_order(runs)}
     return {
         **{key: entry.get(key) for key in ("name", "file", "hidden", "l1", "inputs", "test_accuracy")},
-        "cap_s": float(cap),
+        "caps": {m: run["cap_s"] for m, run in runs.items()},
         "runs": runs,
         "disagreements": disagreements(runs),
         "speedups": {m: speedup(runs.get(BASELINE), run) for m, run in runs.items() if m != BASELINE},
@@ -282,16 +291,22 @@ def _git_commit() -> str | None:
     return f"{head}{' (uncommitted changes)' if dirty else ''}"
 
 
-def summarize(rows: Sequence[dict], cap: float) -> dict:
-    """The results document: machine, cap_s, methods, rows, medians (method → ``median_speedup`` over rows at ``cap``)."""
+def summarize(rows: Sequence[dict], caps: Mapping[str, float], jobs: int = 1) -> dict:
+    """The results document: machine, caps, jobs, methods, rows, medians (method → ``median_speedup`` over the
+    rows whose runs of that method and of the baseline had the caps in ``caps``)."""
     methods = _method_order({m for row in rows for m in row["runs"]})
-    at_cap = [row for row in rows if row["cap_s"] == float(cap)]
-    medians = {m: median_speedup([row["speedups"][m] for row in at_cap if m in row["speedups"]])
-               for m in methods if m != BASELINE}
+    medians = {}
+    for m in methods:
+        if m == BASELINE:
+            continue
+        at_caps = [row for row in rows if m in row["speedups"] and all(
+            row["caps"].get(k) == caps.get(k) for k in (m, BASELINE))]
+        medians[m] = median_speedup([row["speedups"][m] for row in at_caps])
     return {
         "benchmark": "milp_vs_per_neuron",
         "machine": machine_info(rows),
-        "cap_s": float(cap),
+        "caps": dict(caps),
+        "jobs": jobs,
         "methods": methods,
         "baseline": BASELINE,
         "rows": list(rows),
@@ -361,8 +376,9 @@ def table(results: dict) -> str:
             run = runs.get(method)
             return "–" if run is None or key not in run else str(run[key])
 
+        other_caps = {m: cap for m, cap in row["caps"].items() if results["caps"].get(m) != cap}
         lines.append(
-            [row["name"] + ("" if row["cap_s"] == results["cap_s"] else f" (cap {row['cap_s']:g})"),
+            [row["name"] + "".join(f" ({m} cap {cap:g})" for m, cap in other_caps.items()),
              str(sum(row.get("hidden") or [])), stable_counts(row)]
             + [format_seconds(runs.get(m)) for m in methods]
             + [format_speedup(row["speedups"].get(m)) for m in others]
@@ -376,11 +392,15 @@ def table(results: dict) -> str:
     return "\n".join([render(header), render(["-" * width for width in widths]), *map(render, lines)])
 
 
+def format_caps(caps: Mapping[str, float], methods: Sequence[str] | None = None) -> str:
+    return ", ".join(f"{m} {cap:g} s" for m, cap in caps.items() if methods is None or m in methods)
+
+
 def median_lines(results: dict) -> list[str]:
     lines = []
     for method, median in results["medians"].items():
         lines.append(f"median speed-up of {method} over {BASELINE}: {format_speedup(median)} "
-                     f"({median['n']} models at cap {results['cap_s']:g} s)")
+                     f"({median['n']} models; caps {format_caps(results['caps'], (method, BASELINE))})")
     return lines
 
 
@@ -396,8 +416,10 @@ def render_markdown(results: dict) -> str:
         "",
         f"Measured on {machine['cpu_count']} CPUs ({machine['cpu_model'] or 'unknown CPU'}, {machine['memory'] or '? memory'}), "
         f"{machine['platform']}, Python {machine['python']}; {versions}. Written {machine['date']}, "
-        f"git {machine['git_commit'] or 'unknown'}. Cap (`--time-limit`) {results['cap_s']:g} s per run; "
-        "each run is a fresh `python -m exactcompress compress` process.",
+        f"git {machine['git_commit'] or 'unknown'}. Caps (`--time-limit` per run): {format_caps(results['caps'])}; "
+        "each run is a fresh `python -m exactcompress compress` process"
+        + ("." if results["jobs"] == 1 else f"; {results['jobs']} models were benchmarked at once (runs shared "
+           "the machine, so times are somewhat longer than alone)."),
         "",
         table(results),
         "",
@@ -443,25 +465,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--zoo", type=Path, required=True, help="bench zoo directory (with bench_zoo.json)")
     parser.add_argument("--methods", nargs="+", default=list(KNOWN_METHODS), help="methods, passed to --method as they are")
     parser.add_argument("--cap", type=float, default=DEFAULT_CAP_S, help="--time-limit of every run, seconds")
+    parser.add_argument("--cap-for", nargs="+", default=[], metavar="METHOD=SECONDS",
+                        help="a different --time-limit for these methods, e.g. per-neuron=600")
+    parser.add_argument("--jobs", type=int, default=1, help="models benchmarked at once (default 1)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="benchmark only these models")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="results directory")
     parser.add_argument("--fresh", action="store_true", help="rerun everything, ignoring earlier results")
     args = parser.parse_args(argv)
     try:
         entries = select_entries(args.zoo, args.only)
+        overrides = {method: float(seconds) for method, seconds in (item.split("=", 1) for item in args.cap_for)}
     except (OSError, ValueError) as error:
         parser.error(str(error))
+    caps = method_caps(args.methods, args.cap, overrides)
     say = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     rows = {} if args.fresh else load_rows(args.out)
     zoo_order = [entry["name"] for entry in select_entries(args.zoo, None)]
     order = zoo_order + [name for name in rows if name not in zoo_order]
-    for entry in entries:
-        rows[entry["name"]] = benchmark_model(args.zoo, entry, args.methods, args.cap, rows.get(entry["name"]), say)
-        for problem in rows[entry["name"]]["disagreements"]:
+    lock = threading.Lock()
+
+    def one_model(entry: dict) -> None:
+        row = benchmark_model(args.zoo, entry, caps, rows.get(entry["name"]), say)
+        for problem in row["disagreements"]:
             say(f"SOUNDNESS BUG: {entry['name']}: {problem}")
-        results = summarize([rows[name] for name in order if name in rows], args.cap)
-        write_results(results, args.out)
-    results = summarize([rows[name] for name in order if name in rows], args.cap)
+        with lock:
+            rows[entry["name"]] = row
+            write_results(summarize([rows[name] for name in order if name in rows], caps, args.jobs), args.out)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for future in [pool.submit(one_model, entry) for entry in entries]:
+            future.result()
+    results = summarize([rows[name] for name in order if name in rows], caps, args.jobs)
     json_path, md_path = write_results(results, args.out)
     print(table(results))
     print()

@@ -16,20 +16,23 @@ import build_bench_zoo as zoo  # noqa: E402
 import milp_vs_per_neuron as bench  # noqa: E402
 
 TINY = zoo.BenchModel("t64-2x8-l1_1e-3", (8, 8), 1e-3, 64, 2)
+TINY_TOO = zoo.BenchModel("t64-2x6-l1_1e-3", (6, 6), 1e-3, 64, 2)
 CAP_S = 30.0
+#: the baseline gets a longer cap than the others, as in the committed run
+CAPS = bench.method_caps(["per-neuron", "auto", "no-such-method"], CAP_S, {"per-neuron": 40.0})
 
 
 @pytest.fixture(scope="module")
 def tiny_zoo(tmp_path_factory):
     directory = tmp_path_factory.mktemp("bench_zoo")
-    zoo.build(directory, [TINY], seed=0)
+    zoo.build(directory, [TINY, TINY_TOO], seed=0)
     return directory
 
 
 @pytest.fixture(scope="module")
 def row(tiny_zoo):
     entry = bench.select_entries(tiny_zoo, [TINY.name])[0]
-    return bench.benchmark_model(tiny_zoo, entry, ["per-neuron", "auto", "no-such-method"], CAP_S)
+    return bench.benchmark_model(tiny_zoo, entry, CAPS)
 
 
 def test_bench_zoo_names_and_specs():
@@ -42,7 +45,8 @@ def test_bench_zoo_names_and_specs():
 
 
 def test_build_writes_manifest_and_state_dict_and_skips_what_exists(tiny_zoo):
-    [entry] = zoo.read_manifest(tiny_zoo)
+    entry, second = zoo.read_manifest(tiny_zoo)
+    assert second["name"] == TINY_TOO.name and second["hidden"] == [6, 6]
     assert entry == {**entry, "name": TINY.name, "file": TINY.file, "hidden": [8, 8], "l1": 1e-3, "inputs": 64,
                      "seed": 0, "epochs": 2}
     assert 0.1 < entry["test_accuracy"] <= 1.0
@@ -65,7 +69,7 @@ def test_row_runs_each_method_in_its_own_process(row):
     for method in ("per-neuron", "auto"):
         run = runs[method]
         assert run["status"] == "exact" and not run["capped"], run
-        assert run["cap_s"] == CAP_S and 0 < run["seconds"] < CAP_S and run["wall_seconds"] >= run["seconds"]
+        assert run["cap_s"] == CAPS[method] and 0 < run["seconds"] < CAP_S and run["wall_seconds"] >= run["seconds"]
         assert run["peak_rss_mib"] > 50  # the child imported torch; the parent's RSS is not counted
         assert run["stably_active"] + run["stably_inactive"] + run["unstable"] == 16 and run["undecided"] == 0
         assert len(run["layers"]) == 2 and run["harvested"] == 0
@@ -79,20 +83,25 @@ def test_row_runs_each_method_in_its_own_process(row):
 
 
 def test_results_files_and_resume(row, tiny_zoo, tmp_path):
-    results = bench.summarize([row], CAP_S)
+    results = bench.summarize([row], CAPS)
     json_path, md_path = bench.write_results(results, tmp_path)
     written = json.loads(json_path.read_text())
     assert written["machine"]["cpu_count"] >= 1 and written["machine"]["versions"]["exactcompress"]
-    assert written["methods"] == ["per-neuron", "auto", "no-such-method"] and written["cap_s"] == CAP_S
+    assert written["methods"] == ["per-neuron", "auto", "no-such-method"] and written["caps"] == CAPS
+    assert written["rows"][0]["caps"] == CAPS and written["jobs"] == 1
     assert written["medians"]["auto"]["n"] == 1 and written["medians"]["no-such-method"]["n"] == 0
     assert set(written["rows"][0]["runs"]["auto"]) >= {"status", "seconds", "stably_active", "stably_inactive",
                                                        "undecided", "nodes", "harvested", "peak_rss_mib"}
     markdown = md_path.read_text()
     assert "| model" in markdown and TINY.name in markdown and "median speed-up of auto over per-neuron" in markdown
     assert "SOUNDNESS" not in markdown and "failed: " + TINY.name + " no-such-method" in markdown
+    assert "caps per-neuron 40 s, auto 30 s)" in markdown
+    # a median only counts rows measured at the caps it states
+    elsewhere = bench.summarize([row], {**CAPS, "per-neuron": 60.0})
+    assert elsewhere["medians"]["auto"]["n"] == 0 and f"{TINY.name} (per-neuron cap 40)" in bench.table(elsewhere)
 
     entry = bench.select_entries(tiny_zoo, None)[0]
-    again = bench.benchmark_model(tiny_zoo, entry, ["auto"], CAP_S, bench.load_rows(tmp_path)[TINY.name])
+    again = bench.benchmark_model(tiny_zoo, entry, {"auto": CAP_S}, bench.load_rows(tmp_path)[TINY.name])
     assert again["runs"]["auto"] == row["runs"]["auto"] and again["runs"]["per-neuron"] == row["runs"]["per-neuron"]
 
 
@@ -110,7 +119,7 @@ def test_disagreement_is_flagged_loudly(row, tmp_path):
     assert bench.disagreements(runs) == []
 
     bad_row = {**row, "disagreements": ["layer 1 stably_inactive: fabricated"]}
-    _, md_path = bench.write_results(bench.summarize([bad_row], CAP_S), tmp_path)
+    _, md_path = bench.write_results(bench.summarize([bad_row], CAPS), tmp_path)
     assert "SOUNDNESS" in md_path.read_text() and "DISAGREE" in md_path.read_text()
 
 
@@ -126,3 +135,16 @@ def test_speedups_with_capped_runs_are_bounds():
     assert median == {"value": 4.0, "bound": "≥", "n": 3}
     assert bench.median_speedup([{"value": 2.0, "bound": "≥"}, {"value": 1.0, "bound": "≤"}])["bound"] == "~"
     assert bench.format_seconds(run(100.3, capped=True)) == "≥ 100"
+
+
+def test_command_line_runs_models_at_once_with_per_method_caps(tiny_zoo, tmp_path, capsys):
+    code = bench.main(["--zoo", str(tiny_zoo), "--methods", "auto", "--cap", "20", "--cap-for", "auto=25",
+                       "--jobs", "2", "--out", str(tmp_path)])
+    assert code == 0
+    written = json.loads((tmp_path / "milp_vs_per_neuron.json").read_text())
+    assert written["jobs"] == 2 and written["caps"] == {"auto": 25.0}
+    assert [row["name"] for row in written["rows"]] == [TINY.name, TINY_TOO.name]  # zoo order, whichever ended first
+    assert all(row["runs"]["auto"]["status"] == "exact" and row["runs"]["auto"]["cap_s"] == 25.0 for row in written["rows"])
+    assert "2 models were benchmarked at once" in (tmp_path / "milp_vs_per_neuron.md").read_text()
+    with pytest.raises(SystemExit):
+        bench.main(["--zoo", str(tiny_zoo), "--cap-for", "auto", "--out", str(tmp_path)])

@@ -1,15 +1,17 @@
 """Proof methods side by side: per-neuron MILPs (2020) vs one MILP (2021) vs auto, on the bench zoo.
 
     python benchmarks/milp_vs_per_neuron.py --zoo out/bench_zoo [--methods per-neuron milp auto]
-        [--cap 300] [--cap-for per-neuron=600 ...] [--jobs 1] [--only NAME ...] [--out benchmarks/results] [--fresh]
+        [--cap 300] [--cap-for per-neuron=600 ...] [--jobs 1] [--only NAME ...] [--out benchmarks/results]
+        [--fresh | --rerun METHOD ...]
 
 Every method runs on every model in the same run, each in a fresh subprocess
 (``python -m exactcompress compress MODEL --out TMP --method M --time-limit CAP --quiet``, in this
 process's working directory and environment), so that its peak RSS is the child's own ``ru_maxrss``
 (``os.wait4``). Results go to ``<out>/milp_vs_per_neuron.json`` and ``.md`` after every model; runs already
 there for the same model file (sha256), method and cap are reused unless ``--fresh`` (failed runs are
-retried). ``--jobs N`` benchmarks N models at once (each model's methods still run one after the other);
-the results record N, since runs that share the machine run slower. Methods that finished exactly must agree on every layer's stably active and stably inactive
+retried); ``--rerun METHOD ...`` measures those methods again where their earlier run finished (a capped
+run is kept: it would hit the cap again). ``--jobs N`` benchmarks N models at once (each model's methods
+still run one after the other); every run records its N, since runs that share the machine run slower. Methods that finished exactly must agree on every layer's stably active and stably inactive
 sets, and a partial run's stable sets must lie inside an exact run's: anything else is a soundness bug,
 printed loudly, and the exit status is 1.
 """
@@ -205,9 +207,10 @@ def method_caps(methods: Sequence[str], cap: float, overrides: Mapping[str, floa
 
 
 def benchmark_model(zoo_dir: Path, entry: dict, caps: Mapping[str, float], previous: dict | None = None,
-                    say=lambda message: None) -> dict:
+                    say=lambda message: None, *, rerun: Sequence[str] = (), jobs: int = 1) -> dict:
     """Run (or reuse from ``previous``, the model's earlier row) every method of ``caps`` (method → cap, s) on one
-    bench model; returns its row.
+    bench model; returns its row. ``rerun``: methods measured again unless their earlier run was capped;
+    ``jobs``: how many models the caller benchmarks at once (recorded in each new run).
 
     Row: the manifest entry's fields, caps, runs (method → run record, including earlier runs of other
     methods), disagreements, speedups (method → ``speedup`` over per-neuron).
@@ -218,12 +221,12 @@ def benchmark_model(zoo_dir: Path, entry: dict, caps: Mapping[str, float], previ
                if run["cap_s"] == caps.get(m, run["cap_s"]) and run.get("model_sha256") == sha}
     runs = dict(earlier)
     for method, cap in caps.items():
-        if method in earlier and earlier[method]["status"] != "failed":
+        if method in earlier and earlier[method]["status"] != "failed" and (method not in rerun or earlier[method]["capped"]):
             say(f"{entry['name']} {method}: reused ({earlier[method]['status']}, {earlier[method]['seconds']:.1f} s)")
             continue
         say(f"{entry['name']} {method}: running (cap {cap:g} s)")
         with tempfile.TemporaryDirectory(prefix="bench-") as work_dir:
-            runs[method] = run_method(model, method, cap, Path(work_dir))
+            runs[method] = {**run_method(model, method, cap, Path(work_dir)), "jobs": jobs}
         say(f"{entry['name']} {method}: {describe(runs[method])}")
     runs = {m: runs[m] for m in _method_order(runs)}
     return {
@@ -349,6 +352,18 @@ def format_speedup(value: dict | None) -> str:
     return f"{prefix}{value['value']:.2f}×"
 
 
+def proof_steps(run: dict | None) -> str:
+    """Which MILPs a run used, from its report's ``milp`` statistics: ``none`` (bounds and witnesses settled
+    everything), ``per-neuron``, ``single`` or ``single+per-neuron``; ``–`` without a report."""
+    if run is None or "milp" not in run:
+        return "–"
+    finished = run["milp"].get("single_milp_finished")
+    solves = int(run["milp"].get("solves", 0))
+    if finished is None:
+        return "per-neuron" if solves else "none"
+    return "single" if solves <= 1 else "single+per-neuron"
+
+
 def stable_counts(row: dict) -> str:
     """"active/inactive" from the first exact run ("≥a/≥i" from a partial one when none is exact)."""
     runs = [run for run in row["runs"].values() if run["status"] in ("exact", "partial")]
@@ -367,7 +382,8 @@ def table(results: dict) -> str:
     others = [m for m in methods if m != BASELINE]
     header = (["model", "neurons", "stable act/inact"] + [f"s {m}" for m in methods]
               + [f"speed-up {m}" for m in others] + [f"nodes {m}" for m in methods]
-              + [f"harvested {m}" for m in others] + [f"MiB {m}" for m in methods] + ["agree"])
+              + [f"harvested {m}" for m in others] + [f"MiB {m}" for m in methods]
+              + (["MILPs auto"] if "auto" in methods else []) + ["agree"])
     lines = []
     for row in results["rows"]:
         runs = row["runs"]
@@ -385,11 +401,26 @@ def table(results: dict) -> str:
             + [cell(m, "nodes") for m in methods]
             + [cell(m, "harvested") for m in others]
             + [cell(m, "peak_rss_mib") for m in methods]
+            + ([proof_steps(runs.get("auto"))] if "auto" in methods else [])
             + ["DISAGREE" if row["disagreements"] else "ok"]
         )
     widths = [max(len(text) for text in column) for column in zip(header, *lines)]
     render = lambda cells: "| " + " | ".join(text.ljust(width) for text, width in zip(cells, widths)) + " |"  # noqa: E731
     return "\n".join([render(header), render(["-" * width for width in widths]), *map(render, lines)])
+
+
+def _shared_runs_note(results: dict) -> str:
+    """A sentence naming the runs measured while other models were benchmarked at once (``jobs`` > 1)."""
+    by_jobs: dict[int, int] = {}
+    for row in results["rows"]:
+        for run in row["runs"].values():
+            by_jobs[run.get("jobs", 1)] = by_jobs.get(run.get("jobs", 1), 0) + 1
+    shared = {jobs: count for jobs, count in by_jobs.items() if jobs > 1}
+    if not shared:
+        return ""
+    counts = ", ".join(f"{count} of the {sum(by_jobs.values())} runs with {jobs} models" for jobs, count in sorted(shared.items()))
+    return (f" Measured while other models were benchmarked at once (`--jobs`): {counts} (field `jobs` of each run "
+            "in the json); runs that share the machine are somewhat slower than alone.")
 
 
 def format_caps(caps: Mapping[str, float], methods: Sequence[str] | None = None) -> str:
@@ -417,9 +448,7 @@ def render_markdown(results: dict) -> str:
         f"Measured on {machine['cpu_count']} CPUs ({machine['cpu_model'] or 'unknown CPU'}, {machine['memory'] or '? memory'}), "
         f"{machine['platform']}, Python {machine['python']}; {versions}. Written {machine['date']}, "
         f"git {machine['git_commit'] or 'unknown'}. Caps (`--time-limit` per run): {format_caps(results['caps'])}; "
-        "each run is a fresh `python -m exactcompress compress` process"
-        + ("." if results["jobs"] == 1 else f"; {results['jobs']} models were benchmarked at once (runs shared "
-           "the machine, so times are somewhat longer than alone)."),
+        "each run is a fresh `python -m exactcompress compress` process." + _shared_runs_note(results),
         "",
         table(results),
         "",
@@ -436,7 +465,9 @@ def render_markdown(results: dict) -> str:
         "- `stable act/inact`: stably active / stably inactive hidden neurons from the first exact run "
         "(`≥` from a partial run when none finished). `nodes`: branch-and-bound nodes over all MILP solves. "
         "`harvested`: solutions harvested by the single MILP (0 where the report has none). `MiB`: the "
-        "child's peak resident memory (ru_maxrss).",
+        "child's peak resident memory (ru_maxrss). `MILPs auto`: what `auto` chose after bounds and witnesses: "
+        "`none` (nothing left open), `per-neuron` (sign solves; at most 4 open questions), `single` (the single "
+        "MILP proved the rest), `single+per-neuron` (the single MILP stopped at its budget; sign solves for the rest).",
         "- `agree`: exact runs have equal stable sets per layer and partial runs' stable sets lie inside them.",
     ]
     if capped:
@@ -471,6 +502,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="benchmark only these models")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="results directory")
     parser.add_argument("--fresh", action="store_true", help="rerun everything, ignoring earlier results")
+    parser.add_argument("--rerun", nargs="+", default=[], metavar="METHOD",
+                        help="measure these methods again where their earlier run finished (capped runs are kept)")
     args = parser.parse_args(argv)
     try:
         entries = select_entries(args.zoo, args.only)
@@ -485,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     lock = threading.Lock()
 
     def one_model(entry: dict) -> None:
-        row = benchmark_model(args.zoo, entry, caps, rows.get(entry["name"]), say)
+        row = benchmark_model(args.zoo, entry, caps, rows.get(entry["name"]), say, rerun=args.rerun, jobs=args.jobs)
         for problem in row["disagreements"]:
             say(f"SOUNDNESS BUG: {entry['name']}: {problem}")
         with lock:

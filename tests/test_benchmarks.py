@@ -95,7 +95,7 @@ def test_results_files_and_resume(row, tiny_zoo, tmp_path):
     markdown = md_path.read_text()
     assert "| model" in markdown and TINY.name in markdown and "median speed-up of auto over per-neuron" in markdown
     assert "SOUNDNESS" not in markdown and "failed: " + TINY.name + " no-such-method" in markdown
-    assert "caps per-neuron 40 s, auto 30 s)" in markdown
+    assert "caps per-neuron 40 s, auto 30 s)" in markdown and "| MILPs auto |" in markdown
     # a median only counts rows measured at the caps it states
     elsewhere = bench.summarize([row], {**CAPS, "per-neuron": 60.0})
     assert elsewhere["medians"]["auto"]["n"] == 0 and f"{TINY.name} (per-neuron cap 40)" in bench.table(elsewhere)
@@ -145,6 +145,22 @@ def test_command_line_runs_models_at_once_with_per_method_caps(tiny_zoo, tmp_pat
     assert written["jobs"] == 2 and written["caps"] == {"auto": 25.0}
     assert [row["name"] for row in written["rows"]] == [TINY.name, TINY_TOO.name]  # zoo order, whichever ended first
     assert all(row["runs"]["auto"]["status"] == "exact" and row["runs"]["auto"]["cap_s"] == 25.0 for row in written["rows"])
-    assert "2 models were benchmarked at once" in (tmp_path / "milp_vs_per_neuron.md").read_text()
+    assert all(row["runs"]["auto"]["jobs"] == 2 for row in written["rows"])
+    assert "2 of the 2 runs with 2 models" in (tmp_path / "milp_vs_per_neuron.md").read_text()
+    # --rerun measures a finished run again; without it the run is reused
+    first = written["rows"][0]["runs"]["auto"]
+    assert bench.main(["--zoo", str(tiny_zoo), "--methods", "auto", "--cap", "25", "--only", TINY.name,
+                       "--rerun", "auto", "--out", str(tmp_path)]) == 0
+    again = json.loads((tmp_path / "milp_vs_per_neuron.json").read_text())["rows"][0]["runs"]["auto"]
+    assert again["jobs"] == 1 and again["date"] >= first["date"] and again["wall_seconds"] != first["wall_seconds"]
+    assert "Measured while other models" in (tmp_path / "milp_vs_per_neuron.md").read_text()  # the second model's run
     with pytest.raises(SystemExit):
         bench.main(["--zoo", str(tiny_zoo), "--cap-for", "auto", "--out", str(tmp_path)])
+
+
+def test_what_auto_chose_comes_from_its_milp_statistics():
+    def run(solves, finished):
+        return {"milp": {"solves": solves, "single_milp_finished": finished}}
+
+    assert [bench.proof_steps(r) for r in (run(0, None), run(3, None), run(1, True), run(4, False), None)] == [
+        "none", "per-neuron", "single", "single+per-neuron", "–"]

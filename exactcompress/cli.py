@@ -214,17 +214,25 @@ def _submit(spec: Path, address: str, command: str, job_id: Optional[str], pip: 
     err.print(f"follow it: exactcompress zoo logs {submission} --address {address} --follow", highlight=False)
 
 
-@zoo_app.command("submit")
-def zoo_submit(
-    spec: Path = typer.Argument(..., help="Job spec, YAML or JSON; checked here before it is sent."),
-    address: str = typer.Option(..., "--address", help=DASHBOARD_HELP),
-    job_id: Optional[str] = JOB_ID_OPTION,
-    pip: list[str] = PIP_OPTION,
-    pass_credentials: bool = PASS_CREDENTIALS_OPTION,
-) -> None:
-    """Submit the zoo job to a Ray cluster through the Jobs API (this package's code travels with it);
-    prints the submission id for `zoo status` and `zoo logs`."""
-    _submit(spec, address, "zoo", job_id, pip, pass_credentials)
+def _submit_command(command: str, what: str, doc: str):
+    """The ``<command> submit`` CLI command: the same options for the zoo job and the study."""
+
+    def submit(
+        spec: Path = typer.Argument(..., help=f"{what} spec, YAML or JSON; checked here before it is sent."),
+        address: str = typer.Option(..., "--address", help=DASHBOARD_HELP),
+        job_id: Optional[str] = JOB_ID_OPTION,
+        pip: list[str] = PIP_OPTION,
+        pass_credentials: bool = PASS_CREDENTIALS_OPTION,
+    ) -> None:
+        _submit(spec, address, command, job_id, pip, pass_credentials)
+
+    submit.__doc__ = doc
+    return submit
+
+
+zoo_app.command("submit")(_submit_command(
+    "zoo", "Job", """Submit the zoo job to a Ray cluster through the Jobs API (this package's code travels with it);
+    prints the submission id for `zoo status` and `zoo logs`."""))
 
 
 @zoo_app.command("status")
@@ -326,17 +334,9 @@ def study_run(
         raise typer.Exit(run.exit_code)
 
 
-@study_app.command("submit")
-def study_submit(
-    spec: Path = typer.Argument(..., help="Study spec, YAML or JSON; checked here before it is sent."),
-    address: str = typer.Option(..., "--address", help=DASHBOARD_HELP),
-    job_id: Optional[str] = JOB_ID_OPTION,
-    pip: list[str] = PIP_OPTION,
-    pass_credentials: bool = PASS_CREDENTIALS_OPTION,
-) -> None:
-    """Submit the study to a Ray cluster through the Jobs API (its output must be storage the cluster reaches);
-    prints the submission id for `zoo status` and `zoo logs`."""
-    _submit(spec, address, "study", job_id, pip, pass_credentials)
+study_app.command("submit")(_submit_command(
+    "study", "Study", """Submit the study to a Ray cluster through the Jobs API (its output must be storage the cluster
+    reaches); prints the submission id for `zoo status` and `zoo logs`."""))
 
 
 @app.command()

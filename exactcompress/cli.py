@@ -140,14 +140,18 @@ for _name, (_model, _doc) in SCHEMA_COMMANDS.items():
     schema_app.command(_name)(_schema_command(_model, _doc))
 
 
+RAY_ADDRESS_OPTION = typer.Option(None, "--address", help="Ray cluster to join (HOST:PORT or ray://…); "
+                                  "default: an embedded local Ray on this machine.")
+NUM_CPUS_OPTION = typer.Option(None, "--num-cpus", min=1, help="CPUs of the embedded local Ray (default: all).")
+QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+
+
 @zoo_app.command("run")
 def zoo_run(
     spec: Path = typer.Argument(..., help="Job spec, YAML or JSON (see `exactcompress schema job`)."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (HOST:PORT or ray://…); "
-                                          "default: an embedded local Ray on this machine."),
-    num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="CPUs of the embedded local Ray "
-                                           "(default: all)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    address: Optional[str] = RAY_ADDRESS_OPTION,
+    num_cpus: Optional[int] = NUM_CPUS_OPTION,
+    quiet: bool = QUIET_OPTION,
     incremental: bool = typer.Option(False, "--incremental", help="Scheduled runs: skip models whose source "
                                      "version the output's ledger records as done (without downloading them), "
                                      "lease each model so concurrent runs never both analyse it, and add what "
@@ -300,11 +304,9 @@ def zoo_digits(
 @study_app.command("run")
 def study_run(
     spec: Path = typer.Argument(..., help="Study spec, YAML or JSON (see `exactcompress schema study`)."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster to join (HOST:PORT or ray://…); "
-                                          "default: an embedded local Ray on this machine."),
-    num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="CPUs of the embedded local Ray "
-                                           "(default: all)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    address: Optional[str] = RAY_ADDRESS_OPTION,
+    num_cpus: Optional[int] = NUM_CPUS_OPTION,
+    quiet: bool = QUIET_OPTION,
 ) -> None:
     """Train and compress every configuration of a study on Ray (configurations already done are reused);
     write study.json/.csv/.md/.html and the figures at the spec's output prefix. Exit code 0: all

@@ -24,8 +24,14 @@ from typing import Sequence
 import numpy as np
 from torch import nn
 
-from exactcompress.train import Regularization, accuracy, save_state_dict, torch_threads, train_mlp
-from exactcompress.zoo import N_CLASSES, digits_data, upsample_digits_784
+from exactcompress.training.datasets import N_CLASSES, digits_data, upsample_digits_784
+from exactcompress.training.trainer import (
+    Regularization,
+    accuracy,
+    save_state_dict,
+    torch_threads,
+    train_mlp,
+)
 
 MANIFEST_FILE = "bench_zoo.json"
 DIGITS_EPOCHS = 20

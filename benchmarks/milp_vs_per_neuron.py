@@ -30,8 +30,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import threading
+import time
 from pathlib import Path
 from typing import Mapping, Sequence
 

@@ -55,8 +55,8 @@ def write_models(directory: Path, count: int) -> list[Path]:
 
 def child(spec_json: str, cpus: int) -> None:
     """One timed run (called in a subprocess): prints a JSON line with wall and engine seconds."""
+    from exactcompress.distributed.zoo_job import connect, run_zoo_job
     from exactcompress.schema import ZooJobSpec
-    from jobs.compress_zoo import connect, run_zoo_job
 
     spec = ZooJobSpec.model_validate_json(spec_json)
     connect(None, num_cpus=cpus)
@@ -108,9 +108,9 @@ def main() -> None:
         child(args.child, args.cpus)
         return
 
-    from exactcompress.local_s3 import LocalS3Server, create_buckets
     from exactcompress.schema import ZooJobSpec
     from exactcompress.storage import open_storage
+    from exactcompress.storage.local_s3 import LocalS3Server, create_buckets
 
     with tempfile.TemporaryDirectory(prefix="zoo-scaling-") as scratch_name, LocalS3Server(Path(scratch_name) / "s3") as server:
         scratch = Path(scratch_name)

@@ -48,8 +48,8 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _domain(lower, upper, domain_file, data_box, margin):
-    from .domain import from_data, from_file, scalar_box
     from .errors import InputError
+    from .io.domain_files import from_data, from_file, scalar_box
 
     chosen = [name for name, value in (("--lower/--upper", lower is not None or upper is not None),
                                        ("--domain", domain_file), ("--domain-from-data", data_box)) if value]
@@ -160,15 +160,15 @@ def zoo_run(
     """Compress every model of a zoo on Ray; write per-model outputs and, last, summary.json/.md/.html at the
     spec's output prefix. Exit code 0: all models exact or partial (or in progress in another run); 3: some
     failed; 2: bad spec."""
-    from .batch import read_job_spec
     from .errors import InputError
-    from .render_summary import render_summary_table
+    from .reports.summary import render_summary_table
+    from .schema.specfile import read_job_spec
 
     try:
         job = read_job_spec(spec)
     except InputError as error:
         _fail(str(error), 2)
-    from jobs.compress_zoo import run_zoo_job
+    from .distributed.zoo_job import run_zoo_job
 
     try:
         run = run_zoo_job(job, address=address, num_cpus=num_cpus, console=None if quiet else err,
@@ -202,13 +202,12 @@ PASS_CREDENTIALS_OPTION = typer.Option(False, "--pass-credentials", help="Forwar
 def _submit(spec: Path, address: str, command: str, job_id: Optional[str], pip: list[str],
             pass_credentials: bool) -> None:
     """Check the spec of ``exactcompress <command> run`` here, submit it, print the submission id."""
-    from .batch import read_job_spec
     from .errors import InputError
-    from .study import read_study_spec
+    from .schema.specfile import read_job_spec, read_study_spec
 
     try:
         (read_study_spec if command == "study" else read_job_spec)(spec)
-        from jobs.submit import submit_zoo_job, zoo_entrypoint
+        from .distributed.submit import submit_zoo_job, zoo_entrypoint
 
         submission = submit_zoo_job(spec, address, job_id=job_id, extra_pip=pip or None,
                                     pass_credentials=pass_credentials, entrypoint=zoo_entrypoint(spec.name, command))
@@ -245,8 +244,8 @@ def zoo_status(
     address: str = typer.Option(..., "--address", help=DASHBOARD_HELP),
 ) -> None:
     """Status of a submitted zoo job (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED)."""
+    from .distributed.submit import job_status
     from .errors import InputError
-    from jobs.submit import job_status
 
     try:
         info = job_status(address, job_id)
@@ -262,8 +261,8 @@ def zoo_logs(
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends."),
 ) -> None:
     """The driver log of a submitted zoo job."""
+    from .distributed.submit import job_logs
     from .errors import InputError
-    from jobs.submit import job_logs
 
     try:
         for chunk in job_logs(address, job_id, follow=follow):
@@ -278,8 +277,8 @@ def zoo_stop(
     address: str = typer.Option(..., "--address", help=DASHBOARD_HELP),
 ) -> None:
     """Stop a submitted zoo job (models already committed stay; a new run resumes the rest)."""
+    from .distributed.submit import stop_job
     from .errors import InputError
-    from jobs.submit import stop_job
 
     try:
         stopped = stop_job(address, job_id)
@@ -294,7 +293,7 @@ def zoo_digits(
     seed: int = typer.Option(0, help="Training seed (same seed → identical files)."),
 ) -> None:
     """Train the bundled zoo: small MLPs on scikit-learn's digits at several L1 strengths."""
-    from .zoo import build_digits_zoo
+    from .training.digits_zoo import build_digits_zoo
 
     paths = build_digits_zoo(out, seed=seed)
     for path in paths:
@@ -312,14 +311,14 @@ def study_run(
     write study.json/.csv/.md/.html and the figures at the spec's output prefix. Exit code 0: all
     configurations exact or partial; 3: some failed; 2: bad spec."""
     from .errors import InputError
-    from .render_study import render_study_table
-    from .study import read_study_spec
+    from .reports.study import render_study_table
+    from .schema.specfile import read_study_spec
 
     try:
         study = read_study_spec(spec)
     except InputError as error:
         _fail(str(error), 2)
-    from jobs.study import run_study
+    from .distributed.study_job import run_study
 
     try:
         run = run_study(study, address=address, num_cpus=num_cpus, console=None if quiet else err)
@@ -353,11 +352,11 @@ def demo(
     and stop the server."""
     import os
 
-    from .local_s3 import LocalS3Server, create_buckets
-    from .render_summary import render_summary_table
+    from .reports.summary import render_summary_table
     from .schema import ZooJobSpec
     from .storage import open_storage
-    from .zoo import build_digits_zoo
+    from .storage.local_s3 import LocalS3Server, create_buckets
+    from .training.digits_zoo import build_digits_zoo
 
     with err.status("training the digits zoo"):
         models = build_digits_zoo(out / "zoo")
@@ -370,7 +369,7 @@ def demo(
             source.upload(path, path.name)
         spec = ZooJobSpec(source=source.url(), output="s3://exactcompress-demo/results", time_limit_s=time_limit,
                           data="digits_test_X.npy")
-        from jobs.compress_zoo import run_zoo_job
+        from .distributed.zoo_job import run_zoo_job
 
         run = run_zoo_job(spec, num_cpus=num_cpus, console=err)
         results = open_storage(spec.output)

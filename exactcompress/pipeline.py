@@ -6,23 +6,25 @@ Outputs in ``out_dir``: ``compressed.<ext>`` (per requested format), ``witnesses
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from . import __version__
-from .stability import SETTLERS, Analysis, analyze
-from .compression import compress
-from .domain import UNION_SEMANTICS, Domain, load_data, scalar_box
+from .engine.analyze import SETTLERS, Analysis, analyze
+from .engine.compression import compress
+from .engine.domain import UNION_SEMANTICS, Domain
+from .engine.network import Network
+from .engine.progress import Progress, ignore
+from .engine.prove.parallel import ParallelMap
+from .engine.verify import verify
 from .errors import InputError
 from .io import load_network, save_network
-from .network import Network
-from .prove.per_neuron import ParallelMap
-from .render import write_reports
+from .io.domain_files import load_data, scalar_box
+from .reports.report import write_report_json, write_reports
 from .schema import (
     BoxRecord,
     CompressionReport,
@@ -34,10 +36,9 @@ from .schema import (
     SaveFormat,
     Versions,
 )
-from .tolerances import VERIFY_TOLERANCE, record as tolerance_record
-from .verify import verify
+from .tolerances import VERIFY_TOLERANCE
+from .tolerances import record as tolerance_record
 
-Progress = Callable[[str], None]
 MAX_LISTED_BOXES = 16
 
 
@@ -120,7 +121,7 @@ def compress_model(
     ``failed`` and a one-line ``error``. A failed verification is also ``failed`` and writes no model.
     ``workers``/``parallel_map`` split per-neuron solves (see ``analyze``).
     """
-    say = progress or (lambda message: None)
+    say = progress or ignore
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = str(model) if not isinstance(model, tuple) else model[1].path
@@ -132,7 +133,7 @@ def compress_model(
         seconds["total"] = time.monotonic() - started
         report = CompressionReport(status="failed", error=reason, seconds=seconds, **base, **known)
         write_reports(report, out_dir)
-        _write_json(report, out_dir)
+        write_report_json(report, out_dir)
         return report
 
     try:
@@ -199,7 +200,7 @@ def compress_model(
     outputs = Outputs(compressed=written, witnesses="witnesses.npz", report_md="report.md", report_html="report.html")
     report = CompressionReport(status=status, outputs=outputs, seconds=seconds, **base, **known)
     write_reports(report, out_dir)
-    _write_json(report, out_dir)
+    write_report_json(report, out_dir)
     return report
 
 
@@ -209,11 +210,3 @@ def _data_points(data, input_dim: int) -> np.ndarray | None:
     if isinstance(data, np.ndarray):
         return np.asarray(data, dtype=np.float64).reshape(len(data), -1)
     return load_data(data, input_dim)
-
-
-def _write_json(report: CompressionReport, out_dir: Path) -> None:
-    """Write ``report.json`` atomically (temporary file, then rename)."""
-    target = out_dir / "report.json"
-    temporary = out_dir / ".report.json.tmp"
-    temporary.write_text(json.dumps(report.model_dump(mode="json"), indent=2) + "\n")
-    temporary.replace(target)

@@ -1,132 +1,16 @@
-"""The zoo job on Ray: one task per model, each pulling its model from storage and writing its outputs
-itself (the driver passes keys, never bytes); per-neuron fallback solves fan out as further Ray tasks;
-the driver shows live progress and writes the summary last.
+"""Ray job entry point of the zoo job: the same as ``exactcompress zoo run`` (same flags, same exit codes).
 
-Where it runs: ``ray.init(address="local")`` (embedded, the default), or ``address`` for an existing
-cluster (``ray://…`` or ``HOST:PORT``). Task retries (``spec.retries``) cover system failures only — a
-lost worker or node, or storage still unreachable after the client's own retries; a bad model is not an
-exception, it commits a ``failed`` report once.
+For ``ray job submit`` and KubeRay, with this folder shipped as the job's working directory::
 
-Incremental runs (``incremental=True``, ``zoo run --incremental``) skip the models that the ledger records as
-done for their current source version, without downloading them (``exactcompress.incremental``), take a lease
-on each model before analysing it, so concurrent runs never both analyse one (``exactcompress.leases``), record
-what they finish (``exactcompress.ledger``) and rewrite ``ledger.json`` before the summary. The summary keeps
-every model: skipped ones with their committed reports; models another run holds are listed in
-``in_progress_elsewhere`` (not failures).
+    ray job submit --address http://HEAD:8265 --working-dir . -- python jobs/compress_zoo.py --address auto zoo.yaml
 
-Exit codes of ``exactcompress zoo run``: 0 every model exact or partial (or in progress elsewhere); 3 some models
-failed (partial failure); 2 a bad spec (nothing ran).
+The work is ``exactcompress.distributed.zoo_job``; this script only hands its arguments to the command line.
 """
 
-from __future__ import annotations
+import sys
 
-import os
-import tempfile
-import time
-import uuid
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from exactcompress.cli import main
 
-import ray
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
-from rich.console import Console
-
-from exactcompress.batch import TaskOutcome, failed_result, plan_tasks, run_model_task, summarize, write_summary
-from exactcompress.incremental import plan_incremental
-from exactcompress.leases import LeaseTerms
-from exactcompress.ledger import consolidate
-from exactcompress.schema import ModelTask, ZooJobSpec, ZooModelResult, ZooSummary
-from exactcompress.storage import open_storage
-from jobs.gather import driver_board, gather
-
-EXIT_OK = 0
-EXIT_PARTIAL_FAILURE = 3
-#: storage failures that outlived the client's own retries: the task is retried like a lost worker
-STORAGE_FAILURES = (ConnectionError, HTTPClientError, ClientError)
-
-
-@dataclass(frozen=True)
-class ZooRun:
-    """What one run of the job did: the summary, where its HTML is, and the run's own figures. ``reused``
-    counts models whose committed report was reused; ``unchanged``, those of them an incremental run skipped
-    by the ledger without downloading."""
-
-    summary: ZooSummary
-    summary_html: str
-    wall_seconds: float
-    reused: int
-    unchanged: int = 0
-
-    @property
-    def analysed(self) -> int:
-        """Models this run analysed (or whose task failed)."""
-        return self.summary.totals.models - self.reused
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_PARTIAL_FAILURE if self.summary.totals.failed else EXIT_OK
-
-
-def ray_parallel_map(function: Callable[..., Any], argument_tuples: Sequence[tuple]) -> list:
-    """``ParallelMap`` over Ray tasks (one CPU each): the per-neuron fallback across the cluster.
-
-    Fans out only while the cluster has an idle CPU; otherwise the calls run here, one after the other. (A
-    task blocked on its children lends its CPU back, so fanning out on a busy cluster would let further
-    model tasks start, each in a new worker process, instead of the children: more processes, no speed.)
-    """
-    if len(argument_tuples) < 2 or ray.available_resources().get("CPU", 0) < 1:
-        return [function(*arguments) for arguments in argument_tuples]
-    remote = ray.remote(num_cpus=1, max_retries=3)(function)
-    return ray.get([remote.remote(*arguments) for arguments in argument_tuples])
-
-
-def _compress_task(task: ModelTask, board, lease: LeaseTerms | None) -> TaskOutcome:
-    board.start.remote(task.key)
-    return run_model_task(task, parallel_map=ray_parallel_map, lease=lease)
-
-
-def connect(address: str | None, num_cpus: int | None = None) -> None:
-    """Join ``address`` or start an embedded local Ray (dashboard off, quiet); no-op if already connected."""
-    if ray.is_initialized():
-        return
-    if address:
-        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
-        return
-    os.environ.setdefault("RAY_TMPDIR", tempfile.gettempdir())
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-
-
-def run_zoo_job(spec: ZooJobSpec, *, address: str | None = None, num_cpus: int | None = None,
-                console: Console | None = None, incremental: bool = False) -> ZooRun:
-    """Compress every model of ``spec`` on Ray and write ``summary.json`` last at the output prefix.
-
-    Raises InputError before any work if the source is empty or a key is unsafe. ``console``: where the
-    progress bar goes (None: no bar). ``incremental``: use the ledger and leases (module docstring).
-    """
-    started = time.monotonic()
-    tasks = plan_tasks(spec)
-    plan = plan_incremental(spec, tasks, run_id=uuid.uuid4().hex) if incremental else None
-    results: list[ZooModelResult] = list(plan.unchanged) if plan else []
-    connect(address, num_cpus)
-    remote = ray.remote(_compress_task).options(num_cpus=spec.cpus_per_task, max_retries=spec.retries,
-                                                retry_exceptions=list(STORAGE_FAILURES))
-    board = driver_board()
-    lease = plan.lease if plan else None
-    pending = {remote.remote(task, board, lease): task for task in (plan.tasks if plan else tasks)}
-    unchanged = len(results)
-    outcomes = gather(
-        pending, board, label="compressing", console=console, done_before=unchanged,
-        on_failure=lambda task, reason: TaskOutcome(failed_result(task, reason), True),
-        is_failed=lambda outcome: outcome.result is not None and outcome.result.status == "failed",
-    )
-    elsewhere = [outcome.elsewhere for outcome in outcomes if outcome.result is None]
-    finished = [outcome for outcome in outcomes if outcome.result is not None]
-    results += [outcome.result for outcome in finished]
-    reused = unchanged + sum(not outcome.analysed for outcome in finished)
-    output = open_storage(spec.output)
-    if plan:
-        consolidate(output)
-    summary = summarize(spec, results, elsewhere)
-    html = write_summary(output, summary)
-    return ZooRun(summary=summary, summary_html=html, wall_seconds=time.monotonic() - started, reused=reused,
-                  unchanged=unchanged)
+if __name__ == "__main__":
+    sys.argv = ["exactcompress", "zoo", "run", *sys.argv[1:]]
+    main()

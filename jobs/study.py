@@ -1,80 +1,17 @@
-"""A hyperparameter study on Ray: one task per configuration, each training its model (torch on one thread)
-and compressing it through the zoo job's task path, writing everything to storage itself; the driver shows
-live progress and writes the study files last.
+"""Ray job entry point of a hyperparameter study: the same as ``exactcompress study run`` (same flags, same
+exit codes).
 
-Where it runs and what is retried are as for the zoo job (``jobs/compress_zoo.py``): embedded local Ray by
-default, ``address`` for a cluster; ``spec.retries`` re-runs a task after a lost worker or unreachable
-storage, never after a bad data set (that configuration's row is ``failed``, with the reason).
+For ``ray job submit`` and KubeRay, with this folder shipped as the job's working directory::
 
-Exit codes of ``exactcompress study run``: 0 every configuration exact or partial; 3 some failed; 2 a bad
-spec (nothing ran).
+    ray job submit --address http://HEAD:8265 --working-dir . -- python jobs/study.py --address auto study.yaml
+
+The work is ``exactcompress.distributed.study_job``; this script only hands its arguments to the command line.
 """
 
-from __future__ import annotations
+import sys
 
-import time
-from dataclasses import dataclass
+from exactcompress.cli import main
 
-import ray
-from rich.console import Console
-
-from exactcompress.schema import StudyConfig, StudyResult, StudySpec
-from exactcompress.storage import open_storage
-from exactcompress.study import (
-    ConfigOutcome,
-    config_hash,
-    failed_row,
-    plan_configs,
-    run_config,
-    study_domain,
-    summarize_study,
-    write_study,
-)
-from jobs.compress_zoo import EXIT_OK, EXIT_PARTIAL_FAILURE, STORAGE_FAILURES, connect, ray_parallel_map
-from jobs.gather import driver_board, gather
-
-
-@dataclass(frozen=True)
-class StudyRun:
-    """What one run of a study did: the result, where its HTML is, and how much work this run did."""
-
-    result: StudyResult
-    study_html: str
-    wall_seconds: float
-    trained: int
-    analysed: int
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_PARTIAL_FAILURE if any(row.status == "failed" for row in self.result.rows) else EXIT_OK
-
-
-def _config_task(spec: StudySpec, config: StudyConfig, board) -> ConfigOutcome:
-    board.start.remote(config_hash(config))
-    return run_config(spec, config, parallel_map=ray_parallel_map)
-
-
-def run_study(spec: StudySpec, *, address: str | None = None, num_cpus: int | None = None,
-              console: Console | None = None) -> StudyRun:
-    """Train and compress every configuration of ``spec`` on Ray; write ``study.json`` last at the output.
-
-    The default domain is resolved first (an .npz data set is read and checked here: InputError before
-    any work). ``console``: where the progress bar goes (None: no bar).
-    """
-    started = time.monotonic()
-    spec = spec.model_copy(update={"domain": study_domain(spec)})
-    configs = plan_configs(spec)
-    connect(address, num_cpus)
-    board = driver_board()
-    remote = ray.remote(_config_task).options(num_cpus=spec.cpus_per_task, max_retries=spec.retries,
-                                              retry_exceptions=list(STORAGE_FAILURES))
-    outcomes = gather(
-        {remote.remote(spec, config, board): config for config in configs}, board, label="training + compressing",
-        console=console, on_failure=lambda config, reason: ConfigOutcome(failed_row(spec, config, reason), False, False),
-        is_failed=lambda outcome: outcome.row.status == "failed",
-    )
-    result = summarize_study(spec, [outcome.row for outcome in outcomes])
-    html = write_study(open_storage(spec.output), result)
-    return StudyRun(result=result, study_html=html, wall_seconds=time.monotonic() - started,
-                    trained=sum(outcome.trained for outcome in outcomes),
-                    analysed=sum(outcome.analysed for outcome in outcomes))
+if __name__ == "__main__":
+    sys.argv = ["exactcompress", "study", "run", *sys.argv[1:]]
+    main()

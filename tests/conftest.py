@@ -8,7 +8,7 @@ import pytest
 @pytest.fixture(scope="session")
 def digits_zoo(tmp_path_factory):
     """Directory holding the bundled zoo (models, zoo.json, digits_test_X.npy), trained once."""
-    from exactcompress.zoo import build_digits_zoo
+    from exactcompress.training.digits_zoo import build_digits_zoo
 
     directory = tmp_path_factory.mktemp("zoo")
     build_digits_zoo(directory, seed=0)
@@ -18,7 +18,7 @@ def digits_zoo(tmp_path_factory):
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
     """A real local S3 server (SeaweedFS) shared by the session; tests must leave it running."""
-    from exactcompress.local_s3 import LocalS3Server
+    from exactcompress.storage.local_s3 import LocalS3Server
 
     server = LocalS3Server(tmp_path_factory.mktemp("s3"))
     server.start()
@@ -58,7 +58,7 @@ def local_ray(s3_server):
     session's server, as they do from a user's shell."""
     import ray
 
-    from jobs.compress_zoo import connect
+    from exactcompress.distributed.zoo_job import connect
 
     with pytest.MonkeyPatch.context() as patch:
         for name, value in s3_server.endpoint.env().items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from exactcompress.network import Network
+from exactcompress.engine.network import Network
 
 
 def random_net(seed: int, input_dim: int, hidden: list[int], output_dim: int = 2, bias_shift: float = 0.0) -> Network:

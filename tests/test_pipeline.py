@@ -8,15 +8,15 @@ import json
 import numpy as np
 import pytest
 import torch
+from nets import grid_extremes, random_net
 
-from exactcompress.domain import Box, Domain, scalar_box
-from exactcompress.network import Network
+from exactcompress.engine.analyze import analyze
+from exactcompress.engine.domain import Box, Domain
+from exactcompress.engine.network import Network
+from exactcompress.engine.witnesses import WitnessSet
+from exactcompress.io.domain_files import scalar_box
 from exactcompress.pipeline import compress_model
 from exactcompress.schema import CompressionReport
-from exactcompress.stability import analyze
-from exactcompress.witnesses import WitnessSet
-
-from nets import grid_extremes, random_net
 
 CLEAR = 0.05  # grid extremes further than this from 0 are conclusive for these Lipschitz-1-ish nets
 
@@ -70,7 +70,7 @@ def test_all_methods_agree(seed, hidden):
 def test_auto_uses_the_single_milp_and_reports_who_settled_what(tmp_path, monkeypatch):
     # A deeper net on 6 inputs with many neurons that bounds cannot settle; witness search switched off
     # (no samples, no gradient steps) so that the MILPs must do the work.
-    import exactcompress.stability as stability
+    import exactcompress.engine.analyze as stability
 
     real_search = stability.search
     monkeypatch.setattr(stability, "search", lambda *a, **k: real_search(*a, **{**k, "n_samples": 0, "gradient_steps": 0}))
@@ -161,7 +161,7 @@ def _torch_forward(state: dict, x: np.ndarray) -> np.ndarray:
 def test_auto_falls_back_to_per_neuron_when_the_single_milp_fails(monkeypatch):
     # Fault injection: SCIP's LP solver can fail on hard numerics ("SCIP: error in LP solver!"); auto must
     # then settle everything with per-neuron sign solves and say so, claiming nothing from the failed solve.
-    import exactcompress.stability as stability
+    import exactcompress.engine.analyze as stability
 
     def failing_solve(*args, **kwargs):
         raise Exception("SCIP: error in LP solver!")

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 import torch
+from nets import random_net
 from onnx import TensorProto, helper, numpy_helper
 
 from exactcompress.io.sequential import to_sequential
-from nets import random_net
 
 
 def write_good(path: Path, seed: int, input_dim: int = 4, hidden=(6, 5), bias_shift: float = 2.5) -> Path:

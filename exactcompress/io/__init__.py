@@ -11,8 +11,8 @@ import hashlib
 import struct
 from pathlib import Path
 
+from ..engine.network import Network
 from ..errors import InputError
-from ..network import Network
 from ..schema import ModelInfo
 from .onnx_format import load_onnx_file
 from .safetensors_format import load_safetensors_file

@@ -15,9 +15,15 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from ..engine.network import Network
 from ..errors import InputError
-from ..network import Network
-from .torch_state_dict import NamedAffine, checked_network, finite_float64, first_line, fold_batchnorm
+from .rules import (
+    NamedAffine,
+    checked_network,
+    finite_float64,
+    first_line,
+    fold_batchnorm,
+)
 
 PASS_THROUGH_OPS = frozenset({"Identity", "Dropout", "Flatten"})
 SUPPORTED_OPS = PASS_THROUGH_OPS | {"Gemm", "MatMul", "Add", "BatchNormalization", "Relu"}

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import safetensors.torch
 
+from ..engine.network import Network
 from ..errors import InputError
-from ..network import Network
-from .torch_state_dict import first_line, state_dict_network
+from .rules import first_line
+from .torch_state_dict import state_dict_network
 
 
 def load_safetensors_file(path: Path, require_hidden_layer: bool = True) -> tuple[Network, str]:

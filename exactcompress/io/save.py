@@ -10,8 +10,8 @@ import safetensors.torch
 import torch
 from onnx import TensorProto, helper
 
+from ..engine.network import Network
 from ..errors import InputError
-from ..network import Network
 from ..schema import SaveFormat
 from .sequential import to_sequential
 

@@ -8,10 +8,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..engine.network import Network
 from ..errors import InputError
-from ..network import Network
 from ..schema import ModelInfo
-from .torch_state_dict import NamedAffine, checked_network, finite_float64, fold_batchnorm, torch_dtype_name
+from .rules import (
+    NamedAffine,
+    checked_network,
+    finite_float64,
+    fold_batchnorm,
+    torch_dtype_name,
+)
 
 #: modules that are the identity in eval mode
 PASS_THROUGH_MODULES = (nn.Identity, nn.Dropout, nn.Flatten)

@@ -1,0 +1,78 @@
+"""The driver's side of a job on Ray: wait for its tasks with a live progress bar (done · failed · running),
+turning a task that failed for good into a failed result instead of an exception.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+import ray
+from ray.actor import ActorHandle
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from .progress import ProgressBoard
+
+POLL_SECONDS = 0.5
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def driver_board() -> ActorHandle:
+    """A ``ProgressBoard`` on the driver's node, so losing a worker node never takes the job's display with it."""
+    node = ray.get_runtime_context().get_node_id()
+    return ProgressBoard.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote()
+
+
+def failure_reason(error: ray.exceptions.RayError) -> str:
+    """One line: the exception raised inside the task, or the system failure."""
+    cause = getattr(error, "cause", None) or error
+    return f"{type(cause).__name__}: {' '.join(str(cause).split())}"[:400]
+
+
+def gather(
+    pending: dict[ray.ObjectRef, Item],
+    board: ActorHandle,
+    *,
+    label: str,
+    console: Console | None,
+    on_failure: Callable[[Item, str], Result],
+    is_failed: Callable[[Result], bool],
+    done_before: int = 0,
+) -> list[Result]:
+    """Wait for every task in ``pending`` (its ref → its input); returns the results in completion order.
+
+    A task that raised (retries exhausted, or an exception it was not retried for) gives
+    ``on_failure(input, "task failed: <reason>")``. The bar (on ``console``; None: no bar) counts the tasks
+    that have called ``board.start`` as running, and ``done_before`` items finished without a task as done.
+    Kills ``board`` at the end.
+    """
+    pending = dict(pending)
+    results: list[Result] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=console, disable=console is None, transient=False) as bar:
+        progress = bar.add_task(label, total=len(pending) + done_before, completed=done_before)
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
+            done = ray.wait(list(pending), num_returns=len(pending), timeout=0)[0] if ready else []
+            for ref in done:
+                item = pending.pop(ref)
+                try:
+                    results.append(ray.get(ref))
+                except ray.exceptions.RayError as error:
+                    results.append(on_failure(item, f"task failed: {failure_reason(error)}"))
+            failed = sum(is_failed(result) for result in results)
+            running = max(0, ray.get(board.count.remote()) - len(results))
+            bar.update(progress, completed=done_before + len(results),
+                       description=f"done {done_before + len(results) - failed} · failed {failed} · running {running}")
+    ray.kill(board)
+    return results

@@ -1,0 +1,325 @@
+"""Decide the state of every hidden neuron on a domain: bounds → witnesses → MILPs.
+
+A neuron is
+- *stably inactive* only with a proof that max g <= 0 (a bound ``U <= -BOUND_MARGIN``, a per-neuron MILP
+  dual bound ``<= -MILP_MARGIN``, or the single MILP's dual bound < 1 proving that no input reaches
+  ``g >= -MILP_MARGIN``), *stably active* only with the mirror-image proof that min g >= 0;
+- *unstable* only with two witness inputs whose float64 forward pass shows ``g > WITNESS_MARGIN`` and
+  ``g < -WITNESS_MARGIN``;
+- *undecided* otherwise (time limit, or an extreme pre-activation inside the tolerance band): kept.
+
+Methods: ``per-neuron`` (the 2020 baseline: two full MILPs per neuron, layer by layer, no sampling),
+``milp`` (bounds, witnesses, then one MILP over the whole network that harvests every point it meets),
+``auto`` (bounds and witnesses, then the cheaper of the two for what is left; see ``_auto``).
+Domains that are unions of boxes are analysed box by box and combined (``domain.UNION_SEMANTICS``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Sequence, get_args
+
+import numpy as np
+
+from ..schema import Method, Settler, SolverStats
+from ..tolerances import BOUND_MARGIN
+from . import bounds as bounds_mod
+from .bounds import LayerBounds
+from .domain import Box, Domain
+from .network import Network
+from .progress import Progress, ignore
+from .prove.parallel import ParallelMap
+from .prove.per_neuron import solve_layer
+from .prove.single_milp import solve_network
+from .witnesses import WitnessSet, open_signs, record, search
+
+#: ``auto`` asks per-neuron sign solves directly when at most this many sign questions are open
+PER_NEURON_MAX_QUESTIONS = 4
+#: ``auto``'s budget for the single MILP (seconds; at most SINGLE_MILP_SHARE of the time left)
+SINGLE_MILP_BUDGET = 60.0
+SINGLE_MILP_SHARE = 0.5
+#: seconds each sign question may take in the first MILP round of ``auto`` (the second round has no cap)
+FIRST_ROUND_SOLVE_LIMIT = 10.0
+#: codes for the step that settled a neuron (index into SETTLERS); -1 = not settled
+SETTLERS = get_args(Settler)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Per hidden layer boolean masks (width,) of the four states, and what settled each neuron."""
+
+    stably_active: tuple[np.ndarray, ...]
+    stably_inactive: tuple[np.ndarray, ...]
+    unstable: tuple[np.ndarray, ...]
+    undecided: tuple[np.ndarray, ...]
+    settled_by: tuple[np.ndarray, ...]  # int codes into SETTLERS, -1 where undecided
+    witnesses: WitnessSet
+    milp: SolverStats
+    seconds: dict[str, float] = field(default_factory=dict)
+    timed_out: bool = False
+    policy: str | None = None
+
+
+@dataclass
+class _BoxState:
+    """Mutable bookkeeping while one box is analysed (never leaves this module)."""
+
+    proved_inactive: list[np.ndarray]
+    proved_active: list[np.ndarray]
+    settled_by: list[np.ndarray]
+    witnesses: WitnessSet
+    bounds: list[LayerBounds]
+    stats: SolverStats = field(default_factory=SolverStats)
+    seconds: dict[str, float] = field(default_factory=lambda: {"bounds": 0.0, "witnesses": 0.0, "prove": 0.0})
+    timed_out: bool = False
+    policy: str | None = None
+
+    def mark_unstable(self, code: int) -> None:
+        for layer, settled in enumerate(self.settled_by):
+            newly = _both_signs(self.witnesses, layer) & (settled < 0)
+            settled[newly] = code
+
+
+@dataclass(frozen=True)
+class Fanout:
+    """How per-neuron solves of one layer are split: ``workers`` chunks through ``parallel_map``."""
+
+    workers: int = 1
+    parallel_map: ParallelMap | None = None
+
+
+def _both_signs(witnesses: WitnessSet, layer: int) -> np.ndarray:
+    return (witnesses.positive[layer] >= 0) & (witnesses.negative[layer] >= 0)
+
+
+def analyze(
+    network: Network,
+    domain: Domain,
+    *,
+    method: Method = "auto",
+    data: np.ndarray | None = None,
+    time_limit: float | None = None,
+    workers: int = 1,
+    parallel_map: ParallelMap | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> Analysis:
+    """Classify every hidden neuron of ``network`` on ``domain`` (already broadcast to its input size).
+
+    ``time_limit`` is in wall seconds for the whole analysis; neurons not settled in time are undecided.
+    ``data`` (n, input_dim) adds witness candidates (rows outside the domain are ignored). Per-neuron
+    solves are split over ``workers`` chunks run through ``parallel_map`` (default: local processes).
+    """
+    fanout = Fanout(workers, parallel_map)
+    deadline = None if time_limit is None else time.monotonic() + time_limit
+    rng = np.random.default_rng(seed)
+    say = progress or ignore
+    per_box = []
+    for index, box in enumerate(domain.boxes):
+        if len(domain.boxes) > 1:
+            say(f"box {index + 1}/{len(domain.boxes)}")
+        if method == "per-neuron":
+            per_box.append(_per_neuron(network, box, deadline, fanout, say))
+        elif method == "milp":
+            per_box.append(_milp(network, box, data, deadline, rng, say))
+        else:
+            per_box.append(_auto(network, box, data, deadline, fanout, rng, say))
+    return _combine(network, per_box)
+
+
+def _new_state(network: Network, box: Box, bounds: list[LayerBounds]) -> _BoxState:
+    widths = network.hidden_widths
+    return _BoxState(
+        proved_inactive=[np.zeros(w, bool) for w in widths],
+        proved_active=[np.zeros(w, bool) for w in widths],
+        settled_by=[np.full(w, -1) for w in widths],
+        witnesses=WitnessSet.empty(network),
+        bounds=bounds,
+    )
+
+
+def _mark_proved(state: _BoxState, layer: int, inactive: np.ndarray, active: np.ndarray, code: int) -> None:
+    for proved, mask in ((state.proved_inactive, inactive), (state.proved_active, active)):
+        newly = mask & ~proved[layer] & (state.settled_by[layer] < 0)
+        state.settled_by[layer][newly] = code
+        proved[layer] |= mask
+
+
+def _apply_bound_proofs(state: _BoxState, layer: int) -> None:
+    bounds = state.bounds[layer]
+    _mark_proved(state, layer, bounds.upper <= -BOUND_MARGIN, bounds.lower >= BOUND_MARGIN, SETTLERS.index("bounds"))
+
+
+def _add_stats(total: SolverStats, more: SolverStats) -> SolverStats:
+    """Counters add up; the single-MILP flag and trace are those of the latest single MILP."""
+    counters = ("solves", "nodes", "lp_iterations", "seconds", "solutions_harvested", "lp_points_harvested",
+                "states_fixed", "open_states")
+    summed = {name: getattr(total, name) + getattr(more, name) for name in counters}
+    latest = more if more.single_milp_finished is not None else total
+    return SolverStats(**summed, single_milp_finished=latest.single_milp_finished, dual_trace=latest.dual_trace)
+
+
+def _bounds_and_witnesses(network: Network, box: Box, data, deadline, rng, say: Progress) -> _BoxState:
+    start = time.monotonic()
+    say("bounds")
+    state = _new_state(network, box, bounds_mod.propagate(network, box))
+    for layer in range(len(network.hidden)):
+        _apply_bound_proofs(state, layer)
+    state.seconds["bounds"] += time.monotonic() - start
+
+    start = time.monotonic()
+    say("witness search")
+    skip = (list(state.proved_inactive), list(state.proved_active))
+    state.witnesses = search(network, box, state.witnesses, data=data, bounds=state.bounds, rng=rng, deadline=deadline, skip=skip)
+    state.mark_unstable(SETTLERS.index("witnesses"))
+    state.seconds["witnesses"] += time.monotonic() - start
+    return state
+
+
+def _open_questions(state: _BoxState, layer: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sign questions still open in ``layer``: (can it be positive?, can it be negative?) masks."""
+    missing_positive, missing_negative = open_signs(state.witnesses)
+    undecided = ~state.proved_inactive[layer] & ~state.proved_active[layer]
+    return missing_positive[layer] & undecided, missing_negative[layer] & undecided
+
+
+def _count_open(state: _BoxState) -> int:
+    return sum(int(mask.sum()) for layer in range(len(state.bounds)) for mask in _open_questions(state, layer))
+
+
+def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: Progress) -> _BoxState:
+    """Bounds and witnesses, then the policy: few open questions → per-neuron sign solves; more → the
+    single MILP within a budget, and per-neuron sign solves for whatever it leaves."""
+    state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
+    open_questions = _count_open(state)
+    if open_questions == 0:
+        state.policy = "bounds and witnesses settled every neuron; no MILP"
+        return state
+    if open_questions <= PER_NEURON_MAX_QUESTIONS:
+        state.policy = f"{open_questions} open sign questions (<= {PER_NEURON_MAX_QUESTIONS}): per-neuron sign solves"
+    else:
+        left = np.inf if deadline is None else deadline - time.monotonic()
+        budget = min(SINGLE_MILP_BUDGET, SINGLE_MILP_SHARE * left)
+        try:
+            finished = _single_milp(network, box, state, time.monotonic() + budget, say)
+            outcome = "proved the rest" if finished else f"stopped after its {budget:.0f} s budget"
+        except Exception as error:  # SCIP raises plain Exception ("SCIP: error in LP solver!"); nothing was claimed
+            outcome = f"failed ({' '.join(str(error).split())})"
+        state.policy = f"{open_questions} open sign questions: single MILP {outcome}; per-neuron sign solves for the rest"
+    _per_neuron_signs(network, box, state, deadline, fanout, say)
+    return state
+
+
+def _milp(network: Network, box: Box, data, deadline, rng, say: Progress) -> _BoxState:
+    """Bounds, witnesses, then the single MILP alone (what it leaves unsettled is undecided)."""
+    state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
+    if _count_open(state):
+        _single_milp(network, box, state, deadline, say)
+    state.timed_out |= _count_open(state) > 0
+    return state
+
+
+def _single_milp(network: Network, box: Box, state: _BoxState, deadline, say: Progress) -> bool:
+    """One MILP over the whole network that harvests witnesses and proves the open states impossible."""
+    start = time.monotonic()
+    say(f"single MILP: {_count_open(state)} open sign questions")
+    result = solve_network(network, box, state.bounds, state.witnesses, stably_inactive=state.proved_inactive,
+                           stably_active=state.proved_active, deadline=deadline)
+    state.stats = _add_stats(state.stats, SolverStats(
+        solves=1, nodes=result.nodes, lp_iterations=result.lp_iterations, seconds=result.seconds,
+        solutions_harvested=result.solutions_harvested, lp_points_harvested=result.lp_points_harvested,
+        states_fixed=result.states_fixed, open_states=result.open_states, single_milp_finished=result.finished,
+        dual_trace=list(result.dual_trace)))
+    state.witnesses = result.witnesses
+    code = SETTLERS.index("single-milp")
+    state.mark_unstable(code)
+    for layer in range(len(state.bounds)):
+        _mark_proved(state, layer, result.proved_inactive[layer], result.proved_active[layer], code)
+    state.seconds["prove"] += time.monotonic() - start
+    return result.finished
+
+
+def _per_neuron_signs(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout, say: Progress) -> None:
+    """Per-neuron sign solves with early stopping for every open question, layer by layer."""
+    for layer in range(len(network.hidden)):
+        # Round 1 caps every solve so that a few hard questions cannot starve the easy ones; round 2
+        # gives what is still open the time that is left.
+        for solve_limit in (FIRST_ROUND_SOLVE_LIMIT, None):
+            ask_max, ask_min = _open_questions(state, layer)
+            if not (ask_max.any() or ask_min.any()):
+                break
+            say(f"MILPs for layer {layer}: {int(ask_max.sum() + ask_min.sum())} sign questions")
+            _prove_layer(network, box, state, layer, ask_max, ask_min, "sign", deadline, fanout, solve_limit)
+
+
+def _per_neuron(network: Network, box: Box, deadline, fanout: Fanout, say: Progress) -> _BoxState:
+    """The baseline (Serra et al. 2020): two full MILPs per neuron, layer by layer, no sampling pre-filter."""
+    start = time.monotonic()
+    state = _new_state(network, box, bounds_mod.propagate(network, box))
+    state.seconds["bounds"] += time.monotonic() - start
+    for layer, width in enumerate(network.hidden_widths):
+        say(f"MILPs for layer {layer}: {2 * width} solves")
+        everything = np.ones(width, bool)
+        _prove_layer(network, box, state, layer, everything, everything, "optimize", deadline, fanout)
+    return state
+
+
+def _prove_layer(network, box, state: _BoxState, layer: int, ask_max, ask_min, mode, deadline, fanout: Fanout,
+                 solve_limit: float | None = None) -> None:
+    start = time.monotonic()
+    solved = solve_layer(network, box, state.bounds, layer, ask_max=ask_max, ask_min=ask_min, mode=mode,
+                         deadline=deadline, workers=fanout.workers, solve_limit=solve_limit,
+                         parallel_map=fanout.parallel_map)
+    state.stats = _add_stats(state.stats, SolverStats(
+        solves=solved.solves, nodes=solved.nodes, lp_iterations=solved.lp_iterations, seconds=solved.seconds))
+    state.timed_out |= bool(solved.timed_out.any()) and solve_limit is None
+    code = SETTLERS.index("per-neuron")
+    _mark_proved(state, layer, solved.proved_inactive, solved.proved_active, code)
+    if len(solved.candidates):
+        state.witnesses = record(network, state.witnesses, box.clip(solved.candidates))
+        state.mark_unstable(code)
+    # Tighter bounds for this layer come from the dual bounds; the layers above are recomputed with them.
+    tightened = LayerBounds(
+        np.maximum(state.bounds[layer].lower, solved.lower), np.minimum(state.bounds[layer].upper, solved.upper)
+    )
+    state.bounds = bounds_mod.propagate(network, box, known=[*state.bounds[:layer], tightened])
+    state.seconds["prove"] += time.monotonic() - start
+
+
+def _combine(network: Network, per_box: Sequence[_BoxState]) -> Analysis:
+    """Union semantics over boxes; raises RuntimeError if a proof and a witness contradict each other."""
+    witnesses = per_box[0].witnesses
+    for state in per_box[1:]:
+        witnesses = record(network, witnesses, state.witnesses.points)
+    active, inactive, unstable, undecided, settled = [], [], [], [], []
+    for layer, width in enumerate(network.hidden_widths):
+        is_inactive = np.logical_and.reduce([s.proved_inactive[layer] for s in per_box])
+        is_active = np.logical_and.reduce([s.proved_active[layer] for s in per_box]) & ~is_inactive
+        has_positive = witnesses.positive[layer] >= 0
+        has_negative = witnesses.negative[layer] >= 0
+        if np.any(is_inactive & has_positive) or np.any(is_active & has_negative):
+            bad = np.flatnonzero((is_inactive & has_positive) | (is_active & has_negative)).tolist()
+            raise RuntimeError(f"soundness check failed: layer {layer} neurons {bad} are proven stable and witnessed unstable")
+        is_unstable = has_positive & has_negative
+        is_undecided = ~(is_inactive | is_active | is_unstable)
+        codes = np.full(width, -1)
+        for state in per_box:  # the step that settled a neuron in its last-analysed box
+            codes = np.where(state.settled_by[layer] >= 0, state.settled_by[layer], codes)
+        if len(per_box) > 1:
+            codes = np.where(is_unstable & (codes < 0), SETTLERS.index("witnesses"), codes)
+        codes[is_undecided] = -1
+        active.append(is_active)
+        inactive.append(is_inactive)
+        unstable.append(is_unstable)
+        undecided.append(is_undecided)
+        settled.append(codes)
+    seconds = {key: sum(s.seconds[key] for s in per_box) for key in ("bounds", "witnesses", "prove")}
+    stats = SolverStats()
+    for state in per_box:
+        stats = _add_stats(stats, state.stats)
+    policies = list(dict.fromkeys(s.policy for s in per_box if s.policy))
+    return Analysis(
+        tuple(active), tuple(inactive), tuple(unstable), tuple(undecided), tuple(settled),
+        witnesses, stats, seconds, any(s.timed_out for s in per_box), "; ".join(policies) or None,
+    )

@@ -1,0 +1,29 @@
+"""Concretisation: the bounds of a linear function over a box, with the shared float64 rounding guard."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .types import LayerBounds
+
+#: relative outward widening applied to every computed bound (see ``concretise``)
+ROUNDING_WIDENING = 1e-12
+
+
+def concretise(coefficients: np.ndarray, offset: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> LayerBounds:
+    """Bounds of ``coefficients @ v + offset`` over ``lower <= v <= upper``.
+
+    ``coefficients`` (m, n), ``offset`` (m,), ``lower``/``upper`` (n,). Float64 rounding guard: each bound
+    is widened outward by ``ROUNDING_WIDENING * (1 + |bound| + magnitude)``, where ``magnitude =
+    |coefficients| @ max(|lower|, |upper|) + |offset|`` bounds the size of the terms summed, so that the
+    widening also covers rounding under cancellation (it is a guard, not rigorous outward rounding).
+    """
+    positive = np.maximum(coefficients, 0.0)
+    negative = np.minimum(coefficients, 0.0)
+    low = positive @ lower + negative @ upper + offset
+    high = positive @ upper + negative @ lower + offset
+    magnitude = np.abs(coefficients) @ np.maximum(np.abs(lower), np.abs(upper)) + np.abs(offset)
+    return LayerBounds(
+        lower=low - ROUNDING_WIDENING * (1.0 + np.abs(low) + magnitude),
+        upper=high + ROUNDING_WIDENING * (1.0 + np.abs(high) + magnitude),
+    )

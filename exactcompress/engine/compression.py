@@ -1,0 +1,162 @@
+"""Exact compression ("LEO++", method.md): remove stably inactive neurons, fold linearly dependent
+stably active neurons into the next layer, and merge layers whose remaining neurons are all stably
+active into the next affine map.
+
+Layers are processed in order; each step sees the layer as already changed by the steps before it
+(its input columns may have been edited or merged). Row operations never reorder the rows of the layer
+being processed, so the flags of the original hidden layer ``l`` always index the rows of its current map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import scipy.linalg
+
+from ..tolerances import FOLD_ATOL, RANK_RTOL
+from .network import AffineLayer, Network
+
+
+@dataclass(frozen=True)
+class CompressionLog:
+    """What ``compress`` did, per original hidden layer (0-based)."""
+
+    removed_inactive: tuple[int, ...]  # neurons removed as stably inactive
+    folded_active: tuple[int, ...]  # stably active neurons folded into the next layer (dependent rows)
+    merged_layers: tuple[int, ...]  # layers merged into the next affine map (the layer became affine)
+    skipped_folds: tuple[int, ...]  # dependent active rows NOT folded because the residual exceeded fold_atol
+
+
+@dataclass(frozen=True)
+class _Fold:
+    """Result of folding the dependent stably active rows of one layer."""
+
+    layer: AffineLayer  # the layer without the folded rows
+    following: AffineLayer  # the next layer with the folded rows' contribution added
+    n_folded: int
+    n_skipped: int
+
+
+def _check_flags(network: Network, stably_active: Sequence[np.ndarray], stably_inactive: Sequence[np.ndarray]) -> None:
+    widths = network.hidden_widths
+    if len(stably_active) != len(widths) or len(stably_inactive) != len(widths):
+        raise ValueError(
+            f"need one flag array per hidden layer ({len(widths)}), got {len(stably_active)} active "
+            f"and {len(stably_inactive)} inactive"
+        )
+    for index, (width, active, inactive) in enumerate(zip(widths, stably_active, stably_inactive)):
+        for name, flags in (("stably_active", active), ("stably_inactive", inactive)):
+            flags = np.asarray(flags)
+            if flags.dtype != np.bool_ or flags.shape != (width,):
+                raise ValueError(
+                    f"{name}[{index}] must be a boolean array of shape ({width},), got {flags.dtype} {flags.shape}"
+                )
+        both = np.flatnonzero(np.asarray(active) & np.asarray(inactive))
+        if both.size:
+            raise ValueError(
+                f"hidden layer {index}: neurons {both.tolist()} are flagged both stably active and inactive"
+            )
+
+
+def _remove_rows(layer: AffineLayer, following: AffineLayer, keep: np.ndarray) -> tuple[AffineLayer, AffineLayer]:
+    """Drop the rows of ``layer`` (and the matching columns of ``following``) where ``keep`` is False."""
+    return (
+        AffineLayer(layer.weight[keep], layer.bias[keep]),
+        AffineLayer(following.weight[:, keep], following.bias),
+    )
+
+
+def _numerical_rank(matrix: np.ndarray, rank_rtol: float) -> int:
+    """Number of singular values of ``matrix`` that are > 0 and >= rank_rtol * s_max."""
+    if matrix.size == 0:
+        return 0
+    singular = np.linalg.svd(matrix, compute_uv=False)
+    return int(np.sum((singular > 0) & (singular >= rank_rtol * singular[0])))
+
+
+def _fold_dependent_active(
+    layer: AffineLayer, following: AffineLayer, active: np.ndarray, rank_rtol: float, fold_atol: float
+) -> _Fold:
+    """Fold stably active rows that are linear combinations of other stably active rows.
+
+    With S the active rows, I ⊂ S independent (pivoted QR of W_S^T) and D = S \\ I with W_D ≈ K W_I
+    (least squares), h_D = K h_I + (b_D - K b_I) on the domain. The fold is applied only if
+    max |W_D - K W_I| <= fold_atol * (1 + max |W_S|); otherwise nothing changes and ``n_skipped = |D|``.
+    """
+    active_rows = np.flatnonzero(active)
+    w_active = layer.weight[active_rows]
+    rank = _numerical_rank(w_active, rank_rtol)
+    if rank == active_rows.size:
+        return _Fold(layer, following, 0, 0)
+    if rank == 0:
+        order = np.arange(active_rows.size)
+    else:
+        _, _, order = scipy.linalg.qr(w_active.T, mode="economic", pivoting=True)
+    independent = active_rows[np.sort(order[:rank])]
+    dependent = active_rows[np.sort(order[rank:])]
+    w_indep, w_dep = layer.weight[independent], layer.weight[dependent]
+    if rank == 0:
+        combination = np.zeros((dependent.size, 0))
+    else:
+        combination = np.linalg.lstsq(w_indep.T, w_dep.T, rcond=None)[0].T
+    residual = np.max(np.abs(w_dep - combination @ w_indep), initial=0.0)
+    if residual > fold_atol * (1.0 + np.max(np.abs(w_active), initial=0.0)):
+        return _Fold(layer, following, 0, dependent.size)
+    offset = layer.bias[dependent] - combination @ layer.bias[independent]
+    next_weight = np.array(following.weight, copy=True)
+    next_weight[:, independent] += following.weight[:, dependent] @ combination
+    next_bias = following.bias + following.weight[:, dependent] @ offset
+    keep = np.ones(layer.out_features, dtype=bool)
+    keep[dependent] = False
+    kept_layer, kept_following = _remove_rows(layer, AffineLayer(next_weight, next_bias), keep)
+    return _Fold(kept_layer, kept_following, dependent.size, 0)
+
+
+def _merge(layer: AffineLayer, following: AffineLayer) -> AffineLayer:
+    """The composition ``following ∘ layer`` of two affine maps (no ReLU between them)."""
+    return AffineLayer(following.weight @ layer.weight, following.weight @ layer.bias + following.bias)
+
+
+def compress(
+    network: Network,
+    stably_active: Sequence[np.ndarray],
+    stably_inactive: Sequence[np.ndarray],
+    *,
+    rank_rtol: float = RANK_RTOL,
+    fold_atol: float = FOLD_ATOL,
+) -> tuple[Network, CompressionLog]:
+    """Compress ``network`` exactly on the domain the stability flags hold on.
+
+    ``stably_active[l]`` / ``stably_inactive[l]``: boolean arrays of shape (width_l,) per hidden layer;
+    a neuron may be in neither (kept as is) but never in both (ValueError). Per layer, in order:
+    stably inactive rows are deleted; a layer whose remaining neurons are all stably active (or that
+    has none left) is merged into the next affine map (no fold needed); otherwise dependent stably
+    active rows are folded into the next layer (rank: singular values < ``rank_rtol * s_max`` count as
+    zero; fold only if the residual max |W_D - K W_I| <= ``fold_atol * (1 + max |W_S|)``).
+    The result may have zero hidden layers and keeps ``network.dtype``. Flags are trusted: a wrong flag
+    gives a wrong network (``verify`` catches it).
+    """
+    _check_flags(network, stably_active, stably_inactive)
+    hidden: list[AffineLayer] = []
+    removed, folded, merged, skipped = [], [], [], []
+    layer = network.layers[0]
+    for index, following in enumerate(network.layers[1:]):
+        active = np.asarray(stably_active[index])
+        keep = ~np.asarray(stably_inactive[index])
+        layer, following = _remove_rows(layer, following, keep)
+        removed.append(int(np.sum(~keep)))
+        if np.all(active[keep]):
+            folded.append(0)
+            skipped.append(0)
+            merged.append(index)
+            layer = _merge(layer, following)
+            continue
+        fold = _fold_dependent_active(layer, following, active[keep], rank_rtol, fold_atol)
+        folded.append(fold.n_folded)
+        skipped.append(fold.n_skipped)
+        hidden.append(fold.layer)
+        layer = fold.following
+    log = CompressionLog(tuple(removed), tuple(folded), tuple(merged), tuple(skipped))
+    return Network(tuple(hidden) + (layer,), dtype=network.dtype), log

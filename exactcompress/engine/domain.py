@@ -1,0 +1,107 @@
+"""Input domains: a union of axis-aligned boxes over the network's inputs.
+
+Every domain the tool accepts is a finite union of boxes:
+- ``box``: one box, scalar or per-feature bounds (``--lower/--upper`` or ``--domain F``);
+- ``data``: the bounding box of a data set, widened by ``margin`` on each side (``--domain-from-data``);
+- ``linf-balls``: the union of L∞ balls of radius ε around given points (``--domain F`` with
+  ``{"points": ..., "epsilon": ...}``). Each ball is analysed on its own and the results are combined
+  with union semantics: a neuron is stable on the union only when it is stable with the same sign on
+  every ball.
+
+Reading domains from files and flags is ``io.domain_files``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+
+UNION_SEMANTICS = (
+    "The domain is the union of the boxes listed. A neuron is stably active (inactive) on the domain only "
+    "if it is proven stably active (inactive) on every box; it is unstable if witnesses of both signs "
+    "exist anywhere in the union; otherwise it is undecided and kept."
+)
+
+
+@dataclass(frozen=True)
+class Box:
+    """Axis-aligned box ``lower <= x <= upper``; arrays of shape (input_dim,), float64, read-only."""
+
+    lower: np.ndarray
+    upper: np.ndarray
+
+    def __post_init__(self) -> None:
+        lower = np.array(self.lower, dtype=np.float64).reshape(-1)
+        upper = np.array(self.upper, dtype=np.float64).reshape(-1)
+        lower.setflags(write=False)
+        upper.setflags(write=False)
+        object.__setattr__(self, "lower", lower)
+        object.__setattr__(self, "upper", upper)
+        if lower.shape != upper.shape:
+            raise ValueError(f"box bounds differ in length: {lower.shape[0]} vs {upper.shape[0]}")
+        if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
+            raise ValueError("box bounds must be finite")
+        if np.any(lower > upper):
+            raise ValueError(f"box lower bound exceeds upper bound at feature {int(np.argmax(lower > upper))}")
+
+    @property
+    def dim(self) -> int:
+        return self.lower.shape[0]
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` points uniform in the box, shape (n, dim)."""
+        return self.lower + rng.random((n, self.dim)) * (self.upper - self.lower)
+
+    def clip(self, x: np.ndarray) -> np.ndarray:
+        return np.clip(x, self.lower, self.upper)
+
+    def contains(self, x: np.ndarray) -> np.ndarray:
+        x = np.atleast_2d(x)
+        return np.all((x >= self.lower) & (x <= self.upper), axis=1)
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A union of boxes with a description of where it came from (recorded in the report)."""
+
+    kind: str  # "box" | "data" | "linf-balls"
+    boxes: tuple[Box, ...]
+    source: str = ""
+    margin: float | None = None
+    epsilon: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "boxes", tuple(self.boxes))
+        if not self.boxes:
+            raise ValueError("a domain needs at least one box")
+        dims = {box.dim for box in self.boxes}
+        if len(dims) != 1:
+            raise ValueError(f"domain boxes have different dimensions: {sorted(dims)}")
+
+    @property
+    def dim(self) -> int:
+        return self.boxes[0].dim
+
+    def contains(self, x: np.ndarray) -> np.ndarray:
+        """Boolean mask (n,) of the rows of ``x`` (n, dim) that lie in the union."""
+        return np.any([box.contains(x) for box in self.boxes], axis=0)
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` points spread over the boxes (equal shares), shape (n, dim)."""
+        shares = np.array_split(np.arange(n), len(self.boxes))
+        return np.concatenate([box.sample(len(share), rng) for box, share in zip(self.boxes, shares)])
+
+    def check_dim(self, input_dim: int) -> None:
+        if self.dim != 1 and self.dim != input_dim:
+            raise InputError(self.source or "domain", f"has {self.dim} features but the network takes {input_dim} inputs")
+
+    def broadcast(self, input_dim: int) -> "Domain":
+        """Scalar (1-feature) boxes widened to ``input_dim`` features; others checked and returned."""
+        self.check_dim(input_dim)
+        if self.dim == input_dim:
+            return self
+        boxes = tuple(Box(np.full(input_dim, b.lower[0]), np.full(input_dim, b.upper[0])) for b in self.boxes)
+        return Domain(self.kind, boxes, self.source, self.margin, self.epsilon)

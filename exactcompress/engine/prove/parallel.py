@@ -1,0 +1,21 @@
+"""Running independent proof work in parallel: the ``ParallelMap`` contract and its local default."""
+
+from __future__ import annotations
+
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from typing import Any, Callable, Sequence
+
+ParallelMap = Callable[[Callable[..., Any], Sequence[tuple]], list]
+"""``parallel_map(function, argument_tuples) -> [function(*arguments) for each tuple]``, run in parallel.
+
+The engine passes only picklable arguments and module-level functions, and a deadline as seconds left.
+Locally this is ``process_pool_map``; zoo jobs pass ``distributed.parallel.ray_parallel_map``.
+"""
+
+
+def process_pool_map(function: Callable[..., Any], argument_tuples: Sequence[tuple]) -> list:
+    """The default ``ParallelMap``: one spawned process per argument tuple on this machine."""
+    with ProcessPoolExecutor(max_workers=len(argument_tuples), mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(function, *arguments) for arguments in argument_tuples]
+        return [future.result() for future in futures]

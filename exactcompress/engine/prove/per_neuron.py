@@ -1,0 +1,244 @@
+"""Per-neuron MILP method (Serra et al. 2020): solve max g_i and min g_i of one hidden layer in SCIP.
+
+Two modes:
+- ``"optimize"``: solve each asked question to optimality; the dual bounds (widened by
+  ``MILP_MARGIN * (1 + |d|)``) are valid bounds, used as the next layer's big-M.
+- ``"sign"``: stop each solve as soon as its sign question is settled: for ``max g_i``, SCIP stops
+  when the dual bound is ``<= -MILP_MARGIN`` (a proof that the neuron is stably inactive) or when a
+  solution with ``g_i >= SIGN_PRIMAL_THRESHOLD`` is found (a candidate witness of the active sign).
+  ``min g_i`` mirrors this.
+
+Soundness: a neuron is proved stable only from a dual bound of a solve that ended with a status whose
+dual bound is valid (optimal, primal/dual/gap limit); a solve cut by the deadline proves nothing and
+leaves the given bound. Solutions are only *candidates*: the caller confirms them by a float64 pass.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+
+from ...tolerances import MILP_MARGIN, WITNESS_MARGIN
+from ..bounds import LayerBounds
+from ..deadline import deadline_in, seconds_left
+from ..domain import Box
+from ..network import Network
+from .encoding import LayerModel, build_layer_model
+from .parallel import ParallelMap, process_pool_map
+
+#: sign mode stops a max (min) solve at a solution with g_i >= +threshold (<= -threshold). The MILP's
+#: g_i may differ from the float64 forward pass at the same x by about feastol times the big-M
+#: constants (1e-9 * |M| * |W|, far below 1e-4 for the nets handled here), so a solution past the
+#: threshold re-checks with g_i > WITNESS_MARGIN. If the re-check fails anyway, the solve is rerun
+#: without the primal limit (to optimality or the dual limit) so no proof is lost.
+SIGN_PRIMAL_THRESHOLD = 1e-4
+
+#: SCIP's value for "no primal/dual limit"
+_NO_LIMIT = 1e99
+#: statuses after which SCIP's dual bound is a valid bound on the objective
+_VALID_DUAL_STATUSES = frozenset({"optimal", "primallimit", "duallimit", "gaplimit"})
+#: statuses that cannot occur on a non-empty box with bounded pre-activations
+_IMPOSSIBLE_STATUSES = frozenset({"infeasible", "unbounded", "inforunbd"})
+
+Mode = Literal["sign", "optimize"]
+
+
+@dataclass(frozen=True)
+class LayerSolve:
+    """Results of the per-neuron MILPs of one hidden layer of width ``w`` over a box.
+
+    ``upper``/``lower`` (w,): valid bounds on g_i: the widened dual bound (intersected with the given
+    bound) where a solve gave one, else the given bound (±inf if none). ``proved_inactive`` (w,):
+    dual bound of max g_i <= -MILP_MARGIN; ``proved_active`` (w,): dual bound of min g_i >= MILP_MARGIN.
+    ``candidates`` (k, input_dim): inputs of SCIP's solutions, clipped to the box, NOT yet confirmed.
+    ``timed_out`` (w,): some asked question of the neuron was cut (or never started) by the deadline.
+    ``solves``/``nodes``/``lp_iterations``: SCIP runs and their branch-and-bound nodes and LP
+    iterations; ``seconds``: wall time of the whole call.
+    """
+
+    upper: np.ndarray
+    lower: np.ndarray
+    proved_inactive: np.ndarray
+    proved_active: np.ndarray
+    candidates: np.ndarray
+    solves: int
+    nodes: int
+    lp_iterations: int
+    seconds: float
+    timed_out: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """One question ``max g_i`` (sense +1) or ``min g_i`` (sense -1): its dual bound (None if invalid)."""
+
+    dual_bound: float | None
+    x: np.ndarray | None
+    timed_out: bool
+    solves: int
+    nodes: int
+    lp_iterations: int
+
+
+def _given_bounds(bounds: Sequence[LayerBounds], layer: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    if len(bounds) > layer:
+        return np.array(bounds[layer].lower, dtype=np.float64), np.array(bounds[layer].upper, dtype=np.float64)
+    return np.full(width, -np.inf), np.full(width, np.inf)
+
+
+def _run(layer_model: LayerModel, neuron: int, sense: int, primal_limit: float, dual_limit: float,
+         deadline: float | None, box: Box, solve_limit: float | None) -> tuple[str, float | None, np.ndarray | None, int, int]:
+    """One SCIP solve; returns (status, dual bound in the original sense or None, clipped x or None, nodes, LP iters)."""
+    model = layer_model.model
+    model.setParam("limits/primal", primal_limit)
+    model.setParam("limits/dual", dual_limit)
+    remaining = min(seconds_left(deadline), np.inf if solve_limit is None else solve_limit)
+    model.setParam("limits/time", min(float(remaining), 1e20))
+    model.setObjective(layer_model.g[neuron], "maximize" if sense > 0 else "minimize")
+    try:
+        model.optimize()
+        status = model.getStatus()
+        if status in _IMPOSSIBLE_STATUSES:
+            raise RuntimeError(
+                f"SCIP reports the MILP of hidden layer {layer_model.layer} neuron {neuron} as {status}; "
+                "the box is non-empty, so the given bounds or the model are wrong"
+            )
+        if status not in _VALID_DUAL_STATUSES and status != "timelimit":
+            raise RuntimeError(
+                f"SCIP ended the MILP of hidden layer {layer_model.layer} neuron {neuron} with status "
+                f"'{status}'; no bound can be trusted"
+            )
+        dual = float(model.getDualbound()) if status in _VALID_DUAL_STATUSES else None
+        if dual is not None and model.isInfinity(abs(dual)):
+            dual = None
+        x = None
+        if model.getNSols() > 0:
+            solution = model.getBestSol()
+            x = box.clip(np.array([solution[var] for var in layer_model.x], dtype=np.float64))
+        return status, dual, x, int(model.getNNodes()), int(model.getNLPIterations())
+    finally:
+        model.freeTransform()
+
+
+def _ask(layer_model: LayerModel, network: Network, box: Box, neuron: int, sense: int, mode: Mode,
+         deadline: float | None, solve_limit: float | None) -> _Answer:
+    """Answer one question; in sign mode rerun without the primal limit if its solution fails the float64 check."""
+    if seconds_left(deadline) <= 0:
+        return _Answer(None, None, True, 0, 0, 0)
+    primal = sense * SIGN_PRIMAL_THRESHOLD if mode == "sign" else _NO_LIMIT
+    dual = -sense * MILP_MARGIN if mode == "sign" else _NO_LIMIT
+    status, bound, x, nodes, iterations = _run(layer_model, neuron, sense, primal, dual, deadline, box, solve_limit)
+    solves = 1
+    if status == "primallimit" and not _shows_sign(network, layer_model.layer, neuron, sense, x):
+        if seconds_left(deadline) <= 0:
+            return _Answer(bound, x, True, solves, nodes, iterations)
+        status, bound, x, more_nodes, more_iterations = _run(layer_model, neuron, sense, _NO_LIMIT, dual, deadline, box, solve_limit)
+        solves, nodes, iterations = 2, nodes + more_nodes, iterations + more_iterations
+    return _Answer(bound, x, status == "timelimit", solves, nodes, iterations)
+
+
+def _shows_sign(network: Network, layer: int, neuron: int, sense: int, x: np.ndarray | None) -> bool:
+    if x is None:
+        return False
+    return bool(sense * network.preactivations(x[None, :])[layer][0, neuron] > WITNESS_MARGIN)
+
+
+def _widen(bound: float, sense: int) -> float:
+    return bound + sense * MILP_MARGIN * (1.0 + abs(bound))
+
+
+def solve_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, ask_max: np.ndarray,
+                ask_min: np.ndarray, mode: Mode, time_left: float | None, solve_limit: float | None) -> LayerSolve:
+    """One worker's share of ``solve_layer``; the time left travels in seconds (clocks of other machines differ)."""
+    deadline = deadline_in(time_left)
+    return _solve_in_process(network, box, bounds, layer, ask_max, ask_min, mode, deadline, solve_limit)
+
+
+def _solve_in_process(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int,
+                      ask_max: np.ndarray, ask_min: np.ndarray, mode: Mode, deadline: float | None,
+                      solve_limit: float | None = None) -> LayerSolve:
+    start = time.monotonic()
+    width = network.hidden[layer].out_features
+    lower, upper = _given_bounds(bounds, layer, width)
+    proved_inactive = np.zeros(width, dtype=bool)
+    proved_active = np.zeros(width, dtype=bool)
+    timed_out = np.zeros(width, dtype=bool)
+    candidates: list[np.ndarray] = []
+    solves = nodes = iterations = 0
+    asked = np.flatnonzero(ask_max | ask_min)
+    layer_model = None
+    for neuron in asked:
+        for sense, wanted in ((1, ask_max[neuron]), (-1, ask_min[neuron])):
+            if not wanted:
+                continue
+            if layer_model is None and seconds_left(deadline) > 0:
+                layer_model = build_layer_model(network, box, bounds, layer)
+            answer = (_Answer(None, None, True, 0, 0, 0) if layer_model is None
+                      else _ask(layer_model, network, box, neuron, sense, mode, deadline, solve_limit))
+            solves, nodes, iterations = solves + answer.solves, nodes + answer.nodes, iterations + answer.lp_iterations
+            timed_out[neuron] |= answer.timed_out
+            if answer.x is not None:
+                candidates.append(answer.x)
+            if answer.timed_out or answer.dual_bound is None:
+                continue
+            if sense > 0:
+                upper[neuron] = min(upper[neuron], _widen(answer.dual_bound, 1))
+                proved_inactive[neuron] = answer.dual_bound <= -MILP_MARGIN
+            else:
+                lower[neuron] = max(lower[neuron], _widen(answer.dual_bound, -1))
+                proved_active[neuron] = answer.dual_bound >= MILP_MARGIN
+    found = np.unique(np.array(candidates), axis=0) if candidates else np.empty((0, network.input_dim))
+    return LayerSolve(upper=upper, lower=lower, proved_inactive=proved_inactive, proved_active=proved_active,
+                      candidates=found, solves=solves, nodes=nodes, lp_iterations=iterations,
+                      seconds=time.monotonic() - start, timed_out=timed_out)
+
+
+def _merge(parts: list[LayerSolve], chunks: list[np.ndarray], seconds: float) -> LayerSolve:
+    """Combine per-chunk results: each neuron's entries come from the chunk that asked about it."""
+    merged = {name: getattr(parts[0], name).copy() for name in ("upper", "lower", "proved_inactive", "proved_active", "timed_out")}
+    for part, neurons in zip(parts, chunks):
+        for name, values in merged.items():
+            values[neurons] = getattr(part, name)[neurons]
+    candidates = np.concatenate([part.candidates for part in parts])
+    return LayerSolve(candidates=np.unique(candidates, axis=0) if len(candidates) else candidates,
+                      solves=sum(p.solves for p in parts), nodes=sum(p.nodes for p in parts),
+                      lp_iterations=sum(p.lp_iterations for p in parts), seconds=seconds, **merged)
+
+
+def solve_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, *, ask_max: np.ndarray,
+                ask_min: np.ndarray, mode: Mode, deadline: float | None = None, workers: int = 1,
+                solve_limit: float | None = None, parallel_map: ParallelMap | None = None) -> LayerSolve:
+    """Solve ``max g_i`` where ``ask_max[i]`` and ``min g_i`` where ``ask_min[i]`` for hidden layer ``layer``.
+
+    ``bounds[k]`` (k < layer) are valid bounds on the layers below (big-M); ``bounds[layer]``, if given,
+    is the current bound on this layer (kept where no solve improves it). ``ask_max``/``ask_min``: bool
+    (width,). ``deadline``: a ``time.monotonic()`` instant; each solve gets the time left as SCIP's time
+    limit. ``workers > 1`` solves interleaved chunks of the asked neurons through ``parallel_map`` (default:
+    spawned processes here; the zoo job passes Ray tasks), each given the seconds left. ``solve_limit`` (seconds) caps each
+    single solve as well; a question cut by it counts as ``timed_out`` like one cut by the deadline. Raises RuntimeError if SCIP reports
+    the model infeasible/unbounded or ends with a status whose bound cannot be trusted.
+    """
+    if mode not in ("sign", "optimize"):
+        raise ValueError(f"mode must be 'sign' or 'optimize', got {mode!r}")
+    width = network.hidden[layer].out_features
+    ask_max = np.asarray(ask_max, dtype=bool).reshape(-1)
+    ask_min = np.asarray(ask_min, dtype=bool).reshape(-1)
+    if ask_max.shape != (width,) or ask_min.shape != (width,):
+        raise ValueError(f"ask_max/ask_min must have shape ({width},), got {ask_max.shape} and {ask_min.shape}")
+    bounds = tuple(bounds)
+    asked = np.flatnonzero(ask_max | ask_min)
+    chunks = [chunk for chunk in (asked[offset::max(workers, 1)] for offset in range(max(workers, 1))) if len(chunk)]
+    if len(chunks) <= 1:
+        return _solve_in_process(network, box, bounds, layer, ask_max, ask_min, mode, deadline, solve_limit)
+    start = time.monotonic()
+    time_left = None if deadline is None else max(0.0, seconds_left(deadline))
+    argument_tuples = []
+    for chunk in chunks:
+        mine = np.zeros(width, dtype=bool)
+        mine[chunk] = True
+        argument_tuples.append((network, box, bounds, layer, ask_max & mine, ask_min & mine, mode, time_left, solve_limit))
+    parts = (parallel_map or process_pool_map)(solve_chunk, argument_tuples)
+    return _merge(parts, chunks, time.monotonic() - start)

@@ -1,0 +1,285 @@
+"""Witnesses: inputs in the box that show a hidden neuron's sign in a float64 forward pass.
+
+A witness for neuron i of hidden layer l with sign +1 is an input x with ``g_i^l(x) > WITNESS_MARGIN``
+(sign -1: ``g_i^l(x) < -WITNESS_MARGIN``) in ``Network.preactivations`` of the *original* network.
+Search heuristics (uniform samples, box corners, data, projected gradient in torch) only propose
+candidates; ``record`` alone decides, by the float64 numpy forward pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..tolerances import WITNESS_MARGIN
+from .bounds import LayerBounds
+from .deadline import expired
+from .domain import Box
+from .network import Network
+from .progress import Progress, ignore
+
+#: memory cap on the float64 arrays of one forward-pass chunk
+CHUNK_BYTES = 64 * 2**20
+#: rows per projected-gradient batch
+GRADIENT_ROWS = 4096
+#: the gradient search hands its points to ``record`` every this many steps (and after the last)
+RECORD_EVERY = 10
+
+Masks = tuple[list[np.ndarray], list[np.ndarray]]
+
+
+def _frozen_index(array: np.ndarray) -> np.ndarray:
+    out = np.array(array, dtype=np.int64, copy=True)
+    out.setflags(write=False)
+    return out
+
+
+@dataclass(frozen=True)
+class WitnessSet:
+    """Witness points and which neuron-signs they show.
+
+    ``points`` (n, input_dim) float64; ``positive[l]`` / ``negative[l]`` int64 (width_l,): the row of
+    ``points`` with ``g > WITNESS_MARGIN`` / ``g < -WITNESS_MARGIN`` for that neuron, or -1 if none yet.
+    """
+
+    points: np.ndarray
+    positive: tuple[np.ndarray, ...]
+    negative: tuple[np.ndarray, ...]
+
+    def __post_init__(self) -> None:
+        points = np.array(self.points, dtype=np.float64, copy=True)
+        points.setflags(write=False)
+        object.__setattr__(self, "points", points)
+        object.__setattr__(self, "positive", tuple(_frozen_index(a) for a in self.positive))
+        object.__setattr__(self, "negative", tuple(_frozen_index(a) for a in self.negative))
+
+    @classmethod
+    def empty(cls, network: Network) -> "WitnessSet":
+        """No points, nothing witnessed."""
+        missing = tuple(np.full(width, -1, dtype=np.int64) for width in network.hidden_widths)
+        return cls(np.zeros((0, network.input_dim)), missing, missing)
+
+    @property
+    def n_witnessed(self) -> int:
+        """Number of neuron-signs with a witness."""
+        return int(sum(np.sum(a >= 0) for a in self.positive + self.negative))
+
+
+def open_signs(witnesses: WitnessSet) -> Masks:
+    """Per hidden layer, boolean masks (width,) of neurons lacking a positive / a negative witness."""
+    return [a < 0 for a in witnesses.positive], [a < 0 for a in witnesses.negative]
+
+
+def unstable_mask(witnesses: WitnessSet, layer: int) -> np.ndarray:
+    """Boolean mask (width,) of neurons of hidden layer ``layer`` witnessed with both signs (unstable)."""
+    return (witnesses.positive[layer] >= 0) & (witnesses.negative[layer] >= 0)
+
+
+def _chunk_rows(network: Network, max_bytes: int) -> int:
+    widths = network.hidden_widths
+    row_bytes = 8 * (network.input_dim + sum(widths) + 2 * max(widths, default=0))
+    return max(1, max_bytes // row_bytes)
+
+
+def record(network: Network, witnesses: WitnessSet, candidates: np.ndarray, *, max_bytes: int = CHUNK_BYTES) -> WitnessSet:
+    """Witnesses extended by ``candidates`` (n, input_dim), assumed inside the domain (callers clip).
+
+    Runs the float64 forward pass in chunks of at most ``max_bytes``; every neuron-sign not yet witnessed
+    takes the first candidate showing it with margin ``WITNESS_MARGIN``. Only the candidates actually
+    used are appended to ``points``, in candidate order (so the result does not depend on chunking). Returns a new ``WitnessSet`` (the input is unchanged).
+    """
+    candidates = np.asarray(candidates, dtype=np.float64).reshape(-1, network.input_dim)
+    positive = [a.copy() for a in witnesses.positive]
+    negative = [a.copy() for a in witnesses.negative]
+    hits: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (found array, neurons, candidate rows)
+    step = _chunk_rows(network, max_bytes)
+    for start in range(0, candidates.shape[0], step):
+        if not any(np.any(a < 0) for a in positive + negative):
+            break
+        preactivations = network.preactivations(candidates[start : start + step])
+        for layer, g in enumerate(preactivations):
+            for found, shows in ((positive[layer], g > WITNESS_MARGIN), (negative[layer], g < -WITNESS_MARGIN)):
+                open_neurons = np.flatnonzero(found < 0)
+                if open_neurons.size == 0:
+                    continue
+                shows = shows[:, open_neurons]
+                hit = shows.any(axis=0)
+                if hit.any():
+                    found[open_neurons[hit]] = 0  # placeholder, so later chunks skip it; remapped below
+                    hits.append((found, open_neurons[hit], start + shows.argmax(axis=0)[hit]))
+    if not hits:
+        return witnesses
+    used = np.unique(np.concatenate([rows for _, _, rows in hits]))  # sorted: order of the candidates
+    base = witnesses.points.shape[0]
+    for found, neurons, rows in hits:
+        found[neurons] = base + np.searchsorted(used, rows)
+    return WitnessSet(np.concatenate([witnesses.points, candidates[used]]), tuple(positive), tuple(negative))
+
+
+def _targets(witnesses: WitnessSet, bounds: Sequence[LayerBounds] | None, skip: Masks | None) -> np.ndarray:
+    """Open neuron-signs worth searching, as rows (layer, neuron, sign) of an int64 array (k, 3)."""
+    missing_positive, missing_negative = open_signs(witnesses)
+    rows = []
+    for layer in range(len(witnesses.positive)):
+        for sign, missing in ((1, missing_positive[layer]), (-1, missing_negative[layer])):
+            wanted = missing.copy()
+            if skip is not None:
+                wanted &= ~np.asarray((skip[0] if sign > 0 else skip[1])[layer], dtype=bool)
+            if bounds is not None:
+                possible = bounds[layer].upper > WITNESS_MARGIN if sign > 0 else bounds[layer].lower < -WITNESS_MARGIN
+                wanted &= possible
+            neurons = np.flatnonzero(wanted)
+            rows.append(np.stack([np.full(neurons.size, layer), neurons, np.full(neurons.size, sign)], axis=1))
+    return np.concatenate(rows).astype(np.int64) if rows else np.zeros((0, 3), dtype=np.int64)
+
+
+def _still_open(witnesses: WitnessSet, targets: np.ndarray) -> np.ndarray:
+    """Boolean mask (k,) of ``targets`` rows (layer, neuron, sign) that still lack a witness."""
+    offsets = np.cumsum([0] + [a.size for a in witnesses.positive])
+    flat = offsets[targets[:, 0]] + targets[:, 1]
+    positive, negative = np.concatenate(witnesses.positive), np.concatenate(witnesses.negative)
+    return np.where(targets[:, 2] > 0, positive[flat], negative[flat]) < 0
+
+
+def _first_layer_corners(network: Network, box: Box, witnesses: WitnessSet) -> list[np.ndarray]:
+    """Box corners maximising (minimising) each open first-layer neuron, in blocks of rows (m, input_dim)."""
+    if not network.hidden:
+        return []
+    weight = network.hidden[0].weight
+    missing_positive, missing_negative = (masks[0] for masks in open_signs(witnesses))
+    blocks = []
+    for missing, towards_upper in ((missing_positive, True), (missing_negative, False)):
+        rows = weight[missing]
+        if rows.size:
+            high, low = (box.upper, box.lower) if towards_upper else (box.lower, box.upper)
+            blocks.append(np.where(rows > 0, high, low))
+    return blocks
+
+
+def _gradient_chunk(
+    network: Network,
+    box: Box,
+    witnesses: WitnessSet,
+    targets: np.ndarray,
+    *,
+    rng: np.random.Generator,
+    starts: int,
+    steps: int,
+    learning_rate: float,
+    deadline: float | None,
+) -> WitnessSet:
+    """Projected Adam on ``starts`` random points per target (layer, neuron, sign), minimising
+    ``-sign * g`` in float64 torch, clipped to the box after every step; points go through ``record``."""
+    depth = int(targets[:, 0].max()) + 1
+    weights = [torch.from_numpy(np.array(layer.weight)) for layer in network.hidden[:depth]]
+    biases = [torch.from_numpy(np.array(layer.bias)) for layer in network.hidden[:depth]]
+    lower, upper = torch.from_numpy(np.array(box.lower)), torch.from_numpy(np.array(box.upper))
+    step_size = learning_rate * (upper - lower)
+    row_targets = np.repeat(targets, starts, axis=0)
+    x = torch.from_numpy(box.sample(row_targets.shape[0], rng))
+    first_moment, second_moment = torch.zeros_like(x), torch.zeros_like(x)
+    beta1, beta2, eps = 0.9, 0.999, 1e-12
+    for step in range(1, steps + 1):
+        if expired(deadline):
+            return record(network, witnesses, x.numpy())
+        layer_of, neuron_of = torch.from_numpy(row_targets[:, 0]), torch.from_numpy(row_targets[:, 1])
+        sign_of = torch.from_numpy(row_targets[:, 2].astype(np.float64))
+        with torch.enable_grad():  # local: callers may have disabled autograd
+            x.requires_grad_(True)
+            h, chosen = x, torch.zeros(x.shape[0], dtype=torch.float64)
+            for layer, (w, b) in enumerate(zip(weights, biases)):
+                g = h @ w.T + b
+                rows = torch.nonzero(layer_of == layer).flatten()
+                chosen = chosen.index_put((rows,), g[rows, neuron_of[rows]])
+                h = torch.relu(g)
+            (gradient,) = torch.autograd.grad(-(sign_of * chosen).sum(), x)
+        with torch.no_grad():
+            first_moment.mul_(beta1).add_(gradient, alpha=1 - beta1)
+            second_moment.mul_(beta2).addcmul_(gradient, gradient, value=1 - beta2)
+            corrected = (first_moment / (1 - beta1**step)) / ((second_moment / (1 - beta2**step)).sqrt() + eps)
+            x = torch.clamp(x.detach() - step_size * corrected, lower, upper)
+        if step % RECORD_EVERY == 0 or step == steps:
+            witnesses = record(network, witnesses, x.numpy())
+            keep = _still_open(witnesses, row_targets)
+            if not keep.any():
+                break
+            if not keep.all():
+                selector = torch.from_numpy(np.flatnonzero(keep))
+                row_targets = row_targets[keep]
+                x, first_moment, second_moment = x[selector], first_moment[selector], second_moment[selector]
+    return witnesses
+
+
+def search(
+    network: Network,
+    box: Box,
+    witnesses: WitnessSet,
+    *,
+    data: np.ndarray | None = None,
+    bounds: Sequence[LayerBounds] | None = None,
+    rng: np.random.Generator,
+    n_samples: int = 20000,
+    gradient_starts: int = 8,
+    gradient_steps: int = 200,
+    learning_rate: float = 0.05,
+    deadline: float | None = None,
+    skip: Masks | None = None,
+    progress: Progress | None = None,
+) -> WitnessSet:
+    """Witnesses in ``box`` for neuron-signs still open in ``witnesses``; returns the extended set.
+
+    Stages, each feeding candidates to ``record``: ``n_samples`` uniform samples; the first-layer box
+    corners that attain each neuron's max / min; the rows of ``data`` (n, input_dim) inside the box
+    (others ignored); a batched projected-gradient search (torch, CPU, float64; ``gradient_starts``
+    random starts per open neuron-sign, ``gradient_steps`` Adam steps with step ``learning_rate *
+    (upper - lower)`` per feature, in batches of at most ``GRADIENT_ROWS`` rows). The gradient stage
+    skips neuron-signs marked in ``skip`` (masks shaped like ``open_signs``) and those that ``bounds``
+    rule out (upper <= WITNESS_MARGIN for +, lower >= -WITNESS_MARGIN for -), and the first layer once
+    its corners have been tried. Work stops once ``time.monotonic() > deadline``; the set found so far
+    is returned. ``rng`` drives samples and starts; torch's global settings are left untouched.
+    """
+    report = progress or ignore
+
+    def remaining() -> int:
+        return sum(int(m.sum()) for masks in open_signs(witnesses) for m in masks)
+
+    step = _chunk_rows(network, CHUNK_BYTES)
+    for start in range(0, n_samples, step):
+        if expired(deadline) or remaining() == 0:
+            break
+        witnesses = record(network, witnesses, box.sample(min(step, n_samples - start), rng))
+    report(f"uniform samples: {remaining()} neuron-signs open")
+    corners_done = not expired(deadline)
+    if corners_done:
+        for block in _first_layer_corners(network, box, witnesses):
+            witnesses = record(network, witnesses, block)
+    if data is not None:
+        inside = np.asarray(data, dtype=np.float64).reshape(-1, network.input_dim)
+        inside = inside[box.contains(inside)]
+        for start in range(0, inside.shape[0], step):
+            if expired(deadline) or remaining() == 0:
+                break
+            witnesses = record(network, witnesses, inside[start : start + step])
+    report(f"corners and data: {remaining()} neuron-signs open")
+    if gradient_starts <= 0 or gradient_steps <= 0:
+        return witnesses
+    targets = _targets(witnesses, bounds, skip)
+    if corners_done:  # the corners attain the exact first-layer extremes: gradient steps cannot beat them
+        targets = targets[targets[:, 0] > 0]
+    per_chunk = max(1, GRADIENT_ROWS // max(1, gradient_starts))
+    for first in range(0, targets.shape[0], per_chunk):
+        if expired(deadline):
+            break
+        chunk = targets[first : first + per_chunk]
+        chunk = chunk[_still_open(witnesses, chunk)]
+        if chunk.shape[0] == 0:
+            continue
+        witnesses = _gradient_chunk(
+            network, box, witnesses, chunk, rng=rng, starts=gradient_starts, steps=gradient_steps,
+            learning_rate=learning_rate, deadline=deadline,
+        )
+        report(f"gradient search {min(first + per_chunk, targets.shape[0])}/{targets.shape[0]}: {remaining()} neuron-signs open")
+    return witnesses

@@ -1,0 +1,148 @@
+"""Domains and data points from files and flags: scalar boxes, per-feature boxes, data bounding boxes and
+unions of L∞ balls (see ``engine.domain`` for the types and the union semantics).
+
+- ``--lower/--upper``: ``scalar_box``;
+- ``--domain F``: ``from_file`` (``.npy`` (2, d) rows lower/upper; JSON ``{lower, upper}``; JSON
+  ``{points, epsilon}``);
+- ``--domain-from-data X.npy [--margin m]``: ``from_data``;
+- ``--data X.npy``: ``load_data``.
+
+Every problem is an ``InputError`` naming the file (or flag) and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..engine.domain import Box, Domain
+from ..errors import InputError
+
+
+def scalar_box(lower: float, upper: float) -> Domain:
+    """The box ``[lower, upper]`` on every input feature (widened to the network's input size later)."""
+    try:
+        box = Box(np.array([lower]), np.array([upper]))
+    except ValueError as error:
+        raise InputError("--lower/--upper", str(error)) from None
+    return Domain("box", (box,), source=f"--lower {lower} --upper {upper}")
+
+
+def _load_array(path: Path) -> np.ndarray:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except Exception as error:  # numpy raises many types for bad files
+        raise InputError(str(path), f"cannot read as a .npy array ({type(error).__name__}: {error})") from None
+    if not np.issubdtype(array.dtype, np.number):
+        raise InputError(str(path), f"array has non-numeric dtype {array.dtype}")
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise InputError(str(path), "array contains NaN or Inf")
+    return array
+
+
+def load_data(path: str | Path, input_dim: int | None = None) -> np.ndarray:
+    """Data points from a ``.npy`` file, flattened to shape (n, features), float64."""
+    path = Path(path)
+    array = _load_array(path)
+    if array.ndim == 1:
+        array = array[None, :]
+    array = array.reshape(array.shape[0], -1)
+    if array.shape[0] == 0:
+        raise InputError(str(path), "data file holds no points")
+    if input_dim is not None and array.shape[1] != input_dim:
+        raise InputError(str(path), f"points have {array.shape[1]} features but the network takes {input_dim} inputs")
+    return array
+
+
+def from_data(path: str | Path, margin: float = 0.0) -> Domain:
+    """Bounding box of the points in ``path`` (.npy, (n, features)) widened by ``margin`` on each side."""
+    if not np.isfinite(margin) or margin < 0:
+        raise InputError("--margin", f"must be a finite number >= 0, got {margin}")
+    data = load_data(path)
+    box = Box(data.min(axis=0) - margin, data.max(axis=0) + margin)
+    return Domain("data", (box,), source=str(path), margin=float(margin))
+
+
+def from_file(path: str | Path) -> Domain:
+    """A domain file.
+
+    - ``.npy`` of shape (2, d): rows are lower and upper bounds;
+    - ``.json`` ``{"lower": x|[...], "upper": x|[...]}``: scalar or per-feature box;
+    - ``.json`` ``{"points": [[...], ...] | "points.npy", "epsilon": ε}``: union of L∞ balls (a relative
+      ``points`` path is taken relative to the JSON file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(str(path), "domain file not found")
+    if path.suffix == ".npy":
+        array = _load_array(path)
+        if array.ndim != 2 or array.shape[0] != 2:
+            raise InputError(str(path), f"expected shape (2, features) with rows lower, upper; got {array.shape}")
+        return from_bounds(array[0], array[1], str(path))
+    try:
+        spec = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(str(path), f"not valid JSON ({error})") from None
+    if not isinstance(spec, dict):
+        raise InputError(str(path), "expected a JSON object with lower/upper or points/epsilon")
+    unknown = set(spec) - {"lower", "upper", "points", "epsilon"}
+    if unknown:
+        raise InputError(str(path), f"unknown field(s) {sorted(unknown)}; expected lower/upper or points/epsilon")
+    if "points" in spec or "epsilon" in spec:
+        return _balls_domain(path, spec)
+    if "lower" not in spec or "upper" not in spec:
+        raise InputError(str(path), "needs both 'lower' and 'upper'")
+    return from_bounds(spec["lower"], spec["upper"], str(path))
+
+
+def _numeric(source: str | Path, field: str, value) -> np.ndarray:
+    try:
+        array = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise InputError(str(source), f"field '{field}' must be a number or a list of numbers") from None
+    if not np.all(np.isfinite(array)):
+        raise InputError(str(source), f"field '{field}' contains NaN or Inf")
+    return array
+
+
+def from_bounds(lower, upper, source: str) -> Domain:
+    """The box ``lower <= x <= upper`` from numbers or flat lists (a scalar pairs with a list); ``source``
+    names where the bounds came from in errors and in the report."""
+    lower, upper = _numeric(source, "lower", lower), _numeric(source, "upper", upper)
+    if lower.ndim != 1 or upper.ndim != 1:
+        raise InputError(source, "'lower' and 'upper' must be numbers or flat lists")
+    if lower.shape != upper.shape:
+        if lower.size == 1:
+            lower = np.full(upper.shape, lower[0])
+        elif upper.size == 1:
+            upper = np.full(lower.shape, upper[0])
+        else:
+            raise InputError(source, f"'lower' has {lower.size} entries but 'upper' has {upper.size}")
+    try:
+        box = Box(lower, upper)
+    except ValueError as error:
+        raise InputError(source, str(error)) from None
+    return Domain("box", (box,), source=source)
+
+
+def _balls_domain(path: Path, spec: dict) -> Domain:
+    if "points" not in spec or "epsilon" not in spec:
+        raise InputError(str(path), "an L∞-ball domain needs both 'points' and 'epsilon'")
+    epsilon = _numeric(path, "epsilon", spec["epsilon"])
+    if epsilon.size != 1 or epsilon[0] < 0:
+        raise InputError(str(path), "field 'epsilon' must be one number >= 0")
+    points = spec["points"]
+    if isinstance(points, str):
+        points_path = Path(points) if Path(points).is_absolute() else path.parent / points
+        array = load_data(points_path)
+    else:
+        array = _numeric(path, "points", points)
+        array = np.atleast_2d(array)
+        if array.ndim != 2:
+            raise InputError(str(path), "field 'points' must be a list of points")
+    eps = float(epsilon[0])
+    boxes = tuple(Box(point - eps, point + eps) for point in array)
+    return Domain("linf-balls", boxes, source=str(path), epsilon=eps)

@@ -1,0 +1,111 @@
+"""The rules every loader shares: one affine layer as read, batch-norm folding, finiteness, structure checks.
+
+Each loader (torch state dict, safetensors, ONNX, ``nn.Sequential``) turns its format into a list of
+``NamedAffine`` layers and hands it to ``checked_network``; every problem is an ``InputError`` that names the
+file and the layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..engine.network import AffineLayer, Network
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class NamedAffine:
+    """One affine layer as read from a file, float64, shapes not yet checked against its neighbours.
+
+    ``name`` is how error messages call it (a module prefix such as ``fc1``, or an ONNX node name).
+    """
+
+    name: str
+    weight: np.ndarray
+    bias: np.ndarray
+
+
+def first_line(error: BaseException, limit: int = 160) -> str:
+    """The first line of an exception message, at most ``limit`` characters, for one-line reasons."""
+    lines = str(error).strip().splitlines()
+    text = lines[0].strip() if lines else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def finite_float64(source: str, key: str, values: np.ndarray) -> np.ndarray:
+    """``values`` as a float64 array; InputError naming ``key`` if it holds NaN or Inf."""
+    array = np.asarray(values, dtype=np.float64)
+    if not np.all(np.isfinite(array)):
+        raise InputError(source, f"tensor '{key}' contains NaN or Inf values")
+    return array
+
+
+def fold_batchnorm(
+    source: str,
+    affine: NamedAffine,
+    bn_name: str,
+    scale: np.ndarray,
+    shift: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    eps: float,
+) -> NamedAffine:
+    """Fold eval-mode batch norm ``y = scale * (x - mean) / sqrt(var + eps) + shift`` into ``affine``.
+
+    All vectors have shape (out,) of ``affine``; returns the folded layer (same name, same shapes).
+    """
+    width = affine.weight.shape[0]
+    for label, vector in (("weight", scale), ("bias", shift), ("running_mean", mean), ("running_var", var)):
+        if vector.shape != (width,):
+            raise InputError(
+                source,
+                f"batch norm '{bn_name}' {label} has shape {tuple(vector.shape)} but layer '{affine.name}' "
+                f"has {width} outputs",
+            )
+    if np.any(var + eps <= 0):
+        raise InputError(source, f"batch norm '{bn_name}' has running_var + eps <= 0")
+    factor = scale / np.sqrt(var + eps)
+    weight = finite_float64(source, bn_name, factor[:, None] * affine.weight)
+    bias = finite_float64(source, bn_name, factor * (affine.bias - mean) + shift)
+    return NamedAffine(affine.name, weight, bias)
+
+
+def checked_network(
+    source: str, layers: Sequence[NamedAffine], dtype: str, require_hidden_layer: bool = True
+) -> Network:
+    """The ``Network`` of ``layers`` after the structure rules shared by every format.
+
+    Rules: weights 2-D and biases (out,); consecutive shapes match; at least one hidden layer
+    (two affine layers) unless ``require_hidden_layer`` is False. Finiteness is checked when reading.
+    """
+    if not layers:
+        raise InputError(source, "no Linear (affine) layers found")
+    for layer in layers:
+        if layer.weight.ndim != 2 or layer.bias.shape != (layer.weight.shape[0],):
+            raise InputError(
+                source,
+                f"layer '{layer.name}' has weight shape {tuple(layer.weight.shape)} and bias shape "
+                f"{tuple(layer.bias.shape)}; expected (out, in) and (out,)",
+            )
+    for before, after in zip(layers, layers[1:]):
+        if after.weight.shape[1] != before.weight.shape[0]:
+            raise InputError(
+                source,
+                f"shape mismatch: layer '{after.name}' (weight shape {tuple(after.weight.shape)}) expects "
+                f"{after.weight.shape[1]} inputs but layer '{before.name}' (weight shape "
+                f"{tuple(before.weight.shape)}) gives {before.weight.shape[0]} outputs",
+            )
+    if require_hidden_layer and len(layers) < 2:
+        raise InputError(
+            source, f"fewer than one hidden layer: found {len(layers)} affine layer, need a hidden and an output layer"
+        )
+    return Network(tuple(AffineLayer(layer.weight, layer.bias) for layer in layers), dtype=dtype)
+
+
+def torch_dtype_name(dtype: torch.dtype) -> str:
+    """``torch.float32`` → ``"float32"`` (numpy's names; ``"bfloat16"`` has no numpy counterpart)."""
+    return str(dtype).removeprefix("torch.")

@@ -1,0 +1,301 @@
+"""Human-readable views of ``CompressionReport``: report.md, a self-contained report.html, PNG figures.
+
+Markdown and HTML are built from the same section data (``_sections``), so they always agree.
+Figures use matplotlib's object API with the Agg canvas (no pyplot, no global backend switch).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import get_args
+
+from matplotlib.figure import Figure
+
+from ..schema import CompressionReport, Settler
+from .common import (
+    FIGURE_DPI,
+    FIGURE_SIZE_IN,
+    Table,
+    html_img,
+    html_page,
+    html_table,
+    md_cell,
+    md_table,
+    png_bytes,
+)
+
+#: written last: a folder holding a valid report.json is a finished run
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+LAYER_FIGURE = "report_layers.png"
+CONVERGENCE_FIGURE = "report_dual_bound.png"
+
+#: neuron state → (label, colour); the order is the stacking order of the bars
+STATE_STYLE: dict[str, tuple[str, str]] = {
+    "stably_active": ("stably active", "#2a9d8f"),
+    "stably_inactive": ("stably inactive", "#8d99ae"),
+    "unstable": ("unstable", "#e76f51"),
+    "undecided": ("undecided", "#e9c46a"),
+}
+
+Section = tuple[str, Table]
+
+
+# ---------------------------------------------------------------- numbers and names
+
+
+def model_name(report: CompressionReport) -> str:
+    """The model's name, or the file name of ``model_path`` when the model never loaded."""
+    return report.model.name if report.model is not None else Path(report.model_path).name
+
+
+def removed_fraction(report: CompressionReport) -> float:
+    """Fraction of hidden neurons removed, in [0, 1]; 0 when nothing was analysed."""
+    if report.neurons_before <= 0:
+        return 0.0
+    return (report.neurons_before - report.neurons_after) / report.neurons_before
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4g}"
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _before_after(before: int, after: int) -> str:
+    return f"{before} → {after}"
+
+
+# ---------------------------------------------------------------- section data
+
+
+def _summary(report: CompressionReport) -> Table:
+    rows = [
+        ["status", report.status],
+        ["neurons", f"{_before_after(report.neurons_before, report.neurons_after)} ({100 * removed_fraction(report):.1f}% removed)"],
+        ["parameters", _before_after(report.parameters_before, report.parameters_after)],
+        ["method", report.method],
+        ["workers", str(report.workers)],
+        ["total seconds", _seconds(report.seconds.get("total"))],
+        ["time limit (s)", _seconds(report.time_limit_s)],
+    ]
+    if report.domain is not None:
+        domain = report.domain
+        rows.append(["domain", f"{domain.kind} from {domain.source} ({domain.n_boxes} box{'es' if domain.n_boxes != 1 else ''})"])
+        if domain.scalar_lower is not None and domain.scalar_upper is not None:
+            rows.append(["domain bounds", f"[{_num(domain.scalar_lower)}, {_num(domain.scalar_upper)}] per feature"])
+        for label, value in (("domain margin", domain.margin), ("domain epsilon", domain.epsilon)):
+            if value is not None:
+                rows.append([label, _num(value)])
+    if report.verification is not None:
+        check = report.verification
+        verdict = "passed" if check.passed else "FAILED"
+        rows.append(["verification", f"{verdict}: max abs error {_num(check.max_abs_error)} on {check.n_inputs} inputs"])
+        rows.append(["verification tolerance", f"|y − y'| ≤ {_num(check.tolerance)} · (1 + |y|); max rel error {_num(check.max_rel_error)}"])
+        if check.max_abs_error_saved_dtype is not None:
+            rows.append([f"max abs error as {check.saved_dtype}", _num(check.max_abs_error_saved_dtype)])
+    if report.model is not None:
+        rows.insert(3, ["hidden widths", f"{report.model.hidden_widths} → {report.hidden_widths_after}"])
+        rows.append(["model file", f"{report.model.path} ({report.model.format}, {report.model.dtype})"])
+        rows.append(["model sha256", report.model.sha256])
+    else:
+        rows.append(["model file", report.model_path])
+    return ["", ""], rows
+
+
+def _layers(report: CompressionReport) -> Table:
+    settlers = get_args(Settler)
+    headers = ["layer", "width", "active", "inactive", "unstable", "undecided", *(f"by {settler}" for settler in settlers)]
+    rows = [
+        [
+            str(layer.index),
+            str(layer.width),
+            str(len(layer.stably_active)),
+            str(len(layer.stably_inactive)),
+            str(len(layer.unstable)),
+            str(len(layer.undecided)),
+            *(str(len(layer.settled_by.get(settler, []))) for settler in settlers),
+        ]
+        for layer in report.layers
+    ]
+    return headers, rows
+
+
+def _stages(report: CompressionReport) -> Table:
+    return ["stage", "seconds"], [[stage, _seconds(seconds)] for stage, seconds in report.seconds.items()]
+
+
+def _scip(report: CompressionReport) -> Table:
+    stats = report.milp
+    rows = [["solves", str(stats.solves)], ["nodes", str(stats.nodes)], ["LP iterations", str(stats.lp_iterations)], ["seconds", _seconds(stats.seconds)]]
+    if stats.single_milp_finished is not None:
+        rows += [
+            ["single MILP finished (dual bound < 1)", "yes" if stats.single_milp_finished else "no"],
+            ["single MILP open states", str(stats.open_states)],
+            ["solutions harvested", str(stats.solutions_harvested)],
+            ["LP points harvested", str(stats.lp_points_harvested)],
+            ["states fixed", str(stats.states_fixed)],
+        ]
+    if report.policy:
+        rows.append(["policy", report.policy])
+    return ["", ""], rows
+
+
+def _tolerances(report: CompressionReport) -> Table:
+    if report.tolerances is None:
+        return ["", ""], []
+    return ["", ""], [[name, f"{value:g}"] for name, value in report.tolerances.model_dump().items()]
+
+
+def _versions(report: CompressionReport) -> Table:
+    rows = [[name, value] for name, value in report.versions.model_dump().items()]
+    rows.append(["report schema", report.schema_version])
+    return ["", ""], rows
+
+
+def _outputs(report: CompressionReport) -> Table:
+    if report.outputs is None:
+        return ["", ""], []
+    files = [*report.outputs.compressed, report.outputs.witnesses, report.outputs.report_md, report.outputs.report_html]
+    return ["", ""], [["file", name] for name in files if name]
+
+
+def _sections(report: CompressionReport) -> list[Section]:
+    """Titled tables in report order; key–value tables have empty headers."""
+    sections = [
+        ("Summary", _summary(report)),
+        ("Hidden layers (original network)", _layers(report)),
+        ("Seconds per stage", _stages(report)),
+        ("SCIP", _scip(report)),
+        ("Tolerances", _tolerances(report)),
+        ("Versions", _versions(report)),
+        ("Files", _outputs(report)),
+    ]
+    return [(title, table) for title, table in sections if table[1]]
+
+
+def _title(report: CompressionReport) -> str:
+    return f"exactcompress: {model_name(report)} — {report.status}"
+
+
+# ---------------------------------------------------------------- figures
+
+
+def layer_figure_png(report: CompressionReport) -> bytes:
+    """PNG (7x3.5 in, 110 dpi) of stacked neuron-state counts per original hidden layer.
+
+    A report without layers gives a figure that says so.
+    """
+    figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI)
+    figure.subplots_adjust(left=0.09, right=0.72, bottom=0.2, top=0.9)  # fixed margins: no layout engine to run
+    axes = figure.add_subplot()
+    axes.set_title(f"{model_name(report)} — method {report.method}", fontsize=10)
+    if not report.layers:
+        axes.text(0.5, 0.5, "no layers analysed", ha="center", va="center", transform=axes.transAxes)
+        axes.set_axis_off()
+        return png_bytes(figure)
+    positions = list(range(len(report.layers)))
+    bottoms = [0] * len(report.layers)
+    for key, (label, colour) in STATE_STYLE.items():
+        counts = [len(getattr(layer, key)) for layer in report.layers]
+        axes.bar(positions, counts, bottom=bottoms, color=colour, label=label, width=0.6)
+        bottoms = [bottom + count for bottom, count in zip(bottoms, counts)]
+    axes.set_xticks(positions, [f"{layer.index}\n(width {layer.width})" for layer in report.layers], fontsize=8)
+    axes.set_xlabel("hidden layer of the original network")
+    axes.set_ylabel("neurons")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return png_bytes(figure)
+
+
+def convergence_figure_png(report: CompressionReport) -> bytes | None:
+    """PNG of the single MILP's dual bound over time (the solve ends when it drops below 1); None without a trace."""
+    trace = report.milp.dual_trace
+    if not trace:
+        return None
+    figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI)
+    figure.subplots_adjust(left=0.09, right=0.97, bottom=0.14, top=0.9)
+    axes = figure.add_subplot()
+    seconds, bound = zip(*trace)
+    axes.step(seconds, bound, where="post", color="#264653", label="dual bound (open states still possible)")
+    axes.axhline(1.0, color="#e76f51", linestyle="--", linewidth=1, label="1: below it no unseen state can occur")
+    axes.set_xlabel("seconds in the single MILP")
+    axes.set_ylabel("dual bound")
+    axes.set_title(f"{model_name(report)} — single MILP convergence", fontsize=10)
+    axes.legend(fontsize=8, frameon=False)
+    return png_bytes(figure)
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def render_markdown(report: CompressionReport, figure_name: str | None = None) -> str:
+    """report.md text; links the layer figure file ``figure_name`` (e.g. ``report_layers.png``) when given."""
+    parts = [f"# {md_cell(_title(report))}"]
+    if report.error:
+        parts.append(f"**Error:** {md_cell(report.error)}")
+    for title, table in _sections(report):
+        parts.append(f"## {title}\n\n{md_table(table)}")
+        if title.startswith("Hidden layers") and figure_name:
+            parts.append(f"![neuron states per layer]({figure_name})")
+        if title == "SCIP" and report.milp.dual_trace:
+            parts.append(f"![single MILP dual bound]({CONVERGENCE_FIGURE})")
+    return "\n\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------- terminal
+
+
+# ---------------------------------------------------------------- html
+
+
+def render_html(report: CompressionReport, figures: dict[str, bytes | None] | None = None) -> str:
+    """Self-contained report.html: inline CSS, the figures embedded as base64 PNGs, all text escaped.
+    ``figures``: already rendered PNGs by file name (LAYER_FIGURE, CONVERGENCE_FIGURE), else drawn here."""
+    figures = figures if figures is not None else _figures(report)
+    parts = [f'<h1>exactcompress: {html.escape(model_name(report))} — <span class="status-{report.status}">{html.escape(report.status)}</span></h1>']
+    if report.error:
+        parts.append(f'<p class="error"><strong>Error:</strong> {html.escape(report.error)}</p>')
+    for title, table in _sections(report):
+        parts.append(f"<h2>{html.escape(title)}</h2>\n{html_table(table)}")
+        if title.startswith("Hidden layers"):
+            parts.append(html_img(figures[LAYER_FIGURE], "neuron states per hidden layer"))
+        convergence = figures[CONVERGENCE_FIGURE] if title == "SCIP" else None
+        if convergence:
+            parts.append(html_img(convergence, "single MILP dual bound over time"))
+    return html_page(_title(report), "\n".join(parts))
+
+
+def _figures(report: CompressionReport) -> dict[str, bytes | None]:
+    return {LAYER_FIGURE: layer_figure_png(report), CONVERGENCE_FIGURE: convergence_figure_png(report)}
+
+
+def write_reports(report: CompressionReport, out_dir: Path) -> dict[str, str]:
+    """Write report.md, report.html and report_layers.png into ``out_dir``; returns their names (relative)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = _figures(report)
+    for name, png in figures.items():
+        if png:
+            (out_dir / name).write_bytes(png)
+    (out_dir / REPORT_MD).write_text(render_markdown(report, figure_name=LAYER_FIGURE), encoding="utf-8")
+    (out_dir / REPORT_HTML).write_text(render_html(report, figures), encoding="utf-8")
+    return {"report_md": REPORT_MD, "report_html": REPORT_HTML, "figure": LAYER_FIGURE}
+
+
+def report_json_bytes(report: CompressionReport) -> bytes:
+    """The bytes of ``report.json``: the report as indented JSON (ASCII, non-ASCII escaped) and a newline."""
+    return (json.dumps(report.model_dump(mode="json"), indent=2) + "\n").encode("ascii")
+
+
+def write_report_json(report: CompressionReport, out_dir: Path) -> None:
+    """Write ``report.json`` into ``out_dir`` atomically (a temporary file, then a rename)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    temporary = out_dir / f".{REPORT_JSON}.tmp"
+    temporary.write_bytes(report_json_bytes(report))
+    temporary.replace(out_dir / REPORT_JSON)

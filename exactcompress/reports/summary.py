@@ -1,0 +1,391 @@
+"""Human-readable views of a zoo job's ``ZooSummary``: summary markdown, a self-contained HTML page, PNG figures
+and a plain-text table for the terminal.
+
+Markdown, HTML and the terminal table are built from the same row data (``_model_rows``), so they agree.
+Figures use matplotlib's object API with the Agg canvas and carry no PNG metadata, so the same summary always
+gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Iterable, Sequence, get_args
+from urllib.parse import quote
+
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from ..schema import (
+    MODEL_SUFFIXES,
+    BoxDomainSpec,
+    DomainSpec,
+    ManifestSource,
+    Settler,
+    ZooModelResult,
+    ZooSummary,
+    ZooTotals,
+)
+from .common import (
+    FIGURE_DPI,
+    FIGURE_SIZE_IN,
+    Table,
+    html_cell,
+    html_img,
+    html_page,
+    html_table,
+    md_cell,
+    md_table,
+    png_bytes,
+    terminal_text,
+    text_table,
+)
+from .report import REPORT_HTML, REPORT_JSON, STATE_STYLE
+
+REMOVED_FIGURE = "summary_removed.png"
+SECONDS_FIGURE = "summary_seconds.png"
+SETTLED_FIGURE = "summary_settled.png"
+FIGURE_CAPTIONS = {
+    REMOVED_FIGURE: "fraction of neurons removed per model",
+    SECONDS_FIGURE: "engine seconds per model",
+    SETTLED_FIGURE: "neurons settled by each step per model",
+}
+
+STATUS_COLOURS = {"exact": "#2a9d8f", "partial": "#e9a23b", "failed": "#b00020"}
+#: settling step → colour; the order is the stacking order of the bars (undecided goes on top)
+SETTLER_COLOURS = dict(zip(get_args(Settler), ("#264653", "#2a9d8f", "#8ab17d", "#6d597a"), strict=True))
+OTHER_STEP_COLOUR = "#adb5bd"
+
+MAX_FIGURE_WIDTH_IN = 20.0
+INCHES_PER_MODEL = 0.18
+TICK_LABELS_PER_INCH = 6
+TICK_LABEL_CHARS = 24
+LOG_SCALE_RATIO = 100.0
+TERMINAL_ERROR_CHARS = 60
+
+MODEL_COLUMNS = ["model", "status", "neurons", "% removed", "parameters", "settled by", "undecided", "seconds", "report"]
+TERMINAL_COLUMNS = ["model", "status", "neurons", "% removed", "seconds"]
+
+
+# ---------------------------------------------------------------- names and numbers
+
+
+def _path_segments(key: str) -> list[str]:
+    segments = [segment for segment in key.split("/") if segment]
+    if segments:
+        last = segments[-1]
+        suffix = next((s for s in MODEL_SUFFIXES if last.lower().endswith(s) and len(last) > len(s)), "")
+        segments[-1] = last[: len(last) - len(suffix)]
+    return segments
+
+
+def model_names(models: Sequence[ZooModelResult]) -> list[str]:
+    """Display name per model: the last path segment of ``source_key`` without its model suffix; models that
+    share it get as many parent folders as make their names unique (``a/net``, ``b/net``)."""
+    paths = [_path_segments(model.source_key) for model in models]
+    names = []
+    for index, segments in enumerate(paths):
+        others = [other for position, other in enumerate(paths) if position != index]
+        depth = next(
+            (d for d in range(1, len(segments) + 1) if all(other[-d:] != segments[-d:] for other in others)),
+            max(len(segments), 1),
+        )
+        names.append("/".join(segments[-depth:]))
+    return names
+
+
+def _removed_fraction(before: int, after: int) -> float:
+    return (before - after) / before if before > 0 else 0.0
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def _totals_text(totals: ZooTotals) -> str:
+    removed = 100 * _removed_fraction(totals.neurons_before, totals.neurons_after)
+    return (
+        f"{_plural(totals.models, 'model')}: {totals.exact} exact, {totals.partial} partial, {totals.failed} failed"
+        f" · neurons {totals.neurons_before} → {totals.neurons_after} ({removed:.1f}% removed)"
+        f" · parameters {totals.parameters_before} → {totals.parameters_after}"
+        f" · Σ engine seconds {totals.engine_seconds:.2f}"
+        + (f" · {totals.in_progress_elsewhere} in progress in another run" if totals.in_progress_elsewhere else "")
+    )
+
+
+def _title(summary: ZooSummary) -> str:
+    return f"exactcompress zoo: {_plural(summary.totals.models, 'model')}"
+
+
+def _steps(keys: Iterable[str]) -> list[str]:
+    """Settling steps in pipeline order, then any step this version does not know, sorted."""
+    return [*SETTLER_COLOURS, *sorted(set(keys) - set(SETTLER_COLOURS))]
+
+
+def _settled_text(settled_by: dict[str, int]) -> str:
+    counts = [f"{step} {settled_by[step]}" for step in _steps(settled_by) if settled_by.get(step)]
+    return " · ".join(counts) or "—"
+
+
+def _report_href(summary: ZooSummary, report_key: str | None) -> str:
+    """Percent-encoded link to the report.html next to ``report_key``; relative ("./…") when it lies under the
+    job's output prefix (where the summary is written), so a downloaded output folder keeps working links."""
+    if report_key is None:
+        return ""
+    page = report_key[: -len(REPORT_JSON)] + REPORT_HTML if report_key.endswith(REPORT_JSON) else report_key
+    prefix = summary.spec.output.rstrip("/") + "/"
+    target = "./" + page[len(prefix):] if page.startswith(prefix) else page
+    return quote(target, safe="/:")
+
+
+# ---------------------------------------------------------------- row data
+
+
+def domain_text(domain: DomainSpec) -> str:
+    """One line describing a spec's domain: ``box: lower 0, upper 1``, per-feature counts, or the file."""
+    if not isinstance(domain, BoxDomainSpec):
+        return f"file {domain.file}"
+
+    def bound(value: float | list[float]) -> str:
+        return f"{len(value)} per-feature values" if isinstance(value, list) else f"{value:g}"
+
+    return f"box: lower {bound(domain.lower)}, upper {bound(domain.upper)}"
+
+
+def _settings(summary: ZooSummary) -> Table:
+    spec = summary.spec
+    source = f"manifest {spec.source.manifest}" if isinstance(spec.source, ManifestSource) else spec.source
+    time_limit = "none" if spec.time_limit_s is None else f"{spec.time_limit_s:g} s per model"
+    rows = [
+        ["source", source],
+        ["output", spec.output],
+        ["domain", domain_text(spec.domain)],
+        ["method", spec.method],
+        ["time limit", time_limit],
+        ["exactcompress", summary.versions.exactcompress],
+    ]
+    return ["", ""], rows
+
+
+def _model_rows(summary: ZooSummary) -> list[dict[str, str]]:
+    """One dict per model, keyed by column name (``MODEL_COLUMNS`` and ``error``); failed models show "—"
+    instead of counts."""
+    rows = []
+    for name, model in zip(model_names(summary.models), summary.models):
+        failed = model.status == "failed"
+        removed = 100 * _removed_fraction(model.neurons_before, model.neurons_after)
+        rows.append(
+            {
+                "model": name,
+                "status": model.status,
+                "neurons": "—" if failed else f"{model.neurons_before} → {model.neurons_after}",
+                "% removed": "—" if failed else f"{removed:.1f}",
+                "parameters": "—" if failed else f"{model.parameters_before} → {model.parameters_after}",
+                "settled by": _settled_text(model.settled_by),
+                "undecided": "—" if failed else str(model.undecided),
+                "seconds": f"{model.seconds:.2f}",
+                "report": _report_href(summary, model.report_key),
+                "error": model.error or "",
+            }
+        )
+    return rows
+
+
+def _columns(summary: ZooSummary, base: list[str]) -> list[str]:
+    """``base``, plus an ``error`` column when some model has an error."""
+    return base + (["error"] if any(model.error for model in summary.models) else [])
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def _md_models(summary: ZooSummary) -> str:
+    if not summary.models:
+        return "_No models._"
+    columns = _columns(summary, MODEL_COLUMNS)
+
+    def cell(column: str, value: str) -> str:
+        if column == "report":
+            return f"[report]({value})" if value else "—"
+        return md_cell(value)
+
+    lines = [md_table((columns, []))]
+    lines += ["| " + " | ".join(cell(column, row[column]) for column in columns) + " |" for row in _model_rows(summary)]
+    return "\n".join(lines)
+
+
+def render_summary_markdown(summary: ZooSummary, figure_names: dict[str, str] | None = None) -> str:
+    """summary.md text: title, totals, the job's settings, one table row per model (linking its report.html)
+    and, when ``figure_names`` maps figure names of ``summary_figures`` to the paths they were written to,
+    an image reference for each."""
+    parts = [
+        f"# {md_cell(_title(summary))}",
+        md_cell(_totals_text(summary.totals)),
+        f"## Settings\n\n{md_table(_settings(summary))}",
+        f"## Models\n\n{_md_models(summary)}",
+    ]
+    if figure_names:
+        images = [f"![{md_cell(FIGURE_CAPTIONS.get(name, name))}]({quote(path, safe='/:')})" for name, path in figure_names.items()]
+        parts.append("## Figures\n\n" + "\n\n".join(images))
+    return "\n\n".join(parts) + "\n"
+
+
+# ---------------------------------------------------------------- html
+
+
+def _html_models(summary: ZooSummary) -> str:
+    if not summary.models:
+        return "<p>No models.</p>"
+    columns = _columns(summary, MODEL_COLUMNS)
+
+    def cell(column: str, value: str) -> str:
+        if column == "status":
+            return f'<td class="status-{html.escape(value)}">{html.escape(value)}</td>'
+        if column == "report":
+            return f'<td><a href="{html.escape(value)}">report</a></td>' if value else "<td>—</td>"
+        return html_cell("td", value)
+
+    head = "<tr>" + "".join(html_cell("th", column) for column in columns) + "</tr>"
+    body = "".join("<tr>" + "".join(cell(column, row[column]) for column in columns) + "</tr>" for row in _model_rows(summary))
+    return f"<table>{head}{body}</table>"
+
+
+def render_summary_html(summary: ZooSummary) -> str:
+    """Self-contained summary page: the markdown's content, inline CSS and the figures embedded as base64 PNGs
+    (left out when there are no models); all text escaped."""
+    parts = [
+        f"<h1>{html.escape(_title(summary))}</h1>",
+        f"<p>{html.escape(_totals_text(summary.totals))}</p>",
+        f"<h2>Settings</h2>\n{html_table(_settings(summary))}",
+        f"<h2>Models</h2>\n{_html_models(summary)}",
+    ]
+    if summary.models:
+        images = [html_img(png, FIGURE_CAPTIONS[name]) for name, png in summary_figures(summary).items()]
+        parts.append("<h2>Figures</h2>\n" + "\n".join(images))
+    return html_page(_title(summary), "\n".join(parts))
+
+
+# ---------------------------------------------------------------- terminal
+
+
+def render_summary_table(summary: ZooSummary) -> str:
+    """Plain-text table for a terminal: a header, a rule, one line per model (errors cut to 60 characters),
+    then a blank line and the totals."""
+    columns = _columns(summary, TERMINAL_COLUMNS)
+    rows = [
+        [terminal_text(row[c], TERMINAL_ERROR_CHARS if c == "error" else None) for c in columns]
+        for row in _model_rows(summary)
+    ]
+    return text_table((columns, rows), {"model", "status", "error"}) + "\n\n" + _totals_text(summary.totals)
+
+
+# ---------------------------------------------------------------- figures
+
+
+def _tick_label(name: str) -> str:
+    """One line of at most TICK_LABEL_CHARS characters, cut in the middle (names of a zoo often share a prefix),
+    dollar signs escaped (matplotlib would read mathtext)."""
+    line = terminal_text(name)
+    if len(line) > TICK_LABEL_CHARS:
+        head = (TICK_LABEL_CHARS - 1) // 2
+        line = line[:head] + "…" + line[len(line) - (TICK_LABEL_CHARS - 1 - head):]
+    return line.replace("$", r"\$")
+
+
+def _model_axes(models: Sequence[ZooModelResult], title: str, ylabel: str) -> tuple[Figure, Axes]:
+    """Figure with one x position per model: 7 in wide, growing 0.18 in per model up to 20 in; at most 6 tick
+    labels per inch (every k-th model otherwise), failed models' labels red. No models: a note that says so."""
+    width = min(max(FIGURE_SIZE_IN[0], 1.5 + INCHES_PER_MODEL * len(models)), MAX_FIGURE_WIDTH_IN)
+    figure = Figure(figsize=(width, FIGURE_SIZE_IN[1] + 1.0), dpi=FIGURE_DPI, layout="constrained")
+    axes = figure.add_subplot()
+    axes.set_title(title, fontsize=10)
+    if not models:
+        axes.text(0.5, 0.5, "no models", ha="center", va="center", transform=axes.transAxes)
+        axes.set_axis_off()
+        return figure, axes
+    names = model_names(models)
+    every = math.ceil(len(models) / (TICK_LABELS_PER_INCH * width))
+    shown = list(range(0, len(models), every))
+    rotation, align = (90, "center") if len(models) > 8 else (30, "right")
+    axes.set_xticks(shown, [_tick_label(names[i]) for i in shown], rotation=rotation, ha=align, fontsize=7)
+    for index, label in zip(shown, axes.get_xticklabels(), strict=True):
+        if models[index].status == "failed":
+            label.set_color(STATUS_COLOURS["failed"])
+    axes.set_xlim(-0.6, len(models) - 0.4)
+    axes.set_ylabel(ylabel)
+    return figure, axes
+
+
+def _status_legend(axes: Axes, models: Sequence[ZooModelResult], failed_note: str) -> None:
+    present = {model.status for model in models}
+    handles = [
+        Patch(color=colour, label=f"{status}{failed_note if status == 'failed' else ''}")
+        for status, colour in STATUS_COLOURS.items()
+        if status in present
+    ]
+    axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+
+
+def _mark_failed(axes: Axes, models: Sequence[ZooModelResult]) -> list[Artist]:
+    """A red × at height 0 for each failed model (its bar is empty); returns the markers' legend handle, if any."""
+    failed = [index for index, model in enumerate(models) if model.status == "failed"]
+    if not failed:
+        return []
+    colour = STATUS_COLOURS["failed"]
+    return [axes.scatter(failed, [0.0] * len(failed), marker="x", color=colour, label="failed", zorder=3, clip_on=False)]
+
+
+def _removed_png(models: Sequence[ZooModelResult]) -> bytes:
+    figure, axes = _model_axes(models, "Neurons removed per model", "fraction of hidden neurons removed")
+    if models:
+        fractions = [_removed_fraction(m.neurons_before, m.neurons_after) for m in models]
+        axes.bar(range(len(models)), fractions, color=[STATUS_COLOURS[m.status] for m in models], width=0.7)
+        axes.set_ylim(0.0, 1.0)
+        _mark_failed(axes, models)
+        _status_legend(axes, models, " (×)")
+    return png_bytes(figure)
+
+
+def _seconds_png(models: Sequence[ZooModelResult]) -> bytes:
+    seconds = [model.seconds for model in models]
+    positive = [value for value in seconds if value > 0]
+    log_scale = bool(positive) and max(positive) > LOG_SCALE_RATIO * min(positive)
+    ylabel = "engine seconds" + (" (log scale)" if log_scale else "")
+    figure, axes = _model_axes(models, "Engine seconds per model", ylabel)
+    if models:
+        axes.bar(range(len(models)), seconds, color=[STATUS_COLOURS[m.status] for m in models], width=0.7)
+        if log_scale:
+            axes.set_yscale("log")
+            axes.set_ylim(bottom=min(positive) / 2)
+        _status_legend(axes, models, "")
+    return png_bytes(figure)
+
+
+def _settled_png(models: Sequence[ZooModelResult]) -> bytes:
+    figure, axes = _model_axes(models, "Neurons settled by each step per model", "neurons")
+    if models:
+        positions = range(len(models))
+        bottoms = [0] * len(models)
+        bars = []
+        for step in _steps(key for model in models for key in model.settled_by):
+            counts = [model.settled_by.get(step, 0) for model in models]
+            colour = SETTLER_COLOURS.get(step, OTHER_STEP_COLOUR)
+            bars.append(axes.bar(positions, counts, bottom=bottoms, color=colour, label=f"settled by {step}", width=0.7))
+            bottoms = [bottom + count for bottom, count in zip(bottoms, counts)]
+        label, colour = STATE_STYLE["undecided"]
+        bars.append(axes.bar(positions, [m.undecided for m in models], bottom=bottoms, color=colour, label=label, width=0.7))
+        handles = [*bars[::-1], *_mark_failed(axes, models)]  # legend top to bottom as the stack, then failed
+        axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return png_bytes(figure)
+
+
+def summary_figures(summary: ZooSummary) -> dict[str, bytes]:
+    """The summary's PNG figures by file name (``summary_removed.png``, ``summary_seconds.png``,
+    ``summary_settled.png``); 110 dpi, 7–20 in wide by model count; byte-identical for equal summaries."""
+    return {
+        REMOVED_FIGURE: _removed_png(summary.models),
+        SECONDS_FIGURE: _seconds_png(summary.models),
+        SETTLED_FIGURE: _settled_png(summary.models),
+    }

@@ -1,0 +1,73 @@
+"""Every pydantic model at a boundary of the tool: reports, job specs, summaries.
+
+``CompressionReport`` is the contract of ``report.json``, ``ZooJobSpec`` of a zoo job spec file and
+``ZooSummary`` of ``summary.json``: fields are only ever added, never renamed, and each schema version
+changes with every addition (minor) or incompatible change (major).
+"""
+
+from __future__ import annotations
+
+from .common import (
+                     JOB_SCHEMA_VERSION,
+                     MODEL_SUFFIXES,
+                     REPORT_SCHEMA_VERSION,
+                     SUMMARY_SCHEMA_VERSION,
+                     Method,
+                     SaveFormat,
+                     Settler,
+                     Status,
+                     Strict,
+)
+from .job import (
+                     LEDGER_SCHEMA_VERSION,
+                     BoxDomainSpec,
+                     DomainSpec,
+                     FileDomainSpec,
+                     Lease,
+                     LedgerEntry,
+                     Manifest,
+                     ManifestEntry,
+                     ManifestSource,
+                     ModelTask,
+                     ZooJobSpec,
+                     ZooLedger,
+                     ZooModelResult,
+                     ZooSummary,
+                     ZooTotals,
+)
+from .report import (
+                     BoxRecord,
+                     CompressionReport,
+                     DomainRecord,
+                     LayerReport,
+                     ModelInfo,
+                     Outputs,
+                     SolverStats,
+                     Tolerances,
+                     VerificationReport,
+                     Versions,
+)
+from .study import (
+                     STUDY_SCHEMA_VERSION,
+                     L1Regularizer,
+                     LpRegularizer,
+                     NoRegularizer,
+                     NpzDataset,
+                     RegularizerSpec,
+                     StudyConfig,
+                     StudyResult,
+                     StudyRow,
+                     StudySpec,
+                     TrainingRecord,
+                     TransformedL1Regularizer,
+)
+
+__all__ = [
+    "BoxDomainSpec", "BoxRecord", "CompressionReport", "DomainRecord", "DomainSpec", "FileDomainSpec",
+    "JOB_SCHEMA_VERSION", "L1Regularizer", "LEDGER_SCHEMA_VERSION", "LayerReport", "Lease", "LedgerEntry",
+    "LpRegularizer", "MODEL_SUFFIXES", "Manifest", "ManifestEntry", "ManifestSource", "Method", "ModelInfo",
+    "ModelTask", "NoRegularizer", "NpzDataset", "Outputs", "REPORT_SCHEMA_VERSION", "RegularizerSpec",
+    "STUDY_SCHEMA_VERSION", "SUMMARY_SCHEMA_VERSION", "SaveFormat", "Settler", "SolverStats", "Status", "Strict",
+    "StudyConfig", "StudyResult", "StudyRow", "StudySpec", "Tolerances", "TrainingRecord", "TransformedL1Regularizer",
+    "Versions", "VerificationReport", "ZooJobSpec", "ZooLedger", "ZooModelResult", "ZooSummary", "ZooTotals",
+]

@@ -1,0 +1,21 @@
+"""What every schema shares: the strict base model, the literal types, schema versions and model suffixes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+REPORT_SCHEMA_VERSION = "1.1"
+JOB_SCHEMA_VERSION = "1.1"
+SUMMARY_SCHEMA_VERSION = "1.1"
+MODEL_SUFFIXES = (".pt", ".pth", ".safetensors", ".onnx")
+
+Method = Literal["auto", "per-neuron", "milp"]
+Status = Literal["exact", "partial", "failed"]
+SaveFormat = Literal["torch", "safetensors", "onnx"]
+Settler = Literal["bounds", "witnesses", "per-neuron", "single-milp"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")

@@ -1,0 +1,178 @@
+"""Zoo jobs: the spec file (``ZooJobSpec``), manifests, the task handed to a worker, ``summary.json``
+(``ZooSummary``), and the ledger and leases of incremental runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Union
+
+from pydantic import Discriminator, Field, Tag
+
+from .common import (
+    JOB_SCHEMA_VERSION,
+    SUMMARY_SCHEMA_VERSION,
+    Method,
+    SaveFormat,
+    Status,
+    Strict,
+)
+from .report import Versions
+
+
+class BoxDomainSpec(Strict):
+    """A box: scalars apply to every input feature, lists give one bound per feature."""
+
+    lower: float | list[float] = 0.0
+    upper: float | list[float] = 1.0
+
+
+class FileDomainSpec(Strict):
+    """A per-feature domain file: .npy (2, d) lower/upper rows, JSON {lower, upper} or JSON {points, epsilon}."""
+
+    file: str = Field(description="s3://…, file://… or a local path; relative keys are read from the job's source")
+
+
+def _domain_kind(value: Any) -> str:
+    fields = value if isinstance(value, dict) else vars(value)
+    return "file" if "file" in fields else "box"
+
+
+DomainSpec = Annotated[
+    Union[Annotated[BoxDomainSpec, Tag("box")], Annotated[FileDomainSpec, Tag("file")]],
+    Discriminator(_domain_kind),
+]
+
+
+class ManifestEntry(Strict):
+    key: str = Field(description="model key relative to the manifest's root")
+    domain: DomainSpec | None = Field(None, description="overrides the job's default domain for this model")
+
+
+class Manifest(Strict):
+    """A manifest file (YAML or JSON): the models of a job, each with an optional domain override."""
+
+    root: str | None = Field(None, description="prefix the keys are relative to (default: the manifest's folder)")
+    models: list[ManifestEntry] = Field(min_length=1)
+
+
+class ManifestSource(Strict):
+    manifest: str = Field(description="s3://…, file://… or local path of a Manifest file")
+
+
+class ZooJobSpec(Strict):
+    """A zoo job: compress every model of ``source`` and write results under ``output``."""
+
+    schema_version: str = JOB_SCHEMA_VERSION
+    source: str | ManifestSource = Field(
+        description="a prefix (s3://bucket/prefix, file://… or a local path): every .pt, .pth, .safetensors and "
+        ".onnx under it is a model; or {manifest: …}"
+    )
+    output: str = Field(description="prefix the results are written under (s3://…, file://… or a local path)")
+    domain: DomainSpec = Field(default_factory=BoxDomainSpec, description="default input domain of every model")
+    method: Method = "auto"
+    time_limit_s: float | None = Field(300.0, gt=0, description="analysis seconds per model; null: no limit")
+    retries: int = Field(2, ge=0, le=20, description="re-runs of a model's task after a system failure (lost worker)")
+    cpus_per_task: float = Field(1.0, gt=0, description="Ray CPUs reserved by each model's task")
+    fallback_tasks: int = Field(
+        2, ge=1, le=256, description="per-neuron solves of one layer fan out over this many Ray tasks"
+    )
+    formats: list[SaveFormat] = Field(default_factory=lambda: ["torch"], min_length=1)
+    max_model_bytes: int = Field(256 * 2**20, gt=0, description="larger model files fail with a clear reason")
+    data: str | None = Field(
+        None, description="extra witness candidates, .npy (n, d), used for models with d inputs (speed only; "
+        "relative keys are read from the job's source)"
+    )
+    seed: int = 0
+    lease_s: float | None = Field(
+        None, gt=0, description="incremental runs: seconds a run holds a model before another run may take it "
+        "over; null: 2 × time_limit_s + 600, or 24 h without a time limit (since 1.1)"
+    )
+
+
+class ModelTask(Strict):
+    """What the driver hands one worker: where the model is and how to analyse it (keys, never bytes)."""
+
+    source_root: str = Field(description="URL of the prefix the model key is relative to")
+    key: str
+    domain: DomainSpec
+    spec: ZooJobSpec
+
+
+class ZooModelResult(Strict):
+    """One model of a zoo job, as summarised from its report."""
+
+    source_key: str = Field(description="the model's key (URL) in the source")
+    sha256: str | None = Field(None, description="sha256 of the model file's bytes")
+    status: Status
+    error: str | None = None
+    report_key: str | None = Field(None, description="URL of report.json (absent only if the task never wrote one)")
+    compressed_key: str | None = Field(None, description="URL of the compressed model (first requested format)")
+    seconds: float = Field(0.0, description="the engine's wall seconds for this model (report's seconds.total)")
+    neurons_before: int = 0
+    neurons_after: int = 0
+    parameters_before: int = 0
+    parameters_after: int = 0
+    settled_by: dict[str, int] = Field(default_factory=dict, description="neurons settled by each step")
+    undecided: int = 0
+
+
+class ZooTotals(Strict):
+    models: int
+    exact: int
+    partial: int
+    failed: int
+    neurons_before: int
+    neurons_after: int
+    parameters_before: int
+    parameters_after: int
+    engine_seconds: float
+    in_progress_elsewhere: int = Field(
+        0, description="incremental runs: models another run was compressing (not failures; not in `models`) (since 1.1)"
+    )
+
+
+class ZooSummary(Strict):
+    """``summary.json``: written last at the output prefix; a pure function of the spec and the reports."""
+
+    schema_version: str = SUMMARY_SCHEMA_VERSION
+    spec: ZooJobSpec
+    versions: Versions
+    models: list[ZooModelResult]
+    totals: ZooTotals
+    in_progress_elsewhere: list[str] = Field(
+        default_factory=list, description="source keys of the models another run was compressing; that run's or "
+        "the next run's summary has their rows (since 1.1)"
+    )
+
+
+# --- incremental zoo runs ------------------------------------------------------------------------------
+
+LEDGER_SCHEMA_VERSION = "1.0"
+
+
+class LedgerEntry(Strict):
+    """One model an incremental run finished (its report is committed)."""
+
+    sha256: str = Field(description="sha256 of the model file's bytes")
+    source_key: str = Field(description="the model's key (URL) in the source")
+    report_key: str = Field(description="its committed report, relative to the output prefix: runs/…/report.json")
+    status: Status
+    finished_at: str = Field(description="UTC time, ISO 8601")
+    source_fingerprint: str | None = Field(
+        None, description="the source object's version as read (S3: ETag, size, Last-Modified; local: sha256): "
+        "a later run skips that version without downloading it"
+    )
+
+
+class ZooLedger(Strict):
+    """``ledger.json`` at the output prefix: the content hashes done by incremental runs (append-only)."""
+
+    schema_version: str = LEDGER_SCHEMA_VERSION
+    entries: list[LedgerEntry] = Field(default_factory=list)
+
+
+class Lease(Strict):
+    """``leases/<sha16>/<run folder>.json``: a run holds a model until ``expires_at`` (epoch seconds, UTC)."""
+
+    holder: str = Field(description="the run that holds the lease (random id)")
+    sha256: str
+    expires_at: float

@@ -1,0 +1,147 @@
+"""``report.json`` (``CompressionReport``): everything one compression run found and wrote."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .common import REPORT_SCHEMA_VERSION, Method, Settler, Status, Strict
+
+
+class ModelInfo(Strict):
+    """The analysed network as loaded."""
+
+    name: str
+    path: str
+    sha256: str = Field(description="sha256 of the model file's bytes (or of the float64 weights for in-memory networks)")
+    format: str = Field(description="torch | safetensors | onnx | sequential")
+    dtype: str
+    input_dim: int
+    hidden_widths: list[int]
+    output_dim: int
+
+
+class BoxRecord(Strict):
+    lower: list[float]
+    upper: list[float]
+
+
+class DomainRecord(Strict):
+    """The input domain the results hold on: a union of boxes."""
+
+    kind: Literal["box", "data", "linf-balls"]
+    source: str = Field(description="the CLI flags or file the domain came from")
+    n_boxes: int
+    margin: float | None = None
+    epsilon: float | None = None
+    union_semantics: str
+    scalar_lower: float | None = Field(None, description="set when every feature of every box has the same lower bound")
+    scalar_upper: float | None = None
+    boxes: list[BoxRecord] = Field(description="every box; at most 16 are listed in full (see n_boxes)")
+
+
+class LayerReport(Strict):
+    """One hidden layer of the *original* network, 0-based; neuron indices are 0-based."""
+
+    index: int
+    width: int
+    stably_active: list[int]
+    stably_inactive: list[int]
+    unstable: list[int]
+    undecided: list[int]
+    settled_by: dict[Settler, list[int]] = Field(
+        default_factory=dict, description="which step settled each stable or unstable neuron"
+    )
+
+
+class VerificationReport(Strict):
+    """Original vs compressed network on sampled inputs, float64."""
+
+    n_inputs: int
+    max_abs_error: float
+    max_rel_error: float = Field(description="max |y - y'| / (1 + |y|) over inputs and outputs")
+    tolerance: float = Field(description="passes when every |y - y'| <= tolerance * (1 + |y|)")
+    passed: bool
+    saved_dtype: str
+    max_abs_error_saved_dtype: float | None = Field(
+        None, description="the same comparison after casting the compressed weights to the saved dtype"
+    )
+
+
+class SolverStats(Strict):
+    """SCIP work over the whole analysis (per-neuron solves and the single MILP together)."""
+
+    solves: int = 0
+    nodes: int = 0
+    lp_iterations: int = 0
+    seconds: float = 0.0
+    solutions_harvested: int = Field(0, description="single MILP: candidate solutions evaluated in float64 (since 1.1)")
+    lp_points_harvested: int = Field(0, description="single MILP: LP / heuristic points evaluated in float64 (since 1.1)")
+    states_fixed: int = Field(0, description="single MILP: neuron states removed from the objective once seen (since 1.1)")
+    open_states: int = Field(0, description="single MILP: neuron states it started with (since 1.1)")
+    single_milp_finished: bool | None = Field(None, description="single MILP: its dual bound proved every open state impossible (since 1.1)")
+    dual_trace: list[tuple[float, float]] = Field(
+        default_factory=list, description="single MILP: (seconds, dual bound) pairs, thinned (since 1.1)"
+    )
+
+
+class Tolerances(Strict):
+    """Every numerical threshold that a decision depends on."""
+
+    witness_margin: float = Field(description="a witness shows a sign only if sign * g(x) > witness_margin (float64)")
+    bound_margin: float = Field(description="a bound proves stability only if U <= -bound_margin or L >= bound_margin")
+    milp_margin: float = Field(description="a MILP proves stability only if its dual bound is beyond -milp_margin")
+    scip_feastol: float
+    scip_dualfeastol: float
+    rank_rtol: float = Field(description="singular values below rank_rtol * s_max count as zero")
+    fold_atol: float = Field(description="a fold is applied only if max |W_D - K W_I| <= fold_atol * (1 + max |W|)")
+
+
+class Versions(Strict):
+    exactcompress: str
+    python: str
+    numpy: str
+    torch: str
+    pyscipopt: str
+    scip: str
+
+
+class Outputs(Strict):
+    compressed: list[str] = Field(description="compressed model file names in the output directory")
+    witnesses: str | None = None
+    report_md: str | None = None
+    report_html: str | None = None
+
+
+class CompressionReport(Strict):
+    """Everything one ``exactcompress compress`` run found and wrote."""
+
+    schema_version: str = REPORT_SCHEMA_VERSION
+    model: ModelInfo | None = None
+    model_path: str
+    domain: DomainRecord | None = None
+    method: Method
+    status: Status
+    error: str | None = Field(None, description="one-line reason when status is 'failed'")
+    time_limit_s: float | None = None
+    policy: str | None = Field(None, description="what --method auto chose for this network and why (since 1.1)")
+    time_limit_reached: bool = Field(False, description="some MILP was cut by --time-limit (its neurons are undecided)")
+    workers: int = 1
+    layers: list[LayerReport] = Field(default_factory=list)
+    neurons_before: int = 0
+    neurons_after: int = 0
+    parameters_before: int = 0
+    parameters_after: int = 0
+    hidden_widths_after: list[int] = Field(default_factory=list)
+    verification: VerificationReport | None = None
+    seconds: dict[str, float] = Field(default_factory=dict, description="wall seconds per stage and 'total'")
+    milp: SolverStats = Field(default_factory=SolverStats)
+    tolerances: Tolerances | None = None
+    versions: Versions
+    outputs: Outputs | None = None
+
+    def counts(self) -> dict[str, int]:
+        """Neurons per state over all hidden layers."""
+        keys = ("stably_active", "stably_inactive", "unstable", "undecided")
+        return {key: sum(len(getattr(layer, key)) for layer in self.layers) for key in keys}

@@ -1,0 +1,59 @@
+"""Spec files (YAML or JSON) read and validated into the schema models, with one-line messages that name
+every wrong field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ..errors import InputError
+from .job import ZooJobSpec
+from .study import StudySpec
+
+#: what pydantic puts into an error's location for the member of a union tried (not field names)
+UNION_LABELS = ("box", "file", "str", "ManifestSource", "NpzDataset", "none", "l1", "lp", "tl1")
+SpecModel = TypeVar("SpecModel", bound=BaseModel)
+
+
+def validation_message(source: str, error: ValidationError) -> InputError:
+    """A pydantic error as one line naming every wrong field: ``spec.yaml: field 'method': …; …``."""
+    problems = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"] if part not in UNION_LABELS and not str(part).startswith("literal["))
+        problems.append(f"field '{field or '(top level)'}': {item['msg']}")
+    return InputError(source, "; ".join(problems))
+
+
+def parse_spec(source: str, text: str, schema: type[SpecModel]) -> SpecModel:
+    """``text`` (YAML or JSON) validated as ``schema``; InputError naming ``source`` and every wrong field."""
+    try:
+        mapping = yaml.safe_load(text)  # YAML is a superset of JSON
+    except yaml.YAMLError as error:
+        raise InputError(source, f"not valid YAML/JSON ({' '.join(str(error).split())})") from None
+    try:
+        return schema.model_validate(mapping)
+    except ValidationError as error:
+        raise validation_message(source, error) from None
+
+
+def read_spec_file(path: str | Path, schema: type[SpecModel]) -> SpecModel:
+    """Parse ``path`` (YAML or JSON) and validate it as ``schema``. Raises InputError naming the wrong fields."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(str(path), f"cannot be read ({error})") from None
+    return parse_spec(str(path), text, schema)
+
+
+def read_job_spec(path: str | Path) -> ZooJobSpec:
+    """Parse and validate a job spec file (YAML or JSON). Raises InputError naming the wrong fields."""
+    return read_spec_file(path, ZooJobSpec)
+
+
+def read_study_spec(path: str | Path) -> StudySpec:
+    """Parse and validate a study spec file (YAML or JSON). Raises InputError naming the wrong fields."""
+    return read_spec_file(path, StudySpec)

@@ -1,0 +1,1 @@
+"""Training: data sets, the one trainer, the bundled digits zoo and hyperparameter studies."""

@@ -1,0 +1,107 @@
+"""Data sets for training: scikit-learn's 8x8 digits (pixels in [0, 1]), the same upsampled to 28x28, or a
+user's ``.npz`` (X_train, y_train, X_test, y_test), checked array by array."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..schema import NpzDataset
+from ..storage import open_storage
+
+TEST_FRACTION = 0.25
+
+
+SPLIT_SEED = 0
+
+
+INPUT_DIM = 64
+
+
+N_CLASSES = 10
+
+
+def digits_data(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled digits ``(X, y)`` for ``split`` in {"train", "test"}: X float64 (n, 64) in [0, 1], y int64 (n,).
+
+    The split is stratified and fixed (25% test, ``random_state=0``).
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    digits = load_digits()
+    X = np.asarray(digits.data, dtype=np.float64) / 16.0
+    y = np.asarray(digits.target, dtype=np.int64)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=TEST_FRACTION, random_state=SPLIT_SEED, stratify=y
+    )
+    return (X_train, y_train) if split == "train" else (X_test, y_test)
+
+
+def upsample_digits_784(X: np.ndarray) -> np.ndarray:
+    """Upsample 8x8 digits ``X`` (n, 64), pixels in [0, 1], bilinearly to 28x28; returns float64 (n, 784) in [0, 1]."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != INPUT_DIM:
+        raise ValueError(f"expected digits of shape (n, 64), got {X.shape}")
+    if X.size and (X.min() < 0.0 or X.max() > 1.0):
+        raise ValueError("digit pixels must lie in [0, 1] (divide raw digits by 16)")
+    images = torch.from_numpy(X).reshape(-1, 1, 8, 8)
+    large = nn.functional.interpolate(images, size=(28, 28), mode="bilinear", align_corners=False)
+    return np.clip(large.reshape(-1, 28 * 28).numpy(), 0.0, 1.0)
+
+
+NPZ_ARRAYS = ("X_train", "y_train", "X_test", "y_test")
+
+
+Dataset = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def load_dataset(dataset: str | NpzDataset, scratch: Path) -> Dataset:
+    """``(X_train, y_train, X_test, y_test)``: X float64 (n, d), y int64 (n,).
+
+    ``dataset``: ``"digits"`` (8x8, d = 64), ``"digits-784"`` (upsampled to 28x28, d = 784), both in
+    [0, 1]; or an ``NpzDataset`` whose .npz is downloaded into ``scratch`` and checked (InputError naming
+    the file and the array otherwise).
+    """
+    if dataset in ("digits", "digits-784"):
+        (X_train, y_train), (X_test, y_test) = digits_data("train"), digits_data("test")
+        if dataset == "digits-784":
+            X_train, X_test = upsample_digits_784(X_train), upsample_digits_784(X_test)
+        return X_train, y_train, X_test, y_test
+    if not isinstance(dataset, NpzDataset):
+        raise InputError("dataset", f"unknown data set {dataset!r}: digits, digits-784 or {{npz: URL}}")
+    parent, _, name = dataset.npz.rstrip("/").rpartition("/")
+    local = Path(scratch) / "dataset.npz"
+    open_storage(parent or ".").download(name, local)
+    return _checked_arrays(dataset.npz, local)
+
+
+def _checked_arrays(source: str, path: Path) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in NPZ_ARRAYS if name in archive.files}
+    except (OSError, ValueError) as error:
+        raise InputError(source, f"not a readable .npz without pickled objects ({error})") from None
+    missing = [name for name in NPZ_ARRAYS if name not in arrays]
+    if missing:
+        raise InputError(source, f"missing arrays {missing}; a data set needs {list(NPZ_ARRAYS)}")
+    for split in ("train", "test"):
+        X, y = arrays[f"X_{split}"], arrays[f"y_{split}"]
+        if X.ndim != 2 or X.shape[0] == 0 or not np.issubdtype(X.dtype, np.number):
+            raise InputError(source, f"X_{split} must be a non-empty numeric array (n, d), not {X.dtype} {X.shape}")
+        if not np.all(np.isfinite(X)):
+            raise InputError(source, f"X_{split} contains NaN or Inf")
+        if y.shape != (X.shape[0],) or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
+            raise InputError(source, f"y_{split} must hold one integer label >= 0 per row of X_{split}, "
+                             f"not {y.dtype} {y.shape}")
+    if arrays["X_train"].shape[1] != arrays["X_test"].shape[1]:
+        raise InputError(source, f"X_train has {arrays['X_train'].shape[1]} features but X_test has "
+                         f"{arrays['X_test'].shape[1]}")
+    return tuple(arrays[name].astype(np.float64) if name.startswith("X") else arrays[name].astype(np.int64)
+                 for name in NPZ_ARRAYS)

@@ -1,0 +1,223 @@
+"""Hyperparameter studies without Ray: read a study spec, list its configurations, train one, compress it
+through the zoo job's task path, and summarise. ``jobs/study.py`` only moves configurations to workers.
+
+Output layout under the spec's ``output`` prefix (keyed by the hash of each configuration's settings, so a
+re-run finds what is done and a killed study resumes):
+
+    configs/<config hash, 16 hex>/model.pt, training.json (last)
+    compressed/runs/…/report.json …       the zoo job's layout (see ``batch``), source configs/<hash>
+    study_*.png, study.csv, study.md, study.html, study.json (last)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import get_args
+
+import torch
+from pydantic import ValidationError
+
+from ..engine.prove.parallel import ParallelMap
+from ..pipeline import versions
+from ..reports.study import (
+    render_study_csv,
+    render_study_html,
+    render_study_markdown,
+    study_figures,
+)
+from ..schema import (
+    BoxDomainSpec,
+    CompressionReport,
+    DomainSpec,
+    ModelTask,
+    NpzDataset,
+    StudyConfig,
+    StudyResult,
+    StudyRow,
+    StudySpec,
+    TrainingRecord,
+    ZooJobSpec,
+)
+from ..storage import Storage, open_storage, safe_key
+from ..zoo.plan import split_url
+from ..zoo.task import run_model_task
+from .datasets import load_dataset
+from .trainer import (
+    PenaltyKind,
+    Regularization,
+    accuracy,
+    save_state_dict,
+    torch_threads,
+    train_mlp,
+)
+
+CONFIGS = "configs"
+COMPRESSED = "compressed"
+MODEL = "model.pt"
+TRAINING = "training.json"
+STUDY = "study.json"
+#: box of the bundled image data sets (pixels in [0, 1])
+IMAGE_BOX = BoxDomainSpec(lower=0.0, upper=1.0)
+
+
+def plan_configs(spec: StudySpec) -> list[StudyConfig]:
+    """Every architecture × regulariser strength × seed (``none`` has the one strength 0), without
+    duplicates, in spec order."""
+    dataset = spec.dataset.npz if isinstance(spec.dataset, NpzDataset) else spec.dataset
+    configs: dict[str, StudyConfig] = {}
+    for hidden in spec.architectures:
+        for regularizer in spec.regularizers:
+            parameters = regularizer.model_dump(exclude={"kind", "strengths"})
+            for strength in getattr(regularizer, "strengths", [0.0]):
+                for seed in spec.seeds:
+                    config = StudyConfig(
+                        dataset=dataset, hidden=hidden, regularizer=regularizer.kind, strength=strength, seed=seed,
+                        epochs=spec.epochs, batch_size=spec.batch_size, learning_rate=spec.learning_rate, **parameters,
+                    )
+                    configs.setdefault(config_hash(config), config)
+    return list(configs.values())
+
+
+def config_hash(config: StudyConfig) -> str:
+    """sha256 (16 hex) of the configuration's canonical JSON (sorted keys, no spaces)."""
+    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _config_storage(spec: StudySpec, config: StudyConfig) -> Storage:
+    return open_storage(spec.output).child(safe_key(CONFIGS, config_hash(config)))
+
+
+def committed_record(spec: StudySpec, config: StudyConfig) -> TrainingRecord | None:
+    """The configuration's ``training.json`` if it exists, validates and is for ``config``; else None."""
+    storage = _config_storage(spec, config)
+    if not storage.exists(TRAINING):
+        return None
+    try:
+        record = TrainingRecord.model_validate_json(storage.get_bytes(TRAINING))
+    except ValidationError:
+        return None  # a damaged record does not count: the configuration is trained again
+    return record if record.config == config else None
+
+
+def train_config(spec: StudySpec, config: StudyConfig) -> TrainingRecord:
+    """Train ``config`` on one torch thread and write ``configs/<hash>/model.pt``, then ``training.json``;
+    a configuration whose record is committed is not trained again. Raises InputError for a bad data set."""
+    existing = committed_record(spec, config)
+    if existing is not None:
+        return existing
+    storage = _config_storage(spec, config)
+    with tempfile.TemporaryDirectory(prefix="exactcompress-study-") as scratch:
+        X_train, y_train, X_test, y_test = load_dataset(spec.dataset, Path(scratch))
+        started = time.monotonic()
+        regularization = Regularization(config.regularizer, config.strength, config.p, config.smoothing, config.a)
+        model, losses = train_mlp(
+            X_train, y_train, config.hidden, regularization=regularization, seed=config.seed, epochs=config.epochs,
+            batch_size=config.batch_size, lr=config.learning_rate, n_classes=int(max(y_train.max(), y_test.max())) + 1,
+        )
+        seconds = time.monotonic() - started
+        with torch_threads(1):
+            train_accuracy, test_accuracy = accuracy(model, X_train, y_train), accuracy(model, X_test, y_test)
+        save_state_dict(model, Path(scratch) / MODEL)
+        storage.upload(Path(scratch) / MODEL, MODEL)
+    record = TrainingRecord(
+        config=config, config_hash=config_hash(config), model_key=storage.url(MODEL), train_accuracy=train_accuracy,
+        test_accuracy=test_accuracy, loss_curve=losses, seconds=seconds, torch=torch.__version__,
+    )
+    if storage.put_if_absent(TRAINING, record.model_dump_json(indent=2).encode()):
+        return record
+    return committed_record(spec, config) or record  # a concurrent run committed first
+
+
+def study_domain(spec: StudySpec) -> DomainSpec:
+    """The spec's domain, else ``[0, 1]`` for the digits sets, else the bounding box of the .npz's X_train
+    (per feature). Raises InputError for a bad .npz."""
+    if spec.domain is not None:
+        return spec.domain
+    if not isinstance(spec.dataset, NpzDataset):
+        return IMAGE_BOX
+    with tempfile.TemporaryDirectory(prefix="exactcompress-study-") as scratch:
+        X_train = load_dataset(spec.dataset, Path(scratch))[0]
+    return BoxDomainSpec(lower=X_train.min(axis=0).tolist(), upper=X_train.max(axis=0).tolist())
+
+
+def compress_config(
+    spec: StudySpec, config: StudyConfig, record: TrainingRecord, parallel_map: ParallelMap | None = None
+) -> tuple[StudyRow, bool]:
+    """Compress the configuration's model as the zoo job would (source ``configs/<hash>``, output
+    ``compressed``), so a committed report is reused without solving. Returns its row and whether this
+    call solved (False: the report was already there)."""
+    output = open_storage(spec.output)
+    source_root = _config_storage(spec, config).url()
+    job = ZooJobSpec(
+        source=source_root, output=output.child(COMPRESSED).url(), domain=study_domain(spec), method=spec.method,
+        time_limit_s=spec.time_limit_s, fallback_tasks=spec.fallback_tasks,
+    )
+    outcome = run_model_task(ModelTask(source_root=source_root, key=MODEL, domain=job.domain, spec=job),
+                             parallel_map=parallel_map)
+    result = outcome.result
+    reports, report_key = split_url(result.report_key)
+    counts = CompressionReport.model_validate_json(reports.get_bytes(report_key)).counts()
+    row = StudyRow(
+        **_identity(config), test_accuracy=record.test_accuracy, stably_active=counts["stably_active"],
+        stably_inactive=counts["stably_inactive"], neurons_before=result.neurons_before,
+        neurons_after=result.neurons_after, parameters_before=result.parameters_before,
+        parameters_after=result.parameters_after, status=result.status, error=result.error, method=spec.method,
+        solve_seconds=result.seconds, training_seconds=record.seconds, model_key=record.model_key,
+        report_key=result.report_key,
+    )
+    return row, outcome.analysed
+
+
+def _identity(config: StudyConfig) -> dict:
+    return dict(config_hash=config_hash(config), regularizer=config.regularizer, strength=config.strength,
+                hidden=config.hidden, seed=config.seed)
+
+
+@dataclass(frozen=True)
+class ConfigOutcome:
+    """One configuration's row, and what this run did for it (False: reused from storage)."""
+
+    row: StudyRow
+    trained: bool
+    analysed: bool
+
+
+def run_config(spec: StudySpec, config: StudyConfig, parallel_map: ParallelMap | None = None) -> ConfigOutcome:
+    """Train (unless committed), then compress (unless committed) one configuration."""
+    record = committed_record(spec, config)
+    trained = record is None
+    row, analysed = compress_config(spec, config, record or train_config(spec, config), parallel_map)
+    return ConfigOutcome(row=row, trained=trained, analysed=analysed)
+
+
+def failed_row(spec: StudySpec, config: StudyConfig, reason: str) -> StudyRow:
+    """The row of a configuration whose task failed (after retries)."""
+    return StudyRow(**_identity(config), status="failed", error=reason, method=spec.method)
+
+
+def _row_order(row: StudyRow) -> tuple:
+    return (get_args(PenaltyKind).index(row.regularizer), row.strength, row.hidden, row.seed, row.config_hash)
+
+
+def summarize_study(spec: StudySpec, rows: list[StudyRow]) -> StudyResult:
+    """The study's result: rows sorted by regulariser (none, l1, lp, tl1), strength, architecture and seed."""
+    return StudyResult(spec=spec, versions=versions(), rows=sorted(rows, key=_row_order))
+
+
+def write_study(storage: Storage, result: StudyResult) -> str:
+    """Write the figures, ``study.csv``, ``study.md``, ``study.html`` and, last, ``study.json`` into
+    ``storage``; returns the URL of ``study.html``. The same result gives byte-identical files."""
+    figures = study_figures(result)
+    for name, png in figures.items():
+        storage.put_bytes(name, png)
+    storage.put_bytes("study.csv", render_study_csv(result).encode())
+    storage.put_bytes("study.md", render_study_markdown(result, list(figures)).encode())
+    storage.put_bytes("study.html", render_study_html(result, figures).encode())
+    storage.put_bytes(STUDY, result.model_dump_json(indent=2).encode())
+    return storage.url("study.html")

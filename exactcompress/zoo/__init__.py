@@ -1,0 +1,1 @@
+"""Zoo jobs without Ray: plan the models, run one model against storage, summarise; incremental runs."""

@@ -1,0 +1,58 @@
+"""Planning a zoo job: every model of its source (a prefix or a manifest) as a ``ModelTask``, checked before
+any work starts; and how files named in a spec resolve to storage."""
+
+from __future__ import annotations
+
+from ..errors import InputError
+from ..schema import MODEL_SUFFIXES, Manifest, ManifestSource, ModelTask, ZooJobSpec
+from ..schema.specfile import parse_spec
+from ..storage import Storage, open_storage, safe_key
+
+
+def split_url(url: str) -> tuple[Storage, str]:
+    """The storage holding ``url``'s parent and the file's key in it."""
+    parent, _, name = url.rstrip("/").rpartition("/")
+    return open_storage(parent or "."), name
+
+
+def resolve_reference(reference: str, source_root: str) -> tuple[Storage, str]:
+    """A file named in a spec: a full URL / absolute path, or a key relative to the job's source."""
+    if "://" in reference or reference.startswith("/"):
+        return split_url(reference)
+    return open_storage(source_root), reference
+
+
+def plan_tasks(spec: ZooJobSpec) -> list[ModelTask]:
+    """Every model of the job as a ``ModelTask``, sorted by key. Raises InputError for a missing or empty
+    source, an invalid manifest, or a key that would escape its prefix — before any work starts."""
+    if isinstance(spec.source, ManifestSource):
+        return _manifest_tasks(spec, spec.source.manifest)
+    source = open_storage(spec.source)
+    output_inside = _output_inside(spec.source, spec.output)
+    keys = [
+        key
+        for key in source.list_keys()
+        if key.lower().endswith(MODEL_SUFFIXES) and not (output_inside and key.startswith(output_inside + "/"))
+    ]
+    if not keys:
+        raise InputError(spec.source, f"no model files ({', '.join(MODEL_SUFFIXES)}) under this prefix")
+    return [ModelTask(source_root=spec.source, key=key, domain=spec.domain, spec=spec) for key in sorted(keys)]
+
+
+def _output_inside(source: str, output: str) -> str | None:
+    """The output prefix relative to the source when it lies inside it (its files are not models)."""
+    source, output = source.rstrip("/"), output.rstrip("/")
+    return output[len(source) + 1:] if output.startswith(source + "/") else None
+
+
+def _manifest_tasks(spec: ZooJobSpec, manifest_url: str) -> list[ModelTask]:
+    storage, name = split_url(manifest_url)
+    text = storage.get_bytes(name).decode("utf-8", errors="replace")
+    manifest = parse_spec(manifest_url, text, Manifest)
+    root = manifest.root or storage.url("").rstrip("/")
+    for entry in manifest.models:
+        safe_key(entry.key)
+    return [
+        ModelTask(source_root=root, key=entry.key, domain=entry.domain or spec.domain, spec=spec)
+        for entry in sorted(manifest.models, key=lambda entry: entry.key)
+    ]

@@ -1,1 +1,0 @@
-"""Ray drivers: move keys, call the library, aggregate."""

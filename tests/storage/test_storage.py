@@ -1,0 +1,303 @@
+"""Storage over a local directory and a real S3 server (SeaweedFS): same behaviour, safe keys, faults."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from exactcompress.errors import InputError, KeyNotFound
+from exactcompress.storage import LocalStorage, S3Storage, open_storage, safe_key, sha256_bytes
+from exactcompress.storage.keys import common_folder
+from exactcompress.storage.local_s3 import LocalS3Server
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request, tmp_path):
+    """The same tests run against a local directory and an s3:// prefix on the real server."""
+    if request.param == "local":
+        return open_storage(str(tmp_path / "root"))
+    return request.getfixturevalue("s3_storage")
+
+
+def test_put_get_overwrite(storage):
+    storage.put_bytes("a/b.bin", bytes(range(256)))
+    assert storage.get_bytes("a/b.bin") == bytes(range(256))
+    storage.put_bytes("a/b.bin", b"")
+    assert storage.get_bytes("a/b.bin") == b""
+
+
+def test_missing_key_is_a_one_line_error_naming_the_object(storage):
+    with pytest.raises(KeyNotFound) as raised:
+        storage.get_bytes("runs/missing.json")
+    assert not isinstance(raised.value, InputError)  # a missing object is not bad input by itself
+    assert raised.value.exit_code == 2
+    assert str(raised.value) == f"{storage.url('runs/missing.json')}: no such object"
+    copy = pickle.loads(pickle.dumps(raised.value))
+    assert type(copy) is KeyNotFound and str(copy) == str(raised.value)
+    storage.put_bytes("runs/present/x", b"1")
+    with pytest.raises(KeyNotFound):
+        storage.get_bytes("runs/present")  # a "directory" is not an object
+
+
+def test_exists_and_delete(storage):
+    assert not storage.exists("k")
+    storage.put_bytes("k", b"v")
+    assert storage.exists("k")
+    storage.delete("k")
+    storage.delete("k")  # deleting a missing key is fine
+    assert not storage.exists("k")
+
+
+def test_list_keys_is_sorted_recursive_and_filters_by_string_prefix(storage):
+    assert storage.list_keys() == []
+    for key in ["b", "a/c/d", "a/b", "ab", "a=1,x@y+z-w.v_u"]:
+        storage.put_bytes(key, key.encode())
+    assert storage.list_keys() == ["a/b", "a/c/d", "a=1,x@y+z-w.v_u", "ab", "b"]
+    assert storage.list_keys("a") == ["a/b", "a/c/d", "a=1,x@y+z-w.v_u", "ab"]
+    assert storage.list_keys("a/") == ["a/b", "a/c/d"]
+    assert storage.list_keys("a/c/d") == ["a/c/d"]
+    assert storage.list_keys("zz/") == []
+    storage.delete("a/c/d")
+    assert storage.list_keys("a/") == ["a/b"]
+
+
+def test_list_keys_pages_past_a_thousand_objects(storage):
+    keys = [f"many/{index:04d}" for index in range(1003)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: storage.put_bytes(key, b""), keys))
+    assert storage.list_keys("many/") == keys
+
+
+def test_put_if_absent_only_creates(storage):
+    assert storage.put_if_absent("claims/job-1", b"first")
+    assert not storage.put_if_absent("claims/job-1", b"second")
+    assert storage.get_bytes("claims/job-1") == b"first"
+
+
+def test_put_if_absent_has_exactly_one_winner_under_contention(storage):
+    def claim(index: int) -> bool:
+        return storage.put_if_absent("claims/race", f"writer-{index}".encode())
+
+    with ThreadPoolExecutor(8) as pool:
+        won = list(pool.map(claim, range(16)))
+    assert won.count(True) == 1
+    assert storage.get_bytes("claims/race") == f"writer-{won.index(True)}".encode()
+    assert storage.list_keys() == ["claims/race"]  # no temp files left behind
+
+
+def test_upload_download_round_trip(storage, tmp_path):
+    payload = os.urandom(3 * 1024 * 1024 + 17)
+    source = tmp_path / "source.bin"
+    source.write_bytes(payload)
+    storage.upload(source, "models/m.bin")
+    target = tmp_path / "new" / "dir" / "copy.bin"
+    storage.download("models/m.bin", target)
+    assert sha256_bytes(target.read_bytes()) == sha256_bytes(payload)
+    assert storage.get_bytes("models/m.bin") == payload
+
+
+def test_fingerprints_name_one_version_of_the_bytes(storage, tmp_path):
+    storage.put_bytes("zoo/a/m.pt", b"first")
+    storage.put_bytes("zoo/b.pt", b"other")
+    listed = storage.fingerprints(["zoo/a/m.pt", "zoo/b.pt", "zoo/missing.pt"])
+    assert set(listed) == {"zoo/a/m.pt", "zoo/b.pt"} and listed["zoo/a/m.pt"] != listed["zoo/b.pt"]
+    assert storage.download("zoo/a/m.pt", tmp_path / "m.pt") == listed["zoo/a/m.pt"]  # listing and read agree
+    assert storage.fingerprints(["zoo/a/m.pt"]) == {"zoo/a/m.pt": listed["zoo/a/m.pt"]}  # stable
+    storage.put_bytes("zoo/a/m.pt", b"second")
+    changed = storage.fingerprints(["zoo/a/m.pt"])["zoo/a/m.pt"]
+    assert changed != listed["zoo/a/m.pt"]
+    assert storage.download("zoo/a/m.pt", tmp_path / "m.pt") == changed
+    assert storage.fingerprints([]) == {}
+
+
+def test_fingerprints_cover_keys_across_folders_and_nothing_else(storage):
+    storage.put_bytes("zoo/x/m.pt", b"m")
+    storage.put_bytes("zoo/xy.pt", b"not asked for")
+    assert list(storage.fingerprints(["zoo/x/m.pt"])) == ["zoo/x/m.pt"]
+    assert sorted(storage.child("zoo").fingerprints(["x/m.pt", "xy.pt"])) == ["x/m.pt", "xy.pt"]
+
+
+def test_common_folder():
+    assert common_folder(["zoo/x/m.pt", "zoo/xy.pt"]) == "zoo/"
+    assert common_folder(["zoo/x/m.pt"]) == "zoo/x/"
+    assert common_folder(["a.pt", "zoo/b.pt"]) == ""
+
+
+def test_download_of_missing_key_leaves_no_file(storage, tmp_path):
+    target = tmp_path / "copy.bin"
+    with pytest.raises(KeyNotFound):
+        storage.download("nope", target)
+    assert list(tmp_path.glob("*copy.bin*")) == []
+
+
+def test_child_is_rooted_under_the_parent(storage):
+    child = storage.child("runs/r1")
+    child.put_bytes("report.json", b"{}")
+    assert storage.get_bytes("runs/r1/report.json") == b"{}"
+    assert child.list_keys() == ["report.json"]
+    assert child.url("report.json") == storage.url("runs/r1/report.json")
+    assert child.child("x").url("y") == storage.url("runs/r1/x/y")
+    with pytest.raises(InputError):
+        storage.child("../escape")
+
+
+def test_storage_survives_pickling(storage):
+    storage.put_bytes("k", b"before")  # creates the S3 client, which must not be pickled
+    copy = pickle.loads(pickle.dumps(storage))
+    assert copy.get_bytes("k") == b"before"
+    copy.put_bytes("k2", b"after")
+    assert storage.get_bytes("k2") == b"after"
+    assert copy.url("k") == storage.url("k")
+
+
+BAD_KEYS = ["..", "a/../b", "./a", "/abs", "a//b", "a/", "", "a\\b", "a\x00b", "a\nb", "a\x7fb", "a b", "a:b",
+            "a*b", "x" * 256]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS, ids=repr)
+def test_safe_key_refuses(key):
+    with pytest.raises(InputError) as raised:
+        safe_key(key)
+    assert repr(key)[:60] in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_safe_key_joins_parts():
+    assert safe_key("runs", "abc/def", "x.json") == "runs/abc/def/x.json"
+    with pytest.raises(InputError):
+        safe_key("runs", "", "x")
+    with pytest.raises(InputError):
+        safe_key("runs", "/etc/passwd")
+
+
+@pytest.mark.parametrize("key", ["../outside", "/etc/passwd", "a//b", "a\\b", "a\x01b"], ids=repr)
+def test_every_method_refuses_unsafe_keys(storage, tmp_path, key):
+    (tmp_path / "file").write_bytes(b"x")
+    calls = [lambda: storage.get_bytes(key), lambda: storage.put_bytes(key, b"x"),
+             lambda: storage.put_if_absent(key, b"x"), lambda: storage.exists(key), lambda: storage.delete(key),
+             lambda: storage.download(key, tmp_path / "out"), lambda: storage.upload(tmp_path / "file", key),
+             lambda: storage.url(key), lambda: storage.child(key), lambda: storage.list_keys(key)]
+    for call in calls:
+        with pytest.raises(InputError):
+            call()
+    assert storage.list_keys() == []
+    assert not (tmp_path / "outside").exists()
+
+
+def test_open_storage_urls(tmp_path):
+    assert isinstance(open_storage(str(tmp_path)), LocalStorage)
+    assert open_storage(f"file://{tmp_path}").url("k") == str(tmp_path / "k")
+    s3 = open_storage("s3://my-bucket/some/prefix/")
+    assert isinstance(s3, S3Storage) and s3.url("k") == "s3://my-bucket/some/prefix/k"
+    assert open_storage("s3://my-bucket").url("k") == "s3://my-bucket/k"
+    for bad in ["s3://Bad_Bucket/x", "s3://b/x", "s3://my-bucket/a/../b", "ftp://host/x", "file://host/x"]:
+        with pytest.raises(InputError):
+            open_storage(bad)
+
+
+def test_local_writes_are_atomic_for_concurrent_readers(tmp_path):
+    storage = LocalStorage(tmp_path)
+    versions = [bytes([65 + index]) * (2 * 1024 * 1024) for index in range(3)]
+    storage.put_bytes("obj", versions[0])
+    stop = threading.Event()
+
+    def write() -> None:
+        index = 0
+        while not stop.is_set():
+            index += 1
+            storage.put_bytes("obj", versions[index % 3])
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        seen = {storage.get_bytes("obj") for _ in range(300)}
+    finally:
+        stop.set()
+        writer.join()
+    assert seen <= set(versions)
+    assert storage.list_keys() == ["obj"]
+
+
+def test_local_listing_ignores_temp_files_of_interrupted_writes(tmp_path):
+    storage = LocalStorage(tmp_path)
+    storage.put_bytes("d/obj", b"x")
+    (tmp_path / "d" / ".obj.k3j2h~tmp").write_bytes(b"half")  # what a crash mid-write leaves
+    assert storage.list_keys() == ["d/obj"]
+    with pytest.raises(FileNotFoundError):
+        storage.upload(tmp_path / "no-such-file", "d/obj")
+    assert storage.get_bytes("d/obj") == b"x"
+    assert sorted(path.name for path in (tmp_path / "d").iterdir()) == [".obj.k3j2h~tmp", "obj"]
+
+
+def test_s3_storage_never_shows_credentials(s3_storage, s3_server):
+    s3_storage.put_bytes("k", b"v")
+    endpoint = s3_server.endpoint
+    for text in [repr(s3_storage), str(s3_storage.__getstate__()), repr(endpoint)]:
+        assert endpoint.secret_key not in text
+    assert endpoint.secret_key.encode() not in pickle.dumps(s3_storage)
+    assert endpoint.access_key.encode() not in pickle.dumps(s3_storage)
+
+
+def test_wrong_secret_is_rejected_by_the_server(s3_storage, monkeypatch):
+    s3_storage.put_bytes("k", b"v")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-" + os.environ["AWS_SECRET_ACCESS_KEY"][6:])
+    intruder = open_storage(s3_storage.url())
+    for call in [lambda: intruder.get_bytes("k"), lambda: intruder.put_bytes("k", b"evil"),
+                 lambda: intruder.list_keys(), lambda: intruder.exists("k")]:
+        with pytest.raises(InputError, match="access denied"):
+            call()
+    assert s3_storage.get_bytes("k") == b"v"
+
+
+def test_missing_bucket_is_an_input_error(s3_storage):
+    with pytest.raises(InputError, match="bucket does not exist"):
+        open_storage("s3://no-such-bucket-here/x").get_bytes("k")
+
+
+def test_restart_keeps_data_and_credentials(tmp_path, use_s3_endpoint):
+    server = LocalS3Server(tmp_path / "s3")
+    try:
+        first = server.start()
+        use_s3_endpoint(first)
+        storage = open_storage("s3://keep/p")
+        storage.ensure_bucket()
+        storage.put_bytes("k", b"kept")
+        assert server.restart() == first  # same ports, same credentials
+        assert storage.get_bytes("k") == b"kept"
+        server.stop()
+        assert server.pid is None
+        fresh = LocalS3Server(tmp_path / "s3").start()  # a new process object: new ports, same data and keys
+        assert (fresh.access_key, fresh.secret_key) == (first.access_key, first.secret_key)
+        use_s3_endpoint(fresh)
+        assert open_storage("s3://keep/p").get_bytes("k") == b"kept"
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_calls_ride_over_a_server_restart(tmp_path, use_s3_endpoint):
+    server = LocalS3Server(tmp_path / "s3")
+    restarter = threading.Timer(3.0, server.restart)
+    try:
+        use_s3_endpoint(server.start())
+        storage = open_storage("s3://fault/p")
+        storage.ensure_bucket()
+        storage.put_bytes("before", b"1")
+        server.stop()
+        restarter.start()
+        started = time.monotonic()
+        storage.put_bytes("during", b"2")  # issued while the server is down
+        waited = time.monotonic() - started
+        restarter.join()
+        assert waited >= 2.5
+        assert storage.get_bytes("during") == b"2" and storage.get_bytes("before") == b"1"
+    finally:
+        restarter.cancel()
+        if restarter.is_alive():
+            restarter.join()
+        server.stop()

@@ -1,0 +1,223 @@
+"""Hyperparameter studies end to end (real embedded Ray, real SCIP, local storage and the real S3 server), the
+regulariser maths and the spec's errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from exactcompress.cli import app
+from exactcompress.distributed.study_job import run_study
+from exactcompress.errors import InputError
+from exactcompress.pipeline import versions
+from exactcompress.reports.study import (
+    group_table,
+    render_study_html,
+    render_study_markdown,
+    study_figures,
+)
+from exactcompress.schema import (
+    BoxDomainSpec,
+    NpzDataset,
+    StudyResult,
+    StudyRow,
+    StudySpec,
+    TrainingRecord,
+)
+from exactcompress.storage import open_storage
+from exactcompress.training.datasets import digits_data, load_dataset
+from exactcompress.schema.specfile import read_study_spec
+from exactcompress.training.study import config_hash, plan_configs, write_study
+from exactcompress.training.trainer import Regularization, penalty, train_mlp
+
+REQUIRED_ROW_FIELDS = {"regularizer", "strength", "hidden", "seed", "test_accuracy", "stably_active",
+                       "stably_inactive", "neurons_before", "neurons_after", "status"}
+FIGURES = ("study_accuracy_removed.png", "study_stable_strength.png", "study_solve_seconds.png")
+
+
+def small_spec(output: str, **changes) -> StudySpec:
+    fields = dict(architectures=[[8, 8], [12, 8]], regularizers=[{"kind": "none"}, {"kind": "l1", "strengths": [3e-3]}],
+                  seeds=[0], epochs=2, output=output, time_limit_s=30)
+    return StudySpec.model_validate({**fields, **changes})
+
+
+def mtimes(directory) -> dict[str, int]:
+    return {str(path.relative_to(directory)): path.stat().st_mtime_ns for path in sorted(directory.rglob("*")) if path.is_file()}
+
+
+def test_study_end_to_end_then_a_rerun_trains_and_solves_nothing(tmp_path, local_ray):
+    output = tmp_path / "study"
+    spec = small_spec(str(output))
+    spec_file = tmp_path / "study.yaml"
+    spec_file.write_text(spec.model_dump_json())
+
+    run = run_study(spec)
+
+    assert (run.trained, run.analysed, run.exit_code) == (4, 4, 0)
+    result = StudyResult.model_validate_json((output / "study.json").read_bytes())
+    assert result == run.result and result.spec.domain == BoxDomainSpec(lower=0.0, upper=1.0)
+    rows = [row.model_dump() for row in result.rows]
+    assert len(rows) == 4 and all(REQUIRED_ROW_FIELDS <= set(row) for row in rows)
+    assert [(row["regularizer"], row["hidden"]) for row in rows] == [("none", [8, 8]), ("none", [12, 8]),
+                                                                     ("l1", [8, 8]), ("l1", [12, 8])]
+    for row in result.rows:
+        assert row.status in ("exact", "partial"), row.error
+        assert 0.1 < row.test_accuracy <= 1.0 and row.neurons_before == sum(row.hidden)
+        assert row.stably_active + row.stably_inactive <= row.neurons_before
+        assert row.neurons_after <= row.neurons_before and row.report_key.endswith("report.json")
+        record = TrainingRecord.model_validate_json((output / "configs" / row.config_hash / "training.json").read_bytes())
+        assert record.config_hash == row.config_hash and len(record.loss_curve) == 2
+        assert record.test_accuracy == row.test_accuracy
+    csv_rows = list(csv.DictReader(io.StringIO((output / "study.csv").read_text())))
+    assert len(csv_rows) == 4 and csv_rows[0]["hidden"] == "8x8" and csv_rows[0]["regularizer"] == "none"
+    page = (output / "study.html").read_text()
+    assert page.count('src="data:image/png;base64,') == len(FIGURES) and "<table>" in page
+    markdown = (output / "study.md").read_text()
+    assert "| regulariser | strength | hidden | seed | test accuracy % |" in markdown
+    assert all(f"]({name})" in markdown and (output / name).read_bytes().startswith(b"\x89PNG") for name in FIGURES)
+
+    before = {name: (output / name).read_bytes() for name in ("study.json", "study.csv", "study.md", "study.html", *FIGURES)}
+    stamps = mtimes(output / "configs") | mtimes(output / "compressed")
+    again = CliRunner().invoke(app, ["study", "run", str(spec_file), "--quiet"])
+
+    assert again.exit_code == 0, again.output
+    assert "trained 0 and compressed 0 of 4 configurations" in again.output
+    assert f"study: {output / 'study.html'}" in again.output and "l1" in again.output
+    assert mtimes(output / "configs") | mtimes(output / "compressed") == stamps  # no training, no solves
+    assert {name: (output / name).read_bytes() for name in before} == before  # deterministic study files
+
+
+def test_npz_study_on_s3_uses_the_training_data_box(tmp_path, s3_storage, local_ray):
+    (X_train, y_train), (X_test, y_test) = digits_data("train"), digits_data("test")
+    local = tmp_path / "data.npz"
+    np.savez(local, X_train=X_train[:300] * 2 - 0.5, y_train=y_train[:300], X_test=X_test[:100] * 2 - 0.5,
+             y_test=y_test[:100])
+    s3_storage.upload(local, "data/digits.npz")
+    spec = small_spec(s3_storage.child("study").url(), dataset={"npz": s3_storage.url("data/digits.npz")},
+                      architectures=[[6]], regularizers=[{"kind": "tl1", "strengths": [1e-3]}])
+
+    run = run_study(spec)
+
+    [row] = run.result.rows
+    assert row.status == "exact" and run.trained == 1, row.error
+    domain = run.result.spec.domain
+    assert len(domain.lower) == 64 and min(domain.lower) == -0.5 and max(domain.upper) == 1.5
+    assert s3_storage.exists(f"study/configs/{row.config_hash}/model.pt")
+    assert StudyResult.model_validate_json(s3_storage.get_bytes("study/study.json")) == run.result
+
+
+def test_plan_configs_and_hashes():
+    spec = small_spec("out", seeds=[0, 1], regularizers=[
+        {"kind": "none"}, {"kind": "l1", "strengths": [1e-4, 1e-3, 1e-4]}, {"kind": "lp", "strengths": [1e-3]},
+    ])
+    configs = plan_configs(spec)
+    assert len(configs) == 2 * (1 + 2 + 1) * 2  # the repeated l1 strength counts once
+    assert {config.strength for config in configs if config.regularizer == "none"} == {0.0}
+    lp = next(config for config in configs if config.regularizer == "lp")
+    assert (lp.p, lp.smoothing, lp.a) == (0.5, 1e-3, None)
+    hashes = [config_hash(config) for config in configs]
+    assert len(set(hashes)) == len(hashes) and all(len(h) == 16 and int(h, 16) >= 0 for h in hashes)
+    assert config_hash(configs[0].model_copy(update={"seed": 7})) != hashes[0]
+    assert config_hash(configs[0].model_copy()) == hashes[0]
+
+
+WEIGHTS = [torch.tensor([[1.0, -2.0], [0.0, 0.5]]), torch.tensor([[3.0]])]
+
+
+@pytest.mark.parametrize("kind, settings, expected", [
+    ("none", {}, 0.0),
+    ("l1", {}, 0.1 * (1 + 2 + 0 + 0.5 + 3)),
+    ("lp", {"p": 0.5, "smoothing": 1e-3}, 0.1 * sum((abs(w) + 1e-3) ** 0.5 for w in (1, -2, 0, 0.5, 3))),
+    ("tl1", {"a": 1.0}, 0.1 * sum(2 * abs(w) / (1 + abs(w)) for w in (1, -2, 0, 0.5, 3))),
+])
+def test_penalty_values(kind, settings, expected):
+    assert float(penalty(kind, WEIGHTS, 0.1, **settings)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_penalty_gradients_are_finite_at_zero_and_parameters_are_required():
+    for kind, settings in (("l1", {}), ("lp", {"p": 0.3, "smoothing": 1e-3}), ("tl1", {"a": 0.5})):
+        weight = torch.zeros(3, 2, requires_grad=True)
+        penalty(kind, [weight], 1.0, **settings).backward()
+        assert torch.isfinite(weight.grad).all(), kind
+    with pytest.raises(ValueError, match="p and smoothing"):
+        penalty("lp", WEIGHTS, 1.0)
+    with pytest.raises(ValueError, match="needs a"):
+        penalty("tl1", WEIGHTS, 1.0)
+
+
+def test_training_is_deterministic_and_the_penalty_shrinks_weights():
+    X, y = digits_data("train")
+    X, y = X[:256], y[:256]
+
+    def train(regularization=Regularization(), seed=0):
+        model, losses = train_mlp(X, y, [8], regularization=regularization, seed=seed, epochs=3)
+        return torch.cat([p.detach().flatten() for p in model.parameters()]), losses
+
+    weights, losses = train()
+    again, losses_again = train()
+    assert torch.equal(weights, again) and losses == losses_again and len(losses) == 3
+    assert not torch.equal(weights, train(seed=1)[0])
+    shrunk, _ = train(Regularization("l1", 1e-2))
+    assert shrunk.abs().sum() < 0.8 * weights.abs().sum()
+
+
+def test_spec_and_data_errors_name_the_field_or_array(tmp_path):
+    spec_file = tmp_path / "study.yaml"
+    cases = {
+        "architectures: [[8]]\nregularizers: [{kind: l1, strengths: [-1]}]\noutput: o": "field 'regularizers.0.strengths.0'",
+        "architectures: [[8]]\nregularizers: [{kind: l2}]\noutput: o": "field 'regularizers.0'",
+        "architectures: [[8]]\nregularizers: [{kind: none}]": "field 'output'",
+        "dataset: mnist\narchitectures: [[8]]\nregularizers: [{kind: none}]\noutput: o": "field 'dataset'",
+    }
+    for text, expected in cases.items():
+        spec_file.write_text(text)
+        with pytest.raises(InputError, match=expected) as caught:
+            read_study_spec(spec_file)
+        assert "\n" not in str(caught.value) and str(spec_file) in str(caught.value)
+    result = CliRunner().invoke(app, ["study", "run", str(spec_file)])
+    assert result.exit_code == 2 and "field 'dataset'" in result.output
+
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, X_train=np.zeros((4, 2)), y_train=np.zeros(4, dtype=int), X_test=np.zeros((2, 2)))
+    with pytest.raises(InputError, match=r"bad.npz: missing arrays \['y_test'\]; a data set needs"):
+        load_dataset(NpzDataset(npz=str(bad)), tmp_path)
+    np.savez(bad, X_train=np.zeros((4, 2)), y_train=np.zeros(4), X_test=np.zeros((2, 2)), y_test=np.zeros(2, dtype=int))
+    with pytest.raises(InputError, match="bad.npz: y_train must hold one integer label"):
+        load_dataset(NpzDataset(npz=str(bad)), tmp_path)
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="bad.npz: not a readable .npz"):
+        load_dataset(NpzDataset(npz=str(bad)), tmp_path)
+
+
+def test_schema_study_prints_the_spec_schema():
+    result = CliRunner().invoke(app, ["schema", "study"])
+    schema = json.loads(result.output)
+    assert schema["title"] == "StudySpec" and {"architectures", "regularizers", "dataset"} <= set(schema["properties"])
+
+
+def test_failed_rows_are_shown_escaped_and_left_out_of_the_means(tmp_path):
+    spec = small_spec(str(tmp_path), architectures=[[8]], regularizers=[{"kind": "l1", "strengths": [1e-3]}], seeds=[0, 1])
+    common = dict(regularizer="l1", strength=1e-3, hidden=[8], method="auto")
+    rows = [
+        StudyRow(config_hash="a" * 16, seed=0, test_accuracy=0.9, stably_active=2, stably_inactive=2, neurons_before=8,
+                 neurons_after=6, parameters_before=100, parameters_after=80, status="exact", solve_seconds=1.5, **common),
+        StudyRow(config_hash="b" * 16, seed=1, status="failed", error="task failed: <b>boom</b> | x", **common),
+    ]
+    result = StudyResult(spec=spec, versions=versions(), rows=rows)
+
+    [group] = group_table(result)[1]
+    assert group[3:6] == ["1 of 2", "90.0", "25.0"]  # the failed seed is not averaged in
+    markdown, page = render_study_markdown(result), render_study_html(result, study_figures(result))
+    assert "&lt;b&gt;boom&lt;/b&gt; \\| x" in markdown and "<b>boom" not in markdown
+    assert "&lt;b&gt;boom&lt;/b&gt; | x" in page and "<b>boom" not in page
+    html_url = write_study(open_storage(str(tmp_path)), result)
+    assert html_url == str(tmp_path / "study.html")
+    assert StudyResult.model_validate_json((tmp_path / "study.json").read_bytes()) == result
+    empty = StudyResult(spec=spec, versions=versions(), rows=rows[1:])
+    assert all(png.startswith(b"\x89PNG") for png in study_figures(empty).values())

@@ -14,6 +14,12 @@ run is kept: it would hit the cap again). ``--jobs N`` benchmarks N models at on
 still run one after the other); every run records its N, since runs that share the machine run slower. Methods that finished exactly must agree on every layer's stably active and stably inactive
 sets, and a partial run's stable sets must lie inside an exact run's: anything else is a soundness bug,
 printed loudly, and the exit status is 1.
+
+Optional method ``gurobi-per-neuron`` (not in the default set): the same 2020 per-neuron baseline in Gurobi,
+run as ``python benchmarks/gurobi_per_neuron.py MODEL --out TMP --time-limit CAP``. Without ``gurobipy`` its
+runs are "not installed" (skipped, not failed); a model too large for Gurobi's size-limited licence shows
+"over licence". Below the table, besides the speed-ups: the median of t(gurobi-per-neuron) / t(auto) over the
+models both finished exactly.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import argparse
 import concurrent.futures
 import datetime
 import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -36,7 +43,16 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 BASELINE = "per-neuron"
-KNOWN_METHODS = ("per-neuron", "milp", "auto")
+#: the per-neuron baseline in Gurobi (benchmarks/gurobi_per_neuron.py); optional, needs ``pip install gurobipy``
+GUROBI = "gurobi-per-neuron"
+GUROBI_SCRIPT = Path(__file__).resolve().parent / "gurobi_per_neuron.py"
+#: table order of the methods this script knows
+KNOWN_METHODS = ("per-neuron", "milp", "auto", GUROBI)
+DEFAULT_METHODS = ("per-neuron", "milp", "auto")
+#: status of a run skipped because its solver is not installed (neither finished nor failed)
+NOT_INSTALLED = "not installed"
+#: how gurobi_per_neuron.py's error starts when the model is too large for a size-limited licence
+OVER_LICENCE = "over licence"
 RESULTS_FILE = "milp_vs_per_neuron"
 MANIFEST_FILE = "bench_zoo.json"
 DEFAULT_CAP_S = 300.0
@@ -54,6 +70,38 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def gurobi_installed() -> bool:
+    """Whether ``gurobipy`` can be imported by the children (same interpreter and environment as this one)."""
+    return importlib.util.find_spec("gurobipy") is not None
+
+
+def missing_solver(method: str) -> str | None:
+    """Why ``method`` cannot run here (its solver is not installed), or None."""
+    if method == GUROBI and not gurobi_installed():
+        return "gurobipy is not installed (pip install gurobipy)"
+    return None
+
+
+def method_command(model: Path, method: str, cap: float, out: Path) -> list[str]:
+    """The child's command line: ``python -m exactcompress compress ...``, or for GUROBI its own script."""
+    if method == GUROBI:
+        return [sys.executable, str(GUROBI_SCRIPT), str(model), "--out", str(out), "--time-limit", repr(float(cap))]
+    return [sys.executable, "-m", "exactcompress", "compress", str(model), "--out", str(out),
+            "--method", method, "--time-limit", repr(float(cap)), "--quiet"]
+
+
+def not_installed_record(method: str, cap: float, reason: str, model_sha256: str) -> dict:
+    """The record of a run skipped because its solver is missing (status NOT_INSTALLED; retried next time)."""
+    return {"method": method, "cap_s": float(cap), "model_sha256": model_sha256,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "status": NOT_INSTALLED, "capped": False, "seconds": 0.0, "error": reason}
+
+
+def over_licence(run: dict | None) -> bool:
+    """A run refused because the model is too large for Gurobi's size-limited licence."""
+    return run is not None and run["status"] == "failed" and str(run.get("error") or "").startswith(OVER_LICENCE)
+
+
 def run_method(model: Path, method: str, cap: float, work_dir: Path) -> dict:
     """Compress ``model`` with ``method`` under ``--time-limit cap`` (seconds) in a fresh subprocess; returns its run record.
 
@@ -63,8 +111,7 @@ def run_method(model: Path, method: str, cap: float, work_dir: Path) -> dict:
     (harvested: ``milp.solutions_harvested``, 0 when the report has no such field), error, versions, date.
     """
     out = Path(work_dir) / method
-    command = [sys.executable, "-m", "exactcompress", "compress", str(model), "--out", str(out),
-               "--method", method, "--time-limit", repr(float(cap)), "--quiet"]
+    command = method_command(model, method, cap, out)
     log_path = Path(work_dir) / f"{method}.log"
     started = time.monotonic()
     with open(log_path, "wb") as log:
@@ -167,7 +214,7 @@ def disagreements(runs: dict[str, dict]) -> list[str]:
 
 def lower_bound_seconds(run: dict) -> float | None:
     """Seconds to finish: the measured total, the cap if the cap cut the run (a lower bound), None if it failed."""
-    if run["status"] in ("failed", "killed") and not run["capped"]:
+    if run["status"] in ("failed", "killed", NOT_INSTALLED) and not run["capped"]:
         return None
     return run["cap_s"] if run["capped"] else run["seconds"]
 
@@ -221,8 +268,15 @@ def benchmark_model(zoo_dir: Path, entry: dict, caps: Mapping[str, float], previ
                if run["cap_s"] == caps.get(m, run["cap_s"]) and run.get("model_sha256") == sha}
     runs = dict(earlier)
     for method, cap in caps.items():
-        if method in earlier and earlier[method]["status"] != "failed" and (method not in rerun or earlier[method]["capped"]):
+        # failed and skipped runs are retried, except a refusal by the licence (it would be refused again)
+        retry = earlier.get(method, {}).get("status") in ("failed", NOT_INSTALLED) and not over_licence(earlier.get(method))
+        if method in earlier and not retry and (method not in rerun or earlier[method]["capped"]):
             say(f"{entry['name']} {method}: reused ({earlier[method]['status']}, {earlier[method]['seconds']:.1f} s)")
+            continue
+        missing = missing_solver(method)
+        if missing:
+            runs[method] = {**not_installed_record(method, cap, missing, sha), "jobs": jobs}
+            say(f"{entry['name']} {method}: {NOT_INSTALLED}, skipped ({missing})")
             continue
         say(f"{entry['name']} {method}: running (cap {cap:g} s)")
         with tempfile.TemporaryDirectory(prefix="bench-") as work_dir:
@@ -239,7 +293,7 @@ def benchmark_model(zoo_dir: Path, entry: dict, caps: Mapping[str, float], previ
 
 
 def describe(run: dict) -> str:
-    if run["status"] in ("failed", "killed"):
+    if run["status"] in ("failed", "killed", NOT_INSTALLED):
         return f"{run['status']}: {run['error']}"
     return (f"{run['status']} in {format_seconds(run)} s; {run['stably_active']} active, {run['stably_inactive']} "
             f"inactive, {run['undecided']} undecided; {run['nodes']} nodes; {run['peak_rss_mib']:.0f} MiB")
@@ -254,11 +308,15 @@ def _method_order(methods) -> list[str]:
 
 def machine_info(rows: Sequence[dict]) -> dict:
     """CPU count and model, memory, OS, python and package versions (from the newest report), date, git commit."""
-    versions = {}
+    versions, solver = {}, {}
     for row in rows:
-        for run in row["runs"].values():
-            if run.get("versions") and run["date"] >= versions.get("_date", ""):
+        for method, run in row["runs"].items():
+            if method == GUROBI:  # its report states Gurobi's versions, not the exactcompress run's torch/SCIP
+                if run.get("versions", {}).get("gurobi") and run["date"] >= solver.get("_date", ""):
+                    solver = {key: run["versions"][key] for key in ("gurobipy", "gurobi")} | {"_date": run["date"]}
+            elif run.get("versions") and run["date"] >= versions.get("_date", ""):
                 versions = {**run["versions"], "_date": run["date"]}
+    versions = {**versions, **solver}
     versions.pop("_date", None)
     return {
         "cpu_count": os.cpu_count(),
@@ -307,6 +365,7 @@ def summarize(rows: Sequence[dict], caps: Mapping[str, float], jobs: int = 1) ->
         at_caps = [row for row in rows if m in row["speedups"] and all(
             row["caps"].get(k) == caps.get(k) for k in (m, BASELINE))]
         medians[m] = median_speedup([row["speedups"][m] for row in at_caps])
+    ratios = {f"{GUROBI}/auto": median_ratio(rows, GUROBI, "auto")} if GUROBI in methods and "auto" in methods else {}
     return {
         "benchmark": "milp_vs_per_neuron",
         "machine": machine_info(rows),
@@ -316,7 +375,16 @@ def summarize(rows: Sequence[dict], caps: Mapping[str, float], jobs: int = 1) ->
         "baseline": BASELINE,
         "rows": list(rows),
         "medians": medians,
+        "ratios": ratios,
     }
+
+
+def median_ratio(rows: Sequence[dict], numerator: str, denominator: str) -> dict:
+    """Median of t(numerator) / t(denominator) over the rows where both runs are exact (``n``: how many)."""
+    values = [row["runs"][numerator]["seconds"] / row["runs"][denominator]["seconds"] for row in rows
+              if all(row["runs"].get(m, {}).get("status") == "exact" for m in (numerator, denominator))
+              and row["runs"][denominator]["seconds"] > 0]
+    return {"value": round(statistics.median(values), 3) if values else None, "n": len(values)}
 
 
 def load_rows(out_dir: Path) -> dict[str, dict]:
@@ -342,7 +410,9 @@ def format_seconds(run: dict | None) -> str:
         return "–"
     if run["capped"]:
         return f"≥ {run['cap_s']:g}"
-    if run["status"] in ("failed", "killed"):
+    if over_licence(run):
+        return OVER_LICENCE
+    if run["status"] in ("failed", "killed", NOT_INSTALLED):
         return run["status"]
     return f"{run['seconds']:.1f}" + (" partial" if run["status"] == "partial" else "")
 
@@ -425,6 +495,13 @@ def _shared_runs_note(results: dict) -> str:
             "in the json); runs that share the machine are somewhat slower than alone.")
 
 
+def _gurobi_version(results: dict) -> str:
+    """", Gurobi X.Y.Z" from the newest gurobi-per-neuron run that states it, else ""."""
+    stated = [(run["date"], run["versions"]["gurobi"]) for row in results["rows"]
+              for m, run in row["runs"].items() if m == GUROBI and (run.get("versions") or {}).get("gurobi")]
+    return f", Gurobi {max(stated)[1]}" if stated else ""
+
+
 def format_caps(caps: Mapping[str, float], methods: Sequence[str] | None = None) -> str:
     return ", ".join(f"{m} {cap:g} s" for m, cap in caps.items() if methods is None or m in methods)
 
@@ -434,6 +511,11 @@ def median_lines(results: dict) -> list[str]:
     for method, median in results["medians"].items():
         lines.append(f"median speed-up of {method} over {BASELINE}: {format_speedup(median)} "
                      f"({median['n']} models; caps {format_caps(results['caps'], (method, BASELINE))})")
+    for name, ratio in (results.get("ratios") or {}).items():
+        numerator, denominator = name.split("/")
+        value = "–" if ratio["value"] is None else f"{ratio['value']:.2f}"
+        lines.append(f"median ratio t({numerator})/t({denominator}) over the models both finished (exact): {value} "
+                     f"({ratio['n']} models)")
     return lines
 
 
@@ -443,14 +525,21 @@ def render_markdown(results: dict) -> str:
     capped = [(row["name"], m) for row in results["rows"] for m, run in row["runs"].items() if run["capped"]]
     bad = [(row["name"], problem) for row in results["rows"] for problem in row["disagreements"]]
     failed = [(row["name"], m, run["error"]) for row in results["rows"] for m, run in row["runs"].items()
-              if run["status"] in ("failed", "killed")]
+              if run["status"] in ("failed", "killed") and not over_licence(run)]
+    refused = [(row["name"], m, run["error"]) for row in results["rows"] for m, run in row["runs"].items() if over_licence(run)]
+    skipped = {m: run["error"] for row in results["rows"] for m, run in row["runs"].items() if run["status"] == NOT_INSTALLED}
+    skipped_models = {m: [row["name"] for row in results["rows"] if row["runs"].get(m, {}).get("status") == NOT_INSTALLED]
+                      for m in skipped}
+    gurobi = GUROBI in results["methods"]
     parts = [
-        "# Proof methods side by side: per-neuron MILPs vs one MILP vs auto",
+        "# Proof methods side by side: per-neuron MILPs vs one MILP vs auto" + (" (and per-neuron in Gurobi)" if gurobi else ""),
         "",
         f"Measured on {machine['cpu_count']} CPUs ({machine['cpu_model'] or 'unknown CPU'}, {machine['memory'] or '? memory'}), "
         f"{machine['platform']}, Python {machine['python']}; {versions}. Written {machine['date']}, "
         f"git {machine['git_commit'] or 'unknown'}. Caps (`--time-limit` per run): {format_caps(results['caps'])}; "
-        "each run is a fresh `python -m exactcompress compress` process." + _shared_runs_note(results),
+        "each run is a fresh `python -m exactcompress compress` process"
+        + (f" (`{GUROBI}`: `benchmarks/gurobi_per_neuron.py`{_gurobi_version(results)})" if gurobi else "") + "."
+        + _shared_runs_note(results),
         "",
         table(results),
         "",
@@ -472,10 +561,21 @@ def render_markdown(results: dict) -> str:
         "MILP proved the rest), `single+per-neuron` (the single MILP stopped at its budget; sign solves for the rest).",
         "- `agree`: exact runs have equal stable sets per layer and partial runs' stable sets lie inside them.",
     ]
+    if gurobi:
+        parts.append(f"- `{GUROBI}`: the per-neuron baseline (two MILPs per neuron solved to optimality, layer by layer, "
+                     "big-M from interval bounds on the first layer and from the MILP optima above) in Gurobi, one thread; "
+                     "it proves stability only (no compression or verification in its seconds). `over licence`: the model's "
+                     "MILP is larger than Gurobi's size-limited licence allows (2000 variables, 2000 linear constraints); "
+                     "refused, no result claimed.")
     if capped:
         parts.append("- capped runs (`≥`): " + ", ".join(f"{name} {method}" for name, method in capped) + ".")
     if failed:
         parts += [f"- failed: {name} {method}: {error}" for name, method, error in failed]
+    if refused:
+        parts += [f"- {OVER_LICENCE}: {name} {method}: {error}" for name, method, error in refused]
+    for method, reason in skipped.items():
+        parts.append(f"- **{method} not installed**: {reason}; its runs were skipped, not failed "
+                     f"({', '.join(skipped_models[method])}), and run on the next call once it is installed.")
     if bad:
         parts += ["", "## SOUNDNESS: the methods disagree", ""] + [f"- {name}: {problem}" for name, problem in bad]
     return "\n".join(parts) + "\n"
@@ -496,7 +596,9 @@ def select_entries(zoo_dir: Path, names: Sequence[str] | None) -> list[dict]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--zoo", type=Path, required=True, help="bench zoo directory (with bench_zoo.json)")
-    parser.add_argument("--methods", nargs="+", default=list(KNOWN_METHODS), help="methods, passed to --method as they are")
+    parser.add_argument("--methods", nargs="+", default=list(DEFAULT_METHODS),
+                        help=f"methods, passed to --method as they are ({GUROBI}: benchmarks/gurobi_per_neuron.py, "
+                             "needs gurobipy)")
     parser.add_argument("--cap", type=float, default=DEFAULT_CAP_S, help="--time-limit of every run, seconds")
     parser.add_argument("--cap-for", nargs="+", default=[], metavar="METHOD=SECONDS",
                         help="a different --time-limit for these methods, e.g. per-neuron=600")

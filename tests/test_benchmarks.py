@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -164,3 +165,89 @@ def test_what_auto_chose_comes_from_its_milp_statistics():
 
     assert [bench.proof_steps(r) for r in (run(0, None), run(3, None), run(1, True), run(4, False), None)] == [
         "none", "per-neuron", "single", "single+per-neuron", "–"]
+
+
+# ------------------------------------------------------------------------------- gurobi-per-neuron (optional)
+
+
+def test_gurobi_column_is_optional_and_runs_its_own_script():
+    assert bench.GUROBI not in bench.DEFAULT_METHODS and bench.GUROBI in bench.KNOWN_METHODS
+    model, out = Path("zoo/m.pt"), Path("tmp/out")
+    assert bench.method_command(model, bench.GUROBI, 30, out) == [
+        sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "gurobi_per_neuron.py"),
+        "zoo/m.pt", "--out", "tmp/out", "--time-limit", "30.0"]
+    assert bench.method_command(model, "auto", 30, out) == [
+        sys.executable, "-m", "exactcompress", "compress", "zoo/m.pt", "--out", "tmp/out", "--method", "auto",
+        "--time-limit", "30.0", "--quiet"]
+
+
+def test_gurobi_not_installed_is_skipped_not_failed(row, tiny_zoo, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "gurobi_installed", lambda: False)
+    started = []
+    monkeypatch.setattr(bench, "run_method", lambda *args: started.append(args))
+    entry = bench.select_entries(tiny_zoo, [TINY.name])[0]
+    caps = {**CAPS, bench.GUROBI: CAP_S}
+    skipped = bench.benchmark_model(tiny_zoo, entry, {bench.GUROBI: CAP_S}, row)  # the row's other runs are reused
+    run = skipped["runs"][bench.GUROBI]
+    assert started == [] and run["status"] == "not installed" and "pip install gurobipy" in run["error"]
+    assert list(skipped["runs"]) == ["per-neuron", "auto", bench.GUROBI, "no-such-method"]
+    assert skipped["disagreements"] == [] and skipped["speedups"][bench.GUROBI]["value"] is None
+    results = bench.summarize([skipped], caps)
+    assert results["medians"][bench.GUROBI]["n"] == 0 and results["ratios"][f"{bench.GUROBI}/auto"]["n"] == 0
+    markdown = bench.render_markdown(results)
+    assert "| not installed" in bench.table(results) and "gurobi-per-neuron not installed**" in markdown
+    assert f"failed: {TINY.name} {bench.GUROBI}" not in markdown
+    assert "median ratio t(gurobi-per-neuron)/t(auto) over the models both finished (exact): – (0 models)" in markdown
+    # a skipped run is retried once gurobipy is there
+    monkeypatch.setattr(bench, "gurobi_installed", lambda: True)
+    monkeypatch.setattr(bench, "run_method", lambda model, method, cap, work: {**run, "status": "failed", "error": "x"})
+    assert bench.benchmark_model(tiny_zoo, entry, {bench.GUROBI: CAP_S}, skipped)["runs"][bench.GUROBI]["error"] == "x"
+
+
+def test_over_licence_cell_is_never_a_result(row):
+    refused = {"method": bench.GUROBI, "cap_s": CAP_S, "status": "failed", "capped": False, "seconds": 1.5,
+               "error": "over licence (size-limited Gurobi licence: 2843 variables > 2000)", "stably_active": 0,
+               "stably_inactive": 0, "unstable": 0, "undecided": 0, "nodes": 0, "harvested": 0, "layers": []}
+    runs = {**row["runs"], bench.GUROBI: refused}
+    refused_row = {**row, "runs": runs, "disagreements": bench.disagreements(runs),
+                   "speedups": {**row["speedups"], bench.GUROBI: bench.speedup(runs["per-neuron"], refused)}}
+    results = bench.summarize([refused_row], {**CAPS, bench.GUROBI: CAP_S})
+    assert bench.format_seconds(refused) == "over licence" and refused_row["disagreements"] == []
+    assert refused_row["speedups"][bench.GUROBI]["value"] is None
+    markdown = bench.render_markdown(results)
+    assert "| over licence" in markdown and f"- over licence: {TINY.name} {bench.GUROBI}: over licence" in markdown
+    assert f"failed: {TINY.name} {bench.GUROBI}" not in markdown
+
+
+def test_gurobi_per_neuron_agrees_with_exactcompress_per_neuron(row, tiny_zoo, tmp_path):
+    """A real run of benchmarks/gurobi_per_neuron.py (size-limited pip licence) against the per-neuron run of `row`."""
+    pytest.importorskip("gurobipy")
+    import gurobi_per_neuron as gpn
+
+    entry = bench.select_entries(tiny_zoo, [TINY.name])[0]
+    with_gurobi = bench.benchmark_model(tiny_zoo, entry, {bench.GUROBI: CAP_S}, row)
+    run = with_gurobi["runs"][bench.GUROBI]
+    assert run["status"] == "exact" and not run["capped"] and 0 < run["seconds"] < CAP_S, run
+    assert run["layers"] == row["runs"]["per-neuron"]["layers"] and with_gurobi["disagreements"] == []
+    assert any(layer["stably_active"] or layer["stably_inactive"] for layer in run["layers"])
+    assert run["solves"] == 2 * 16 and run["undecided"] == 0 and run["versions"]["gurobi"]
+    assert with_gurobi["speedups"][bench.GUROBI]["value"] > 0
+    ratio = bench.summarize([with_gurobi], {**CAPS, bench.GUROBI: CAP_S})["ratios"][f"{bench.GUROBI}/auto"]
+    assert ratio["n"] == 1 and ratio["value"] == pytest.approx(run["seconds"] / row["runs"]["auto"]["seconds"], rel=1e-2)
+
+    env = gpn.new_env()
+    try:
+        limited = gpn.size_limit(env) is not None
+        # a layer's MILP over the limit is refused before it is solved: layer 1 of TINY has 64 + 16 + 2 u variables
+        network, _ = gpn.load_network(tiny_zoo / TINY.file)
+        with pytest.raises(gpn.OverLicence, match=r"^over licence \(size-limited Gurobi licence: \d+ variables > 80\)$"):
+            gpn.classify(network, np.zeros(64), np.ones(64), float("inf"), env, 80)
+    finally:
+        env.dispose()
+    if limited:  # the licence pip installs: 2000 variables
+        wide = tmp_path / "wide.pt"
+        torch.save({"0.weight": torch.ones(2, 1999), "0.bias": torch.zeros(2), "2.weight": torch.ones(1, 2),
+                    "2.bias": torch.zeros(1)}, wide)
+        refused = bench.run_method(wide, bench.GUROBI, CAP_S, tmp_path)
+        assert refused["status"] == "failed" and bench.format_seconds(refused) == "over licence"
+        assert refused["error"] == "over licence (size-limited Gurobi licence: 2001 variables > 2000)"

@@ -15,13 +15,13 @@ import numpy as np
 
 from . import __version__
 from .engine.analyze import SETTLERS, Analysis, analyze
-from .engine.compression import compress
+from .engine.compression import CompressionLog, compress
 from .engine.domain import UNION_SEMANTICS, Domain
 from .engine.network import Network
 from .engine.progress import Progress, ignore
 from .engine.prove.parallel import ParallelMap
 from .engine.verify import verify
-from .errors import InputError
+from .errors import InputError, SolverError, SoundnessError
 from .io import load_network, save_network
 from .io.domain_files import load_data, scalar_box
 from .reports.report import write_report_json, write_reports
@@ -29,6 +29,8 @@ from .schema import (
     BoxRecord,
     CompressionReport,
     DomainRecord,
+    ErrorKind,
+    LayerCompression,
     LayerReport,
     Method,
     ModelInfo,
@@ -72,7 +74,8 @@ def domain_record(domain: Domain) -> DomainRecord:
     )
 
 
-def layer_reports(analysis: Analysis) -> list[LayerReport]:
+def layer_reports(analysis: Analysis, log: CompressionLog) -> list[LayerReport]:
+    """One ``LayerReport`` per hidden layer of the original network: states, settlers, what compression did."""
     reports = []
     for index, active in enumerate(analysis.stably_active):
         settled = analysis.settled_by[index]
@@ -85,6 +88,10 @@ def layer_reports(analysis: Analysis) -> list[LayerReport]:
                 unstable=np.flatnonzero(analysis.unstable[index]).tolist(),
                 undecided=np.flatnonzero(analysis.undecided[index]).tolist(),
                 settled_by={name: np.flatnonzero(settled == code).tolist() for code, name in enumerate(SETTLERS)},
+                compression=LayerCompression(removed_inactive=log.removed_inactive[index],
+                                             folded_active=log.folded_active[index],
+                                             skipped_folds=log.skipped_folds[index],
+                                             merged=index in log.merged_layers),
             )
         )
     return reports
@@ -129,9 +136,9 @@ def compress_model(
     started = time.monotonic()
     base = dict(model_path=model_path, method=method, time_limit_s=time_limit, workers=workers, versions=versions())
 
-    def failed(reason: str, **known) -> CompressionReport:
+    def failed(kind: ErrorKind, reason: str, **known) -> CompressionReport:
         seconds["total"] = time.monotonic() - started
-        report = CompressionReport(status="failed", error=reason, seconds=seconds, **base, **known)
+        report = CompressionReport(status="failed", error=reason, error_kind=kind, seconds=seconds, **base, **known)
         write_reports(report, out_dir)
         write_report_json(report, out_dir)
         return report
@@ -146,7 +153,7 @@ def compress_model(
         points = _data_points(data, network.input_dim)
         seconds["domain"] = time.monotonic() - clock
     except InputError as error:
-        return failed(str(error))
+        return failed("input", str(error))
 
     try:
         analysis = analyze(network, domain, method=method, data=points, time_limit=time_limit, workers=workers,
@@ -155,7 +162,7 @@ def compress_model(
 
         clock = time.monotonic()
         say("compressing")
-        compressed, _ = compress(network, analysis.stably_active, analysis.stably_inactive)
+        compressed, log = compress(network, analysis.stably_active, analysis.stably_inactive)
         seconds["compress"] = time.monotonic() - clock
 
         clock = time.monotonic()
@@ -165,13 +172,19 @@ def compress_model(
             network, compressed, domain, extra_points=extra, rng=np.random.default_rng(seed + 1), saved_dtype=network.dtype
         )
         seconds["verify"] = time.monotonic() - clock
-    except Exception as error:  # a solver or internal error fails this model loudly, with its reason
-        return failed(f"internal error during analysis ({type(error).__name__}: {' '.join(str(error).split())})", model=info)
+    except SoundnessError as error:  # a bug in a proof: nothing is written but this report
+        return failed("soundness", f"soundness check failed, no compressed model written (please report this "
+                      f"bug): {error}", model=info)
+    except SolverError as error:
+        return failed("solver", f"solver error: {error}", model=info)
+    except Exception as error:  # an internal error fails this model loudly, with its reason
+        return failed("internal", f"internal error during analysis ({type(error).__name__}: "
+                      f"{' '.join(str(error).split())})", model=info)
 
     known = dict(
         model=info,
         domain=domain_record(domain),
-        layers=layer_reports(analysis),
+        layers=layer_reports(analysis, log),
         neurons_before=network.n_neurons,
         neurons_after=compressed.n_neurons,
         parameters_before=network.n_params,
@@ -185,6 +198,7 @@ def compress_model(
     )
     if not verification.passed:
         return failed(
+            "verification",
             f"verification failed: compressed output differs by {verification.max_abs_error:.3g} "
             f"(tolerance {VERIFY_TOLERANCE:g}·(1+|y|)); no compressed model written",
             **known,

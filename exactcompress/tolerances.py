@@ -21,9 +21,19 @@ RANK_RTOL = 1e-10
 FOLD_ATOL = 1e-9
 #: verification passes when every |y - y'| <= VERIFY_TOLERANCE * (1 + |y|)
 VERIFY_TOLERANCE = 1e-6
+#: every computed bound is widened outward by ROUNDING_WIDENING * (1 + |bound| + magnitude), where magnitude
+#: bounds the size of the terms summed (``engine.bounds.concretise``): a guard against float64 rounding
+ROUNDING_WIDENING = 1e-12
+#: a MILP solution counts as a witness candidate for sign s only where s * g_i >= SIGN_PRIMAL_THRESHOLD (sign
+#: solves stop there; the single MILP's witness branch demands it). The MILP's g_i may differ from the float64
+#: forward pass at the same x by about feastol times the big-M constants (1e-9 * |M| * |W|, far below 1e-4 for
+#: the nets handled here), so such a point re-checks with s * g > WITNESS_MARGIN; if it does not, nothing is
+#: lost (a sign solve is rerun without the limit; the single MILP keeps the state open)
+SIGN_PRIMAL_THRESHOLD = 1e-4
 
 
 def record() -> Tolerances:
+    """Every threshold above, as recorded in ``report.json``."""
     return Tolerances(
         witness_margin=WITNESS_MARGIN,
         bound_margin=BOUND_MARGIN,
@@ -32,4 +42,7 @@ def record() -> Tolerances:
         scip_dualfeastol=SCIP_DUALFEASTOL,
         rank_rtol=RANK_RTOL,
         fold_atol=FOLD_ATOL,
+        rounding_widening=ROUNDING_WIDENING,
+        sign_primal_threshold=SIGN_PRIMAL_THRESHOLD,
+        verify_tolerance=VERIFY_TOLERANCE,
     )

@@ -10,10 +10,11 @@ import pytest
 import torch
 from nets import grid_extremes, random_net
 
-from exactcompress.engine.analyze import analyze
+from exactcompress.engine.analyze import SETTLERS, analyze
 from exactcompress.engine.domain import Box, Domain
 from exactcompress.engine.network import Network
 from exactcompress.engine.witnesses import WitnessSet
+from exactcompress.errors import SolverError, SoundnessError
 from exactcompress.io.domain_files import scalar_box
 from exactcompress.pipeline import compress_model
 from exactcompress.schema import CompressionReport
@@ -98,6 +99,12 @@ def test_compress_model_writes_an_exact_smaller_model(tmp_path):
         assert (tmp_path / name).is_file(), name
     on_disk = CompressionReport.model_validate_json((tmp_path / "report.json").read_text())
     assert on_disk.layers == report.layers
+    for entry in report.layers:  # what compression did reaches the report
+        assert entry.compression.removed_inactive == len(entry.stably_inactive)
+        assert entry.compression.folded_active + entry.compression.skipped_folds <= len(entry.stably_active)
+        assert entry.compression.merged == (len(entry.stably_active) + len(entry.stably_inactive) == entry.width)
+    assert on_disk.tolerances.verify_tolerance == report.verification.tolerance
+    assert on_disk.tolerances.sign_primal_threshold and on_disk.tolerances.rounding_widening
     state = torch.load(tmp_path / "compressed.pt", weights_only=True)
     x = np.random.default_rng(0).uniform(-1, 1, size=(5000, 3))
     y = _torch_forward(state, x)
@@ -130,6 +137,39 @@ def test_union_of_balls_requires_stability_on_every_ball():
     assert analyze(network, right).stably_active[0][0]
     union = analyze(network, both)
     assert union.unstable[0][0] and not union.stably_active[0][0] and not union.stably_inactive[0][0]
+    # each ball proves it stable by bounds, but on the union it is unstable: the witnesses settled it
+    assert union.settled_by[0][0] == SETTLERS.index("witnesses")
+
+
+def test_milp_without_a_time_limit_never_reports_one(tmp_path):
+    # g = relu(x) - 2 relu(x - 0.5) - 0.5 - 1e-7 on [-1, 1] peaks at -1e-7 (x = 0.5), inside the tolerance
+    # band, while its bounds allow +0.5: neither witnessable nor provable, so it stays undecided; no time
+    # limit was set, so none was reached.
+    network = Network.from_arrays([np.array([[1.0], [1.0]]), np.array([[1.0, -2.0]]), np.array([[1.0]])],
+                                  [np.array([0.0, -0.5]), np.array([-0.5 - 1e-7]), np.zeros(1)], dtype="float64")
+    report = compress_model((network, _info(network)), tmp_path, domain=scalar_box(-1, 1), method="milp")
+    assert report.status == "partial" and report.layers[1].undecided == [0]
+    assert not report.time_limit_reached
+
+
+def test_errors_are_filed_by_kind(tmp_path, monkeypatch):
+    import exactcompress.pipeline as pipeline
+
+    network = random_net(4, 3, [6, 5])
+    for error, kind in ((SoundnessError("hidden layer 0", "neurons [1] are proven stable and witnessed unstable"),
+                         "soundness"),
+                        (SolverError("single MILP", "SCIP failed: error in LP solver"), "solver"),
+                        (ZeroDivisionError("oops"), "internal")):
+        def fail(*args, **kwargs):
+            raise error
+
+        monkeypatch.setattr(pipeline, "analyze", fail)
+        report = compress_model((network, _info(network)), tmp_path / kind)
+        assert report.status == "failed" and report.error_kind == kind and str(error) in report.error
+        assert not (tmp_path / kind / "compressed.pt").exists()
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a model")
+    assert compress_model(bad, tmp_path / "input").error_kind == "input"
 
 
 def test_failed_input_gets_a_failed_report(tmp_path):
@@ -164,13 +204,13 @@ def test_auto_falls_back_to_per_neuron_when_the_single_milp_fails(monkeypatch):
     import exactcompress.engine.analyze as stability
 
     def failing_solve(*args, **kwargs):
-        raise Exception("SCIP: error in LP solver!")
+        raise SolverError("single MILP", "SCIP failed: SCIP: error in LP solver!")
 
     real_search = stability.search
     monkeypatch.setattr(stability, "search", lambda *a, **k: real_search(*a, **{**k, "n_samples": 0, "gradient_steps": 0}))
     monkeypatch.setattr(stability, "solve_network", failing_solve)
     network = random_net(7, 6, [16, 16, 12], bias_shift=1.5)
     analysis = analyze(network, scalar_box(-1, 1).broadcast(6), method="auto")
-    assert "single MILP failed (SCIP: error in LP solver!)" in analysis.policy
+    assert "single MILP failed (SCIP failed: SCIP: error in LP solver!)" in analysis.policy
     assert not any(mask.any() for mask in analysis.undecided)
     assert all((codes != stability.SETTLERS.index("single-milp")).all() for codes in analysis.settled_by)

@@ -22,6 +22,7 @@ from typing import Sequence, get_args
 
 import numpy as np
 
+from ..errors import SolverError, SoundnessError
 from ..schema import Method, Settler, SolverStats
 from ..tolerances import BOUND_MARGIN
 from . import bounds as bounds_mod
@@ -32,7 +33,7 @@ from .progress import Progress, ignore
 from .prove.parallel import ParallelMap
 from .prove.per_neuron import solve_layer
 from .prove.single_milp import solve_network
-from .witnesses import WitnessSet, open_signs, record, search
+from .witnesses import WitnessSet, record, search
 
 #: ``auto`` asks per-neuron sign solves directly when at most this many sign questions are open
 PER_NEURON_MAX_QUESTIONS = 4
@@ -77,7 +78,7 @@ class _BoxState:
 
     def mark_unstable(self, code: int) -> None:
         for layer, settled in enumerate(self.settled_by):
-            newly = _both_signs(self.witnesses, layer) & (settled < 0)
+            newly = self.witnesses.unstable(layer) & (settled < 0)
             settled[newly] = code
 
 
@@ -87,10 +88,6 @@ class Fanout:
 
     workers: int = 1
     parallel_map: ParallelMap | None = None
-
-
-def _both_signs(witnesses: WitnessSet, layer: int) -> np.ndarray:
-    return (witnesses.positive[layer] >= 0) & (witnesses.negative[layer] >= 0)
 
 
 def analyze(
@@ -179,7 +176,7 @@ def _bounds_and_witnesses(network: Network, box: Box, data, deadline, rng, say: 
 
 def _open_questions(state: _BoxState, layer: int) -> tuple[np.ndarray, np.ndarray]:
     """Sign questions still open in ``layer``: (can it be positive?, can it be negative?) masks."""
-    missing_positive, missing_negative = open_signs(state.witnesses)
+    missing_positive, missing_negative = state.witnesses.open_signs()
     undecided = ~state.proved_inactive[layer] & ~state.proved_active[layer]
     return missing_positive[layer] & undecided, missing_negative[layer] & undecided
 
@@ -204,8 +201,8 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
         try:
             finished = _single_milp(network, box, state, time.monotonic() + budget, say)
             outcome = "proved the rest" if finished else f"stopped after its {budget:.0f} s budget"
-        except Exception as error:  # SCIP raises plain Exception ("SCIP: error in LP solver!"); nothing was claimed
-            outcome = f"failed ({' '.join(str(error).split())})"
+        except SolverError as error:  # nothing was claimed; the per-neuron solves take over
+            outcome = f"failed ({error.reason})"
         state.policy = f"{open_questions} open sign questions: single MILP {outcome}; per-neuron sign solves for the rest"
     _per_neuron_signs(network, box, state, deadline, fanout, say)
     return state
@@ -215,8 +212,8 @@ def _milp(network: Network, box: Box, data, deadline, rng, say: Progress) -> _Bo
     """Bounds, witnesses, then the single MILP alone (what it leaves unsettled is undecided)."""
     state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
     if _count_open(state):
-        _single_milp(network, box, state, deadline, say)
-    state.timed_out |= _count_open(state) > 0
+        # a finished solve leaves open only states in the tolerance band (undecided, not timed out)
+        state.timed_out |= not _single_milp(network, box, state, deadline, say)
     return state
 
 
@@ -288,7 +285,10 @@ def _prove_layer(network, box, state: _BoxState, layer: int, ask_max, ask_min, m
 
 
 def _combine(network: Network, per_box: Sequence[_BoxState]) -> Analysis:
-    """Union semantics over boxes; raises RuntimeError if a proof and a witness contradict each other."""
+    """Union semantics over boxes; raises SoundnessError if a proof and a witness contradict each other.
+
+    A neuron's settler is the step that settled it in a box whose own verdict agrees with the union's (a
+    neuron unstable on the union only through witnesses of different boxes is settled by "witnesses")."""
     witnesses = per_box[0].witnesses
     for state in per_box[1:]:
         witnesses = record(network, witnesses, state.witnesses.points)
@@ -300,15 +300,15 @@ def _combine(network: Network, per_box: Sequence[_BoxState]) -> Analysis:
         has_negative = witnesses.negative[layer] >= 0
         if np.any(is_inactive & has_positive) or np.any(is_active & has_negative):
             bad = np.flatnonzero((is_inactive & has_positive) | (is_active & has_negative)).tolist()
-            raise RuntimeError(f"soundness check failed: layer {layer} neurons {bad} are proven stable and witnessed unstable")
+            raise SoundnessError(f"hidden layer {layer}", f"neurons {bad} are proven stable and witnessed unstable")
         is_unstable = has_positive & has_negative
         is_undecided = ~(is_inactive | is_active | is_unstable)
         codes = np.full(width, -1)
-        for state in per_box:  # the step that settled a neuron in its last-analysed box
-            codes = np.where(state.settled_by[layer] >= 0, state.settled_by[layer], codes)
-        if len(per_box) > 1:
-            codes = np.where(is_unstable & (codes < 0), SETTLERS.index("witnesses"), codes)
-        codes[is_undecided] = -1
+        for state in per_box:  # the step that settled a neuron in the last box whose verdict is the union's
+            agrees = ((state.proved_inactive[layer] & is_inactive) | (state.proved_active[layer] & is_active)
+                      | (state.witnesses.unstable(layer) & is_unstable))
+            codes = np.where(agrees & (state.settled_by[layer] >= 0), state.settled_by[layer], codes)
+        codes = np.where(is_unstable & (codes < 0), SETTLERS.index("witnesses"), codes)
         active.append(is_active)
         inactive.append(is_inactive)
         unstable.append(is_unstable)

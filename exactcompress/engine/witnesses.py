@@ -62,20 +62,20 @@ class WitnessSet:
         missing = tuple(np.full(width, -1, dtype=np.int64) for width in network.hidden_widths)
         return cls(np.zeros((0, network.input_dim)), missing, missing)
 
-    @property
-    def n_witnessed(self) -> int:
-        """Number of neuron-signs with a witness."""
-        return int(sum(np.sum(a >= 0) for a in self.positive + self.negative))
+    def open_signs(self) -> Masks:
+        """Per hidden layer, boolean masks (width,) of neurons lacking a positive / a negative witness."""
+        return [a < 0 for a in self.positive], [a < 0 for a in self.negative]
 
+    def unstable(self, layer: int) -> np.ndarray:
+        """Boolean mask (width,) of the neurons of hidden layer ``layer`` witnessed with both signs."""
+        return (self.positive[layer] >= 0) & (self.negative[layer] >= 0)
 
-def open_signs(witnesses: WitnessSet) -> Masks:
-    """Per hidden layer, boolean masks (width,) of neurons lacking a positive / a negative witness."""
-    return [a < 0 for a in witnesses.positive], [a < 0 for a in witnesses.negative]
-
-
-def unstable_mask(witnesses: WitnessSet, layer: int) -> np.ndarray:
-    """Boolean mask (width,) of neurons of hidden layer ``layer`` witnessed with both signs (unstable)."""
-    return (witnesses.positive[layer] >= 0) & (witnesses.negative[layer] >= 0)
+    def witnessed(self, layers: np.ndarray, neurons: np.ndarray, signs: np.ndarray) -> np.ndarray:
+        """Boolean (k,): whether neuron-sign ``(layers[i], neurons[i], signs[i])`` has a witness (sign +1/-1)."""
+        offsets = np.cumsum([0] + [a.size for a in self.positive])[np.asarray(layers)] + np.asarray(neurons)
+        rows = np.where(np.asarray(signs) > 0, np.concatenate(self.positive)[offsets],
+                        np.concatenate(self.negative)[offsets])
+        return rows >= 0
 
 
 def _chunk_rows(network: Network, max_bytes: int) -> int:
@@ -121,7 +121,7 @@ def record(network: Network, witnesses: WitnessSet, candidates: np.ndarray, *, m
 
 def _targets(witnesses: WitnessSet, bounds: Sequence[LayerBounds] | None, skip: Masks | None) -> np.ndarray:
     """Open neuron-signs worth searching, as rows (layer, neuron, sign) of an int64 array (k, 3)."""
-    missing_positive, missing_negative = open_signs(witnesses)
+    missing_positive, missing_negative = witnesses.open_signs()
     rows = []
     for layer in range(len(witnesses.positive)):
         for sign, missing in ((1, missing_positive[layer]), (-1, missing_negative[layer])):
@@ -138,10 +138,7 @@ def _targets(witnesses: WitnessSet, bounds: Sequence[LayerBounds] | None, skip: 
 
 def _still_open(witnesses: WitnessSet, targets: np.ndarray) -> np.ndarray:
     """Boolean mask (k,) of ``targets`` rows (layer, neuron, sign) that still lack a witness."""
-    offsets = np.cumsum([0] + [a.size for a in witnesses.positive])
-    flat = offsets[targets[:, 0]] + targets[:, 1]
-    positive, negative = np.concatenate(witnesses.positive), np.concatenate(witnesses.negative)
-    return np.where(targets[:, 2] > 0, positive[flat], negative[flat]) < 0
+    return ~witnesses.witnessed(targets[:, 0], targets[:, 1], targets[:, 2])
 
 
 def _first_layer_corners(network: Network, box: Box, witnesses: WitnessSet) -> list[np.ndarray]:
@@ -149,7 +146,7 @@ def _first_layer_corners(network: Network, box: Box, witnesses: WitnessSet) -> l
     if not network.hidden:
         return []
     weight = network.hidden[0].weight
-    missing_positive, missing_negative = (masks[0] for masks in open_signs(witnesses))
+    missing_positive, missing_negative = (masks[0] for masks in witnesses.open_signs())
     blocks = []
     for missing, towards_upper in ((missing_positive, True), (missing_negative, False)):
         rows = weight[missing]
@@ -236,7 +233,7 @@ def search(
     (others ignored); a batched projected-gradient search (torch, CPU, float64; ``gradient_starts``
     random starts per open neuron-sign, ``gradient_steps`` Adam steps with step ``learning_rate *
     (upper - lower)`` per feature, in batches of at most ``GRADIENT_ROWS`` rows). The gradient stage
-    skips neuron-signs marked in ``skip`` (masks shaped like ``open_signs``) and those that ``bounds``
+    skips neuron-signs marked in ``skip`` (masks shaped like ``WitnessSet.open_signs``) and those that ``bounds``
     rule out (upper <= WITNESS_MARGIN for +, lower >= -WITNESS_MARGIN for -), and the first layer once
     its corners have been tried. Work stops once ``time.monotonic() > deadline``; the set found so far
     is returned. ``rng`` drives samples and starts; torch's global settings are left untouched.
@@ -244,7 +241,7 @@ def search(
     report = progress or ignore
 
     def remaining() -> int:
-        return sum(int(m.sum()) for masks in open_signs(witnesses) for m in masks)
+        return sum(int(m.sum()) for masks in witnesses.open_signs() for m in masks)
 
     step = _chunk_rows(network, CHUNK_BYTES)
     for start in range(0, n_samples, step):

@@ -13,7 +13,7 @@ from typing import get_args
 
 from matplotlib.figure import Figure
 
-from ..schema import CompressionReport, Settler
+from ..schema import CompressionReport, LayerCompression, Settler
 from .common import (
     FIGURE_DPI,
     FIGURE_SIZE_IN,
@@ -110,7 +110,8 @@ def _summary(report: CompressionReport) -> Table:
 
 def _layers(report: CompressionReport) -> Table:
     settlers = get_args(Settler)
-    headers = ["layer", "width", "active", "inactive", "unstable", "undecided", *(f"by {settler}" for settler in settlers)]
+    headers = ["layer", "width", "active", "inactive", "unstable", "undecided", *(f"by {settler}" for settler in settlers),
+               "removed", "folded", "merged"]
     rows = [
         [
             str(layer.index),
@@ -120,10 +121,21 @@ def _layers(report: CompressionReport) -> Table:
             str(len(layer.unstable)),
             str(len(layer.undecided)),
             *(str(len(layer.settled_by.get(settler, []))) for settler in settlers),
+            *_compression_cells(layer.compression),
         ]
         for layer in report.layers
     ]
     return headers, rows
+
+
+def _compression_cells(compression: LayerCompression | None) -> list[str]:
+    """removed / folded (with the folds skipped, if any) / merged; dashes for reports older than 1.2."""
+    if compression is None:
+        return ["—", "—", "—"]
+    folded = str(compression.folded_active)
+    if compression.skipped_folds:
+        folded += f" ({compression.skipped_folds} kept: residual > fold_atol)"
+    return [str(compression.removed_inactive), folded, "yes" if compression.merged else "no"]
 
 
 def _stages(report: CompressionReport) -> Table:

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-REPORT_SCHEMA_VERSION = "1.1"
+REPORT_SCHEMA_VERSION = "1.2"
 JOB_SCHEMA_VERSION = "1.1"
 SUMMARY_SCHEMA_VERSION = "1.1"
 MODEL_SUFFIXES = (".pt", ".pth", ".safetensors", ".onnx")
@@ -15,6 +15,7 @@ Method = Literal["auto", "per-neuron", "milp"]
 Status = Literal["exact", "partial", "failed"]
 SaveFormat = Literal["torch", "safetensors", "onnx"]
 Settler = Literal["bounds", "witnesses", "per-neuron", "single-milp"]
+ErrorKind = Literal["input", "solver", "soundness", "verification", "internal"]
 
 
 class Strict(BaseModel):

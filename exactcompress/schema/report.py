@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .common import REPORT_SCHEMA_VERSION, Method, Settler, Status, Strict
+from .common import REPORT_SCHEMA_VERSION, ErrorKind, Method, Settler, Status, Strict
 
 
 class ModelInfo(Strict):
@@ -41,6 +41,16 @@ class DomainRecord(Strict):
     boxes: list[BoxRecord] = Field(description="every box; at most 16 are listed in full (see n_boxes)")
 
 
+class LayerCompression(Strict):
+    """What compression did to one hidden layer (since 1.2)."""
+
+    removed_inactive: int = Field(description="stably inactive neurons removed")
+    folded_active: int = Field(description="linearly dependent stably active neurons folded into the next layer")
+    skipped_folds: int = Field(description="dependent stably active neurons kept: the fold's residual exceeded "
+                               "fold_atol")
+    merged: bool = Field(description="every remaining neuron was stably active: the layer was merged into the next")
+
+
 class LayerReport(Strict):
     """One hidden layer of the *original* network, 0-based; neuron indices are 0-based."""
 
@@ -53,6 +63,7 @@ class LayerReport(Strict):
     settled_by: dict[Settler, list[int]] = Field(
         default_factory=dict, description="which step settled each stable or unstable neuron"
     )
+    compression: LayerCompression | None = Field(None, description="what compression did to the layer (since 1.2)")
 
 
 class VerificationReport(Strict):
@@ -96,6 +107,14 @@ class Tolerances(Strict):
     scip_dualfeastol: float
     rank_rtol: float = Field(description="singular values below rank_rtol * s_max count as zero")
     fold_atol: float = Field(description="a fold is applied only if max |W_D - K W_I| <= fold_atol * (1 + max |W|)")
+    rounding_widening: float | None = Field(
+        None, description="every computed bound is widened outward by rounding_widening * (1 + |bound| + magnitude) "
+        "(since 1.2)")
+    sign_primal_threshold: float | None = Field(
+        None, description="a MILP solution is a witness candidate only where sign * g >= this; the single MILP's "
+        "witness branch demands it too (since 1.2)")
+    verify_tolerance: float | None = Field(
+        None, description="verification passes when every |y - y'| <= verify_tolerance * (1 + |y|) (since 1.2)")
 
 
 class Versions(Strict):
@@ -124,6 +143,9 @@ class CompressionReport(Strict):
     method: Method
     status: Status
     error: str | None = Field(None, description="one-line reason when status is 'failed'")
+    error_kind: ErrorKind | None = Field(
+        None, description="why it failed: input (bad model, domain or data), solver (SCIP), soundness (a proof and "
+        "a witness disagree: a bug), verification (outputs differ), internal (since 1.2)")
     time_limit_s: float | None = None
     policy: str | None = Field(None, description="what --method auto chose for this network and why (since 1.1)")
     time_limit_reached: bool = Field(False, description="some MILP was cut by --time-limit (its neurons are undecided)")

@@ -42,6 +42,8 @@ def parse_spec(source: str, text: str, schema: type[SpecModel]) -> SpecModel:
 def read_spec_file(path: str | Path, schema: type[SpecModel]) -> SpecModel:
     """Parse ``path`` (YAML or JSON) and validate it as ``schema``. Raises InputError naming the wrong fields."""
     path = Path(path)
+    if not path.is_file():
+        raise InputError(str(path), "spec file not found" if not path.exists() else "not a file")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:

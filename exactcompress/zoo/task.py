@@ -142,7 +142,7 @@ def _commit(output: Storage, prefix: str, out_dir: Path, report: CompressionRepo
 
 def _failed_report(task: ModelTask, source_url: str, reason: str) -> CompressionReport:
     return CompressionReport(
-        status="failed", error=reason, model_path=source_url, method=task.spec.method,
+        status="failed", error=reason, error_kind="input", model_path=source_url, method=task.spec.method,
         time_limit_s=task.spec.time_limit_s, versions=versions(),
     )
 

@@ -20,8 +20,8 @@ from exactcompress.engine.analyze import analyze
 from exactcompress.errors import InputError
 from exactcompress.io.domain_files import scalar_box
 from exactcompress.schema import CompressionReport, ZooJobSpec, ZooSummary
-from exactcompress.storage import open_storage
 from exactcompress.schema.specfile import read_job_spec
+from exactcompress.storage import open_storage
 from exactcompress.zoo import task as zoo_task
 from exactcompress.zoo.plan import plan_tasks
 from exactcompress.zoo.task import run_model_task

@@ -70,7 +70,9 @@ def test_proofs_match_grid_and_per_neuron(seed, widths, shift):
         unstable = (grid_max > 1e-3) & (grid_min < -1e-3)
         assert np.all(result.witnesses.positive[layer][unstable] >= 0)
         assert np.all(result.witnesses.negative[layer][unstable] >= 0)
-        assert not result.ambiguous[layer].any()
+        # no state was given up in the tolerance band: each sign is witnessed or proven impossible
+        assert np.all((result.witnesses.positive[layer] >= 0) | inactive)
+        assert np.all((result.witnesses.negative[layer] >= 0) | active)
         # the per-neuron method on the same bounds proves exactly the same neurons
         width = net.hidden_widths[layer]
         everything = np.ones(width, bool)
@@ -92,7 +94,7 @@ def test_no_stable_neuron_every_state_is_harvested():
     result = solve(net, bounds)
     assert result.finished and result.open_states == 2 * net.n_neurons
     assert result.states_fixed == result.open_states
-    assert not any(a.any() for a in result.proved_inactive + result.proved_active + result.ambiguous)
+    assert not any(a.any() for a in result.proved_inactive + result.proved_active)
     assert all(np.all(found >= 0) for found in result.witnesses.positive + result.witnesses.negative)
     assert_witnesses_reproduce(net, result)
     # nothing left open: an immediate return
@@ -143,15 +145,16 @@ def test_extremes_in_and_near_the_tolerance_band(depth):
     result = solve(net, bounds, masks=(nothing, nothing))
     assert result.finished
     assert_witnesses_reproduce(net, result)
-    inactive, active, ambiguous = (masks[depth].reshape(-1, 2)
-                                   for masks in (result.proved_inactive, result.proved_active, result.ambiguous))
+    inactive, active = (masks[depth].reshape(-1, 2) for masks in (result.proved_inactive, result.proved_active))
+    positive, negative = result.witnesses.positive[depth].reshape(-1, 2), result.witnesses.negative[depth].reshape(-1, 2)
+    # a state given up in the band is neither proven nor witnessed
+    ambiguous = np.stack([~inactive[:, 0] & (positive[:, 0] < 0), ~active[:, 1] & (negative[:, 1] < 0)], axis=1)
     # column 0: neuron with max = c (inactive side); column 1: neuron with min = -c (active side)
     expected_proved = [False, True, False, False, True]  # only -1e-5 and -2e-6 lie beyond -MILP_MARGIN
     np.testing.assert_array_equal(inactive[:, 0], expected_proved)
     np.testing.assert_array_equal(active[:, 1], expected_proved)
     assert not inactive[:, 1].any() and not active[:, 0].any()
     assert ambiguous[2].all(), "an extreme of -1e-7 is in the band: it can be neither witnessed nor proven"
-    positive, negative = result.witnesses.positive[depth].reshape(-1, 2), result.witnesses.negative[depth].reshape(-1, 2)
     # extremes of +1e-5 and +1e-7 have witnesses (g > WITNESS_MARGIN), which the solve finds or leaves undecided
     assert np.all((positive[[0, 3], 0] >= 0) | ambiguous[[0, 3], 0])
     assert np.all((negative[[0, 3], 1] >= 0) | ambiguous[[0, 3], 1])

@@ -11,13 +11,7 @@ import torch
 from exactcompress.engine.bounds import LayerBounds, propagate
 from exactcompress.engine.domain import Box
 from exactcompress.engine.network import Network
-from exactcompress.engine.witnesses import (
-    WitnessSet,
-    open_signs,
-    record,
-    search,
-    unstable_mask,
-)
+from exactcompress.engine.witnesses import WitnessSet, record, search
 from exactcompress.tolerances import WITNESS_MARGIN
 
 
@@ -46,11 +40,15 @@ def test_every_witness_reproduces_its_sign_in_a_fresh_forward_pass():
     network = random_network(0, [5, 16, 16, 12, 3])
     box = Box(-np.ones(5), np.linspace(0.5, 2.0, 5))
     witnesses = search(network, box, WitnessSet.empty(network), rng=np.random.default_rng(0), n_samples=2000)
-    assert witnesses.n_witnessed > 0
+    assert any(np.any(found >= 0) for found in witnesses.positive + witnesses.negative)
     assert_witnesses_hold(network, box, witnesses)
-    missing_positive, missing_negative = open_signs(witnesses)
+    missing_positive, missing_negative = witnesses.open_signs()
     for layer in range(3):
-        assert np.array_equal(unstable_mask(witnesses, layer), ~missing_positive[layer] & ~missing_negative[layer])
+        assert np.array_equal(witnesses.unstable(layer), ~missing_positive[layer] & ~missing_negative[layer])
+        neurons = np.arange(network.hidden_widths[layer])
+        for sign, missing in ((1, missing_positive[layer]), (-1, missing_negative[layer])):
+            layers, signs = np.full_like(neurons, layer), np.full_like(neurons, sign)
+            assert np.array_equal(witnesses.witnessed(layers, neurons, signs), ~missing)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -137,7 +135,7 @@ def test_a_deadline_in_the_past_returns_promptly():
         data=np.full((1000, 784), 0.5), deadline=start - 1.0,
     )
     assert time.monotonic() - start < 0.5
-    assert witnesses.n_witnessed == 0
+    assert all(np.all(found < 0) for found in witnesses.positive + witnesses.negative)
 
 
 def test_record_takes_the_first_showing_candidate_and_keeps_only_used_points():

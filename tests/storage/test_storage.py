@@ -11,7 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from exactcompress.errors import InputError, KeyNotFound
-from exactcompress.storage import LocalStorage, S3Storage, open_storage, safe_key, sha256_bytes
+from exactcompress.storage import (
+    LocalStorage,
+    S3Storage,
+    open_storage,
+    safe_key,
+    sha256_bytes,
+)
 from exactcompress.storage.keys import common_folder
 from exactcompress.storage.local_s3 import LocalS3Server
 

@@ -30,9 +30,9 @@ from exactcompress.schema import (
     StudySpec,
     TrainingRecord,
 )
+from exactcompress.schema.specfile import read_study_spec
 from exactcompress.storage import open_storage
 from exactcompress.training.datasets import digits_data, load_dataset
-from exactcompress.schema.specfile import read_study_spec
 from exactcompress.training.study import config_hash, plan_configs, write_study
 from exactcompress.training.trainer import Regularization, penalty, train_mlp
 

@@ -17,6 +17,7 @@ from zoo_files import write_good
 
 from exactcompress.cli import app
 from exactcompress.distributed.zoo_job import run_zoo_job
+from exactcompress.reports.report import REPORT_JSON as REPORT
 from exactcompress.schema import Lease, ZooJobSpec, ZooLedger, ZooSummary
 from exactcompress.storage import open_storage
 from exactcompress.zoo.leases import (
@@ -35,7 +36,6 @@ from exactcompress.zoo.ledger import (
     read_ledger,
     record,
 )
-from exactcompress.reports.report import REPORT_JSON as REPORT
 from exactcompress.zoo.plan import plan_tasks
 from exactcompress.zoo.task import domain_digest, run_prefix
 

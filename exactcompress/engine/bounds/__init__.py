@@ -10,7 +10,7 @@ from typing import Sequence
 
 from ..domain import Box
 from ..network import Network
-from .concretise import ROUNDING_WIDENING, concretise
+from .concretise import concretise
 from .interval import interval_layer
 from .symbolic import relu_relaxation, symbolic_layer
 from .types import LayerBounds
@@ -20,7 +20,7 @@ def layer_bounds(network: Network, box: Box, below: Sequence[LayerBounds], index
     """The tighter of interval and symbolic bounds on hidden layer ``index``'s pre-activation (width,).
 
     ``below[j]`` (j < index) are the bounds already fixed for the layers under it. Every bound is
-    widened outward by ``ROUNDING_WIDENING * (1 + |bound| + magnitude)`` against float64 rounding
+    widened outward by ``tolerances.ROUNDING_WIDENING * (1 + |bound| + magnitude)`` against float64 rounding
     (see ``concretise.concretise``).
     """
     previous = below[index - 1] if index > 0 else None
@@ -47,7 +47,6 @@ def propagate(network: Network, box: Box, known: Sequence[LayerBounds] = ()) -> 
 
 __all__ = [
     "LayerBounds",
-    "ROUNDING_WIDENING",
     "concretise",
     "interval_layer",
     "layer_bounds",

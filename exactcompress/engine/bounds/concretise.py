@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...tolerances import ROUNDING_WIDENING
 from .types import LayerBounds
-
-#: relative outward widening applied to every computed bound (see ``concretise``)
-ROUNDING_WIDENING = 1e-12
 
 
 def concretise(coefficients: np.ndarray, offset: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> LayerBounds:

@@ -15,10 +15,10 @@ from typing import Sequence
 import numpy as np
 from pyscipopt import SCIP_PARAMSETTING, Model, Variable, quicksum
 
+from ...tolerances import SCIP_DUALFEASTOL, SCIP_FEASTOL
 from ..bounds import LayerBounds
 from ..domain import Box
 from ..network import Network
-from ...tolerances import SCIP_DUALFEASTOL, SCIP_FEASTOL
 
 
 @dataclass(frozen=True)

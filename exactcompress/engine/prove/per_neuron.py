@@ -21,20 +21,14 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from ...tolerances import MILP_MARGIN, WITNESS_MARGIN
+from ...errors import SolverError
+from ...tolerances import MILP_MARGIN, SIGN_PRIMAL_THRESHOLD, WITNESS_MARGIN
 from ..bounds import LayerBounds
 from ..deadline import deadline_in, seconds_left
 from ..domain import Box
 from ..network import Network
 from .encoding import LayerModel, build_layer_model
 from .parallel import ParallelMap, process_pool_map
-
-#: sign mode stops a max (min) solve at a solution with g_i >= +threshold (<= -threshold). The MILP's
-#: g_i may differ from the float64 forward pass at the same x by about feastol times the big-M
-#: constants (1e-9 * |M| * |W|, far below 1e-4 for the nets handled here), so a solution past the
-#: threshold re-checks with g_i > WITNESS_MARGIN. If the re-check fails anyway, the solve is rerun
-#: without the primal limit (to optimality or the dual limit) so no proof is lost.
-SIGN_PRIMAL_THRESHOLD = 1e-4
 
 #: SCIP's value for "no primal/dual limit"
 _NO_LIMIT = 1e99
@@ -98,19 +92,18 @@ def _run(layer_model: LayerModel, neuron: int, sense: int, primal_limit: float, 
     remaining = min(seconds_left(deadline), np.inf if solve_limit is None else solve_limit)
     model.setParam("limits/time", min(float(remaining), 1e20))
     model.setObjective(layer_model.g[neuron], "maximize" if sense > 0 else "minimize")
+    source = f"MILP of hidden layer {layer_model.layer} neuron {neuron}"
     try:
-        model.optimize()
+        try:
+            model.optimize()
+        except Exception as error:  # SCIP raises plain Exception, e.g. "SCIP: error in LP solver!"
+            raise SolverError(source, f"SCIP failed: {error}") from None
         status = model.getStatus()
         if status in _IMPOSSIBLE_STATUSES:
-            raise RuntimeError(
-                f"SCIP reports the MILP of hidden layer {layer_model.layer} neuron {neuron} as {status}; "
-                "the box is non-empty, so the given bounds or the model are wrong"
-            )
+            raise SolverError(source, f"SCIP reports it {status}; the box is non-empty, so the given bounds or the "
+                              "model are wrong")
         if status not in _VALID_DUAL_STATUSES and status != "timelimit":
-            raise RuntimeError(
-                f"SCIP ended the MILP of hidden layer {layer_model.layer} neuron {neuron} with status "
-                f"'{status}'; no bound can be trusted"
-            )
+            raise SolverError(source, f"SCIP ended with status '{status}'; no bound can be trusted")
         dual = float(model.getDualbound()) if status in _VALID_DUAL_STATUSES else None
         if dual is not None and model.isInfinity(abs(dual)):
             dual = None
@@ -218,7 +211,7 @@ def solve_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer
     (width,). ``deadline``: a ``time.monotonic()`` instant; each solve gets the time left as SCIP's time
     limit. ``workers > 1`` solves interleaved chunks of the asked neurons through ``parallel_map`` (default:
     spawned processes here; the zoo job passes Ray tasks), each given the seconds left. ``solve_limit`` (seconds) caps each
-    single solve as well; a question cut by it counts as ``timed_out`` like one cut by the deadline. Raises RuntimeError if SCIP reports
+    single solve as well; a question cut by it counts as ``timed_out`` like one cut by the deadline. Raises SolverError if SCIP fails, reports
     the model infeasible/unbounded or ends with a status whose bound cannot be trusted.
     """
     if mode not in ("sign", "optimize"):

@@ -28,8 +28,8 @@ any subtree is *ambiguous* unless witnessed: never proven by this solve.
 
 SCIP features that could drop feasible points without a proof are off: symmetry handling, weak and
 strong dual reductions and component presolving (the harvest fixes change the problem during the
-solve). A Python exception in a plugin interrupts the solve and is raised as RuntimeError; SCIP
-statuses other than optimal, dual limit and time limit raise RuntimeError too.
+solve). A Python exception in a plugin interrupts the solve and is raised as ``SolverError``; so are SCIP
+failures and statuses other than optimal, dual limit and time limit.
 """
 
 from __future__ import annotations
@@ -53,14 +53,14 @@ from pyscipopt import (
     Variable,
 )
 
-from ...tolerances import MILP_MARGIN
+from ...errors import SolverError, SoundnessError
+from ...tolerances import MILP_MARGIN, SIGN_PRIMAL_THRESHOLD
 from ..bounds import LayerBounds
 from ..deadline import seconds_left
 from ..domain import Box
 from ..network import Network
 from ..witnesses import WitnessSet, record
 from .encoding import add_preactivations, add_relus, new_model
-from .per_neuron import SIGN_PRIMAL_THRESHOLD
 
 #: the witness-side child of an ambiguity branch demands ``sign * g_i >= WITNESS_TARGET``: far enough
 #: above WITNESS_MARGIN that the float64 pass confirms any solution there despite SCIP's tolerances
@@ -78,9 +78,9 @@ _STATUSES_WITH_VALID_DUAL = frozenset({"optimal", "duallimit"})
 class SingleMilpResult:
     """Outcome of one single-MILP solve over a box.
 
-    ``proved_inactive`` / ``proved_active`` / ``ambiguous``: per hidden layer, bool (width,): newly proven
-    stably inactive / active by this solve; ``ambiguous``: a neuron-sign was given up without a witness
-    (its extreme pre-activation lies in the tolerance band as far as this solve saw), never proven.
+    ``proved_inactive`` / ``proved_active``: per hidden layer, bool (width,): newly proven stably inactive /
+    active by this solve. A neuron-sign given up without a witness (its extreme pre-activation lies in the
+    tolerance band as far as this solve saw) is neither proven nor witnessed.
     ``witnesses``: the input set plus everything harvested. ``finished``: the dual bound (< 1) proved every
     remaining state. ``solutions_harvested``: candidate solutions checked; ``lp_points_harvested``:
     LP/pseudo/heuristic points evaluated; ``states_fixed``: states taken out of the objective (witnessed
@@ -90,7 +90,6 @@ class SingleMilpResult:
 
     proved_inactive: tuple[np.ndarray, ...]
     proved_active: tuple[np.ndarray, ...]
-    ambiguous: tuple[np.ndarray, ...]
     witnesses: WitnessSet
     finished: bool
     solutions_harvested: int
@@ -116,10 +115,7 @@ class _States:
 
     def witnessed(self, witnesses: WitnessSet) -> np.ndarray:
         """Bool (n,): the state has a witness in ``witnesses``."""
-        offsets = np.cumsum([0] + [a.size for a in witnesses.positive])[self.layer] + self.neuron
-        found = np.where(self.sign > 0, np.concatenate(witnesses.positive)[offsets],
-                         np.concatenate(witnesses.negative)[offsets])
-        return found >= 0
+        return witnesses.witnessed(self.layer, self.neuron, self.sign)
 
 
 @dataclass(frozen=True)
@@ -467,7 +463,8 @@ def solve_network(network: Network, box: Box, bounds: Sequence[LayerBounds], wit
     ``time.monotonic()`` instant (SCIP's time limit). Proofs use MILP_MARGIN exactly as the per-neuron
     method; witnesses need ``|g| > WITNESS_MARGIN`` in the float64 forward pass. With no open state it
     returns at once (finished); past the deadline, or on SCIP's time limit, nothing is proven. Raises
-    RuntimeError on any other SCIP status (e.g. infeasible, impossible on a box) or a plugin error.
+    SolverError on any other SCIP status (e.g. infeasible, impossible on a box), a SCIP failure or a plugin
+    error.
     """
     start = time.monotonic()
     widths = network.hidden_widths
@@ -487,13 +484,10 @@ def solve_network(network: Network, box: Box, bounds: Sequence[LayerBounds], wit
 
     def result(harvest: _Harvest | None, proved: np.ndarray, finished: bool, nodes: int = 0,
                iterations: int = 0) -> SingleMilpResult:
-        lost = np.zeros(len(states), bool) if harvest is None else harvest.lost & ~harvest.seen
         changed = 0 if harvest is None else int(np.sum(harvest.seen | harvest.lost))
         return SingleMilpResult(
             proved_inactive=_per_layer(network, states, proved, 1),
             proved_active=_per_layer(network, states, proved, -1),
-            ambiguous=tuple(a | b for a, b in zip(_per_layer(network, states, lost, 1),
-                                                  _per_layer(network, states, lost, -1))),
             witnesses=witnesses if harvest is None else harvest.witnesses,
             finished=finished,
             solutions_harvested=0 if harvest is None else harvest.solutions,
@@ -525,9 +519,12 @@ def solve_network(network: Network, box: Box, bounds: Sequence[LayerBounds], wit
     if remaining <= 0:
         return result(harvest, none_proved, False)
     model.setParam("limits/time", min(float(remaining), 1e20))
-    model.optimize()
+    try:
+        model.optimize()
+    except Exception as error:  # SCIP raises plain Exception, e.g. "SCIP: error in LP solver!"
+        raise SolverError("single MILP", f"SCIP failed: {error}") from None
     if harvest.error is not None:
-        raise RuntimeError(f"single MILP: a harvesting plugin failed: {harvest.error!r}") from harvest.error
+        raise SolverError("single MILP", f"a harvesting plugin failed: {harvest.error!r}") from harvest.error
     status = model.getStatus()
     nodes, iterations = int(model.getNNodes()), int(model.getNLPIterations())
     dual = float(model.getDualbound())
@@ -536,12 +533,12 @@ def solve_network(network: Network, box: Box, bounds: Sequence[LayerBounds], wit
     if status == "timelimit":
         return result(harvest, none_proved, False, nodes, iterations)
     if status not in _STATUSES_WITH_VALID_DUAL:
-        raise RuntimeError(f"SCIP ended the single MILP with status '{status}'; no state can be trusted")
+        raise SolverError("single MILP", f"SCIP ended with status '{status}'; no state can be trusted")
     if not dual < 1.0:
-        raise RuntimeError(f"SCIP ended the single MILP '{status}' with dual bound {dual} >= 1 although every "
-                           "candidate claiming a state is rejected")
+        raise SolverError("single MILP", f"SCIP ended '{status}' with dual bound {dual} >= 1 although every "
+                          "candidate claiming a state is rejected")
     proved = ~harvest.seen & ~harvest.lost
     inactive_new, active_new = _per_layer(network, states, proved, 1), _per_layer(network, states, proved, -1)
     if any(np.any(a & b) for a, b in zip(inactive_new, active_new)):
-        raise RuntimeError("single MILP proved a neuron both stably active and stably inactive")
+        raise SoundnessError("single MILP", "proved a neuron both stably active and stably inactive")
     return result(harvest, proved, True, nodes, iterations)

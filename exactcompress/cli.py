@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -21,7 +22,7 @@ zoo_app = typer.Typer(no_args_is_help=True, help="Model zoos: compress a whole z
                       "cluster and follow it with status/logs); build the bundled digits zoo.")
 study_app = typer.Typer(no_args_is_help=True, help="Hyperparameter studies: train every architecture × "
                         "regulariser strength × seed on Ray, compress each exactly, and tabulate and plot accuracy "
-                        "against what was removed.")
+                        "against what was removed (run, or submit to a cluster and follow it with status/logs).")
 schema_app = typer.Typer(no_args_is_help=True, help="Print the JSON Schema of a file this tool writes.")
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(study_app, name="study")
@@ -42,29 +43,39 @@ class FormatChoice(str, Enum):
     onnx = "onnx"
 
 
-def _fail(message: str, code: int = 1) -> None:
+def _fail(message: str, code: int) -> None:
     err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """End the command on any ``ExactCompressError`` with its one line and its exit code (``errors.ExitCode``:
+    2 for bad input, flags, specs or storage locations; 1 for a failure of the work itself)."""
+    from .errors import ExactCompressError
+
+    try:
+        yield
+    except ExactCompressError as error:
+        _fail(str(error), int(error.exit_code))
+
+
 def _domain(lower, upper, domain_file, data_box, margin):
-    from .errors import InputError
+    from .errors import ExitCode
     from .io.domain_files import from_data, from_file, scalar_box
 
     chosen = [name for name, value in (("--lower/--upper", lower is not None or upper is not None),
                                        ("--domain", domain_file), ("--domain-from-data", data_box)) if value]
     if len(chosen) > 1:
-        _fail(f"choose one domain: {' or '.join(chosen)}", 2)
+        _fail(f"choose one domain: {' or '.join(chosen)}", ExitCode.USAGE)
     if margin is not None and data_box is None:
-        _fail("--margin only applies with --domain-from-data", 2)
-    try:
+        _fail("--margin only applies with --domain-from-data", ExitCode.USAGE)
+    with _one_line_errors():
         if domain_file:
             return from_file(domain_file)
         if data_box:
             return from_data(data_box, margin or 0.0)
         return scalar_box(0.0 if lower is None else lower, 1.0 if upper is None else upper)
-    except InputError as error:
-        _fail(str(error))
 
 
 @app.command()
@@ -91,8 +102,9 @@ def compress(
     seed: int = typer.Option(0, help="Seed for sampling and the gradient search."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
-    """Analyse MODEL on a box domain, compress it exactly and write report.json, compressed.pt, witnesses.npz,
-    report.md and report.html into --out."""
+    """Analyse MODEL on an input domain (a box, a data set's box or a union of L∞ balls), compress it exactly
+    and write report.json, compressed.pt, witnesses.npz, report.md and report.html into --out."""
+    from .errors import ExitCode
     from .pipeline import compress_model
 
     chosen_domain = _domain(lower, upper, domain, domain_from_data, margin)
@@ -105,7 +117,7 @@ def compress(
                                     time_limit=time_limit, workers=workers, formats=[f.value for f in fmt], seed=seed,
                                     progress=lambda stage: status.update(f"{model.name}: {stage}"))
     if report.status == "failed":
-        _fail(report.error or "failed")
+        _fail(report.error or "failed", ExitCode.FAILED)
     counts = report.counts()
     removed = report.neurons_before - report.neurons_after
     typer.echo(
@@ -160,21 +172,15 @@ def zoo_run(
     """Compress every model of a zoo on Ray; write per-model outputs and, last, summary.json/.md/.html at the
     spec's output prefix. Exit code 0: all models exact or partial (or in progress in another run); 3: some
     failed; 2: bad spec."""
-    from .errors import InputError
     from .reports.summary import render_summary_table
     from .schema.specfile import read_job_spec
 
-    try:
+    with _one_line_errors():
         job = read_job_spec(spec)
-    except InputError as error:
-        _fail(str(error), 2)
-    from .distributed.zoo_job import run_zoo_job
+        from .distributed.zoo_job import run_zoo_job
 
-    try:
         run = run_zoo_job(job, address=address, num_cpus=num_cpus, console=None if quiet else err,
                           incremental=incremental)
-    except InputError as error:
-        _fail(str(error), 2)
     typer.echo(render_summary_table(run.summary))
     totals = run.summary.totals
     unchanged = f" ({run.unchanged} unchanged per the ledger, not downloaded)" if incremental else ""
@@ -202,19 +208,16 @@ PASS_CREDENTIALS_OPTION = typer.Option(False, "--pass-credentials", help="Forwar
 def _submit(spec: Path, address: str, command: str, job_id: Optional[str], pip: list[str],
             pass_credentials: bool) -> None:
     """Check the spec of ``exactcompress <command> run`` here, submit it, print the submission id."""
-    from .errors import InputError
     from .schema.specfile import read_job_spec, read_study_spec
 
-    try:
+    with _one_line_errors():
         (read_study_spec if command == "study" else read_job_spec)(spec)
         from .distributed.submit import submit_zoo_job, zoo_entrypoint
 
         submission = submit_zoo_job(spec, address, job_id=job_id, extra_pip=pip or None,
                                     pass_credentials=pass_credentials, entrypoint=zoo_entrypoint(spec.name, command))
-    except InputError as error:
-        _fail(str(error), 2)
     typer.echo(submission)
-    err.print(f"follow it: exactcompress zoo logs {submission} --address {address} --follow", highlight=False)
+    err.print(f"follow it: exactcompress {command} logs {submission} --address {address} --follow", highlight=False)
 
 
 def _submit_command(command: str, what: str, doc: str):
@@ -229,7 +232,7 @@ def _submit_command(command: str, what: str, doc: str):
     ) -> None:
         _submit(spec, address, command, job_id, pip, pass_credentials)
 
-    submit.__doc__ = doc
+    submit.__doc__ = " ".join(doc.split())
     return submit
 
 
@@ -238,53 +241,42 @@ zoo_app.command("submit")(_submit_command(
     prints the submission id for `zoo status` and `zoo logs`."""))
 
 
-@zoo_app.command("status")
-def zoo_status(
-    job_id: str = typer.Argument(..., help="Submission id printed by `zoo submit`."),
-    address: str = typer.Option(..., "--address", help=DASHBOARD_HELP),
-) -> None:
-    """Status of a submitted zoo job (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED)."""
-    from .distributed.submit import job_status
-    from .errors import InputError
+def _job_commands(group: typer.Typer, command: str, what: str) -> None:
+    """``<command> status|logs|stop``: follow a job that ``<command> submit`` sent to a cluster."""
+    job_id_argument = typer.Argument(..., help=f"Submission id printed by `{command} submit`.")
+    address_option = typer.Option(..., "--address", help=DASHBOARD_HELP)
 
-    try:
-        info = job_status(address, job_id)
-    except InputError as error:
-        _fail(str(error))
-    typer.echo(f"{info.submission_id}: {info.status.value}" + (f" — {info.message}" if info.message else ""))
+    def status(job_id: str = job_id_argument, address: str = address_option) -> None:
+        from .distributed.submit import job_status
+
+        with _one_line_errors():
+            info = job_status(address, job_id)
+        typer.echo(f"{info.submission_id}: {info.status.value}" + (f" — {info.message}" if info.message else ""))
+
+    def logs(job_id: str = job_id_argument, address: str = address_option,
+             follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends.")) -> None:
+        from .distributed.submit import job_logs
+
+        with _one_line_errors():
+            for chunk in job_logs(address, job_id, follow=follow):
+                typer.echo(chunk, nl=False)
+
+    def stop(job_id: str = job_id_argument, address: str = address_option) -> None:
+        from .distributed.submit import stop_job
+
+        with _one_line_errors():
+            stopped = stop_job(address, job_id)
+        typer.echo("stopped" if stopped else "already finished")
+
+    status.__doc__ = f"Status of a submitted {what} (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED)."
+    logs.__doc__ = f"The driver log of a submitted {what}."
+    stop.__doc__ = f"Stop a submitted {what} (models already committed stay; a new run resumes the rest)."
+    group.command("status")(status)
+    group.command("logs")(logs)
+    group.command("stop")(stop)
 
 
-@zoo_app.command("logs")
-def zoo_logs(
-    job_id: str = typer.Argument(..., help="Submission id printed by `zoo submit`."),
-    address: str = typer.Option(..., "--address", help=DASHBOARD_HELP),
-    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends."),
-) -> None:
-    """The driver log of a submitted zoo job."""
-    from .distributed.submit import job_logs
-    from .errors import InputError
-
-    try:
-        for chunk in job_logs(address, job_id, follow=follow):
-            typer.echo(chunk, nl=False)
-    except InputError as error:
-        _fail(str(error))
-
-
-@zoo_app.command("stop")
-def zoo_stop(
-    job_id: str = typer.Argument(..., help="Submission id printed by `zoo submit`."),
-    address: str = typer.Option(..., "--address", help=DASHBOARD_HELP),
-) -> None:
-    """Stop a submitted zoo job (models already committed stay; a new run resumes the rest)."""
-    from .distributed.submit import stop_job
-    from .errors import InputError
-
-    try:
-        stopped = stop_job(address, job_id)
-    except InputError as error:
-        _fail(str(error))
-    typer.echo("stopped" if stopped else "already finished")
+_job_commands(zoo_app, "zoo", "zoo job")
 
 
 @zoo_app.command("digits")
@@ -310,20 +302,14 @@ def study_run(
     """Train and compress every configuration of a study on Ray (configurations already done are reused);
     write study.json/.csv/.md/.html and the figures at the spec's output prefix. Exit code 0: all
     configurations exact or partial; 3: some failed; 2: bad spec."""
-    from .errors import InputError
     from .reports.study import render_study_table
     from .schema.specfile import read_study_spec
 
-    try:
+    with _one_line_errors():
         study = read_study_spec(spec)
-    except InputError as error:
-        _fail(str(error), 2)
-    from .distributed.study_job import run_study
+        from .distributed.study_job import run_study
 
-    try:
         run = run_study(study, address=address, num_cpus=num_cpus, console=None if quiet else err)
-    except InputError as error:
-        _fail(str(error), 2)
     typer.echo(render_study_table(run.result))
     rows = len(run.result.rows)
     typer.echo(f"trained {run.trained} and compressed {run.analysed} of {rows} configurations in this run (the "
@@ -337,7 +323,8 @@ def study_run(
 
 study_app.command("submit")(_submit_command(
     "study", "Study", """Submit the study to a Ray cluster through the Jobs API (its output must be storage the cluster
-    reaches); prints the submission id for `zoo status` and `zoo logs`."""))
+    reaches); prints the submission id for `study status` and `study logs`."""))
+_job_commands(study_app, "study", "study")
 
 
 @app.command()

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from exactcompress.schema import CompressionReport
 
@@ -87,7 +88,7 @@ def test_domain_choices_and_errors(digits_zoo, tmp_path):
     bad_domain = tmp_path / "domain.json"
     bad_domain.write_text('{"lower": 0, "uper": 1}')
     wrong_field = run("compress", str(model), "--out", str(tmp_path / "d"), "--domain", str(bad_domain))
-    assert wrong_field.returncode == 1 and "uper" in wrong_field.stderr and "domain.json" in wrong_field.stderr
+    assert wrong_field.returncode == 2 and "uper" in wrong_field.stderr and "domain.json" in wrong_field.stderr
 
 
 def test_schema_job_and_summary_print_their_json_schemas():
@@ -113,7 +114,21 @@ def test_submit_checks_the_spec_before_contacting_a_cluster(tmp_path):
     assert "field 'method'" in result.stderr and "Ray dashboard" not in result.stderr
 
 
-def test_status_of_an_unreachable_cluster_is_one_clear_line():
-    result = run("zoo", "status", "raysubmit_x", "--address", "http://127.0.0.1:9")
-    assert result.returncode == 1
+@pytest.mark.parametrize("group", ["zoo", "study"])
+def test_status_of_an_unreachable_cluster_is_one_clear_line(group):
+    result = run(group, "status", "raysubmit_x", "--address", "http://127.0.0.1:9")
+    assert result.returncode == 2
     assert "cannot reach the Ray dashboard" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_study_jobs_are_followed_with_study_commands():
+    listing = run("study", "--help").stdout
+    for command in ("run", "submit", "status", "logs", "stop"):
+        assert command in listing, command
+    assert "`study status` and `study logs`" in " ".join(run("study", "submit", "--help").stdout.split())
+
+
+def test_a_missing_spec_is_named_as_a_spec(tmp_path):
+    for group in ("zoo", "study"):
+        result = run(group, "run", str(tmp_path / "missing.yaml"))
+        assert result.returncode == 2 and "missing.yaml: spec file not found" in result.stderr

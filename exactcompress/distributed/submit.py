@@ -175,7 +175,7 @@ def submit_zoo_job(
     """
     spec_path = Path(spec_path)
     if not spec_path.is_file():
-        raise InputError(str(spec_path), "job spec file not found")
+        raise InputError(str(spec_path), "spec file not found")
     with _cluster_errors(address), tempfile.TemporaryDirectory(prefix="exactcompress-job-") as staging:
         shutil.copyfile(spec_path, Path(staging) / spec_path.name)
         runtime_env = zoo_runtime_env(

@@ -295,7 +295,7 @@ def test_address_override_from_environment_is_refused(monkeypatch):
 
 def test_missing_spec_file_is_named(tmp_path):
     missing = tmp_path / "absent.yaml"
-    with pytest.raises(InputError, match="job spec file not found") as raised:
+    with pytest.raises(InputError, match="spec file not found") as raised:
         submit_zoo_job(missing, "http://127.0.0.1:1")
     assert str(raised.value).startswith(str(missing))
 

@@ -83,6 +83,10 @@ BENCH_ZOO: tuple[BenchModel, ...] = (
         for hidden in ((200, 200), (400, 400), (200, 200, 200))
         for l1 in (1e-4, 1e-3)
     ),
+    # weakly regularised 784-input nets: what users bring most often, and the hardest to prove
+    bench_model((400, 400), 1e-5, 784, DIGITS_784_EPOCHS),
+    bench_model((400, 400), 2e-4, 784, DIGITS_784_EPOCHS),
+    bench_model((200, 200, 200), 5e-4, 784, DIGITS_784_EPOCHS),
 )
 
 

@@ -38,7 +38,7 @@ def row(tiny_zoo):
 
 def test_bench_zoo_names_and_specs():
     names = [spec.name for spec in zoo.BENCH_ZOO]
-    assert len(names) == len(set(names)) == 5 * 3 + 3 * 2
+    assert len(names) == len(set(names)) == 5 * 3 + 3 * 2 + 3
     assert {"d64-2x100-l1_0", "d64-5x100-l1_1e-4", "d64-2x400-l1_1e-3", "d784-3x200-l1_1e-3"} <= set(names)
     assert zoo.select(["d784-2x200-l1_1e-4"])[0].inputs == 784
     with pytest.raises(ValueError, match="unknown bench models"):

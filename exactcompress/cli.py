@@ -35,6 +35,13 @@ class MethodChoice(str, Enum):
     auto = "auto"
     per_neuron = "per-neuron"
     milp = "milp"
+    bab = "bab"
+
+
+class DeviceChoice(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
 
 
 class FormatChoice(str, Enum):
@@ -90,13 +97,17 @@ def compress(
                                                     "points in this .npy file (n, d)."),
     margin: Optional[float] = typer.Option(None, help="Widen --domain-from-data's box by this much on each side."),
     data: Optional[Path] = typer.Option(None, "--data", help="Extra witness candidates, .npy (n, d)."),
-    method: MethodChoice = typer.Option(MethodChoice.auto, help="auto: bounds → witnesses → the single MILP or "
-                                        "per-neuron sign solves, chosen per network; milp: bounds → witnesses → one "
-                                        "MILP for the whole network; per-neuron: two full MILPs per neuron (the 2020 "
-                                        "baseline)."),
+    method: MethodChoice = typer.Option(MethodChoice.auto, help="auto: bounds → witnesses → the single MILP, "
+                                        "branch and bound and per-neuron sign solves, chosen per network and question "
+                                        "(report.json's policy says how); milp: bounds → witnesses → one MILP for the "
+                                        "whole network; bab: bounds → witnesses → branch and bound on ReLU splits per "
+                                        "question; per-neuron: two full MILPs per neuron (the 2020 baseline)."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Seconds for the analysis; neurons not "
                                                "settled in time are kept (status 'partial')."),
-    workers: int = typer.Option(1, min=1, help="Processes for independent MILPs."),
+    workers: int = typer.Option(1, min=1, help="Processes for independent questions (MILPs, branch and bound)."),
+    device: DeviceChoice = typer.Option(DeviceChoice.auto, help="Where branch and bound computes its batched bounds: "
+                                        "cuda when a GPU is visible (auto), or cpu / cuda; proofs are float64 on "
+                                        "either."),
     fmt: list[FormatChoice] = typer.Option([FormatChoice.torch], "--format", help="Compressed model format(s); repeat "
                                            "for several."),
     seed: int = typer.Option(0, help="Seed for sampling and the gradient search."),
@@ -110,12 +121,12 @@ def compress(
     chosen_domain = _domain(lower, upper, domain, domain_from_data, margin)
     if quiet:
         report = compress_model(model, out, domain=chosen_domain, data=data, method=method.value, time_limit=time_limit,
-                                workers=workers, formats=[f.value for f in fmt], seed=seed)
+                                workers=workers, formats=[f.value for f in fmt], seed=seed, device=device.value)
     else:
         with err.status(f"{model.name}: starting") as status:
             report = compress_model(model, out, domain=chosen_domain, data=data, method=method.value,
                                     time_limit=time_limit, workers=workers, formats=[f.value for f in fmt], seed=seed,
-                                    progress=lambda stage: status.update(f"{model.name}: {stage}"))
+                                    device=device.value, progress=lambda stage: status.update(f"{model.name}: {stage}"))
     if report.status == "failed":
         _fail(report.error or "failed", ExitCode.FAILED)
     counts = report.counts()

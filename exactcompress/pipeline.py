@@ -19,6 +19,7 @@ from .engine.compression import CompressionLog, compress
 from .engine.domain import UNION_SEMANTICS, Domain
 from .engine.network import Network
 from .engine.progress import Progress, ignore
+from .engine.prove.bab_layer import resolve_device
 from .engine.prove.parallel import ParallelMap
 from .engine.verify import verify
 from .errors import InputError, SolverError, SoundnessError
@@ -28,6 +29,7 @@ from .reports.report import write_report_json, write_reports
 from .schema import (
     BoxRecord,
     CompressionReport,
+    Device,
     DomainRecord,
     ErrorKind,
     LayerCompression,
@@ -119,6 +121,7 @@ def compress_model(
     parallel_map: ParallelMap | None = None,
     formats: Sequence[SaveFormat] = ("torch",),
     seed: int = 0,
+    device: Device = "auto",
     progress: Progress | None = None,
 ) -> CompressionReport:
     """Run the whole engine on one model and write its outputs into ``out_dir``.
@@ -126,7 +129,8 @@ def compress_model(
     ``model`` is a file path or an already loaded ``(Network, ModelInfo)``. ``domain`` defaults to the
     box [0, 1] on every input. Bad input does not raise: the returned (and written) report has status
     ``failed`` and a one-line ``error``. A failed verification is also ``failed`` and writes no model.
-    ``workers``/``parallel_map`` split per-neuron solves (see ``analyze``).
+    ``workers``/``parallel_map`` split independent questions, ``device`` places branch and bound (see
+    ``analyze``).
     """
     say = progress or ignore
     out_dir = Path(out_dir)
@@ -151,13 +155,14 @@ def compress_model(
         clock = time.monotonic()
         domain = (domain or scalar_box(0.0, 1.0)).broadcast(network.input_dim)
         points = _data_points(data, network.input_dim)
+        resolve_device(device)
         seconds["domain"] = time.monotonic() - clock
     except InputError as error:
         return failed("input", str(error))
 
     try:
         analysis = analyze(network, domain, method=method, data=points, time_limit=time_limit, workers=workers,
-                           parallel_map=parallel_map, seed=seed, progress=say)
+                           parallel_map=parallel_map, seed=seed, device=device, progress=say)
         seconds.update(analysis.seconds)
 
         clock = time.monotonic()
@@ -192,6 +197,7 @@ def compress_model(
         hidden_widths_after=compressed.hidden_widths,
         verification=verification,
         milp=analysis.milp,
+        bab=analysis.bab,
         time_limit_reached=analysis.timed_out,
         policy=analysis.policy,
         tolerances=tolerance_record(),

@@ -23,13 +23,15 @@ from typing import Sequence, get_args
 import numpy as np
 
 from ..errors import SolverError, SoundnessError
-from ..schema import Method, Settler, SolverStats
+from ..schema import BabStats, Device, Method, Settler, SolverStats
 from ..tolerances import BOUND_MARGIN
 from . import bounds as bounds_mod
 from .bounds import LayerBounds
+from .deadline import expired, seconds_left
 from .domain import Box, Domain
 from .network import Network
 from .progress import Progress, ignore
+from .prove.bab_layer import bab_layer, resolve_device
 from .prove.parallel import ParallelMap
 from .prove.per_neuron import solve_layer
 from .prove.single_milp import solve_network
@@ -42,6 +44,9 @@ SINGLE_MILP_BUDGET = 60.0
 SINGLE_MILP_SHARE = 0.5
 #: seconds each sign question may take in the first MILP round of ``auto`` (the second round has no cap)
 FIRST_ROUND_SOLVE_LIMIT = 10.0
+#: seconds each question may take in ``auto``'s first round of branch and bound (what it leaves goes on to
+#: the MILPs, then to a second round of branch and bound without a cap)
+BAB_FIRST_ROUND_LIMIT = 20.0
 #: codes for the step that settled a neuron (index into SETTLERS); -1 = not settled
 SETTLERS = get_args(Settler)
 
@@ -57,6 +62,7 @@ class Analysis:
     settled_by: tuple[np.ndarray, ...]  # int codes into SETTLERS, -1 where undecided
     witnesses: WitnessSet
     milp: SolverStats
+    bab: BabStats = field(default_factory=BabStats)
     seconds: dict[str, float] = field(default_factory=dict)
     timed_out: bool = False
     policy: str | None = None
@@ -72,6 +78,7 @@ class _BoxState:
     witnesses: WitnessSet
     bounds: list[LayerBounds]
     stats: SolverStats = field(default_factory=SolverStats)
+    bab: BabStats = field(default_factory=BabStats)
     seconds: dict[str, float] = field(default_factory=lambda: {"bounds": 0.0, "witnesses": 0.0, "prove": 0.0})
     timed_out: bool = False
     policy: str | None = None
@@ -84,10 +91,12 @@ class _BoxState:
 
 @dataclass(frozen=True)
 class Fanout:
-    """How per-neuron solves of one layer are split: ``workers`` chunks through ``parallel_map``."""
+    """How the independent questions of one layer are split (per-neuron MILPs, branch and bound):
+    ``workers`` chunks through ``parallel_map``; ``device`` places branch and bound's batched bounds."""
 
     workers: int = 1
     parallel_map: ParallelMap | None = None
+    device: Device = "auto"
 
 
 def analyze(
@@ -100,15 +109,18 @@ def analyze(
     workers: int = 1,
     parallel_map: ParallelMap | None = None,
     seed: int = 0,
+    device: Device = "auto",
     progress: Progress | None = None,
 ) -> Analysis:
     """Classify every hidden neuron of ``network`` on ``domain`` (already broadcast to its input size).
 
     ``time_limit`` is in wall seconds for the whole analysis; neurons not settled in time are undecided.
     ``data`` (n, input_dim) adds witness candidates (rows outside the domain are ignored). Per-neuron
-    solves are split over ``workers`` chunks run through ``parallel_map`` (default: local processes).
+    solves and branch-and-bound questions are split over ``workers`` chunks run through ``parallel_map``
+    (default: local processes); branch and bound computes its batched bounds on ``device`` (``"auto"``: CUDA
+    when torch sees a GPU), its proofs in float64 either way.
     """
-    fanout = Fanout(workers, parallel_map)
+    fanout = Fanout(workers, parallel_map, device)
     deadline = None if time_limit is None else time.monotonic() + time_limit
     rng = np.random.default_rng(seed)
     say = progress or ignore
@@ -120,6 +132,8 @@ def analyze(
             per_box.append(_per_neuron(network, box, deadline, fanout, say))
         elif method == "milp":
             per_box.append(_milp(network, box, data, deadline, rng, say))
+        elif method == "bab":
+            per_box.append(_bab_only(network, box, data, deadline, fanout, rng, say))
         else:
             per_box.append(_auto(network, box, data, deadline, fanout, rng, say))
     return _combine(network, per_box)
@@ -186,26 +200,87 @@ def _count_open(state: _BoxState) -> int:
 
 
 def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: Progress) -> _BoxState:
-    """Bounds and witnesses, then the policy: few open questions → per-neuron sign solves; more → the
-    single MILP within a budget, and per-neuron sign solves for whatever it leaves."""
+    """Bounds and witnesses, then per question: branch and bound with a short cap per question (it settles
+    most hard questions of unregularised nets in seconds, where MILPs stall); for what it leaves, few
+    questions → per-neuron sign solves, more → the single MILP within a budget, then per-neuron sign solves;
+    last, branch and bound without a cap on whatever is still open."""
     state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
     open_questions = _count_open(state)
     if open_questions == 0:
         state.policy = "bounds and witnesses settled every neuron; no MILP"
         return state
-    if open_questions <= PER_NEURON_MAX_QUESTIONS:
-        state.policy = f"{open_questions} open sign questions (<= {PER_NEURON_MAX_QUESTIONS}): per-neuron sign solves"
+    steps = [f"{open_questions} open sign questions: branch and bound ({BAB_FIRST_ROUND_LIMIT:.0f} s per question)"]
+    _bab(network, box, state, deadline, fanout, say, BAB_FIRST_ROUND_LIMIT)
+    left_open = _count_open(state)
+    if left_open == 0:
+        state.policy = steps[0] + " settled all"
+        return state
+    steps.append(f"{left_open} left")
+    if left_open <= PER_NEURON_MAX_QUESTIONS:
+        steps.append(f"per-neuron sign solves (<= {PER_NEURON_MAX_QUESTIONS} questions)")
     else:
-        left = np.inf if deadline is None else deadline - time.monotonic()
-        budget = min(SINGLE_MILP_BUDGET, SINGLE_MILP_SHARE * left)
+        budget = min(SINGLE_MILP_BUDGET, SINGLE_MILP_SHARE * seconds_left(deadline))
         try:
             finished = _single_milp(network, box, state, time.monotonic() + budget, say)
             outcome = "proved the rest" if finished else f"stopped after its {budget:.0f} s budget"
         except SolverError as error:  # nothing was claimed; the per-neuron solves take over
             outcome = f"failed ({error.reason})"
-        state.policy = f"{open_questions} open sign questions: single MILP {outcome}; per-neuron sign solves for the rest"
+        steps.append(f"single MILP {outcome}; per-neuron sign solves for the rest")
     _per_neuron_signs(network, box, state, deadline, fanout, say)
+    if _count_open(state) and not expired(deadline):
+        steps.append("branch and bound without a cap on the rest")
+        _bab(network, box, state, deadline, fanout, say, None)
+    state.policy = "; ".join(steps)
     return state
+
+
+def _bab_only(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: Progress) -> _BoxState:
+    """Bounds, witnesses, then branch and bound on every open question (what it leaves is undecided)."""
+    state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
+    if _count_open(state):
+        _bab(network, box, state, deadline, fanout, say, None)
+    state.timed_out |= _count_open(state) > 0 and expired(deadline)
+    return state
+
+
+def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout, say: Progress,
+         question_limit: float | None) -> None:
+    """Branch and bound on every open question, layer by layer; proofs tighten the bounds of the layers above."""
+    start = time.monotonic()
+    code = SETTLERS.index("bab")
+    for layer in range(len(network.hidden)):
+        ask_max, ask_min = _open_questions(state, layer)
+        if not (ask_max.any() or ask_min.any()):
+            continue
+        say(f"branch and bound, layer {layer}: {int(ask_max.sum() + ask_min.sum())} sign questions")
+        settled = _settled_bounds(state)
+        answers = bab_layer(network, box, settled, layer, ask_max=ask_max, ask_min=ask_min, deadline=deadline,
+                            question_limit=question_limit, workers=fanout.workers,
+                            parallel_map=fanout.parallel_map, device=fanout.device)
+        _mark_proved(state, layer, answers.proved_inactive, answers.proved_active, code)
+        if len(answers.candidates):
+            state.witnesses = record(network, state.witnesses, box.clip(answers.candidates))
+            state.mark_unstable(code)
+        state.bab = BabStats(
+            questions=state.bab.questions + answers.questions, proved=state.bab.proved + answers.proved,
+            witnessed=state.bab.witnessed + answers.witnessed, undecided=state.bab.undecided + answers.undecided,
+            domains=state.bab.domains + answers.domains, seconds=state.bab.seconds + answers.seconds,
+            device=resolve_device(fanout.device))
+        if answers.proved:  # the layers above get bounds from the newly settled ones
+            settled = _settled_bounds(state)
+            above = bounds_mod.propagate(network, box, known=settled[: layer + 1])
+            state.bounds = [*settled[: layer + 1], *(old.intersect(new) for old, new in
+                                                    zip(state.bounds[layer + 1:], above[layer + 1:]))]
+            for higher in range(layer + 1, len(network.hidden)):
+                _apply_bound_proofs(state, higher)
+    state.seconds["bab"] = state.seconds.get("bab", 0.0) + time.monotonic() - start
+
+
+def _settled_bounds(state: _BoxState) -> list[LayerBounds]:
+    """The bounds with every proven state applied (valid: ``U <= 0`` where stably inactive, ``L >= 0`` where
+    stably active)."""
+    return [bounds.settled(inactive, active)
+            for bounds, inactive, active in zip(state.bounds, state.proved_inactive, state.proved_active)]
 
 
 def _milp(network: Network, box: Box, data, deadline, rng, say: Progress) -> _BoxState:
@@ -314,12 +389,16 @@ def _combine(network: Network, per_box: Sequence[_BoxState]) -> Analysis:
         unstable.append(is_unstable)
         undecided.append(is_undecided)
         settled.append(codes)
-    seconds = {key: sum(s.seconds[key] for s in per_box) for key in ("bounds", "witnesses", "prove")}
+    seconds = {key: sum(s.seconds.get(key, 0.0) for s in per_box)
+               for key in dict.fromkeys(key for s in per_box for key in s.seconds)}
+    bab = BabStats(**{name: sum(getattr(s.bab, name) for s in per_box)
+                      for name in ("questions", "proved", "witnessed", "undecided", "domains", "seconds")},
+                   device=next((s.bab.device for s in per_box if s.bab.device), None))
     stats = SolverStats()
     for state in per_box:
         stats = _add_stats(stats, state.stats)
     policies = list(dict.fromkeys(s.policy for s in per_box if s.policy))
     return Analysis(
         tuple(active), tuple(inactive), tuple(unstable), tuple(undecided), tuple(settled),
-        witnesses, stats, seconds, any(s.timed_out for s in per_box), "; ".join(policies) or None,
+        witnesses, stats, bab, seconds, any(s.timed_out for s in per_box), "; ".join(policies) or None,
     )

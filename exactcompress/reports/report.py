@@ -158,6 +158,33 @@ def _scip(report: CompressionReport) -> Table:
     return ["", ""], rows
 
 
+def _settlers(report: CompressionReport) -> Table:
+    """How many neurons each step settled, over all layers, and the seconds of the stage it belongs to."""
+    stage_of = {"bounds": "bounds", "witnesses": "witnesses", "per-neuron": "prove", "single-milp": "prove",
+                "bab": "bab"}
+    rows = []
+    for settler in get_args(Settler):
+        count = sum(len(layer.settled_by.get(settler, [])) for layer in report.layers)
+        if count:
+            rows.append([settler, str(count), _seconds(report.seconds.get(stage_of[settler]))])
+    return ["step", "neurons settled", "stage seconds (MILPs share 'prove')"], rows
+
+
+def _bab(report: CompressionReport) -> Table:
+    stats = report.bab
+    if not stats.questions:
+        return ["", ""], []
+    return ["", ""], [
+        ["sign questions", str(stats.questions)],
+        ["proved impossible (float64 bound)", str(stats.proved)],
+        ["witnessed", str(stats.witnessed)],
+        ["left undecided", str(stats.undecided)],
+        ["domains bounded", str(stats.domains)],
+        ["seconds (all questions added up)", _seconds(stats.seconds)],
+        ["device", stats.device or "—"],
+    ]
+
+
 def _tolerances(report: CompressionReport) -> Table:
     if report.tolerances is None:
         return ["", ""], []
@@ -183,7 +210,9 @@ def _sections(report: CompressionReport) -> list[Section]:
         ("Summary", _summary(report)),
         ("Hidden layers (original network)", _layers(report)),
         ("Seconds per stage", _stages(report)),
+        ("Settled by", _settlers(report)),
         ("SCIP", _scip(report)),
+        ("Branch and bound", _bab(report)),
         ("Tolerances", _tolerances(report)),
         ("Versions", _versions(report)),
         ("Files", _outputs(report)),

@@ -55,7 +55,7 @@ FIGURE_CAPTIONS = {
 
 STATUS_COLOURS = {"exact": "#2a9d8f", "partial": "#e9a23b", "failed": "#b00020"}
 #: settling step → colour; the order is the stacking order of the bars (undecided goes on top)
-SETTLER_COLOURS = dict(zip(get_args(Settler), ("#264653", "#2a9d8f", "#8ab17d", "#6d597a"), strict=True))
+SETTLER_COLOURS = dict(zip(get_args(Settler), ("#264653", "#2a9d8f", "#8ab17d", "#6d597a", "#e76f51"), strict=True))
 OTHER_STEP_COLOUR = "#adb5bd"
 
 MAX_FIGURE_WIDTH_IN = 20.0

@@ -12,6 +12,7 @@ from .common import (
     MODEL_SUFFIXES,
     REPORT_SCHEMA_VERSION,
     SUMMARY_SCHEMA_VERSION,
+    Device,
     ErrorKind,
     Method,
     SaveFormat,
@@ -37,6 +38,7 @@ from .job import (
     ZooTotals,
 )
 from .report import (
+    BabStats,
     BoxRecord,
     CompressionReport,
     DomainRecord,
@@ -65,7 +67,8 @@ from .study import (
 )
 
 __all__ = [
-    "BoxDomainSpec", "BoxRecord", "CompressionReport", "DomainRecord", "DomainSpec", "ErrorKind", "FileDomainSpec",
+    "BabStats", "BoxDomainSpec", "BoxRecord", "CompressionReport", "Device", "DomainRecord", "DomainSpec", "ErrorKind",
+    "FileDomainSpec",
     "JOB_SCHEMA_VERSION", "L1Regularizer", "LEDGER_SCHEMA_VERSION", "LayerCompression", "LayerReport", "Lease",
     "LedgerEntry",
     "LpRegularizer", "MODEL_SUFFIXES", "Manifest", "ManifestEntry", "ManifestSource", "Method", "ModelInfo",

@@ -7,14 +7,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 REPORT_SCHEMA_VERSION = "1.2"
-JOB_SCHEMA_VERSION = "1.1"
+JOB_SCHEMA_VERSION = "1.2"
 SUMMARY_SCHEMA_VERSION = "1.1"
 MODEL_SUFFIXES = (".pt", ".pth", ".safetensors", ".onnx")
 
-Method = Literal["auto", "per-neuron", "milp"]
+Method = Literal["auto", "per-neuron", "milp", "bab"]
+Device = Literal["auto", "cpu", "cuda"]
 Status = Literal["exact", "partial", "failed"]
 SaveFormat = Literal["torch", "safetensors", "onnx"]
-Settler = Literal["bounds", "witnesses", "per-neuron", "single-milp"]
+Settler = Literal["bounds", "witnesses", "per-neuron", "single-milp", "bab"]
 ErrorKind = Literal["input", "solver", "soundness", "verification", "internal"]
 
 

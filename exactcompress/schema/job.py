@@ -10,6 +10,7 @@ from pydantic import Discriminator, Field, Tag
 from .common import (
     JOB_SCHEMA_VERSION,
     SUMMARY_SCHEMA_VERSION,
+    Device,
     Method,
     SaveFormat,
     Status,
@@ -69,6 +70,8 @@ class ZooJobSpec(Strict):
     output: str = Field(description="prefix the results are written under (s3://…, file://… or a local path)")
     domain: DomainSpec = Field(default_factory=BoxDomainSpec, description="default input domain of every model")
     method: Method = "auto"
+    device: Device = Field("auto", description="where branch and bound computes its batched bounds: auto (cuda when "
+                           "a GPU is visible to the task), cpu or cuda; proofs are float64 either way (since 1.2)")
     time_limit_s: float | None = Field(300.0, gt=0, description="analysis seconds per model; null: no limit")
     retries: int = Field(2, ge=0, le=20, description="re-runs of a model's task after a system failure (lost worker)")
     cpus_per_task: float = Field(1.0, gt=0, description="Ray CPUs reserved by each model's task")

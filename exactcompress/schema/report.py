@@ -97,6 +97,18 @@ class SolverStats(Strict):
     )
 
 
+class BabStats(Strict):
+    """Branch and bound on ReLU splits over the whole analysis: one run per open sign question (since 1.2)."""
+
+    questions: int = Field(0, description="sign questions given to branch and bound")
+    proved: int = Field(0, description="settled by a float64-checked bound: the sign cannot occur")
+    witnessed: int = Field(0, description="settled by a witness input its search found")
+    undecided: int = Field(0, description="left open (its budget or the time limit ran out)")
+    domains: int = Field(0, description="branch-and-bound domains bounded, over all questions")
+    seconds: float = Field(0.0, description="wall seconds of all questions (in parallel: their sum)")
+    device: str | None = Field(None, description="where the batched bounds ran: cpu or cuda")
+
+
 class Tolerances(Strict):
     """Every numerical threshold that a decision depends on."""
 
@@ -159,6 +171,7 @@ class CompressionReport(Strict):
     verification: VerificationReport | None = None
     seconds: dict[str, float] = Field(default_factory=dict, description="wall seconds per stage and 'total'")
     milp: SolverStats = Field(default_factory=SolverStats)
+    bab: BabStats = Field(default_factory=BabStats, description="branch and bound on ReLU splits (since 1.2)")
     tolerances: Tolerances | None = None
     versions: Versions
     outputs: Outputs | None = None

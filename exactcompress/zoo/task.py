@@ -227,6 +227,7 @@ def _analyse(task: ModelTask, output: Storage, prefix: str, source_url: str, loc
         report = compress_model(
             model, out_dir, domain=domain, data=points, method=spec.method, time_limit=spec.time_limit_s,
             workers=spec.fallback_tasks, parallel_map=parallel_map, formats=spec.formats, seed=spec.seed,
+            device=spec.device,
             progress=progress,
         )
     committed = _commit(output, prefix, out_dir, report)

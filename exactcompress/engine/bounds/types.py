@@ -17,3 +17,9 @@ class LayerBounds:
     def intersect(self, other: "LayerBounds") -> "LayerBounds":
         """Elementwise intersection of two valid bounds (max of lowers, min of uppers)."""
         return LayerBounds(np.maximum(self.lower, other.lower), np.minimum(self.upper, other.upper))
+
+    def settled(self, inactive: np.ndarray, active: np.ndarray) -> "LayerBounds":
+        """These bounds with proven states applied: ``U <= 0`` where ``inactive``, ``L >= 0`` where ``active``
+        (valid when both masks (width,) hold proofs)."""
+        return LayerBounds(np.where(active, np.maximum(self.lower, 0.0), self.lower),
+                           np.where(inactive, np.minimum(self.upper, 0.0), self.upper))

@@ -130,12 +130,6 @@ class _Encoding:
     binaries: tuple[Variable, ...]
 
 
-def _settled_bounds(bounds: LayerBounds, inactive: np.ndarray, active: np.ndarray) -> LayerBounds:
-    """Bounds with ``U <= 0`` where stably inactive and ``L >= 0`` where stably active (valid: proven)."""
-    return LayerBounds(np.where(active, np.maximum(bounds.lower, 0.0), bounds.lower),
-                       np.where(inactive, np.minimum(bounds.upper, 0.0), bounds.upper))
-
-
 def _open_states(witnesses: WitnessSet, settled: Sequence[LayerBounds]) -> _States:
     rows = []
     for layer, layer_bounds in enumerate(settled):
@@ -479,7 +473,7 @@ def solve_network(network: Network, box: Box, bounds: Sequence[LayerBounds], wit
             raise ValueError(f"stability masks of hidden layer {layer} must have shape ({width},)")
         if np.any(inactive[layer] & active[layer]):
             raise ValueError(f"hidden layer {layer} has neurons marked both stably active and stably inactive")
-    settled = [_settled_bounds(b, i, a) for b, i, a in zip(bounds, inactive, active)]
+    settled = [b.settled(i, a) for b, i, a in zip(bounds, inactive, active)]
     states = _open_states(witnesses, settled)
 
     def result(harvest: _Harvest | None, proved: np.ndarray, finished: bool, nodes: int = 0,

@@ -1,0 +1,890 @@
+"""Branch and bound on ReLU splits (beta-CROWN style) for one neuron-sign question of a ReLU MLP.
+
+Question (``sign = +1``): is ``max_{x in box} g^layer_neuron(x) <= -margin``?  ``sign = -1`` asks the mirror
+question ``min g >= +margin`` and is handled by negating the target row.  Everything below works with the
+sign-flipped objective ``f(x) = sign * g^layer_neuron(x)``; "proved" means ``max f <= -margin``.
+
+Algorithm (see NOTES.md for measurements):
+
+* Domains are sets of ReLU splits of unstable neurons in the layers below the target (active: ``z >= 0``,
+  inactive: ``z <= 0``).  Each domain carries its own pre-activation bounds ``(lb, ub)`` for every layer
+  below the target.  These bounds are valid on ``S = {x in box : domain's splits hold, f(x) >= -margin}``
+  (the *hypothesis set*), which is all the proof needs: if the bound on ``f`` over ``S`` is ``<= -margin``
+  no input of the domain has ``f > -margin``.  Bounds valid on ``S`` are inherited by children (their
+  hypothesis sets are subsets) and never leave the question.
+* Bounding (batched in torch): CROWN back-substitution of the target row with optimisable lower slopes
+  alpha and split multipliers beta (projected Adam), then *hypothesis-conditioned tightening*: the linear
+  upper bound ``f(x) <= A x + D`` gives the constraint ``A x + D >= -margin`` on ``S``; every pre-activation
+  bound of the layers below is re-bounded over ``box intersect {A x + D >= -margin}`` with the exact optimal
+  Lagrange multiplier (a 1-D convex piecewise-linear problem solved by sorting breakpoints), intermediate
+  layers first by CROWN from the (tightened) bounds below.  Then the target is re-bounded.  An empty
+  interval proves ``S`` empty.
+* Soundness: whatever precision the optimisation uses, the bound that prunes a domain, and every bound
+  stored in a domain, is recomputed in float64 from the clamped parameters, with the project's outward
+  rounding guard ``1e-12 * (1 + |bound| + magnitude)`` on every concretisation (and on the hypothesis
+  constraint).  LP (HiGHS) results are used only through their dual multipliers, re-checked in float64 by a
+  Lagrangian bound with the same guard.
+* Witnesses: every domain's relaxation maximiser (a box corner) and short projected-gradient attacks are
+  checked by a plain float64 numpy forward pass; only such a check produces a "witness".
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+GUARD = 1e-12  # relative outward widening, as exactcompress.bounds.interval.ROUNDING_WIDENING
+
+
+@dataclass(frozen=True)
+class BabResult:
+    status: str  # "proved" | "witness" | "undecided"
+    witness: np.ndarray | None  # (input_dim,) float64 input in the box, only when status == "witness"
+    domains: int  # branch-and-bound domains bounded
+    seconds: float
+    best_bound: float  # best float64-valid bound on max(sign * g) found (inf if none)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# float64 numpy forward pass (the only judge of witnesses)
+
+
+def _target_values(weights, biases, layer, neuron, sign, X) -> np.ndarray:
+    """sign * g^layer_neuron(x) for each row of X (n, d), plain float64 numpy."""
+    h = np.asarray(X, dtype=np.float64)
+    for k in range(layer):
+        h = np.maximum(h @ np.asarray(weights[k], dtype=np.float64).T + np.asarray(biases[k], dtype=np.float64), 0.0)
+    w = np.asarray(weights[layer], dtype=np.float64)[neuron]
+    return sign * (h @ w + float(biases[layer][neuron]))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the problem on torch tensors
+
+
+class _Net:
+    """Hidden layers 0..L-1 below the target (stably inactive neurons removed) and the target row."""
+
+    def __init__(self, Ws, bs, c, d, lo, hi, dtype, device):
+        t = lambda a: torch.as_tensor(np.array(a, dtype=np.float64), dtype=dtype, device=device)  # noqa: E731
+        self.W = [t(w) for w in Ws]
+        self.b = [t(b) for b in bs]
+        self.babs = [x.abs() for x in self.b]
+        self.c = t(c)
+        self.d = float(d)
+        self.lo, self.hi = t(lo), t(hi)
+        self.xmag = torch.maximum(self.lo.abs(), self.hi.abs())
+        self.L = len(Ws)
+        self.dtype, self.device = dtype, device
+
+    def forward(self, x):
+        """f(x) for a batch (n, d) (autograd-friendly)."""
+        h = x
+        for k in range(self.L):
+            h = torch.relu(h @ self.W[k].T + self.b[k])
+        return h @ self.c + self.d
+
+
+def _lagrangian(P: _Net, lb, ub, inject, lam, alpha, eta, margin, grad: bool, guard: bool = True):
+    """Joint Lagrangian bounds for a batch of domains and Q queries per domain, with hand-written gradients.
+
+    Query 0 is the target f = c h^{L-1} + d; query q >= 1 asks for an upper bound of ``s_q z^k_i`` (an upper
+    bound of z_i or of -z_i, ``inject[k] = (q_index, neuron_index, s_q)``) on the hypothesis set
+    S = {x in box : splits hold, f(x) >= -margin}.  For q >= 1 the objective gets ``lam_q * (f(x) + margin)``
+    added (>= 0 on S); for every q, bound-row terms ``eta (z - l)`` (eta >= 0) / ``eta (z - u)`` (eta <= 0),
+    nonnegative on S; ReLUs are relaxed per query (upper triangle line where the coefficient is >= 0,
+    ``alpha z`` below).  Any lam >= 0, alpha in [0, 1] and eta gives a valid bound when lb/ub are valid on S.
+    With ``guard`` the rounding guard ``GUARD * (1 + |U| + magnitude)`` is added (certified passes).
+
+    lb/ub: lists (B, n_k); lam (B, Q) (column 0 ignored); alpha/eta: lists (B, Q, n_k).
+    Returns U (B, Q), the target's x-coefficients A (B, d), its coefficients on each h^k (list of (B, n_k)),
+    and when ``grad`` the gradients of U.sum() w.r.t. lam, alpha, eta."""
+    B, Q = lam.shape
+    dt = P.dtype
+    mult = lam.clone()
+    mult[:, 0] = 1.0
+    mq = torch.full((Q,), margin, dtype=dt, device=P.device)
+    mq[0] = 0.0
+    top = P.d + mq
+    a = mult[..., None] * P.c
+    const = mult * top
+    cabs = const.abs()
+    coefs = [None] * P.L
+    saved = [None] * P.L
+    for k in reversed(range(P.L)):
+        l, u = lb[k][:, None, :], ub[k][:, None, :]
+        inact = u <= 0
+        act = (l >= 0) & ~inact
+        unst = ~(inact | act)
+        s = torch.where(unst, u / torch.where(unst, u - l, torch.ones_like(u)), torch.zeros_like(u))
+        T = -s * l  # intercept of the upper line (0 unless unstable)
+        spos = torch.where(act, torch.ones_like(u), s)
+        pos = a >= 0
+        slope = torch.where(pos, spos, torch.where(unst, alpha[k], act.to(dt)))
+        coefs[k] = a[:, 0, :]
+        cz = a * slope
+        ic = a.clamp(min=0) @ T[:, 0, :, None]  # (B, Q, 1)
+        ic = ic[..., 0]
+        qi, ni, sg = inject[k]
+        if qi is not None:
+            cz[:, qi, ni] += sg
+        e = eta[k]
+        cz = cz + e
+        ep, en = e.clamp(min=0), e.clamp(max=0)
+        ec = ep @ lb[k][:, :, None] + en @ ub[k][:, :, None]
+        ec = ec[..., 0]
+        const = const + ic - ec + cz @ P.b[k]
+        if guard:
+            eca = ep @ lb[k].abs()[:, :, None] - en @ ub[k].abs()[:, :, None]
+            cabs = cabs + ic + eca[..., 0] + cz.abs() @ P.babs[k]
+        if grad:
+            saved[k] = (a, slope, pos & unst, unst & ~pos, T, e >= 0, l, u)
+        a = cz @ P.W[k]
+    U = a.clamp(min=0) @ P.hi + a.clamp(max=0) @ P.lo + const
+    if guard:
+        U = U + GUARD * (1.0 + U.abs() + a.abs() @ P.xmag + cabs)
+    A = a[:, 0, :]
+    if not grad:
+        return U, A, coefs, None
+    g = torch.where(a > 0, P.hi, P.lo)  # dU/d(coefficients on x): the maximising corner
+    galpha, geta = [None] * P.L, [None] * P.L
+    for k in range(P.L):
+        a_k, slope, posu, negu, T, epos, l, u = saved[k]
+        gcz = g @ P.W[k].T + P.b[k]  # dU/dcz: the corner pushed forward through layer k
+        galpha[k] = gcz * a_k * negu
+        geta[k] = gcz - torch.where(epos, l, u)
+        g = gcz * slope + posu * T
+    glam = g @ P.c + top
+    glam[:, 0] = 0.0
+    return U, A, coefs, (glam, galpha, geta)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# exact LP at leaves, used only as a certificate
+
+
+def _lp_certificate(Ws, bs, c, d, lo, hi, lb, ub):
+    """Bound on max f over the triangle relaxation of the domain (bounds lb/ub per layer), with every
+    pre-activation constrained to [lb, ub].  Solves the LP with HiGHS, then recomputes a Lagrangian bound
+    in float64 from the clamped duals, with the rounding guard.  Returns (bound, x_primal or None)."""
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    L = len(Ws)
+    dim = len(lo)
+    offs = [dim]
+    keep = []
+    for k in range(L):
+        kk = np.nonzero(ub[k] > 0)[0]
+        keep.append(kk)
+        offs.append(offs[-1] + len(kk))
+    nv = offs[-1]
+    vlo = np.concatenate([lo] + [np.zeros(len(kk)) for kk in keep])
+    vhi = np.concatenate([hi] + [ub[k][keep[k]] for k in range(L)])
+    rows, rhs = [], []
+    for k in range(L):
+        n = Ws[k].shape[0]
+        Z = np.zeros((n, nv))
+        if k == 0:
+            Z[:, :dim] = Ws[0]
+        else:
+            Z[:, offs[k - 1]:offs[k]] = Ws[k][:, keep[k - 1]]
+        b = bs[k]
+        l, u = lb[k], ub[k]
+        # l <= z <= u
+        rows.append(Z)
+        rhs.append(u - b)
+        rows.append(-Z)
+        rhs.append(b - l)
+        kk = keep[k]
+        if len(kk) == 0:
+            continue
+        H = np.zeros((len(kk), nv))
+        H[np.arange(len(kk)), offs[k] + np.arange(len(kk))] = 1.0
+        Zk, bk, lk, uk = Z[kk], b[kk], l[kk], u[kk]
+        act = lk >= 0
+        # h >= z  (all kept neurons):  Z v - h <= -b
+        rows.append(Zk - H)
+        rhs.append(-bk)
+        # active: h <= z ; unstable: h <= s (z - l)
+        s = np.where(act, 1.0, uk / np.where(act, 1.0, uk - lk))
+        t = np.where(act, 0.0, -s * lk)
+        rows.append(H - s[:, None] * Zk)
+        rhs.append(s * bk + t)
+    Aub = np.vstack(rows)
+    bub = np.concatenate(rhs)
+    cv = np.zeros(nv)
+    cv[offs[L - 1]:offs[L]] = c[keep[L - 1]]
+    Asp = sparse.csr_matrix(Aub)
+    try:
+        res = linprog(-cv, A_ub=Asp, b_ub=bub, bounds=np.stack([vlo, vhi], 1), method="highs")
+    except Exception:  # noqa: BLE001 - a solver failure certifies nothing
+        return math.inf, None
+    if res.status == 2:  # infeasible: phase 1 for a Farkas certificate
+        y = _farkas(Asp, bub, vlo, vhi)
+        if y is not None:
+            return -math.inf, None
+        return math.inf, None
+    if res.status != 0 or res.ineqlin is None:
+        return math.inf, None
+    y = np.maximum(-np.asarray(res.ineqlin.marginals, dtype=np.float64), 0.0)
+    g = cv - Asp.T @ y
+    val = d + y @ bub + np.maximum(g, 0) @ vhi + np.minimum(g, 0) @ vlo
+    mag = np.abs(g) @ np.maximum(np.abs(vlo), np.abs(vhi)) + abs(d) + np.abs(y) @ np.abs(bub)
+    bound = float(val + GUARD * (1.0 + abs(val) + mag))
+    return bound, np.clip(res.x[:dim], lo, hi)
+
+
+def _farkas(Asp, bub, vlo, vhi):
+    """A y >= 0 with ``min_{v in box} y (A v - b) > guard``: proof that {A v <= b} misses the box."""
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    m, nv = Asp.shape
+    A2 = sparse.hstack([Asp, -sparse.identity(m)]).tocsr()
+    cost = np.concatenate([np.zeros(nv), np.ones(m)])
+    bnds = np.concatenate([np.stack([vlo, vhi], 1), np.stack([np.zeros(m), np.full(m, np.inf)], 1)])
+    try:
+        res = linprog(cost, A_ub=A2, b_ub=bub, bounds=bnds, method="highs")
+    except Exception:  # noqa: BLE001
+        return None
+    if res.status != 0 or res.ineqlin is None:
+        return None
+    y = np.maximum(-np.asarray(res.ineqlin.marginals, dtype=np.float64), 0.0)
+    g = Asp.T @ y
+    low = np.maximum(g, 0) @ vlo + np.minimum(g, 0) @ vhi - y @ bub
+    mag = np.abs(g) @ np.maximum(np.abs(vlo), np.abs(vhi)) + np.abs(y) @ np.abs(bub)
+    if low - GUARD * (1.0 + abs(low) + mag) > 0:
+        return y
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the domain pool
+
+
+class _Pool:
+    """Domains as rows of numpy arrays: lb/ub (float64), split (int8), alpha/beta (float32), priority."""
+
+    def __init__(self, widths):
+        self.widths = widths
+        self.parts = []  # list of dict batches
+        self.n = 0
+
+    def push(self, batch):
+        if batch["prio"].shape[0]:
+            self.parts.append(batch)
+            self.n += batch["prio"].shape[0]
+
+    def _merge(self):
+        if len(self.parts) > 1:
+            keys = self.parts[0].keys()
+            merged = {}
+            for key in keys:
+                if self.parts[0][key] is None:
+                    merged[key] = None
+                elif isinstance(self.parts[0][key], list):
+                    merged[key] = [np.concatenate([p[key][k] for p in self.parts]) for k in range(len(self.widths))]
+                else:
+                    merged[key] = np.concatenate([p[key] for p in self.parts])
+            self.parts = [merged]
+
+    def pop(self, count):
+        self._merge()
+        if not self.parts:
+            return None
+        allp = self.parts[0]
+        prio = allp["prio"]
+        if count >= prio.shape[0]:
+            self.parts, self.n = [], 0
+            return allp
+        sel = np.argpartition(-prio, count - 1)[:count]
+        rest = np.ones(prio.shape[0], dtype=bool)
+        rest[sel] = False
+        out = _subset(allp, sel)
+        self.parts = [_subset(allp, rest)]
+        self.n = int(rest.sum())
+        return out
+
+    def max_prio(self):
+        return max((float(p["prio"].max()) for p in self.parts), default=-math.inf)
+
+
+def _subset(batch, idx):
+    return {k: (None if v is None else [a[idx] for a in v] if isinstance(v, list) else v[idx])
+            for k, v in batch.items()}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# witness search
+
+
+def _attack(P: _Net, starts: np.ndarray, steps: int, lr: float, deadline):
+    """Projected Adam on x within the box from ``starts`` (n, d); returns the final points (n, d)."""
+    x = torch.as_tensor(starts, dtype=torch.float64, device=P.device).clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=lr)
+    best_x = x.detach().clone()
+    best_v = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=P.device)
+    for _ in range(steps):
+        v = P.forward(x)
+        with torch.no_grad():
+            better = v > best_v
+            best_v = torch.where(better, v, best_v)
+            best_x[better] = x.detach()[better]
+        opt.zero_grad()
+        (-v.sum()).backward()
+        opt.step()
+        with torch.no_grad():
+            x.copy_(torch.maximum(torch.minimum(x, P.hi), P.lo))
+        if deadline is not None and time.monotonic() > deadline:
+            break
+    return best_x.cpu().numpy()
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the prover
+
+
+def prove_sign(
+    weights: Sequence[np.ndarray],
+    biases: Sequence[np.ndarray],
+    lower: np.ndarray,
+    upper: np.ndarray,
+    layer_bounds: Sequence[tuple[np.ndarray, np.ndarray]],
+    layer: int,
+    neuron: int,
+    sign: int,
+    *,
+    margin: float = 1e-9,
+    witness_margin: float = 1e-9,
+    deadline: float | None = None,
+    device: str = "cpu",
+    seed: int = 0,
+    batch_size: int | None = None,
+    steps: int = 40,
+    root_steps: int = 60,
+    max_query_neurons: int = 128,
+    lr_alpha: float = 0.1,
+    lr_lambda: float = 0.1,
+    lr_eta: float = 0.05,
+    eta_all: bool = False,
+    warm_queries: bool = True,
+    opt_dtype: torch.dtype = torch.float32,
+    warmup: int = 5,
+    fsb: int = 0,
+    cert_rounds: int = 12,
+    lp_leaves: bool = True,
+    max_pool_bytes: int = 512 * 2**20,
+    verbose: bool = False,
+) -> BabResult:
+    """Prove ``max_{x in box} sign * g^layer_neuron(x) <= -margin`` by branch and bound, or find a witness
+    ``x`` with ``sign * g(x) > witness_margin`` (float64 numpy forward pass), or give up ("undecided")."""
+    t0 = time.monotonic()
+    if sign not in (1, -1):
+        raise ValueError("sign must be +1 or -1")
+    lo = np.asarray(lower, dtype=np.float64)
+    hi = np.asarray(upper, dtype=np.float64)
+    Ws = [np.asarray(w, dtype=np.float64) for w in weights[: layer + 1]]
+    bs = [np.asarray(b, dtype=np.float64) for b in biases[: layer + 1]]
+    c_full = sign * Ws[layer][neuron]
+    d = sign * float(bs[layer][neuron])
+    counters = {"domains": 0}
+    best_bound = [math.inf]
+
+    def result(status, witness=None):
+        bb = -margin if status == "proved" else best_bound[0]
+        return BabResult(status, witness, counters["domains"], time.monotonic() - t0, float(bb))
+
+    def check(X):
+        """float64 witness check of candidate inputs (n, d); returns a witness or None."""
+        X = np.clip(np.atleast_2d(np.asarray(X, dtype=np.float64)), lo, hi)
+        if X.shape[0] == 0:
+            return None
+        v = _target_values(weights, biases, layer, neuron, sign, X)
+        i = int(np.argmax(v))
+        if v[i] > witness_margin:
+            return X[i].copy()
+        return None
+
+    def late():
+        return deadline is not None and time.monotonic() > deadline
+
+    if late():
+        return result("undecided")
+
+    # ---- layer 0 target: f is linear in x
+    if layer == 0:
+        g = c_full
+        val = np.maximum(g, 0) @ hi + np.minimum(g, 0) @ lo + d
+        val = float(val + GUARD * (1 + abs(val) + np.abs(g) @ np.maximum(np.abs(lo), np.abs(hi)) + abs(d)))
+        best_bound[0] = val
+        if val <= -margin:
+            return result("proved")
+        w = check(np.where(g > 0, hi, lo))
+        return result("witness", w) if w is not None else result("undecided")
+
+    LB = [(np.asarray(l, dtype=np.float64), np.asarray(u, dtype=np.float64)) for l, u in layer_bounds[:layer]]
+    if len(layer_bounds) > layer:  # the caller's own bound on the target
+        ut = float(layer_bounds[layer][1 if sign > 0 else 0][neuron]) * sign
+        best_bound[0] = ut
+        if ut <= -margin:
+            return result("proved")
+    # ---- drop stably inactive neurons of the layers below (exact: their output is 0 on the box)
+    keep = [np.nonzero(u > 0)[0] for (l, u) in LB]
+    rW, rb, rlb, rub = [], [], [], []
+    for k in range(layer):
+        w = Ws[k][keep[k]]
+        if k > 0:
+            w = w[:, keep[k - 1]]
+        rW.append(w)
+        rb.append(bs[k][keep[k]])
+        rlb.append(LB[k][0][keep[k]])
+        rub.append(LB[k][1][keep[k]])
+    widths = [len(kk) for kk in keep]
+    if min(widths) == 0:  # a layer entirely inactive: the target is the constant d
+        val = d + GUARD * (1 + 2 * abs(d))
+        best_bound[0] = val
+        if val <= -margin:
+            return result("proved")
+        w = check(lo[None])
+        return result("witness", w) if w is not None else result("undecided")
+    c = c_full[keep[layer - 1]]
+
+    dev = torch.device(device)
+    odt = opt_dtype
+    P64 = _Net(rW, rb, c, d, lo, hi, torch.float64, dev)
+    P = P64 if odt == torch.float64 else _Net(rW, rb, c, d, lo, hi, odt, dev)
+    L = layer
+    dim = len(lo)
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+
+    # ---- witness search from random starts
+    starts = np.concatenate([(lo + hi)[None] / 2, lo + (hi - lo) * rng.random((15, dim))])
+    w = check(_attack(P64, starts, 50, 0.05, deadline))
+    if w is not None:
+        return result("witness", w)
+
+    # ---- query universe: neurons whose bounds get tightened under the hypothesis (both directions)
+    zeroa = [torch.zeros(1, 1, n, dtype=torch.float64, device=dev) for n in widths]
+    lb0 = [torch.as_tensor(x[None], device=dev) for x in rlb]
+    ub0 = [torch.as_tensor(x[None], device=dev) for x in rub]
+    alpha_root = [np.where(rub[k] > -rlb[k], 1.0, 0.0) for k in range(L)]
+    with torch.no_grad():
+        inj0 = [(None, None, None)] * L
+        U0, _, coefs0, _ = _lagrangian(P64, lb0, ub0, inj0, torch.zeros(1, 1, dtype=torch.float64, device=dev),
+                                       [torch.as_tensor(a, device=dev)[None, None] for a in alpha_root], zeroa,
+                                       margin, False)
+    best_bound[0] = min(best_bound[0], float(U0[0, 0]))
+    if float(U0[0, 0]) <= -margin:
+        counters["domains"] = 1
+        return result("proved")
+    cand = []  # (importance, layer, index)
+    for k in range(L):
+        l, u = rlb[k], rub[k]
+        a = coefs0[k][0].cpu().numpy()
+        unst = (l < 0) & (u > 0)
+        gap = np.where(unst, -l * u / np.where(unst, u - l, 1.0), 0.0)
+        imp = np.abs(a) * gap if k < L - 1 else np.where(a > 0, a * gap, 0.0)
+        for i in np.nonzero(unst & (imp > 0))[0]:
+            cand.append((float(imp[i]), k, int(i)))
+    cand.sort(reverse=True)
+    cand = cand[:max_query_neurons]
+    uni_layer = np.array([k for _, k, _ in cand], dtype=np.int64)
+    uni_idx = np.array([i for _, _, i in cand], dtype=np.int64)
+    nU = len(cand)
+    sum_n = sum(widths)
+
+    # ---- batch size from a budget on the (B, Q, n) tensors and the (B, Q, d) product
+    per = (1 + 2 * nU) * (sum_n * 12 + dim * 3 + sum(widths[k] * (widths[k - 1] if k else dim) for k in range(L)) // 64)
+    if batch_size is None:
+        batch_size = int(max(2, min(256, 4e7 // max(per, 1))))
+    qbytes = (2 * nU) * (4 + (2 * 2 * sum_n if warm_queries else 0))
+    per_domain_bytes = sum_n * (8 + 8 + 1 + 4 + 4) + qbytes + 16
+
+    def t64(a):
+        return torch.as_tensor(a, dtype=torch.float64, device=dev)
+
+    def project(params, sp):
+        params[0].clamp_(min=0.0)
+        params[0][:, 0] = 0.0
+        for k in range(L):
+            params[1 + k].clamp_(0.0, 1.0)
+            e = params[1 + L + k]
+            s_ = sp[k][:, None, :]
+            other = e if eta_all else torch.zeros_like(e)
+            e.copy_(torch.where(s_ > 0, e.clamp(min=0.0), torch.where(s_ < 0, e.clamp(max=0.0), other)))
+
+    def tighten_bounds(U, lb, ub, inject):
+        """Intersect lb/ub with the query results; returns (lb, ub, empty rows)."""
+        empty = torch.zeros(U.shape[0], dtype=torch.bool, device=dev)
+        lb, ub = list(lb), list(ub)
+        for k in range(L):
+            qi, ni, sg = inject[k]
+            if qi is None:
+                continue
+            h = qi.shape[0] // 2
+            nub, nlb = ub[k].clone(), lb[k].clone()
+            nub[:, ni[:h]] = torch.minimum(ub[k][:, ni[:h]], U[:, qi[:h]])
+            nlb[:, ni[h:]] = torch.maximum(lb[k][:, ni[h:]], -U[:, qi[h:]])
+            ub[k], lb[k] = nub, nlb
+            empty |= (nlb > nub).any(1)
+        return lb, ub, empty
+
+    def bound_batch(batch, nsteps):
+        """Optimise the joint Lagrangian (in ``opt_dtype``, bounds tightened after every step), then certify:
+        ``cert_rounds`` float64 passes with the rounding guard from the domains' stored (valid) bounds and
+        the clamped parameters, each pass tightening the bounds for the next.  Returns numpy arrays."""
+        B = batch["prio"].shape[0]
+        # active queries: universe neurons unstable and unsplit in some domain of the batch
+        act_q = np.zeros((B, nU), dtype=bool)
+        for k in range(L):
+            sel = uni_layer == k
+            if sel.any():
+                ii = uni_idx[sel]
+                act_q[:, sel] = ((batch["lb"][k][:, ii] < 0) & (batch["ub"][k][:, ii] > 0)
+                                 & (batch["split"][k][:, ii] == 0))
+        qs = np.nonzero(act_q.any(0))[0]
+        nq = len(qs)
+        Q = 1 + 2 * nq
+        inject, inject64 = [], []
+        for k in range(L):
+            selq = np.nonzero(uni_layer[qs] == k)[0]
+            if len(selq) == 0:
+                inject.append((None, None, None))
+                inject64.append((None, None, None))
+                continue
+            qi = torch.as_tensor(np.concatenate([1 + selq, 1 + nq + selq]), device=dev)
+            ni = torch.as_tensor(np.concatenate([uni_idx[qs[selq]], uni_idx[qs[selq]]]), device=dev)
+            sg = np.concatenate([np.ones(len(selq)), -np.ones(len(selq))])
+            inject.append((qi, ni, torch.as_tensor(sg, dtype=odt, device=dev)))
+            inject64.append((qi, ni, t64(sg)))
+        qmask = torch.ones(B, Q, dtype=odt, device=dev)
+        if nq:
+            am = torch.as_tensor(act_q[:, qs], dtype=odt, device=dev)
+            qmask[:, 1:1 + nq] = am
+            qmask[:, 1 + nq:] = am
+        # parameters (warm start from the domain's stored values)
+        to = lambda a: torch.as_tensor(a, dtype=odt, device=dev)  # noqa: E731
+        lam = torch.zeros(B, Q, dtype=odt, device=dev)
+        if nq:
+            lam[:, 1:1 + nq] = to(batch["qlam"][:, qs])
+            lam[:, 1 + nq:] = to(batch["qlam"][:, nU + qs])
+        alpha, eta = [], []
+        off = 0
+        for k in range(L):
+            n = widths[k]
+            ta = to(batch["alpha"][k])[:, None, :].expand(B, Q, n).clone()
+            te = to(batch["eta"][k])[:, None, :].expand(B, Q, n).clone()
+            if nq and warm_queries and batch["qalpha"] is not None:
+                qa = batch["qalpha"][:, :, off:off + n]
+                qe = batch["qeta"][:, :, off:off + n]
+                ta[:, 1:1 + nq] = to(qa[:, qs])
+                ta[:, 1 + nq:] = to(qa[:, nU + qs])
+                te[:, 1:1 + nq] = to(qe[:, qs])
+                te[:, 1 + nq:] = to(qe[:, nU + qs])
+            alpha.append(ta)
+            eta.append(te)
+            off += n
+        sp = [to(a) for a in batch["split"]]
+        params = [lam] + alpha + eta
+        project(params, sp)
+        out_params = [p.clone() for p in params]
+        if nsteps > 0:
+            lrs = [lr_lambda] + [lr_alpha] * L + [lr_eta] * L
+            m1 = [torch.zeros_like(p) for p in params]
+            m2 = [torch.zeros_like(p) for p in params]
+            lb = [to(a) for a in batch["lb"]]
+            ub = [to(a) for a in batch["ub"]]
+            rows = torch.arange(B, device=dev)
+            best = to(batch["prio"]).clone()
+            b1, b2 = 0.9, 0.999
+            for step in range(nsteps):
+                U, A, cf, grads = _lagrangian(P, lb, ub, inject, params[0], params[1:1 + L], params[1 + L:],
+                                              margin, True, False)
+                lb, ub, empty = tighten_bounds(U, lb, ub, inject)
+                best = torch.minimum(best, U[:, 0])
+                done = empty | (best <= -margin - 1e-6 * (1.0 + best.abs()))
+                if done.any():
+                    r = rows[done]
+                    for o, p in zip(out_params, params):
+                        o[r] = p[done]
+                    keep_ = ~done
+                    if not keep_.any():
+                        break
+                    rows = rows[keep_]
+                    lb = [x[keep_] for x in lb]
+                    ub = [x[keep_] for x in ub]
+                    sp = [x[keep_] for x in sp]
+                    best, qmask = best[keep_], qmask[keep_]
+                    params = [p[keep_] for p in params]
+                    m1 = [x[keep_] for x in m1]
+                    m2 = [x[keep_] for x in m2]
+                    glam, gal, get_ = grads
+                    grads = (glam[keep_], [x[keep_] for x in gal], [x[keep_] for x in get_])
+                if step == nsteps - 1 or late():
+                    break
+                glam, gal, get_ = grads
+                gs = [glam * qmask] + [x * qmask[..., None] for x in gal] + [x * qmask[..., None] for x in get_]
+                t = step + 1
+                c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+                sched = min(1.0, t / warmup) if warmup > 0 else 1.0
+                for p, g_, ma, va, lr in zip(params, gs, m1, m2, [x * sched for x in lrs]):
+                    ma.mul_(b1).add_(g_, alpha=1 - b1)
+                    va.mul_(b2).addcmul_(g_, g_, value=1 - b2)
+                    p.addcdiv_(ma, va.div(c2).sqrt_().add_(1e-8), value=-lr / c1)
+                project(params, sp)
+            for o, p in zip(out_params, params):
+                o[rows] = p
+            if verbose:
+                dbg_best = best
+        # ---- float64 certification (rows leave once settled or stalled)
+        sp64 = [t64(a) for a in batch["split"]]
+        p64 = [p.to(torch.float64) for p in out_params]
+        project(p64, sp64)
+        lb = [t64(a) for a in batch["lb"]]
+        ub = [t64(a) for a in batch["ub"]]
+        best = t64(batch["prio"]).clone()
+        empty = torch.zeros(B, dtype=torch.bool, device=dev)
+        A_best = torch.zeros(B, dim, dtype=torch.float64, device=dev)
+        cf_out = [torch.zeros(B, n, dtype=torch.float64, device=dev) for n in widths]
+        live = torch.arange(B, device=dev)
+        llb, lub, lp64, lbest = [x.clone() for x in lb], [x.clone() for x in ub], p64, best.clone()
+        for r in range(cert_rounds):
+            U, A, cf, _ = _lagrangian(P64, llb, lub, inject64, lp64[0], lp64[1:1 + L], lp64[1 + L:], margin, False,
+                                      True)
+            w_old = sum((u_ - l_).clamp(min=0).sum(1) for l_, u_ in zip(llb, lub))
+            llb, lub, em = tighten_bounds(U, llb, lub, inject64)
+            w_new = sum((u_ - l_).clamp(min=0).sum(1) for l_, u_ in zip(llb, lub))
+            improved = U[:, 0] < lbest
+            gain = torch.where(torch.isfinite(lbest), lbest - U[:, 0], torch.full_like(lbest, math.inf))
+            lbest = torch.where(improved, U[:, 0], lbest)
+            A_best[live] = torch.where(improved[:, None], A, A_best[live])
+            for k in range(L):
+                lb[k][live] = llb[k]
+                ub[k][live] = lub[k]
+                cf_out[k][live] = cf[k]
+            best[live] = lbest
+            empty[live] = em
+            stay = ~em & (lbest > -margin) & ((gain > 1e-3 * (1.0 + lbest.abs())) | (w_old - w_new > 1e-3 * w_old))
+            if not bool(stay.any()):
+                break
+            live = live[stay]
+            llb = [x[stay] for x in llb]
+            lub = [x[stay] for x in lub]
+            lp64 = [p[stay] for p in lp64]
+            lbest = lbest[stay]
+        cf = cf_out
+        best = torch.where(empty, torch.full_like(best, -math.inf), best)
+        if verbose:
+            stats["cert_rounds"] += r + 1
+            stats["cert_fail"] += int(((best > -margin)).sum()) - (int(rows.shape[0]) if nsteps > 0 else 0)
+        lam, alpha, eta = out_params[0], out_params[1:1 + L], out_params[1 + L:]
+        out = {
+            "bound": best.cpu().numpy(),
+            "lb": [x.cpu().numpy() for x in lb],
+            "ub": [x.cpu().numpy() for x in ub],
+            "xmax": torch.where(A_best > 0, P64.hi, P64.lo).cpu().numpy(),
+            "coefs": [x.cpu().numpy() for x in cf],
+            "alpha": [x[:, 0].float().cpu().numpy() for x in alpha],
+            "eta": [x[:, 0].float().cpu().numpy() for x in eta],
+            "qlam": batch["qlam"].copy(),
+            "qalpha": None,
+            "qeta": None,
+        }
+        if nq:
+            lm = lam.float().cpu().numpy()
+            out["qlam"][:, qs] = lm[:, 1:1 + nq]
+            out["qlam"][:, nU + qs] = lm[:, 1 + nq:]
+        if warm_queries:
+            qa = np.zeros((B, 2 * nU, sum_n), dtype=np.float16) if batch["qalpha"] is None else batch["qalpha"].copy()
+            qe = np.zeros((B, 2 * nU, sum_n), dtype=np.float16) if batch["qeta"] is None else batch["qeta"].copy()
+            off = 0
+            for k in range(L):
+                n = widths[k]
+                if nq:
+                    ak = alpha[k].cpu().numpy().astype(np.float16)
+                    ek = eta[k].cpu().numpy().astype(np.float16)
+                    qa[:, qs, off:off + n] = ak[:, 1:1 + nq]
+                    qa[:, nU + qs, off:off + n] = ak[:, 1 + nq:]
+                    qe[:, qs, off:off + n] = ek[:, 1:1 + nq]
+                    qe[:, nU + qs, off:off + n] = ek[:, 1 + nq:]
+                off += n
+            out["qalpha"], out["qeta"] = qa, qe
+        return out
+
+    # ---- root domain
+    root = {
+        "lb": [x[None].copy() for x in rlb],
+        "ub": [x[None].copy() for x in rub],
+        "split": [np.zeros((1, n), dtype=np.int8) for n in widths],
+        "alpha": [a[None].astype(np.float32) for a in alpha_root],
+        "eta": [np.zeros((1, n), dtype=np.float32) for n in widths],
+        "qlam": np.zeros((1, 2 * nU), dtype=np.float32),
+        "qalpha": (np.repeat(np.concatenate(alpha_root)[None, None].astype(np.float16), 2 * nU, 1)
+                   if warm_queries else None),
+        "qeta": np.zeros((1, 2 * nU, sum_n), dtype=np.float16) if warm_queries else None,
+        "prio": np.array([math.inf]),
+    }
+    pool = _Pool(widths)
+    pool.push(root)
+    first = True
+    stats = {"cert_rounds": 0, "cert_fail": 0, "t_bound": 0.0, "t_lp": 0.0, "n_lp": 0, "t_attack": 0.0}
+    stuck = 0  # leaves neither pruned nor splittable
+    while pool.n:
+        if late():
+            return result("undecided")
+        if pool.n * per_domain_bytes > max_pool_bytes:
+            return result("undecided")
+        batch = pool.pop(batch_size)
+        B = batch["prio"].shape[0]
+        tb = time.monotonic()
+        out = bound_batch(batch, root_steps if first else steps)
+        stats["t_bound"] += time.monotonic() - tb
+        first = False
+        counters["domains"] += B
+        bnd = out["bound"]
+        w = check(out["xmax"])
+        if w is not None:
+            return result("witness", w)
+        open_ = bnd > -margin
+        best_bound[0] = min(best_bound[0], max(-margin, float(bnd.max()), pool.max_prio()))
+        if verbose:
+            print(f"  [{time.monotonic()-t0:6.2f}s] batch {B} pool {pool.n} open {int(open_.sum())} "
+                  f"max {bnd.max():.4f} domains {counters['domains']} {stats}")
+        if late():
+            return result("undecided")
+        if not open_.any():
+            continue
+        order = np.argsort(-bnd)[: min(8, int(open_.sum()))]
+        ta_ = time.monotonic()
+        w = check(_attack(P64, out["xmax"][order], 20, 0.02, deadline))
+        stats["t_attack"] += time.monotonic() - ta_
+        if w is not None:
+            return result("witness", w)
+        idx = np.nonzero(open_)[0]
+        # branching: unsplit unstable neurons with a positive coefficient into the target, intercept score
+        scores = []
+        for k in range(L):
+            l, u = out["lb"][k][idx], out["ub"][k][idx]
+            a = out["coefs"][k][idx]
+            unst = (l < 0) & (u > 0) & (batch["split"][k][idx] == 0)
+            scores.append(np.where(unst & (a > 0), a * (-l * u / np.where(unst, u - l, 1.0)), -1.0))
+        flat = np.concatenate(scores, 1)
+        layer_of = np.concatenate([np.full(n, k) for k, n in enumerate(widths)])
+        pos_of = np.concatenate([np.arange(n) for n in widths])
+        jbest = np.argmax(flat, 1)
+        best_score = flat[np.arange(len(idx)), jbest]
+        if fsb > 1 and len(idx):
+            tb_ = time.monotonic()
+            kk = min(fsb, flat.shape[1])
+            top = np.argsort(-flat, 1)[:, :kk]  # (n_open, kk)
+            valid = np.take_along_axis(flat, top, 1) > 0
+            no = len(idx)
+            N = no * kk * 2
+            rep = np.repeat(np.arange(no), kk * 2)
+            cand = np.repeat(top, 2, 1).reshape(-1)
+            side = np.tile(np.array([1, -1]), no * kk)
+            clb = [out["lb"][k][idx][rep].copy() for k in range(L)]
+            cub = [out["ub"][k][idx][rep].copy() for k in range(L)]
+            rr = np.arange(N)
+            for k in range(L):
+                m_ = layer_of[cand] == k
+                a_ = m_ & (side > 0)
+                i_ = m_ & (side < 0)
+                clb[k][rr[a_], pos_of[cand[a_]]] = np.maximum(clb[k][rr[a_], pos_of[cand[a_]]], 0.0)
+                cub[k][rr[i_], pos_of[cand[i_]]] = np.minimum(cub[k][rr[i_], pos_of[cand[i_]]], 0.0)
+            to_ = lambda a: torch.as_tensor(a, dtype=odt, device=dev)  # noqa: E731
+            al_ = [to_(out["alpha"][k][idx][rep])[:, None, :] for k in range(L)]
+            et_ = [to_(out["eta"][k][idx][rep])[:, None, :] for k in range(L)]
+            Uc, _, _, _ = _lagrangian(P, [to_(x) for x in clb], [to_(x) for x in cub], [(None, None, None)] * L,
+                                      torch.zeros(N, 1, dtype=odt, device=dev), al_, et_, margin, False, False)
+            Uc = Uc[:, 0].cpu().numpy().reshape(no, kk, 2)
+            worst = np.maximum(Uc[:, :, 0], Uc[:, :, 1])
+            worst = np.where(valid, worst, np.inf)
+            pick = np.argmin(worst, 1)
+            ok = valid[np.arange(no), pick]
+            jbest = np.where(ok, top[np.arange(no), pick], jbest)
+            stats["t_fsb"] = stats.get("t_fsb", 0.0) + time.monotonic() - tb_
+        best_layer = layer_of[jbest]
+        best_neuron = pos_of[jbest]
+        leaf = best_score <= 0
+        for pos in np.nonzero(leaf)[0]:
+            i = idx[pos]
+            lbs = [x[i] for x in out["lb"]]
+            ubs = [x[i] for x in out["ub"]]
+            tl_ = time.monotonic()
+            lpb, xlp = _lp_certificate(rW, rb, c, d, lo, hi, lbs, ubs) if lp_leaves else (math.inf, None)
+            stats["t_lp"] += time.monotonic() - tl_
+            stats["n_lp"] += 1
+            if xlp is not None:
+                w = check(xlp)
+                if w is not None:
+                    return result("witness", w)
+            if lpb <= -margin:
+                best_score[pos] = -2.0
+                continue
+            # fall back: any unsplit unstable neuron, largest |a| * min(u, -l)
+            bsc, bk, bj = 0.0, -1, -1
+            for k in range(L):
+                l, u, a = lbs[k], ubs[k], out["coefs"][k][i]
+                unst = (l < 0) & (u > 0) & (batch["split"][k][i] == 0)
+                sc = np.where(unst, np.abs(a) * np.minimum(u, -l) + 1e-30, 0.0)
+                j = int(np.argmax(sc))
+                if sc[j] > bsc:
+                    bsc, bk, bj = float(sc[j]), k, j
+            if bk < 0:
+                stuck += 1
+                best_score[pos] = -2.0
+            else:
+                best_score[pos], best_layer[pos], best_neuron[pos] = bsc, bk, bj
+            if late():
+                return result("undecided")
+        go = best_score > 0
+        idx, bl, bn = idx[go], best_layer[go], best_neuron[go]
+        if len(idx) == 0:
+            continue
+        parent = {
+            "lb": [x[idx] for x in out["lb"]],
+            "ub": [x[idx] for x in out["ub"]],
+            "split": [x[idx] for x in batch["split"]],
+            "alpha": [x[idx] for x in out["alpha"]],
+            "eta": [x[idx] for x in out["eta"]],
+            "qlam": out["qlam"][idx],
+            "qalpha": out["qalpha"][idx] if out["qalpha"] is not None else None,
+            "qeta": out["qeta"][idx] if out["qeta"] is not None else None,
+            "prio": bnd[idx],
+        }
+        children = {}
+        for key, v in parent.items():
+            if v is None:
+                children[key] = None
+            elif isinstance(v, list):
+                children[key] = [np.concatenate([a, a]) for a in v]
+            else:
+                children[key] = np.concatenate([v, v])
+        n = len(idx)
+        rowsA = np.arange(n)
+        rowsI = np.arange(n, 2 * n)
+        for k in range(L):
+            sel = bl == k
+            if not sel.any():
+                continue
+            ra, ri, nn = rowsA[sel], rowsI[sel], bn[sel]
+            children["lb"][k][ra, nn] = np.maximum(children["lb"][k][ra, nn], 0.0)
+            children["split"][k][ra, nn] = 1
+            children["ub"][k][ri, nn] = np.minimum(children["ub"][k][ri, nn], 0.0)
+            children["split"][k][ri, nn] = -1
+            children["eta"][k][ra, nn] = 0.0
+            children["eta"][k][ri, nn] = 0.0
+        pool.push(children)
+    if verbose:
+        print("  stats", {k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.items()})
+    if stuck:
+        return result("undecided")
+    return result("proved")

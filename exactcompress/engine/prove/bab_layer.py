@@ -1,0 +1,126 @@
+"""The open sign questions of one hidden layer, each answered by branch and bound (``bab.prove_sign``), fanned
+out over workers like the per-neuron MILPs.
+
+A question is a neuron and a sign: +1 asks "can g_i be positive?" (proved impossible: stably inactive), -1
+"can g_i be negative?" (proved impossible: stably active). Every proof is a float64-checked bound
+(``bab``); every witness is a box input whose float64 forward pass shows the sign, re-checked by the caller
+(``witnesses.record``) before it counts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ...errors import InputError
+from ...schema import Device
+from ...tolerances import BOUND_MARGIN, WITNESS_MARGIN
+from ..bounds import LayerBounds
+from ..deadline import deadline_in, seconds_left
+from ..domain import Box
+from ..network import Network
+from .bab import prove_sign
+from .parallel import ParallelMap, process_pool_map
+
+
+@dataclass(frozen=True)
+class BabLayer:
+    """Answers for one hidden layer of width ``w``.
+
+    ``proved_inactive`` / ``proved_active`` (w,): the positive / negative sign was proved impossible.
+    ``candidates`` (k, input_dim): witness inputs found (in the box). ``questions``, ``proved``,
+    ``witnessed``, ``undecided``: counts; ``domains``: branch-and-bound domains bounded; ``seconds``: the
+    questions' wall seconds added up (several run at once when fanned out).
+    """
+
+    proved_inactive: np.ndarray
+    proved_active: np.ndarray
+    candidates: np.ndarray
+    questions: int
+    proved: int
+    witnessed: int
+    undecided: int
+    domains: int
+    seconds: float
+
+
+def resolve_device(device: Device) -> str:
+    """``"cuda"`` for ``"auto"`` when torch sees a GPU, else ``"cpu"``; an explicit choice is kept. InputError
+    for ``"cuda"`` when torch sees no GPU."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda", "torch sees no CUDA device here; use --device auto or cpu")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def bab_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, questions: np.ndarray,
+              time_left: float | None, question_limit: float | None, device: str, threads: int | None) -> BabLayer:
+    """Answer ``questions`` (k, 2) rows (neuron, sign) one after the other; one worker's share of ``bab_layer``.
+
+    ``time_left`` (seconds, not an instant: clocks of other processes differ) bounds the whole chunk,
+    ``question_limit`` each question. ``threads``: torch CPU threads in this worker (None: leave as is).
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    deadline = deadline_in(time_left)
+    width = network.hidden[layer].out_features
+    proved_inactive, proved_active = np.zeros(width, bool), np.zeros(width, bool)
+    weights = [hidden.weight for hidden in network.hidden[: layer + 1]]
+    biases = [hidden.bias for hidden in network.hidden[: layer + 1]]
+    below = [(bound.lower, bound.upper) for bound in bounds[:layer]]
+    candidates, domains, seconds, undecided = [], 0, 0.0, 0
+    for neuron, sign in questions:
+        left = seconds_left(deadline)
+        if left <= 0:
+            undecided += 1
+            continue
+        budget = left if question_limit is None else min(left, question_limit)
+        answer = prove_sign(weights, biases, box.lower, box.upper, below, layer, int(neuron), int(sign),
+                            margin=BOUND_MARGIN, witness_margin=WITNESS_MARGIN,
+                            deadline=time.monotonic() + budget, device=device, seed=int(neuron))
+        domains, seconds = domains + answer.domains, seconds + answer.seconds
+        if answer.status == "proved":
+            (proved_inactive if sign > 0 else proved_active)[neuron] = True
+        elif answer.status == "witness":
+            candidates.append(box.clip(answer.witness))
+        else:
+            undecided += 1
+    found = np.array(candidates).reshape(-1, network.input_dim)
+    return BabLayer(proved_inactive, proved_active, found, len(questions), int(proved_inactive.sum() + proved_active.sum()),
+                    len(candidates), undecided, domains, seconds)
+
+
+def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, *, ask_max: np.ndarray,
+              ask_min: np.ndarray, deadline: float | None = None, question_limit: float | None = None,
+              workers: int = 1, parallel_map: ParallelMap | None = None, device: Device = "auto") -> BabLayer:
+    """Branch and bound on every asked question of hidden layer ``layer``.
+
+    ``bounds[k]`` (k < layer): valid bounds on the layers below over the whole box (proven states applied:
+    ``U <= 0`` where stably inactive, ``L >= 0`` where stably active). ``ask_max`` / ``ask_min`` bool (w,):
+    ask whether g_i can be positive / negative. ``deadline``: a ``time.monotonic()`` instant for all;
+    ``question_limit``: seconds per question. ``workers > 1`` runs interleaved chunks through
+    ``parallel_map`` (default: spawned processes here), each worker with one torch thread.
+    """
+    rows = [(neuron, sign) for neuron in range(len(ask_max)) for sign, asked in ((1, ask_max), (-1, ask_min))
+            if asked[neuron]]
+    questions = np.array(rows, dtype=np.int64).reshape(-1, 2)
+    where = resolve_device(device)
+    time_left = None if deadline is None else max(0.0, seconds_left(deadline))
+    chunks = [chunk for chunk in (questions[offset::max(workers, 1)] for offset in range(max(workers, 1))) if len(chunk)]
+    if len(chunks) <= 1:
+        return bab_chunk(network, box, bounds, layer, questions, time_left, question_limit, where, None)
+    arguments = [(network, box, tuple(bounds), layer, chunk, time_left, question_limit, where, 1) for chunk in chunks]
+    parts = (parallel_map or process_pool_map)(bab_chunk, arguments)
+    return BabLayer(
+        proved_inactive=np.logical_or.reduce([part.proved_inactive for part in parts]),
+        proved_active=np.logical_or.reduce([part.proved_active for part in parts]),
+        candidates=np.concatenate([part.candidates for part in parts]),
+        questions=sum(part.questions for part in parts), proved=sum(part.proved for part in parts),
+        witnessed=sum(part.witnessed for part in parts), undecided=sum(part.undecided for part in parts),
+        domains=sum(part.domains for part in parts), seconds=sum(part.seconds for part in parts),
+    )

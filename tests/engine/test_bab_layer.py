@@ -1,0 +1,105 @@
+"""Branch and bound inside the engine: every open question of a layer, answered and fanned out; the
+``bab`` method and ``auto`` agree with the per-neuron MILPs and a dense grid; budgets and devices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from nets import grid_extremes, random_net
+
+import exactcompress.engine.analyze as analyze_module
+from exactcompress.engine.analyze import SETTLERS, analyze
+from exactcompress.engine.bounds import propagate
+from exactcompress.engine.domain import Box
+from exactcompress.engine.prove.bab_layer import bab_layer, resolve_device
+from exactcompress.errors import InputError
+from exactcompress.io import from_sequential, to_sequential
+from exactcompress.io.domain_files import scalar_box
+from exactcompress.pipeline import compress_model
+
+NETS = [(1, [6, 5]), (2, [8, 6, 4]), (3, [5, 5, 5, 3])]
+
+
+def _no_witness_search(monkeypatch) -> None:
+    """Every sign question reaches branch and bound: the witness search finds nothing."""
+    monkeypatch.setattr(analyze_module, "search", lambda network, box, witnesses, **kwargs: witnesses)
+
+
+@pytest.mark.parametrize("seed,hidden", NETS)
+def test_bab_alone_settles_what_the_per_neuron_milps_settle(seed, hidden, monkeypatch):
+    network = random_net(seed, 2, hidden, bias_shift=2.0)
+    domain = scalar_box(-1.0, 1.0).broadcast(2)
+    baseline = analyze(network, domain, method="per-neuron")
+    _no_witness_search(monkeypatch)
+    bab = analyze(network, domain, method="bab")
+    assert bab.bab.questions > 0 and bab.bab.undecided == 0
+    for layer, (grid_max, grid_min) in enumerate(grid_extremes(network, -1.0, 1.0)):
+        assert np.array_equal(bab.stably_inactive[layer], baseline.stably_inactive[layer])
+        assert np.array_equal(bab.stably_active[layer], baseline.stably_active[layer])
+        assert np.all(grid_max[bab.stably_inactive[layer]] <= 0) and np.all(grid_min[bab.stably_active[layer]] >= 0)
+        assert not bab.undecided[layer].any()
+        # every unstable neuron has two witnesses, re-checked in float64
+        g = network.preactivations(bab.witnesses.points)[layer] if len(bab.witnesses.points) else None
+        for neuron in np.flatnonzero(bab.unstable[layer]):
+            assert g[bab.witnesses.positive[layer][neuron], neuron] > 0 > g[bab.witnesses.negative[layer][neuron], neuron]
+    codes = np.concatenate(bab.settled_by)
+    assert np.all(codes >= 0) and SETTLERS.index("bab") in codes
+
+
+def test_a_question_layer_fans_out_over_workers_with_the_same_answers(monkeypatch):
+    network = random_net(2, 2, [8, 6, 4], bias_shift=2.0)
+    box = Box(-np.ones(2), np.ones(2))
+    bounds = propagate(network, box)
+    ask = np.ones(6, bool)
+    alone = bab_layer(network, box, bounds, 1, ask_max=ask, ask_min=ask)
+    fanned = bab_layer(network, box, bounds, 1, ask_max=ask, ask_min=ask, workers=2,
+                       parallel_map=lambda function, arguments: [function(*a) for a in arguments])
+    assert alone.questions == fanned.questions == 12
+    assert np.array_equal(alone.proved_inactive, fanned.proved_inactive)
+    assert np.array_equal(alone.proved_active, fanned.proved_active)
+    assert alone.witnessed == fanned.witnessed and alone.undecided == fanned.undecided == 0
+
+
+def test_auto_names_a_settler_for_every_settled_neuron(tmp_path, monkeypatch):
+    network = random_net(3, 2, [5, 5, 5, 3], bias_shift=2.0)
+    _no_witness_search(monkeypatch)
+    info = from_sequential(to_sequential(network, "float64"), name="random")[1]
+    report = compress_model((network, info), tmp_path, domain=scalar_box(-1, 1), method="auto")
+    assert report.status == "exact" and report.bab.questions > 0
+    for layer in report.layers:
+        settled = sorted(n for neurons in layer.settled_by.values() for n in neurons)
+        assert settled == sorted(layer.stably_active + layer.stably_inactive + layer.unstable)
+    assert "branch and bound" in report.policy and "Branch and bound" in (tmp_path / "report.md").read_text()
+
+
+def test_an_exhausted_budget_leaves_questions_undecided_and_the_model_exact(tmp_path, monkeypatch):
+    network = random_net(2, 2, [8, 6, 4], bias_shift=0.5)
+    _no_witness_search(monkeypatch)
+    info = from_sequential(to_sequential(network, "float64"), name="random")[1]
+    report = compress_model((network, info), tmp_path, domain=scalar_box(-1, 1), method="bab", time_limit=0.0)
+    assert report.status == "partial" and report.counts()["undecided"] > 0 and report.time_limit_reached
+    assert report.verification.passed
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")
+def test_cuda_without_a_gpu_is_a_clear_input_error(tmp_path):
+    assert resolve_device("auto") == "cpu"
+    with pytest.raises(InputError, match="no CUDA device"):
+        resolve_device("cuda")
+    network = random_net(1, 2, [6, 5])
+    info = from_sequential(to_sequential(network, "float64"), name="random")[1]
+    report = compress_model((network, info), tmp_path, device="cuda")
+    assert report.status == "failed" and report.error_kind == "input" and "no CUDA device" in report.error
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_bounds_give_the_same_answers_as_cpu():
+    network = random_net(2, 2, [8, 6, 4], bias_shift=2.0)
+    box = Box(-np.ones(2), np.ones(2))
+    bounds = propagate(network, box)
+    ask = np.ones(6, bool)
+    cpu = bab_layer(network, box, bounds, 1, ask_max=ask, ask_min=ask, device="cpu")
+    cuda = bab_layer(network, box, bounds, 1, ask_max=ask, ask_min=ask, device="cuda")
+    assert np.array_equal(cpu.proved_inactive, cuda.proved_inactive)
+    assert np.array_equal(cpu.proved_active, cuda.proved_active)

@@ -2,7 +2,7 @@
 
     python benchmarks/milp_vs_per_neuron.py --zoo out/bench_zoo [--methods per-neuron milp auto]
         [--cap 300] [--cap-for per-neuron=600 ...] [--jobs 1] [--only NAME ...] [--out benchmarks/results]
-        [--fresh | --rerun METHOD ...]
+        [--fresh | --rerun METHOD ... | --redo METHOD ...]
 
 Every method runs on every model in the same run, each in a fresh subprocess
 (``python -m exactcompress compress MODEL --out TMP --method M --time-limit CAP --quiet``, in this
@@ -254,9 +254,11 @@ def method_caps(methods: Sequence[str], cap: float, overrides: Mapping[str, floa
 
 
 def benchmark_model(zoo_dir: Path, entry: dict, caps: Mapping[str, float], previous: dict | None = None,
-                    say=lambda message: None, *, rerun: Sequence[str] = (), jobs: int = 1) -> dict:
+                    say=lambda message: None, *, rerun: Sequence[str] = (), redo: Sequence[str] = (),
+                    jobs: int = 1) -> dict:
     """Run (or reuse from ``previous``, the model's earlier row) every method of ``caps`` (method → cap, s) on one
     bench model; returns its row. ``rerun``: methods measured again unless their earlier run was capped;
+    ``redo``: methods measured again whatever their earlier run was (after a change to the method's code);
     ``jobs``: how many models the caller benchmarks at once (recorded in each new run).
 
     Row: the manifest entry's fields, caps, runs (method → run record, including earlier runs of other
@@ -265,7 +267,7 @@ def benchmark_model(zoo_dir: Path, entry: dict, caps: Mapping[str, float], previ
     model = Path(zoo_dir) / entry["file"]
     sha = file_sha256(model)
     earlier = {m: run for m, run in ((previous or {}).get("runs") or {}).items()
-               if run["cap_s"] == caps.get(m, run["cap_s"]) and run.get("model_sha256") == sha}
+               if run["cap_s"] == caps.get(m, run["cap_s"]) and run.get("model_sha256") == sha and m not in redo}
     runs = dict(earlier)
     for method, cap in caps.items():
         # failed and skipped runs are retried, except a refusal by the licence (it would be refused again)
@@ -608,6 +610,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="rerun everything, ignoring earlier results")
     parser.add_argument("--rerun", nargs="+", default=[], metavar="METHOD",
                         help="measure these methods again where their earlier run finished (capped runs are kept)")
+    parser.add_argument("--redo", nargs="+", default=[], metavar="METHOD",
+                        help="measure these methods again on every model, capped runs too (after their code changed)")
     args = parser.parse_args(argv)
     try:
         entries = select_entries(args.zoo, args.only)
@@ -622,7 +626,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     lock = threading.Lock()
 
     def one_model(entry: dict) -> None:
-        row = benchmark_model(args.zoo, entry, caps, rows.get(entry["name"]), say, rerun=args.rerun, jobs=args.jobs)
+        row = benchmark_model(args.zoo, entry, caps, rows.get(entry["name"]), say, rerun=args.rerun, redo=args.redo,
+                              jobs=args.jobs)
         for problem in row["disagreements"]:
             say(f"SOUNDNESS BUG: {entry['name']}: {problem}")
         with lock:

@@ -155,6 +155,12 @@ def test_command_line_runs_models_at_once_with_per_method_caps(tiny_zoo, tmp_pat
     again = json.loads((tmp_path / "milp_vs_per_neuron.json").read_text())["rows"][0]["runs"]["auto"]
     assert again["jobs"] == 1 and again["date"] >= first["date"] and again["wall_seconds"] != first["wall_seconds"]
     assert "Measured while other models" in (tmp_path / "milp_vs_per_neuron.md").read_text()  # the second model's run
+    # a capped run is reused by --rerun, measured again by --redo (after the method's code changed)
+    [entry] = bench.select_entries(tiny_zoo, [TINY.name])
+    capped = {"runs": {"auto": {**again, "capped": True}}}
+    assert bench.benchmark_model(tiny_zoo, entry, {"auto": 25.0}, capped, rerun=["auto"])["runs"]["auto"] == capped["runs"]["auto"]
+    redone = bench.benchmark_model(tiny_zoo, entry, {"auto": 25.0}, capped, redo=["auto"])["runs"]["auto"]
+    assert not redone["capped"] and redone["date"] >= again["date"]
     with pytest.raises(SystemExit):
         bench.main(["--zoo", str(tiny_zoo), "--cap-for", "auto", "--out", str(tmp_path)])
 

@@ -44,9 +44,10 @@ SINGLE_MILP_BUDGET = 60.0
 SINGLE_MILP_SHARE = 0.5
 #: seconds each sign question may take in the first MILP round of ``auto`` (the second round has no cap)
 FIRST_ROUND_SOLVE_LIMIT = 10.0
-#: seconds each question may take in ``auto``'s first round of branch and bound (what it leaves goes on to
-#: the MILPs, then to a second round of branch and bound without a cap)
+#: seconds each question may take in ``auto``'s first round of branch and bound
 BAB_FIRST_ROUND_LIMIT = 20.0
+#: share of the time left that ``auto``'s second round of branch and bound may use (the MILPs get the rest)
+BAB_SECOND_ROUND_SHARE = 0.8
 #: codes for the step that settled a neuron (index into SETTLERS); -1 = not settled
 SETTLERS = get_args(Settler)
 
@@ -200,10 +201,12 @@ def _count_open(state: _BoxState) -> int:
 
 
 def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: Progress) -> _BoxState:
-    """Bounds and witnesses, then per question: branch and bound with a short cap per question (it settles
-    most hard questions of unregularised nets in seconds, where MILPs stall); for what it leaves, few
-    questions → per-neuron sign solves, more → the single MILP within a budget, then per-neuron sign solves;
-    last, branch and bound without a cap on whatever is still open."""
+    """Bounds and witnesses, then branch and bound on the open questions: a first round capped per question
+    (the easy ones go quickly, and a hard one cannot starve them), a second round with most of the time left;
+    then MILPs for whatever is still open (few questions → per-neuron sign solves; more → the single MILP
+    within a budget, then per-neuron sign solves). After witnesses, unregularised and weakly regularised nets
+    leave 0-120 questions, mostly "can it ever be active?" with a relaxation gap that MILPs close slowly
+    (benchmarks/README.md)."""
     state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
     open_questions = _count_open(state)
     if open_questions == 0:
@@ -211,9 +214,15 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
         return state
     steps = [f"{open_questions} open sign questions: branch and bound ({BAB_FIRST_ROUND_LIMIT:.0f} s per question)"]
     _bab(network, box, state, deadline, fanout, say, BAB_FIRST_ROUND_LIMIT)
+    if _count_open(state) and not expired(deadline):
+        steps.append(f"{_count_open(state)} left: branch and bound without a cap per question "
+                     f"({BAB_SECOND_ROUND_SHARE:.0%} of the time left)")
+        left = seconds_left(deadline)
+        _bab(network, box, state, None if deadline is None else time.monotonic() + BAB_SECOND_ROUND_SHARE * left,
+             fanout, say, None)
     left_open = _count_open(state)
-    if left_open == 0:
-        state.policy = steps[0] + " settled all"
+    if left_open == 0 or expired(deadline):
+        state.policy = "; ".join(steps) + ("; settled all" if left_open == 0 else "")
         return state
     steps.append(f"{left_open} left")
     if left_open <= PER_NEURON_MAX_QUESTIONS:
@@ -227,9 +236,6 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
             outcome = f"failed ({error.reason})"
         steps.append(f"single MILP {outcome}; per-neuron sign solves for the rest")
     _per_neuron_signs(network, box, state, deadline, fanout, say)
-    if _count_open(state) and not expired(deadline):
-        steps.append("branch and bound without a cap on the rest")
-        _bab(network, box, state, deadline, fanout, say, None)
     state.policy = "; ".join(steps)
     return state
 

@@ -38,7 +38,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-GUARD = 1e-12  # relative outward widening, as exactcompress.bounds.interval.ROUNDING_WIDENING
+from ...tolerances import ROUNDING_WIDENING
+
+GUARD = ROUNDING_WIDENING  # the outward rounding guard every bound of the project uses
 
 
 @dataclass(frozen=True)
@@ -90,76 +92,135 @@ class _Net:
         return h @ self.c + self.d
 
 
-def _lagrangian(P: _Net, lb, ub, inject, lam, alpha, eta, margin, grad: bool, guard: bool = True):
-    """Joint Lagrangian bounds for a batch of domains and Q queries per domain, with hand-written gradients.
+def _lagrangian(P: _Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, grad: bool):
+    """Joint Lagrangian upper bounds for a batch of B domains and Q queries per domain (float64, guarded),
+    with hand-written gradients.
 
-    Query 0 is the target f = c h^{L-1} + d; query q >= 1 asks for an upper bound of ``s_q z^k_i`` (an upper
-    bound of z_i or of -z_i, ``inject[k] = (q_index, neuron_index, s_q)``) on the hypothesis set
-    S = {x in box : splits hold, f(x) >= -margin}.  For q >= 1 the objective gets ``lam_q * (f(x) + margin)``
-    added (>= 0 on S); for every q, bound-row terms ``eta (z - l)`` (eta >= 0) / ``eta (z - u)`` (eta <= 0),
-    nonnegative on S; ReLUs are relaxed per query (upper triangle line where the coefficient is >= 0,
-    ``alpha z`` below).  Any lam >= 0, alpha in [0, 1] and eta gives a valid bound when lb/ub are valid on S.
-    With ``guard`` the rounding guard ``GUARD * (1 + |U| + magnitude)`` is added (certified passes).
+    Query 0 is the target f = c . h^{L-1} + d.  Query q >= 1 asks for an upper bound of ``s_q z^k_i``
+    (``inject[k] = (q_index, neuron_index, s_q)``, s_q = +1: upper bound of z_i, -1: of -z_i) on the
+    hypothesis set S = {x in box : the domain's splits hold, f(x) >= -margin}.  For q >= 1 the objective gets
+    ``lam_q (f(x) + margin)`` added (>= 0 on S).  Every query gets bound-row terms ``eta (z_j - l_j)``
+    (eta >= 0) or ``eta (z_j - u_j)`` (eta <= 0), nonnegative on S, on the columns ``ecols[k]``.  ReLUs are
+    relaxed per query: exact when stable, the upper triangle line where the coefficient is >= 0, ``alpha z``
+    where it is < 0.  For every lam >= 0, alpha in [0, 1] and eta of the right signs the result is a valid
+    bound on S as long as lb/ub are valid on S; the rounding guard GUARD * (1 + |U| + magnitude) is added.
 
-    lb/ub: lists (B, n_k); lam (B, Q) (column 0 ignored); alpha/eta: lists (B, Q, n_k).
-    Returns U (B, Q), the target's x-coefficients A (B, d), its coefficients on each h^k (list of (B, n_k)),
-    and when ``grad`` the gradients of U.sum() w.r.t. lam, alpha, eta."""
+    Layout: the top layer L-1 is handled in closed form (its coefficient is lam_q * c for every query), so
+    ``alpha[L-1]`` (B, Q, len(ncols)) lives only on the columns ``ncols`` where c < 0; lower layers have
+    dense ``alpha[k]`` (B, Q, n_k).  ``eta[k]``: (B, Q, len(ecols[k])).  lb/ub: lists (B, n_k); lam (B, Q).
+    Returns U (B, Q), the target's x-coefficients (B, d), its coefficients on each h^k (list of (B, n_k)) and,
+    with ``grad``, the gradients of U.sum() w.r.t. (lam, alpha list, eta list)."""
     B, Q = lam.shape
+    L = P.L
     dt = P.dtype
     mult = lam.clone()
     mult[:, 0] = 1.0
     mq = torch.full((Q,), margin, dtype=dt, device=P.device)
     mq[0] = 0.0
-    top = P.d + mq
-    a = mult[..., None] * P.c
-    const = mult * top
-    cabs = const.abs()
-    coefs = [None] * P.L
-    saved = [None] * P.L
-    for k in reversed(range(P.L)):
+    top = P.d + mq  # (Q,)
+    # ---- top layer k = L-1: coefficient on h^{L-1} is mult_q * c
+    k = L - 1
+    l, u = lb[k], ub[k]
+    inact = u <= 0
+    act = (l >= 0) & ~inact
+    unst = ~(inact | act)
+    s = torch.where(unst, u / torch.where(unst, u - l, torch.ones_like(u)), torch.zeros_like(u))
+    T = -s * l
+    c = P.c
+    cpos = c >= 0
+    v = c * torch.where(cpos, torch.where(act, torch.ones_like(u), s), act.to(dt))  # (B, n): shared slope part
+    icv = (c.clamp(min=0) * T).sum(-1)  # (B,)
+    Wk, bk = P.W[k], P.b[k]
+    vW = v @ Wk
+    vb = v @ bk
+    a = mult[..., None] * vW[:, None, :]
+    const = mult * (top + icv[:, None] + vb[:, None])
+    cabs = mult * (top.abs() + icv[:, None] + (v.abs() @ P.babs[k])[:, None])
+    nN = ncols.shape[0]
+    if nN:
+        uN = unst[:, ncols].to(dt)
+        wN = mult[..., None] * (c[ncols] * uN)[:, None, :]  # (B, Q, nN), <= 0
+        czN = wN * alpha[k]
+        a = a + czN @ Wk[ncols]
+        const = const + czN @ bk[ncols]
+        cabs = cabs + czN.abs() @ P.babs[k][ncols]
+    S = ecols[k]
+    e_top = eta[k]
+    if S.shape[0]:
+        a = a + e_top @ Wk[S]
+        lS, uS = l[:, S][:, None, :], u[:, S][:, None, :]
+        ec = (e_top.clamp(min=0) * lS + e_top.clamp(max=0) * uS)
+        const = const + e_top @ bk[S] - ec.sum(-1)
+        cabs = cabs + e_top.abs() @ P.babs[k][S] + ec.abs().sum(-1)
+    qi, ni, sg = inject[k]
+    if qi is not None:
+        a[:, qi, :] += sg[:, None] * Wk[ni]
+        const[:, qi] += sg * bk[ni]
+        cabs[:, qi] += P.babs[k][ni]
+    coefs = [None] * L
+    coefs[k] = c.expand(B, -1)
+    # ---- lower layers: general back-substitution
+    saved = [None] * L
+    for k in reversed(range(L - 1)):
         l, u = lb[k][:, None, :], ub[k][:, None, :]
         inact = u <= 0
         act = (l >= 0) & ~inact
         unst = ~(inact | act)
         s = torch.where(unst, u / torch.where(unst, u - l, torch.ones_like(u)), torch.zeros_like(u))
-        T = -s * l  # intercept of the upper line (0 unless unstable)
+        T = -s * l
         spos = torch.where(act, torch.ones_like(u), s)
         pos = a >= 0
         slope = torch.where(pos, spos, torch.where(unst, alpha[k], act.to(dt)))
         coefs[k] = a[:, 0, :]
         cz = a * slope
-        ic = a.clamp(min=0) @ T[:, 0, :, None]  # (B, Q, 1)
-        ic = ic[..., 0]
+        ic = (a.clamp(min=0) @ T[:, 0, :, None])[..., 0]
         qi, ni, sg = inject[k]
         if qi is not None:
             cz[:, qi, ni] += sg
+        S = ecols[k]
         e = eta[k]
-        cz = cz + e
-        ep, en = e.clamp(min=0), e.clamp(max=0)
-        ec = ep @ lb[k][:, :, None] + en @ ub[k][:, :, None]
-        ec = ec[..., 0]
-        const = const + ic - ec + cz @ P.b[k]
-        if guard:
-            eca = ep @ lb[k].abs()[:, :, None] - en @ ub[k].abs()[:, :, None]
-            cabs = cabs + ic + eca[..., 0] + cz.abs() @ P.babs[k]
+        if S.shape[0]:
+            cz = cz.index_add(2, S, e)
+            ec = e.clamp(min=0) * l[..., S] + e.clamp(max=0) * u[..., S]
+            const = const - ec.sum(-1)
+            cabs = cabs + ec.abs().sum(-1)
+        const = const + ic + cz @ P.b[k]
+        cabs = cabs + ic + cz.abs() @ P.babs[k]
         if grad:
-            saved[k] = (a, slope, pos & unst, unst & ~pos, T, e >= 0, l, u)
+            saved[k] = (a, slope, pos & unst, unst & ~pos, T, l, u)
         a = cz @ P.W[k]
     U = a.clamp(min=0) @ P.hi + a.clamp(max=0) @ P.lo + const
-    if guard:
-        U = U + GUARD * (1.0 + U.abs() + a.abs() @ P.xmag + cabs)
+    U = U + GUARD * (1.0 + U.abs() + a.abs() @ P.xmag + cabs)
     A = a[:, 0, :]
     if not grad:
         return U, A, coefs, None
     g = torch.where(a > 0, P.hi, P.lo)  # dU/d(coefficients on x): the maximising corner
-    galpha, geta = [None] * P.L, [None] * P.L
-    for k in range(P.L):
-        a_k, slope, posu, negu, T, epos, l, u = saved[k]
+    galpha, geta = [None] * L, [None] * L
+    for k in range(L - 1):
+        a_k, slope, posu, negu, T, l, u = saved[k]
         gcz = g @ P.W[k].T + P.b[k]  # dU/dcz: the corner pushed forward through layer k
         galpha[k] = gcz * a_k * negu
-        geta[k] = gcz - torch.where(epos, l, u)
+        S = ecols[k]
+        if S.shape[0]:
+            geta[k] = gcz[..., S] - torch.where(eta[k] >= 0, l[..., S], u[..., S])
+        else:
+            geta[k] = eta[k]
         g = gcz * slope + posu * T
-    glam = g @ P.c + top
+    # top layer: g = dU/da_{L-2}
+    k = L - 1
+    glam = (g * vW[:, None, :]).sum(-1) + vb[:, None] + top + icv[:, None]
+    if nN:
+        gzN = g @ Wk[ncols].T + bk[ncols]
+        galpha[k] = gzN * wN
+        glam = glam + (gzN * (c[ncols] * uN)[:, None, :] * alpha[k]).sum(-1)
+    else:
+        galpha[k] = alpha[k]
+    S = ecols[k]
+    if S.shape[0]:
+        gzS = g @ Wk[S].T + bk[S]
+        geta[k] = gzS - torch.where(e_top >= 0, lb[k][:, S][:, None, :], ub[k][:, S][:, None, :])
+    else:
+        geta[k] = e_top
     glam[:, 0] = 0.0
     return U, A, coefs, (glam, galpha, geta)
 
@@ -281,6 +342,16 @@ class _Pool:
             self.parts.append(batch)
             self.n += batch["prio"].shape[0]
 
+    def nbytes(self):
+        total = 0
+        for p in self.parts:
+            for v in p.values():
+                if isinstance(v, list):
+                    total += sum(a.nbytes for a in v)
+                elif v is not None:
+                    total += v.nbytes
+        return total
+
     def _merge(self):
         if len(self.parts) > 1:
             keys = self.parts[0].keys()
@@ -290,6 +361,12 @@ class _Pool:
                     merged[key] = None
                 elif isinstance(self.parts[0][key], list):
                     merged[key] = [np.concatenate([p[key][k] for p in self.parts]) for k in range(len(self.widths))]
+                elif key in ("sorder", "qeta"):
+                    width = max(p[key].shape[-1] for p in self.parts)
+                    fill = -1 if key == "sorder" else 0
+                    merged[key] = np.concatenate([np.pad(p[key], [(0, 0)] * (p[key].ndim - 1)
+                                                         + [(0, width - p[key].shape[-1])], constant_values=fill)
+                                                  for p in self.parts])
                 else:
                     merged[key] = np.concatenate([p[key] for p in self.parts])
             self.parts = [merged]
@@ -368,22 +445,43 @@ def prove_sign(
     batch_size: int | None = None,
     steps: int = 40,
     root_steps: int = 60,
-    max_query_neurons: int = 128,
+    max_query_neurons: int = 256,
     lr_alpha: float = 0.1,
     lr_lambda: float = 0.1,
     lr_eta: float = 0.05,
     eta_all: bool = False,
     warm_queries: bool = True,
-    opt_dtype: torch.dtype = torch.float32,
     warmup: int = 5,
-    fsb: int = 0,
-    cert_rounds: int = 12,
+    warm_eta: bool = True,
     lp_leaves: bool = True,
+    branch_score: str = "intercept",
     max_pool_bytes: int = 512 * 2**20,
     verbose: bool = False,
+    debug=None,
 ) -> BabResult:
     """Prove ``max_{x in box} sign * g^layer_neuron(x) <= -margin`` by branch and bound, or find a witness
-    ``x`` with ``sign * g(x) > witness_margin`` (float64 numpy forward pass), or give up ("undecided")."""
+    ``x`` with ``sign * g(x) > witness_margin`` (float64 numpy forward pass), or give up ("undecided").
+
+    Denormal floats are flushed to zero while it runs (torch.set_flush_denormal; subnormal arithmetic in the
+    optimiser's moments is 100x slower on CPU), and the flag is reset to False on return."""
+    flushed = torch.set_flush_denormal(True)
+    try:
+        return _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign, margin=margin,
+                           witness_margin=witness_margin, deadline=deadline, device=device, seed=seed,
+                           batch_size=batch_size, steps=steps, root_steps=root_steps,
+                           max_query_neurons=max_query_neurons, lr_alpha=lr_alpha, lr_lambda=lr_lambda,
+                           lr_eta=lr_eta, eta_all=eta_all, warm_queries=warm_queries, warmup=warmup,
+                           warm_eta=warm_eta, lp_leaves=lp_leaves, branch_score=branch_score,
+                           max_pool_bytes=max_pool_bytes, verbose=verbose, debug=debug)
+    finally:
+        if flushed:
+            torch.set_flush_denormal(False)
+
+
+def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign, *, margin, witness_margin,
+                deadline, device, seed, batch_size, steps, root_steps, max_query_neurons, lr_alpha, lr_lambda,
+                lr_eta, eta_all, warm_queries, warmup, warm_eta, lp_leaves, branch_score, max_pool_bytes,
+                verbose, debug) -> BabResult:
     t0 = time.monotonic()
     if sign not in (1, -1):
         raise ValueError("sign must be +1 or -1")
@@ -456,9 +554,7 @@ def prove_sign(
     c = c_full[keep[layer - 1]]
 
     dev = torch.device(device)
-    odt = opt_dtype
-    P64 = _Net(rW, rb, c, d, lo, hi, torch.float64, dev)
-    P = P64 if odt == torch.float64 else _Net(rW, rb, c, d, lo, hi, odt, dev)
+    P = P64 = _Net(rW, rb, c, d, lo, hi, torch.float64, dev)
     L = layer
     dim = len(lo)
     rng = np.random.default_rng(seed)
@@ -471,15 +567,17 @@ def prove_sign(
         return result("witness", w)
 
     # ---- query universe: neurons whose bounds get tightened under the hypothesis (both directions)
-    zeroa = [torch.zeros(1, 1, n, dtype=torch.float64, device=dev) for n in widths]
     lb0 = [torch.as_tensor(x[None], device=dev) for x in rlb]
     ub0 = [torch.as_tensor(x[None], device=dev) for x in rub]
     alpha_root = [np.where(rub[k] > -rlb[k], 1.0, 0.0) for k in range(L)]
-    with torch.no_grad():
-        inj0 = [(None, None, None)] * L
-        U0, _, coefs0, _ = _lagrangian(P64, lb0, ub0, inj0, torch.zeros(1, 1, dtype=torch.float64, device=dev),
-                                       [torch.as_tensor(a, device=dev)[None, None] for a in alpha_root], zeroa,
-                                       margin, False)
+    nc0 = np.nonzero((c < 0) & (rlb[L - 1] < 0) & (rub[L - 1] > 0))[0]
+    a0 = [torch.as_tensor(a, device=dev)[None, None] for a in alpha_root[:-1]]
+    a0.append(torch.as_tensor(alpha_root[-1][nc0], device=dev)[None, None])
+    e0 = [torch.zeros(1, 1, 0, dtype=torch.float64, device=dev) for _ in range(L)]
+    empty_idx = torch.zeros(0, dtype=torch.long, device=dev)
+    U0, _, coefs0, _ = _lagrangian(P, lb0, ub0, [(None, None, None)] * L,
+                                   torch.zeros(1, 1, dtype=torch.float64, device=dev), a0, e0,
+                                   torch.as_tensor(nc0, device=dev), [empty_idx] * L, margin, False)
     best_bound[0] = min(best_bound[0], float(U0[0, 0]))
     if float(U0[0, 0]) <= -margin:
         counters["domains"] = 1
@@ -499,26 +597,26 @@ def prove_sign(
     uni_idx = np.array([i for _, _, i in cand], dtype=np.int64)
     nU = len(cand)
     sum_n = sum(widths)
+    offs = np.concatenate([[0], np.cumsum(widths)])[:-1]
+    layer_of = np.concatenate([np.full(n, k) for k, n in enumerate(widths)])
+    pos_of = np.concatenate([np.arange(n) for n in widths])
+    # stored query alphas (uint8, alpha * 255): dense on the lower layers, on the root's c < 0 unstable
+    # columns of the top layer (the only top-layer columns where alpha is ever used)
+    a_off = np.concatenate([[0], np.cumsum(widths[:-1])]).astype(np.int64)
+    top_pos = np.full(widths[-1], -1, dtype=np.int64)
+    top_pos[nc0] = np.arange(len(nc0))
+    nA = int(sum(widths[:-1]) + len(nc0))
+
+    def acol_index(k, cols):
+        return a_off[k] + (cols if k < L - 1 else top_pos[cols])
 
     # ---- batch size from a budget on the (B, Q, n) tensors and the (B, Q, d) product
     per = (1 + 2 * nU) * (sum_n * 12 + dim * 3 + sum(widths[k] * (widths[k - 1] if k else dim) for k in range(L)) // 64)
     if batch_size is None:
         batch_size = int(max(2, min(256, 4e7 // max(per, 1))))
-    qbytes = (2 * nU) * (4 + (2 * 2 * sum_n if warm_queries else 0))
-    per_domain_bytes = sum_n * (8 + 8 + 1 + 4 + 4) + qbytes + 16
 
     def t64(a):
         return torch.as_tensor(a, dtype=torch.float64, device=dev)
-
-    def project(params, sp):
-        params[0].clamp_(min=0.0)
-        params[0][:, 0] = 0.0
-        for k in range(L):
-            params[1 + k].clamp_(0.0, 1.0)
-            e = params[1 + L + k]
-            s_ = sp[k][:, None, :]
-            other = e if eta_all else torch.zeros_like(e)
-            e.copy_(torch.where(s_ > 0, e.clamp(min=0.0), torch.where(s_ < 0, e.clamp(max=0.0), other)))
 
     def tighten_bounds(U, lb, ub, inject):
         """Intersect lb/ub with the query results; returns (lb, ub, empty rows)."""
@@ -537,9 +635,10 @@ def prove_sign(
         return lb, ub, empty
 
     def bound_batch(batch, nsteps):
-        """Optimise the joint Lagrangian (in ``opt_dtype``, bounds tightened after every step), then certify:
-        ``cert_rounds`` float64 passes with the rounding guard from the domains' stored (valid) bounds and
-        the clamped parameters, each pass tightening the bounds for the next.  Returns numpy arrays."""
+        """Optimise the joint Lagrangian by projected Adam, in float64 with the rounding guard and valid
+        bounds only, so that every evaluation is a certified bound: the domains' bounds are tightened after
+        every step (the chain), the target bound is the best seen.  Settled domains (bound <= -margin or
+        an empty interval) leave the batch.  Returns numpy arrays."""
         B = batch["prio"].shape[0]
         # active queries: universe neurons unstable and unsplit in some domain of the batch
         act_q = np.zeros((B, nU), dtype=bool)
@@ -552,169 +651,179 @@ def prove_sign(
         qs = np.nonzero(act_q.any(0))[0]
         nq = len(qs)
         Q = 1 + 2 * nq
-        inject, inject64 = [], []
+        inject = []
         for k in range(L):
             selq = np.nonzero(uni_layer[qs] == k)[0]
             if len(selq) == 0:
                 inject.append((None, None, None))
-                inject64.append((None, None, None))
                 continue
             qi = torch.as_tensor(np.concatenate([1 + selq, 1 + nq + selq]), device=dev)
             ni = torch.as_tensor(np.concatenate([uni_idx[qs[selq]], uni_idx[qs[selq]]]), device=dev)
             sg = np.concatenate([np.ones(len(selq)), -np.ones(len(selq))])
-            inject.append((qi, ni, torch.as_tensor(sg, dtype=odt, device=dev)))
-            inject64.append((qi, ni, t64(sg)))
-        qmask = torch.ones(B, Q, dtype=odt, device=dev)
+            inject.append((qi, ni, t64(sg)))
+        qmask = torch.ones(B, Q, dtype=torch.float64, device=dev)
         if nq:
-            am = torch.as_tensor(act_q[:, qs], dtype=odt, device=dev)
+            am = t64(act_q[:, qs].astype(np.float64))
             qmask[:, 1:1 + nq] = am
             qmask[:, 1 + nq:] = am
+        # parameter columns: top-layer alpha where c < 0 and some domain is unstable; eta on split columns
+        top_unst = ((batch["lb"][L - 1] < 0) & (batch["ub"][L - 1] > 0)).any(0)
+        ncols_np = np.nonzero(top_unst & (c < 0))[0]
+        ecols_np = [np.arange(n) if eta_all else np.nonzero((batch["split"][k] != 0).any(0))[0]
+                    for k, n in enumerate(widths)]
+        ncols = torch.as_tensor(ncols_np, device=dev)
+        ecols = [torch.as_tensor(x, device=dev) for x in ecols_np]
+        acols_np = [np.arange(n) for n in widths[:-1]] + [ncols_np]
         # parameters (warm start from the domain's stored values)
-        to = lambda a: torch.as_tensor(a, dtype=odt, device=dev)  # noqa: E731
-        lam = torch.zeros(B, Q, dtype=odt, device=dev)
+        lam = torch.zeros(B, Q, dtype=torch.float64, device=dev)
         if nq:
-            lam[:, 1:1 + nq] = to(batch["qlam"][:, qs])
-            lam[:, 1 + nq:] = to(batch["qlam"][:, nU + qs])
+            lam[:, 1:1 + nq] = t64(batch["qlam"][:, qs])
+            lam[:, 1 + nq:] = t64(batch["qlam"][:, nU + qs])
         alpha, eta = [], []
-        off = 0
+        posS = []
         for k in range(L):
-            n = widths[k]
-            ta = to(batch["alpha"][k])[:, None, :].expand(B, Q, n).clone()
-            te = to(batch["eta"][k])[:, None, :].expand(B, Q, n).clone()
-            if nq and warm_queries and batch["qalpha"] is not None:
-                qa = batch["qalpha"][:, :, off:off + n]
-                qe = batch["qeta"][:, :, off:off + n]
-                ta[:, 1:1 + nq] = to(qa[:, qs])
-                ta[:, 1 + nq:] = to(qa[:, nU + qs])
-                te[:, 1:1 + nq] = to(qe[:, qs])
-                te[:, 1 + nq:] = to(qe[:, nU + qs])
+            ac, ecl = acols_np[k], ecols_np[k]
+            ta = t64(batch["alpha"][k][:, ac])[:, None, :].expand(B, Q, len(ac)).clone()
+            te = t64(batch["eta"][k][:, ecl])[:, None, :].expand(B, Q, len(ecl)).clone()
+            if nq and batch["qalpha"] is not None:
+                qa = batch["qalpha"][:, :, acol_index(k, ac)]
+                ta[:, 1:1 + nq] = t64(qa[:, qs].astype(np.float64) / 255.0)
+                ta[:, 1 + nq:] = t64(qa[:, nU + qs].astype(np.float64) / 255.0)
             alpha.append(ta)
             eta.append(te)
-            off += n
-        sp = [to(a) for a in batch["split"]]
-        params = [lam] + alpha + eta
-        project(params, sp)
-        out_params = [p.clone() for p in params]
-        if nsteps > 0:
-            lrs = [lr_lambda] + [lr_alpha] * L + [lr_eta] * L
-            m1 = [torch.zeros_like(p) for p in params]
-            m2 = [torch.zeros_like(p) for p in params]
-            lb = [to(a) for a in batch["lb"]]
-            ub = [to(a) for a in batch["ub"]]
-            rows = torch.arange(B, device=dev)
-            best = to(batch["prio"]).clone()
-            b1, b2 = 0.9, 0.999
-            for step in range(nsteps):
-                U, A, cf, grads = _lagrangian(P, lb, ub, inject, params[0], params[1:1 + L], params[1 + L:],
-                                              margin, True, False)
-                lb, ub, empty = tighten_bounds(U, lb, ub, inject)
-                best = torch.minimum(best, U[:, 0])
-                done = empty | (best <= -margin - 1e-6 * (1.0 + best.abs()))
-                if done.any():
-                    r = rows[done]
-                    for o, p in zip(out_params, params):
-                        o[r] = p[done]
-                    keep_ = ~done
-                    if not keep_.any():
-                        break
-                    rows = rows[keep_]
-                    lb = [x[keep_] for x in lb]
-                    ub = [x[keep_] for x in ub]
-                    sp = [x[keep_] for x in sp]
-                    best, qmask = best[keep_], qmask[keep_]
-                    params = [p[keep_] for p in params]
-                    m1 = [x[keep_] for x in m1]
-                    m2 = [x[keep_] for x in m2]
-                    glam, gal, get_ = grads
-                    grads = (glam[keep_], [x[keep_] for x in gal], [x[keep_] for x in get_])
-                if step == nsteps - 1 or late():
-                    break
-                glam, gal, get_ = grads
-                gs = [glam * qmask] + [x * qmask[..., None] for x in gal] + [x * qmask[..., None] for x in get_]
-                t = step + 1
-                c1, c2 = 1 - b1 ** t, 1 - b2 ** t
-                sched = min(1.0, t / warmup) if warmup > 0 else 1.0
-                for p, g_, ma, va, lr in zip(params, gs, m1, m2, [x * sched for x in lrs]):
-                    ma.mul_(b1).add_(g_, alpha=1 - b1)
-                    va.mul_(b2).addcmul_(g_, g_, value=1 - b2)
-                    p.addcdiv_(ma, va.div(c2).sqrt_().add_(1e-8), value=-lr / c1)
-                project(params, sp)
-            for o, p in zip(out_params, params):
-                o[rows] = p
-            if verbose:
-                dbg_best = best
-        # ---- float64 certification (rows leave once settled or stalled)
-        sp64 = [t64(a) for a in batch["split"]]
-        p64 = [p.to(torch.float64) for p in out_params]
-        project(p64, sp64)
-        lb = [t64(a) for a in batch["lb"]]
-        ub = [t64(a) for a in batch["ub"]]
-        best = t64(batch["prio"]).clone()
-        empty = torch.zeros(B, dtype=torch.bool, device=dev)
-        A_best = torch.zeros(B, dim, dtype=torch.float64, device=dev)
-        cf_out = [torch.zeros(B, n, dtype=torch.float64, device=dev) for n in widths]
-        live = torch.arange(B, device=dev)
-        llb, lub, lp64, lbest = [x.clone() for x in lb], [x.clone() for x in ub], p64, best.clone()
-        for r in range(cert_rounds):
-            U, A, cf, _ = _lagrangian(P64, llb, lub, inject64, lp64[0], lp64[1:1 + L], lp64[1 + L:], margin, False,
-                                      True)
-            w_old = sum((u_ - l_).clamp(min=0).sum(1) for l_, u_ in zip(llb, lub))
-            llb, lub, em = tighten_bounds(U, llb, lub, inject64)
-            w_new = sum((u_ - l_).clamp(min=0).sum(1) for l_, u_ in zip(llb, lub))
-            improved = U[:, 0] < lbest
-            gain = torch.where(torch.isfinite(lbest), lbest - U[:, 0], torch.full_like(lbest, math.inf))
-            lbest = torch.where(improved, U[:, 0], lbest)
-            A_best[live] = torch.where(improved[:, None], A, A_best[live])
+            ps = np.full(widths[k], -1, dtype=np.int64)
+            ps[ecl] = np.arange(len(ecl))
+            posS.append(ps)
+        sorder = batch["sorder"]
+        if nq and warm_eta and batch["qeta"] is not None:
+            for t_ in range(sorder.shape[1]):
+                f_ = sorder[:, t_]
+                for k in range(L):
+                    rr = np.nonzero((f_ >= 0) & (layer_of[np.maximum(f_, 0)] == k))[0]
+                    if len(rr) == 0:
+                        continue
+                    p_ = torch.as_tensor(posS[k][pos_of[f_[rr]]], device=dev)
+                    rt = torch.as_tensor(rr, device=dev)
+                    qe = batch["qeta"][rr, :, t_].astype(np.float64)  # (r, 2 nU)
+                    eta[k][rt, 1:1 + nq, p_] = t64(qe[:, qs])
+                    eta[k][rt, 1 + nq:, p_] = t64(qe[:, nU + qs])
+        spS = [t64(batch["split"][k][:, ecols_np[k]])[:, None, :] for k in range(L)]
+
+        def project(params, spS):
+            params[0].clamp_(min=0.0)
+            params[0][:, 0] = 0.0
             for k in range(L):
-                lb[k][live] = llb[k]
-                ub[k][live] = lub[k]
-                cf_out[k][live] = cf[k]
-            best[live] = lbest
-            empty[live] = em
-            stay = ~em & (lbest > -margin) & ((gain > 1e-3 * (1.0 + lbest.abs())) | (w_old - w_new > 1e-3 * w_old))
-            if not bool(stay.any()):
-                break
-            live = live[stay]
-            llb = [x[stay] for x in llb]
-            lub = [x[stay] for x in lub]
-            lp64 = [p[stay] for p in lp64]
-            lbest = lbest[stay]
-        cf = cf_out
-        best = torch.where(empty, torch.full_like(best, -math.inf), best)
-        if verbose:
-            stats["cert_rounds"] += r + 1
-            stats["cert_fail"] += int(((best > -margin)).sum()) - (int(rows.shape[0]) if nsteps > 0 else 0)
+                params[1 + k].clamp_(0.0, 1.0)
+                e = params[1 + L + k]
+                s_ = spS[k]
+                other = e if eta_all else torch.zeros_like(e)
+                e.copy_(torch.where(s_ > 0, e.clamp(min=0.0), torch.where(s_ < 0, e.clamp(max=0.0), other)))
+
+        params = [lam] + alpha + eta
+        project(params, spS)
+        out_params = [p.clone() for p in params]
+        lb64 = [t64(a) for a in batch["lb"]]
+        ub64 = [t64(a) for a in batch["ub"]]
+        best64 = t64(batch["prio"]).clone()
+        empty64 = torch.zeros(B, dtype=torch.bool, device=dev)
+        A64 = torch.zeros(B, dim, dtype=torch.float64, device=dev)
+        A_set = torch.zeros(B, dtype=torch.bool, device=dev)
+        cf64 = [torch.zeros(B, n, dtype=torch.float64, device=dev) for n in widths]
+        rows = torch.arange(B, device=dev)
+        lr_list = [lr_lambda] + [lr_alpha] * L + [lr_eta] * L
+        m1 = [torch.zeros_like(p) for p in params]
+        m2 = [torch.zeros_like(p) for p in params]
+        b1, b2 = 0.9, 0.999
+        nsteps = max(1, nsteps)
+        for step in range(nsteps):
+            last = step == nsteps - 1 or late()
+            llb = [x[rows] for x in lb64]
+            lub = [x[rows] for x in ub64]
+            U, A, cf, grads = _lagrangian(P, llb, lub, inject, params[0], params[1:1 + L], params[1 + L:], ncols,
+                                          ecols, margin, not last)
+            stats["evals"] += int(rows.shape[0])
+            llb, lub, em = tighten_bounds(U, llb, lub, inject)
+            old = best64[rows]
+            improved = (U[:, 0] < old) | ~A_set[rows]
+            A64[rows] = torch.where(improved[:, None], A, A64[rows])
+            A_set[rows] = True
+            best64[rows] = torch.minimum(old, U[:, 0])
+            empty64[rows] |= em
+            for k in range(L):
+                lb64[k][rows] = llb[k]
+                ub64[k][rows] = lub[k]
+                cf64[k][rows] = cf[k]
+            done = empty64[rows] | (best64[rows] <= -margin)
+            if done.any() or last:
+                fin = torch.ones_like(done) if last else done
+                for o, p in zip(out_params, params):
+                    o[rows[fin]] = p[fin]
+                if last:
+                    break
+                keep_ = ~done
+                rows = rows[keep_]
+                if rows.numel() == 0:
+                    break
+                spS = [x[keep_] for x in spS]
+                qmask = qmask[keep_]
+                params = [p[keep_] for p in params]
+                m1 = [x[keep_] for x in m1]
+                m2 = [x[keep_] for x in m2]
+                glam, gal, get_ = grads
+                grads = (glam[keep_], [x[keep_] for x in gal], [x[keep_] for x in get_])
+            glam, gal, get_ = grads
+            gs = [glam * qmask] + [x * qmask[..., None] for x in gal] + [x * qmask[..., None] for x in get_]
+            t = step + 1
+            c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+            sched = min(1.0, t / warmup) if warmup > 0 else 1.0
+            for p, g_, ma, va, lr in zip(params, gs, m1, m2, lr_list):
+                ma.mul_(b1).add_(g_, alpha=1 - b1)
+                va.mul_(b2).addcmul_(g_, g_, value=1 - b2)
+                p.addcdiv_(ma, va.div(c2).sqrt_().add_(1e-8), value=-lr * sched / c1)
+            project(params, spS)
+        best = torch.where(empty64, torch.full_like(best64, -math.inf), best64)
         lam, alpha, eta = out_params[0], out_params[1:1 + L], out_params[1 + L:]
         out = {
             "bound": best.cpu().numpy(),
-            "lb": [x.cpu().numpy() for x in lb],
-            "ub": [x.cpu().numpy() for x in ub],
-            "xmax": torch.where(A_best > 0, P64.hi, P64.lo).cpu().numpy(),
-            "coefs": [x.cpu().numpy() for x in cf],
-            "alpha": [x[:, 0].float().cpu().numpy() for x in alpha],
-            "eta": [x[:, 0].float().cpu().numpy() for x in eta],
+            "lb": [x.cpu().numpy() for x in lb64],
+            "ub": [x.cpu().numpy() for x in ub64],
+            "xmax": torch.where(A64 > 0, P.hi, P.lo).cpu().numpy(),
+            "coefs": [x.cpu().numpy() for x in cf64],
+            "alpha": [x.copy() for x in batch["alpha"]],
+            "eta": [x.copy() for x in batch["eta"]],
             "qlam": batch["qlam"].copy(),
             "qalpha": None,
             "qeta": None,
         }
+        for k in range(L):
+            out["alpha"][k][:, acols_np[k]] = alpha[k][:, 0].float().cpu().numpy()
+            out["eta"][k][:, ecols_np[k]] = eta[k][:, 0].float().cpu().numpy()
         if nq:
             lm = lam.float().cpu().numpy()
             out["qlam"][:, qs] = lm[:, 1:1 + nq]
             out["qlam"][:, nU + qs] = lm[:, 1 + nq:]
-        if warm_queries:
-            qa = np.zeros((B, 2 * nU, sum_n), dtype=np.float16) if batch["qalpha"] is None else batch["qalpha"].copy()
-            qe = np.zeros((B, 2 * nU, sum_n), dtype=np.float16) if batch["qeta"] is None else batch["qeta"].copy()
-            off = 0
-            for k in range(L):
-                n = widths[k]
-                if nq:
-                    ak = alpha[k].cpu().numpy().astype(np.float16)
-                    ek = eta[k].cpu().numpy().astype(np.float16)
-                    qa[:, qs, off:off + n] = ak[:, 1:1 + nq]
-                    qa[:, nU + qs, off:off + n] = ak[:, 1 + nq:]
-                    qe[:, qs, off:off + n] = ek[:, 1:1 + nq]
-                    qe[:, nU + qs, off:off + n] = ek[:, 1 + nq:]
-                off += n
+        if warm_queries and batch["qalpha"] is not None:
+            qa = batch["qalpha"].copy()
+            qe = batch["qeta"].copy()
+            if nq:
+                bi = np.arange(B)
+                for k in range(L):
+                    ak = np.rint(alpha[k].cpu().numpy() * 255.0).astype(np.uint8)
+                    ca = acol_index(k, acols_np[k])
+                    qa[np.ix_(bi, qs, ca)] = ak[:, 1:1 + nq]
+                    qa[np.ix_(bi, nU + qs, ca)] = ak[:, 1 + nq:]
+                if warm_eta:
+                    for t_ in range(sorder.shape[1]):
+                        f_ = sorder[:, t_]
+                        for k in range(L):
+                            rr = np.nonzero((f_ >= 0) & (layer_of[np.maximum(f_, 0)] == k))[0]
+                            if len(rr) == 0:
+                                continue
+                            p_ = posS[k][pos_of[f_[rr]]]
+                            ek = eta[k][torch.as_tensor(rr, device=dev)].cpu().numpy()  # (r, Q, |S|)
+                            vals = ek[np.arange(len(rr)), :, p_]  # (r, Q)
+                            qe[np.ix_(rr, qs, [t_])] = vals[:, 1:1 + nq, None].astype(np.float16)
+                            qe[np.ix_(rr, nU + qs, [t_])] = vals[:, 1 + nq:, None].astype(np.float16)
             out["qalpha"], out["qeta"] = qa, qe
         return out
 
@@ -726,20 +835,22 @@ def prove_sign(
         "alpha": [a[None].astype(np.float32) for a in alpha_root],
         "eta": [np.zeros((1, n), dtype=np.float32) for n in widths],
         "qlam": np.zeros((1, 2 * nU), dtype=np.float32),
-        "qalpha": (np.repeat(np.concatenate(alpha_root)[None, None].astype(np.float16), 2 * nU, 1)
+        "sorder": np.zeros((1, 0), dtype=np.int32),
+        "qalpha": (np.repeat(np.rint(np.concatenate(alpha_root[:-1] + [alpha_root[-1][nc0]]) * 255)
+                             .astype(np.uint8)[None, None], 2 * nU, 1)
                    if warm_queries else None),
-        "qeta": np.zeros((1, 2 * nU, sum_n), dtype=np.float16) if warm_queries else None,
+        "qeta": np.zeros((1, 2 * nU, 0), dtype=np.float16) if warm_queries else None,
         "prio": np.array([math.inf]),
     }
     pool = _Pool(widths)
     pool.push(root)
     first = True
-    stats = {"cert_rounds": 0, "cert_fail": 0, "t_bound": 0.0, "t_lp": 0.0, "n_lp": 0, "t_attack": 0.0}
+    stats = {"evals": 0, "t_bound": 0.0, "t_lp": 0.0, "n_lp": 0, "t_attack": 0.0}
     stuck = 0  # leaves neither pruned nor splittable
     while pool.n:
         if late():
             return result("undecided")
-        if pool.n * per_domain_bytes > max_pool_bytes:
+        if pool.nbytes() > max_pool_bytes:
             return result("undecided")
         batch = pool.pop(batch_size)
         B = batch["prio"].shape[0]
@@ -749,12 +860,20 @@ def prove_sign(
         first = False
         counters["domains"] += B
         bnd = out["bound"]
+        if debug is not None:
+            debug({"split": [x.copy() for x in batch["split"]], "lb": out["lb"], "ub": out["ub"], "bound": bnd,
+                   "keep": [k_.copy() for k_ in keep]})
         w = check(out["xmax"])
         if w is not None:
             return result("witness", w)
         open_ = bnd > -margin
         best_bound[0] = min(best_bound[0], max(-margin, float(bnd.max()), pool.max_prio()))
         if verbose:
+            for k in range(L):
+                l_, u_ = out["lb"][k], out["ub"][k]
+                print(f"     layer {k}: inactive {np.mean((u_ <= 0).sum(1)):.1f} active {np.mean((l_ >= 0).sum(1)):.1f} "
+                      f"unstable {np.mean(((l_ < 0) & (u_ > 0)).sum(1)):.1f} ; unstable-any {int(((l_ < 0) & (u_ > 0)).any(0).sum())}"
+                      f" inactive-all {int((u_ <= 0).all(0).sum())}")
             print(f"  [{time.monotonic()-t0:6.2f}s] batch {B} pool {pool.n} open {int(open_.sum())} "
                   f"max {bnd.max():.4f} domains {counters['domains']} {stats}")
         if late():
@@ -770,47 +889,30 @@ def prove_sign(
         idx = np.nonzero(open_)[0]
         # branching: unsplit unstable neurons with a positive coefficient into the target, intercept score
         scores = []
+        if branch_score == "gap":
+            zs, h_ = [], out["xmax"][idx]
+            for k in range(L):
+                z_ = h_ @ rW[k].T + rb[k]
+                zs.append(z_)
+                h_ = np.maximum(z_, 0.0)
         for k in range(L):
             l, u = out["lb"][k][idx], out["ub"][k][idx]
             a = out["coefs"][k][idx]
             unst = (l < 0) & (u > 0) & (batch["split"][k][idx] == 0)
-            scores.append(np.where(unst & (a > 0), a * (-l * u / np.where(unst, u - l, 1.0)), -1.0))
+            if branch_score == "minlu":
+                sc = a * np.minimum(u, -l)
+            elif branch_score == "gap":
+                sl = u / np.where(unst, u - l, 1.0)
+                zc = np.clip(zs[k], l, u)
+                sc = a * (sl * (zc - l) - np.maximum(zc, 0.0)) + 1e-3 * a * (-l * sl)
+            else:
+                sc = a * (-l * u / np.where(unst, u - l, 1.0))
+            scores.append(np.where(unst & (a > 0), sc, -1.0))
         flat = np.concatenate(scores, 1)
         layer_of = np.concatenate([np.full(n, k) for k, n in enumerate(widths)])
         pos_of = np.concatenate([np.arange(n) for n in widths])
         jbest = np.argmax(flat, 1)
         best_score = flat[np.arange(len(idx)), jbest]
-        if fsb > 1 and len(idx):
-            tb_ = time.monotonic()
-            kk = min(fsb, flat.shape[1])
-            top = np.argsort(-flat, 1)[:, :kk]  # (n_open, kk)
-            valid = np.take_along_axis(flat, top, 1) > 0
-            no = len(idx)
-            N = no * kk * 2
-            rep = np.repeat(np.arange(no), kk * 2)
-            cand = np.repeat(top, 2, 1).reshape(-1)
-            side = np.tile(np.array([1, -1]), no * kk)
-            clb = [out["lb"][k][idx][rep].copy() for k in range(L)]
-            cub = [out["ub"][k][idx][rep].copy() for k in range(L)]
-            rr = np.arange(N)
-            for k in range(L):
-                m_ = layer_of[cand] == k
-                a_ = m_ & (side > 0)
-                i_ = m_ & (side < 0)
-                clb[k][rr[a_], pos_of[cand[a_]]] = np.maximum(clb[k][rr[a_], pos_of[cand[a_]]], 0.0)
-                cub[k][rr[i_], pos_of[cand[i_]]] = np.minimum(cub[k][rr[i_], pos_of[cand[i_]]], 0.0)
-            to_ = lambda a: torch.as_tensor(a, dtype=odt, device=dev)  # noqa: E731
-            al_ = [to_(out["alpha"][k][idx][rep])[:, None, :] for k in range(L)]
-            et_ = [to_(out["eta"][k][idx][rep])[:, None, :] for k in range(L)]
-            Uc, _, _, _ = _lagrangian(P, [to_(x) for x in clb], [to_(x) for x in cub], [(None, None, None)] * L,
-                                      torch.zeros(N, 1, dtype=odt, device=dev), al_, et_, margin, False, False)
-            Uc = Uc[:, 0].cpu().numpy().reshape(no, kk, 2)
-            worst = np.maximum(Uc[:, :, 0], Uc[:, :, 1])
-            worst = np.where(valid, worst, np.inf)
-            pick = np.argmin(worst, 1)
-            ok = valid[np.arange(no), pick]
-            jbest = np.where(ok, top[np.arange(no), pick], jbest)
-            stats["t_fsb"] = stats.get("t_fsb", 0.0) + time.monotonic() - tb_
         best_layer = layer_of[jbest]
         best_neuron = pos_of[jbest]
         leaf = best_score <= 0
@@ -856,8 +958,10 @@ def prove_sign(
             "alpha": [x[idx] for x in out["alpha"]],
             "eta": [x[idx] for x in out["eta"]],
             "qlam": out["qlam"][idx],
+            "sorder": np.concatenate([batch["sorder"][idx], (offs[bl] + bn)[:, None].astype(np.int32)], 1),
             "qalpha": out["qalpha"][idx] if out["qalpha"] is not None else None,
-            "qeta": out["qeta"][idx] if out["qeta"] is not None else None,
+            "qeta": (np.concatenate([out["qeta"][idx], np.zeros((len(idx), 2 * nU, 1), dtype=np.float16)], 2)
+                     if out["qeta"] is not None else None),
             "prio": bnd[idx],
         }
         children = {}

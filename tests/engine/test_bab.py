@@ -1,0 +1,382 @@
+"""Branch and bound on one sign question (engine.prove.bab.prove_sign) against exact truth on tiny random ReLU MLPs.
+
+Truth: the exact max of sign * g^layer_j over the box, (a) by enumerating the activation patterns of the
+layers below (depth-first, pruning patterns whose region is empty by an LP feasibility check) and solving
+one LP per feasible pattern (the target is affine in x on each pattern's region); (b) faster, by a big-M
+MILP (scipy.optimize.milp, HiGHS, zero gap).  (a) cross-checks (b) on a few questions; (b) is used elsewhere.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linprog
+
+from exactcompress.engine.prove import bab
+
+GUARD = 1e-12
+
+
+# ---------------------------------------------------------------------------------------------------------
+# helpers
+
+
+def make_net(seed, dims, bias_scale=0.5):
+    rng = np.random.default_rng(seed)
+    Ws, bs = [], []
+    for i in range(len(dims) - 1):
+        Ws.append(rng.normal(size=(dims[i + 1], dims[i])) / np.sqrt(dims[i]))
+        bs.append(rng.normal(size=dims[i + 1]) * bias_scale)
+    return Ws, bs
+
+
+def concretise(C, off, lo, hi):
+    P, N = np.maximum(C, 0), np.minimum(C, 0)
+    low = P @ lo + N @ hi + off
+    high = P @ hi + N @ lo + off
+    mag = np.abs(C) @ np.maximum(np.abs(lo), np.abs(hi)) + np.abs(off)
+    return low - GUARD * (1 + np.abs(low) + mag), high + GUARD * (1 + np.abs(high) + mag)
+
+
+def interval_bounds(Ws, bs, lo, hi):
+    out = []
+    l, u = lo, hi
+    for k, (W, b) in enumerate(zip(Ws, bs)):
+        L, U = concretise(W, b, l, u)
+        out.append((L, U))
+        l, u = np.maximum(L, 0), np.maximum(U, 0)
+    return out
+
+
+def forward(Ws, bs, X):
+    gs, h = [], np.atleast_2d(X)
+    for W, b in zip(Ws, bs):
+        g = h @ W.T + b
+        gs.append(g)
+        h = np.maximum(g, 0)
+    return gs
+
+
+def exact_max(Ws, bs, lo, hi, layer, neuron, sign):
+    """max over the box of sign * g^layer_neuron, by activation-pattern enumeration + one LP per region."""
+    d = len(lo)
+    bounds = list(zip(lo, hi))
+    best = [-math.inf]
+
+    def feasible(A, b):
+        if not A:
+            return True
+        r = linprog(np.zeros(d), A_ub=np.array(A), b_ub=np.array(b), bounds=bounds, method="highs")
+        return r.status == 0
+
+    def rec(k, i, M, m, A, b, Hm, hv):
+        # M, m: z^k = M x + m for the current layer k; Hm, hv: h^{k} rows built so far (list)
+        if k == layer:
+            obj = sign * M[neuron]
+            const = sign * m[neuron]
+            r = linprog(-obj, A_ub=np.array(A) if A else None, b_ub=np.array(b) if b else None, bounds=bounds,
+                        method="highs")
+            if r.status == 0:
+                best[0] = max(best[0], -r.fun + const)
+            return
+        if i == len(m):
+            Hm = np.array(Hm)
+            hv = np.array(hv)
+            rec(k + 1, 0, Ws[k + 1] @ Hm, Ws[k + 1] @ hv + bs[k + 1], A, b, [], [])
+            return
+        row, off = M[i], m[i]
+        zl, zu = concretise(row[None], np.array([off]), lo, hi)
+        for side in (1, -1):
+            if side == 1 and zu[0] < 0:
+                continue
+            if side == -1 and zl[0] > 0:
+                continue
+            A2, b2 = list(A), list(b)
+            if not (side == 1 and zl[0] >= 0) and not (side == -1 and zu[0] <= 0):
+                # active: -z <= 0 ; inactive: z <= 0
+                A2.append(-side * row)
+                b2.append(side * off)
+                if not feasible(A2, b2):
+                    continue
+            if side == 1:
+                rec(k, i + 1, M, m, A2, b2, Hm + [row], hv + [off])
+            else:
+                rec(k, i + 1, M, m, A2, b2, Hm + [np.zeros(d)], hv + [0.0])
+
+    rec(0, 0, Ws[0], bs[0], [], [], [], [])
+    return best[0]
+
+
+def milp_max(Ws, bs, lo, hi, layer, neuron, sign):
+    """max over the box of sign * g^layer_neuron by a big-M MILP with interval bounds (HiGHS, gap 0)."""
+    from scipy.optimize import LinearConstraint, milp
+
+    LB = interval_bounds(Ws, bs, lo, hi)
+    d = len(lo)
+    # variables: x, then per layer k < layer: h_k (n_k), delta_k (n_k)
+    sizes = [W.shape[0] for W in Ws[:layer]]
+    nv = d + 2 * sum(sizes)
+    off_h, off_d, o = [], [], d
+    for n in sizes:
+        off_h.append(o)
+        off_d.append(o + n)
+        o += 2 * n
+    rows, lbs, ubs = [], [], []
+    vlo = np.concatenate([lo] + [np.concatenate([np.zeros(n), np.zeros(n)]) for n in sizes])
+    vhi = np.concatenate([hi] + [np.concatenate([np.maximum(LB[k][1], 0), np.ones(n)]) for k, n in enumerate(sizes)])
+    integ = np.zeros(nv)
+    for k, n in enumerate(sizes):
+        integ[off_d[k]:off_d[k] + n] = 1
+        L, U = LB[k]
+        for i in range(n):
+            z = np.zeros(nv)
+            if k == 0:
+                z[:d] = Ws[0][i]
+            else:
+                z[off_h[k - 1]:off_h[k - 1] + sizes[k - 1]] = Ws[k][i]
+            b = bs[k][i]
+            h = np.zeros(nv)
+            h[off_h[k] + i] = 1
+            dl = np.zeros(nv)
+            dl[off_d[k] + i] = 1
+            # h >= z + b ; h <= z + b - L (1 - delta) ; h <= U delta
+            rows.append(h - z); lbs.append(b); ubs.append(np.inf)
+            rows.append(h - z - L[i] * dl); lbs.append(-np.inf); ubs.append(b - L[i])
+            rows.append(h - U[i] * dl); lbs.append(-np.inf); ubs.append(0.0)
+    obj = np.zeros(nv)
+    if layer == 0:
+        obj[:d] = Ws[0][neuron]
+    else:
+        obj[off_h[layer - 1]:off_h[layer - 1] + sizes[layer - 1]] = Ws[layer][neuron]
+    const = bs[layer][neuron]
+    cons = LinearConstraint(np.array(rows), np.array(lbs), np.array(ubs)) if rows else None
+    from scipy.optimize import Bounds
+    r = milp(-sign * obj, constraints=cons, integrality=integ, bounds=Bounds(vlo, vhi),
+             options={"mip_rel_gap": 0.0})
+    assert r.status == 0, r.message
+    return -r.fun + sign * const
+
+
+def run(Ws, bs, lo, hi, layer, neuron, sign, budget=5.0, **kw):
+    LB = interval_bounds(Ws, bs, lo, hi)
+    return bab.prove_sign(Ws, bs, lo, hi, LB[:layer], layer, neuron, sign, deadline=time.monotonic() + budget, **kw)
+
+
+def assert_consistent(res, truth, Ws, bs, lo, hi, layer, neuron, sign, margin=1e-9, wm=1e-9):
+    if res.status == "proved":
+        assert truth <= -margin + 1e-7, (neuron, sign, truth)
+    elif res.status == "witness":
+        x = res.witness
+        assert x.shape == (len(lo),) and x.dtype == np.float64
+        assert np.all(x >= lo) and np.all(x <= hi)
+        g = forward(Ws[: layer + 1], bs[: layer + 1], x)[layer][0, neuron]
+        assert sign * g > wm
+        assert truth >= sign * g - 1e-9
+    else:
+        assert res.status == "undecided"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# tests
+
+
+def test_truths_agree():
+    """The pattern-enumeration truth and the MILP truth agree (so the MILP can be used as the truth)."""
+    for seed, dims in ((11, [3, 6, 5]), (12, [3, 5, 4, 3])):
+        Ws, bs = make_net(seed, dims)
+        lo, hi = -np.ones(3), np.ones(3)
+        layer = len(dims) - 2
+        for j, sign in ((0, 1), (1, -1), (2, 1)):
+            assert abs(exact_max(Ws, bs, lo, hi, layer, j, sign) - milp_max(Ws, bs, lo, hi, layer, j, sign)) < 1e-7
+
+
+@pytest.mark.parametrize("seed,dims", [(0, [4, 8, 8]), (1, [4, 10, 6]), (2, [4, 6, 8, 6])])
+def test_random_nets_against_exact(seed, dims):
+    Ws, bs = make_net(seed, dims)
+    lo, hi = -np.ones(4), np.ones(4)
+    layer = len(dims) - 2
+    decided = 0
+    for j in range(dims[-1]):
+        for sign in (1, -1):
+            truth = milp_max(Ws, bs, lo, hi, layer, j, sign)
+            res = run(Ws, bs, lo, hi, layer, j, sign)
+            assert_consistent(res, truth, Ws, bs, lo, hi, layer, j, sign)
+            # clear cases must be decided
+            if truth < -1e-4 or truth > 1e-4:
+                assert res.status == ("proved" if truth < 0 else "witness"), (j, sign, truth, res)
+            decided += res.status != "undecided"
+    assert decided > 0
+
+
+def test_tiny_margins_by_shifted_biases():
+    """Biases shifted so that the exact extremes are +-1e-5: proofs and witnesses at the edge."""
+    Ws, bs = make_net(3, [4, 8, 8, 4])
+    lo, hi = np.zeros(4), np.ones(4)
+    layer = 2
+    for j in range(4):
+        top = milp_max(Ws, bs, lo, hi, layer, j, 1)
+        for shift, expect in ((-1e-5, "proved"), (1e-5, "witness")):
+            b2 = [b.copy() for b in bs]
+            b2[layer][j] -= top - shift  # now max g_j = shift
+            truth = milp_max(Ws, b2, lo, hi, layer, j, 1)
+            assert abs(truth - shift) < 1e-7
+            res = run(Ws, b2, lo, hi, layer, j, 1, budget=10.0)
+            assert_consistent(res, truth, Ws, b2, lo, hi, layer, j, 1)
+            assert res.status == expect, (j, shift, res)
+        # also a first-layer neuron of the layer below made stable with a tiny margin
+    b3 = [b.copy() for b in bs]
+    l0 = milp_max(Ws, bs, lo, hi, 0, 0, 1)
+    b3[0][0] -= l0 + 1e-5  # neuron (0, 0) stably inactive by 1e-5: interval bounds see it exactly
+    for j in range(4):
+        truth = milp_max(Ws, b3, lo, hi, layer, j, 1)
+        res = run(Ws, b3, lo, hi, layer, j, 1)
+        assert_consistent(res, truth, Ws, b3, lo, hi, layer, j, 1)
+
+
+def test_nothing_stable():
+    Ws, bs = make_net(4, [4, 8, 8], bias_scale=0.0)
+    lo, hi = -np.ones(4), np.ones(4)
+    for j in range(8):
+        for sign in (1, -1):
+            truth = milp_max(Ws, bs, lo, hi, 1, j, sign)
+            assert truth > 1e-3  # every neuron-sign is possible in this net
+            res = run(Ws, bs, lo, hi, 1, j, sign)
+            assert res.status == "witness"
+            assert_consistent(res, truth, Ws, bs, lo, hi, 1, j, sign)
+
+
+def test_whole_layer_stable():
+    """Every neuron of the last hidden layer made stable (half inactive, half active) with margin 1e-3,
+    where interval bounds do not see it."""
+    Ws, bs = make_net(5, [4, 10, 8, 6])
+    lo, hi = -np.ones(4), np.ones(4)
+    layer = 2
+    b2 = [b.copy() for b in bs]
+    signs = []
+    for j in range(6):
+        if j % 2 == 0:
+            b2[layer][j] -= milp_max(Ws, bs, lo, hi, layer, j, 1) + 1e-3
+            signs.append(1)  # question "can it be positive?" -> proved
+        else:
+            b2[layer][j] += milp_max(Ws, bs, lo, hi, layer, j, -1) + 1e-3
+            signs.append(-1)
+    LB = interval_bounds(Ws, b2, lo, hi)
+    assert all(LB[layer][0][j] < 0 < LB[layer][1][j] for j in range(6))  # not visible to intervals
+    for j, sign in enumerate(signs):
+        res = run(Ws, b2, lo, hi, layer, j, sign, budget=10.0)
+        assert res.status == "proved", (j, res)
+        assert res.best_bound <= -1e-9
+        # and the opposite sign has a witness
+        res2 = run(Ws, b2, lo, hi, layer, j, -sign)
+        assert res2.status == "witness"
+        assert_consistent(res2, milp_max(Ws, b2, lo, hi, layer, j, -sign), Ws, b2, lo, hi, layer, j, -sign)
+
+
+def test_budget_passed_is_undecided():
+    Ws, bs = make_net(6, [4, 8, 8])
+    lo, hi = -np.ones(4), np.ones(4)
+    LB = interval_bounds(Ws, bs, lo, hi)
+    res = bab.prove_sign(Ws, bs, lo, hi, LB[:1], 1, 0, 1, deadline=time.monotonic() - 1.0)
+    assert res.status == "undecided" and res.witness is None
+
+
+def test_deadline_respected_on_a_hard_question():
+    """A 64-input 2x100 net, the target's bias shifted 0.02 below the best value a gradient search finds: not
+    decidable in 0.5 s; the answer comes back promptly after the deadline."""
+    Ws, bs = make_net(7, [64, 100, 100])
+    lo, hi = np.zeros(64), np.ones(64)
+    j = 0
+    P = bab._Net([Ws[0]], [bs[0]], Ws[1][j], bs[1][j], lo, hi, torch.float64, torch.device("cpu"))
+    xs = bab._attack(P, np.random.default_rng(0).random((64, 64)), 200, 0.05, None)
+    b2 = [b.copy() for b in bs]
+    b2[1][j] -= forward(Ws, bs, xs)[1][:, j].max() + 0.02
+    LB = interval_bounds(Ws, b2, lo, hi)
+    t = time.monotonic()
+    res = bab.prove_sign(Ws, b2, lo, hi, LB[:1], 1, j, 1, deadline=t + 0.5)
+    assert time.monotonic() - t < 1.2
+    assert res.status in ("undecided", "proved", "witness")
+    if res.status == "witness":
+        assert forward(Ws, b2, res.witness)[1][0, j] > 1e-9
+    if res.status == "undecided":
+        assert res.best_bound > -1e-9 and res.witness is None
+
+
+def test_layer0_target_and_sign_minus():
+    Ws, bs = make_net(8, [4, 6, 5])
+    lo, hi = np.zeros(4), np.ones(4)
+    b2 = [b.copy() for b in bs]
+    # neuron 0 of layer 0: max exactly computable; make it stably inactive by 1e-6
+    w = Ws[0][0]
+    top = np.maximum(w, 0) @ hi + np.minimum(w, 0) @ lo + bs[0][0]
+    b2[0][0] -= top + 1e-6
+    LB = interval_bounds(Ws, b2, lo, hi)
+    assert bab.prove_sign(Ws, b2, lo, hi, LB[:0], 0, 0, 1).status == "proved"
+    res = bab.prove_sign(Ws, b2, lo, hi, LB[:0], 0, 0, -1)
+    assert res.status == "witness" and forward(Ws, b2, res.witness)[0][0, 0] < -1e-9
+    # sign -1 on layer 1 equals sign +1 on the negated neuron
+    for j in range(5):
+        t_minus = milp_max(Ws, b2, lo, hi, 1, j, -1)
+        r = run(Ws, b2, lo, hi, 1, j, -1)
+        assert_consistent(r, t_minus, Ws, b2, lo, hi, 1, j, -1)
+
+
+def test_domains_sampled_inside_are_sound():
+    """Every bounded domain: sampled inputs satisfying its splits never exceed its bound where f >= -margin,
+    and the hypothesis-tightened bounds hold on the sampled hypothesis set; pruned domains never show
+    f > -margin."""
+    Ws, bs = make_net(9, [4, 10, 10, 6])
+    lo, hi = -np.ones(4), np.ones(4)
+    layer = 2
+    # make question (2, 0, +1) hard: max at -1e-3 (stable by a small margin)
+    b2 = [b.copy() for b in bs]
+    b2[layer][0] -= milp_max(Ws, bs, lo, hi, layer, 0, 1) + 1e-3
+    margin = 1e-9
+    seen = []
+    # few optimisation steps: weaker bounds, so that the search splits and tightens over many domains
+    res = run(Ws, b2, lo, hi, layer, 0, 1, budget=20.0, debug=seen.append, batch_size=4, root_steps=2, steps=3)
+    assert res.status == "proved"
+    assert res.domains >= 3 and len(seen) >= 2
+    rng = np.random.default_rng(0)
+    X = lo + (hi - lo) * rng.random((40000, 4))
+    gs = forward(Ws[: layer + 1], b2[: layer + 1], X)
+    f = gs[layer][:, 0]
+    LB = interval_bounds(Ws, b2, lo, hi)
+    checked = opened = tightened = 0
+    for rec in seen:
+        keep = rec["keep"]
+        for i in range(rec["bound"].shape[0]):
+            inside = np.ones(len(X), dtype=bool)
+            for k in range(layer):
+                z = gs[k][:, keep[k]]
+                sp = rec["split"][k][i]
+                inside &= np.all(np.where(sp > 0, z >= 0, True) & np.where(sp < 0, z <= 0, True), axis=1)
+            hyp = inside & (f >= -margin)
+            bound = rec["bound"][i]
+            if bound <= -margin:
+                assert not np.any(f[inside] > -margin)
+            assert np.all(f[hyp] <= bound + 1e-12)
+            for k in range(layer):
+                z = gs[k][hyp][:, keep[k]]
+                assert np.all(z >= rec["lb"][k][i] - 1e-12) and np.all(z <= rec["ub"][k][i] + 1e-12)
+            checked += int(inside.sum())
+            opened += bound > -margin
+            tightened += any(np.any(rec["lb"][k][i] > LB[k][0][keep[k]]) for k in range(layer))
+    assert checked > 0 and opened > 0 and tightened > 0
+
+
+def test_lp_certificate_matches_linprog():
+    Ws, bs = make_net(10, [4, 8, 6])
+    lo, hi = -np.ones(4), np.ones(4)
+    LB = interval_bounds(Ws, bs, lo, hi)
+    c, d = Ws[1][0], bs[1][0]
+    bound, x = bab._lp_certificate([Ws[0]], [bs[0]], c, d, lo, hi, [LB[0][0]], [LB[0][1]])
+    assert math.isfinite(bound) and x is not None
+    truth = milp_max(Ws, bs, lo, hi, 1, 0, 1)
+    assert bound >= truth - 1e-9  # a relaxation bound is never below the true max
+    # the bound equals the LP value up to the guard; the LP's own optimum is at most the bound
+    val = forward(Ws, bs, x)[1][0, 0]
+    assert val <= bound + 1e-9

@@ -201,42 +201,43 @@ def _count_open(state: _BoxState) -> int:
 
 
 def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: Progress) -> _BoxState:
-    """Bounds and witnesses, then branch and bound on the open questions: a first round capped per question
-    (the easy ones go quickly, and a hard one cannot starve them), a second round with most of the time left;
-    then MILPs for whatever is still open (few questions → per-neuron sign solves; more → the single MILP
-    within a budget, then per-neuron sign solves). After witnesses, unregularised and weakly regularised nets
-    leave 0-120 questions, mostly "can it ever be active?" with a relaxation gap that MILPs close slowly
-    (benchmarks/README.md)."""
+    """Bounds and witnesses, then per question. A few open questions (<= PER_NEURON_MAX_QUESTIONS) first get
+    per-neuron sign solves capped at FIRST_ROUND_SOLVE_LIMIT each: a question with a tiny margin that SCIP
+    settles in a fraction of a second can take branch and bound many splits. Then branch and bound on what is
+    open: a first round capped per question (the easy ones go quickly, a hard one cannot starve them), a
+    second round with most of the time left. Last, MILPs for whatever is still open (more than a few → the
+    single MILP within a budget first), then per-neuron sign solves without a cap."""
     state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
     open_questions = _count_open(state)
     if open_questions == 0:
         state.policy = "bounds and witnesses settled every neuron; no MILP"
         return state
-    steps = [f"{open_questions} open sign questions: branch and bound ({BAB_FIRST_ROUND_LIMIT:.0f} s per question)"]
-    _bab(network, box, state, deadline, fanout, say, BAB_FIRST_ROUND_LIMIT)
-    if _count_open(state) and not expired(deadline):
-        steps.append(f"{_count_open(state)} left: branch and bound without a cap per question "
-                     f"({BAB_SECOND_ROUND_SHARE:.0%} of the time left)")
-        left = seconds_left(deadline)
-        _bab(network, box, state, None if deadline is None else time.monotonic() + BAB_SECOND_ROUND_SHARE * left,
-             fanout, say, None)
+    steps = [f"{open_questions} open sign questions"]
+    if open_questions <= PER_NEURON_MAX_QUESTIONS:
+        steps.append(f"per-neuron sign solves ({FIRST_ROUND_SOLVE_LIMIT:.0f} s each)")
+        _per_neuron_signs(network, box, state, deadline, fanout, say, rounds=(FIRST_ROUND_SOLVE_LIMIT,))
+    for limit, share in ((BAB_FIRST_ROUND_LIMIT, 1.0), (None, BAB_SECOND_ROUND_SHARE)):
+        left_open = _count_open(state)
+        if left_open == 0 or expired(deadline):
+            break
+        steps.append(f"{left_open} left: branch and bound "
+                     + (f"({limit:.0f} s per question)" if limit else f"({share:.0%} of the time left)"))
+        round_deadline = None if deadline is None else time.monotonic() + share * seconds_left(deadline)
+        _bab(network, box, state, round_deadline, fanout, say, limit)
     left_open = _count_open(state)
-    if left_open == 0 or expired(deadline):
-        state.policy = "; ".join(steps) + ("; settled all" if left_open == 0 else "")
-        return state
-    steps.append(f"{left_open} left")
-    if left_open <= PER_NEURON_MAX_QUESTIONS:
-        steps.append(f"per-neuron sign solves (<= {PER_NEURON_MAX_QUESTIONS} questions)")
-    else:
-        budget = min(SINGLE_MILP_BUDGET, SINGLE_MILP_SHARE * seconds_left(deadline))
-        try:
-            finished = _single_milp(network, box, state, time.monotonic() + budget, say)
-            outcome = "proved the rest" if finished else f"stopped after its {budget:.0f} s budget"
-        except SolverError as error:  # nothing was claimed; the per-neuron solves take over
-            outcome = f"failed ({error.reason})"
-        steps.append(f"single MILP {outcome}; per-neuron sign solves for the rest")
-    _per_neuron_signs(network, box, state, deadline, fanout, say)
-    state.policy = "; ".join(steps)
+    if left_open and not expired(deadline):
+        steps.append(f"{left_open} left")
+        if left_open > PER_NEURON_MAX_QUESTIONS:
+            budget = min(SINGLE_MILP_BUDGET, SINGLE_MILP_SHARE * seconds_left(deadline))
+            try:
+                finished = _single_milp(network, box, state, time.monotonic() + budget, say)
+                outcome = "proved the rest" if finished else f"stopped after its {budget:.0f} s budget"
+            except SolverError as error:  # nothing was claimed; the per-neuron solves take over
+                outcome = f"failed ({error.reason})"
+            steps.append(f"single MILP {outcome}")
+        steps.append("per-neuron sign solves for the rest")
+        _per_neuron_signs(network, box, state, deadline, fanout, say, rounds=(None,))
+    state.policy = "; ".join(steps) + ("; settled all" if _count_open(state) == 0 else "")
     return state
 
 
@@ -318,12 +319,13 @@ def _single_milp(network: Network, box: Box, state: _BoxState, deadline, say: Pr
     return result.finished
 
 
-def _per_neuron_signs(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout, say: Progress) -> None:
-    """Per-neuron sign solves with early stopping for every open question, layer by layer."""
+def _per_neuron_signs(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout, say: Progress,
+                      rounds: Sequence[float | None] = (FIRST_ROUND_SOLVE_LIMIT, None)) -> None:
+    """Per-neuron sign solves with early stopping for every open question, layer by layer, one round per cap
+    in ``rounds`` (seconds per solve; None: the time that is left). A capped round first keeps a few hard
+    questions from starving the easy ones."""
     for layer in range(len(network.hidden)):
-        # Round 1 caps every solve so that a few hard questions cannot starve the easy ones; round 2
-        # gives what is still open the time that is left.
-        for solve_limit in (FIRST_ROUND_SOLVE_LIMIT, None):
+        for solve_limit in rounds:
             ask_max, ask_min = _open_questions(state, layer)
             if not (ask_max.any() or ask_min.any()):
                 break

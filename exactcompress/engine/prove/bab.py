@@ -4,28 +4,30 @@ Question (``sign = +1``): is ``max_{x in box} g^layer_neuron(x) <= -margin``?  `
 question ``min g >= +margin`` and is handled by negating the target row.  Everything below works with the
 sign-flipped objective ``f(x) = sign * g^layer_neuron(x)``; "proved" means ``max f <= -margin``.
 
-Algorithm (see NOTES.md for measurements):
+Algorithm (NOTES.md has the measurements):
 
 * Domains are sets of ReLU splits of unstable neurons in the layers below the target (active: ``z >= 0``,
   inactive: ``z <= 0``).  Each domain carries its own pre-activation bounds ``(lb, ub)`` for every layer
-  below the target.  These bounds are valid on ``S = {x in box : domain's splits hold, f(x) >= -margin}``
-  (the *hypothesis set*), which is all the proof needs: if the bound on ``f`` over ``S`` is ``<= -margin``
-  no input of the domain has ``f > -margin``.  Bounds valid on ``S`` are inherited by children (their
-  hypothesis sets are subsets) and never leave the question.
-* Bounding (batched in torch): CROWN back-substitution of the target row with optimisable lower slopes
-  alpha and split multipliers beta (projected Adam), then *hypothesis-conditioned tightening*: the linear
-  upper bound ``f(x) <= A x + D`` gives the constraint ``A x + D >= -margin`` on ``S``; every pre-activation
-  bound of the layers below is re-bounded over ``box intersect {A x + D >= -margin}`` with the exact optimal
-  Lagrange multiplier (a 1-D convex piecewise-linear problem solved by sorting breakpoints), intermediate
-  layers first by CROWN from the (tightened) bounds below.  Then the target is re-bounded.  An empty
-  interval proves ``S`` empty.
-* Soundness: whatever precision the optimisation uses, the bound that prunes a domain, and every bound
-  stored in a domain, is recomputed in float64 from the clamped parameters, with the project's outward
-  rounding guard ``1e-12 * (1 + |bound| + magnitude)`` on every concretisation (and on the hypothesis
-  constraint).  LP (HiGHS) results are used only through their dual multipliers, re-checked in float64 by a
-  Lagrangian bound with the same guard.
-* Witnesses: every domain's relaxation maximiser (a box corner) and short projected-gradient attacks are
-  checked by a plain float64 numpy forward pass; only such a check produces a "witness".
+  below the target, valid on its *hypothesis set* ``S = {x in box : splits hold, f(x) >= -margin}``.  That
+  is all a proof needs: if the bound on ``f`` over ``S`` is ``<= -margin`` (or ``S`` is empty), no input of
+  the domain has ``f > -margin``.  Children inherit the bounds (their hypothesis sets are subsets); the
+  bounds never leave the question.
+* Bounding (batched over domains, torch): one joint Lagrangian (``_lagrangian``) for Q queries per domain:
+  query 0 bounds the target (CROWN back-substitution, per-neuron lower slopes alpha, bound-row multipliers
+  eta that play beta-CROWN's beta on split neurons); the other queries bound ``+-z_i`` of unstable neurons
+  below the target *under the hypothesis*: the objective gets ``lam (f_relaxed(x) + margin) >= 0`` added,
+  each query with its own lam, alpha (the relaxation of f inside the hypothesis term is per query) and eta.
+  This is the Lagrangian dual of LP-based bound tightening over box + splits + {f >= -margin}.  Projected
+  Adam with hand-written gradients optimises all of them; after every step the domains' bounds are
+  intersected with the query results (the tightened bounds feed the next step), and an empty interval
+  proves ``S`` empty.
+* Soundness: every evaluation is float64 with valid bounds and projected parameters (lam >= 0,
+  alpha in [0, 1]), and carries the project's outward rounding guard ``1e-12 * (1 + |bound| + magnitude)``,
+  so every bound the search uses or stores is valid.  LP (HiGHS) results are used only through their dual
+  multipliers, re-checked in float64 by a Lagrangian bound with the same guard.
+* Witnesses: every domain's relaxation maximiser (a box corner), LP primal points and short
+  projected-gradient attacks are checked by a plain float64 numpy forward pass on the caller's weights;
+  only such a check produces a "witness".
 """
 
 from __future__ import annotations
@@ -229,10 +231,11 @@ def _lagrangian(P: _Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, 
 # exact LP at leaves, used only as a certificate
 
 
-def _lp_certificate(Ws, bs, c, d, lo, hi, lb, ub):
+def _lp_certificate(Ws, bs, c, d, lo, hi, lb, ub, want_alpha=False):
     """Bound on max f over the triangle relaxation of the domain (bounds lb/ub per layer), with every
     pre-activation constrained to [lb, ub].  Solves the LP with HiGHS, then recomputes a Lagrangian bound
-    in float64 from the clamped duals, with the rounding guard.  Returns (bound, x_primal or None)."""
+    in float64 from the clamped duals, with the rounding guard.  Returns (bound, x_primal or None), and with
+    ``want_alpha`` also the lower-line slopes read off the duals (list of (n_k,), NaN where undetermined)."""
     from scipy import sparse
     from scipy.optimize import linprog
 
@@ -248,6 +251,8 @@ def _lp_certificate(Ws, bs, c, d, lo, hi, lb, ub):
     vlo = np.concatenate([lo] + [np.zeros(len(kk)) for kk in keep])
     vhi = np.concatenate([hi] + [ub[k][keep[k]] for k in range(L)])
     rows, rhs = [], []
+    hz_rows = []  # (first row index of the "h >= z" block, kept indices) per layer
+    nrow = 0
     for k in range(L):
         n = Ws[k].shape[0]
         Z = np.zeros((n, nv))
@@ -262,7 +267,9 @@ def _lp_certificate(Ws, bs, c, d, lo, hi, lb, ub):
         rhs.append(u - b)
         rows.append(-Z)
         rhs.append(b - l)
+        nrow += 2 * n
         kk = keep[k]
+        hz_rows.append((nrow, kk))
         if len(kk) == 0:
             continue
         H = np.zeros((len(kk), nv))
@@ -277,6 +284,7 @@ def _lp_certificate(Ws, bs, c, d, lo, hi, lb, ub):
         t = np.where(act, 0.0, -s * lk)
         rows.append(H - s[:, None] * Zk)
         rhs.append(s * bk + t)
+        nrow += 2 * len(kk)
     Aub = np.vstack(rows)
     bub = np.concatenate(rhs)
     cv = np.zeros(nv)
@@ -286,19 +294,32 @@ def _lp_certificate(Ws, bs, c, d, lo, hi, lb, ub):
         res = linprog(-cv, A_ub=Asp, b_ub=bub, bounds=np.stack([vlo, vhi], 1), method="highs")
     except Exception:  # noqa: BLE001 - a solver failure certifies nothing
         return math.inf, None
+    none = (None,) if want_alpha else ()
     if res.status == 2:  # infeasible: phase 1 for a Farkas certificate
         y = _farkas(Asp, bub, vlo, vhi)
         if y is not None:
-            return -math.inf, None
-        return math.inf, None
+            return (-math.inf, None) + none
+        return (math.inf, None) + none
     if res.status != 0 or res.ineqlin is None:
-        return math.inf, None
+        return (math.inf, None) + none
     y = np.maximum(-np.asarray(res.ineqlin.marginals, dtype=np.float64), 0.0)
     g = cv - Asp.T @ y
     val = d + y @ bub + np.maximum(g, 0) @ vhi + np.minimum(g, 0) @ vlo
     mag = np.abs(g) @ np.maximum(np.abs(vlo), np.abs(vhi)) + abs(d) + np.abs(y) @ np.abs(bub)
     bound = float(val + GUARD * (1.0 + abs(val) + mag))
-    return bound, np.clip(res.x[:dim], lo, hi)
+    if not want_alpha:
+        return bound, np.clip(res.x[:dim], lo, hi)
+    y0 = np.asarray(res.lower.marginals, dtype=np.float64)
+    alphas = []
+    for k, (r0, kk) in enumerate(hz_rows):
+        al = np.full(Ws[k].shape[0], np.nan)
+        y1 = y[r0:r0 + len(kk)]
+        yl = np.abs(y0[offs[k]:offs[k] + len(kk)])
+        tot = y1 + yl
+        ok = tot > 1e-12
+        al[kk[ok]] = np.clip(y1[ok] / tot[ok], 0.0, 1.0)
+        alphas.append(al)
+    return bound, np.clip(res.x[:dim], lo, hi), alphas
 
 
 def _farkas(Asp, bub, vlo, vhi):
@@ -404,22 +425,27 @@ def _subset(batch, idx):
 def _attack(P: _Net, starts: np.ndarray, steps: int, lr: float, deadline):
     """Projected Adam on x within the box from ``starts`` (n, d); returns the final points (n, d)."""
     x = torch.as_tensor(starts, dtype=torch.float64, device=P.device).clone().requires_grad_(True)
-    opt = torch.optim.Adam([x], lr=lr)
     best_x = x.detach().clone()
     best_v = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=P.device)
-    for _ in range(steps):
+    m1 = torch.zeros_like(best_x)
+    m2 = torch.zeros_like(best_x)
+    for t in range(1, steps + 1):
         v = P.forward(x)
+        (g,) = torch.autograd.grad(-v.sum(), x)
         with torch.no_grad():
             better = v > best_v
             best_v = torch.where(better, v, best_v)
             best_x[better] = x.detach()[better]
-        opt.zero_grad()
-        (-v.sum()).backward()
-        opt.step()
-        with torch.no_grad():
+            m1.mul_(0.9).add_(g, alpha=0.1)
+            m2.mul_(0.999).addcmul_(g, g, value=0.001)
+            x.addcdiv_(m1, (m2 / (1 - 0.999 ** t)).sqrt_().add_(1e-8), value=-lr / (1 - 0.9 ** t))
             x.copy_(torch.maximum(torch.minimum(x, P.hi), P.lo))
         if deadline is not None and time.monotonic() > deadline:
             break
+    with torch.no_grad():
+        v = P.forward(x)
+        better = v > best_v
+        best_x[better] = x.detach()[better]
     return best_x.cpu().numpy()
 
 
@@ -453,7 +479,9 @@ def prove_sign(
     warm_queries: bool = True,
     warmup: int = 5,
     warm_eta: bool = True,
+    lr_decay: float = 0.97,
     lp_leaves: bool = True,
+    lp_root: bool = True,
     branch_score: str = "intercept",
     max_pool_bytes: int = 512 * 2**20,
     verbose: bool = False,
@@ -471,7 +499,7 @@ def prove_sign(
                            batch_size=batch_size, steps=steps, root_steps=root_steps,
                            max_query_neurons=max_query_neurons, lr_alpha=lr_alpha, lr_lambda=lr_lambda,
                            lr_eta=lr_eta, eta_all=eta_all, warm_queries=warm_queries, warmup=warmup,
-                           warm_eta=warm_eta, lp_leaves=lp_leaves, branch_score=branch_score,
+                           warm_eta=warm_eta, lr_decay=lr_decay, lp_leaves=lp_leaves, lp_root=lp_root, branch_score=branch_score,
                            max_pool_bytes=max_pool_bytes, verbose=verbose, debug=debug)
     finally:
         if flushed:
@@ -480,7 +508,7 @@ def prove_sign(
 
 def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign, *, margin, witness_margin,
                 deadline, device, seed, batch_size, steps, root_steps, max_query_neurons, lr_alpha, lr_lambda,
-                lr_eta, eta_all, warm_queries, warmup, warm_eta, lp_leaves, branch_score, max_pool_bytes,
+                lr_eta, eta_all, warm_queries, warmup, warm_eta, lr_decay, lp_leaves, lp_root, branch_score, max_pool_bytes,
                 verbose, debug) -> BabResult:
     t0 = time.monotonic()
     if sign not in (1, -1):
@@ -527,9 +555,10 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
         return result("witness", w) if w is not None else result("undecided")
 
     LB = [(np.asarray(l, dtype=np.float64), np.asarray(u, dtype=np.float64)) for l, u in layer_bounds[:layer]]
-    if len(layer_bounds) > layer:  # the caller's own bound on the target
+    root_prio = math.inf
+    if len(layer_bounds) > layer:  # the caller's own (box-valid) bound on the target
         ut = float(layer_bounds[layer][1 if sign > 0 else 0][neuron]) * sign
-        best_bound[0] = ut
+        best_bound[0] = root_prio = ut
         if ut <= -margin:
             return result("proved")
     # ---- drop stably inactive neurons of the layers below (exact: their output is 0 on the box)
@@ -591,6 +620,20 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
         imp = np.abs(a) * gap if k < L - 1 else np.where(a > 0, a * gap, 0.0)
         for i in np.nonzero(unst & (imp > 0))[0]:
             cand.append((float(imp[i]), k, int(i)))
+    if lp_root:
+        lpb, xlp, lp_alpha = _lp_certificate(rW, rb, c, d, lo, hi, rlb, rub, want_alpha=True)
+        if xlp is not None:
+            w = check(xlp)
+            if w is not None:
+                return result("witness", w)
+        if lpb <= -margin:
+            counters["domains"] = 1
+            return result("proved")
+        best_bound[0] = min(best_bound[0], lpb)
+        root_prio = min(root_prio, lpb)
+        if lp_alpha is not None:
+            for k in range(L):
+                alpha_root[k] = np.where(np.isnan(lp_alpha[k]), alpha_root[k], lp_alpha[k])
     cand.sort(reverse=True)
     cand = cand[:max_query_neurons]
     uni_layer = np.array([k for _, k, _ in cand], dtype=np.int64)
@@ -722,6 +765,7 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
         params = [lam] + alpha + eta
         project(params, spS)
         out_params = [p.clone() for p in params]
+        tgt = [p[:, 0].clone() for p in params[1:]]  # the target row's alpha/eta at its best bound
         lb64 = [t64(a) for a in batch["lb"]]
         ub64 = [t64(a) for a in batch["ub"]]
         best64 = t64(batch["prio"]).clone()
@@ -746,6 +790,9 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
             old = best64[rows]
             improved = (U[:, 0] < old) | ~A_set[rows]
             A64[rows] = torch.where(improved[:, None], A, A64[rows])
+            ri = rows[improved]
+            for tp, p in zip(tgt, params[1:]):
+                tp[ri] = p[improved, 0]
             A_set[rows] = True
             best64[rows] = torch.minimum(old, U[:, 0])
             empty64[rows] |= em
@@ -775,7 +822,7 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
             gs = [glam * qmask] + [x * qmask[..., None] for x in gal] + [x * qmask[..., None] for x in get_]
             t = step + 1
             c1, c2 = 1 - b1 ** t, 1 - b2 ** t
-            sched = min(1.0, t / warmup) if warmup > 0 else 1.0
+            sched = (min(1.0, t / warmup) if warmup > 0 else 1.0) * lr_decay ** t
             for p, g_, ma, va, lr in zip(params, gs, m1, m2, lr_list):
                 ma.mul_(b1).add_(g_, alpha=1 - b1)
                 va.mul_(b2).addcmul_(g_, g_, value=1 - b2)
@@ -796,8 +843,8 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
             "qeta": None,
         }
         for k in range(L):
-            out["alpha"][k][:, acols_np[k]] = alpha[k][:, 0].float().cpu().numpy()
-            out["eta"][k][:, ecols_np[k]] = eta[k][:, 0].float().cpu().numpy()
+            out["alpha"][k][:, acols_np[k]] = tgt[k].float().cpu().numpy()
+            out["eta"][k][:, ecols_np[k]] = tgt[L + k].float().cpu().numpy()
         if nq:
             lm = lam.float().cpu().numpy()
             out["qlam"][:, qs] = lm[:, 1:1 + nq]
@@ -840,13 +887,14 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
                              .astype(np.uint8)[None, None], 2 * nU, 1)
                    if warm_queries else None),
         "qeta": np.zeros((1, 2 * nU, 0), dtype=np.float16) if warm_queries else None,
-        "prio": np.array([math.inf]),
+        "prio": np.array([root_prio]),
     }
     pool = _Pool(widths)
     pool.push(root)
     first = True
     stats = {"evals": 0, "t_bound": 0.0, "t_lp": 0.0, "n_lp": 0, "t_attack": 0.0}
     stuck = 0  # leaves neither pruned nor splittable
+    stuck_max = -math.inf  # the best valid bound over the stuck leaves
     while pool.n:
         if late():
             return result("undecided")
@@ -867,7 +915,7 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
         if w is not None:
             return result("witness", w)
         open_ = bnd > -margin
-        best_bound[0] = min(best_bound[0], max(-margin, float(bnd.max()), pool.max_prio()))
+        best_bound[0] = min(best_bound[0], max(-margin, float(bnd.max()), pool.max_prio(), stuck_max))
         if verbose:
             for k in range(L):
                 l_, u_ = out["lb"][k], out["ub"][k]
@@ -917,6 +965,8 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
         best_neuron = pos_of[jbest]
         leaf = best_score <= 0
         for pos in np.nonzero(leaf)[0]:
+            if late():
+                return result("undecided")
             i = idx[pos]
             lbs = [x[i] for x in out["lb"]]
             ubs = [x[i] for x in out["ub"]]
@@ -942,6 +992,7 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
                     bsc, bk, bj = float(sc[j]), k, j
             if bk < 0:
                 stuck += 1
+                stuck_max = max(stuck_max, min(float(bnd[i]), lpb))
                 best_score[pos] = -2.0
             else:
                 best_score[pos], best_layer[pos], best_neuron[pos] = bsc, bk, bj

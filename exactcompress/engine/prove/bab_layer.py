@@ -59,15 +59,24 @@ def resolve_device(device: Device) -> str:
 
 
 def bab_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, questions: np.ndarray,
-              time_left: float | None, question_limit: float | None, device: str, threads: int | None) -> BabLayer:
+              time_left: float | None, question_limit: float | None, device: str, threads: int = 1) -> BabLayer:
     """Answer ``questions`` (k, 2) rows (neuron, sign) one after the other; one worker's share of ``bab_layer``.
 
     ``time_left`` (seconds, not an instant: clocks of other processes differ) bounds the whole chunk,
-    ``question_limit`` each question. ``threads``: torch CPU threads in this worker (None: leave as is).
+    ``question_limit`` each question. Torch runs on ``threads`` CPU threads meanwhile (restored after): the
+    batched products are small, and more threads only add synchronisation (d64-2x100-l1_0's 9 questions:
+    28 s on one thread, over 300 s on two threads of a busy 2-core machine).
     """
-    if threads is not None:
-        torch.set_num_threads(threads)
-    deadline = deadline_in(time_left)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _answer(network, box, bounds, layer, questions, deadline_in(time_left), question_limit, device)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, questions: np.ndarray,
+            deadline: float | None, question_limit: float | None, device: str) -> BabLayer:
     width = network.hidden[layer].out_features
     proved_inactive, proved_active = np.zeros(width, bool), np.zeros(width, bool)
     weights = [hidden.weight for hidden in network.hidden[: layer + 1]]
@@ -104,7 +113,7 @@ def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     ``U <= 0`` where stably inactive, ``L >= 0`` where stably active). ``ask_max`` / ``ask_min`` bool (w,):
     ask whether g_i can be positive / negative. ``deadline``: a ``time.monotonic()`` instant for all;
     ``question_limit``: seconds per question. ``workers > 1`` runs interleaved chunks through
-    ``parallel_map`` (default: spawned processes here), each worker with one torch thread.
+    ``parallel_map`` (default: spawned processes here); each chunk computes on one torch thread.
     """
     rows = [(neuron, sign) for neuron in range(len(ask_max)) for sign, asked in ((1, ask_max), (-1, ask_min))
             if asked[neuron]]
@@ -113,8 +122,8 @@ def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     time_left = None if deadline is None else max(0.0, seconds_left(deadline))
     chunks = [chunk for chunk in (questions[offset::max(workers, 1)] for offset in range(max(workers, 1))) if len(chunk)]
     if len(chunks) <= 1:
-        return bab_chunk(network, box, bounds, layer, questions, time_left, question_limit, where, None)
-    arguments = [(network, box, tuple(bounds), layer, chunk, time_left, question_limit, where, 1) for chunk in chunks]
+        return bab_chunk(network, box, bounds, layer, questions, time_left, question_limit, where)
+    arguments = [(network, box, tuple(bounds), layer, chunk, time_left, question_limit, where) for chunk in chunks]
     parts = (parallel_map or process_pool_map)(bab_chunk, arguments)
     return BabLayer(
         proved_inactive=np.logical_or.reduce([part.proved_inactive for part in parts]),

@@ -45,7 +45,7 @@ def concretise(C, off, lo, hi):
 def interval_bounds(Ws, bs, lo, hi):
     out = []
     l, u = lo, hi
-    for k, (W, b) in enumerate(zip(Ws, bs)):
+    for W, b in zip(Ws, bs):
         L, U = concretise(W, b, l, u)
         out.append((L, U))
         l, u = np.maximum(L, 0), np.maximum(U, 0)

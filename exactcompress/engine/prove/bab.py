@@ -648,7 +648,6 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
     a_off = np.concatenate([[0], np.cumsum(widths[:-1])]).astype(np.int64)
     top_pos = np.full(widths[-1], -1, dtype=np.int64)
     top_pos[nc0] = np.arange(len(nc0))
-    nA = int(sum(widths[:-1]) + len(nc0))
 
     def acol_index(k, cols):
         return a_off[k] + (cols if k < L - 1 else top_pos[cols])

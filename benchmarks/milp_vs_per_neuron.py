@@ -175,6 +175,7 @@ def run_record(method: str, cap: float, report: dict | None, *, exit_code: int, 
         "solves": int(milp.get("solves", 0)),
         "harvested": int(milp.get("solutions_harvested", 0)),
         "milp": milp,
+        "bab": report.get("bab") or {},
         "layers": [{key: sorted(layer.get(key, [])) for key in STABLE_KEYS} for layer in layers],
         "versions": report.get("versions", {}),
     }

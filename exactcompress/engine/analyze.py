@@ -238,6 +238,7 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
         steps.append("per-neuron sign solves for the rest")
         _per_neuron_signs(network, box, state, deadline, fanout, say, rounds=(None,))
     state.policy = "; ".join(steps) + ("; settled all" if _count_open(state) == 0 else "")
+    state.timed_out |= _count_open(state) > 0 and expired(deadline)
     return state
 
 

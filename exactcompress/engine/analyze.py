@@ -203,10 +203,11 @@ def _count_open(state: _BoxState) -> int:
 def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: Progress) -> _BoxState:
     """Bounds and witnesses, then per question. A few open questions (<= PER_NEURON_MAX_QUESTIONS) first get
     per-neuron sign solves capped at FIRST_ROUND_SOLVE_LIMIT each: a question with a tiny margin that SCIP
-    settles in a fraction of a second can take branch and bound many splits. Then branch and bound on what is
-    open: a first round capped per question (the easy ones go quickly, a hard one cannot starve them), a
-    second round with most of the time left. Last, MILPs for whatever is still open (more than a few → the
-    single MILP within a budget first), then per-neuron sign solves without a cap."""
+    settles in a fraction of a second can take branch and bound many splits. Then a first round of branch and
+    bound capped per question (the easy ones go quickly, a hard one cannot starve them); then the single MILP
+    within its budget (it settles at once what branch and bound finds hard on regularised nets, and harvests);
+    then a second round of branch and bound with most of the time left; last, per-neuron sign solves without
+    a cap."""
     state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
     open_questions = _count_open(state)
     if open_questions == 0:
@@ -216,26 +217,25 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
     if open_questions <= PER_NEURON_MAX_QUESTIONS:
         steps.append(f"per-neuron sign solves ({FIRST_ROUND_SOLVE_LIMIT:.0f} s each)")
         _per_neuron_signs(network, box, state, deadline, fanout, say, rounds=(FIRST_ROUND_SOLVE_LIMIT,))
-    for limit, share in ((BAB_FIRST_ROUND_LIMIT, 1.0), (None, BAB_SECOND_ROUND_SHARE)):
+    if _count_open(state) and not expired(deadline):
+        steps.append(f"{_count_open(state)} left: branch and bound ({BAB_FIRST_ROUND_LIMIT:.0f} s per question)")
+        _bab(network, box, state, deadline, fanout, say, BAB_FIRST_ROUND_LIMIT)
+    if _count_open(state) and not expired(deadline):
+        budget = SINGLE_MILP_BUDGET if deadline is None else min(SINGLE_MILP_BUDGET,
+                                                                 SINGLE_MILP_SHARE * seconds_left(deadline))
         left_open = _count_open(state)
-        if left_open == 0 or expired(deadline):
-            break
-        steps.append(f"{left_open} left: branch and bound "
-                     + (f"({limit:.0f} s per question)" if limit else f"({share:.0%} of the time left)"))
-        round_deadline = None if deadline is None else time.monotonic() + share * seconds_left(deadline)
-        _bab(network, box, state, round_deadline, fanout, say, limit)
-    left_open = _count_open(state)
-    if left_open and not expired(deadline):
-        steps.append(f"{left_open} left")
-        if left_open > PER_NEURON_MAX_QUESTIONS:
-            budget = min(SINGLE_MILP_BUDGET, SINGLE_MILP_SHARE * seconds_left(deadline))
-            try:
-                finished = _single_milp(network, box, state, time.monotonic() + budget, say)
-                outcome = "proved the rest" if finished else f"stopped after its {budget:.0f} s budget"
-            except SolverError as error:  # nothing was claimed; the per-neuron solves take over
-                outcome = f"failed ({error.reason})"
-            steps.append(f"single MILP {outcome}")
-        steps.append("per-neuron sign solves for the rest")
+        try:
+            finished = _single_milp(network, box, state, time.monotonic() + budget, say)
+            outcome = "proved the rest" if finished else f"stopped after its {budget:.0f} s budget"
+        except SolverError as error:  # nothing was claimed; the steps below take over
+            outcome = f"failed ({error.reason})"
+        steps.append(f"{left_open} left: single MILP {outcome}")
+    if _count_open(state) and not expired(deadline):
+        steps.append(f"{_count_open(state)} left: branch and bound ({BAB_SECOND_ROUND_SHARE:.0%} of the time left)")
+        round_deadline = None if deadline is None else time.monotonic() + BAB_SECOND_ROUND_SHARE * seconds_left(deadline)
+        _bab(network, box, state, round_deadline, fanout, say, None)
+    if _count_open(state) and not expired(deadline):
+        steps.append(f"{_count_open(state)} left: per-neuron sign solves")
         _per_neuron_signs(network, box, state, deadline, fanout, say, rounds=(None,))
     state.policy = "; ".join(steps) + ("; settled all" if _count_open(state) == 0 else "")
     state.timed_out |= _count_open(state) > 0 and expired(deadline)

@@ -111,6 +111,9 @@ def compress(
     fmt: list[FormatChoice] = typer.Option([FormatChoice.torch], "--format", help="Compressed model format(s); repeat "
                                            "for several."),
     seed: int = typer.Option(0, help="Seed for sampling and the gradient search."),
+    verify_samples: int = typer.Option(100_000, "--verify-samples", min=0, help="Uniform random inputs on which the "
+                                       "compressed model is checked against the original (float64), besides the box "
+                                       "corners, every witness and the --data rows."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Analyse MODEL on an input domain (a box, a data set's box or a union of L∞ balls), compress it exactly
@@ -121,12 +124,14 @@ def compress(
     chosen_domain = _domain(lower, upper, domain, domain_from_data, margin)
     if quiet:
         report = compress_model(model, out, domain=chosen_domain, data=data, method=method.value, time_limit=time_limit,
-                                workers=workers, formats=[f.value for f in fmt], seed=seed, device=device.value)
+                                workers=workers, formats=[f.value for f in fmt], seed=seed, device=device.value,
+                                verify_samples=verify_samples)
     else:
         with err.status(f"{model.name}: starting") as status:
             report = compress_model(model, out, domain=chosen_domain, data=data, method=method.value,
                                     time_limit=time_limit, workers=workers, formats=[f.value for f in fmt], seed=seed,
-                                    device=device.value, progress=lambda stage: status.update(f"{model.name}: {stage}"))
+                                    device=device.value, verify_samples=verify_samples,
+                                    progress=lambda stage: status.update(f"{model.name}: {stage}"))
     if report.status == "failed":
         _fail(report.error or "failed", ExitCode.FAILED)
     counts = report.counts()

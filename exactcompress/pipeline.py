@@ -21,7 +21,7 @@ from .engine.network import Network
 from .engine.progress import Progress, ignore
 from .engine.prove.bab_layer import resolve_device
 from .engine.prove.parallel import ParallelMap
-from .engine.verify import verify
+from .engine.verify import DEFAULT_SAMPLES, verify
 from .errors import InputError, SolverError, SoundnessError
 from .io import load_network, save_network
 from .io.domain_files import load_data, scalar_box
@@ -122,6 +122,7 @@ def compress_model(
     formats: Sequence[SaveFormat] = ("torch",),
     seed: int = 0,
     device: Device = "auto",
+    verify_samples: int = DEFAULT_SAMPLES,
     progress: Progress | None = None,
 ) -> CompressionReport:
     """Run the whole engine on one model and write its outputs into ``out_dir``.
@@ -130,7 +131,8 @@ def compress_model(
     box [0, 1] on every input. Bad input does not raise: the returned (and written) report has status
     ``failed`` and a one-line ``error``. A failed verification is also ``failed`` and writes no model.
     ``workers``/``parallel_map`` split independent questions, ``device`` places branch and bound (see
-    ``analyze``).
+    ``analyze``); ``verify_samples`` uniform draws check the compressed model besides the corners, witnesses
+    and data rows (see ``verify``).
     """
     say = progress or ignore
     out_dir = Path(out_dir)
@@ -174,7 +176,8 @@ def compress_model(
         say("verifying")
         extra = analysis.witnesses.points if points is None else np.concatenate([analysis.witnesses.points, points])
         verification = verify(
-            network, compressed, domain, extra_points=extra, rng=np.random.default_rng(seed + 1), saved_dtype=network.dtype
+            network, compressed, domain, extra_points=extra, n_samples=verify_samples,
+            rng=np.random.default_rng(seed + 1), saved_dtype=network.dtype
         )
         seconds["verify"] = time.monotonic() - clock
     except SoundnessError as error:  # a bug in a proof: nothing is written but this report

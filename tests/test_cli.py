@@ -25,7 +25,7 @@ def test_console_script_is_installed_and_documents_the_contract():
     result = run("compress", "--help")
     assert result.returncode == 0
     for flag in ("--out", "--lower", "--upper", "--domain", "--domain-from-data", "--margin", "--data", "--method",
-                 "--time-limit", "--workers", "--format"):
+                 "--time-limit", "--workers", "--format", "--verify-samples"):
         assert flag in result.stdout, flag
 
 
@@ -89,6 +89,16 @@ def test_domain_choices_and_errors(digits_zoo, tmp_path):
     bad_domain.write_text('{"lower": 0, "uper": 1}')
     wrong_field = run("compress", str(model), "--out", str(tmp_path / "d"), "--domain", str(bad_domain))
     assert wrong_field.returncode == 2 and "uper" in wrong_field.stderr and "domain.json" in wrong_field.stderr
+
+
+def test_verify_samples_sets_the_uniform_draws_and_is_checked(digits_zoo, tmp_path):
+    model = _zoo_model(digits_zoo, "l1")
+    result = run("compress", str(model), "--out", str(tmp_path / "a"), "--verify-samples", "0", "--quiet")
+    assert result.returncode == 0, result.stderr
+    check = CompressionReport.model_validate_json((tmp_path / "a" / "report.json").read_text()).verification
+    assert check.passed and check.n_samples == 0 and 1024 <= check.n_inputs < 100_000  # corners and witnesses
+    refused = run("compress", str(model), "--out", str(tmp_path / "b"), "--verify-samples", "-1")
+    assert refused.returncode == 2 and "--verify-samples" in refused.stderr and not (tmp_path / "b").exists()
 
 
 def test_schema_job_and_summary_print_their_json_schemas():

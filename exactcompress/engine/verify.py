@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from ..schema import VerificationReport
@@ -15,6 +17,10 @@ MAX_CORNER_BITS = 10
 MAX_TOTAL_CORNERS = 65_536
 #: rows per forward pass
 CHUNK_ROWS = 16_384
+#: uniform draws in the domain by default (``--verify-samples``)
+DEFAULT_SAMPLES = 100_000
+#: uniform draws the informational saved-dtype comparison uses (besides the corners and extra points)
+SAVED_DTYPE_SAMPLES = CHUNK_ROWS
 
 
 def _corners(box: Box, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -61,13 +67,49 @@ def _as_saved(network: Network, dtype: str) -> Network:
     return Network(rounded, dtype=dtype)
 
 
-def _point_chunks(domain: Domain, n_samples: int, rng: np.random.Generator, extra_points: np.ndarray | None):
-    """The inputs to compare, at most ``CHUNK_ROWS`` uniform samples at a time (memory stays bounded)."""
+def _fill_uniform(buffer: np.ndarray, domain: Domain, rng: np.random.Generator) -> np.ndarray:
+    """Overwrite ``buffer`` (n, dim) in place with uniform draws spread over the domain's boxes (equal shares,
+    contiguous rows) and return it: no allocation per chunk, so no page faults on wide inputs."""
+    rng.random(out=buffer)
+    shares = np.array_split(np.arange(len(buffer)), len(domain.boxes))
+    for box, rows in zip(domain.boxes, shares):
+        if len(rows):
+            part = buffer[rows[0]: rows[-1] + 1]
+            part *= box.upper - box.lower
+            part += box.lower
+    return buffer
+
+
+def _uniform_chunks(domain: Domain, n_samples: int, rng: np.random.Generator):
+    """``n_samples`` uniform draws in at most ``CHUNK_ROWS`` rows at a time, all in one reused buffer (each
+    chunk is valid until the next is drawn)."""
+    buffer = np.empty((min(CHUNK_ROWS, n_samples), domain.dim))
     for start in range(0, n_samples, CHUNK_ROWS):
-        yield domain.sample(min(CHUNK_ROWS, n_samples - start), rng)
-    yield _domain_corners(domain, rng)
-    if extra_points is not None:
-        yield _inside(extra_points, domain)
+        yield _fill_uniform(buffer[: min(CHUNK_ROWS, n_samples - start)], domain, rng)
+
+
+def shared_first_rows(original: Network, compressed: Network) -> np.ndarray | None:
+    """Indices ``rows`` with ``compressed``'s first layer bitwise equal to ``original``'s first layer
+    restricted to ``rows`` (weights and biases; both first layers hidden), else None. Then the compressed
+    net's first pre-activations are ``original``'s columns ``rows``: one product serves both networks."""
+    if len(original.layers) < 2 or len(compressed.layers) < 2:
+        return None
+    source, target = original.layers[0], compressed.layers[0]
+    if source.weight.shape[1] != target.weight.shape[1]:
+        return None
+    index = {}
+    for row, (weight, bias) in enumerate(zip(source.weight, source.bias)):
+        index.setdefault(weight.tobytes() + bias.tobytes(), row)
+    rows = [index.get(weight.tobytes() + bias.tobytes()) for weight, bias in zip(target.weight, target.bias)]
+    return None if any(row is None for row in rows) else np.array(rows, dtype=np.int64)
+
+
+def _outputs_from_first(network: Network, first: np.ndarray) -> np.ndarray:
+    """Outputs (n, out) of ``network`` given its first layer's pre-activations ``first`` (n, width_0)."""
+    h = np.maximum(first, 0.0)
+    for layer in network.layers[1:-1]:
+        h = np.maximum(layer(h), 0.0)
+    return network.layers[-1](h)
 
 
 def verify(
@@ -76,7 +118,7 @@ def verify(
     domain: Domain,
     *,
     extra_points: np.ndarray | None = None,
-    n_samples: int = 100_000,
+    n_samples: int = DEFAULT_SAMPLES,
     rng: np.random.Generator,
     tolerance: float = VERIFY_TOLERANCE,
     saved_dtype: str | None = None,
@@ -86,30 +128,47 @@ def verify(
     Inputs: ``n_samples`` uniform draws, corners of every box (all 2^d for d <= 10, else 1024 random
     ones; at most ``MAX_TOTAL_CORNERS`` in all) and the rows of ``extra_points`` (n, dim) that lie in the
     domain (others dropped). A scalar domain is widened to the network's inputs. Passes when every
-    output satisfies |y - y'| <= ``tolerance`` * (1 + |y|). With ``saved_dtype`` (e.g. "float32") also
-    reports the max abs error after rounding the compressed weights to it (informational only);
-    without it the report's ``saved_dtype`` is "float64".
+    output satisfies |y - y'| <= ``tolerance`` * (1 + |y|). Cost: chunked float64 matmuls (BLAS threads);
+    when the compressed first layer is bitwise a subset of the original's rows (``shared_first_rows``), the
+    first product, the dominant one on wide inputs, is computed once for both. With ``saved_dtype`` (e.g.
+    "float32") also reports the max abs error after rounding the compressed weights to it, on the first
+    ``SAVED_DTYPE_SAMPLES`` draws, the corners and the extra points (informational only); without it the
+    report's ``saved_dtype`` is "float64".
     """
     if (original.input_dim, original.output_dim) != (compressed.input_dim, compressed.output_dim):
         raise ValueError(
             f"networks differ in shape: {original.input_dim}->{original.output_dim} vs "
             f"{compressed.input_dim}->{compressed.output_dim}"
         )
+    if n_samples < 0:
+        raise ValueError(f"n_samples must be >= 0, got {n_samples}")
     domain = domain.broadcast(original.input_dim)
     saved = _as_saved(compressed, saved_dtype) if saved_dtype is not None else None
-    n_inputs, max_abs, max_rel, saved_error, passed = 0, 0.0, 0.0, 0.0, True
-    for points in _point_chunks(domain, n_samples, rng, extra_points):
+    rows = shared_first_rows(original, compressed)
+    n_inputs, n_saved, max_abs, max_rel, saved_error, passed = 0, 0, 0.0, 0.0, 0.0, True
+    extra = _inside(extra_points, domain) if extra_points is not None else np.empty((0, domain.dim))
+    saved_uniform_left = SAVED_DTYPE_SAMPLES
+    fixed_points = ((points, False) for points in (_domain_corners(domain, rng), extra))
+    uniform_chunks = ((points, True) for points in _uniform_chunks(domain, n_samples, rng))  # one buffer: lazily
+    for points, uniform in itertools.chain(fixed_points, uniform_chunks):
         if not len(points):
             continue
-        reference = original.forward(points)
+        if rows is None:
+            reference, outputs = original.forward(points), compressed.forward(points)
+        else:
+            first = original.layers[0](points)
+            reference, outputs = _outputs_from_first(original, first), _outputs_from_first(compressed, first[:, rows])
         scale = 1.0 + np.abs(reference)
-        error = np.abs(reference - compressed.forward(points))
+        error = np.abs(reference - outputs)
         n_inputs += len(points)
         max_abs = max(max_abs, float(np.max(error)))
         max_rel = max(max_rel, float(np.max(error / scale)))
         passed &= bool(np.all(error <= tolerance * scale))
-        if saved is not None:
-            saved_error = max(saved_error, float(np.max(np.abs(reference - saved.forward(points)))))
+        take = points[:saved_uniform_left] if uniform else points
+        if saved is not None and len(take):
+            saved_error = max(saved_error, float(np.max(np.abs(reference[: len(take)] - saved.forward(take)))))
+            n_saved += len(take)
+            saved_uniform_left -= len(take) if uniform else 0
     return VerificationReport(
         n_inputs=n_inputs,
         max_abs_error=max_abs,
@@ -118,4 +177,7 @@ def verify(
         passed=passed,
         saved_dtype=saved_dtype or "float64",
         max_abs_error_saved_dtype=saved_error if saved is not None else None,
+        n_samples=n_samples,
+        n_saved_dtype_inputs=n_saved if saved is not None else None,
+        first_layer_shared=rows is not None,
     )

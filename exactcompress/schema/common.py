@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-REPORT_SCHEMA_VERSION = "1.2"
-JOB_SCHEMA_VERSION = "1.2"
+REPORT_SCHEMA_VERSION = "1.3"
+JOB_SCHEMA_VERSION = "1.3"
 SUMMARY_SCHEMA_VERSION = "1.1"
 MODEL_SUFFIXES = (".pt", ".pth", ".safetensors", ".onnx")
 

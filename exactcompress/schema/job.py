@@ -73,6 +73,8 @@ class ZooJobSpec(Strict):
     device: Device = Field("auto", description="where branch and bound computes its batched bounds: auto (cuda when "
                            "a GPU is visible to the task), cpu or cuda; proofs are float64 either way (since 1.2)")
     time_limit_s: float | None = Field(300.0, gt=0, description="analysis seconds per model; null: no limit")
+    verify_samples: int = Field(100_000, ge=0, description="uniform random inputs on which each compressed model is "
+                                "checked against its original, besides box corners, witnesses and data rows (since 1.3)")
     retries: int = Field(2, ge=0, le=20, description="re-runs of a model's task after a system failure (lost worker)")
     cpus_per_task: float = Field(1.0, gt=0, description="Ray CPUs reserved by each model's task")
     fallback_tasks: int = Field(

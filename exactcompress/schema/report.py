@@ -78,6 +78,14 @@ class VerificationReport(Strict):
     max_abs_error_saved_dtype: float | None = Field(
         None, description="the same comparison after casting the compressed weights to the saved dtype"
     )
+    n_samples: int | None = Field(
+        None, description="uniform draws in the domain among n_inputs (--verify-samples; default 100000) (since 1.3)")
+    n_saved_dtype_inputs: int | None = Field(
+        None, description="inputs of the saved-dtype comparison: the first 16384 draws, the corners and the "
+        "witnesses/data rows (since 1.3)")
+    first_layer_shared: bool | None = Field(
+        None, description="the compressed first layer is bitwise a subset of the original's rows, so one product "
+        "served both networks (since 1.3)")
 
 
 class SolverStats(Strict):

@@ -28,6 +28,7 @@ from .. import __version__
 from ..engine.domain import Domain
 from ..engine.progress import Progress
 from ..engine.prove.parallel import ParallelMap
+from ..engine.verify import DEFAULT_SAMPLES
 from ..errors import InputError, KeyNotFound
 from ..io import load_network
 from ..io.domain_files import from_bounds, from_file, load_data
@@ -71,10 +72,12 @@ def _domain_digest(domain: Domain) -> str:
 
 
 def run_prefix(task: ModelTask, model_sha256: str, domain_digest: str) -> str:
-    """``runs/<sha16>/<method>-<settings12>-v<version>``: where one model's outputs go."""
+    """``runs/<sha16>/<method>-<settings12>-v<version>``: where one model's outputs go (a non-default
+    ``verify_samples`` is part of the settings; the default keeps the prefixes of earlier versions)."""
     spec = task.spec
     settings = json.dumps(
-        {"domain": domain_digest, "time_limit_s": spec.time_limit_s, "formats": spec.formats, "seed": spec.seed},
+        {"domain": domain_digest, "time_limit_s": spec.time_limit_s, "formats": spec.formats, "seed": spec.seed,
+         **({"verify_samples": spec.verify_samples} if spec.verify_samples != DEFAULT_SAMPLES else {})},
         sort_keys=True,
     )
     settings_hash = hashlib.sha256(settings.encode()).hexdigest()[:12]
@@ -227,8 +230,7 @@ def _analyse(task: ModelTask, output: Storage, prefix: str, source_url: str, loc
         report = compress_model(
             model, out_dir, domain=domain, data=points, method=spec.method, time_limit=spec.time_limit_s,
             workers=spec.fallback_tasks, parallel_map=parallel_map, formats=spec.formats, seed=spec.seed,
-            device=spec.device,
-            progress=progress,
+            device=spec.device, verify_samples=spec.verify_samples, progress=progress,
         )
     committed = _commit(output, prefix, out_dir, report)
     return TaskOutcome(result_from_report(source_url, output, prefix, committed), analysed=True)

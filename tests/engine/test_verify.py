@@ -7,7 +7,7 @@ import pytest
 
 from exactcompress.engine.domain import Box, Domain
 from exactcompress.engine.network import Network
-from exactcompress.engine.verify import MAX_TOTAL_CORNERS, verify
+from exactcompress.engine.verify import CHUNK_ROWS, MAX_TOTAL_CORNERS, _fill_uniform, shared_first_rows, verify
 from exactcompress.io.domain_files import scalar_box
 
 
@@ -122,3 +122,49 @@ def test_nan_outputs_fail():
 def test_networks_of_different_shape_are_refused():
     with pytest.raises(ValueError, match="differ in shape"):
         verify(random_net(3), random_net(4), cube(3), n_samples=10, rng=np.random.default_rng(0))
+
+
+def band_net(dim: int = 12) -> Network:
+    """y = relu(0.1 - |x0 - 0.5|): non-zero only for x0 in (0.4, 0.6), zero at every corner of [0, 1]^dim."""
+    first = np.zeros((2, dim))
+    first[0, 0], first[1, 0] = 1.0, -1.0
+    return Network.from_arrays([first, np.array([[-1.0, -1.0]]), np.array([[1.0]])],
+                               [np.array([-0.5, 0.5]), np.array([0.1]), np.array([0.0])])
+
+
+def test_uniform_draws_find_a_difference_that_corners_miss():
+    # the "compressed" net drops the band: wrong only inside the box, so only the uniform draws can see it;
+    # more draws than one chunk exercise the reused sample buffer
+    net = band_net()
+    wrong = Network.from_arrays([net.layers[0].weight, np.zeros((1, 2)), np.array([[1.0]])],
+                                [net.layers[0].bias, np.array([-1.0]), np.array([0.0])])
+    box = cube(12, 0.0, 1.0)
+    assert verify(net, wrong, box, n_samples=0, rng=np.random.default_rng(0)).passed
+    report = verify(net, wrong, box, n_samples=CHUNK_ROWS + 100, rng=np.random.default_rng(0))
+    assert not report.passed and report.max_abs_error == pytest.approx(0.1, abs=1e-3)
+    assert report.n_samples == CHUNK_ROWS + 100 and report.n_inputs == CHUNK_ROWS + 100 + 2**10
+
+
+def test_a_shared_first_layer_is_used_only_when_bitwise_equal_and_later_layers_are_still_checked():
+    net = random_net(input_dim=5)
+    first, rest = net.layers[0], net.layers[1:]
+    keep = np.array([0, 2, 3, 7])
+    subset = Network.from_arrays([first.weight[keep], rest[0].weight[:, keep], rest[1].weight],
+                                 [first.bias[keep], rest[0].bias, rest[1].bias])
+    assert shared_first_rows(net, subset).tolist() == keep.tolist()
+    nudged = first.weight[keep].copy()
+    nudged[1, 2] = np.nextafter(nudged[1, 2], np.inf)
+    other = Network.from_arrays([nudged, rest[0].weight[:, keep], rest[1].weight],
+                                [first.bias[keep], rest[0].bias, rest[1].bias])
+    assert shared_first_rows(net, other) is None
+    report = verify(net, subset, cube(5), n_samples=2000, rng=np.random.default_rng(0))
+    assert report.first_layer_shared and not report.passed  # the dropped neurons mattered: later layers differ
+    assert verify(net, net, cube(5), n_samples=10, rng=np.random.default_rng(0)).first_layer_shared
+
+
+def test_union_draws_stay_inside_their_boxes():
+    boxes = (Box(np.zeros(3), np.full(3, 0.1)), Box(np.full(3, 5.0), np.full(3, 6.0)))
+    domain = Domain("linf-balls", boxes)
+    points = _fill_uniform(np.empty((1001, 3)), domain, np.random.default_rng(0))
+    assert domain.contains(points).all()
+    assert boxes[0].contains(points[:501]).all() and boxes[1].contains(points[501:]).all()

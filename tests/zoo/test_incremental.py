@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 from typer.testing import CliRunner
 from zoo_files import write_good
 
 from exactcompress.cli import app
 from exactcompress.distributed.zoo_job import run_zoo_job
 from exactcompress.reports.report import REPORT_JSON as REPORT
-from exactcompress.schema import Lease, ZooJobSpec, ZooLedger, ZooSummary
+from exactcompress.schema import Lease, ModelTask, ZooJobSpec, ZooLedger, ZooSummary
 from exactcompress.storage import open_storage
 from exactcompress.zoo.leases import (
     LeaseTerms,
@@ -241,3 +242,15 @@ def test_ledger_records_a_fact_once_and_survives_a_damaged_snapshot(storage):
     storage.put_bytes(LEDGER, b"{not json")
     assert len(read_ledger(storage).entries) == 2
     assert consolidate(storage) == stored_ledger(storage)
+
+
+def test_verify_samples_changes_the_run_prefix_only_when_not_the_default():
+    base = ZooJobSpec(source="file:///zoo", output="file:///out")
+    task = ModelTask(source_root=base.source, key="m.pt", domain=base.domain, spec=base)
+    default = run_prefix(task, "ab" * 32, "domain")
+    explicit = task.model_copy(update={"spec": base.model_copy(update={"verify_samples": 100_000})})
+    fewer = task.model_copy(update={"spec": base.model_copy(update={"verify_samples": 1000})})
+    assert run_prefix(explicit, "ab" * 32, "domain") == default  # earlier results stay reusable
+    assert run_prefix(fewer, "ab" * 32, "domain") != default
+    with pytest.raises(ValidationError, match="verify_samples"):
+        ZooJobSpec(source="file:///zoo", output="file:///out", verify_samples=-1)

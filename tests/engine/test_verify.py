@@ -7,7 +7,13 @@ import pytest
 
 from exactcompress.engine.domain import Box, Domain
 from exactcompress.engine.network import Network
-from exactcompress.engine.verify import CHUNK_ROWS, MAX_TOTAL_CORNERS, _fill_uniform, shared_first_rows, verify
+from exactcompress.engine.verify import (
+    CHUNK_ROWS,
+    MAX_TOTAL_CORNERS,
+    _fill_uniform,
+    shared_first_rows,
+    verify,
+)
 from exactcompress.io.domain_files import scalar_box
 
 

@@ -1,4 +1,4 @@
-"""Build the bench zoo: digits MLPs (64 inputs) and upsampled "digits-784" MLPs, deterministic by seed.
+"""Build the bench zoo: digits MLPs (64 inputs), upsampled "digits-784" and "digits-3072" MLPs, deterministic by seed.
 
     python benchmarks/build_bench_zoo.py --out out/bench_zoo [--seed 0] [--only NAME ...]
 
@@ -24,7 +24,7 @@ from typing import Sequence
 import numpy as np
 from torch import nn
 
-from exactcompress.training.datasets import N_CLASSES, digits_data, upsample_digits_784
+from exactcompress.training.datasets import N_CLASSES, UPSAMPLED, digits_data, upsample_digits
 from exactcompress.training.trainer import (
     Regularization,
     accuracy,
@@ -36,6 +36,7 @@ from exactcompress.training.trainer import (
 MANIFEST_FILE = "bench_zoo.json"
 DIGITS_EPOCHS = 20
 DIGITS_784_EPOCHS = 20
+DIGITS_3072_EPOCHS = 20
 #: fraction of the training steps over which the L1 strength ramps up linearly from 0 to ``l1``
 L1_WARMUP = 0.5
 BATCH_SIZE = 64
@@ -44,7 +45,8 @@ LEARNING_RATE = 1e-2
 
 @dataclass(frozen=True)
 class BenchModel:
-    """One bench model: ``inputs`` is 64 (8x8 digits) or 784 (digits upsampled to 28x28), pixels in [0, 1]."""
+    """One bench model: ``inputs`` is 64 (8x8 digits), 784 (digits upsampled to 28x28) or 3072 (to 32x32, three
+    equal channels), pixels in [0, 1]."""
 
     name: str
     hidden: tuple[int, ...]
@@ -87,17 +89,23 @@ BENCH_ZOO: tuple[BenchModel, ...] = (
     bench_model((400, 400), 1e-5, 784, DIGITS_784_EPOCHS),
     bench_model((400, 400), 2e-4, 784, DIGITS_784_EPOCHS),
     bench_model((200, 200, 200), 5e-4, 784, DIGITS_784_EPOCHS),
+    # CIFAR-shaped (3072 inputs: digits upsampled to 32x32, three channels), the method paper's scale. Both L1
+    # strengths keep test accuracy within 1 point of the same net trained without a penalty (2x400 0.9689,
+    # 2x800 0.9556, 5x100 0.9622 at seed 0)
+    bench_model((400, 400), 0.0, 3072, DIGITS_3072_EPOCHS),
+    *(bench_model(hidden, l1, 3072, DIGITS_3072_EPOCHS)
+      for hidden in ((400, 400), (800, 800), (100,) * 5) for l1 in (1e-4, 2e-4)),
 )
 
 
 def dataset(inputs: int, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(X, y)``: X float64 (n, inputs) in [0, 1], y int64 (n,), for ``inputs`` in {64, 784}."""
+    """``(X, y)``: X float64 (n, inputs) in [0, 1], y int64 (n,), for ``inputs`` in {64, 784, 3072}."""
     X, y = digits_data(split)
-    if inputs == 784:
-        return upsample_digits_784(X), y
     if inputs == 64:
         return X, y
-    raise ValueError(f"inputs must be 64 or 784, not {inputs}")
+    if f"digits-{inputs}" in UPSAMPLED:
+        return upsample_digits(X, *UPSAMPLED[f"digits-{inputs}"]), y
+    raise ValueError(f"inputs must be 64, 784 or 3072, not {inputs}")
 
 
 def train(spec: BenchModel, X: np.ndarray, y: np.ndarray, seed: int) -> nn.Sequential:
@@ -155,7 +163,8 @@ def _present(out_dir: Path, spec: BenchModel, entry: dict | None, seed: int) -> 
 
 
 def _write_manifest(out_dir: Path, entries: list[dict]) -> None:
-    manifest = {"dataset": "sklearn digits 8x8, pixels / 16; 784 inputs: bilinear upsampling to 28x28", "models": entries}
+    manifest = {"dataset": "sklearn digits 8x8, pixels / 16; 784 inputs: bilinear upsampling to 28x28; 3072 inputs: "
+                           "to 32x32, repeated over 3 channels", "models": entries}
     temporary = out_dir / f".{MANIFEST_FILE}.tmp"
     temporary.write_text(json.dumps(manifest, indent=2) + "\n")
     temporary.replace(out_dir / MANIFEST_FILE)

@@ -38,8 +38,9 @@ def row(tiny_zoo):
 
 def test_bench_zoo_names_and_specs():
     names = [spec.name for spec in zoo.BENCH_ZOO]
-    assert len(names) == len(set(names)) == 5 * 3 + 3 * 2 + 3
-    assert {"d64-2x100-l1_0", "d64-5x100-l1_1e-4", "d64-2x400-l1_1e-3", "d784-3x200-l1_1e-3"} <= set(names)
+    assert len(names) == len(set(names)) == 5 * 3 + 3 * 2 + 3 + 7
+    assert {"d64-2x100-l1_0", "d64-5x100-l1_1e-4", "d64-2x400-l1_1e-3", "d784-3x200-l1_1e-3", "d3072-2x800-l1_2e-4",
+            "d3072-2x400-l1_0"} <= set(names)
     assert zoo.select(["d784-2x200-l1_1e-4"])[0].inputs == 784
     with pytest.raises(ValueError, match="unknown bench models"):
         zoo.select(["d64-7x7-l1_0"])
@@ -59,9 +60,15 @@ def test_build_writes_manifest_and_state_dict_and_skips_what_exists(tiny_zoo):
     assert trained == [] and (tiny_zoo / TINY.file).stat().st_mtime_ns == before
 
 
-def test_784_inputs_are_upsampled_digits_in_unit_box():
+def test_784_and_3072_inputs_are_upsampled_digits_in_unit_box():
     X, y = zoo.dataset(784, "test")
     assert X.shape == (len(y), 784) and X.min() >= 0.0 and X.max() <= 1.0
+    cifar_shaped, labels = zoo.dataset(3072, "test")
+    assert cifar_shaped.shape == (len(y), 3072) and (labels == y).all()
+    channels = cifar_shaped.reshape(len(y), 3, 32, 32)
+    assert (channels[:, 0] == channels[:, 2]).all() and cifar_shaped.min() >= 0.0 and cifar_shaped.max() <= 1.0
+    with pytest.raises(ValueError, match="64, 784 or 3072"):
+        zoo.dataset(100, "test")
 
 
 def test_row_runs_each_method_in_its_own_process(row):

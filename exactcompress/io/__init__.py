@@ -14,7 +14,6 @@ from pathlib import Path
 from ..engine.network import Network
 from ..errors import InputError
 from ..schema import ModelInfo
-from .onnx_format import load_onnx_file
 from .safetensors_format import load_safetensors_file
 from .save import FILE_NAMES, save_network
 from .sequential import from_sequential, to_sequential
@@ -22,7 +21,17 @@ from .torch_state_dict import load_torch_file
 
 __all__ = ["FILE_NAMES", "load_network", "from_sequential", "to_sequential", "save_network"]
 
-LOADERS = {"torch": load_torch_file, "safetensors": load_safetensors_file, "onnx": load_onnx_file}
+
+
+def _load_onnx_file(path: Path, require_hidden_layer: bool) -> tuple[Network, str]:
+    from .onnx_format import (
+        load_onnx_file,  # onnx takes about a second to import: only for ONNX files
+    )
+
+    return load_onnx_file(path, require_hidden_layer)
+
+
+LOADERS = {"torch": load_torch_file, "safetensors": load_safetensors_file, "onnx": _load_onnx_file}
 FORMAT_BY_SUFFIX = {".pt": "torch", ".pth": "torch", ".safetensors": "safetensors", ".onnx": "onnx"}
 
 

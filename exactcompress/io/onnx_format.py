@@ -1,4 +1,4 @@
-"""Loading ReLU MLPs from ONNX graphs.
+"""Loading ReLU MLPs from ONNX graphs, and writing them (``save_onnx``).
 
 Supported: one chain from the single data input to the single output made of ``Gemm`` (transA=0,
 any transB, alpha, beta) or ``MatMul`` (data on the left) optionally followed by ``Add`` of a
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+import torch
+from onnx import TensorProto, helper, numpy_helper
 
 from ..engine.network import Network
 from ..errors import InputError
@@ -34,6 +35,15 @@ OTHER_ACTIVATION_OPS = frozenset({
 })
 #: BatchNormalization's default epsilon in ONNX
 ONNX_BATCHNORM_EPS = 1e-5
+#: the ONNX opset and IR version written (opset 13 has Gemm and Relu with every float type)
+ONNX_OPSET = 13
+ONNX_IR_VERSION = 8
+ONNX_ELEMENT_TYPES = {
+    torch.float16: TensorProto.FLOAT16,
+    torch.bfloat16: TensorProto.BFLOAT16,
+    torch.float32: TensorProto.FLOAT,
+    torch.float64: TensorProto.DOUBLE,
+}
 
 
 def load_onnx_file(path: Path, require_hidden_layer: bool = True) -> tuple[Network, str]:
@@ -201,3 +211,46 @@ def _check_input_shape(source: str, graph: onnx.GraphProto, constants: dict[str,
             raise InputError(
                 source, f"data input '{value.name}' has feature shape {shape} but the first layer expects {in_features} features"
             )
+
+
+def save_onnx(state_dict: dict[str, torch.Tensor], path: Path) -> None:
+    """Write ``onnx_model(state_dict)`` to ``path``."""
+    onnx.save(onnx_model(state_dict), path)
+
+
+def onnx_model(state_dict: dict[str, torch.Tensor]) -> onnx.ModelProto:
+    """A Gemm (transB=1) / Relu chain of the Linear layers in ``state_dict`` (keys ``{i}.weight``, ``{i}.bias``)."""
+    prefixes = [key.removesuffix(".weight") for key in state_dict if key.endswith(".weight")]
+    element_type = ONNX_ELEMENT_TYPES[state_dict[f"{prefixes[0]}.weight"].dtype]
+    initializers, nodes = [], []
+    current = "input"
+    for position, prefix in enumerate(prefixes):
+        weight, bias = state_dict[f"{prefix}.weight"], state_dict[f"{prefix}.bias"]
+        initializers += [_tensor(f"{prefix}.weight", weight, element_type), _tensor(f"{prefix}.bias", bias, element_type)]
+        is_last = position == len(prefixes) - 1
+        affine_out = "output" if is_last else f"gemm_{position}"
+        nodes.append(
+            helper.make_node("Gemm", [current, f"{prefix}.weight", f"{prefix}.bias"], [affine_out], name=f"gemm_{position}", transB=1)
+        )
+        current = affine_out
+        if not is_last:
+            current = f"relu_{position}"
+            nodes.append(helper.make_node("Relu", [affine_out], [current], name=current))
+    in_features = state_dict[f"{prefixes[0]}.weight"].shape[1]
+    out_features = state_dict[f"{prefixes[-1]}.weight"].shape[0]
+    graph = helper.make_graph(
+        nodes,
+        "exactcompress",
+        [helper.make_tensor_value_info("input", element_type, ["batch", in_features])],
+        [helper.make_tensor_value_info("output", element_type, ["batch", out_features])],
+        initializer=initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)], producer_name="exactcompress")
+    model.ir_version = ONNX_IR_VERSION
+    return model
+
+
+def _tensor(name: str, tensor: torch.Tensor, element_type: int) -> TensorProto:
+    """An ONNX initializer holding ``tensor``'s little-endian bytes (works for bfloat16 too)."""
+    raw = tensor.detach().contiguous().view(torch.uint8).numpy().tobytes()
+    return helper.make_tensor(name, element_type, list(tensor.shape), raw, raw=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import base64
 import html
 import io
-from typing import Collection, Sequence
+from typing import TYPE_CHECKING, Collection, Sequence
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FIGURE_SIZE_IN = (7.0, 3.5)
 
@@ -101,6 +101,8 @@ def html_page(title: str, body: str) -> str:
 
 def png_bytes(figure: Figure) -> bytes:
     """PNG bytes without metadata (no software version or date): equal figures give equal bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     buffer = io.BytesIO()
     FigureCanvasAgg(figure).print_png(buffer, metadata={"Software": None})
     return buffer.getvalue()

@@ -11,8 +11,6 @@ import json
 from pathlib import Path
 from typing import get_args
 
-from matplotlib.figure import Figure
-
 from ..schema import CompressionReport, LayerCompression, Settler
 from .common import (
     FIGURE_DPI,
@@ -232,6 +230,10 @@ def layer_figure_png(report: CompressionReport) -> bytes:
 
     A report without layers gives a figure that says so.
     """
+    from matplotlib.figure import (
+        Figure,  # matplotlib takes ~0.5 s to import: only when a figure is drawn
+    )
+
     figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI)
     figure.subplots_adjust(left=0.09, right=0.72, bottom=0.2, top=0.9)  # fixed margins: no layout engine to run
     axes = figure.add_subplot()
@@ -258,6 +260,10 @@ def convergence_figure_png(report: CompressionReport) -> bytes | None:
     trace = report.milp.dual_trace
     if not trace:
         return None
+    from matplotlib.figure import (
+        Figure,  # matplotlib takes ~0.5 s to import: only when a figure is drawn
+    )
+
     figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI)
     figure.subplots_adjust(left=0.09, right=0.97, bottom=0.14, top=0.9)
     axes = figure.add_subplot()

@@ -57,7 +57,7 @@ class StudySpec(Strict):
     """A study: every architecture × regulariser strength × seed is trained, then compressed exactly."""
 
     schema_version: str = STUDY_SCHEMA_VERSION
-    dataset: Literal["digits", "digits-784"] | NpzDataset = "digits"
+    dataset: Literal["digits", "digits-784", "digits-3072"] | NpzDataset = "digits"
     architectures: list[list[Annotated[int, Field(ge=1)]]] = Field(min_length=1, description="hidden widths")
     regularizers: list[RegularizerSpec] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
@@ -76,7 +76,7 @@ class StudySpec(Strict):
 class StudyConfig(Strict):
     """One configuration; its hash (``config_hash``) keys everything it writes."""
 
-    dataset: str = Field(description="digits | digits-784 | the .npz URL")
+    dataset: str = Field(description="digits | digits-784 | digits-3072 | the .npz URL")
     hidden: list[int]
     regularizer: Literal["none", "l1", "lp", "tl1"]
     strength: float

@@ -1,5 +1,5 @@
-"""Data sets for training: scikit-learn's 8x8 digits (pixels in [0, 1]), the same upsampled to 28x28, or a
-user's ``.npz`` (X_train, y_train, X_test, y_test), checked array by array."""
+"""Data sets for training: scikit-learn's 8x8 digits (pixels in [0, 1]), the same upsampled to 28x28 or to
+32x32x3, or a user's ``.npz`` (X_train, y_train, X_test, y_test), checked array by array."""
 
 from __future__ import annotations
 
@@ -44,16 +44,22 @@ def digits_data(split: str) -> tuple[np.ndarray, np.ndarray]:
     return (X_train, y_train) if split == "train" else (X_test, y_test)
 
 
-def upsample_digits_784(X: np.ndarray) -> np.ndarray:
-    """Upsample 8x8 digits ``X`` (n, 64), pixels in [0, 1], bilinearly to 28x28; returns float64 (n, 784) in [0, 1]."""
+def upsample_digits(X: np.ndarray, side: int, channels: int = 1) -> np.ndarray:
+    """Upsample 8x8 digits ``X`` (n, 64), pixels in [0, 1], bilinearly to ``side`` x ``side`` and repeat the
+    image over ``channels`` (channel-major, as a CIFAR tensor flattens); float64 (n, channels·side²) in [0, 1].
+    ``side=28`` gives the MNIST-shaped "digits-784", ``side=32, channels=3`` the CIFAR-shaped "digits-3072"."""
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != INPUT_DIM:
         raise ValueError(f"expected digits of shape (n, 64), got {X.shape}")
     if X.size and (X.min() < 0.0 or X.max() > 1.0):
         raise ValueError("digit pixels must lie in [0, 1] (divide raw digits by 16)")
     images = torch.from_numpy(X).reshape(-1, 1, 8, 8)
-    large = nn.functional.interpolate(images, size=(28, 28), mode="bilinear", align_corners=False)
-    return np.clip(large.reshape(-1, 28 * 28).numpy(), 0.0, 1.0)
+    large = nn.functional.interpolate(images, size=(side, side), mode="bilinear", align_corners=False)
+    return np.clip(large.expand(-1, channels, side, side).reshape(-1, channels * side * side).numpy(), 0.0, 1.0)
+
+
+#: the upsampled digits data sets: name → (side, channels)
+UPSAMPLED = {"digits-784": (28, 1), "digits-3072": (32, 3)}
 
 
 NPZ_ARRAYS = ("X_train", "y_train", "X_test", "y_test")
@@ -65,17 +71,17 @@ Dataset = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 def load_dataset(dataset: str | NpzDataset, scratch: Path) -> Dataset:
     """``(X_train, y_train, X_test, y_test)``: X float64 (n, d), y int64 (n,).
 
-    ``dataset``: ``"digits"`` (8x8, d = 64), ``"digits-784"`` (upsampled to 28x28, d = 784), both in
-    [0, 1]; or an ``NpzDataset`` whose .npz is downloaded into ``scratch`` and checked (InputError naming
+    ``dataset``: ``"digits"`` (8x8, d = 64), ``"digits-784"`` (upsampled to 28x28, d = 784) or
+    ``"digits-3072"`` (upsampled to 32x32, three equal channels, d = 3072), all in [0, 1]; or an ``NpzDataset`` whose .npz is downloaded into ``scratch`` and checked (InputError naming
     the file and the array otherwise).
     """
-    if dataset in ("digits", "digits-784"):
+    if dataset == "digits" or dataset in UPSAMPLED:
         (X_train, y_train), (X_test, y_test) = digits_data("train"), digits_data("test")
-        if dataset == "digits-784":
-            X_train, X_test = upsample_digits_784(X_train), upsample_digits_784(X_test)
+        if dataset in UPSAMPLED:
+            X_train, X_test = (upsample_digits(X, *UPSAMPLED[dataset]) for X in (X_train, X_test))
         return X_train, y_train, X_test, y_test
     if not isinstance(dataset, NpzDataset):
-        raise InputError("dataset", f"unknown data set {dataset!r}: digits, digits-784 or {{npz: URL}}")
+        raise InputError("dataset", f"unknown data set {dataset!r}: digits, digits-784, digits-3072 or {{npz: URL}}")
     parent, _, name = dataset.npz.rstrip("/").rpartition("/")
     local = Path(scratch) / "dataset.npz"
     open_storage(parent or ".").download(name, local)

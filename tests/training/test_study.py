@@ -195,6 +195,13 @@ def test_spec_and_data_errors_name_the_field_or_array(tmp_path):
         load_dataset(NpzDataset(npz=str(bad)), tmp_path)
 
 
+def test_bundled_data_sets_have_their_input_widths(tmp_path):
+    widths = {name: load_dataset(name, tmp_path)[0].shape[1] for name in ("digits", "digits-784", "digits-3072")}
+    assert widths == {"digits": 64, "digits-784": 784, "digits-3072": 3072}
+    with pytest.raises(InputError, match="digits-3072"):
+        load_dataset("cifar", tmp_path)
+
+
 def test_schema_study_prints_the_spec_schema():
     result = CliRunner().invoke(app, ["schema", "study"])
     schema = json.loads(result.output)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-import scipy.linalg
 
 from ..tolerances import FOLD_ATOL, RANK_RTOL
 from .network import AffineLayer, Network
@@ -93,6 +92,8 @@ def _fold_dependent_active(
     if rank == 0:
         order = np.arange(active_rows.size)
     else:
+        import scipy.linalg  # about 0.3 s to import: only when dependent active neurons need a pivoted QR
+
         _, _, order = scipy.linalg.qr(w_active.T, mode="economic", pivoting=True)
     independent = active_rows[np.sort(order[:rank])]
     dependent = active_rows[np.sort(order[rank:])]

@@ -55,6 +55,15 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+def _positive_seconds(value: float | None) -> float | None:
+    """--time-limit's check: a finite number of seconds > 0 (None: no limit)."""
+    import math
+
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{value} is not a positive number of seconds")
+    return value
+
+
 @contextmanager
 def _one_line_errors() -> Iterator[None]:
     """End the command on any ``ExactCompressError`` with its one line and its exit code (``errors.ExitCode``:
@@ -102,8 +111,9 @@ def compress(
                                         "(report.json's policy says how); milp: bounds → witnesses → one MILP for the "
                                         "whole network; bab: bounds → witnesses → branch and bound on ReLU splits per "
                                         "question; per-neuron: two full MILPs per neuron (the 2020 baseline)."),
-    time_limit: Optional[float] = typer.Option(None, "--time-limit", help="Seconds for the analysis; neurons not "
-                                               "settled in time are kept (status 'partial')."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", callback=_positive_seconds,
+                                               help="Seconds for the analysis (> 0; default: no limit); neurons "
+                                               "not settled in time are kept (status 'partial')."),
     workers: int = typer.Option(1, min=1, help="Processes for independent questions (MILPs, branch and bound)."),
     device: DeviceChoice = typer.Option(DeviceChoice.auto, help="Where branch and bound computes its batched bounds: "
                                         "cuda when a GPU is visible (auto), or cpu / cuda; proofs are float64 on "
@@ -347,7 +357,8 @@ _job_commands(study_app, "study", "study")
 def demo(
     out: Path = typer.Option(Path("out/demo"), "--out", help="Local folder: the S3 server's data, the trained zoo "
                              "and a copy of the results."),
-    time_limit: float = typer.Option(120.0, "--time-limit", help="Analysis seconds per model."),
+    time_limit: float = typer.Option(120.0, "--time-limit", callback=_positive_seconds,
+                                     help="Analysis seconds per model (> 0)."),
     num_cpus: Optional[int] = typer.Option(None, "--num-cpus", min=1, help="CPUs of the embedded Ray (default: all)."),
 ) -> None:
     """The main job on an embedded default: start a local S3 server (SeaweedFS), upload the bundled digits zoo,

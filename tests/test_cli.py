@@ -101,6 +101,15 @@ def test_verify_samples_sets_the_uniform_draws_and_is_checked(digits_zoo, tmp_pa
     assert refused.returncode == 2 and "--verify-samples" in refused.stderr and not (tmp_path / "b").exists()
 
 
+def test_time_limits_must_be_positive_seconds(digits_zoo, tmp_path):
+    model = _zoo_model(digits_zoo, "l1")
+    for value in ("0", "-5", "nan", "inf"):
+        result = run("compress", str(model), "--out", str(tmp_path / value), "--time-limit", value)
+        assert result.returncode == 2 and "not a positive number of seconds" in result.stderr, value
+        assert not (tmp_path / value).exists()
+    assert "default: no limit" in " ".join(run("compress", "--help").stdout.split())
+
+
 def test_schema_job_and_summary_print_their_json_schemas():
     job = json.loads(run("schema", "job").stdout)
     assert job["title"] == "ZooJobSpec"

@@ -124,21 +124,34 @@ def compress(
     verify_samples: int = typer.Option(100_000, "--verify-samples", min=0, help="Uniform random inputs on which the "
                                        "compressed model is checked against the original (float64), besides the box "
                                        "corners, every witness and the --data rows."),
+    force: bool = typer.Option(False, "--force", help="Write into --out even if it holds other files or another "
+                               "model's results (a previous output of the same model is always replaced)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Analyse MODEL on an input domain (a box, a data set's box or a union of L∞ balls), compress it exactly
-    and write report.json, compressed.pt, witnesses.npz, report.md and report.html into --out."""
+    and write report.json, compressed.pt, witnesses.npz, report.md, report.html and report_layers.png into
+    --out. Bad input (model, domain, data, --out) ends with one line and exit code 2 before anything is
+    written."""
+    from .engine.prove.bab_layer import resolve_device
     from .errors import ExitCode
+    from .io import load_network
+    from .io.domain_files import load_data
     from .pipeline import compress_model
 
     chosen_domain = _domain(lower, upper, domain, domain_from_data, margin)
+    with _one_line_errors():
+        loaded = load_network(model)
+        points = load_data(data, loaded[0].input_dim) if data is not None else None
+        chosen_domain.check_dim(loaded[0].input_dim)
+        resolve_device(device.value)
+        _check_out(out, loaded[1].sha256, force)
     if quiet:
-        report = compress_model(model, out, domain=chosen_domain, data=data, method=method.value, time_limit=time_limit,
+        report = compress_model(loaded, out, domain=chosen_domain, data=points, method=method.value, time_limit=time_limit,
                                 workers=workers, formats=[f.value for f in fmt], seed=seed, device=device.value,
                                 verify_samples=verify_samples)
     else:
         with err.status(f"{model.name}: starting") as status:
-            report = compress_model(model, out, domain=chosen_domain, data=data, method=method.value,
+            report = compress_model(loaded, out, domain=chosen_domain, data=points, method=method.value,
                                     time_limit=time_limit, workers=workers, formats=[f.value for f in fmt], seed=seed,
                                     device=device.value, verify_samples=verify_samples,
                                     progress=lambda stage: status.update(f"{model.name}: {stage}"))
@@ -153,6 +166,27 @@ def compress(
         f"max error {report.verification.max_abs_error:.2e}"
     )
     typer.echo(f"report: {out / 'report.html'}")
+
+
+def _check_out(out: Path, model_sha256: str, force: bool) -> None:
+    """InputError unless ``out`` can take this model's outputs: absent, empty, a previous output of the same
+    model, or anything but a file with ``force``."""
+    from pydantic import ValidationError
+
+    from .errors import InputError
+    from .schema import CompressionReport
+
+    if out.exists() and not out.is_dir():
+        raise InputError(str(out), "exists and is not a directory; --out needs a directory for the outputs")
+    if not out.exists() or force or not any(out.iterdir()):
+        return
+    try:
+        previous = CompressionReport.model_validate_json((out / "report.json").read_bytes())
+    except (OSError, ValidationError):
+        raise InputError(str(out), "is not empty and holds no exactcompress output; choose another --out or pass "
+                         "--force") from None
+    if previous.model is None or previous.model.sha256 != model_sha256:
+        raise InputError(str(out), "holds the results of another model; choose another --out or pass --force")
 
 
 #: ``exactcompress schema NAME`` prints the JSON Schema of this pydantic model (in ``schema.py``)

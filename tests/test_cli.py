@@ -79,11 +79,12 @@ def test_domain_choices_and_errors(digits_zoo, tmp_path):
 
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"\x00" * 10)
-    failed = run("compress", str(broken), "--out", str(tmp_path / "c"))
-    assert failed.returncode == 1
-    lines = [line for line in failed.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "broken.pt" in lines[0] and "Traceback" not in failed.stderr
-    assert json.loads((tmp_path / "c" / "report.json").read_text())["status"] == "failed"
+    for bad_model in (broken, tmp_path / "nope.pt", tmp_path):  # corrupt, a typo, a directory
+        failed = run("compress", str(bad_model), "--out", str(tmp_path / "c"))
+        assert failed.returncode == 2, failed.stderr
+        lines = [line for line in failed.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and str(bad_model) in lines[0] and "Traceback" not in failed.stderr
+        assert not (tmp_path / "c").exists()  # input errors are found before anything is written
 
     bad_domain = tmp_path / "domain.json"
     bad_domain.write_text('{"lower": 0, "uper": 1}')
@@ -99,6 +100,31 @@ def test_verify_samples_sets_the_uniform_draws_and_is_checked(digits_zoo, tmp_pa
     assert check.passed and check.n_samples == 0 and 1024 <= check.n_inputs < 100_000  # corners and witnesses
     refused = run("compress", str(model), "--out", str(tmp_path / "b"), "--verify-samples", "-1")
     assert refused.returncode == 2 and "--verify-samples" in refused.stderr and not (tmp_path / "b").exists()
+
+
+def test_out_is_never_a_file_nor_someone_elses_directory(digits_zoo, tmp_path):
+    model, other = _zoo_model(digits_zoo, "32x32-l1"), _zoo_model(digits_zoo, "64x64")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    result = run("compress", str(model), "--out", str(a_file))
+    assert result.returncode == 2 and "is not a directory" in result.stderr and a_file.read_text() == "keep me"
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "report.json").write_text('{"mine": true}')
+    result = run("compress", str(model), "--out", str(foreign), "-q")
+    assert result.returncode == 2 and "--force" in result.stderr and (foreign / "report.json").read_text() == '{"mine": true}'
+
+    out = tmp_path / "out"
+    assert run("compress", str(model), "--out", str(out), "-q", "--verify-samples", "10").returncode == 0
+    again = run("compress", str(model), "--out", str(out), "-q", "--verify-samples", "10")
+    assert again.returncode == 0, again.stderr  # a previous output of the same model is replaced
+    result = run("compress", str(other), "--out", str(out), "-q", "--verify-samples", "10")
+    assert result.returncode == 2 and "another model" in result.stderr
+    assert CompressionReport.model_validate_json((out / "report.json").read_text()).model.name == model.stem
+    forced = run("compress", str(other), "--out", str(out), "-q", "--verify-samples", "10", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert CompressionReport.model_validate_json((out / "report.json").read_text()).model.name == other.stem
 
 
 def test_time_limits_must_be_positive_seconds(digits_zoo, tmp_path):

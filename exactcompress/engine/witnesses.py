@@ -169,24 +169,30 @@ def _gradient_chunk(
     deadline: float | None,
 ) -> WitnessSet:
     """Projected Adam on ``starts`` random points per target (layer, neuron, sign), minimising
-    ``-sign * g`` in float64 torch, clipped to the box after every step; points go through ``record``."""
+    ``-sign * g`` in float32 torch (twice float64's speed; only a search), clipped to the box after every
+    step; points are clipped to the box again in float64 and go through ``record``, which decides on a float64
+    forward pass."""
     depth = int(targets[:, 0].max()) + 1
-    weights = [torch.from_numpy(np.array(layer.weight)) for layer in network.hidden[:depth]]
-    biases = [torch.from_numpy(np.array(layer.bias)) for layer in network.hidden[:depth]]
-    lower, upper = torch.from_numpy(np.array(box.lower)), torch.from_numpy(np.array(box.upper))
+    weights = [torch.from_numpy(np.array(layer.weight, dtype=np.float32)) for layer in network.hidden[:depth]]
+    biases = [torch.from_numpy(np.array(layer.bias, dtype=np.float32)) for layer in network.hidden[:depth]]
+    lower, upper = (torch.from_numpy(np.array(side, dtype=np.float32)) for side in (box.lower, box.upper))
     step_size = learning_rate * (upper - lower)
     row_targets = np.repeat(targets, starts, axis=0)
-    x = torch.from_numpy(box.sample(row_targets.shape[0], rng))
+    x = torch.from_numpy(box.sample(row_targets.shape[0], rng).astype(np.float32))
+
+    def candidates() -> np.ndarray:  # float32 bounds may round outwards: clip in float64
+        return box.clip(x.detach().numpy().astype(np.float64))
+
     first_moment, second_moment = torch.zeros_like(x), torch.zeros_like(x)
     beta1, beta2, eps = 0.9, 0.999, 1e-12
     for step in range(1, steps + 1):
         if expired(deadline):
-            return record(network, witnesses, x.numpy())
+            return record(network, witnesses, candidates())
         layer_of, neuron_of = torch.from_numpy(row_targets[:, 0]), torch.from_numpy(row_targets[:, 1])
-        sign_of = torch.from_numpy(row_targets[:, 2].astype(np.float64))
+        sign_of = torch.from_numpy(row_targets[:, 2].astype(np.float32))
         with torch.enable_grad():  # local: callers may have disabled autograd
             x.requires_grad_(True)
-            h, chosen = x, torch.zeros(x.shape[0], dtype=torch.float64)
+            h, chosen = x, torch.zeros(x.shape[0], dtype=torch.float32)
             for layer, (w, b) in enumerate(zip(weights, biases)):
                 g = h @ w.T + b
                 rows = torch.nonzero(layer_of == layer).flatten()
@@ -199,7 +205,7 @@ def _gradient_chunk(
             corrected = (first_moment / (1 - beta1**step)) / ((second_moment / (1 - beta2**step)).sqrt() + eps)
             x = torch.clamp(x.detach() - step_size * corrected, lower, upper)
         if step % RECORD_EVERY == 0 or step == steps:
-            witnesses = record(network, witnesses, x.numpy())
+            witnesses = record(network, witnesses, candidates())
             keep = _still_open(witnesses, row_targets)
             if not keep.any():
                 break
@@ -230,7 +236,7 @@ def search(
 
     Stages, each feeding candidates to ``record``: ``n_samples`` uniform samples; the first-layer box
     corners that attain each neuron's max / min; the rows of ``data`` (n, input_dim) inside the box
-    (others ignored); a batched projected-gradient search (torch, CPU, float64; ``gradient_starts``
+    (others ignored); a batched projected-gradient search (torch, CPU, float32; ``gradient_starts``
     random starts per open neuron-sign, ``gradient_steps`` Adam steps with step ``learning_rate *
     (upper - lower)`` per feature, in batches of at most ``GRADIENT_ROWS`` rows). The gradient stage
     skips neuron-signs marked in ``skip`` (masks shaped like ``WitnessSet.open_signs``) and those that ``bounds``

@@ -216,3 +216,32 @@ def test_failed_recheck_reruns_without_the_primal_limit(monkeypatch):
     assert rerun.solves > normal.solves == 5
     assert normal.proved_inactive.sum() == 2
     np.testing.assert_array_equal(rerun.proved_inactive, normal.proved_inactive)
+
+
+def test_phase_free_binaries_change_no_optimum_and_relaxing_every_binary_would(monkeypatch):
+    # the rule relaxes a question's binaries of the layer below whose weight sign cannot help it; the optima
+    # must equal those of the full encoding, while relaxing the other binaries too must loosen some of them
+    import exactcompress.engine.prove.per_neuron as per_neuron
+
+    net = random_net([8, 8, 6], 11)
+    bounds = interval_bounds(net, BOX)
+    everything_asked = dict(ask_max=everything(8), ask_min=everything(8), mode="optimize")
+    relaxed_counts = []
+    rule = per_neuron.phase_free_binaries
+
+    def counting_rule(layer_model, weights_in, sense):
+        chosen = rule(layer_model, weights_in, sense)
+        relaxed_counts.append(len(chosen))
+        return chosen
+
+    monkeypatch.setattr(per_neuron, "phase_free_binaries", counting_rule)
+    with_rule = solve_layer(net, BOX, bounds[:1], 1, **everything_asked)
+    assert sum(relaxed_counts) > 0
+    monkeypatch.setattr(per_neuron, "phase_free_binaries", lambda *args: [])
+    exact = solve_layer(net, BOX, bounds[:1], 1, **everything_asked)
+    np.testing.assert_allclose(with_rule.upper, exact.upper, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(with_rule.lower, exact.lower, rtol=1e-6, atol=1e-6)
+    monkeypatch.setattr(per_neuron, "phase_free_binaries",
+                        lambda layer_model, weights_in, sense: [z for z in layer_model.z_below if z is not None])
+    loose = solve_layer(net, BOX, bounds[:1], 1, **everything_asked)
+    assert np.all(loose.upper >= exact.upper - 1e-6) and np.any(loose.upper > exact.upper + 1e-3)

@@ -25,13 +25,16 @@ from ..network import Network
 class LayerModel:
     """A SCIP model with input variables ``x`` (input_dim,) and the pre-activations ``g`` (width,) of one layer.
 
-    Reuse: set an objective on one ``g[i]``, optimize, read results, then ``model.freeTransform()``.
+    ``z_below`` (width of layer - 1): the binaries of the layer below (``None`` where that neuron is settled;
+    empty for layer 0). Reuse: set an objective on one ``g[i]``, optimize, read results, then
+    ``model.freeTransform()``.
     """
 
     model: Model
     x: tuple[Variable, ...]
     g: tuple[Variable, ...]
     layer: int
+    z_below: tuple[Variable | None, ...] = ()
 
 
 def new_model(name: str) -> Model:
@@ -116,10 +119,11 @@ def build_layer_model(network: Network, box: Box, bounds: Sequence[LayerBounds],
     model = new_model(f"layer{layer}")
     x = [model.addVar(f"x{j}", vtype="C", lb=float(box.lower[j]), ub=float(box.upper[j])) for j in range(box.dim)]
     h: list = list(x)
+    z: list = []
     for k in range(layer):
         affine = network.hidden[k]
         g = add_preactivations(model, f"l{k}", affine.weight, affine.bias, h, bounds[k].lower, bounds[k].upper)
-        h, _ = add_relus(model, f"l{k}", g, bounds[k])
+        h, z = add_relus(model, f"l{k}", g, bounds[k])
     affine = network.hidden[layer]
     width = affine.out_features
     if len(bounds) > layer:
@@ -127,4 +131,4 @@ def build_layer_model(network: Network, box: Box, bounds: Sequence[LayerBounds],
     else:
         lower, upper = np.full(width, -np.inf), np.full(width, np.inf)
     g = add_preactivations(model, f"l{layer}", affine.weight, affine.bias, h, lower, upper)
-    return LayerModel(model=model, x=tuple(x), g=tuple(g), layer=layer)
+    return LayerModel(model=model, x=tuple(x), g=tuple(g), layer=layer, z_below=tuple(z))

@@ -83,9 +83,11 @@ def _given_bounds(bounds: Sequence[LayerBounds], layer: int, width: int) -> tupl
     return np.full(width, -np.inf), np.full(width, np.inf)
 
 
-def _run(layer_model: LayerModel, neuron: int, sense: int, primal_limit: float, dual_limit: float,
-         deadline: float | None, box: Box, solve_limit: float | None) -> tuple[str, float | None, np.ndarray | None, int, int]:
-    """One SCIP solve; returns (status, dual bound in the original sense or None, clipped x or None, nodes, LP iters)."""
+def _run(layer_model: LayerModel, weights_in: np.ndarray, neuron: int, sense: int, primal_limit: float,
+         dual_limit: float, deadline: float | None, box: Box,
+         solve_limit: float | None) -> tuple[str, float | None, np.ndarray | None, int, int]:
+    """One SCIP solve; returns (status, dual bound in the original sense or None, clipped x or None, nodes, LP iters).
+    ``weights_in``: the neuron's weights from the layer below (``phase_free_binaries``)."""
     model = layer_model.model
     model.setParam("limits/primal", primal_limit)
     model.setParam("limits/dual", dual_limit)
@@ -93,6 +95,9 @@ def _run(layer_model: LayerModel, neuron: int, sense: int, primal_limit: float, 
     model.setParam("limits/time", min(float(remaining), 1e20))
     model.setObjective(layer_model.g[neuron], "maximize" if sense > 0 else "minimize")
     source = f"MILP of hidden layer {layer_model.layer} neuron {neuron}"
+    relaxed = phase_free_binaries(layer_model, weights_in, sense)
+    for binary in relaxed:
+        model.chgVarType(binary, "CONTINUOUS")
     try:
         try:
             model.optimize()
@@ -114,6 +119,25 @@ def _run(layer_model: LayerModel, neuron: int, sense: int, primal_limit: float, 
         return status, dual, x, int(model.getNNodes()), int(model.getNLPIterations())
     finally:
         model.freeTransform()
+        for binary in relaxed:
+            model.chgVarType(binary, "BINARY")
+
+
+def phase_free_binaries(layer_model: LayerModel, weights_in: np.ndarray, sense: int) -> list:
+    """Binaries of the layer below whose phase cannot matter to ``max`` (sense +1) / ``min`` (-1) of
+    ``g_j = sum_i weights_in[i] * relu(g_i) + b_j``: those with ``sense * weights_in[i] <= 0``.
+
+    Why they can be continuous in [0, 1]: then neuron i's big-M rows are its triangle relaxation
+    (``h_i >= 0``, ``h_i >= g_i``, ``h_i`` below the chord), which contains ``relu(g_i)``, so the relaxed
+    optimum is at least the exact one (its dual bound stays a valid bound). Conversely, from any relaxed
+    solution, lowering each such ``h_i`` to ``relu(g_i)`` keeps every row feasible (``h_i`` of the layer
+    below feeds only ``g`` of this, the last encoded, layer) and changes the objective by
+    ``sense * weights_in[i] * (relu(g_i) - h_i) >= 0``: the exact optimum is at least the relaxed one. So
+    the two optima are equal, a relaxed solution's ``x`` reaches at least the same objective in the
+    network, and each question branches only on the ReLUs whose phase can help it.
+    """
+    return [binary for binary, weight in zip(layer_model.z_below, weights_in)
+            if binary is not None and sense * weight <= 0.0]
 
 
 def _ask(layer_model: LayerModel, network: Network, box: Box, neuron: int, sense: int, mode: Mode,
@@ -123,12 +147,15 @@ def _ask(layer_model: LayerModel, network: Network, box: Box, neuron: int, sense
         return _Answer(None, None, True, 0, 0, 0)
     primal = sense * SIGN_PRIMAL_THRESHOLD if mode == "sign" else _NO_LIMIT
     dual = -sense * MILP_MARGIN if mode == "sign" else _NO_LIMIT
-    status, bound, x, nodes, iterations = _run(layer_model, neuron, sense, primal, dual, deadline, box, solve_limit)
+    weights_in = network.hidden[layer_model.layer].weight[neuron]
+    status, bound, x, nodes, iterations = _run(layer_model, weights_in, neuron, sense, primal, dual, deadline, box,
+                                               solve_limit)
     solves = 1
     if status == "primallimit" and not _shows_sign(network, layer_model.layer, neuron, sense, x):
         if seconds_left(deadline) <= 0:
             return _Answer(bound, x, True, solves, nodes, iterations)
-        status, bound, x, more_nodes, more_iterations = _run(layer_model, neuron, sense, _NO_LIMIT, dual, deadline, box, solve_limit)
+        status, bound, x, more_nodes, more_iterations = _run(layer_model, weights_in, neuron, sense, _NO_LIMIT, dual,
+                                                             deadline, box, solve_limit)
         solves, nodes, iterations = 2, nodes + more_nodes, iterations + more_iterations
     return _Answer(bound, x, status == "timelimit", solves, nodes, iterations)
 

@@ -103,9 +103,10 @@ def compress(
     domain: Optional[Path] = typer.Option(None, "--domain", help="Domain file: .npy (2, d) lower/upper rows; JSON "
                                           "{lower, upper} (scalars or lists); or JSON {points, epsilon} for L∞ balls."),
     domain_from_data: Optional[Path] = typer.Option(None, "--domain-from-data", help="Use the bounding box of the "
-                                                    "points in this .npy file (n, d)."),
+                                                    "points (n, d) in this .npy, one-array .npz or FILE.npz:NAME."),
     margin: Optional[float] = typer.Option(None, help="Widen --domain-from-data's box by this much on each side."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Extra witness candidates, .npy (n, d)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Extra witness candidates (n, d): .npy, one-array .npz "
+                                        "or FILE.npz:NAME (e.g. an earlier run's witnesses.npz:points)."),
     method: MethodChoice = typer.Option(MethodChoice.auto, help="auto: bounds → witnesses → the single MILP, "
                                         "branch and bound and per-neuron sign solves, chosen per network and question "
                                         "(report.json's policy says how); milp: bounds → witnesses → one MILP for the "

@@ -127,6 +127,18 @@ def test_out_is_never_a_file_nor_someone_elses_directory(digits_zoo, tmp_path):
     assert CompressionReport.model_validate_json((out / "report.json").read_text()).model.name == other.stem
 
 
+def test_an_earlier_runs_witnesses_npz_is_accepted_as_data(digits_zoo, tmp_path):
+    model = _zoo_model(digits_zoo, "32x32-l1")
+    assert run("compress", str(model), "--out", str(tmp_path / "a"), "-q", "--verify-samples", "10").returncode == 0
+    witnesses = f"{tmp_path / 'a' / 'witnesses.npz'}:points"
+    again = run("compress", str(model), "--out", str(tmp_path / "b"), "-q", "--verify-samples", "10", "--data", witnesses,
+                "--domain-from-data", witnesses)
+    assert again.returncode == 0, again.stderr
+    assert CompressionReport.model_validate_json((tmp_path / "b" / "report.json").read_text()).domain.kind == "data"
+    unnamed = run("compress", str(model), "--out", str(tmp_path / "c"), "--data", str(tmp_path / "a" / "witnesses.npz"))
+    assert unnamed.returncode == 2 and "witnesses.npz:NAME" in unnamed.stderr and not (tmp_path / "c").exists()
+
+
 def test_time_limits_must_be_positive_seconds(digits_zoo, tmp_path):
     model = _zoo_model(digits_zoo, "l1")
     for value in ("0", "-5", "nan", "inf"):

@@ -7,6 +7,8 @@ unions of L∞ balls (see ``engine.domain`` for the types and the union semantic
 - ``--domain-from-data X.npy [--margin m]``: ``from_data``;
 - ``--data X.npy``: ``load_data``.
 
+Data files are ``.npy``, a ``.npz`` with one array, or ``FILE.npz:NAME`` for one array of a ``.npz``.
+
 Every problem is an ``InputError`` naming the file (or flag) and the field.
 """
 
@@ -31,20 +33,36 @@ def scalar_box(lower: float, upper: float) -> Domain:
 
 
 def _load_array(path: Path) -> np.ndarray:
+    """The finite numeric array in ``path``: a ``.npy`` file, a ``.npz`` holding one array, or ``FILE.npz:NAME``
+    for a named array of a ``.npz`` (e.g. ``witnesses.npz:points``); never unpickles."""
+    source, _, key = str(path).partition(".npz:")
+    source, key = (source + ".npz", key) if key else (str(path), None)
     try:
-        array = np.load(path, allow_pickle=False)
+        loaded = np.load(source, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(source, "no such file") from None
     except Exception as error:  # numpy raises many types for bad files
-        raise InputError(str(path), f"cannot read as a .npy array ({type(error).__name__}: {error})") from None
+        raise InputError(source, f"cannot read as a .npy or .npz array ({type(error).__name__}: {error})") from None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            names = list(loaded.files)
+            if key is None and len(names) != 1:
+                raise InputError(source, f"holds {len(names)} arrays {names}; name one as {source}:NAME")
+            if (key or names[0]) not in names:
+                raise InputError(source, f"has no array {key!r}; it holds {names}")
+            array = loaded[key or names[0]]
+    else:
+        array = loaded
     if not np.issubdtype(array.dtype, np.number):
-        raise InputError(str(path), f"array has non-numeric dtype {array.dtype}")
+        raise InputError(source, f"array has non-numeric dtype {array.dtype}")
     array = array.astype(np.float64)
     if not np.all(np.isfinite(array)):
-        raise InputError(str(path), "array contains NaN or Inf")
+        raise InputError(source, "array contains NaN or Inf")
     return array
 
 
 def load_data(path: str | Path, input_dim: int | None = None) -> np.ndarray:
-    """Data points from a ``.npy`` file, flattened to shape (n, features), float64."""
+    """Data points from a ``.npy`` / ``.npz`` file (see ``_load_array``), flattened to shape (n, features), float64."""
     path = Path(path)
     array = _load_array(path)
     if array.ndim == 1:

@@ -135,7 +135,7 @@ def compress(
     written."""
     from .engine.prove.bab_layer import resolve_device
     from .errors import ExitCode
-    from .io import load_network
+    from .io import ACTIVATION_ASSUMED_NOTE, load_network
     from .io.domain_files import load_data
     from .pipeline import compress_model
 
@@ -158,6 +158,8 @@ def compress(
                                     progress=lambda stage: status.update(f"{model.name}: {stage}"))
     if report.status == "failed":
         _fail(report.error or "failed", ExitCode.FAILED)
+    if loaded[1].activation_assumed:
+        err.print(f"[yellow]note:[/yellow] {model}: {ACTIVATION_ASSUMED_NOTE}", highlight=False, soft_wrap=True)
     counts = report.counts()
     removed = report.neurons_before - report.neurons_after
     typer.echo(

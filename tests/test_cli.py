@@ -52,14 +52,17 @@ def test_compress_a_bundled_model_end_to_end(digits_zoo, tmp_path):
     assert report.status == "exact" and report.verification.passed
     assert report.model.input_dim == 64 and report.domain.scalar_lower == 0.0 and report.domain.scalar_upper == 1.0
     assert report.neurons_after < report.neurons_before
+    assert report.model.activation_assumed and "ReLU was assumed" in " ".join(result.stderr.split())
+    assert "ReLU assumed" in (out / "report.md").read_text()
     assert sorted(report.outputs.compressed) == ["compressed.onnx", "compressed.pt"]
     assert "data:image/png;base64," in (out / "report.html").read_text()
     # the compressed model loads back through the tool's own loader and computes the same outputs
     from exactcompress.io import load_network
 
     original, _ = load_network(model)
-    compressed, _ = load_network(out / "compressed.onnx") if report.hidden_widths_after else (None, None)
+    compressed, info = load_network(out / "compressed.onnx") if report.hidden_widths_after else (None, None)
     if compressed is not None:
+        assert info.activation_assumed is False  # ONNX records its activations: checked, not assumed
         x = np.random.default_rng(0).random((2000, 64))
         scale = 1 + np.abs(original.forward(x))
         assert np.all(np.abs(compressed.forward(x) - original.forward(x)) <= 1e-4 * scale)

@@ -32,6 +32,11 @@ def _load_onnx_file(path: Path, require_hidden_layer: bool) -> tuple[Network, st
 
 
 LOADERS = {"torch": load_torch_file, "safetensors": load_safetensors_file, "onnx": _load_onnx_file}
+#: formats holding only tensors: the activation between Linear layers is assumed to be ReLU
+STATE_DICT_FORMATS = frozenset({"torch", "safetensors"})
+#: what the terminal and report.md/html say when it was assumed
+ACTIVATION_ASSUMED_NOTE = ("a state dict records no activations: ReLU was assumed between its Linear layers "
+                           "(export ONNX, or give the nn.Sequential module to the Python API, for a checked one)")
 FORMAT_BY_SUFFIX = {".pt": "torch", ".pth": "torch", ".safetensors": "safetensors", ".onnx": "onnx"}
 
 
@@ -64,6 +69,7 @@ def load_network(path: str | Path, require_hidden_layer: bool = True) -> tuple[N
         input_dim=network.input_dim,
         hidden_widths=network.hidden_widths,
         output_dim=network.output_dim,
+        activation_assumed=model_format in STATE_DICT_FORMATS,
     )
 
 

@@ -68,6 +68,7 @@ def from_sequential(
         input_dim=network.input_dim,
         hidden_widths=network.hidden_widths,
         output_dim=network.output_dim,
+        activation_assumed=False,
     )
 
 

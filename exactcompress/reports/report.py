@@ -100,6 +100,9 @@ def _summary(report: CompressionReport) -> Table:
     if report.model is not None:
         rows.insert(3, ["hidden widths", f"{report.model.hidden_widths} → {report.hidden_widths_after}"])
         rows.append(["model file", f"{report.model.path} ({report.model.format}, {report.model.dtype})"])
+        if report.model.activation_assumed is not None:
+            rows.append(["activation", "ReLU assumed: a state dict records no activations (export ONNX for a checked "
+                         "one)" if report.model.activation_assumed else "ReLU, read from the model"])
         rows.append(["model sha256", report.model.sha256])
     else:
         rows.append(["model file", report.model_path])

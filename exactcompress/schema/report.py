@@ -20,6 +20,9 @@ class ModelInfo(Strict):
     input_dim: int
     hidden_widths: list[int]
     output_dim: int
+    activation_assumed: bool | None = Field(
+        None, description="true: a state dict (torch, safetensors) records no activations and ReLU was assumed "
+        "between its Linear layers; false: the activations were read and checked (ONNX, nn.Sequential) (since 1.3)")
 
 
 class BoxRecord(Strict):

@@ -87,15 +87,16 @@ def from_data(path: str | Path, margin: float = 0.0) -> Domain:
 def from_file(path: str | Path) -> Domain:
     """A domain file.
 
-    - ``.npy`` of shape (2, d): rows are lower and upper bounds;
+    - ``.npy`` of shape (2, d) (or a ``.npz`` holding one, ``FILE.npz:NAME``): rows are lower and upper bounds;
     - ``.json`` ``{"lower": x|[...], "upper": x|[...]}``: scalar or per-feature box;
     - ``.json`` ``{"points": [[...], ...] | "points.npy", "epsilon": ε}``: union of L∞ balls (a relative
       ``points`` path is taken relative to the JSON file).
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(str(path), "domain file not found")
-    if path.suffix == ".npy":
+    source = str(path).partition(".npz:")[0] + (".npz" if ".npz:" in str(path) else "")
+    if not Path(source).is_file():
+        raise InputError(source, "domain file not found")
+    if Path(source).suffix in (".npy", ".npz"):
         array = _load_array(path)
         if array.ndim != 2 or array.shape[0] != 2:
             raise InputError(str(path), f"expected shape (2, features) with rows lower, upper; got {array.shape}")
@@ -103,7 +104,9 @@ def from_file(path: str | Path) -> Domain:
     try:
         spec = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InputError(str(path), f"not valid JSON ({error})") from None
+        raise InputError(str(path), f"is neither .npy/.npz bounds nor valid JSON ({type(error).__name__}: "
+                         f"{error}); a domain file is a .npy (2, d), or JSON {{lower, upper}} or "
+                         "{points, epsilon}") from None
     if not isinstance(spec, dict):
         raise InputError(str(path), "expected a JSON object with lower/upper or points/epsilon")
     unknown = set(spec) - {"lower", "upper", "points", "epsilon"}

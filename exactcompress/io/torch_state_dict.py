@@ -22,7 +22,6 @@ from .rules import (
     NamedAffine,
     checked_network,
     finite_float64,
-    first_line,
     fold_batchnorm,
     torch_dtype_name,
 )
@@ -38,26 +37,34 @@ _LINEAR_PARAMS = frozenset({"weight", "bias"})
 _BATCHNORM_PARAMS = frozenset({"weight", "bias", "running_mean", "running_var", "num_batches_tracked"})
 
 
+#: the first bytes of a torch.save zip archive, and of a legacy (pre-1.6) pickled checkpoint
+ZIP_MAGIC = b"PK"
+PICKLE_PROTOCOL = b"\x80"
+
+
 def load_torch_file(path: Path, require_hidden_layer: bool = True) -> tuple[Network, str]:
     """Read a ``torch.save``-d state dict (or a checkpoint dict nesting one); returns (network, dtype name).
 
     Uses ``torch.load(map_location="cpu", weights_only=True)`` only: pickled modules are refused.
     """
     source = str(path)
+    with open(path, "rb") as file:
+        head = file.read(2)
+    if head != ZIP_MAGIC and head[:1] != PICKLE_PROTOCOL:
+        raise InputError(source, f"is not a torch checkpoint (torch.save writes a zip archive; this file starts with "
+                         f"{head!r}); accepted: a .pt/.pth state dict, .safetensors or .onnx")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "weights only" in str(error).lower():
+        if "GLOBAL" in str(error):  # the weights-only unpickler met a class or function: pickled objects
             raise InputError(
                 source,
                 "holds pickled Python objects, not a plain state_dict; refusing to unpickle "
                 "(save model.state_dict() instead)",
             ) from None
-        raise InputError(source, f"could not be read as a torch checkpoint (corrupt file?): {first_line(error)}") from None
-    except Exception as error:  # torch raises RuntimeError, EOFError, zipfile errors, ... for bad bytes
-        raise InputError(
-            source, f"could not be read as a torch checkpoint (truncated or corrupt file?): {first_line(error)}"
-        ) from None
+        raise InputError(source, "is a damaged torch checkpoint (its pickle cannot be read)") from None
+    except Exception:  # torch raises RuntimeError, EOFError, zipfile errors, ... for bad bytes
+        raise InputError(source, "is a truncated or damaged torch checkpoint (its zip archive cannot be read)") from None
     return state_dict_network(source, unwrap_checkpoint(source, loaded), require_hidden_layer)
 
 

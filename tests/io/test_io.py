@@ -443,6 +443,8 @@ BAD_INPUTS = {
     "truncated_onnx": (truncated("cut.onnx", "onnx"), "onnx"),
     "unknown_format": (write("model.weights", b"hello, I am not a model\n"), "unknown format"),
     "pickled_module": (full_pickled_module, "pickled"),
+    "zero_bytes_pt": (write("zero.pt", b"\x00" * 10), "is not a torch checkpoint"),
+    "text_as_pt": (write("notes.pt", b"hello, I am text\n"), "accepted: a .pt/.pth state dict, .safetensors or .onnx"),
     "not_a_dict": (lambda tmp_path: _save(tmp_path / "list.pt", [torch.ones(2)]), "not a state_dict"),
     "nan_torch": (lambda tmp_path: state_dict_with(tmp_path, "nan.pt", set_item("2.bias", lambda s: s["2.bias"] * np.nan)), "2.bias' contains NaN"),
     "inf_safetensors": (lambda tmp_path: state_dict_with(tmp_path, "inf.safetensors", set_item("0.weight", lambda s: s["0.weight"] / 0)), "0.weight' contains NaN or Inf"),

@@ -31,6 +31,21 @@ app.add_typer(schema_app, name="schema")
 err = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"exactcompress {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Compress ReLU networks exactly: prove which neurons are stable on an input domain, remove or fold them, and
+    verify that the compressed network computes the same function there."""
+
+
 class MethodChoice(str, Enum):
     auto = "auto"
     per_neuron = "per-neuron"
@@ -258,7 +273,7 @@ def zoo_run(
         raise typer.Exit(run.exit_code)
 
 
-DASHBOARD_HELP = "Ray dashboard (Jobs API) address of the cluster, http://HEAD:8265."
+DASHBOARD_HELP = "Ray dashboard (Jobs API) address of the cluster, http://HEAD:8265 or HEAD:8265 (default: $RAY_ADDRESS)."
 
 
 JOB_ID_OPTION = typer.Option(None, "--job-id", help="Submission id (default: chosen by Ray).")
@@ -288,7 +303,7 @@ def _submit_command(command: str, what: str, doc: str):
 
     def submit(
         spec: Path = typer.Argument(..., help=f"{what} spec, YAML or JSON; checked here before it is sent."),
-        address: str = typer.Option(..., "--address", help=DASHBOARD_HELP),
+        address: str = typer.Option(..., "--address", envvar="RAY_ADDRESS", help=DASHBOARD_HELP),
         job_id: Optional[str] = JOB_ID_OPTION,
         pip: list[str] = PIP_OPTION,
         pass_credentials: bool = PASS_CREDENTIALS_OPTION,
@@ -307,7 +322,7 @@ zoo_app.command("submit")(_submit_command(
 def _job_commands(group: typer.Typer, command: str, what: str) -> None:
     """``<command> status|logs|stop``: follow a job that ``<command> submit`` sent to a cluster."""
     job_id_argument = typer.Argument(..., help=f"Submission id printed by `{command} submit`.")
-    address_option = typer.Option(..., "--address", help=DASHBOARD_HELP)
+    address_option = typer.Option(..., "--address", envvar="RAY_ADDRESS", help=DASHBOARD_HELP)
 
     def status(job_id: str = job_id_argument, address: str = address_option) -> None:
         from .distributed.submit import job_status

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -142,6 +143,18 @@ def test_an_earlier_runs_witnesses_npz_is_accepted_as_data(digits_zoo, tmp_path)
     assert unnamed.returncode == 2 and "witnesses.npz:NAME" in unnamed.stderr and not (tmp_path / "c").exists()
 
 
+def test_version_and_spec_typos_get_the_closest_field(tmp_path):
+    from exactcompress import __version__
+
+    assert run("--version").stdout.strip() == f"exactcompress {__version__}"
+    spec = tmp_path / "zoo.yaml"
+    spec.write_text("source: zoo\noutput: out\ntime_limit: 3\ndomain: {kind: box, lowr: 0}\n")
+    result = run("zoo", "run", str(spec))
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "field 'time_limit': unknown field; did you mean 'time_limit_s'?" in result.stderr
+    assert "did you mean 'lower'?" in result.stderr
+
+
 def test_time_limits_must_be_positive_seconds(digits_zoo, tmp_path):
     model = _zoo_model(digits_zoo, "l1")
     for value in ("0", "-5", "nan", "inf"):
@@ -179,6 +192,10 @@ def test_status_of_an_unreachable_cluster_is_one_clear_line(group):
     result = run(group, "status", "raysubmit_x", "--address", "http://127.0.0.1:9")
     assert result.returncode == 2
     assert "cannot reach the Ray dashboard" in result.stderr and "Traceback" not in result.stderr
+    # as for `ray job`: the address may come from RAY_ADDRESS, and HOST:PORT means http
+    from_env = subprocess.run([SCRIPT, group, "status", "raysubmit_x"], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "RAY_ADDRESS": "127.0.0.1:9"})
+    assert from_env.returncode == 2 and "127.0.0.1:9: cannot reach the Ray dashboard" in from_env.stderr
 
 
 def test_study_jobs_are_followed_with_study_commands():

@@ -118,17 +118,23 @@ def zoo_runtime_env(
     return runtime_env
 
 
+def _with_scheme(address: str) -> str:
+    """``http://`` + ``address`` when it has no scheme (``HOST:PORT``); else ``address``."""
+    return address if "://" in address else f"http://{address}"
+
+
 def dashboard_url(address: str, environment: Mapping[str, str]) -> str:
-    """``address`` as the client will use it: ``http(s)://HOST:PORT`` without a trailing slash.
+    """``address`` as the client will use it: ``http(s)://HOST:PORT`` without a trailing slash (``HOST:PORT``
+    alone means http, as for ``ray job``).
 
     Raises ``InputError`` for any other form, or when ``environment`` overrides it with another address.
     """
-    url = address.rstrip("/")
+    url = _with_scheme(address).rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
         raise InputError(address, "expected the Ray dashboard address, http://HEAD:8265")
     for name in ADDRESS_OVERRIDE_ENV:
-        if environment.get(name) and environment[name].rstrip("/") != url:
+        if environment.get(name) and _with_scheme(environment[name]).rstrip("/") != url:
             raise InputError(address, f"{name}={environment[name]} would override this address; unset it")
     return url
 
@@ -155,7 +161,15 @@ def _server_reason(message: str) -> str:
 
 
 def _client(address: str) -> JobSubmissionClient:
-    return JobSubmissionClient(dashboard_url(address, os.environ))
+    """The Jobs API client of the dashboard at ``address``. Ray's client prefers RAY_ADDRESS /
+    RAY_API_SERVER_ADDRESS to its argument and reads a value without a scheme as a GCS address;
+    ``dashboard_url`` checked that they name this same dashboard, so they are hidden while it is built."""
+    url = dashboard_url(address, os.environ)
+    hidden = {name: os.environ.pop(name) for name in ADDRESS_OVERRIDE_ENV if name in os.environ}
+    try:
+        return JobSubmissionClient(url)
+    finally:
+        os.environ.update(hidden)
 
 
 def submit_zoo_job(

@@ -3,8 +3,9 @@ every wrong field."""
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -18,13 +19,38 @@ UNION_LABELS = ("box", "file", "str", "ManifestSource", "NpzDataset", "none", "l
 SpecModel = TypeVar("SpecModel", bound=BaseModel)
 
 
-def validation_message(source: str, error: ValidationError) -> InputError:
+def validation_message(source: str, error: ValidationError, known_fields: set[str] | None = None) -> InputError:
     """A pydantic error as one line naming every wrong field: ``spec.yaml: field 'method': …; …``."""
     problems = []
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"] if part not in UNION_LABELS and not str(part).startswith("literal["))
-        problems.append(f"field '{field or '(top level)'}': {item['msg']}")
+        message = item["msg"]
+        if item["type"] == "extra_forbidden" and known_fields is not None:
+            close = difflib.get_close_matches(str(item["loc"][-1]), sorted(known_fields), n=1, cutoff=0.6)
+            message = "unknown field" + (f"; did you mean '{close[0]}'?" if close else "")
+        problems.append(f"field '{field or '(top level)'}': {message}")
     return InputError(source, "; ".join(problems))
+
+
+def field_names(schema: type[BaseModel]) -> set[str]:
+    """Every field name of ``schema`` and of the models nested in it (for "did you mean" suggestions)."""
+    names: set[str] = set()
+    pending, seen = [schema], set()
+    while pending:
+        model = pending.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, field in model.model_fields.items():
+            names.add(field.alias or name)
+            pending.extend(_models_in(field.annotation))
+    return names
+
+
+def _models_in(annotation) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for argument in get_args(annotation) for model in _models_in(argument)]
 
 
 def parse_spec(source: str, text: str, schema: type[SpecModel]) -> SpecModel:
@@ -36,7 +62,7 @@ def parse_spec(source: str, text: str, schema: type[SpecModel]) -> SpecModel:
     try:
         return schema.model_validate(mapping)
     except ValidationError as error:
-        raise validation_message(source, error) from None
+        raise validation_message(source, error, field_names(schema)) from None
 
 
 def read_spec_file(path: str | Path, schema: type[SpecModel]) -> SpecModel:

@@ -27,6 +27,7 @@ import pytest
 from exactcompress.distributed.submit import (
     CREDENTIAL_ENV,
     STORAGE_ENV,
+    dashboard_url,
     job_status,
     submit_zoo_job,
     zoo_entrypoint,
@@ -280,10 +281,15 @@ def test_unreachable_address_is_a_one_line_error(tmp_path, monkeypatch):
     assert "\n" not in str(raised.value)
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1:8265", "ray://127.0.0.1:10001", "http://", "http://h:1/x"])
+@pytest.mark.parametrize("address", ["ray://127.0.0.1:10001", "http://", "http://h:1/x", "h:1/x"])
 def test_non_dashboard_address_is_refused(address):
     with pytest.raises(InputError, match="expected the Ray dashboard address"):
         job_status(address, "any")
+
+
+def test_host_port_means_http_as_for_ray_job():
+    assert dashboard_url("127.0.0.1:8265", {}) == "http://127.0.0.1:8265"
+    assert dashboard_url("127.0.0.1:8265/", {"RAY_ADDRESS": "http://127.0.0.1:8265"}) == "http://127.0.0.1:8265"
 
 
 def test_address_override_from_environment_is_refused(monkeypatch):

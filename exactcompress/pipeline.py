@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from torch import nn
 
 from . import __version__
 from .engine.analyze import SETTLERS, Analysis, analyze
@@ -23,7 +24,7 @@ from .engine.prove.bab_layer import resolve_device
 from .engine.prove.parallel import ParallelMap
 from .engine.verify import DEFAULT_SAMPLES, verify
 from .errors import InputError, SolverError, SoundnessError
-from .io import load_network, save_network
+from .io import from_sequential, load_network, network_info, save_network
 from .io.domain_files import load_data, scalar_box
 from .reports.report import write_report_json, write_reports
 from .schema import (
@@ -110,7 +111,7 @@ def save_witnesses(analysis: Analysis, path: Path) -> None:
 
 
 def compress_model(
-    model: str | Path | tuple[Network, ModelInfo],
+    model: str | Path | Network | nn.Module | tuple[Network, ModelInfo],
     out_dir: str | Path,
     *,
     domain: Domain | None = None,
@@ -127,7 +128,8 @@ def compress_model(
 ) -> CompressionReport:
     """Run the whole engine on one model and write its outputs into ``out_dir``.
 
-    ``model`` is a file path or an already loaded ``(Network, ModelInfo)``. ``domain`` defaults to the
+    ``model`` is a file path, an ``nn.Sequential`` (``from_sequential``: activations checked), a ``Network``
+    or an already loaded ``(Network, ModelInfo)``. ``domain`` defaults to the
     box [0, 1] on every input. Bad input does not raise: the returned (and written) report has status
     ``failed`` and a one-line ``error``. A failed verification is also ``failed`` and writes no model.
     ``workers``/``parallel_map`` split independent questions, ``device`` places branch and bound (see
@@ -137,7 +139,8 @@ def compress_model(
     say = progress or ignore
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model_path = str(model) if not isinstance(model, tuple) else model[1].path
+    model_path = (model[1].path if isinstance(model, tuple) else str(model) if isinstance(model, (str, Path))
+                  else f"<in-memory {type(model).__name__}>")
     seconds: dict[str, float] = {}
     started = time.monotonic()
     base = dict(model_path=model_path, method=method, time_limit_s=time_limit, workers=workers, versions=versions())
@@ -152,7 +155,7 @@ def compress_model(
     try:
         clock = time.monotonic()
         say("loading")
-        network, info = model if isinstance(model, tuple) else load_network(model)
+        network, info = _loaded(model)
         seconds["load"] = time.monotonic() - clock
         clock = time.monotonic()
         domain = (domain or scalar_box(0.0, 1.0)).broadcast(network.input_dim)
@@ -225,6 +228,20 @@ def compress_model(
     write_reports(report, out_dir)
     write_report_json(report, out_dir)
     return report
+
+
+def _loaded(model) -> tuple[Network, ModelInfo]:
+    """``compress_model``'s ``model`` as ``(Network, ModelInfo)``; InputError for a bad file or module."""
+    if isinstance(model, tuple):
+        return model
+    if isinstance(model, Network):
+        return network_info(model)
+    if isinstance(model, (str, Path)):
+        return load_network(model)
+    if isinstance(model, nn.Module):
+        return from_sequential(model, name=type(model).__name__)
+    raise InputError("model", f"is a {type(model).__name__}; expected a file path, an nn.Sequential, a Network "
+                     "or a (Network, ModelInfo) pair")
 
 
 def _data_points(data, input_dim: int) -> np.ndarray | None:

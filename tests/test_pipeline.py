@@ -15,6 +15,7 @@ from exactcompress.engine.domain import Box, Domain
 from exactcompress.engine.network import Network
 from exactcompress.engine.witnesses import WitnessSet
 from exactcompress.errors import SolverError, SoundnessError
+from exactcompress.io import from_sequential
 from exactcompress.io.domain_files import scalar_box
 from exactcompress.pipeline import compress_model
 from exactcompress.schema import CompressionReport
@@ -215,3 +216,18 @@ def test_auto_falls_back_to_per_neuron_when_the_single_milp_fails(monkeypatch):
     assert "single MILP failed (SCIP failed: SCIP: error in LP solver!)" in analysis.policy
     assert not any(mask.any() for mask in analysis.undecided)
     assert all((codes != stability.SETTLERS.index("single-milp")).all() for codes in analysis.settled_by)
+
+
+def test_compress_model_takes_a_sequential_or_a_network_and_refuses_anything_else(tmp_path):
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    report = compress_model(module, tmp_path / "sequential", verify_samples=100)
+    assert report.status == "exact" and report.model.format == "sequential" and not report.model.activation_assumed
+    network, _ = from_sequential(module)
+    again = compress_model(network, tmp_path / "network", verify_samples=100)
+    assert again.status == "exact" and again.model.format == "network" and again.model.sha256 == report.model.sha256
+    sigmoid = compress_model(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Sigmoid(), torch.nn.Linear(8, 2)),
+                             tmp_path / "sigmoid")
+    assert sigmoid.status == "failed" and sigmoid.error_kind == "input" and "Sigmoid" in sigmoid.error
+    other = compress_model(42, tmp_path / "other")
+    assert other.status == "failed" and "expected a file path, an nn.Sequential" in other.error

@@ -16,10 +16,10 @@ from ..errors import InputError
 from ..schema import ModelInfo
 from .safetensors_format import load_safetensors_file
 from .save import FILE_NAMES, save_network
-from .sequential import from_sequential, to_sequential
+from .sequential import from_sequential, network_info, to_sequential
 from .torch_state_dict import load_torch_file
 
-__all__ = ["FILE_NAMES", "load_network", "from_sequential", "to_sequential", "save_network"]
+__all__ = ["FILE_NAMES", "load_network", "from_sequential", "network_info", "to_sequential", "save_network"]
 
 
 

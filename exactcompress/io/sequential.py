@@ -96,6 +96,16 @@ def torch_float_dtype(name: str) -> torch.dtype:
     return dtype
 
 
+def network_info(network: Network, name: str = "network") -> tuple[Network, ModelInfo]:
+    """``network`` with the ``ModelInfo`` of an in-memory IR (path ``<in-memory Network>``, sha256 of its
+    float64 weights; its activations are ReLU by construction)."""
+    return network, ModelInfo(
+        name=name, path="<in-memory Network>", sha256=weights_sha256(network), format="network", dtype=network.dtype,
+        input_dim=network.input_dim, hidden_widths=network.hidden_widths, output_dim=network.output_dim,
+        activation_assumed=False,
+    )
+
+
 def weights_sha256(network: Network) -> str:
     """sha256 over the float64 bytes of each layer's weight then bias, in layer order."""
     digest = hashlib.sha256()

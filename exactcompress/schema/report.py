@@ -15,7 +15,7 @@ class ModelInfo(Strict):
     name: str
     path: str
     sha256: str = Field(description="sha256 of the model file's bytes (or of the float64 weights for in-memory networks)")
-    format: str = Field(description="torch | safetensors | onnx | sequential")
+    format: str = Field(description="torch | safetensors | onnx | sequential | network (an in-memory Network, since 1.3)")
     dtype: str
     input_dim: int
     hidden_widths: list[int]

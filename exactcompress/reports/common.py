@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from typing import TYPE_CHECKING, Collection, Sequence
 
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ FIGURE_DPI = 110
 
 
 Table = tuple[list[str], list[list[str]]]
+#: cells right-aligned in HTML: numbers (signs, decimals, exponents, a trailing %) and the "—" placeholder
+NUMBER = re.compile(r"^([-−]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?%?|—)$")
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 60em;
@@ -31,7 +34,7 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
 th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .status-exact { color: #1b7f3b; } .status-partial { color: #a86500; } .status-failed { color: #b00020; }
 .error { background: #fdecea; border-left: 4px solid #b00020; padding: 0.5em 1em; }
-img { max-width: 100%; }
+img { max-width: 100%; } .legend { font-size: 0.85em; color: #555; }
 """
 
 
@@ -72,8 +75,7 @@ def text_table(table: Table, left_aligned: Collection[str]) -> str:
 
 def html_cell(tag: str, text: str) -> str:
     """One escaped ``<th>``/``<td>``; number cells get class ``num`` (right-aligned)."""
-    is_number = text.replace(".", "", 1).replace("-", "", 1).isdigit()
-    css = ' class="num"' if is_number and tag == "td" else ""
+    css = ' class="num"' if tag == "td" and NUMBER.match(text) else ""
     return f"<{tag}{css}>{html.escape(text)}</{tag}>"
 
 

@@ -69,14 +69,24 @@ def _before_after(before: int, after: int) -> str:
     return f"{before} → {after}"
 
 
+#: what each neuron state means, shown under the layer table of report.md / report.html
+STATE_LEGEND = (
+    "stably active: g ≥ 0 on the whole domain, so the neuron is linear (folded into the next layer where its "
+    "weights are dependent, or its layer merged) · stably inactive: g ≤ 0 on the whole domain (removed) · "
+    "unstable: witness inputs show both signs (kept) · undecided: not settled in time or inside the tolerance "
+    "band (kept, so the output stays exact)")
+
+
 # ---------------------------------------------------------------- section data
 
 
 def _summary(report: CompressionReport) -> Table:
+    analysed = report.status != "failed" or report.neurons_before > 0
     rows = [
         ["status", report.status],
-        ["neurons", f"{_before_after(report.neurons_before, report.neurons_after)} ({100 * removed_fraction(report):.1f}% removed)"],
-        ["parameters", _before_after(report.parameters_before, report.parameters_after)],
+        ["neurons", f"{_before_after(report.neurons_before, report.neurons_after)} ({100 * removed_fraction(report):.1f}% removed)"
+         if analysed else "—"],
+        ["parameters", _before_after(report.parameters_before, report.parameters_after) if analysed else "—"],
         ["method", report.method],
         ["workers", str(report.workers)],
         ["total seconds", _seconds(report.seconds.get("total"))],
@@ -233,9 +243,8 @@ def layer_figure_png(report: CompressionReport) -> bytes:
 
     A report without layers gives a figure that says so.
     """
-    from matplotlib.figure import (
-        Figure,  # matplotlib takes ~0.5 s to import: only when a figure is drawn
-    )
+    # matplotlib takes ~0.5 s to import: only when a figure is drawn
+    from matplotlib.figure import Figure
 
     figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI)
     figure.subplots_adjust(left=0.09, right=0.72, bottom=0.2, top=0.9)  # fixed margins: no layout engine to run
@@ -263,9 +272,8 @@ def convergence_figure_png(report: CompressionReport) -> bytes | None:
     trace = report.milp.dual_trace
     if not trace:
         return None
-    from matplotlib.figure import (
-        Figure,  # matplotlib takes ~0.5 s to import: only when a figure is drawn
-    )
+    # matplotlib takes ~0.5 s to import: only when a figure is drawn
+    from matplotlib.figure import Figure
 
     figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI)
     figure.subplots_adjust(left=0.09, right=0.97, bottom=0.14, top=0.9)
@@ -290,8 +298,10 @@ def render_markdown(report: CompressionReport, figure_name: str | None = None) -
         parts.append(f"**Error:** {md_cell(report.error)}")
     for title, table in _sections(report):
         parts.append(f"## {title}\n\n{md_table(table)}")
-        if title.startswith("Hidden layers") and figure_name:
-            parts.append(f"![neuron states per layer]({figure_name})")
+        if title.startswith("Hidden layers"):
+            parts.append(f"*{STATE_LEGEND}*")
+            if figure_name:
+                parts.append(f"![neuron states per layer]({figure_name})")
         if title == "SCIP" and report.milp.dual_trace:
             parts.append(f"![single MILP dual bound]({CONVERGENCE_FIGURE})")
     return "\n\n".join(parts) + "\n"
@@ -313,6 +323,7 @@ def render_html(report: CompressionReport, figures: dict[str, bytes | None] | No
     for title, table in _sections(report):
         parts.append(f"<h2>{html.escape(title)}</h2>\n{html_table(table)}")
         if title.startswith("Hidden layers"):
+            parts.append(f'<p class="legend">{html.escape(STATE_LEGEND)}</p>')
             parts.append(html_img(figures[LAYER_FIGURE], "neuron states per hidden layer"))
         convergence = figures[CONVERGENCE_FIGURE] if title == "SCIP" else None
         if convergence:

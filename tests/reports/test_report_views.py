@@ -103,6 +103,9 @@ def test_html_is_self_contained_with_embedded_png():
     assert len(pngs) == 1 and pngs[0].startswith(PNG_MAGIC)
     layer_rows = re.findall(r"<tr><td class=\"num\">(\d)</td><td class=\"num\">(\d+)</td>", page)
     assert layer_rows == [("0", "6"), ("1", "4")]
+    assert '<td class="num">1e-09</td>' in page and '<td class="num">2.25</td>' in page  # exponents, decimals
+    assert 'class="legend">stably active: g ≥ 0 on the whole domain' in page
+    assert "*stably active: g ≥ 0 on the whole domain" in render_markdown(_report())
 
 
 def test_html_and_markdown_escape_model_names():
@@ -120,6 +123,8 @@ def test_failed_report_renders_its_error(tmp_path):
     page, text = render_html(failed), render_markdown(failed)
     for rendered in (page, text):
         assert "broken.pt" in rendered and "failed" in rendered and "not a torch state_dict" in rendered
+        assert "0 → 0" not in rendered  # nothing was analysed: no neuron counts to show
+    assert "| neurons | — |" in text and '<td class="num">—</td>' in page
     names = write_reports(failed, tmp_path)
     assert all((tmp_path / name).is_file() for name in names.values())
 

@@ -4,6 +4,7 @@ addressing, conditional puts, and calls that ride over an unreachable server for
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 from datetime import datetime
@@ -17,6 +18,9 @@ from .keys import BUCKET, common_folder, safe_key, safe_prefix
 
 # How long S3 calls keep retrying while the server cannot be reached (e.g. it is being restarted).
 CONNECTION_RETRY_SECONDS = 60.0
+#: seconds between the warnings logged while a call retries
+RETRY_WARNING_SECONDS = 10.0
+LOG = logging.getLogger(__name__)
 
 
 T = TypeVar("T")
@@ -90,14 +94,19 @@ class S3Storage(Storage):
         )
 
         deadline = time.monotonic() + CONNECTION_RETRY_SECONDS
-        delay = 0.25
+        delay, attempt, next_warning = 0.25, 0, time.monotonic()
         while True:
             try:
                 return action()
             except (ConnectionError, HTTPClientError) as error:
+                attempt += 1
                 if time.monotonic() + delay > deadline:
                     raise StorageUnavailable(source, f"cannot reach the storage server at {self._endpoint()} "
                                              f"(retried for {CONNECTION_RETRY_SECONDS:.0f} s): {error}") from None
+                if time.monotonic() >= next_warning:  # one line now and then while it retries
+                    LOG.warning("cannot reach the storage server at %s, retrying (attempt %d; %.0f s left)",
+                                self._endpoint(), attempt, deadline - time.monotonic())
+                    next_warning = time.monotonic() + RETRY_WARNING_SECONDS
                 time.sleep(delay)
                 delay = min(2 * delay, 1.0)
             except NoCredentialsError:

@@ -307,3 +307,25 @@ def test_calls_ride_over_a_server_restart(tmp_path, use_s3_endpoint):
         if restarter.is_alive():
             restarter.join()
         server.stop()
+
+
+def test_an_unreachable_server_is_retried_with_a_warning_then_one_line(monkeypatch, caplog):
+    import socket
+
+    import exactcompress.storage.s3 as s3
+    from exactcompress.errors import StorageUnavailable
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "y")
+    monkeypatch.setattr(s3, "CONNECTION_RETRY_SECONDS", 3.0)
+    monkeypatch.setattr(s3, "RETRY_WARNING_SECONDS", 1.0)
+    with caplog.at_level("WARNING", logger="exactcompress.storage.s3"):
+        with pytest.raises(StorageUnavailable) as caught:
+            open_storage("s3://bucket/zoo").list_keys()
+    assert "\n" not in str(caught.value) and "cannot reach the storage server" in str(caught.value)
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) >= 2 and all(f"127.0.0.1:{port}, retrying" in message for message in warnings)

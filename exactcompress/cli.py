@@ -166,11 +166,10 @@ def compress(
                                 workers=workers, formats=[f.value for f in fmt], seed=seed, device=device.value,
                                 verify_samples=verify_samples)
     else:
-        with err.status(f"{model.name}: starting") as status:
+        with _stage_bar(model.name) as progress:
             report = compress_model(loaded, out, domain=chosen_domain, data=points, method=method.value,
                                     time_limit=time_limit, workers=workers, formats=[f.value for f in fmt], seed=seed,
-                                    device=device.value, verify_samples=verify_samples,
-                                    progress=lambda stage: status.update(f"{model.name}: {stage}"))
+                                    device=device.value, verify_samples=verify_samples, progress=progress)
     if report.status == "failed":
         _fail(report.error or "failed", ExitCode.FAILED)
     if loaded[1].activation_assumed:
@@ -184,6 +183,35 @@ def compress(
         f"max error {report.verification.max_abs_error:.2e}"
     )
     typer.echo(f"report: {out / 'report.html'}")
+
+
+@contextmanager
+def _stage_bar(name: str) -> Iterator:
+    """A ``Progress`` drawing one rich line on stderr: the stage, and for counted stages a bar with done/total
+    questions, the stage's elapsed time and its ETA (a new stage starts a new bar)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(f"{name}: starting", total=None)
+
+        def progress(message: str, done: int | None = None, total: int | None = None) -> None:
+            description = f"{name}: {message}"
+            if bar.tasks[0].description != description:
+                bar.reset(task, description=description, total=total, completed=done or 0)
+            else:
+                bar.update(task, total=total, completed=done or 0)
+
+        yield progress
 
 
 def _check_out(out: Path, model_sha256: str, force: bool) -> None:

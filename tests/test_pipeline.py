@@ -231,3 +231,19 @@ def test_compress_model_takes_a_sequential_or_a_network_and_refuses_anything_els
     assert sigmoid.status == "failed" and sigmoid.error_kind == "input" and "Sigmoid" in sigmoid.error
     other = compress_model(42, tmp_path / "other")
     assert other.status == "failed" and "expected a file path, an nn.Sequential" in other.error
+
+
+@pytest.mark.parametrize("method", ["per-neuron", "bab"])
+def test_progress_counts_every_question_of_a_stage(method):
+    events = []
+    network = random_net(7, 6, [16, 16, 12], bias_shift=1.5)
+    analyze(network, scalar_box(-1, 1).broadcast(6), method=method,
+            progress=lambda message, done=None, total=None: events.append((message, done, total)))
+    counted = [(message, done, total) for message, done, total in events if total is not None]
+    prefix = "per-neuron MILPs, layer" if method == "per-neuron" else "branch and bound, layer"
+    stages = {message for message, _, _ in counted if message.startswith(prefix)}
+    assert stages, events
+    for stage in stages:
+        done = [value for message, value, _ in counted if message == stage]
+        total = {value for message, _, value in counted if message == stage}
+        assert len(total) == 1 and done == sorted(done) and done[-1] == total.pop()

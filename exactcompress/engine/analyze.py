@@ -183,7 +183,8 @@ def _bounds_and_witnesses(network: Network, box: Box, data, deadline, rng, say: 
     start = time.monotonic()
     say("witness search")
     skip = (list(state.proved_inactive), list(state.proved_active))
-    state.witnesses = search(network, box, state.witnesses, data=data, bounds=state.bounds, rng=rng, deadline=deadline, skip=skip)
+    state.witnesses = search(network, box, state.witnesses, data=data, bounds=state.bounds, rng=rng, deadline=deadline,
+                             skip=skip, progress=say)
     state.mark_unstable(SETTLERS.index("witnesses"))
     state.seconds["witnesses"] += time.monotonic() - start
     return state
@@ -260,11 +261,10 @@ def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout,
         ask_max, ask_min = _open_questions(state, layer)
         if not (ask_max.any() or ask_min.any()):
             continue
-        say(f"branch and bound, layer {layer}: {int(ask_max.sum() + ask_min.sum())} sign questions")
         settled = _settled_bounds(state)
         answers = bab_layer(network, box, settled, layer, ask_max=ask_max, ask_min=ask_min, deadline=deadline,
                             question_limit=question_limit, workers=fanout.workers,
-                            parallel_map=fanout.parallel_map, device=fanout.device)
+                            parallel_map=fanout.parallel_map, device=fanout.device, progress=say)
         _mark_proved(state, layer, answers.proved_inactive, answers.proved_active, code)
         if len(answers.candidates):
             state.witnesses = record(network, state.witnesses, box.clip(answers.candidates))
@@ -330,8 +330,7 @@ def _per_neuron_signs(network: Network, box: Box, state: _BoxState, deadline, fa
             ask_max, ask_min = _open_questions(state, layer)
             if not (ask_max.any() or ask_min.any()):
                 break
-            say(f"MILPs for layer {layer}: {int(ask_max.sum() + ask_min.sum())} sign questions")
-            _prove_layer(network, box, state, layer, ask_max, ask_min, "sign", deadline, fanout, solve_limit)
+            _prove_layer(network, box, state, layer, ask_max, ask_min, "sign", deadline, fanout, say, solve_limit)
 
 
 def _per_neuron(network: Network, box: Box, deadline, fanout: Fanout, say: Progress) -> _BoxState:
@@ -340,18 +339,17 @@ def _per_neuron(network: Network, box: Box, deadline, fanout: Fanout, say: Progr
     state = _new_state(network, box, bounds_mod.propagate(network, box))
     state.seconds["bounds"] += time.monotonic() - start
     for layer, width in enumerate(network.hidden_widths):
-        say(f"MILPs for layer {layer}: {2 * width} solves")
         everything = np.ones(width, bool)
-        _prove_layer(network, box, state, layer, everything, everything, "optimize", deadline, fanout)
+        _prove_layer(network, box, state, layer, everything, everything, "optimize", deadline, fanout, say)
     return state
 
 
 def _prove_layer(network, box, state: _BoxState, layer: int, ask_max, ask_min, mode, deadline, fanout: Fanout,
-                 solve_limit: float | None = None) -> None:
+                 say: Progress, solve_limit: float | None = None) -> None:
     start = time.monotonic()
     solved = solve_layer(network, box, state.bounds, layer, ask_max=ask_max, ask_min=ask_min, mode=mode,
                          deadline=deadline, workers=fanout.workers, solve_limit=solve_limit,
-                         parallel_map=fanout.parallel_map)
+                         parallel_map=fanout.parallel_map, progress=say)
     state.stats = _add_stats(state.stats, SolverStats(
         solves=solved.solves, nodes=solved.nodes, lp_iterations=solved.lp_iterations, seconds=solved.seconds))
     state.timed_out |= bool(solved.timed_out.any()) and solve_limit is None

@@ -284,5 +284,6 @@ def search(
             network, box, witnesses, chunk, rng=rng, starts=gradient_starts, steps=gradient_steps,
             learning_rate=learning_rate, deadline=deadline,
         )
-        report(f"gradient search {min(first + per_chunk, targets.shape[0])}/{targets.shape[0]}: {remaining()} neuron-signs open")
+        report(f"gradient search ({remaining()} neuron-signs open)", min(first + per_chunk, targets.shape[0]),
+               targets.shape[0])
     return witnesses

@@ -23,6 +23,7 @@ from ..bounds import LayerBounds
 from ..deadline import deadline_in, seconds_left
 from ..domain import Box
 from ..network import Network
+from ..progress import Progress, ignore
 from .bab import prove_sign
 from .parallel import ParallelMap, process_pool_map
 
@@ -59,7 +60,8 @@ def resolve_device(device: Device) -> str:
 
 
 def bab_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, questions: np.ndarray,
-              time_left: float | None, question_limit: float | None, device: str, threads: int = 1) -> BabLayer:
+              time_left: float | None, question_limit: float | None, device: str, threads: int = 1,
+              progress: Progress = ignore) -> BabLayer:
     """Answer ``questions`` (k, 2) rows (neuron, sign) one after the other; one worker's share of ``bab_layer``.
 
     ``time_left`` (seconds, not an instant: clocks of other processes differ) bounds the whole chunk,
@@ -70,20 +72,24 @@ def bab_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _answer(network, box, bounds, layer, questions, deadline_in(time_left), question_limit, device)
+        return _answer(network, box, bounds, layer, questions, deadline_in(time_left), question_limit, device,
+                       progress)
     finally:
         torch.set_num_threads(before)
 
 
 def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, questions: np.ndarray,
-            deadline: float | None, question_limit: float | None, device: str) -> BabLayer:
+            deadline: float | None, question_limit: float | None, device: str,
+            progress: Progress = ignore) -> BabLayer:
     width = network.hidden[layer].out_features
     proved_inactive, proved_active = np.zeros(width, bool), np.zeros(width, bool)
     weights = [hidden.weight for hidden in network.hidden[: layer + 1]]
     biases = [hidden.bias for hidden in network.hidden[: layer + 1]]
     below = [(bound.lower, bound.upper) for bound in bounds[:layer]]
     candidates, domains, seconds, undecided = [], 0, 0.0, 0
-    for neuron, sign in questions:
+    label = f"branch and bound, layer {layer}"
+    for done, (neuron, sign) in enumerate(questions, start=1):
+        progress(label, done - 1, len(questions))
         left = seconds_left(deadline)
         if left <= 0:
             undecided += 1
@@ -99,6 +105,7 @@ def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: in
             candidates.append(box.clip(answer.witness))
         else:
             undecided += 1
+    progress(label, len(questions), len(questions))
     found = np.array(candidates).reshape(-1, network.input_dim)
     return BabLayer(proved_inactive, proved_active, found, len(questions), int(proved_inactive.sum() + proved_active.sum()),
                     len(candidates), undecided, domains, seconds)
@@ -106,14 +113,16 @@ def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: in
 
 def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, *, ask_max: np.ndarray,
               ask_min: np.ndarray, deadline: float | None = None, question_limit: float | None = None,
-              workers: int = 1, parallel_map: ParallelMap | None = None, device: Device = "auto") -> BabLayer:
+              workers: int = 1, parallel_map: ParallelMap | None = None, device: Device = "auto",
+              progress: Progress = ignore) -> BabLayer:
     """Branch and bound on every asked question of hidden layer ``layer``.
 
     ``bounds[k]`` (k < layer): valid bounds on the layers below over the whole box (proven states applied:
     ``U <= 0`` where stably inactive, ``L >= 0`` where stably active). ``ask_max`` / ``ask_min`` bool (w,):
     ask whether g_i can be positive / negative. ``deadline``: a ``time.monotonic()`` instant for all;
     ``question_limit``: seconds per question. ``workers > 1`` runs interleaved chunks through
-    ``parallel_map`` (default: spawned processes here); each chunk computes on one torch thread.
+    ``parallel_map`` (default: spawned processes here); each chunk computes on one torch thread. ``progress``
+    hears done/total questions (per question in this process; at start and end when chunks run elsewhere).
     """
     rows = [(neuron, sign) for neuron in range(len(ask_max)) for sign, asked in ((1, ask_max), (-1, ask_min))
             if asked[neuron]]
@@ -122,9 +131,12 @@ def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     time_left = None if deadline is None else max(0.0, seconds_left(deadline))
     chunks = [chunk for chunk in (questions[offset::max(workers, 1)] for offset in range(max(workers, 1))) if len(chunk)]
     if len(chunks) <= 1:
-        return bab_chunk(network, box, bounds, layer, questions, time_left, question_limit, where)
+        return bab_chunk(network, box, bounds, layer, questions, time_left, question_limit, where, progress=progress)
     arguments = [(network, box, tuple(bounds), layer, chunk, time_left, question_limit, where) for chunk in chunks]
+    label = f"branch and bound, layer {layer} ({len(chunks)} workers)"
+    progress(label, 0, len(questions))
     parts = (parallel_map or process_pool_map)(bab_chunk, arguments)
+    progress(label, len(questions), len(questions))
     return BabLayer(
         proved_inactive=np.logical_or.reduce([part.proved_inactive for part in parts]),
         proved_active=np.logical_or.reduce([part.proved_active for part in parts]),

@@ -27,6 +27,7 @@ from ..bounds import LayerBounds
 from ..deadline import deadline_in, seconds_left
 from ..domain import Box
 from ..network import Network
+from ..progress import Progress, ignore
 from .encoding import LayerModel, build_layer_model
 from .parallel import ParallelMap, process_pool_map
 
@@ -179,7 +180,7 @@ def solve_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer
 
 def _solve_in_process(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int,
                       ask_max: np.ndarray, ask_min: np.ndarray, mode: Mode, deadline: float | None,
-                      solve_limit: float | None = None) -> LayerSolve:
+                      solve_limit: float | None = None, progress: Progress = ignore) -> LayerSolve:
     start = time.monotonic()
     width = network.hidden[layer].out_features
     lower, upper = _given_bounds(bounds, layer, width)
@@ -190,6 +191,8 @@ def _solve_in_process(network: Network, box: Box, bounds: Sequence[LayerBounds],
     solves = nodes = iterations = 0
     asked = np.flatnonzero(ask_max | ask_min)
     layer_model = None
+    label, total, done = f"per-neuron MILPs, layer {layer}", int(ask_max.sum() + ask_min.sum()), 0
+    progress(label, done, total)
     for neuron in asked:
         for sense, wanted in ((1, ask_max[neuron]), (-1, ask_min[neuron])):
             if not wanted:
@@ -199,6 +202,8 @@ def _solve_in_process(network: Network, box: Box, bounds: Sequence[LayerBounds],
             answer = (_Answer(None, None, True, 0, 0, 0) if layer_model is None
                       else _ask(layer_model, network, box, neuron, sense, mode, deadline, solve_limit))
             solves, nodes, iterations = solves + answer.solves, nodes + answer.nodes, iterations + answer.lp_iterations
+            done += 1
+            progress(label, done, total)
             timed_out[neuron] |= answer.timed_out
             if answer.x is not None:
                 candidates.append(answer.x)
@@ -230,7 +235,8 @@ def _merge(parts: list[LayerSolve], chunks: list[np.ndarray], seconds: float) ->
 
 def solve_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, *, ask_max: np.ndarray,
                 ask_min: np.ndarray, mode: Mode, deadline: float | None = None, workers: int = 1,
-                solve_limit: float | None = None, parallel_map: ParallelMap | None = None) -> LayerSolve:
+                solve_limit: float | None = None, parallel_map: ParallelMap | None = None,
+                progress: Progress = ignore) -> LayerSolve:
     """Solve ``max g_i`` where ``ask_max[i]`` and ``min g_i`` where ``ask_min[i]`` for hidden layer ``layer``.
 
     ``bounds[k]`` (k < layer) are valid bounds on the layers below (big-M); ``bounds[layer]``, if given,
@@ -239,7 +245,8 @@ def solve_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer
     limit. ``workers > 1`` solves interleaved chunks of the asked neurons through ``parallel_map`` (default:
     spawned processes here; the zoo job passes Ray tasks), each given the seconds left. ``solve_limit`` (seconds) caps each
     single solve as well; a question cut by it counts as ``timed_out`` like one cut by the deadline. Raises SolverError if SCIP fails, reports
-    the model infeasible/unbounded or ends with a status whose bound cannot be trusted.
+    the model infeasible/unbounded or ends with a status whose bound cannot be trusted. ``progress`` hears
+    done/total questions (after each one in this process; at start and end when the chunks run elsewhere).
     """
     if mode not in ("sign", "optimize"):
         raise ValueError(f"mode must be 'sign' or 'optimize', got {mode!r}")
@@ -252,7 +259,7 @@ def solve_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer
     asked = np.flatnonzero(ask_max | ask_min)
     chunks = [chunk for chunk in (asked[offset::max(workers, 1)] for offset in range(max(workers, 1))) if len(chunk)]
     if len(chunks) <= 1:
-        return _solve_in_process(network, box, bounds, layer, ask_max, ask_min, mode, deadline, solve_limit)
+        return _solve_in_process(network, box, bounds, layer, ask_max, ask_min, mode, deadline, solve_limit, progress)
     start = time.monotonic()
     time_left = None if deadline is None else max(0.0, seconds_left(deadline))
     argument_tuples = []
@@ -260,5 +267,8 @@ def solve_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer
         mine = np.zeros(width, dtype=bool)
         mine[chunk] = True
         argument_tuples.append((network, box, bounds, layer, ask_max & mine, ask_min & mine, mode, time_left, solve_limit))
+    label, total = f"per-neuron MILPs, layer {layer} ({len(chunks)} workers)", int(ask_max.sum() + ask_min.sum())
+    progress(label, 0, total)
     parts = (parallel_map or process_pool_map)(solve_chunk, argument_tuples)
+    progress(label, total, total)
     return _merge(parts, chunks, time.monotonic() - start)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-from pydantic import Discriminator, Field, Tag
+from pydantic import AfterValidator, Discriminator, Field, Tag, model_validator
 
 from .common import (
     JOB_SCHEMA_VERSION,
@@ -15,21 +15,40 @@ from .common import (
     SaveFormat,
     Status,
     Strict,
+    checked_location,
 )
 from .report import Versions
 
+#: the longest time limit or lease a spec may give (30 days): larger values would not survive a lease's expiry
+MAX_SECONDS = 30 * 24 * 3600.0
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+#: a storage location (s3://…, file://… or a local path); s3:// URLs name a valid bucket
+Location = Annotated[str, AfterValidator(checked_location)]
+
 
 class BoxDomainSpec(Strict):
-    """A box: scalars apply to every input feature, lists give one bound per feature."""
+    """A box: scalars apply to every input feature, lists give one bound per feature (finite, lower <= upper)."""
 
-    lower: float | list[float] = 0.0
-    upper: float | list[float] = 1.0
+    lower: FiniteFloat | list[FiniteFloat] = 0.0
+    upper: FiniteFloat | list[FiniteFloat] = 1.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "BoxDomainSpec":
+        lower = self.lower if isinstance(self.lower, list) else [self.lower]
+        upper = self.upper if isinstance(self.upper, list) else [self.upper]
+        if len(lower) > 1 and len(upper) > 1 and len(lower) != len(upper):
+            raise ValueError(f"lower has {len(lower)} entries but upper has {len(upper)}")
+        width = max(len(lower), len(upper))
+        lower, upper = (side * width if len(side) == 1 else side for side in (lower, upper))
+        if any(low > high for low, high in zip(lower, upper)):
+            raise ValueError("lower must not exceed upper")
+        return self
 
 
 class FileDomainSpec(Strict):
     """A per-feature domain file: .npy (2, d) lower/upper rows, JSON {lower, upper} or JSON {points, epsilon}."""
 
-    file: str = Field(description="s3://…, file://… or a local path; relative keys are read from the job's source")
+    file: Location = Field(description="s3://…, file://… or a local path; relative keys are read from the job's source")
 
 
 def _domain_kind(value: Any) -> str:
@@ -51,28 +70,37 @@ class ManifestEntry(Strict):
 class Manifest(Strict):
     """A manifest file (YAML or JSON): the models of a job, each with an optional domain override."""
 
-    root: str | None = Field(None, description="prefix the keys are relative to (default: the manifest's folder)")
-    models: list[ManifestEntry] = Field(min_length=1)
+    root: Location | None = Field(None, description="prefix the keys are relative to (default: the manifest's folder)")
+    models: list[ManifestEntry] = Field(min_length=1, description="each key at most once")
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> "Manifest":
+        keys = [entry.key for entry in self.models]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise ValueError(f"keys listed more than once: {repeated}")
+        return self
 
 
 class ManifestSource(Strict):
-    manifest: str = Field(description="s3://…, file://… or local path of a Manifest file")
+    manifest: Location = Field(description="s3://…, file://… or local path of a Manifest file")
 
 
 class ZooJobSpec(Strict):
     """A zoo job: compress every model of ``source`` and write results under ``output``."""
 
     schema_version: str = JOB_SCHEMA_VERSION
-    source: str | ManifestSource = Field(
+    source: Location | ManifestSource = Field(
         description="a prefix (s3://bucket/prefix, file://… or a local path): every .pt, .pth, .safetensors and "
         ".onnx under it is a model; or {manifest: …}"
     )
-    output: str = Field(description="prefix the results are written under (s3://…, file://… or a local path)")
+    output: Location = Field(description="prefix the results are written under (s3://…, file://… or a local path)")
     domain: DomainSpec = Field(default_factory=BoxDomainSpec, description="default input domain of every model")
     method: Method = "auto"
     device: Device = Field("auto", description="where branch and bound computes its batched bounds: auto (cuda when "
                            "a GPU is visible to the task), cpu or cuda; proofs are float64 either way (since 1.2)")
-    time_limit_s: float | None = Field(300.0, gt=0, description="analysis seconds per model; null: no limit")
+    time_limit_s: float | None = Field(300.0, gt=0, le=MAX_SECONDS, allow_inf_nan=False,
+                                       description="analysis seconds per model (at most 30 days); null: no limit")
     verify_samples: int = Field(100_000, ge=0, description="uniform random inputs on which each compressed model is "
                                 "checked against its original, besides box corners, witnesses and data rows (since 1.3)")
     retries: int = Field(2, ge=0, le=20, description="re-runs of a model's task after a system failure (lost worker)")
@@ -82,13 +110,13 @@ class ZooJobSpec(Strict):
     )
     formats: list[SaveFormat] = Field(default_factory=lambda: ["torch"], min_length=1)
     max_model_bytes: int = Field(256 * 2**20, gt=0, description="larger model files fail with a clear reason")
-    data: str | None = Field(
+    data: Location | None = Field(
         None, description="extra witness candidates, .npy (n, d), used for models with d inputs (speed only; "
         "relative keys are read from the job's source)"
     )
     seed: int = 0
     lease_s: float | None = Field(
-        None, gt=0, description="incremental runs: seconds a run holds a model before another run may take it "
+        None, gt=0, le=MAX_SECONDS, allow_inf_nan=False, description="incremental runs: seconds a run holds a model before another run may take it "
         "over; null: 2 × time_limit_s + 600, or 24 h without a time limit (since 1.1)"
     )
 

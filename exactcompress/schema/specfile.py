@@ -15,7 +15,7 @@ from .job import ZooJobSpec
 from .study import StudySpec
 
 #: what pydantic puts into an error's location for the member of a union tried (not field names)
-UNION_LABELS = ("box", "file", "str", "ManifestSource", "NpzDataset", "none", "l1", "lp", "tl1")
+UNION_LABELS = ("box", "file", "str", "ManifestSource", "NpzDataset", "none", "l1", "lp", "tl1", "float", "list[float]")
 SpecModel = TypeVar("SpecModel", bound=BaseModel)
 
 
@@ -57,12 +57,13 @@ def parse_spec(source: str, text: str, schema: type[SpecModel]) -> SpecModel:
     """``text`` (YAML or JSON) validated as ``schema``; InputError naming ``source`` and every wrong field."""
     try:
         mapping = yaml.safe_load(text)  # YAML is a superset of JSON
+        return schema.model_validate(mapping)
     except yaml.YAMLError as error:
         raise InputError(source, f"not valid YAML/JSON ({' '.join(str(error).split())})") from None
-    try:
-        return schema.model_validate(mapping)
     except ValidationError as error:
         raise validation_message(source, error, field_names(schema)) from None
+    except RecursionError:
+        raise InputError(source, "nested too deeply to be a spec") from None
 
 
 def read_spec_file(path: str | Path, schema: type[SpecModel]) -> SpecModel:

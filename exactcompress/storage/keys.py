@@ -7,6 +7,7 @@ import os
 import re
 
 from ..errors import InputError
+from ..schema.common import S3_BUCKET
 
 LOCAL_FINGERPRINT = "sha256:"
 
@@ -14,7 +15,7 @@ LOCAL_FINGERPRINT = "sha256:"
 SEGMENT = re.compile(r"[A-Za-z0-9._=+@,-]+")
 
 
-BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+BUCKET = S3_BUCKET
 
 
 MAX_KEY_BYTES = 1024

@@ -1,0 +1,53 @@
+"""Job specs refuse what would fail late or corrupt a run: checked before any work starts (exit 2)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from exactcompress.errors import InputError
+from exactcompress.schema import ZooJobSpec
+from exactcompress.schema.specfile import parse_spec
+
+SCRIPT = shutil.which("exactcompress", path=str(Path(sys.executable).parent))
+BASE = "source: s3://zoo-bucket/models\noutput: s3://zoo-bucket/results\n"
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("domain: {lower: 1, upper: 0}", "field 'domain': Value error, lower must not exceed upper"),
+    ("domain: {lower: [0, 0], upper: [1, 1, 1]}", "lower has 2 entries but upper has 3"),
+    ("domain: {lower: .nan}", "field 'domain.lower'"),
+    ("time_limit_s: .inf", "field 'time_limit_s': Input should be a finite number"),
+    ("time_limit_s: 1e308", "field 'time_limit_s': Input should be less than or equal to 2592000"),
+    ("lease_s: .inf", "field 'lease_s': Input should be a finite number"),
+    ("output: s3://Bad_Bucket/out", "'Bad_Bucket' is not a valid S3 bucket name"),
+])
+def test_bad_values_are_refused_with_one_line_naming_the_field(extra, message):
+    text = BASE.replace("output: s3://zoo-bucket/results\n", "") + extra if extra.startswith("output") else BASE + extra
+    with pytest.raises(InputError) as caught:
+        parse_spec("zoo.yaml", text, ZooJobSpec)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_spec_nested_absurdly_deep_is_one_line():
+    with pytest.raises(InputError, match="zoo.yaml: nested too deeply to be a spec"):
+        parse_spec("zoo.yaml", "[" * 100_000 + "]" * 100_000, ZooJobSpec)
+
+
+def test_duplicate_manifest_keys_are_refused(tmp_path):
+    from exactcompress.schema import Manifest
+
+    with pytest.raises(InputError, match=r"keys listed more than once: \['a.pt'\]"):
+        parse_spec("manifest.yaml", "models: [{key: a.pt}, {key: b.pt}, {key: a.pt}]", Manifest)
+
+
+def test_the_cli_refuses_a_bad_spec_before_starting_anything(tmp_path):
+    spec = tmp_path / "zoo.yaml"
+    spec.write_text(BASE.replace("s3://zoo-bucket/results", "s3://Bad_Bucket/results") + "domain: {lower: 1, upper: 0}\n")
+    result = subprocess.run([SCRIPT, "zoo", "run", str(spec)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "Bad_Bucket" in result.stderr and "lower must not exceed upper" in result.stderr

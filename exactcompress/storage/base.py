@@ -30,8 +30,10 @@ class Storage(ABC):
         """The object's size in bytes; KeyNotFound if it does not exist."""
 
     @abstractmethod
-    def list_keys(self, prefix: str = "") -> list[str]:
-        """Every key (recursively, sorted) that starts with ``prefix`` (a plain string prefix, as in S3)."""
+    def list_keys(self, prefix: str = "", *, unsafe: bool = False) -> list[str]:
+        """Every key (recursively, sorted) that starts with ``prefix`` (a plain string prefix, as in S3) and
+        that ``safe_key`` accepts; with ``unsafe`` the names it refuses too (so that a caller can name them),
+        never the temporary files of unfinished writes."""
 
     @abstractmethod
     def fingerprints(self, keys: list[str]) -> dict[str, str]:

@@ -9,12 +9,16 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 
+#: the end of every temporary file's name (``~`` is never part of a key)
+TEMP_SUFFIX = "~tmp"
+
+
 @contextmanager
 def temp_beside(path: Path) -> Iterator[Path]:
     """A new empty file beside ``path`` (parents created; mode from the umask), removed on exit.
     The ``~`` in its name is never part of a key, so listings skip it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name[:64]}.{secrets.token_hex(6)}~tmp")
+    temp = path.with_name(f".{path.name[:64]}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
     os.close(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         yield temp

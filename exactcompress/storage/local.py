@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import KeyNotFound
 from .base import Storage
-from .files import temp_beside, write_atomically, write_bytes_synced
+from .files import TEMP_SUFFIX, temp_beside, write_atomically, write_bytes_synced
 from .keys import LOCAL_FINGERPRINT, _is_safe, safe_key, safe_prefix
 
 
@@ -54,7 +54,7 @@ class LocalStorage(Storage):
             raise KeyNotFound(self.url(key))
         return path.stat().st_size
 
-    def list_keys(self, prefix: str = "") -> list[str]:
+    def list_keys(self, prefix: str = "", *, unsafe: bool = False) -> list[str]:
         prefix = safe_prefix(prefix)
         start = self.root / prefix.rpartition("/")[0]
         if not start.is_dir():
@@ -64,7 +64,7 @@ class LocalStorage(Storage):
             relative = Path(directory).relative_to(self.root).as_posix()
             for name in files:
                 key = name if relative == "." else f"{relative}/{name}"
-                if key.startswith(prefix) and _is_safe(key):  # skips temp files of unfinished writes
+                if key.startswith(prefix) and not key.endswith(TEMP_SUFFIX) and (unsafe or _is_safe(key)):
                     keys.append(key)
         return sorted(keys)
 

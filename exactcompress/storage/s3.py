@@ -14,7 +14,7 @@ from typing import Callable, TypeVar
 from ..errors import InputError, KeyNotFound, StorageError, StorageUnavailable
 from .base import Storage
 from .files import write_atomically
-from .keys import BUCKET, common_folder, safe_key, safe_prefix
+from .keys import BUCKET, _is_safe, common_folder, safe_key, safe_prefix
 
 # How long S3 calls keep retrying while the server cannot be reached (e.g. it is being restarted).
 CONNECTION_RETRY_SECONDS = 60.0
@@ -178,14 +178,14 @@ class S3Storage(Storage):
         head = self._call(self.url(key), lambda: self._client().head_object(Bucket=self.bucket, Key=full))
         return int(head["ContentLength"])
 
-    def list_keys(self, prefix: str = "") -> list[str]:
+    def list_keys(self, prefix: str = "", *, unsafe: bool = False) -> list[str]:
         root = f"{self.prefix}/" if self.prefix else ""
         full_prefix = root + safe_prefix(prefix)
 
         def listing() -> list[str]:
             pages = self._client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full_prefix)
             return [item["Key"][len(root):] for page in pages for item in page.get("Contents", [])
-                    if not item["Key"].endswith("/")]
+                    if not item["Key"].endswith("/") and (unsafe or _is_safe(item["Key"][len(root):]))]
 
         return sorted(self._call(self.url(), listing))
 

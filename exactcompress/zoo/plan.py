@@ -28,20 +28,29 @@ def plan_tasks(spec: ZooJobSpec) -> list[ModelTask]:
     if isinstance(spec.source, ManifestSource):
         return _manifest_tasks(spec, spec.source.manifest)
     source = open_storage(spec.source)
-    output_inside = _output_inside(spec.source, spec.output)
+    output_inside = _output_inside(source.url(), open_storage(spec.output).url())
     keys = [
         key
-        for key in source.list_keys()
+        for key in source.list_keys(unsafe=True)
         if key.lower().endswith(MODEL_SUFFIXES) and not (output_inside and key.startswith(output_inside + "/"))
     ]
+    for key in keys:  # one rule for every backend: an unsafe name stops the job before any work, named
+        try:
+            safe_key(key)
+        except InputError as error:
+            raise InputError(f"{source.url()}/{key}", f"{error.reason}; rename the file") from None
     if not keys:
         raise InputError(spec.source, f"no model files ({', '.join(MODEL_SUFFIXES)}) under this prefix")
     return [ModelTask(source_root=spec.source, key=key, domain=spec.domain, spec=spec) for key in sorted(keys)]
 
 
 def _output_inside(source: str, output: str) -> str | None:
-    """The output prefix relative to the source when it lies inside it (its files are not models)."""
+    """The output prefix relative to the source when it lies inside it (its files are not models), given
+    both as canonical storage URLs; InputError when they are the same place."""
     source, output = source.rstrip("/"), output.rstrip("/")
+    if output == source:
+        raise InputError(output, "is the job's source too; write the results elsewhere (their compressed models "
+                         "would be read as new models on the next run)")
     return output[len(source) + 1:] if output.startswith(source + "/") else None
 
 

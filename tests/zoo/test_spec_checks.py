@@ -51,3 +51,40 @@ def test_the_cli_refuses_a_bad_spec_before_starting_anything(tmp_path):
     result = subprocess.run([SCRIPT, "zoo", "run", str(spec)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     assert "Bad_Bucket" in result.stderr and "lower must not exceed upper" in result.stderr
+
+
+def _models(folder: Path, *names: str) -> None:
+    for name in names:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(b"PK not really a model")  # planning reads names, not bytes
+
+
+def test_an_unsafe_model_name_stops_planning_naming_it_locally_and_on_s3(tmp_path, s3_storage):
+    from exactcompress.zoo.plan import plan_tasks
+
+    _models(tmp_path / "zoo", "good.pt", "space name.pt")
+    with pytest.raises(InputError, match=r"zoo/space name.pt: character ' ' not allowed.*rename the file"):
+        plan_tasks(ZooJobSpec(source=str(tmp_path / "zoo"), output=str(tmp_path / "out")))
+    s3_storage.put_bytes("zoo/good.pt", b"x")
+    # a key the tool would never write, put there by another client
+    s3_storage._client().put_object(Bucket=s3_storage.bucket, Key=f"{s3_storage.prefix}/zoo/space name.pt", Body=b"x")
+    with pytest.raises(InputError, match=r"zoo/space name.pt: character ' ' not allowed"):
+        plan_tasks(ZooJobSpec(source=s3_storage.url("zoo"), output=s3_storage.url("out")))
+    assert s3_storage.child("zoo").list_keys() == ["good.pt"]  # other listings keep to safe keys
+
+
+@pytest.mark.parametrize("spelling", ["{root}", "{root}/", "file://{root}", "file://{root}/"])
+def test_output_equal_to_the_source_is_refused_however_spelled(tmp_path, spelling):
+    from exactcompress.zoo.plan import plan_tasks
+
+    _models(tmp_path / "zoo", "a.pt")
+    with pytest.raises(InputError, match="is the job's source too"):
+        plan_tasks(ZooJobSpec(source=str(tmp_path / "zoo"), output=spelling.format(root=tmp_path / "zoo")))
+
+
+def test_results_inside_the_source_are_not_read_as_models(tmp_path):
+    from exactcompress.zoo.plan import plan_tasks
+
+    _models(tmp_path / "zoo", "a.pt", "out/runs/abc/auto-1/compressed.pt")
+    spec = ZooJobSpec(source=f"file://{tmp_path / 'zoo'}/", output=str(tmp_path / "zoo" / "out"))
+    assert [task.key for task in plan_tasks(spec)] == ["a.pt"]

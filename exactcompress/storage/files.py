@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-
 #: the end of every temporary file's name (``~`` is never part of a key)
 TEMP_SUFFIX = "~tmp"
 

@@ -6,6 +6,7 @@ Outputs in ``out_dir``: ``compressed.<ext>`` (per requested format), ``witnesses
 
 from __future__ import annotations
 
+import hashlib
 import platform
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ from .schema import (
     Device,
     DomainRecord,
     ErrorKind,
+    FileDigest,
     LayerCompression,
     LayerReport,
     Method,
@@ -223,11 +225,19 @@ def compress_model(
     seconds["write"] = time.monotonic() - clock
     seconds["total"] = time.monotonic() - started
     status = "partial" if any(mask.any() for mask in analysis.undecided) else "exact"
-    outputs = Outputs(compressed=written, witnesses="witnesses.npz", report_md="report.md", report_html="report.html")
+    files = {name: file_digest(out_dir / name) for name in [*written, "witnesses.npz"]}
+    outputs = Outputs(compressed=written, witnesses="witnesses.npz", report_md="report.md", report_html="report.html",
+                      files=files)
     report = CompressionReport(status=status, outputs=outputs, seconds=seconds, **base, **known)
     write_reports(report, out_dir)
     write_report_json(report, out_dir)
     return report
+
+
+def file_digest(path: Path) -> FileDigest:
+    """Size (bytes) and sha256 of the file at ``path``."""
+    with open(path, "rb") as handle:
+        return FileDigest(bytes=path.stat().st_size, sha256=hashlib.file_digest(handle, "sha256").hexdigest())
 
 
 def _loaded(model) -> tuple[Network, ModelInfo]:

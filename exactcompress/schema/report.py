@@ -149,11 +149,21 @@ class Versions(Strict):
     scip: str
 
 
+class FileDigest(Strict):
+    """Size and content hash of one output file, as written."""
+
+    bytes: int = Field(ge=0)
+    sha256: str
+
+
 class Outputs(Strict):
     compressed: list[str] = Field(description="compressed model file names in the output directory")
     witnesses: str | None = None
     report_md: str | None = None
     report_html: str | None = None
+    files: dict[str, FileDigest] = Field(
+        default_factory=dict, description="the compressed models and witnesses.npz by name: size and sha256 as "
+        "written; a zoo run reuses a committed report only while its files match (since 1.3)")
 
 
 class CompressionReport(Strict):

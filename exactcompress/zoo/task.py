@@ -92,13 +92,23 @@ def domain_digest(domain: DomainSpec, source_root: str) -> str:
 
 
 def committed_report(output: Storage, key: str) -> CompressionReport | None:
-    """The valid report at ``key``; None if there is none (or it does not validate)."""
+    """The valid report at ``key`` whose output files are all there as it records them (size and sha256 in
+    ``outputs.files``); None otherwise (no report, one that does not validate, or a file missing, truncated or
+    changed): the model is then done again."""
     if not output.exists(key):
         return None
     try:
-        return CompressionReport.model_validate_json(output.get_bytes(key))
+        report = CompressionReport.model_validate_json(output.get_bytes(key))
     except ValidationError:
         return None  # a damaged report does not count: the model is done again
+    folder = key.rpartition("/")[0]
+    for name, digest in (report.outputs.files.items() if report.outputs else ()):
+        file_key = f"{folder}/{name}" if folder else name
+        if not output.exists(file_key) or output.size(file_key) != digest.bytes:
+            return None
+        if hashlib.sha256(output.get_bytes(file_key)).hexdigest() != digest.sha256:
+            return None
+    return report
 
 
 def result_from_report(source_url: str, output: Storage, prefix: str, report: CompressionReport) -> ZooModelResult:

@@ -124,6 +124,29 @@ def test_a_failed_report_never_replaces_a_valid_one_but_a_damaged_one_is_redone(
     CompressionReport.model_validate_json(report_path.read_bytes())
 
 
+@pytest.mark.parametrize("damage", ["delete", "truncate", "alter"])
+def test_a_report_whose_outputs_are_missing_or_changed_is_not_reused(tmp_path, damage):
+    write_good(tmp_path / "m/a.pt", seed=1)
+    [task] = plan_tasks(ZooJobSpec(source=str(tmp_path / "m"), output=str(tmp_path / "out")))
+    first = run_model_task(task).result
+    folder = Path(first.report_key).parent
+    recorded = CompressionReport.model_validate_json(Path(first.report_key).read_bytes()).outputs.files
+    assert set(recorded) == {"compressed.pt", "witnesses.npz"}
+    original = (folder / "compressed.pt").read_bytes()
+    assert recorded["compressed.pt"].bytes == len(original)
+    assert not run_model_task(task).analysed  # intact: reused
+    if damage == "delete":
+        (folder / "compressed.pt").unlink()
+    elif damage == "truncate":
+        (folder / "compressed.pt").write_bytes(original[:100])
+    else:
+        (folder / "compressed.pt").write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    again = run_model_task(task)
+    assert again.analysed and again.result.status == "exact"
+    assert (folder / "compressed.pt").read_bytes() == original  # restored, and the report matches it again
+    assert not run_model_task(task).analysed
+
+
 def test_spec_errors_name_the_field(tmp_path):
     path = tmp_path / "spec.yaml"
     path.write_text("source: models\noutput: out\nmetod: milp\ndomain: {lower: 0, uper: 1}\n")

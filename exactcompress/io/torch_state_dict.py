@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -37,6 +38,9 @@ _LINEAR_PARAMS = frozenset({"weight", "bias"})
 _BATCHNORM_PARAMS = frozenset({"weight", "bias", "running_mean", "running_var", "num_batches_tracked"})
 
 
+#: a torch zip archive may declare at most this many times its own size (+ the slack) unpacked
+MAX_UNPACK_RATIO = 4
+MAX_UNPACK_SLACK_BYTES = 16 * 2**20
 #: the first bytes of a torch.save zip archive, and of a legacy (pre-1.6) pickled checkpoint
 ZIP_MAGIC = b"PK"
 PICKLE_PROTOCOL = b"\x80"
@@ -53,6 +57,7 @@ def load_torch_file(path: Path, require_hidden_layer: bool = True) -> tuple[Netw
     if head != ZIP_MAGIC and head[:1] != PICKLE_PROTOCOL:
         raise InputError(source, f"is not a torch checkpoint (torch.save writes a zip archive; this file starts with "
                          f"{head!r}); accepted: a .pt/.pth state dict, .safetensors or .onnx")
+    _check_unpacked_size(source, Path(path))
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -66,6 +71,23 @@ def load_torch_file(path: Path, require_hidden_layer: bool = True) -> tuple[Netw
     except Exception:  # torch raises RuntimeError, EOFError, zipfile errors, ... for bad bytes
         raise InputError(source, "is a truncated or damaged torch checkpoint (its zip archive cannot be read)") from None
     return state_dict_network(source, unwrap_checkpoint(source, loaded), require_hidden_layer)
+
+
+def _check_unpacked_size(source: str, path: Path) -> None:
+    """InputError when the zip archive declares far more bytes than it holds (a zip bomb): torch.save stores
+    its entries uncompressed, so a real checkpoint unpacks to about its own size. Declared sizes are read from
+    the archive's directory, before anything is inflated."""
+    if not zipfile.is_zipfile(path):
+        return
+    packed = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(entry.file_size for entry in archive.infolist())
+    except (zipfile.BadZipFile, OSError):
+        return  # torch.load says what is wrong with it
+    if unpacked > MAX_UNPACK_RATIO * packed + MAX_UNPACK_SLACK_BYTES:
+        raise InputError(source, f"declares {unpacked} bytes unpacked from {packed} bytes (more than "
+                         f"{MAX_UNPACK_RATIO}x + {MAX_UNPACK_SLACK_BYTES >> 20} MiB); refusing to inflate it")
 
 
 def unwrap_checkpoint(source: str, loaded: object) -> dict[str, torch.Tensor]:

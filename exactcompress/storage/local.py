@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..errors import KeyNotFound
+from ..errors import InputError, KeyNotFound
 from .base import Storage
 from .files import TEMP_SUFFIX, temp_beside, write_atomically, write_bytes_synced
 from .keys import LOCAL_FINGERPRINT, _is_safe, safe_key, safe_prefix
@@ -23,7 +23,13 @@ class LocalStorage(Storage):
         return f"LocalStorage({str(self.root)!r})"
 
     def _path(self, key: str) -> Path:
-        return self.root / safe_key(key)
+        """The file of ``key``; InputError when a symbolic link on the way leads out of the root (a source
+        must not be able to make a job read, or write, elsewhere)."""
+        path = self.root / safe_key(key)
+        inside = self.root.resolve()
+        if inside not in path.resolve().parents:
+            raise InputError(str(path), f"is a symbolic link to outside {self.root}; refused")
+        return path
 
     def get_bytes(self, key: str) -> bytes:
         path = self._path(key)
@@ -100,7 +106,7 @@ class LocalStorage(Storage):
         self._path(key).unlink(missing_ok=True)
 
     def url(self, key: str = "") -> str:
-        return str(self._path(key)) if key else str(self.root)
+        return str(self.root / safe_key(key)) if key else str(self.root)
 
     def child(self, prefix: str) -> "LocalStorage":
         return LocalStorage(self._path(prefix))

@@ -194,10 +194,14 @@ def run_model_task(task: ModelTask, *, parallel_map: ParallelMap | None = None, 
     source_url = source.url(task.key)
     with tempfile.TemporaryDirectory(prefix="exactcompress-") as scratch_name:
         scratch = Path(scratch_name)
-        size = source.size(task.key)
+        unread = hashlib.sha256(source_url.encode()).hexdigest()  # stands for the sha256 of a model never read
+        try:
+            size = source.size(task.key)
+        except InputError as error:  # e.g. a symbolic link out of a local source
+            return _commit_failure(task, output, source_url, unread, error.reason, scratch)
         if size > spec.max_model_bytes:
             reason = f"model file is {size} bytes, over the job's max_model_bytes {spec.max_model_bytes}"
-            return _commit_failure(task, output, source_url, hashlib.sha256(source_url.encode()).hexdigest(), reason, scratch)
+            return _commit_failure(task, output, source_url, unread, reason, scratch)
         local_model = scratch / ("model" + PurePosixPath(task.key).suffix.lower())
         fingerprint = source.download(task.key, local_model)
         model_sha256 = hashlib.sha256(local_model.read_bytes()).hexdigest()

@@ -434,7 +434,18 @@ def _save_safetensors(path: Path, tensors: dict) -> Path:
     return path
 
 
+def zip_bomb(tmp_path: Path) -> Path:
+    """A torch-like zip whose one entry inflates to 64 MiB from a few dozen KiB."""
+    import zipfile
+
+    path = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("archive/data.pkl", b"\x00" * (64 * 2**20))
+    return path
+
+
 BAD_INPUTS = {
+    "zip_bomb": (zip_bomb, "refusing to inflate it"),
     "missing": (lambda tmp_path: tmp_path / "missing.pt", "no such file"),
     "empty_pt": (write("empty.pt", b""), "empty"),
     "empty_onnx": (write("empty.onnx", b""), "empty"),

@@ -329,3 +329,21 @@ def test_an_unreachable_server_is_retried_with_a_warning_then_one_line(monkeypat
     assert "\n" not in str(caught.value) and "cannot reach the storage server" in str(caught.value)
     warnings = [record.getMessage() for record in caplog.records]
     assert len(warnings) >= 2 and all(f"127.0.0.1:{port}, retrying" in message for message in warnings)
+
+
+def test_local_storage_never_follows_a_link_out_of_its_root(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("credentials")
+    root = tmp_path / "root"
+    (root / "inner").mkdir(parents=True)
+    (root / "inner" / "real.pt").write_bytes(b"model")
+    (root / "out.pt").symlink_to(secret)
+    (root / "in.pt").symlink_to(root / "inner" / "real.pt")
+    (root / "escape").symlink_to(tmp_path)
+    storage = open_storage(str(root))
+    assert storage.get_bytes("in.pt") == b"model"  # a link that stays inside is an ordinary file
+    for key in ("out.pt", "escape/secret.txt"):
+        for read in (storage.get_bytes, storage.size, lambda key: storage.download(key, tmp_path / "copy")):
+            with pytest.raises(InputError, match="is a symbolic link to outside"):
+                read(key)
+    assert not (tmp_path / "copy").exists()

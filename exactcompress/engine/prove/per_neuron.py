@@ -99,12 +99,18 @@ def _run(layer_model: LayerModel, weights_in: np.ndarray, neuron: int, sense: in
     relaxed = phase_free_binaries(layer_model, weights_in, sense)
     for binary in relaxed:
         model.chgVarType(binary, "CONTINUOUS")
+    # sign mode states the hypothesis being refuted (g >= -margin for max, g <= margin for min): SCIP's
+    # propagation then tightens earlier neurons under it, and an infeasible model is the proof
+    hypothesis = (model.addCons(sense * layer_model.g[neuron] >= -MILP_MARGIN, name="hypothesis")
+                  if dual_limit != _NO_LIMIT else None)
     try:
         try:
             model.optimize()
         except Exception as error:  # SCIP raises plain Exception, e.g. "SCIP: error in LP solver!"
             raise SolverError(source, f"SCIP failed: {error}") from None
         status = model.getStatus()
+        if hypothesis is not None and status == "infeasible":  # no input reaches the hypothesis: proved
+            return "optimal", -sense * MILP_MARGIN, None, int(model.getNNodes()), int(model.getNLPIterations())
         if status in _IMPOSSIBLE_STATUSES:
             raise SolverError(source, f"SCIP reports it {status}; the box is non-empty, so the given bounds or the "
                               "model are wrong")
@@ -120,6 +126,8 @@ def _run(layer_model: LayerModel, weights_in: np.ndarray, neuron: int, sense: in
         return status, dual, x, int(model.getNNodes()), int(model.getNLPIterations())
     finally:
         model.freeTransform()
+        if hypothesis is not None:
+            model.delCons(hypothesis)
         for binary in relaxed:
             model.chgVarType(binary, "BINARY")
 
@@ -161,6 +169,18 @@ def _ask(layer_model: LayerModel, network: Network, box: Box, neuron: int, sense
     return _Answer(bound, x, status == "timelimit", solves, nodes, iterations)
 
 
+def _check_bounds_hold(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int) -> None:
+    """SolverError unless the pre-activations of the box's centre lie within ``bounds`` of the layers below
+    ``layer``. Valid bounds hold everywhere in the box; wrong ones (a bug) could make a model infeasible, and
+    a sign solve reads an infeasible model under its hypothesis as a proof, so this is checked first."""
+    centre = (box.lower + box.upper) / 2
+    for below, (g, bound) in enumerate(zip(network.preactivations(centre[None, :])[:layer], bounds[:layer])):
+        outside = (g[0] < bound.lower - 1e-9 * (1 + np.abs(g[0]))) | (g[0] > bound.upper + 1e-9 * (1 + np.abs(g[0])))
+        if outside.any():
+            raise SolverError(f"bounds of hidden layer {below}", f"exclude the box centre at neuron "
+                              f"{int(np.flatnonzero(outside)[0])}: the model would be infeasible; the bounds are wrong")
+
+
 def _shows_sign(network: Network, layer: int, neuron: int, sense: int, x: np.ndarray | None) -> bool:
     if x is None:
         return False
@@ -198,6 +218,7 @@ def _solve_in_process(network: Network, box: Box, bounds: Sequence[LayerBounds],
             if not wanted:
                 continue
             if layer_model is None and seconds_left(deadline) > 0:
+                _check_bounds_hold(network, box, bounds, layer)
                 layer_model = build_layer_model(network, box, bounds, layer)
             answer = (_Answer(None, None, True, 0, 0, 0) if layer_model is None
                       else _ask(layer_model, network, box, neuron, sense, mode, deadline, solve_limit))

@@ -27,6 +27,9 @@ CHUNK_BYTES = 64 * 2**20
 GRADIENT_ROWS = 4096
 #: the gradient search hands its points to ``record`` every this many steps (and after the last)
 RECORD_EVERY = 10
+#: a start stops when, at the rate its objective rose over the last this many record points, it would not
+#: show the sign within the steps left (on regularised nets most open signs are stable: the steps are waste)
+STALL_RECORDS = 3
 
 Masks = tuple[list[np.ndarray], list[np.ndarray]]
 
@@ -184,6 +187,7 @@ def _gradient_chunk(
         return box.clip(x.detach().numpy().astype(np.float64))
 
     first_moment, second_moment = torch.zeros_like(x), torch.zeros_like(x)
+    objectives: list[torch.Tensor] = []  # per start, sign * g at the last record points
     beta1, beta2, eps = 0.9, 0.999, 1e-12
     for step in range(1, steps + 1):
         if expired(deadline):
@@ -207,12 +211,18 @@ def _gradient_chunk(
         if step % RECORD_EVERY == 0 or step == steps:
             witnesses = record(network, witnesses, candidates())
             keep = _still_open(witnesses, row_targets)
+            objectives.append((sign_of * chosen).detach())
+            if len(objectives) > STALL_RECORDS:
+                earlier, now = objectives.pop(0), objectives[-1]
+                reachable = now + (now - earlier) * (steps - step) / (STALL_RECORDS * RECORD_EVERY)
+                keep &= (reachable > 0).numpy()
             if not keep.any():
                 break
             if not keep.all():
                 selector = torch.from_numpy(np.flatnonzero(keep))
                 row_targets = row_targets[keep]
                 x, first_moment, second_moment = x[selector], first_moment[selector], second_moment[selector]
+                objectives = [values[selector] for values in objectives]
     return witnesses
 
 

@@ -155,6 +155,27 @@ def test_version_and_spec_typos_get_the_closest_field(tmp_path):
     assert "did you mean 'lower'?" in result.stderr
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--lower", "1", "--upper", "0"], "lower bound exceeds upper bound"),
+    (["--lower", "nan"], "must be finite"),
+    (["--domain", "{tmp}/missing.json"], "domain file not found"),
+    (["--domain-from-data", "{tmp}/missing.npy"], "no such file"),
+    (["--data", "{tmp}/missing.npy"], "no such file"),
+    (["--margin", "-1", "--domain-from-data", "{tmp}/missing.npy"], "--margin"),
+    (["--device", "cuda"], "cuda"),
+])
+def test_every_bad_flag_is_exit_code_2_and_writes_nothing(digits_zoo, tmp_path, flags, message):
+    import torch
+
+    if "cuda" in flags and torch.cuda.is_available():
+        pytest.skip("a GPU is present: --device cuda is valid here")
+    model = _zoo_model(digits_zoo, "32x32-l1")
+    result = run("compress", str(model), "--out", str(tmp_path / "out"), *[flag.format(tmp=tmp_path) for flag in flags])
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
 def test_time_limits_must_be_positive_seconds(digits_zoo, tmp_path):
     model = _zoo_model(digits_zoo, "l1")
     for value in ("0", "-5", "nan", "inf"):

@@ -247,3 +247,22 @@ def test_progress_counts_every_question_of_a_stage(method):
         done = [value for message, value, _ in counted if message == stage]
         total = {value for message, _, value in counted if message == stage}
         assert len(total) == 1 and done == sorted(done) and done[-1] == total.pop()
+
+
+def test_a_failed_single_milp_leaves_its_questions_undecided_not_the_model_failed(monkeypatch, tmp_path):
+    # SCIP's LP solver can fail on hard numerics (seen on a 3072-input 5x100 net): the milp method then claims
+    # nothing from the solve, keeps its questions undecided and still writes an exact-by-construction model
+    import exactcompress.engine.analyze as stability
+
+    def failing_solve(*args, **kwargs):
+        raise SolverError("single MILP", "SCIP failed: SCIP: error in LP solver!")
+
+    real_search = stability.search
+    monkeypatch.setattr(stability, "search", lambda *a, **k: real_search(*a, **{**k, "n_samples": 0, "gradient_steps": 0}))
+    monkeypatch.setattr(stability, "solve_network", failing_solve)
+    network = random_net(7, 6, [16, 16, 12], bias_shift=1.5)
+    report = compress_model(network, tmp_path / "out", domain=scalar_box(-1, 1), method="milp", verify_samples=1000)
+    assert report.status == "partial" and report.verification.passed
+    assert "single MILP failed (SCIP failed: SCIP: error in LP solver!)" in report.policy
+    assert sum(len(layer.undecided) for layer in report.layers) > 0
+    assert not any(layer.settled_by["single-milp"] for layer in report.layers)

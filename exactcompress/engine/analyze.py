@@ -292,11 +292,14 @@ def _settled_bounds(state: _BoxState) -> list[LayerBounds]:
 
 
 def _milp(network: Network, box: Box, data, deadline, rng, say: Progress) -> _BoxState:
-    """Bounds, witnesses, then the single MILP alone (what it leaves unsettled is undecided)."""
+    """Bounds, witnesses, then the single MILP alone (what it leaves unsettled is undecided; if SCIP fails,
+    nothing is claimed from it and its questions stay undecided: the result is partial, not failed)."""
     state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
     if _count_open(state):
-        # a finished solve leaves open only states in the tolerance band (undecided, not timed out)
-        state.timed_out |= not _single_milp(network, box, state, deadline, say)
+        try:  # a finished solve leaves open only states in the tolerance band (undecided, not timed out)
+            state.timed_out |= not _single_milp(network, box, state, deadline, say)
+        except SolverError as error:
+            state.policy = f"single MILP failed ({error.reason}); its {_count_open(state)} open questions stay undecided"
     return state
 
 

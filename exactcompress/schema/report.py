@@ -180,7 +180,7 @@ class CompressionReport(Strict):
         None, description="why it failed: input (bad model, domain or data), solver (SCIP), soundness (a proof and "
         "a witness disagree: a bug), verification (outputs differ), internal (since 1.2)")
     time_limit_s: float | None = None
-    policy: str | None = Field(None, description="what --method auto chose for this network and why (since 1.1)")
+    policy: str | None = Field(None, description="what --method auto chose for this network and why (since 1.1); for milp, why its questions stayed undecided if SCIP failed (since 1.3)")
     time_limit_reached: bool = Field(False, description="some MILP was cut by --time-limit (its neurons are undecided)")
     workers: int = 1
     layers: list[LayerReport] = Field(default_factory=list)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from exactcompress.training.datasets import digits_data, upsample_digits_784
+from exactcompress.training.datasets import digits_data, upsample_digits
 from exactcompress.training.digits_zoo import DIGITS_ZOO, build_digits_zoo
 
 
@@ -86,14 +86,17 @@ def test_digits_split_is_scaled_and_disjoint():
         digits_data("validation")
 
 
-def test_upsample_digits_784():
+def test_upsample_digits_to_mnist_and_cifar_shapes():
     X_test, _ = digits_data("test")
-    big = upsample_digits_784(X_test[:5])
+    big = upsample_digits(X_test[:5], 28)
     assert big.shape == (5, 784) and big.dtype == np.float64
     assert big.min() >= 0.0 and big.max() <= 1.0
     np.testing.assert_allclose(big.reshape(5, 28, 28).mean(axis=(1, 2)), X_test[:5].mean(axis=1), atol=0.05)
-    np.testing.assert_allclose(upsample_digits_784(np.ones((1, 64))), np.ones((1, 784)), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(upsample_digits(np.ones((1, 64)), 28), np.ones((1, 784)), rtol=0, atol=1e-12)
+    colour = upsample_digits(X_test[:5], 32, channels=3).reshape(5, 3, 32, 32)
+    assert (colour[:, 0] == colour[:, 1]).all() and (colour[:, 1] == colour[:, 2]).all()
+    np.testing.assert_allclose(colour[:, 0].mean(axis=(1, 2)), X_test[:5].mean(axis=1), atol=0.05)
     with pytest.raises(ValueError):
-        upsample_digits_784(X_test[:, :63])
+        upsample_digits(X_test[:, :63], 28)
     with pytest.raises(ValueError):
-        upsample_digits_784(X_test * 16)
+        upsample_digits(X_test * 16, 28)

@@ -75,7 +75,7 @@ def load_dataset(dataset: str | NpzDataset, scratch: Path) -> Dataset:
     ``"digits-3072"`` (upsampled to 32x32, three equal channels, d = 3072), all in [0, 1]; or an ``NpzDataset`` whose .npz is downloaded into ``scratch`` and checked (InputError naming
     the file and the array otherwise).
     """
-    if dataset == "digits" or dataset in UPSAMPLED:
+    if isinstance(dataset, str) and (dataset == "digits" or dataset in UPSAMPLED):
         (X_train, y_train), (X_test, y_test) = digits_data("train"), digits_data("test")
         if dataset in UPSAMPLED:
             X_train, X_test = (upsample_digits(X, *UPSAMPLED[dataset]) for X in (X_train, X_test))

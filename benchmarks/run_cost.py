@@ -35,7 +35,10 @@ def one_run(model: Path, tree: Path) -> dict:
                         f"{scratch}/out", "--quiet"], check=True, capture_output=True, cwd=tree)
         wall = time.perf_counter() - start
         report = json.loads((Path(scratch) / "out" / "report.json").read_text())
-    return {"wall_s": wall, "total_s": report["seconds"]["total"], "overhead_s": wall - report["seconds"]["total"]}
+    seconds = report["seconds"]
+    return {"wall_s": wall, "total_s": seconds["total"], "overhead_s": wall - seconds["total"],
+            "verify_s": seconds.get("verify", 0.0), "verify_share": seconds.get("verify", 0.0) / seconds["total"],
+            "verify_inputs": report["verification"]["n_inputs"]}
 
 
 def import_seconds(module: str, repeat: int) -> float:
@@ -57,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--trees", nargs="+", type=Path, default=[Path(".")], help="source trees to compare")
     parser.add_argument("--only", nargs="+", default=list(DEFAULT_MODELS), metavar="NAME", help="models (names)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per model and imports (default 3)")
+    parser.add_argument("--verify-models", nargs="*", default=[], metavar="NAME",
+                        help="models run once per tree for the verification stage's share of the total")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results", help="results directory")
     args = parser.parse_args(argv)
     rows = []
@@ -69,14 +74,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append({"model": name, "tree": str(tree), "runs": measured,
                          **{key: statistics.median(run[key] for run in measured)
                             for key in ("wall_s", "total_s", "overhead_s")}})
+    verification = [{"model": name, "tree": str(tree), **one_run(args.zoo / f"{name}.pt", tree)}
+                    for name in args.verify_models for tree in args.trees]
     imports = {module: import_seconds(module, args.repeat) for module in IMPORTS}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "run_cost.json").write_text(json.dumps({"models": rows, "import_s": imports}, indent=2) + "\n")
+    (args.out / "run_cost.json").write_text(json.dumps({"models": rows, "verification": verification,
+                                                        "import_s": imports}, indent=2) + "\n")
     lines = ["# The fixed cost of one compress process", "",
              "Medians of fresh processes (`--quiet`); overhead = wall − the report's total.", "",
              "| model | tree | wall s | report total s | overhead s |", "| --- | --- | --- | --- | --- |"]
     lines += [f"| {row['model']} | `{row['tree']}` | {row['wall_s']:.2f} | {row['total_s']:.2f} | {row['overhead_s']:.2f} |"
               for row in rows]
+    if verification:
+        lines += ["", "The verification stage (float64, 100,000 uniform draws + corners + witnesses) in one run:", "",
+                  "| model | tree | verify s | inputs | total s | verify share |", "| --- | --- | --- | --- | --- | --- |"]
+        lines += [f"| {row['model']} | `{row['tree']}` | {row['verify_s']:.2f} | {row['verify_inputs']} | "
+                  f"{row['total_s']:.2f} | {100 * row['verify_share']:.0f}% |" for row in verification]
     lines += ["", "Import time of each module alone (best of the repeats, interpreter start subtracted):", "",
               "| module | s |", "| --- | --- |"]
     lines += [f"| `{module}` | {seconds:.2f} |" for module, seconds in imports.items()]

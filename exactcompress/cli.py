@@ -140,8 +140,9 @@ def compress(
     verify_samples: int = typer.Option(100_000, "--verify-samples", min=0, help="Uniform random inputs on which the "
                                        "compressed model is checked against the original (float64), besides the box "
                                        "corners, every witness and the --data rows."),
-    force: bool = typer.Option(False, "--force", help="Write into --out even if it holds other files or another "
-                               "model's results (a previous output of the same model is always replaced)."),
+    force: bool = typer.Option(False, "--force", help="Replace another model's results in --out, or write into a "
+                               "folder holding other files (they are kept). A previous output of the same model is "
+                               "always replaced, as a whole."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Analyse MODEL on an input domain (a box, a data set's box or a union of L∞ balls), compress it exactly
@@ -160,16 +161,18 @@ def compress(
         points = load_data(data, loaded[0].input_dim) if data is not None else None
         chosen_domain.check_dim(loaded[0].input_dim)
         resolve_device(device.value)
-        _check_out(out, loaded[1].sha256, force)
-    if quiet:
-        report = compress_model(loaded, out, domain=chosen_domain, data=points, method=method.value, time_limit=time_limit,
-                                workers=workers, formats=[f.value for f in fmt], seed=seed, device=device.value,
-                                verify_samples=verify_samples)
-    else:
-        with _stage_bar(model.name) as progress:
-            report = compress_model(loaded, out, domain=chosen_domain, data=points, method=method.value,
+        whole = _check_out(out, loaded[1].sha256, force)
+    with _replacing(out, whole) as target:
+        if quiet:
+            report = compress_model(loaded, target, domain=chosen_domain, data=points, method=method.value,
                                     time_limit=time_limit, workers=workers, formats=[f.value for f in fmt], seed=seed,
-                                    device=device.value, verify_samples=verify_samples, progress=progress)
+                                    device=device.value, verify_samples=verify_samples)
+        else:
+            with _stage_bar(model.name) as progress:
+                report = compress_model(loaded, target, domain=chosen_domain, data=points, method=method.value,
+                                        time_limit=time_limit, workers=workers, formats=[f.value for f in fmt],
+                                        seed=seed, device=device.value, verify_samples=verify_samples,
+                                        progress=progress)
     if report.status == "failed":
         _fail(report.error or "failed", ExitCode.FAILED)
     if loaded[1].activation_assumed:
@@ -214,9 +217,10 @@ def _stage_bar(name: str) -> Iterator:
         yield progress
 
 
-def _check_out(out: Path, model_sha256: str, force: bool) -> None:
-    """InputError unless ``out`` can take this model's outputs: absent, empty, a previous output of the same
-    model, or anything but a file with ``force``."""
+def _check_out(out: Path, model_sha256: str, force: bool) -> bool:
+    """Whether ``out`` is replaced as a whole (absent, empty, or an exactcompress output: of this model, or of
+    another with ``force``) rather than written into (other files, with ``force``: they are kept). InputError
+    for a file, or without ``force`` for other files or another model's results."""
     from pydantic import ValidationError
 
     from .errors import InputError
@@ -224,15 +228,45 @@ def _check_out(out: Path, model_sha256: str, force: bool) -> None:
 
     if out.exists() and not out.is_dir():
         raise InputError(str(out), "exists and is not a directory; --out needs a directory for the outputs")
-    if not out.exists() or force or not any(out.iterdir()):
-        return
+    if not out.exists() or not any(out.iterdir()):
+        return True
     try:
         previous = CompressionReport.model_validate_json((out / "report.json").read_bytes())
     except (OSError, ValidationError):
+        if force:
+            return False
         raise InputError(str(out), "is not empty and holds no exactcompress output; choose another --out or pass "
                          "--force") from None
-    if previous.model is None or previous.model.sha256 != model_sha256:
+    if (previous.model is None or previous.model.sha256 != model_sha256) and not force:
         raise InputError(str(out), "holds the results of another model; choose another --out or pass --force")
+    return True
+
+
+@contextmanager
+def _replacing(out: Path, whole: bool) -> Iterator[Path]:
+    """The folder to write the outputs into: with ``whole``, a new folder beside ``out`` that then takes its
+    place (a reader sees the old outputs or the new ones, never a mix); else ``out`` itself."""
+    import os
+    import shutil
+    import tempfile
+
+    if not whole:
+        out.mkdir(parents=True, exist_ok=True)
+        yield out
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        yield staging
+        if out.exists():
+            previous = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.replace(out, previous / out.name)
+            os.replace(staging, out)
+            shutil.rmtree(previous)
+        else:
+            os.replace(staging, out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 #: ``exactcompress schema NAME`` prints the JSON Schema of this pydantic model (in ``schema.py``)

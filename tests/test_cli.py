@@ -176,6 +176,23 @@ def test_every_bad_flag_is_exit_code_2_and_writes_nothing(digits_zoo, tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
+def test_a_previous_output_is_replaced_as_a_whole_and_forced_writes_keep_other_files(digits_zoo, tmp_path):
+    model = _zoo_model(digits_zoo, "32x32-l1")
+    out = tmp_path / "out"
+    quick = ("-q", "--verify-samples", "10")
+    assert run("compress", str(model), "--out", str(out), "--format", "onnx", *quick).returncode == 0
+    assert (out / "compressed.onnx").exists()
+    assert run("compress", str(model), "--out", str(out), *quick).returncode == 0
+    assert (out / "compressed.pt").exists() and not (out / "compressed.onnx").exists()  # nothing stale is left
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]  # no staging folders left behind
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "notes.txt").write_text("mine")
+    assert run("compress", str(model), "--out", str(shared), "--force", *quick).returncode == 0
+    assert (shared / "notes.txt").read_text() == "mine" and (shared / "report.json").exists()
+
+
 def test_time_limits_must_be_positive_seconds(digits_zoo, tmp_path):
     model = _zoo_model(digits_zoo, "l1")
     for value in ("0", "-5", "nan", "inf"):

@@ -35,6 +35,7 @@ th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: ta
 .status-exact { color: #1b7f3b; } .status-partial { color: #a86500; } .status-failed { color: #b00020; }
 .error { background: #fdecea; border-left: 4px solid #b00020; padding: 0.5em 1em; }
 img { max-width: 100%; } .legend { font-size: 0.85em; color: #555; }
+table.models td:first-child { white-space: nowrap; } body:has(table.models) { max-width: 90em; }
 """
 
 

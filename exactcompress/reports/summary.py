@@ -58,12 +58,41 @@ STATUS_COLOURS = {"exact": "#2a9d8f", "partial": "#e9a23b", "failed": "#b00020"}
 SETTLER_COLOURS = dict(zip(get_args(Settler), ("#264653", "#2a9d8f", "#8ab17d", "#6d597a", "#e76f51"), strict=True))
 OTHER_STEP_COLOUR = "#adb5bd"
 
+#: zoos of more models get distribution figures instead of one bar per model
+PER_MODEL_FIGURES_MAX = 40
+HISTOGRAM_BINS = 20
 MAX_FIGURE_WIDTH_IN = 20.0
 INCHES_PER_MODEL = 0.18
 TICK_LABELS_PER_INCH = 6
 TICK_LABEL_CHARS = 24
 LOG_SCALE_RATIO = 100.0
 TERMINAL_ERROR_CHARS = 60
+
+#: inline, no network: sort by a column (numbers as numbers) and filter rows by text
+TABLE_SCRIPT = """<script>
+(function () {
+  const table = document.getElementById("models"), body = table.tBodies[0];
+  const rows = Array.from(body.rows), filter = document.getElementById("filter");
+  const shown = document.getElementById("shown");
+  const key = (row, i) => { const t = row.cells[i].textContent.trim(); const n = parseFloat(t.replace(/[^0-9.eE+-]/g, ""));
+                             return /^[-−]?[0-9.]/.test(t) && !isNaN(n) ? n : t.toLowerCase(); };
+  const count = () => { shown.textContent = rows.filter(r => r.style.display !== "none").length + " of " + rows.length + " shown"; };
+  Array.from(table.tHead.rows[0].cells).forEach((th, i) => {
+    th.style.cursor = "pointer";
+    th.addEventListener("click", () => {
+      const up = th.dataset.order !== "up"; th.dataset.order = up ? "up" : "down";
+      rows.sort((a, b) => { const x = key(a, i), y = key(b, i); return (x < y ? -1 : x > y ? 1 : 0) * (up ? 1 : -1); });
+      rows.forEach(r => body.appendChild(r));
+    });
+  });
+  filter.addEventListener("input", () => {
+    const words = filter.value.toLowerCase().split(/\\s+/).filter(Boolean);
+    rows.forEach(r => { const text = r.textContent.toLowerCase(); r.style.display = words.every(w => text.includes(w)) ? "" : "none"; });
+    count();
+  });
+  count();
+})();
+</script>"""
 
 MODEL_COLUMNS = ["model", "status", "neurons", "% removed", "parameters", "settled by", "undecided", "seconds", "report"]
 TERMINAL_COLUMNS = ["model", "status", "neurons", "% removed", "seconds"]
@@ -249,7 +278,10 @@ def _html_models(summary: ZooSummary) -> str:
 
     head = "<tr>" + "".join(html_cell("th", column) for column in columns) + "</tr>"
     body = "".join("<tr>" + "".join(cell(column, row[column]) for column in columns) + "</tr>" for row in _model_rows(summary))
-    return f"<table>{head}{body}</table>"
+    search = ('<p><input id="filter" type="search" placeholder="filter models (name, status, …)" size="40"> '
+              '<span id="shown"></span> · click a column title to sort</p>')
+    return f'{search}<table id="models" class="models"><thead>{head}</thead><tbody>{body}</tbody></table>{TABLE_SCRIPT}'
+
 
 
 def render_summary_html(summary: ZooSummary) -> str:
@@ -381,11 +413,68 @@ def _settled_png(models: Sequence[ZooModelResult]) -> bytes:
     return png_bytes(figure)
 
 
+def _distribution_axes(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Axes]:
+    figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI, layout="constrained")
+    axes = figure.add_subplot()
+    axes.set_title(title, fontsize=10)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    return figure, axes
+
+
+def _removed_histogram_png(models: Sequence[ZooModelResult]) -> bytes:
+    """Histogram of the removed fraction, stacked by status (failed models removed nothing: counted in the title)."""
+    failed = sum(model.status == "failed" for model in models)
+    figure, axes = _distribution_axes(f"Neurons removed: {len(models)} models ({failed} failed, not shown)",
+                                      "fraction of hidden neurons removed", "models")
+    groups = [[_removed_fraction(m.neurons_before, m.neurons_after) for m in models if m.status == status]
+              for status in ("exact", "partial")]
+    axes.hist(groups, bins=HISTOGRAM_BINS, range=(0.0, 1.0), stacked=True, label=["exact", "partial"],
+              color=[STATUS_COLOURS["exact"], STATUS_COLOURS["partial"]])
+    axes.legend(fontsize=8, frameon=False)
+    return png_bytes(figure)
+
+
+def _seconds_scatter_png(models: Sequence[ZooModelResult]) -> bytes:
+    """Engine seconds against hidden neurons, one point per model coloured by status."""
+    figure, axes = _distribution_axes(f"Engine seconds against size: {len(models)} models", "hidden neurons",
+                                      "engine seconds")
+    for status, colour in STATUS_COLOURS.items():
+        chosen = [model for model in models if model.status == status]
+        if chosen:
+            axes.scatter([m.neurons_before for m in chosen], [m.seconds for m in chosen], s=8, color=colour,
+                         label=f"{status} ({len(chosen)})", alpha=0.7)
+    positive = [model.seconds for model in models if model.seconds > 0]
+    if positive and max(positive) > LOG_SCALE_RATIO * min(positive):
+        axes.set_yscale("log")
+    axes.legend(fontsize=8, frameon=False)
+    return png_bytes(figure)
+
+
+def _settled_totals_png(models: Sequence[ZooModelResult]) -> bytes:
+    """Neurons settled by each step over the whole zoo, and the undecided ones: one horizontal bar each."""
+    figure, axes = _distribution_axes(f"Neurons settled by each step: {len(models)} models", "neurons", "")
+    steps = _steps(key for model in models for key in model.settled_by)
+    labels = [f"settled by {step}" for step in steps] + [STATE_STYLE["undecided"][0]]
+    totals = [sum(model.settled_by.get(step, 0) for model in models) for step in steps] + [sum(m.undecided for m in models)]
+    colours = [SETTLER_COLOURS.get(step, OTHER_STEP_COLOUR) for step in steps] + [STATE_STYLE["undecided"][1]]
+    axes.barh(range(len(labels)), totals, color=colours)
+    axes.set_yticks(range(len(labels)), labels, fontsize=8)
+    axes.invert_yaxis()
+    return png_bytes(figure)
+
+
 def summary_figures(summary: ZooSummary) -> dict[str, bytes]:
     """The summary's PNG figures by file name (``summary_removed.png``, ``summary_seconds.png``,
-    ``summary_settled.png``); 110 dpi, 7–20 in wide by model count; byte-identical for equal summaries."""
+    ``summary_settled.png``); byte-identical for equal summaries. Up to PER_MODEL_FIGURES_MAX models: one bar
+    per model (7–20 in wide by model count); more: distributions that stay readable at any zoo size (removed
+    fraction histogram, seconds against size, neurons settled by each step over the zoo)."""
+    models = summary.models
+    if len(models) > PER_MODEL_FIGURES_MAX:
+        return {REMOVED_FIGURE: _removed_histogram_png(models), SECONDS_FIGURE: _seconds_scatter_png(models),
+                SETTLED_FIGURE: _settled_totals_png(models)}
     return {
-        REMOVED_FIGURE: _removed_png(summary.models),
-        SECONDS_FIGURE: _seconds_png(summary.models),
-        SETTLED_FIGURE: _settled_png(summary.models),
+        REMOVED_FIGURE: _removed_png(models),
+        SECONDS_FIGURE: _seconds_png(models),
+        SETTLED_FIGURE: _settled_png(models),
     }

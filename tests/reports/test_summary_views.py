@@ -1,5 +1,9 @@
 import base64
 import re
+import shutil
+import subprocess
+
+import pytest
 
 from exactcompress.reports.summary import (
     model_names,
@@ -204,3 +208,22 @@ def test_a_thousand_model_summary_has_distribution_figures_and_a_sortable_filter
     assert '<table id="models" class="models">' in page and 'id="filter"' in page and "<script>" in page
     assert "http://" not in page and "https://" not in page  # no CDN: the page works offline
     assert len(page) < 3_000_000
+
+
+@pytest.mark.slow
+def test_a_thousand_model_summary_loads_in_a_real_headless_browser(tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Debian's chromium is not installed (make setup installs it where apt-get can)")
+    page = tmp_path / "summary.html"
+    page.write_text(render_summary_html(_zoo(1000)), encoding="utf-8")
+    result = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+         f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    dom = result.stdout
+    assert '<span id="shown">1000 of 1000 shown</span>' in dom  # the table's script ran to its end
+    assert dom.count("a-rather-long-model-name-") >= 1000
+    assert "Uncaught" not in result.stderr and "SyntaxError" not in result.stderr

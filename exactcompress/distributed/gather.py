@@ -19,6 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ..errors import StorageUnavailable
 from .progress import ProgressBoard
 
 POLL_SECONDS = 0.5
@@ -47,13 +48,16 @@ def gather(
     on_failure: Callable[[Item, str], Result],
     is_failed: Callable[[Result], bool],
     done_before: int = 0,
+    storage_down: Callable[[], bool] | None = None,
 ) -> list[Result]:
     """Wait for every task in ``pending`` (its ref → its input); returns the results in completion order.
 
     A task that raised (retries exhausted, or an exception it was not retried for) gives
     ``on_failure(input, "task failed: <reason>")``. The bar (on ``console``; None: no bar) counts the tasks
     that have called ``board.start`` as running, and ``done_before`` items finished without a task as done.
-    Kills ``board`` at the end.
+    When a task reports a storage outage to ``board``, ``storage_down()`` checks the storage from here: if it is
+    down, every pending task is cancelled and ``StorageUnavailable`` raised (what was committed stays valid; a
+    new run resumes); if not, the job goes on. Kills ``board`` at the end.
     """
     pending = dict(pending)
     results: list[Result] = []
@@ -70,6 +74,15 @@ def gather(
                     results.append(ray.get(ref))
                 except ray.exceptions.RayError as error:
                     results.append(on_failure(item, f"task failed: {failure_reason(error)}"))
+            outage = ray.get(board.storage_outage.remote()) if storage_down is not None else None
+            if outage is not None:
+                if storage_down():
+                    for ref in pending:
+                        ray.cancel(ref, force=True)
+                    ray.kill(board)
+                    raise StorageUnavailable("storage", f"the job stopped: {outage} ({done_before + len(results)} "
+                                             "models were done before; run it again to resume)")
+                board.report_outage.remote(None)  # reachable again: the task's retry will do
             failed = sum(is_failed(result) for result in results)
             running = max(0, ray.get(board.count.remote()) - len(results))
             bar.update(progress, completed=done_before + len(results),

@@ -27,14 +27,14 @@ from dataclasses import dataclass
 import ray
 from rich.console import Console
 
-from ..errors import ExitCode, StorageError
+from ..errors import ExitCode, StorageError, StorageUnavailable
 from ..schema import ModelTask, ZooJobSpec, ZooModelResult, ZooSummary
 from ..storage import open_storage
 from ..zoo.incremental import plan_incremental
 from ..zoo.leases import LeaseTerms
 from ..zoo.ledger import consolidate
 from ..zoo.plan import plan_tasks
-from ..zoo.summary import failed_result, summarize, write_summary
+from ..zoo.summary import SUMMARY, failed_result, summarize, write_summary
 from ..zoo.task import TaskOutcome, run_model_task
 from .cluster import connect, ray_parallel_map
 from .gather import driver_board, gather
@@ -67,7 +67,20 @@ class ZooRun:
 
 def _compress_task(task: ModelTask, board, lease: LeaseTerms | None) -> TaskOutcome:
     board.start.remote(task.key)
-    return run_model_task(task, parallel_map=ray_parallel_map, lease=lease)
+    try:
+        return run_model_task(task, parallel_map=ray_parallel_map, lease=lease)
+    except StorageUnavailable as error:  # the driver checks the storage itself and stops the job if it is down
+        board.report_outage.remote(str(error))
+        raise
+
+
+def _storage_down(output: str) -> bool:
+    """Whether the job's output storage stays unreachable through the client's retry window."""
+    try:
+        open_storage(output).exists(SUMMARY)
+        return False
+    except StorageUnavailable:
+        return True
 
 
 def run_zoo_job(spec: ZooJobSpec, *, address: str | None = None, num_cpus: int | None = None,
@@ -92,6 +105,7 @@ def run_zoo_job(spec: ZooJobSpec, *, address: str | None = None, num_cpus: int |
         pending, board, label="compressing", console=console, done_before=unchanged,
         on_failure=lambda task, reason: TaskOutcome(failed_result(task, reason), True),
         is_failed=lambda outcome: outcome.result is not None and outcome.result.status == "failed",
+        storage_down=lambda: _storage_down(spec.output),
     )
     elsewhere = [outcome.elsewhere for outcome in outcomes if outcome.result is None]
     finished = [outcome for outcome in outcomes if outcome.result is not None]

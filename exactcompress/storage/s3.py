@@ -16,8 +16,9 @@ from .base import Storage
 from .files import write_atomically
 from .keys import BUCKET, _is_safe, common_folder, safe_key, safe_prefix
 
-# How long S3 calls keep retrying while the server cannot be reached (e.g. it is being restarted).
-CONNECTION_RETRY_SECONDS = 60.0
+# How long S3 calls keep retrying while the server cannot be reached (e.g. it is being restarted);
+# EXACTCOMPRESS_STORAGE_RETRY_S overrides it (it reaches Ray workers started from this environment).
+CONNECTION_RETRY_SECONDS = float(os.environ.get("EXACTCOMPRESS_STORAGE_RETRY_S", "60"))
 #: seconds between the warnings logged while a call retries
 RETRY_WARNING_SECONDS = 10.0
 LOG = logging.getLogger(__name__)

@@ -26,6 +26,7 @@ from ray.cluster_utils import Cluster
 from zoo_files import write_good, write_mixed_zoo, write_slow
 
 from exactcompress.distributed.zoo_job import connect, run_zoo_job
+from exactcompress.errors import StorageUnavailable
 from exactcompress.schema import CompressionReport, ZooJobSpec, ZooSummary
 from exactcompress.storage import Storage, open_storage
 from exactcompress.storage.local_s3 import LocalS3Server
@@ -166,6 +167,48 @@ def test_the_s3_server_restarted_mid_job(tmp_path, ray_tmpdir, use_s3_endpoint):
             run = job.result(timeout=120)
         assert run.exit_code == 0 and run.reused == 0
         assert_every_model_done_once(output, run.summary, {root.url(f"zoo/net{seed}.pt") for seed in range(6)})
+    finally:
+        ray.shutdown()
+        server.stop()
+
+
+def test_a_storage_outage_longer_than_the_retries_stops_the_job_fast_and_a_rerun_resumes(tmp_path, ray_tmpdir,
+                                                                                         use_s3_endpoint, monkeypatch):
+    """The server goes away for good: the job stops with one line soon after (not after every task's retries),
+    what was committed stays valid, and with the server back a new run resumes without redoing it."""
+    import exactcompress.storage.s3 as s3
+
+    retry_s = 4.0
+    monkeypatch.setenv("EXACTCOMPRESS_STORAGE_RETRY_S", str(retry_s))  # Ray's workers inherit it
+    monkeypatch.setattr(s3, "CONNECTION_RETRY_SECONDS", retry_s)  # this process imported it already
+    server = LocalS3Server(tmp_path / "s3")
+    use_s3_endpoint(server.start())
+    try:
+        root = open_storage("s3://outage/job")
+        root.ensure_bucket()
+        for seed in range(8):
+            root.upload(write_slow(tmp_path / f"zoo/net{seed}.pt", seed), f"zoo/net{seed}.pt")
+        spec = ZooJobSpec(source=root.url("zoo"), output=root.url("out"), **SLOW_SPEC)
+        output = open_storage(spec.output)
+        connect(None, num_cpus=2)
+        with ThreadPoolExecutor(1) as pool:
+            job = pool.submit(run_zoo_job, spec)
+            wait_for(lambda: any(key.endswith("/report.json") for key in output.list_keys()) or job.done(), 90,
+                     "the first report")
+            server.stop()
+            stopped = time.monotonic()
+            with pytest.raises(StorageUnavailable, match="the job stopped: .*cannot reach the storage server") as caught:
+                job.result(timeout=120)
+            assert time.monotonic() - stopped < 8 * retry_s + SLOW_SPEC["time_limit_s"] + 30
+        assert "\n" not in str(caught.value) and "run it again to resume" in str(caught.value)
+        ray.shutdown()
+        server.restart()
+        connect(None, num_cpus=2)
+        committed = committed_reports(output)
+        assert committed  # what was done before the outage is intact
+        run = run_zoo_job(spec)
+        assert run.exit_code == 0 and run.reused >= len(committed)
+        assert_every_model_done_once(output, run.summary, {root.url(f"zoo/net{seed}.pt") for seed in range(8)})
     finally:
         ray.shutdown()
         server.stop()

@@ -193,6 +193,18 @@ def test_a_previous_output_is_replaced_as_a_whole_and_forced_writes_keep_other_f
     assert (shared / "notes.txt").read_text() == "mine" and (shared / "report.json").exists()
 
 
+def test_no_aws_credentials_is_one_line_and_exit_2(tmp_path):
+    spec = tmp_path / "zoo.yaml"
+    spec.write_text("source: s3://some-bucket/zoo\noutput: s3://some-bucket/out\n")
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
+    env.update(AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"), AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_EC2_METADATA_DISABLED="true", AWS_ENDPOINT_URL="http://127.0.0.1:9")
+    result = subprocess.run([SCRIPT, "zoo", "run", str(spec)], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 2, result.stderr
+    assert "no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
 def test_time_limits_must_be_positive_seconds(digits_zoo, tmp_path):
     model = _zoo_model(digits_zoo, "l1")
     for value in ("0", "-5", "nan", "inf"):

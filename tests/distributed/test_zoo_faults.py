@@ -116,6 +116,23 @@ def assert_every_model_done_once(output: Storage, summary: ZooSummary, source_ur
 # ------------------------------------------------------------------------------------------ Ray / S3 faults
 
 
+def slow_zoo(root: Storage, tmp_path: Path, count: int) -> ZooJobSpec:
+    """``count`` slow models uploaded under ``root``/zoo, and the spec compressing them into ``root``/out."""
+    root.ensure_bucket()
+    for seed in range(count):
+        root.upload(write_slow(tmp_path / f"zoo/net{seed}.pt", seed), f"zoo/net{seed}.pt")
+    return ZooJobSpec(source=root.url("zoo"), output=root.url("out"), **SLOW_SPEC)
+
+
+def start_until_first_report(pool: ThreadPoolExecutor, spec: ZooJobSpec):
+    """The job started in ``pool``, once its first model's report is committed (or it ended); its future."""
+    output = open_storage(spec.output)
+    job = pool.submit(run_zoo_job, spec)
+    wait_for(lambda: any(key.endswith("/report.json") for key in output.list_keys()) or job.done(), 90,
+             "the first report")
+    return job
+
+
 def test_a_worker_node_lost_mid_job_is_retried_elsewhere(tmp_path, ray_tmpdir):
     """Head with no CPUs and two 1-CPU worker nodes, so every model runs on a worker; the node running a
     model is killed (raylet and its workers, as when a machine dies) and a fresh node joins."""
@@ -151,16 +168,11 @@ def test_the_s3_server_restarted_mid_job(tmp_path, ray_tmpdir, use_s3_endpoint):
     use_s3_endpoint(server.start())  # before Ray starts: its workers inherit the endpoint
     try:
         root = open_storage("s3://faults/job")
-        root.ensure_bucket()
-        for seed in range(6):
-            root.upload(write_slow(tmp_path / f"zoo/net{seed}.pt", seed), f"zoo/net{seed}.pt")
-        spec = ZooJobSpec(source=root.url("zoo"), output=root.url("out"), **SLOW_SPEC)
+        spec = slow_zoo(root, tmp_path, 6)
         output = open_storage(spec.output)
         connect(None, num_cpus=2)
         with ThreadPoolExecutor(1) as pool:
-            job = pool.submit(run_zoo_job, spec)
-            wait_for(lambda: any(key.endswith("/report.json") for key in output.list_keys()) or job.done(), 90,
-                     "the first report")
+            job = start_until_first_report(pool, spec)
             server.stop()
             time.sleep(SLOW_SPEC["time_limit_s"] + 1)
             server.restart()
@@ -185,16 +197,11 @@ def test_a_storage_outage_longer_than_the_retries_stops_the_job_fast_and_a_rerun
     use_s3_endpoint(server.start())
     try:
         root = open_storage("s3://outage/job")
-        root.ensure_bucket()
-        for seed in range(8):
-            root.upload(write_slow(tmp_path / f"zoo/net{seed}.pt", seed), f"zoo/net{seed}.pt")
-        spec = ZooJobSpec(source=root.url("zoo"), output=root.url("out"), **SLOW_SPEC)
+        spec = slow_zoo(root, tmp_path, 8)
         output = open_storage(spec.output)
         connect(None, num_cpus=2)
         with ThreadPoolExecutor(1) as pool:
-            job = pool.submit(run_zoo_job, spec)
-            wait_for(lambda: any(key.endswith("/report.json") for key in output.list_keys()) or job.done(), 90,
-                     "the first report")
+            job = start_until_first_report(pool, spec)
             server.stop()
             stopped = time.monotonic()
             with pytest.raises(StorageUnavailable, match="the job stopped: .*cannot reach the storage server") as caught:

@@ -413,6 +413,17 @@ class _Pool:
         return max((float(p["prio"].max()) for p in self.parts), default=-math.inf)
 
 
+def _splits_by_layer(split_order: np.ndarray, layer_of: np.ndarray, depth: int):
+    """``(step, layer, rows)`` for every split step (a column of ``split_order``, flat ReLU indices, -1: none)
+    and layer with domains whose split at that step lies in that layer (``rows``, non-empty)."""
+    for step in range(split_order.shape[1]):
+        flat = split_order[:, step]
+        for layer in range(depth):
+            rows = np.nonzero((flat >= 0) & (layer_of[np.maximum(flat, 0)] == layer))[0]
+            if len(rows):
+                yield step, layer, rows
+
+
 def _subset(batch, idx):
     return {k: (None if v is None else [a[idx] for a in v] if isinstance(v, list) else v[idx])
             for k, v in batch.items()}
@@ -738,17 +749,12 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
             posS.append(ps)
         sorder = batch["sorder"]
         if nq and warm_eta and batch["qeta"] is not None:
-            for t_ in range(sorder.shape[1]):
-                f_ = sorder[:, t_]
-                for k in range(L):
-                    rr = np.nonzero((f_ >= 0) & (layer_of[np.maximum(f_, 0)] == k))[0]
-                    if len(rr) == 0:
-                        continue
-                    p_ = torch.as_tensor(posS[k][pos_of[f_[rr]]], device=dev)
-                    rt = torch.as_tensor(rr, device=dev)
-                    qe = batch["qeta"][rr, :, t_].astype(np.float64)  # (r, 2 nU)
-                    eta[k][rt, 1:1 + nq, p_] = t64(qe[:, qs])
-                    eta[k][rt, 1 + nq:, p_] = t64(qe[:, nU + qs])
+            for t_, k, rr in _splits_by_layer(sorder, layer_of, L):
+                p_ = torch.as_tensor(posS[k][pos_of[sorder[rr, t_]]], device=dev)
+                rt = torch.as_tensor(rr, device=dev)
+                qe = batch["qeta"][rr, :, t_].astype(np.float64)  # (r, 2 nU)
+                eta[k][rt, 1:1 + nq, p_] = t64(qe[:, qs])
+                eta[k][rt, 1 + nq:, p_] = t64(qe[:, nU + qs])
         spS = [t64(batch["split"][k][:, ecols_np[k]])[:, None, :] for k in range(L)]
 
         def project(params, spS):
@@ -859,17 +865,12 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
                     qa[np.ix_(bi, qs, ca)] = ak[:, 1:1 + nq]
                     qa[np.ix_(bi, nU + qs, ca)] = ak[:, 1 + nq:]
                 if warm_eta:
-                    for t_ in range(sorder.shape[1]):
-                        f_ = sorder[:, t_]
-                        for k in range(L):
-                            rr = np.nonzero((f_ >= 0) & (layer_of[np.maximum(f_, 0)] == k))[0]
-                            if len(rr) == 0:
-                                continue
-                            p_ = posS[k][pos_of[f_[rr]]]
-                            ek = eta[k][torch.as_tensor(rr, device=dev)].cpu().numpy()  # (r, Q, |S|)
-                            vals = ek[np.arange(len(rr)), :, p_]  # (r, Q)
-                            qe[np.ix_(rr, qs, [t_])] = vals[:, 1:1 + nq, None].astype(np.float16)
-                            qe[np.ix_(rr, nU + qs, [t_])] = vals[:, 1 + nq:, None].astype(np.float16)
+                    for t_, k, rr in _splits_by_layer(sorder, layer_of, L):
+                        p_ = posS[k][pos_of[sorder[rr, t_]]]
+                        ek = eta[k][torch.as_tensor(rr, device=dev)].cpu().numpy()  # (r, Q, |S|)
+                        vals = ek[np.arange(len(rr)), :, p_]  # (r, Q)
+                        qe[np.ix_(rr, qs, [t_])] = vals[:, 1:1 + nq, None].astype(np.float16)
+                        qe[np.ix_(rr, nU + qs, [t_])] = vals[:, 1 + nq:, None].astype(np.float16)
             out["qalpha"], out["qeta"] = qa, qe
         return out
 

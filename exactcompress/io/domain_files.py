@@ -32,11 +32,16 @@ def scalar_box(lower: float, upper: float) -> Domain:
     return Domain("box", (box,), source=f"--lower {lower} --upper {upper}")
 
 
+def _file_and_array(path: str | Path) -> tuple[str, str | None]:
+    """``FILE.npz:NAME`` → (``FILE.npz``, ``NAME``); any other path → (it, None)."""
+    source, _, key = str(path).partition(".npz:")
+    return (source + ".npz", key) if key else (str(path), None)
+
+
 def _load_array(path: Path) -> np.ndarray:
     """The finite numeric array in ``path``: a ``.npy`` file, a ``.npz`` holding one array, or ``FILE.npz:NAME``
     for a named array of a ``.npz`` (e.g. ``witnesses.npz:points``); never unpickles."""
-    source, _, key = str(path).partition(".npz:")
-    source, key = (source + ".npz", key) if key else (str(path), None)
+    source, key = _file_and_array(path)
     try:
         loaded = np.load(source, allow_pickle=False)
     except FileNotFoundError:
@@ -93,7 +98,7 @@ def from_file(path: str | Path) -> Domain:
       ``points`` path is taken relative to the JSON file).
     """
     path = Path(path)
-    source = str(path).partition(".npz:")[0] + (".npz" if ".npz:" in str(path) else "")
+    source = _file_and_array(path)[0]
     if not Path(source).is_file():
         raise InputError(source, "domain file not found")
     if Path(source).suffix in (".npy", ".npz"):

@@ -37,6 +37,8 @@ HOST = "127.0.0.1"
 DEFAULT_REGION = "us-east-1"
 IDENTITY_NAME = "exactcompress"
 ADMIN_GRPC_OFFSET = 10000
+#: how long ``start`` waits for the previous server's ports to be free before it picks new ones
+PORT_REUSE_WAIT_S = 2.0
 # Every port weed mini listens on (its defaults are fixed numbers, gRPC = HTTP + 10000, so two servers collide).
 PORT_OPTIONS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
                 "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc")
@@ -111,8 +113,9 @@ def free_ports() -> dict[str, int]:
             sock.close()
 
 
-def wait_ports_free(ports: dict[str, int], timeout: float) -> None:
-    """Wait until every port can be bound on 127.0.0.1 again (a stopped server's sockets linger briefly)."""
+def ports_free(ports: dict[str, int], timeout: float) -> bool:
+    """Whether every port can be bound on 127.0.0.1, waiting up to ``timeout`` s (a stopped server's sockets
+    linger briefly)."""
     deadline = time.monotonic() + timeout
     for port in ports.values():
         while True:
@@ -123,8 +126,9 @@ def wait_ports_free(ports: dict[str, int], timeout: float) -> None:
                     break
                 except OSError:
                     if time.monotonic() > deadline:
-                        raise RuntimeError(f"port {port} on {HOST} is still taken; cannot restart on the same ports") from None
+                        return False
                     time.sleep(0.1)
+    return True
 
 
 def socket_files(ports: dict[str, int]) -> list[Path]:
@@ -202,7 +206,7 @@ def wait_healthy(url: str, alive, timeout: float) -> None:
 class LocalS3Server:
     """A ``weed mini`` S3 server on 127.0.0.1 whose state lives in ``data_dir`` (see the module docstring).
 
-    ``start`` picks free ports; ``restart`` reuses them (and the data); ``stop`` also works from another
+    ``start`` reuses the previous server's ports when they are free, else picks free ones; ``restart`` reuses them (and the data); ``stop`` also works from another
     process (it finds the pid in ``server.json``). Usable as a context manager (start ... stop).
     """
 
@@ -266,10 +270,14 @@ class LocalS3Server:
         return S3Endpoint(record.url, access_key, secret_key, record.region)
 
     def start(self, timeout: float = 30.0, *, detach: bool = False) -> S3Endpoint:
-        """Start on fresh free ports and wait until healthy. ``detach``: own session, outlives this process."""
+        """Start and wait until healthy: on the ports of this data dir's previous server when every one of them
+        is free (so clients set up for it reconnect after a stop and start), else on fresh free ports.
+        ``detach``: own session, outlives this process."""
         if self.pid is not None:
             raise RuntimeError(f"a local S3 server already runs for {self.data_dir} (pid {self.pid})")
-        return self._launch(free_ports(), timeout, detach)
+        previous = self._record()
+        reuse = previous is not None and ports_free(previous.ports, PORT_REUSE_WAIT_S)
+        return self._launch(previous.ports if reuse else free_ports(), timeout, detach)
 
     def restart(self, timeout: float = 30.0) -> S3Endpoint:
         """Stop (if running) and start again on the same ports with the same data and credentials."""
@@ -278,7 +286,8 @@ class LocalS3Server:
             raise RuntimeError(f"no local S3 server was started for {self.data_dir}")
         detach = self._process is None and self.pid is not None
         self.stop()
-        wait_ports_free(record.ports, timeout)
+        if not ports_free(record.ports, timeout):
+            raise RuntimeError(f"a port of {record.ports} on {HOST} is still taken; cannot restart on the same ports")
         return self._launch(record.ports, timeout, detach)
 
     def stop(self, timeout: float = 30.0) -> None:

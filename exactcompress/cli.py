@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 from typing import Iterator, Optional
@@ -308,10 +309,15 @@ def zoo_run(
                                      "version the output's ledger records as done (without downloading them), "
                                      "lease each model so concurrent runs never both analyse it, and add what "
                                      "this run finishes to ledger.json."),
+    take_over_leases: bool = typer.Option(False, "--take-over-leases", help="With --incremental, after a run was "
+                                          "killed: take over the models other runs hold leases on instead of "
+                                          "waiting for the leases to expire (only when no other run is alive; a "
+                                          "live one would duplicate work, never a result)."),
 ) -> None:
     """Compress every model of a zoo on Ray; write per-model outputs and, last, summary.json/.md/.html at the
     spec's output prefix. Exit code 0: all models exact or partial (or in progress in another run); 3: some
     failed; 2: bad spec."""
+    from .errors import InputError
     from .reports.summary import render_summary_table
     from .schema.specfile import read_job_spec
 
@@ -319,20 +325,32 @@ def zoo_run(
         job = read_job_spec(spec)
         from .distributed.zoo_job import run_zoo_job
 
+        if take_over_leases and not incremental:
+            raise InputError("--take-over-leases", "only applies with --incremental (plain runs take no leases)")
         run = run_zoo_job(job, address=address, num_cpus=num_cpus, console=None if quiet else err,
-                          incremental=incremental)
+                          incremental=incremental, take_over_leases=take_over_leases)
     typer.echo(render_summary_table(run.summary))
     totals = run.summary.totals
     unchanged = f" ({run.unchanged} unchanged per the ledger, not downloaded)" if incremental else ""
     typer.echo(f"{run.reused} of {totals.models} models reused from earlier runs{unchanged}; wall time "
                f"{run.wall_seconds:.1f} s")
     if totals.in_progress_elsewhere:
+        leases = run.summary.leases_elsewhere
+        last = max(lease.expires_at for lease in leases)
+        holders = sorted({lease.holder for lease in leases})
         typer.echo(f"{totals.in_progress_elsewhere} models in progress in another run (not failed; that run's or "
-                   "the next run's summary has them)")
+                   f"the next run's summary has them): leases of run {', '.join(holders)} until "
+                   f"{_utc(last)}; if that run is dead, run again with --take-over-leases")
+    for model in run.summary.redone:
+        typer.echo(f"redone {model.source_key}: its committed report did not count ({model.reason})")
     typer.echo(f"summary: {run.summary_html}")
     if run.exit_code:
         err.print(f"[red]partial failure:[/red] {totals.failed} of {totals.models} models failed; see their reports")
         raise typer.Exit(run.exit_code)
+
+
+def _utc(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 DASHBOARD_HELP = "Ray dashboard (Jobs API) address of the cluster, http://HEAD:8265 or HEAD:8265 (default: $RAY_ADDRESS)."

@@ -84,15 +84,16 @@ def _storage_down(output: str) -> bool:
 
 
 def run_zoo_job(spec: ZooJobSpec, *, address: str | None = None, num_cpus: int | None = None,
-                console: Console | None = None, incremental: bool = False) -> ZooRun:
+                console: Console | None = None, incremental: bool = False, take_over_leases: bool = False) -> ZooRun:
     """Compress every model of ``spec`` on Ray and write ``summary.json`` last at the output prefix.
 
     Raises InputError before any work if the source is empty or a key is unsafe. ``console``: where the
-    progress bar goes (None: no bar). ``incremental``: use the ledger and leases (module docstring).
+    progress bar goes (None: no bar). ``incremental``: use the ledger and leases (module docstring);
+    ``take_over_leases``: take over the leases of other runs too (only when those runs are known to be dead).
     """
     started = time.monotonic()
     tasks = plan_tasks(spec)
-    plan = plan_incremental(spec, tasks, run_id=uuid.uuid4().hex) if incremental else None
+    plan = plan_incremental(spec, tasks, run_id=uuid.uuid4().hex, take_over_leases=take_over_leases) if incremental else None
     results: list[ZooModelResult] = list(plan.unchanged) if plan else []
     connect(address, num_cpus)
     remote = ray.remote(_compress_task).options(num_cpus=spec.cpus_per_task, max_retries=spec.retries,
@@ -107,14 +108,15 @@ def run_zoo_job(spec: ZooJobSpec, *, address: str | None = None, num_cpus: int |
         is_failed=lambda outcome: outcome.result is not None and outcome.result.status == "failed",
         storage_down=lambda: _storage_down(spec.output),
     )
-    elsewhere = [outcome.elsewhere for outcome in outcomes if outcome.result is None]
+    elsewhere = [outcome.elsewhere for outcome in outcomes if outcome.elsewhere is not None]
+    redone = [outcome.redone for outcome in outcomes if outcome.redone is not None]
     finished = [outcome for outcome in outcomes if outcome.result is not None]
     results += [outcome.result for outcome in finished]
     reused = unchanged + sum(not outcome.analysed for outcome in finished)
     output = open_storage(spec.output)
     if plan:
         consolidate(output)
-    summary = summarize(spec, results, elsewhere)
+    summary = summarize(spec, results, elsewhere, redone)
     html = write_summary(output, summary)
     return ZooRun(summary=summary, summary_html=html, wall_seconds=time.monotonic() - started, reused=reused,
                   unchanged=unchanged)

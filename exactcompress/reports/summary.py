@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+from datetime import datetime, timezone
 from typing import Iterable, Sequence, get_args
 from urllib.parse import quote
 
@@ -144,6 +145,18 @@ def _totals_text(totals: ZooTotals) -> str:
     )
 
 
+def _notes(summary: ZooSummary) -> Table | None:
+    """Models another run held (with the lease that kept this run off them) and models redone because their
+    committed report did not count (with why); None when there are neither."""
+    rows = [[lease.source_key, "in progress in another run",
+             f"lease of run {lease.holder} until "
+             f"{datetime.fromtimestamp(lease.expires_at, timezone.utc):%Y-%m-%d %H:%M:%S} UTC"]
+            for lease in summary.leases_elsewhere]
+    rows += [[model.source_key, "redone", f"its committed report did not count: {model.reason}"]
+             for model in summary.redone]
+    return (["model", "what", "why"], rows) if rows else None
+
+
 def _title(summary: ZooSummary) -> str:
     return f"exactcompress zoo: {_plural(summary.totals.models, 'model')}"
 
@@ -255,6 +268,9 @@ def render_summary_markdown(summary: ZooSummary, figure_names: dict[str, str] | 
         f"## Settings\n\n{md_table(_settings(summary))}",
         f"## Models\n\n{_md_models(summary)}",
     ]
+    notes = _notes(summary)
+    if notes:
+        parts.append(f"## Notes\n\n{md_table(notes)}")
     if figure_names:
         images = [f"![{md_cell(FIGURE_CAPTIONS.get(name, name))}]({quote(path, safe='/:')})" for name, path in figure_names.items()]
         parts.append("## Figures\n\n" + "\n\n".join(images))
@@ -293,6 +309,9 @@ def render_summary_html(summary: ZooSummary) -> str:
         f"<h2>Settings</h2>\n{html_table(_settings(summary))}",
         f"<h2>Models</h2>\n{_html_models(summary)}",
     ]
+    notes = _notes(summary)
+    if notes:
+        parts.append(f"<h2>Notes</h2>\n{html_table(notes)}")
     if summary.models:
         images = [html_img(png, FIGURE_CAPTIONS[name]) for name, png in summary_figures(summary).items()]
         parts.append("<h2>Figures</h2>\n" + "\n".join(images))

@@ -163,6 +163,24 @@ class ZooTotals(Strict):
     )
 
 
+class LeaseElsewhere(Strict):
+    """A model an incremental run left alone because another run held its lease (since summary 1.2)."""
+
+    source_key: str = Field(description="the model's key (URL) in the source")
+    holder: str = Field(description="the run that holds the lease (random id)")
+    expires_at: float = Field(description="when the lease expires, epoch seconds (UTC); after it, a run takes the "
+                              "model over (or at once with `zoo run --incremental --take-over-leases`)")
+
+
+class RedoneModel(Strict):
+    """A model whose committed report did not count and was done again (since summary 1.2)."""
+
+    source_key: str = Field(description="the model's key (URL) in the source")
+    report_key: str = Field(description="URL of the report that did not count (now replaced)")
+    reason: str = Field(description="why: e.g. an output missing or changed, a report that does not validate or "
+                        "that claims other settings than its folder stands for")
+
+
 class ZooSummary(Strict):
     """``summary.json``: written last at the output prefix; a pure function of the spec and the reports."""
 
@@ -175,6 +193,11 @@ class ZooSummary(Strict):
         default_factory=list, description="source keys of the models another run was compressing; that run's or "
         "the next run's summary has their rows (since 1.1)"
     )
+    leases_elsewhere: list[LeaseElsewhere] = Field(
+        default_factory=list, description="the same models with the lease that kept this run off them (since 1.2)")
+    redone: list[RedoneModel] = Field(
+        default_factory=list, description="models whose committed report did not count and that this run did "
+        "again, with why (since 1.2)")
 
 
 # --- incremental zoo runs ------------------------------------------------------------------------------

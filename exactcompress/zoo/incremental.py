@@ -15,13 +15,16 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from ..engine.domain import Domain
 from ..errors import InputError, KeyNotFound
 from ..reports.report import REPORT_JSON
-from ..schema import ModelTask, ZooJobSpec, ZooLedger, ZooModelResult
+from ..schema import CompressionReport, ModelTask, ZooJobSpec, ZooLedger, ZooModelResult
 from ..storage import open_storage
+from .committed import read_committed
+from .layout import domain_digest, run_prefix
 from .leases import LeaseTerms, lease_terms
 from .ledger import READ_THREADS, read_ledger
-from .task import committed_report, domain_digest, result_from_report, run_prefix
+from .task import resolve_domain, result_from_report
 
 
 @dataclass(frozen=True)
@@ -33,24 +36,29 @@ class IncrementalPlan:
     lease: LeaseTerms
 
 
-def plan_incremental(spec: ZooJobSpec, tasks: list[ModelTask], run_id: str) -> IncrementalPlan:
-    """Split ``tasks`` into models the ledger shows done (unchanged) and models to hand to workers."""
+def plan_incremental(spec: ZooJobSpec, tasks: list[ModelTask], run_id: str, take_over_leases: bool = False) -> IncrementalPlan:
+    """Split ``tasks`` into models the ledger shows done (unchanged) and models to hand to workers, whose leases
+    this run (``run_id``) takes; ``take_over_leases``: also those other runs hold (``leases.LeaseTerms``)."""
     output = open_storage(spec.output)
     done = _done_reports(read_ledger(output))
     urls = [open_storage(task.source_root).url(task.key) for task in tasks]
     fingerprints = _fingerprints([task for task, url in zip(tasks, urls) if url in done])
-    digests: dict[tuple[str, str], str | None] = {}
+    domains: dict[tuple[str, str], Domain | None] = {}
     expected = [_recorded_report(task, done.get(url, {}).get(fingerprints.get((task.source_root, task.key)), set()),
-                                 digests) for task, url in zip(tasks, urls)]
+                                 domains) for task, url in zip(tasks, urls)]
+
+    def counted(task: ModelTask, key: str | None) -> CompressionReport | None:
+        return read_committed(output, key, spec, _cached_domain(task, domains)).report if key else None
+
     with ThreadPoolExecutor(READ_THREADS) as pool:
-        reports = list(pool.map(lambda key: committed_report(output, key) if key else None, expected))
+        reports = list(pool.map(counted, tasks, expected))
     unchanged, remaining = [], []
     for task, url, key, report in zip(tasks, urls, expected, reports):
         if report is None:
-            remaining.append(task)
+            remaining.append(task)  # its task finds the report again and says why it did not count
         else:
             unchanged.append(result_from_report(url, output, key.removesuffix(f"/{REPORT_JSON}"), report))
-    return IncrementalPlan(unchanged=unchanged, tasks=remaining, lease=lease_terms(spec, run_id))
+    return IncrementalPlan(unchanged=unchanged, tasks=remaining, lease=lease_terms(spec, run_id, take_over_leases))
 
 
 def _done_reports(ledger: ZooLedger) -> dict[str, dict[str, set[tuple[str, str]]]]:
@@ -72,21 +80,22 @@ def _fingerprints(tasks: list[ModelTask]) -> dict[tuple[str, str], str]:
 
 
 def _recorded_report(task: ModelTask, recorded: set[tuple[str, str]],
-                     digests: dict[tuple[str, str], str | None]) -> str | None:
+                     domains: dict[tuple[str, str], Domain | None]) -> str | None:
     """The recorded report key that this run's settings give one of the recorded hashes, if any."""
-    digest = _cached_digest(task, digests) if recorded else None
-    if digest is None:
+    domain = _cached_domain(task, domains) if recorded else None
+    if domain is None:
         return None
+    digest = domain_digest(domain)
     return next((key for sha256, key in sorted(recorded) if key == f"{run_prefix(task, sha256, digest)}/{REPORT_JSON}"), None)
 
 
-def _cached_digest(task: ModelTask, digests: dict[tuple[str, str], str | None]) -> str | None:
-    """The task's domain digest, resolved once per distinct domain; None if it does not resolve (its task
-    then commits the failure)."""
+def _cached_domain(task: ModelTask, domains: dict[tuple[str, str], Domain | None]) -> Domain | None:
+    """The task's domain, resolved once per distinct domain; None if it does not resolve (its task then
+    commits the failure)."""
     cache_key = (task.source_root, task.domain.model_dump_json())
-    if cache_key not in digests:
+    if cache_key not in domains:
         try:
-            digests[cache_key] = domain_digest(task.domain, task.source_root)
+            domains[cache_key] = resolve_domain(task.domain, task.source_root)
         except (InputError, KeyNotFound):
-            digests[cache_key] = None
-    return digests[cache_key]
+            domains[cache_key] = None
+    return domains[cache_key]

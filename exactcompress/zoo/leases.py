@@ -8,7 +8,8 @@ model's report is committed (or the analysis raised):
 - a lease of this run (a Ray retry of the same task): renewed;
 - a live lease of another run (``expires_at`` ahead of this node's clock): the model is left alone, "in
   progress elsewhere" (not a failure);
-- an expired (or unreadable) lease: the run first claims *that* lease, ``put_if_absent`` of
+- an expired (or unreadable) lease, or any lease of another run when this run takes over leases
+  (``zoo run --incremental --take-over-leases``, after a run was killed): the run first claims *that* lease, ``put_if_absent`` of
   ``<lease key>.takeover-<hash of its bytes>``; only the claim's winner deletes it and creates its own lease
   (``put_if_absent`` again), so runs that see the same expired lease take it over once.
 
@@ -40,19 +41,21 @@ TAKEOVER = ".takeover-"
 
 @dataclass(frozen=True)
 class LeaseTerms:
-    """Who takes leases (one random id per run) and for how many seconds."""
+    """Who takes leases (one random id per run), for how many seconds, and whether other runs' live leases
+    count as expired (``take_over``: for an operator who knows that the run holding them is dead)."""
 
     holder: str
     seconds: float
+    take_over: bool = False
 
 
-def lease_terms(spec: ZooJobSpec, holder: str) -> LeaseTerms:
+def lease_terms(spec: ZooJobSpec, holder: str, take_over: bool = False) -> LeaseTerms:
     """``spec.lease_s``, else 2 × ``time_limit_s`` + 600 s, else 24 h."""
     if spec.lease_s is not None:
-        return LeaseTerms(holder, spec.lease_s)
+        return LeaseTerms(holder, spec.lease_s, take_over)
     if spec.time_limit_s is not None:
-        return LeaseTerms(holder, 2 * spec.time_limit_s + LEASE_MARGIN_SECONDS)
-    return LeaseTerms(holder, UNLIMITED_LEASE_SECONDS)
+        return LeaseTerms(holder, 2 * spec.time_limit_s + LEASE_MARGIN_SECONDS, take_over)
+    return LeaseTerms(holder, UNLIMITED_LEASE_SECONDS, take_over)
 
 
 def lease_key(run_prefix: str) -> str:
@@ -85,7 +88,7 @@ def acquire(storage: Storage, key: str, sha256: str, terms: LeaseTerms) -> bool:
     if lease is not None and lease.holder == terms.holder:
         storage.put_bytes(key, data)
         return True
-    if lease is not None and lease.expires_at > time.time():
+    if lease is not None and lease.expires_at > time.time() and not terms.take_over:
         return False
     if not storage.put_if_absent(f"{key}{TAKEOVER}{sha256_bytes(current)[:16]}", data):
         return False  # another run claimed this expired lease first

@@ -11,16 +11,26 @@ from ..reports.summary import (
     render_summary_markdown,
     summary_figures,
 )
-from ..schema import ModelTask, ZooJobSpec, ZooModelResult, ZooSummary, ZooTotals
+from ..schema import (
+    LeaseElsewhere,
+    ModelTask,
+    RedoneModel,
+    ZooJobSpec,
+    ZooModelResult,
+    ZooSummary,
+    ZooTotals,
+)
 from ..storage import Storage, open_storage
 
 #: written last: its presence means the job finished
 SUMMARY = "summary.json"
 
 
-def summarize(spec: ZooJobSpec, results: list[ZooModelResult], in_progress_elsewhere: Sequence[str] = ()) -> ZooSummary:
-    """The job's summary: rows sorted by source key, totals; a pure function of spec and results.
-    ``in_progress_elsewhere``: source keys of models another run holds (incremental runs), listed, not rows."""
+def summarize(spec: ZooJobSpec, results: list[ZooModelResult], elsewhere: Sequence[LeaseElsewhere] = (),
+              redone: Sequence[RedoneModel] = ()) -> ZooSummary:
+    """The job's summary: rows sorted by source key, totals; a pure function of its arguments.
+    ``elsewhere``: models another run holds (incremental runs), listed with their leases, not rows;
+    ``redone``: models whose committed report did not count, with why."""
     rows = sorted(results, key=lambda row: row.source_key)
     totals = ZooTotals(
         models=len(rows),
@@ -32,10 +42,12 @@ def summarize(spec: ZooJobSpec, results: list[ZooModelResult], in_progress_elsew
         parameters_before=sum(row.parameters_before for row in rows),
         parameters_after=sum(row.parameters_after for row in rows),
         engine_seconds=sum(row.seconds for row in rows),
-        in_progress_elsewhere=len(in_progress_elsewhere),
+        in_progress_elsewhere=len(elsewhere),
     )
+    held = sorted(elsewhere, key=lambda lease: lease.source_key)
     return ZooSummary(spec=spec, versions=versions(), models=rows, totals=totals,
-                      in_progress_elsewhere=sorted(in_progress_elsewhere))
+                      in_progress_elsewhere=[lease.source_key for lease in held], leases_elsewhere=held,
+                      redone=sorted(redone, key=lambda model: model.source_key))
 
 
 def write_summary(output: Storage, summary: ZooSummary) -> str:

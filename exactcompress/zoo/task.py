@@ -1,34 +1,23 @@
 """One model of a zoo job, end to end against storage: download, compress, commit its outputs.
 ``distributed.zoo_job`` only moves ``ModelTask``s to workers and calls ``run_model_task``.
 
-Output layout under the job's ``output`` prefix (content addressed, so the same input always maps to the
-same place and a re-run finds it):
-
-    runs/<sha256 of the model file, 16 hex>/<method>-<settings hash, 12 hex>-v<package version>/
-        compressed.pt …, witnesses.npz, report.md, report.html, report_layers.png, report.json (last)
-    summary_*.png, summary.md, summary.html, summary.json (last)
-
-The settings hash covers the domain's bounds, the time limit, the formats and the seed. A model is done
-when its ``report.json`` exists and validates; it is written last with a conditional put, so a report that
-is already there (from an earlier or a concurrent run) is never replaced.
+Outputs go to ``runs/<sha16>/<run folder>/`` (``layout``). A model is done when its ``report.json`` counts
+(``committed``: it validates, its outputs are intact, it matches its folder's settings); the report is written
+last with a conditional put, so a report that counts (from an earlier or a concurrent run) is never replaced.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from pydantic import ValidationError
 
-from .. import __version__
 from ..engine.domain import Domain
 from ..engine.progress import Progress
 from ..engine.prove.parallel import ParallelMap
-from ..engine.verify import DEFAULT_SAMPLES
 from ..errors import InputError, KeyNotFound
 from ..io import load_network
 from ..io.domain_files import from_bounds, from_file, load_data
@@ -38,19 +27,19 @@ from ..schema import (
     BoxDomainSpec,
     CompressionReport,
     DomainSpec,
+    LeaseElsewhere,
     ModelTask,
+    RedoneModel,
     ZooJobSpec,
     ZooModelResult,
 )
-from ..storage import Storage, open_storage, safe_key
-from .leases import LeaseTerms, holding, lease_key
+from ..storage import Storage, open_storage
+from .committed import read_committed
+from .layout import UNRESOLVED, domain_digest, run_prefix
+from .leases import LeaseTerms, holding, lease_key, read_lease
 from .ledger import new_entry, record
 from .plan import resolve_reference
-
-# --------------------------------------------------------------------------------------------- specs
-
-
-# --------------------------------------------------------------------------------------- one model
+from .scratch import scratch_dir
 
 
 def _domain(domain: DomainSpec, source_root: str, scratch: Path) -> Domain:
@@ -63,52 +52,10 @@ def _domain(domain: DomainSpec, source_root: str, scratch: Path) -> Domain:
     return Domain(loaded.kind, loaded.boxes, storage.url(key), loaded.margin, loaded.epsilon)
 
 
-def _domain_digest(domain: Domain) -> str:
-    digest = hashlib.sha256(f"{domain.kind}|{domain.epsilon}|{domain.margin}".encode())
-    for box in domain.boxes:
-        digest.update(box.lower.tobytes())
-        digest.update(box.upper.tobytes())
-    return digest.hexdigest()
-
-
-def run_prefix(task: ModelTask, model_sha256: str, domain_digest: str) -> str:
-    """``runs/<sha16>/<method>-<settings12>-v<version>``: where one model's outputs go (a non-default
-    ``verify_samples`` is part of the settings; the default keeps the prefixes of earlier versions)."""
-    spec = task.spec
-    settings = json.dumps(
-        {"domain": domain_digest, "time_limit_s": spec.time_limit_s, "formats": spec.formats, "seed": spec.seed,
-         **({"verify_samples": spec.verify_samples} if spec.verify_samples != DEFAULT_SAMPLES else {})},
-        sort_keys=True,
-    )
-    settings_hash = hashlib.sha256(settings.encode()).hexdigest()[:12]
-    return safe_key("runs", model_sha256[:16], f"{spec.method}-{settings_hash}-v{__version__}")
-
-
-def domain_digest(domain: DomainSpec, source_root: str) -> str:
-    """The domain's part of ``run_prefix``'s settings hash (a domain file is downloaded); InputError if the
-    domain does not resolve."""
-    with tempfile.TemporaryDirectory(prefix="exactcompress-") as scratch:
-        return _domain_digest(_domain(domain, source_root, Path(scratch)))
-
-
-def committed_report(output: Storage, key: str) -> CompressionReport | None:
-    """The valid report at ``key`` whose output files are all there as it records them (size and sha256 in
-    ``outputs.files``); None otherwise (no report, one that does not validate, or a file missing, truncated or
-    changed): the model is then done again."""
-    if not output.exists(key):
-        return None
-    try:
-        report = CompressionReport.model_validate_json(output.get_bytes(key))
-    except ValidationError:
-        return None  # a damaged report does not count: the model is done again
-    folder = key.rpartition("/")[0]
-    for name, digest in (report.outputs.files.items() if report.outputs else ()):
-        file_key = f"{folder}/{name}" if folder else name
-        if not output.exists(file_key) or output.size(file_key) != digest.bytes:
-            return None
-        if hashlib.sha256(output.get_bytes(file_key)).hexdigest() != digest.sha256:
-            return None
-    return report
+def resolve_domain(domain: DomainSpec, source_root: str) -> Domain:
+    """The domain a spec names (a domain file is downloaded); InputError or KeyNotFound if it does not resolve."""
+    with scratch_dir() as scratch:
+        return _domain(domain, source_root, scratch)
 
 
 def result_from_report(source_url: str, output: Storage, prefix: str, report: CompressionReport) -> ZooModelResult:
@@ -136,23 +83,6 @@ def result_from_report(source_url: str, output: Storage, prefix: str, report: Co
     )
 
 
-def _commit(output: Storage, prefix: str, out_dir: Path, report: CompressionReport) -> CompressionReport:
-    """Upload every output file, then ``report.json`` last and only if no valid report is there yet.
-    Returns the report that is committed at ``prefix`` (ours, or the one found there)."""
-    for path in sorted(out_dir.iterdir()):
-        if path.is_file() and path.name != REPORT_JSON:
-            output.upload(path, f"{prefix}/{path.name}")
-    key = f"{prefix}/{REPORT_JSON}"
-    data = (out_dir / REPORT_JSON).read_bytes()
-    if output.put_if_absent(key, data):
-        return report
-    existing = committed_report(output, key)
-    if existing is not None:
-        return existing
-    output.put_bytes(key, data)  # what was there did not validate: replace it
-    return report
-
-
 def _failed_report(task: ModelTask, source_url: str, reason: str) -> CompressionReport:
     return CompressionReport(
         status="failed", error=reason, error_kind="input", model_path=source_url, method=task.spec.method,
@@ -164,26 +94,66 @@ def _failed_report(task: ModelTask, source_url: str, reason: str) -> Compression
 class TaskOutcome:
     """One model's summary row, and whether this run did the work (False: a committed report was reused).
     In an incremental run, a model whose lease another run holds has no row: ``result`` is None and
-    ``elsewhere`` its source URL."""
+    ``elsewhere`` says whose lease it is. ``redone``: a committed report that did not count, done again."""
 
     result: ZooModelResult | None
     analysed: bool
-    elsewhere: str | None = None
+    elsewhere: LeaseElsewhere | None = None
+    redone: RedoneModel | None = None
 
 
-def _reused(output: Storage, source_url: str, prefix: str) -> TaskOutcome | None:
-    existing = committed_report(output, f"{prefix}/{REPORT_JSON}")
-    if existing is None:
-        return None
-    return TaskOutcome(result_from_report(source_url, output, prefix, existing), analysed=False)
+@dataclass(frozen=True)
+class _Place:
+    """Where one model's outputs go and what decides whether a report there counts."""
+
+    task: ModelTask
+    output: Storage
+    source_url: str
+    prefix: str
+    domain: Domain | None  # None: the domain never resolved
+
+    @property
+    def report_key(self) -> str:
+        return f"{self.prefix}/{REPORT_JSON}"
+
+    def reused(self) -> TaskOutcome:
+        """The committed report's row (``result`` None if none counts; ``redone`` says why one did not)."""
+        committed = read_committed(self.output, self.report_key, self.task.spec, self.domain)
+        if committed.report is not None:
+            return TaskOutcome(result_from_report(self.source_url, self.output, self.prefix, committed.report), False)
+        redone = None if committed.rejected is None else RedoneModel(
+            source_key=self.source_url, report_key=self.output.url(self.report_key), reason=committed.rejected)
+        return TaskOutcome(None, analysed=False, redone=redone)
+
+    def commit(self, out_dir: Path, report: CompressionReport) -> ZooModelResult:
+        """Upload every output file, then ``report.json`` last and only if no report that counts is there yet;
+        the row of the report committed there (ours, or the one found)."""
+        for path in sorted(out_dir.iterdir()):
+            if path.is_file() and path.name != REPORT_JSON:
+                self.output.upload(path, f"{self.prefix}/{path.name}")
+        data = (out_dir / REPORT_JSON).read_bytes()
+        if not self.output.put_if_absent(self.report_key, data):
+            existing = read_committed(self.output, self.report_key, self.task.spec, self.domain).report
+            if existing is not None:
+                report = existing
+            else:
+                self.output.put_bytes(self.report_key, data)  # what was there does not count: replace it
+        return result_from_report(self.source_url, self.output, self.prefix, report)
+
+    def elsewhere(self) -> TaskOutcome:
+        """The outcome of a model another run holds: its lease, as read now."""
+        lease = read_lease(self.output, lease_key(self.prefix))
+        held = LeaseElsewhere(source_key=self.source_url, holder=lease.holder if lease else "(released since)",
+                              expires_at=lease.expires_at if lease else time.time())
+        return TaskOutcome(None, analysed=False, elsewhere=held)
 
 
 def run_model_task(task: ModelTask, *, parallel_map: ParallelMap | None = None, progress: Progress | None = None,
                    lease: LeaseTerms | None = None) -> TaskOutcome:
     """Pull one model from storage, compress it, push its outputs (report.json last) and return its row.
 
-    A model whose valid report already exists is not analysed again. Bad input (unreadable, corrupt,
-    too large, non-ReLU, NaN weights, bad domain) gives a committed ``failed`` report with a one-line
+    A model whose committed report counts (``committed``) is not analysed again. Bad input (unreadable,
+    corrupt, too large, non-ReLU, NaN weights, bad domain) gives a committed ``failed`` report with a one-line
     reason. Storage errors that survive the client's retries raise (the zoo job retries such a task).
     ``lease`` (incremental runs): the model is analysed only under its lease (``leases``: another run's live
     lease gives ``result=None``), and its committed report is recorded in the ledger (``ledger``).
@@ -192,8 +162,7 @@ def run_model_task(task: ModelTask, *, parallel_map: ParallelMap | None = None, 
     source = open_storage(task.source_root)
     output = open_storage(spec.output)
     source_url = source.url(task.key)
-    with tempfile.TemporaryDirectory(prefix="exactcompress-") as scratch_name:
-        scratch = Path(scratch_name)
+    with scratch_dir() as scratch:
         unread = hashlib.sha256(source_url.encode()).hexdigest()  # stands for the sha256 of a model never read
         try:
             size = source.size(task.key)
@@ -210,55 +179,55 @@ def run_model_task(task: ModelTask, *, parallel_map: ParallelMap | None = None, 
             data = _data(spec, task.source_root, scratch)
         except (InputError, KeyNotFound) as error:  # a bad or missing domain or data file fails this model
             return _commit_failure(task, output, source_url, model_sha256, str(error), scratch)
-        prefix = run_prefix(task, model_sha256, _domain_digest(domain))
+        place = _Place(task, output, source_url, run_prefix(task, model_sha256, domain_digest(domain)), domain)
 
-        def analyse() -> TaskOutcome:
-            return _analyse(task, output, prefix, source_url, local_model, domain, data, scratch / "out",
-                            parallel_map, progress)
+        def analyse(found: TaskOutcome) -> TaskOutcome:
+            if found.result is not None:
+                return found
+            analysed = _analyse(place, local_model, data, scratch / "out", parallel_map, progress)
+            return replace(analysed, redone=found.redone)
 
-        outcome = _reused(output, source_url, prefix)
+        outcome = place.reused()
         if lease is None:
-            return outcome or analyse()
-        if outcome is None:
-            with holding(output, lease_key(prefix), model_sha256, lease) as held:
+            return analyse(outcome)
+        if outcome.result is None:
+            with holding(output, lease_key(place.prefix), model_sha256, lease) as held:
                 if not held:
-                    return TaskOutcome(None, analysed=False, elsewhere=source_url)
-                outcome = _reused(output, source_url, prefix) or analyse()  # another run may have just finished it
-        record(output, new_entry(model_sha256, source_url, f"{prefix}/{REPORT_JSON}", outcome.result.status, fingerprint))
+                    return place.elsewhere()
+                outcome = analyse(place.reused())  # another run may have just finished it
+        record(output, new_entry(model_sha256, source_url, place.report_key, outcome.result.status, fingerprint))
         return outcome
 
 
-def _analyse(task: ModelTask, output: Storage, prefix: str, source_url: str, local_model: Path, domain: Domain,
-             data: np.ndarray | None, out_dir: Path, parallel_map: ParallelMap | None,
-             progress: Progress | None) -> TaskOutcome:
+def _analyse(place: _Place, local_model: Path, data: np.ndarray | None, out_dir: Path,
+             parallel_map: ParallelMap | None, progress: Progress | None) -> TaskOutcome:
     """Load and compress the downloaded model (or record why it cannot be loaded), commit, return its row."""
-    spec = task.spec
+    task, spec = place.task, place.task.spec
     try:
         network, info = load_network(local_model)
     except InputError as error:
-        report = _failed_report(task, source_url, f"{source_url}: {error.reason}")
+        report = _failed_report(task, place.source_url, f"{place.source_url}: {error.reason}")
         write_report_json(report, out_dir)
     else:
-        model = (network, info.model_copy(update={"name": PurePosixPath(task.key).stem, "path": source_url}))
+        model = (network, info.model_copy(update={"name": PurePosixPath(task.key).stem, "path": place.source_url}))
         points = data if data is not None and data.shape[1] == network.input_dim else None
         report = compress_model(
-            model, out_dir, domain=domain, data=points, method=spec.method, time_limit=spec.time_limit_s,
+            model, out_dir, domain=place.domain, data=points, method=spec.method, time_limit=spec.time_limit_s,
             workers=spec.fallback_tasks, parallel_map=parallel_map, formats=spec.formats, seed=spec.seed,
             device=spec.device, verify_samples=spec.verify_samples, progress=progress,
         )
-    committed = _commit(output, prefix, out_dir, report)
-    return TaskOutcome(result_from_report(source_url, output, prefix, committed), analysed=True)
+    return TaskOutcome(place.commit(out_dir, report), analysed=True)
 
 
 def _commit_failure(task: ModelTask, output: Storage, source_url: str, digest: str, reason: str, scratch: Path) -> TaskOutcome:
-    prefix = run_prefix(task, digest, "unresolved")
-    reused = _reused(output, source_url, prefix)
-    if reused is not None:
-        return reused
+    place = _Place(task, output, source_url, run_prefix(task, digest, UNRESOLVED), None)
+    found = place.reused()
+    if found.result is not None:
+        return found
     report = _failed_report(task, source_url, reason)
     out_dir = scratch / "failed"
     write_report_json(report, out_dir)
-    return TaskOutcome(result_from_report(source_url, output, prefix, _commit(output, prefix, out_dir, report)), analysed=True)
+    return TaskOutcome(place.commit(out_dir, report), analysed=True, redone=found.redone)
 
 
 def _data(spec: ZooJobSpec, source_root: str, scratch: Path) -> np.ndarray | None:

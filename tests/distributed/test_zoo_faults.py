@@ -86,13 +86,14 @@ def add_node(cluster: Cluster, scratch: Path):
 
 def committed_reports(output: Storage) -> dict[str, CompressionReport]:
     """{report URL: validated report} for every ``runs/<sha>/<run>/report.json`` under ``output``; also checks
-    that every object there belongs to a run folder holding a report, or is a summary file."""
+    that every object there belongs to a run folder holding a report, or is a summary file or the ledger of
+    incremental runs."""
     keys = output.list_keys()
     reports = {key for key in keys if key.startswith("runs/") and key.endswith("/report.json")}
     run_folders = {key.rsplit("/", 1)[0] for key in reports}
     for key in keys:
         parts = key.split("/")
-        assert key in SUMMARY_FILES or (len(parts) == 1 and key.startswith("summary_") and key.endswith(".png")) or (
+        assert key in SUMMARY_FILES or key == "ledger.json" or (len(parts) == 3 and parts[0] == "ledger") or (len(parts) == 1 and key.startswith("summary_") and key.endswith(".png")) or (
             len(parts) == 4 and parts[0] == "runs" and "/".join(parts[:3]) in run_folders), f"stray object {key}"
     return {output.url(key): CompressionReport.model_validate_json(output.get_bytes(key)) for key in sorted(reports)}
 
@@ -224,8 +225,9 @@ def test_a_storage_outage_longer_than_the_retries_stops_the_job_fast_and_a_rerun
 # -------------------------------------------------------------------------------------------- the CLI
 
 
-def zoo_run(spec: Path, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([SCRIPT, "zoo", "run", str(spec), "--num-cpus", "2", "--quiet"], env=env,
+def zoo_run(spec: Path, env: dict[str, str], timeout: float = 180, extra: tuple[str, ...] | list[str] = ()
+            ) -> subprocess.CompletedProcess:
+    return subprocess.run([SCRIPT, "zoo", "run", str(spec), *extra, "--num-cpus", "2", "--quiet"], env=env,
                           capture_output=True, text=True, timeout=timeout, start_new_session=True)
 
 
@@ -262,6 +264,47 @@ def test_a_killed_job_started_again_reuses_what_was_committed(tmp_path, ray_tmpd
     summary = ZooSummary.model_validate_json((out / "summary.json").read_bytes())
     assert_every_model_done_once(open_storage(str(out)), summary, {str(path) for path in (tmp_path / "zoo").iterdir()})
     assert not processes_with_env("RAY_TMPDIR", str(ray_tmpdir))
+
+
+def test_a_killed_incremental_run_leaves_no_scratch_and_its_leases_are_reported_then_taken_over(tmp_path, ray_tmpdir):
+    for index in range(2):
+        write_slow(tmp_path / f"zoo/slow{index}.pt", seed=index)
+    out, temp = tmp_path / "out", tmp_path / "tmp"
+    temp.mkdir()
+    spec = write_spec(tmp_path / "spec.yaml", source=str(tmp_path / "zoo"), output=f"file://{out}", **SLOW_SPEC)
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmpdir), "TMPDIR": str(temp)}  # workers' scratch goes under temp
+    scratch = temp / "exactcompress-scratch"
+    first = subprocess.Popen([SCRIPT, "zoo", "run", str(spec), "--incremental", "--num-cpus", "2", "--quiet"],
+                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_for(lambda: (any(out.glob("leases/*/*.json")) and scratch.is_dir() and any(scratch.iterdir()))
+                 or first.poll() is not None, 90, "a model under lease")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        kill_all(processes_with_env("RAY_TMPDIR", str(ray_tmpdir)))
+    leaked = set(scratch.iterdir())
+    assert leaked and any(out.glob("leases/*/*.json")), "the run had finished its models before it was killed"
+
+    waiting = zoo_run(spec, env, extra=["--incremental"])
+
+    assert waiting.returncode == 0, waiting.stderr
+    assert "in progress in another run" in waiting.stdout and "--take-over-leases" in waiting.stdout
+    held = ZooSummary.model_validate_json((out / "summary.json").read_bytes()).leases_elsewhere
+    assert held and all(lease.expires_at > time.time() + 60 for lease in held)
+    assert not set(scratch.iterdir()) & leaked  # the killed workers' scratch is gone, and no new one stays
+    assert list(scratch.iterdir()) == []
+
+    taken = zoo_run(spec, env, extra=["--incremental", "--take-over-leases"])
+
+    assert taken.returncode == 0, taken.stderr
+    assert "in progress in another run" not in taken.stdout
+    summary = ZooSummary.model_validate_json((out / "summary.json").read_bytes())
+    assert_every_model_done_once(open_storage(str(out)), summary, {str(path) for path in (tmp_path / "zoo").iterdir()})
+    assert not list(out.glob("leases/*/*.json"))
+    plain = zoo_run(spec, env, extra=["--take-over-leases"])
+    assert plain.returncode == 2 and "only applies with --incremental" in plain.stderr
 
 
 def test_cli_partial_failure_exits_3_with_every_reason(tmp_path, ray_tmpdir):

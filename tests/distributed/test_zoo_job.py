@@ -115,13 +115,65 @@ def test_a_failed_report_never_replaces_a_valid_one_but_a_damaged_one_is_redone(
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     (scratch / "report.json").write_text(failed.model_dump_json())
-    kept = zoo_task._commit(open_storage(str(tmp_path / "out")), prefix, scratch, failed)
+    domain = zoo_task.resolve_domain(task.domain, task.source_root)
+    place = zoo_task._Place(task, open_storage(str(tmp_path / "out")), first.source_key, prefix, domain)
+    kept = place.commit(scratch, failed)
     assert kept.status == "exact" and report_path.read_bytes() == committed
 
     report_path.write_text('{"status": "exa')  # a torn or damaged report does not count as done
     again = run_model_task(task)
     assert again.analysed and again.result.status == "exact"
+    assert again.redone.reason == "report.json does not validate"
     CompressionReport.model_validate_json(report_path.read_bytes())
+
+
+EDITS = {  # an edit of a valid report → the words of the reason it does not count
+    "status": ({"status": "partial"}, "status partial with 0 undecided"),
+    "neurons_after": ({"neurons_after": 1}, "neurons_after does not match"),
+    "time_limit_s": ({"time_limit_s": 9.0}, "time_limit_s 9.0"),
+    "method": ({"method": "milp"}, "method milp"),
+    "model": ({"model": {"sha256": "0" * 64}}, "model sha256 0000"),
+    "domain": ({"domain": {"boxes": [{"upper": 2.0}]}}, "domain is not the one"),
+    "files": ({"outputs": {"files": {}}}, "no recorded size and sha256"),
+    "stably_active": ({"layers": [{"stably_active": [0, 0]}]}, "do not partition"),
+}
+
+
+def edited(report: dict, edit: dict) -> dict:
+    """``report`` with ``edit`` merged in (non-empty dicts recursively; a list of dicts edits its first element; a float
+    in place of a list fills the list)."""
+    out = dict(report)
+    for name, value in edit.items():
+        if isinstance(value, dict) and value and isinstance(out[name], dict):
+            out[name] = edited(out[name], value)
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            out[name] = [edited(out[name][0], value[0]), *out[name][1:]]
+        elif isinstance(value, float) and isinstance(out.get(name), list):
+            out[name] = [value] * len(out[name])
+        else:
+            out[name] = value
+    return out
+
+
+@pytest.mark.parametrize("edit", list(EDITS), ids=list(EDITS))
+def test_an_edited_report_does_not_count_and_the_model_is_redone_saying_why(tmp_path, edit):
+    write_good(tmp_path / "m/a.pt", seed=1)
+    [task] = plan_tasks(ZooJobSpec(source=str(tmp_path / "m"), output=str(tmp_path / "out"), time_limit_s=60))
+    first = run_model_task(task).result
+    report_path = Path(first.report_key)
+    original = json.loads(report_path.read_bytes())
+    change, reason = EDITS[edit]
+    tampered = edited(original, change)
+    CompressionReport.model_validate(tampered)  # still a valid report: only its content lies
+    report_path.write_text(json.dumps(tampered))
+
+    again = run_model_task(task)
+
+    assert again.analysed and again.redone is not None and reason in again.redone.reason, again.redone
+    assert again.redone.report_key == first.report_key and again.result.status == "exact"
+    restored = json.loads(report_path.read_bytes())
+    assert restored["status"] == original["status"] and restored["outputs"] == original["outputs"]
+    assert not run_model_task(task).analysed  # it counts again
 
 
 @pytest.mark.parametrize("damage", ["delete", "truncate", "alter"])

@@ -13,7 +13,9 @@ from exactcompress.reports.summary import (
     summary_figures,
 )
 from exactcompress.schema import (
+    LeaseElsewhere,
     ManifestSource,
+    RedoneModel,
     Versions,
     ZooJobSpec,
     ZooModelResult,
@@ -227,3 +229,15 @@ def test_a_thousand_model_summary_loads_in_a_real_headless_browser(tmp_path):
     assert '<span id="shown">1000 of 1000 shown</span>' in dom  # the table's script ran to its end
     assert dom.count("a-rather-long-model-name-") >= 1000
     assert "Uncaught" not in result.stderr and "SyntaxError" not in result.stderr
+
+
+def test_notes_list_leases_of_other_runs_and_redone_models_with_why():
+    summary = _summary([_model("a")]).model_copy(update={
+        "leases_elsewhere": [LeaseElsewhere(source_key="s3://zoo-in/models/held.pt", holder="run-7f3",
+                                            expires_at=1_800_000_000.0)],
+        "redone": [RedoneModel(source_key="s3://zoo-in/models/a.pt", report_key=f"{OUTPUT}/runs/x/report.json",
+                               reason="compressed.pt is missing")]})
+    for text in (render_summary_markdown(summary), render_summary_html(summary)):
+        assert "Notes" in text and "held.pt" in text and "run-7f3" in text and "2027-01-15 08:00:00 UTC" in text
+        assert "compressed.pt is missing" in text
+    assert "Notes" not in render_summary_markdown(_summary([_model("a")]))

@@ -19,7 +19,7 @@ from zoo_files import write_good
 from exactcompress.cli import app
 from exactcompress.distributed.zoo_job import run_zoo_job
 from exactcompress.reports.report import REPORT_JSON as REPORT
-from exactcompress.schema import Lease, ModelTask, ZooJobSpec, ZooLedger, ZooSummary
+from exactcompress.schema import Lease, LeaseElsewhere, ModelTask, ZooJobSpec, ZooLedger, ZooSummary
 from exactcompress.storage import open_storage
 from exactcompress.zoo.leases import (
     LeaseTerms,
@@ -38,7 +38,8 @@ from exactcompress.zoo.ledger import (
     record,
 )
 from exactcompress.zoo.plan import plan_tasks
-from exactcompress.zoo.task import domain_digest, run_prefix
+from exactcompress.zoo.layout import domain_digest, run_prefix
+from exactcompress.zoo.task import resolve_domain
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -145,7 +146,7 @@ def test_expired_lease_is_taken_over_and_a_live_one_is_respected(tmp_path, s3_st
     shas = {key: upload_model(source, key, seed, tmp_path) for key, seed in (("crashed.pt", 1), ("busy.pt", 2))}
     lease_keys = {}
     for task in plan_tasks(spec):
-        prefix = run_prefix(task, shas[task.key], domain_digest(task.domain, task.source_root))
+        prefix = run_prefix(task, shas[task.key], domain_digest(resolve_domain(task.domain, task.source_root)))
         lease_keys[task.key] = lease_key(prefix)
     now = time.time()
     output.put_bytes(lease_keys["crashed.pt"], Lease(holder="crashed-run", sha256=shas["crashed.pt"],
@@ -158,13 +159,15 @@ def test_expired_lease_is_taken_over_and_a_live_one_is_respected(tmp_path, s3_st
     assert run.exit_code == 0 and run.analysed == 1
     assert [row.source_key for row in run.summary.models] == [source.url("crashed.pt")]
     assert run.summary.in_progress_elsewhere == [source.url("busy.pt")] and run.summary.totals.in_progress_elsewhere == 1
+    assert run.summary.leases_elsewhere == [LeaseElsewhere(source_key=source.url("busy.pt"), holder="other-run",
+                                                           expires_at=busy.expires_at)]
     assert output.list_keys("leases/") == [lease_keys["busy.pt"]]  # ours released, the live one untouched
     assert read_lease(output, lease_keys["busy.pt"]) == busy
     assert [entry.source_key for entry in stored_ledger(output).entries] == [source.url("crashed.pt")]
 
-    output.delete(lease_keys["busy.pt"])  # the other run is gone: the next run picks the model up
-    after = run_zoo_job(spec, incremental=True)
+    after = run_zoo_job(spec, incremental=True, take_over_leases=True)  # an operator knows the other run is dead
     assert (after.analysed, after.unchanged, after.summary.in_progress_elsewhere) == (1, 1, [])
+    assert output.list_keys("leases/") == []
 
 
 # ------------------------------------------------------------------------------ protocols, no Ray

@@ -17,7 +17,7 @@ from torch import nn
 
 from . import __version__
 from .engine.analyze import SETTLERS, Analysis, analyze
-from .engine.compression import CompressionLog, compress
+from .engine.compression import CompressionLog, channel_states, compress
 from .engine.domain import UNION_SEMANTICS, Domain
 from .engine.network import Network
 from .engine.progress import Progress, ignore
@@ -30,7 +30,9 @@ from .io.domain_files import load_data, scalar_box
 from .reports.report import write_report_json, write_reports
 from .schema import (
     BoxRecord,
+    ChannelReport,
     CompressionReport,
+    ConvLayerReport,
     Device,
     DomainRecord,
     ErrorKind,
@@ -79,8 +81,43 @@ def domain_record(domain: Domain) -> DomainRecord:
     )
 
 
-def layer_reports(analysis: Analysis, log: CompressionLog) -> list[LayerReport]:
-    """One ``LayerReport`` per hidden layer of the original network: states, settlers, what compression did."""
+def conv_layer_report(network: Network, compressed: Network, analysis: Analysis, log: CompressionLog,
+                      index: int) -> ConvLayerReport | None:
+    """Per-channel states of hidden layer ``index`` when it is a convolution (else None). Convolutions are never
+    merged and come before every dense layer, so the compressed network's layer ``index`` is the same one."""
+    shape = network.layers[index].conv
+    if shape is None:
+        return None
+    counts = {name: channel_states(shape, getattr(analysis, name)[index]).sum(axis=1)
+              for name in ("stably_inactive", "stably_active", "unstable", "undecided")}
+    removed = set(log.removed_channels[index]) if log.removed_channels else set()
+    channels = []
+    for channel in range(shape.out_channels):
+        count = {name: int(values[channel]) for name, values in counts.items()}
+        if count["stably_inactive"] == shape.positions:
+            state = "inactive_everywhere"
+        elif count["stably_active"] == shape.positions:
+            state = "active_everywhere"
+        elif count["undecided"]:
+            state = "undecided"
+        else:
+            state = "mixed"
+        channels.append(ChannelReport(channel=channel, state=state, removed=channel in removed, **count))
+    after = compressed.layers[index]
+    return ConvLayerReport(
+        in_shape=[shape.in_channels, shape.in_height, shape.in_width],
+        out_shape=[shape.out_channels, shape.out_height, shape.out_width],
+        kernel_size=list(shape.kernel_size), stride=list(shape.stride), padding=list(shape.padding),
+        channels=channels, channels_removed=sorted(removed),
+        channels_after=after.conv.out_channels if after.conv is not None else 0,
+        parameters_before=shape.n_params, parameters_after=after.n_params,
+    )
+
+
+def layer_reports(analysis: Analysis, log: CompressionLog, network: Network | None = None,
+                  compressed: Network | None = None) -> list[LayerReport]:
+    """One ``LayerReport`` per hidden layer of the original network: states, settlers, what compression did
+    (with ``network`` and ``compressed``, per-channel states of convolution layers too)."""
     reports = []
     for index, active in enumerate(analysis.stably_active):
         settled = analysis.settled_by[index]
@@ -97,6 +134,8 @@ def layer_reports(analysis: Analysis, log: CompressionLog) -> list[LayerReport]:
                                              folded_active=log.folded_active[index],
                                              skipped_folds=log.skipped_folds[index],
                                              merged=index in log.merged_layers),
+                conv=(conv_layer_report(network, compressed, analysis, log, index)
+                      if network is not None and compressed is not None else None),
             )
         )
     return reports
@@ -127,11 +166,13 @@ def compress_model(
     device: Device = "auto",
     verify_samples: int = DEFAULT_SAMPLES,
     progress: Progress | None = None,
+    input_shape: Sequence[int] | None = None,
 ) -> CompressionReport:
     """Run the whole engine on one model and write its outputs into ``out_dir``.
 
     ``model`` is a file path, an ``nn.Sequential`` (``from_sequential``: activations checked), a ``Network``
-    or an already loaded ``(Network, ModelInfo)``. ``domain`` defaults to the
+    or an already loaded ``(Network, ModelInfo)``; an ``nn.Sequential`` CNN needs ``input_shape`` (C, H, W).
+    ``domain`` defaults to the
     box [0, 1] on every input. Bad input does not raise: the returned (and written) report has status
     ``failed`` and a one-line ``error``. A failed verification is also ``failed`` and writes no model.
     ``workers``/``parallel_map`` split independent questions, ``device`` places branch and bound (see
@@ -157,7 +198,7 @@ def compress_model(
     try:
         clock = time.monotonic()
         say("loading")
-        network, info = _loaded(model)
+        network, info = _loaded(model, input_shape)
         seconds["load"] = time.monotonic() - clock
         clock = time.monotonic()
         domain = (domain or scalar_box(0.0, 1.0)).broadcast(network.input_dim)
@@ -197,7 +238,7 @@ def compress_model(
     known = dict(
         model=info,
         domain=domain_record(domain),
-        layers=layer_reports(analysis, log),
+        layers=layer_reports(analysis, log, network, compressed),
         neurons_before=network.n_neurons,
         neurons_after=compressed.n_neurons,
         parameters_before=network.n_params,
@@ -240,7 +281,7 @@ def file_digest(path: Path) -> FileDigest:
         return FileDigest(bytes=path.stat().st_size, sha256=hashlib.file_digest(handle, "sha256").hexdigest())
 
 
-def _loaded(model) -> tuple[Network, ModelInfo]:
+def _loaded(model, input_shape: Sequence[int] | None = None) -> tuple[Network, ModelInfo]:
     """``compress_model``'s ``model`` as ``(Network, ModelInfo)``; InputError for a bad file or module."""
     if isinstance(model, tuple):
         return model
@@ -249,7 +290,7 @@ def _loaded(model) -> tuple[Network, ModelInfo]:
     if isinstance(model, (str, Path)):
         return load_network(model)
     if isinstance(model, nn.Module):
-        return from_sequential(model, name=type(model).__name__)
+        return from_sequential(model, name=type(model).__name__, input_shape=input_shape)
     raise InputError("model", f"is a {type(model).__name__}; expected a file path, an nn.Sequential, a Network "
                      "or a (Network, ModelInfo) pair")
 

@@ -5,6 +5,10 @@ active into the next affine map.
 Layers are processed in order; each step sees the layer as already changed by the steps before it
 (its input columns may have been edited or merged). Row operations never reorder the rows of the layer
 being processed, so the flags of the original hidden layer ``l`` always index the rows of its current map.
+
+A convolution layer (``AffineLayer.conv`` set) loses only whole channels: those whose neurons are stably
+inactive at every position (its rows, and the next layer's columns: the next convolution's input channel);
+it is never folded or merged, so it stays a convolution.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from ..tolerances import FOLD_ATOL, RANK_RTOL
-from .network import AffineLayer, Network
+from .network import AffineLayer, ConvShape, Network
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class CompressionLog:
     folded_active: tuple[int, ...]  # stably active neurons folded into the next layer (dependent rows)
     merged_layers: tuple[int, ...]  # layers merged into the next affine map (the layer became affine)
     skipped_folds: tuple[int, ...]  # dependent active rows NOT folded because the residual exceeded fold_atol
+    removed_channels: tuple[tuple[int, ...], ...] = ()  # per layer: channels removed (() for an MLP)
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,31 @@ def _remove_rows(layer: AffineLayer, following: AffineLayer, keep: np.ndarray) -
     return (
         AffineLayer(layer.weight[keep], layer.bias[keep]),
         AffineLayer(following.weight[:, keep], following.bias),
+    )
+
+
+def channel_states(shape: ConvShape, flags: np.ndarray) -> np.ndarray:
+    """Per-neuron flags (out_features,) of a convolution as (out_channels, positions)."""
+    return np.asarray(flags).reshape(shape.out_channels, shape.positions)
+
+
+def _remove_channels(
+    layer: AffineLayer, following: AffineLayer, inactive: np.ndarray
+) -> tuple[AffineLayer, AffineLayer, tuple[int, ...]]:
+    """Drop the channels of the convolution ``layer`` stably inactive at every position, with the matching
+    columns of ``following`` (its input channels when it is a convolution too). One channel is always kept,
+    even when every channel is removable, so that the layer stays a convolution."""
+    shape = layer.conv
+    removable = channel_states(shape, inactive).all(axis=1)
+    if removable.all():
+        removable[0] = False
+    keep = np.repeat(~removable, shape.positions)
+    kept = int(np.sum(~removable))
+    following_conv = following.conv.with_channels(kept, following.conv.out_channels) if following.conv else None
+    return (
+        AffineLayer(layer.weight[keep], layer.bias[keep], shape.with_channels(shape.in_channels, kept)),
+        AffineLayer(following.weight[:, keep], following.bias, following_conv),
+        tuple(np.flatnonzero(removable).tolist()),
     )
 
 
@@ -136,14 +166,25 @@ def compress(
     has none left) is merged into the next affine map (no fold needed); otherwise dependent stably
     active rows are folded into the next layer (rank: singular values < ``rank_rtol * s_max`` count as
     zero; fold only if the residual max |W_D - K W_I| <= ``fold_atol * (1 + max |W_S|)``).
+    A convolution layer loses only the channels stably inactive at every position (never folded or merged).
     The result may have zero hidden layers and keeps ``network.dtype``. Flags are trusted: a wrong flag
     gives a wrong network (``verify`` catches it).
     """
     _check_flags(network, stably_active, stably_inactive)
     hidden: list[AffineLayer] = []
-    removed, folded, merged, skipped = [], [], [], []
+    removed, folded, merged, skipped, channels = [], [], [], [], []
     layer = network.layers[0]
     for index, following in enumerate(network.layers[1:]):
+        if layer.conv is not None:
+            layer, following, gone = _remove_channels(layer, following, np.asarray(stably_inactive[index]))
+            removed.append(len(gone) * network.layers[index].conv.positions)
+            channels.append(gone)
+            folded.append(0)
+            skipped.append(0)
+            hidden.append(layer)
+            layer = following
+            continue
+        channels.append(())
         active = np.asarray(stably_active[index])
         keep = ~np.asarray(stably_inactive[index])
         layer, following = _remove_rows(layer, following, keep)
@@ -159,5 +200,6 @@ def compress(
         skipped.append(fold.n_skipped)
         hidden.append(fold.layer)
         layer = fold.following
-    log = CompressionLog(tuple(removed), tuple(folded), tuple(merged), tuple(skipped))
+    log = CompressionLog(tuple(removed), tuple(folded), tuple(merged), tuple(skipped),
+                         tuple(channels) if network.is_convolutional else ())
     return Network(tuple(hidden) + (layer,), dtype=network.dtype), log

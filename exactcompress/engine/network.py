@@ -20,17 +20,79 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class ConvShape:
+    """The structure of a 2-D convolution (dilation 1, groups 1, zero padding) whose dense unrolled matrix
+    an ``AffineLayer`` holds: inputs and outputs are C×H×W tensors flattened channel-major (``torch.flatten``
+    order), so output neuron ``(o, y, x)`` is row ``o * out_height * out_width + y * out_width + x``."""
+
+    in_channels: int
+    in_height: int
+    in_width: int
+    out_channels: int
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+
+    def __post_init__(self) -> None:
+        for name in ("kernel_size", "stride", "padding"):
+            object.__setattr__(self, name, tuple(int(value) for value in getattr(self, name)))
+        if min(self.in_channels, self.in_height, self.in_width, self.out_channels, *self.kernel_size,
+               *self.stride) < 1 or min(self.padding) < 0:
+            raise ValueError(f"invalid convolution shape {self}")
+        if self.out_height < 1 or self.out_width < 1:
+            raise ValueError(f"the {self.kernel_size} kernel does not fit the padded {self.in_height}x{self.in_width} input")
+
+    @property
+    def out_height(self) -> int:
+        return (self.in_height + 2 * self.padding[0] - self.kernel_size[0]) // self.stride[0] + 1
+
+    @property
+    def out_width(self) -> int:
+        return (self.in_width + 2 * self.padding[1] - self.kernel_size[1]) // self.stride[1] + 1
+
+    @property
+    def positions(self) -> int:
+        """Output positions per channel (out_height * out_width)."""
+        return self.out_height * self.out_width
+
+    @property
+    def in_features(self) -> int:
+        return self.in_channels * self.in_height * self.in_width
+
+    @property
+    def out_features(self) -> int:
+        return self.out_channels * self.positions
+
+    @property
+    def n_params(self) -> int:
+        """Kernel and bias entries of the convolution (not of its dense matrix)."""
+        return self.out_channels * (self.in_channels * self.kernel_size[0] * self.kernel_size[1] + 1)
+
+    def with_channels(self, in_channels: int, out_channels: int) -> "ConvShape":
+        return ConvShape(in_channels, self.in_height, self.in_width, out_channels, self.kernel_size, self.stride,
+                         self.padding)
+
+
+@dataclass(frozen=True)
 class AffineLayer:
-    """``x ↦ weight @ x + bias``; ``weight`` has shape (out, in), ``bias`` shape (out,), float64, read-only."""
+    """``x ↦ weight @ x + bias``; ``weight`` has shape (out, in), ``bias`` shape (out,), float64, read-only.
+
+    ``conv`` is set when the layer is a convolution stored as its dense unrolled matrix (see ``ConvShape``);
+    every engine step reads only ``weight`` and ``bias``.
+    """
 
     weight: np.ndarray
     bias: np.ndarray
+    conv: ConvShape | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "weight", _frozen(self.weight))
         object.__setattr__(self, "bias", _frozen(self.bias))
         if self.weight.ndim != 2 or self.bias.ndim != 1 or self.weight.shape[0] != self.bias.shape[0]:
             raise ValueError(f"affine layer shapes do not match: weight {self.weight.shape}, bias {self.bias.shape}")
+        if self.conv is not None and self.weight.shape != (self.conv.out_features, self.conv.in_features):
+            raise ValueError(f"convolution {self.conv} needs a dense weight of shape "
+                             f"{(self.conv.out_features, self.conv.in_features)}, got {self.weight.shape}")
 
     @property
     def in_features(self) -> int:
@@ -42,7 +104,8 @@ class AffineLayer:
 
     @property
     def n_params(self) -> int:
-        return self.weight.size + self.bias.size
+        """Weight and bias entries; for a convolution its kernel and bias entries."""
+        return self.conv.n_params if self.conv is not None else self.weight.size + self.bias.size
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Apply to a batch ``x`` of shape (n, in); returns (n, out)."""
@@ -71,10 +134,25 @@ class Network:
                     f"layer {index + 1} expects {after.in_features} inputs but layer {index} gives "
                     f"{before.out_features}"
                 )
+            if after.conv is not None and (
+                before.conv is None or before.conv.out_channels != after.conv.in_channels
+                or (before.conv.out_height, before.conv.out_width) != (after.conv.in_height, after.conv.in_width)
+            ):
+                raise ValueError(f"convolution layer {index + 1} does not take the C×H×W output of a convolution")
 
     @classmethod
     def from_arrays(cls, weights: Sequence[np.ndarray], biases: Sequence[np.ndarray], dtype: str = "float32") -> "Network":
         return cls(tuple(AffineLayer(w, b) for w, b in zip(weights, biases, strict=True)), dtype=dtype)
+
+    @property
+    def is_convolutional(self) -> bool:
+        return any(layer.conv is not None for layer in self.layers)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """(C, H, W) when the first layer is a convolution, else (input_dim,)."""
+        conv = self.layers[0].conv
+        return (conv.in_channels, conv.in_height, conv.in_width) if conv is not None else (self.input_dim,)
 
     @property
     def hidden(self) -> tuple[AffineLayer, ...]:

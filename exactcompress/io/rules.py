@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ..engine.network import AffineLayer, Network
+from ..engine.network import AffineLayer, ConvShape, Network
 from ..errors import InputError
 
 
@@ -21,12 +21,14 @@ from ..errors import InputError
 class NamedAffine:
     """One affine layer as read from a file, float64, shapes not yet checked against its neighbours.
 
-    ``name`` is how error messages call it (a module prefix such as ``fc1``, or an ONNX node name).
+    ``name`` is how error messages call it (a module prefix such as ``fc1``, or an ONNX node name);
+    ``conv`` is set for a convolution held as its dense unrolled matrix (``io/conv.py``).
     """
 
     name: str
     weight: np.ndarray
     bias: np.ndarray
+    conv: ConvShape | None = None
 
 
 def first_line(error: BaseException, limit: int = 160) -> str:
@@ -71,7 +73,7 @@ def fold_batchnorm(
     factor = scale / np.sqrt(var + eps)
     weight = finite_float64(source, bn_name, factor[:, None] * affine.weight)
     bias = finite_float64(source, bn_name, factor * (affine.bias - mean) + shift)
-    return NamedAffine(affine.name, weight, bias)
+    return NamedAffine(affine.name, weight, bias, affine.conv)
 
 
 def checked_network(
@@ -103,7 +105,7 @@ def checked_network(
         raise InputError(
             source, f"fewer than one hidden layer: found {len(layers)} affine layer, need a hidden and an output layer"
         )
-    return Network(tuple(AffineLayer(layer.weight, layer.bias) for layer in layers), dtype=dtype)
+    return Network(tuple(AffineLayer(layer.weight, layer.bias, layer.conv) for layer in layers), dtype=dtype)
 
 
 def torch_dtype_name(dtype: torch.dtype) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -11,6 +12,14 @@ from torch import nn
 from ..engine.network import Network
 from ..errors import InputError
 from ..schema import ModelInfo
+from .conv import (
+    avgpool_matrix,
+    compose_pool,
+    conv_kernel,
+    conv_layer,
+    fold_batchnorm2d,
+    pair,
+)
 from .rules import (
     NamedAffine,
     checked_network,
@@ -25,10 +34,14 @@ IN_MEMORY_PATH = "<in-memory nn.Sequential>"
 
 
 def from_sequential(
-    module: nn.Sequential, name: str = "sequential", require_hidden_layer: bool = True
+    module: nn.Sequential, name: str = "sequential", require_hidden_layer: bool = True,
+    input_shape: Sequence[int] | None = None,
 ) -> tuple[Network, ModelInfo]:
     """The IR of a Sequential of Linear, ReLU, BatchNorm1d (folded with its running stats, eval mode),
-    Identity, Dropout and Flatten (start_dim 1) modules, nested Sequentials flattened.
+    Identity, Dropout and Flatten (start_dim 1) modules, nested Sequentials flattened; and for CNNs
+    Conv2d (dilation 1, groups 1, zero padding; held as its dense unrolled matrix), BatchNorm2d (folded
+    into the Conv2d before it) and AvgPool2d (after a ReLU, composed into the Linear after the Flatten
+    that follows it). A CNN needs ``input_shape`` (C, H, W) of one input.
 
     ``ModelInfo.sha256`` hashes the float64 weights and biases of the IR, layer by layer.
     Raises InputError (source ``name``) for other modules, two ReLUs in a row, a ReLU after the last
@@ -37,25 +50,67 @@ def from_sequential(
     layers: list[NamedAffine] = []
     closed = 0  # layers[:closed] are followed by a ReLU
     dtype = ""
+    shape = _image_shape(name, input_shape)  # (C, H, W) of the tensor between modules; None once flat
+    pool: np.ndarray | None = None  # pending per-channel AvgPool2d map, composed into the next Linear
+    pool_channels = 0
     for path, child in _leaf_modules(module):
         label = f"module {path} ({type(child).__name__})"
         if isinstance(child, nn.Linear):
             if len(layers) > closed:
                 raise InputError(name, f"{label} follows another Linear without a ReLU between them")
-            layers.append(_linear(name, path, child))
+            if shape is not None:
+                raise InputError(name, f"{label} gets a C×H×W tensor; put a Flatten before it")
+            layer = _linear(name, path, child)
+            if pool is not None:
+                if layer.weight.shape[1] != pool_channels * pool.shape[0]:
+                    raise InputError(name, f"{label} expects {layer.weight.shape[1]} inputs but the pooled tensor has "
+                                     f"{pool_channels * pool.shape[0]} features")
+                layer = NamedAffine(layer.name, compose_pool(layer.weight, pool, pool_channels), layer.bias)
+                pool = None
+            layers.append(layer)
             dtype = dtype or torch_dtype_name(child.weight.dtype)
+        elif isinstance(child, nn.Conv2d):
+            if len(layers) > closed:
+                raise InputError(name, f"{label} follows another layer without a ReLU between them")
+            if pool is not None:
+                raise InputError(name, f"{label} follows an AvgPool2d; AvgPool2d is supported only before Flatten and "
+                                 "Linear")
+            if shape is None:
+                where = ("needs the input shape: pass input_shape=(C, H, W)" if not layers and input_shape is None
+                         else "gets a flat tensor; only Conv2d before Flatten is supported")
+                raise InputError(name, f"{label} {where}")
+            layers.append(_conv2d(name, path, child, shape))
+            shape = (layers[-1].conv.out_channels, layers[-1].conv.out_height, layers[-1].conv.out_width)
+            dtype = dtype or torch_dtype_name(child.weight.dtype)
+        elif isinstance(child, nn.BatchNorm2d):
+            if len(layers) == closed or layers[-1].conv is None:
+                raise InputError(name, f"{label} does not directly follow a Conv2d")
+            layers[-1] = _folded_batchnorm(name, layers[-1], path, child)
         elif isinstance(child, nn.BatchNorm1d):
-            if len(layers) == closed:
+            if len(layers) == closed or layers[-1].conv is not None:
                 raise InputError(name, f"{label} does not directly follow a Linear")
             layers[-1] = _folded_batchnorm(name, layers[-1], path, child)
         elif isinstance(child, nn.ReLU):
             if len(layers) == closed:
                 raise InputError(name, f"{label} does not follow a Linear (two activations in a row?)")
             closed += 1
+        elif isinstance(child, nn.AvgPool2d):
+            if shape is None or len(layers) > closed:
+                raise InputError(name, f"{label} is supported only after a ReLU on a C×H×W tensor (then Flatten and "
+                                 "Linear)")
+            matrix, shape = avgpool_matrix(name, path, shape, pair(child.kernel_size, "kernel_size"),
+                                           pair(child.stride, "stride"), pair(child.padding, "padding"),
+                                           child.ceil_mode, child.count_include_pad, child.divisor_override)
+            pool, pool_channels = (matrix if pool is None else matrix @ pool), shape[0]
         elif isinstance(child, nn.Flatten) and child.start_dim != 1:
             raise InputError(name, f"{label} flattens from dim {child.start_dim}; only start_dim 1 is supported")
+        elif isinstance(child, nn.Flatten):
+            shape = None
         elif not isinstance(child, PASS_THROUGH_MODULES):
-            raise InputError(name, f"unsupported {label}; only Linear, ReLU, BatchNorm1d, Identity, Dropout, Flatten")
+            raise InputError(name, f"unsupported {label}; only Linear, Conv2d, ReLU, BatchNorm1d, BatchNorm2d, "
+                             "AvgPool2d, Identity, Dropout, Flatten")
+    if pool is not None:
+        raise InputError(name, "an AvgPool2d is not followed by Flatten and Linear; only that is supported")
     if layers and closed == len(layers):
         raise InputError(name, "the output passes through a ReLU; expected a linear output layer")
     network = checked_network(name, layers, dtype, require_hidden_layer)
@@ -69,23 +124,49 @@ def from_sequential(
         hidden_widths=network.hidden_widths,
         output_dim=network.output_dim,
         activation_assumed=False,
+        input_shape=list(network.input_shape) if network.is_convolutional else None,
     )
+
+
+def _image_shape(source: str, input_shape: Sequence[int] | None) -> tuple[int, ...] | None:
+    if input_shape is None:
+        return None
+    shape = tuple(int(value) for value in input_shape)
+    if len(shape) not in (1, 3) or min(shape) < 1:
+        raise InputError(source, f"input_shape {list(input_shape)} must be (C, H, W) or (features,) of positive sizes")
+    return shape if len(shape) == 3 else None
 
 
 def to_sequential(network: Network, dtype: str | None = None) -> nn.Sequential:
     """Linear, ReLU, ..., Linear (no ReLU after the last) with weights cast to ``dtype or network.dtype``.
 
     The state dict keys are ``0.weight``, ``0.bias``, ``2.weight``, ... (ReLUs hold no parameters).
+    Convolution layers become ``Conv2d`` (kernel recovered from the dense matrix), and a ``Flatten`` goes
+    between the last convolution's ReLU and the next Linear (or after a convolution output layer): the module
+    takes inputs of shape (N, C, H, W) when the first layer is a convolution.
     """
     torch_dtype = torch_float_dtype(dtype or network.dtype)
     modules: list[nn.Module] = []
-    for layer in network.layers:
-        linear = nn.Linear(layer.in_features, layer.out_features, dtype=torch_dtype)
+    for position, layer in enumerate(network.layers):
+        if layer.conv is not None:
+            kernel, bias = conv_kernel(layer)
+            shape = layer.conv
+            module = nn.Conv2d(shape.in_channels, shape.out_channels, shape.kernel_size, shape.stride, shape.padding,
+                               dtype=torch_dtype)
+            weight, bias = torch.from_numpy(kernel), torch.from_numpy(bias)
+        else:
+            if position and network.layers[position - 1].conv is not None:
+                modules.append(nn.Flatten())
+            module = nn.Linear(layer.in_features, layer.out_features, dtype=torch_dtype)
+            weight, bias = torch.from_numpy(np.array(layer.weight)), torch.from_numpy(np.array(layer.bias))
         with torch.no_grad():
-            linear.weight.copy_(torch.from_numpy(np.array(layer.weight)))
-            linear.bias.copy_(torch.from_numpy(np.array(layer.bias)))
-        modules += [linear, nn.ReLU()]
-    return nn.Sequential(*modules[:-1])
+            module.weight.copy_(weight)
+            module.bias.copy_(bias)
+        modules += [module, nn.ReLU()]
+    modules = modules[:-1]
+    if network.layers[-1].conv is not None:
+        modules.append(nn.Flatten())
+    return nn.Sequential(*modules)
 
 
 def torch_float_dtype(name: str) -> torch.dtype:
@@ -134,6 +215,28 @@ def _linear(source: str, path: str, linear: nn.Linear) -> NamedAffine:
     return NamedAffine(path, weight, bias)
 
 
+def _conv2d(source: str, path: str, conv: nn.Conv2d, in_shape: tuple[int, int, int]) -> NamedAffine:
+    label = f"module {path} (Conv2d)"
+    if pair(conv.dilation, "dilation") != (1, 1):
+        raise InputError(source, f"{label} has dilation {conv.dilation}; only dilation 1 is supported")
+    if conv.groups != 1:
+        raise InputError(source, f"{label} has groups={conv.groups}; only groups 1 is supported")
+    if conv.padding_mode != "zeros":
+        raise InputError(source, f"{label} has padding_mode '{conv.padding_mode}'; only 'zeros' is supported")
+    padding = conv.padding
+    if isinstance(padding, str):
+        kernel_size = pair(conv.kernel_size, "kernel_size")
+        if padding == "same" and all(size % 2 for size in kernel_size):
+            padding = tuple(size // 2 for size in kernel_size)
+        elif padding == "valid":
+            padding = (0, 0)
+        else:
+            raise InputError(source, f"{label} has padding '{padding}' with an even kernel; give the padding as ints")
+    weight = _tensor64(source, f"{path}.weight", conv.weight)
+    bias = _tensor64(source, f"{path}.bias", conv.bias) if conv.bias is not None else None
+    return conv_layer(source, path, in_shape, weight, bias, pair(conv.stride, "stride"), pair(padding, "padding"))
+
+
 def _folded_batchnorm(source: str, affine: NamedAffine, path: str, bn: nn.BatchNorm1d) -> NamedAffine:
     if bn.running_mean is None or bn.running_var is None:
         raise InputError(source, f"batch norm {path} tracks no running statistics; it cannot be folded")
@@ -142,4 +245,6 @@ def _folded_batchnorm(source: str, affine: NamedAffine, path: str, bn: nn.BatchN
     shift = _tensor64(source, f"{path}.bias", bn.bias) if bn.bias is not None else np.zeros(width)
     mean = _tensor64(source, f"{path}.running_mean", bn.running_mean)
     var = _tensor64(source, f"{path}.running_var", bn.running_var)
+    if affine.conv is not None:
+        return fold_batchnorm2d(source, affine, path, scale, shift, mean, var, bn.eps)
     return fold_batchnorm(source, affine, path, scale, shift, mean, var, bn.eps)

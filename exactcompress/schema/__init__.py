@@ -42,7 +42,9 @@ from .job import (
 from .report import (
     BabStats,
     BoxRecord,
+    ChannelReport,
     CompressionReport,
+    ConvLayerReport,
     DomainRecord,
     FileDigest,
     LayerCompression,
@@ -70,7 +72,7 @@ from .study import (
 )
 
 __all__ = [
-    "BabStats", "BoxDomainSpec", "BoxRecord", "CompressionReport", "Device", "DomainRecord", "DomainSpec", "ErrorKind",
+    "BabStats", "BoxDomainSpec", "BoxRecord", "ChannelReport", "CompressionReport", "ConvLayerReport", "Device", "DomainRecord", "DomainSpec", "ErrorKind",
     "FileDomainSpec",
     "JOB_SCHEMA_VERSION", "L1Regularizer", "LEDGER_SCHEMA_VERSION", "LayerCompression", "LayerReport", "Lease",
     "LeaseElsewhere", "LedgerEntry",

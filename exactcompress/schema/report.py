@@ -23,6 +23,9 @@ class ModelInfo(Strict):
     activation_assumed: bool | None = Field(
         None, description="true: a state dict (torch, safetensors) records no activations and ReLU was assumed "
         "between its Linear layers; false: the activations were read and checked (ONNX, nn.Sequential) (since 1.3)")
+    input_shape: list[int] | None = Field(
+        None, description="(C, H, W) of one input of a convolutional network; input_dim is their product and the "
+        "domain is a box over the flattened (channel-major) input (since 1.4)")
 
 
 class BoxRecord(Strict):
@@ -54,6 +57,40 @@ class LayerCompression(Strict):
     merged: bool = Field(description="every remaining neuron was stably active: the layer was merged into the next")
 
 
+ChannelState = Literal["inactive_everywhere", "active_everywhere", "mixed", "undecided"]
+
+
+class ChannelReport(Strict):
+    """One output channel of a convolution layer: its neurons (one per position) by state (since 1.4)."""
+
+    channel: int = Field(description="0-based channel index in the original layer")
+    state: ChannelState = Field(
+        description="inactive_everywhere: stably inactive at every position (removable); active_everywhere: stably "
+        "active at every position (kept: folding would change the layer type); undecided: some position undecided; "
+        "mixed: every position decided, but not all the same stable state")
+    stably_inactive: int = Field(description="positions where the channel is stably inactive")
+    stably_active: int = Field(description="positions where the channel is stably active")
+    unstable: int = Field(description="positions where the channel is unstable")
+    undecided: int = Field(description="positions left undecided")
+    removed: bool = Field(description="the channel was deleted (its filter, bias and the next layer's input slice)")
+
+
+class ConvLayerReport(Strict):
+    """A hidden convolution layer (Conv2d, held as its dense unrolled matrix) and its channels (since 1.4)."""
+
+    in_shape: list[int] = Field(description="(C, H, W) of the layer's input in the original network")
+    out_shape: list[int] = Field(description="(C, H, W) of the layer's output in the original network")
+    kernel_size: list[int]
+    stride: list[int]
+    padding: list[int]
+    channels: list[ChannelReport]
+    channels_removed: list[int] = Field(description="channels deleted, 0-based in the original layer")
+    channels_after: int = Field(description="output channels of the compressed layer")
+    parameters_before: int = Field(description="kernel and bias entries of the original convolution")
+    parameters_after: int = Field(description="kernel and bias entries of the compressed convolution (its input "
+                                  "channels shrink too when the layer before lost channels)")
+
+
 class LayerReport(Strict):
     """One hidden layer of the *original* network, 0-based; neuron indices are 0-based."""
 
@@ -67,6 +104,9 @@ class LayerReport(Strict):
         default_factory=dict, description="which step settled each stable or unstable neuron"
     )
     compression: LayerCompression | None = Field(None, description="what compression did to the layer (since 1.2)")
+    conv: ConvLayerReport | None = Field(
+        None, description="set for a convolution layer: per-channel states and what channel removal did; its neurons "
+        "are indexed channel-major, (channel, y, x) → channel * out_h * out_w + y * out_w + x (since 1.4)")
 
 
 class VerificationReport(Strict):

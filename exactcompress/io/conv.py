@@ -1,0 +1,162 @@
+"""Convolutions as dense unrolled (Toeplitz) matrices on the flattened C×H×W tensor, and back.
+
+A ``Conv2d`` (dilation 1, groups 1, zero padding) is stored in the IR as the ``AffineLayer`` of its dense
+matrix plus a ``ConvShape`` (see ``engine/network.py``); ``AvgPool2d`` is a linear map per channel that
+is composed into the ``Linear`` after the ``Flatten`` that follows it. Every loader builds its
+convolutions here, and ``conv_kernel`` recovers the kernel from a (possibly channel-sliced) dense matrix
+to write the compressed model as a real convolution again.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..engine.network import AffineLayer, ConvShape
+from ..errors import InputError
+from .rules import NamedAffine, finite_float64, fold_batchnorm
+
+#: a convolution whose dense matrix (float64) would exceed this many bytes is refused, not swapped to disk
+MAX_DENSE_BYTES = 256 * 2**20
+
+
+def pair(value: int | Sequence[int], what: str) -> tuple[int, int]:
+    """``3`` → ``(3, 3)``; ``(1, 2)`` stays; ValueError otherwise."""
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    values = tuple(int(item) for item in value)
+    if len(values) != 2:
+        raise ValueError(f"{what} must be an int or a pair, got {value!r}")
+    return values
+
+
+def conv_shape(source: str, name: str, in_shape: tuple[int, int, int], kernel: np.ndarray,
+               stride: Sequence[int], padding: Sequence[int]) -> ConvShape:
+    """The ``ConvShape`` of a kernel (out, in, kh, kw) applied to ``in_shape`` (C, H, W); InputError when the
+    channels disagree, the kernel does not fit, or the dense matrix would exceed ``MAX_DENSE_BYTES``."""
+    channels, height, width = in_shape
+    if kernel.ndim != 4:
+        raise InputError(source, f"convolution '{name}' has a weight of shape {tuple(kernel.shape)}; expected "
+                         "(out_channels, in_channels, kh, kw)")
+    if kernel.shape[1] != channels:
+        raise InputError(source, f"convolution '{name}' expects {kernel.shape[1]} input channels but its input "
+                         f"has shape {list(in_shape)} ({channels} channels)")
+    try:
+        shape = ConvShape(channels, height, width, kernel.shape[0], kernel.shape[2:], tuple(stride), tuple(padding))
+    except ValueError:
+        raise InputError(source, f"convolution '{name}': the {tuple(kernel.shape[2:])} kernel with padding "
+                         f"{tuple(padding)} does not fit its {height}x{width} input") from None
+    dense_bytes = 8 * shape.out_features * shape.in_features
+    if dense_bytes > MAX_DENSE_BYTES:
+        raise InputError(source, f"convolution '{name}' on a {list(in_shape)} input has a dense unrolled matrix of "
+                         f"{dense_bytes / 2**20:.0f} MiB (> {MAX_DENSE_BYTES >> 20} MiB, the limit); "
+                         "inputs this large are not supported yet")
+    return shape
+
+
+def _taps(shape: ConvShape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (output position, input position, kernel tap) triple where the kernel touches the input
+    (padding taps excluded); positions within one channel, taps as ``i * kw + j``."""
+    kh, kw = shape.kernel_size
+    ys, xs, ii, jj = np.meshgrid(np.arange(shape.out_height), np.arange(shape.out_width), np.arange(kh),
+                                 np.arange(kw), indexing="ij")
+    iy = ys * shape.stride[0] - shape.padding[0] + ii
+    ix = xs * shape.stride[1] - shape.padding[1] + jj
+    valid = (iy >= 0) & (iy < shape.in_height) & (ix >= 0) & (ix < shape.in_width)
+    out_pos = (ys * shape.out_width + xs)[valid]
+    in_pos = (iy * shape.in_width + ix)[valid]
+    return out_pos, in_pos, (ii * kw + jj)[valid]
+
+
+def _index(shape: ConvShape) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row and column of the dense matrix (out_channels, in_channels, n_taps) per kernel entry, and the taps."""
+    out_pos, in_pos, tap = _taps(shape)
+    rows = np.arange(shape.out_channels)[:, None, None] * shape.positions + out_pos[None, None, :]
+    cols = np.arange(shape.in_channels)[None, :, None] * (shape.in_height * shape.in_width) + in_pos[None, None, :]
+    return rows, cols, tap
+
+
+def unroll_conv(shape: ConvShape, kernel: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The dense (out_features, in_features) matrix and (out_features,) bias of the convolution: exact, each
+    entry is one kernel entry or 0, so ``weight @ x.flatten()`` equals ``conv2d(x).flatten()``."""
+    kernel = np.asarray(kernel, dtype=np.float64)
+    rows, cols, tap = _index(shape)
+    dense = np.zeros((shape.out_features, shape.in_features))
+    dense[rows, cols] = kernel.reshape(shape.out_channels, shape.in_channels, -1)[:, :, tap]
+    return dense, np.repeat(np.asarray(bias, dtype=np.float64), shape.positions)
+
+
+def conv_kernel(layer: AffineLayer) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel (out, in, kh, kw) and bias (out,) whose unrolled matrix is ``layer``'s weight and bias.
+
+    Kernel taps that never touch the input (only padding) are 0. ValueError if ``layer`` is not exactly the
+    unrolled convolution of its ``conv`` shape (compression keeps it so: it only deletes whole channels).
+    """
+    shape = layer.conv
+    if shape is None:
+        raise ValueError("not a convolution layer")
+    rows, cols, tap = _index(shape)
+    kernel = np.zeros((shape.out_channels, shape.in_channels, shape.kernel_size[0] * shape.kernel_size[1]))
+    kernel[:, :, tap] = layer.weight[rows, cols]
+    kernel = kernel.reshape(shape.out_channels, shape.in_channels, *shape.kernel_size)
+    bias = layer.bias.reshape(shape.out_channels, shape.positions)[:, 0].copy()
+    dense, dense_bias = unroll_conv(shape, kernel, bias)
+    if not (np.array_equal(dense, layer.weight) and np.array_equal(dense_bias, layer.bias)):
+        raise ValueError(f"the dense matrix of {shape} is not a convolution (it was edited within a channel)")
+    return kernel, bias
+
+
+def conv_layer(source: str, name: str, in_shape: tuple[int, int, int], kernel: np.ndarray, bias: np.ndarray | None,
+               stride: Sequence[int], padding: Sequence[int]) -> NamedAffine:
+    """The ``NamedAffine`` (dense matrix + ``ConvShape``) of a convolution read from a file or module."""
+    shape = conv_shape(source, name, in_shape, kernel, stride, padding)
+    kernel = finite_float64(source, f"{name}.weight", kernel)
+    bias = np.zeros(shape.out_channels) if bias is None else finite_float64(source, f"{name}.bias", bias)
+    if bias.shape != (shape.out_channels,):
+        raise InputError(source, f"convolution '{name}' has a bias of shape {tuple(bias.shape)}; expected "
+                         f"({shape.out_channels},)")
+    weight, dense_bias = unroll_conv(shape, kernel, bias)
+    return NamedAffine(name, weight, dense_bias, shape)
+
+
+def fold_batchnorm2d(source: str, affine: NamedAffine, bn_name: str, scale: np.ndarray, shift: np.ndarray,
+                     mean: np.ndarray, var: np.ndarray, eps: float) -> NamedAffine:
+    """Fold an eval-mode ``BatchNorm2d`` (per-channel vectors) into the convolution ``affine`` before it."""
+    channels = affine.conv.out_channels
+    for label, vector in (("weight", scale), ("bias", shift), ("running_mean", mean), ("running_var", var)):
+        if np.shape(vector) != (channels,):
+            raise InputError(source, f"batch norm '{bn_name}' {label} has shape {tuple(np.shape(vector))} but "
+                             f"convolution '{affine.name}' has {channels} channels")
+    positions = affine.conv.positions
+    spread = [np.repeat(np.asarray(vector, dtype=np.float64), positions) for vector in (scale, shift, mean, var)]
+    folded = fold_batchnorm(source, affine, bn_name, *spread, eps)
+    return NamedAffine(folded.name, folded.weight, folded.bias, affine.conv)
+
+
+def avgpool_matrix(source: str, name: str, in_shape: tuple[int, int, int], kernel_size: Sequence[int],
+                   stride: Sequence[int], padding: Sequence[int], ceil_mode: bool = False,
+                   count_include_pad: bool = True, divisor_override: int | None = None
+                   ) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """The per-channel matrix (out_h*out_w, in_h*in_w) of an ``AvgPool2d`` and its output shape (C, h, w),
+    computed by torch's own ``avg_pool2d`` on the unit basis (exact up to one rounding of 1/divisor)."""
+    channels, height, width = in_shape
+    basis = torch.eye(height * width, dtype=torch.float64).reshape(height * width, 1, height, width)
+    try:
+        pooled = F.avg_pool2d(basis, tuple(kernel_size), tuple(stride), tuple(padding), ceil_mode,
+                              count_include_pad, divisor_override)
+    except RuntimeError as error:
+        raise InputError(source, f"average pool '{name}' does not fit its {list(in_shape)} input: "
+                         f"{str(error).splitlines()[0]}") from None
+    out_h, out_w = pooled.shape[2:]
+    return pooled.reshape(height * width, out_h * out_w).T.numpy().copy(), (channels, int(out_h), int(out_w))
+
+
+def compose_pool(weight: np.ndarray, pool: np.ndarray, channels: int) -> np.ndarray:
+    """``weight`` (out, C*h*w) of a Linear after a pooled, flattened tensor, composed with the pool
+    (block-diagonal: the per-channel ``pool`` (h*w, H*W) for each of ``channels``): (out, C*H*W)."""
+    out = weight.shape[0]
+    blocks = weight.reshape(out, channels, pool.shape[0])
+    return np.einsum("ocp,pq->ocq", blocks, pool).reshape(out, channels * pool.shape[1])

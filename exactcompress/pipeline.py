@@ -27,6 +27,7 @@ from .engine.verify import DEFAULT_SAMPLES, verify
 from .errors import InputError, SolverError, SoundnessError
 from .io import from_sequential, load_network, network_info, save_network
 from .io.domain_files import load_data, scalar_box
+from .io.save import arch_file_written
 from .reports.report import write_report_json, write_reports
 from .schema import (
     BoxRecord,
@@ -262,13 +263,14 @@ def compress_model(
     clock = time.monotonic()
     say("writing outputs")
     written = save_network(compressed, out_dir, formats)
+    architecture = arch_file_written(compressed, formats)
     save_witnesses(analysis, out_dir / "witnesses.npz")
     seconds["write"] = time.monotonic() - clock
     seconds["total"] = time.monotonic() - started
     status = "partial" if any(mask.any() for mask in analysis.undecided) else "exact"
-    files = {name: file_digest(out_dir / name) for name in [*written, "witnesses.npz"]}
-    outputs = Outputs(compressed=written, witnesses="witnesses.npz", report_md="report.md", report_html="report.html",
-                      files=files)
+    files = {name: file_digest(out_dir / name) for name in [*written, *filter(None, [architecture]), "witnesses.npz"]}
+    outputs = Outputs(compressed=written, architecture=architecture, witnesses="witnesses.npz", report_md="report.md",
+                      report_html="report.html", files=files)
     report = CompressionReport(status=status, outputs=outputs, seconds=seconds, **base, **known)
     write_reports(report, out_dir)
     write_report_json(report, out_dir)

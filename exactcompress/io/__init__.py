@@ -14,6 +14,7 @@ from pathlib import Path
 from ..engine.network import Network
 from ..errors import InputError
 from ..schema import ModelInfo
+from .architecture import arch_path
 from .safetensors_format import load_safetensors_file
 from .save import FILE_NAMES, save_network
 from .sequential import from_sequential, network_info, to_sequential
@@ -41,8 +42,9 @@ FORMAT_BY_SUFFIX = {".pt": "torch", ".pth": "torch", ".safetensors": "safetensor
 
 
 def load_network(path: str | Path, require_hidden_layer: bool = True) -> tuple[Network, ModelInfo]:
-    """Load the ReLU MLP in ``path``: the format comes from the suffix (.pt/.pth, .safetensors, .onnx),
-    else from the file's first bytes (zip or pickle → torch, safetensors header, ONNX protobuf).
+    """Load the ReLU network in ``path``: the format comes from the suffix (.pt/.pth, .safetensors, .onnx),
+    else from the file's first bytes (zip or pickle → torch, safetensors header, ONNX protobuf). A state dict
+    with an architecture file ``NAME.arch.json`` beside it is read as that file describes (CNNs need one).
 
     Weights become float64; ``ModelInfo.dtype`` is the dtype they had in the file. With
     ``require_hidden_layer=False`` a single affine layer is accepted (to reload compressed outputs).
@@ -60,6 +62,7 @@ def load_network(path: str | Path, require_hidden_layer: bool = True) -> tuple[N
     if model_format is None:
         raise InputError(source, "unknown format: expected a torch .pt/.pth state_dict, .safetensors or .onnx file")
     network, dtype = LOADERS[model_format](path, require_hidden_layer)
+    with_arch = model_format in STATE_DICT_FORMATS and arch_path(path).exists()
     return network, ModelInfo(
         name=path.stem,
         path=source,
@@ -69,7 +72,8 @@ def load_network(path: str | Path, require_hidden_layer: bool = True) -> tuple[N
         input_dim=network.input_dim,
         hidden_widths=network.hidden_widths,
         output_dim=network.output_dim,
-        activation_assumed=model_format in STATE_DICT_FORMATS,
+        activation_assumed=model_format in STATE_DICT_FORMATS and not with_arch,
+        input_shape=list(network.input_shape) if network.is_convolutional else None,
     )
 
 

@@ -5,11 +5,17 @@ any transB, alpha, beta) or ``MatMul`` (data on the left) optionally followed by
 constant, ``BatchNormalization`` (inference mode, folded into the preceding affine), ``Relu`` between
 affine layers, and the pass-through ops ``Flatten`` (axis 1), ``Identity`` and ``Dropout``. Weights
 must be initializers or ``Constant`` nodes. The output layer must be linear.
+
+CNNs (the data input declares a fixed [batch, C, H, W]): ``Conv`` (dilation 1, group 1, symmetric pads or
+auto_pad VALID; held as its dense unrolled matrix), ``BatchNormalization`` after it (folded per channel),
+``AveragePool`` after a ``Relu`` (composed into the ``Gemm``/``MatMul`` after the ``Flatten``), and
+``Flatten`` or a ``Reshape`` to [batch, features] with a constant shape.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import onnx
@@ -18,6 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..engine.network import Network
 from ..errors import InputError
+from .conv import avgpool_matrix, compose_pool, conv_layer, fold_batchnorm2d
 from .rules import (
     NamedAffine,
     checked_network,
@@ -27,7 +34,8 @@ from .rules import (
 )
 
 PASS_THROUGH_OPS = frozenset({"Identity", "Dropout", "Flatten"})
-SUPPORTED_OPS = PASS_THROUGH_OPS | {"Gemm", "MatMul", "Add", "BatchNormalization", "Relu"}
+SUPPORTED_OPS = PASS_THROUGH_OPS | {"Gemm", "MatMul", "Add", "BatchNormalization", "Relu", "Conv", "AveragePool",
+                                    "Reshape"}
 #: ops named as non-ReLU activations in error messages (any other unknown op is "unsupported")
 OTHER_ACTIVATION_OPS = frozenset({
     "Sigmoid", "Tanh", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Gelu", "Mish", "Softplus", "Softsign",
@@ -120,6 +128,9 @@ def _affine_chain(
     closed: list[NamedAffine] = []
     pending: NamedAffine | None = None
     dtype = ""
+    shape = _image_input_shape(graph, constants)  # (C, H, W) between nodes; None once flat
+    pool: np.ndarray | None = None  # pending per-channel AveragePool map, composed into the next Gemm/MatMul
+    pool_channels = 0
     for index, node in enumerate(graph.node):
         if node.op_type == "Constant":
             continue
@@ -137,8 +148,38 @@ def _affine_chain(
         if op in ("Gemm", "MatMul"):
             if pending is not None:
                 raise InputError(source, f"{label} follows another affine layer without an activation between them")
+            if shape is not None:
+                raise InputError(source, f"{label} gets a C×H×W tensor; put a Flatten before it")
             pending, weight_dtype = _gemm(source, constants, node, label, attributes)
+            if pool is not None:
+                if pending.weight.shape[1] != pool_channels * pool.shape[0]:
+                    raise InputError(source, f"{label} expects {pending.weight.shape[1]} inputs but the pooled tensor "
+                                     f"has {pool_channels * pool.shape[0]} features")
+                pending = NamedAffine(pending.name, compose_pool(pending.weight, pool, pool_channels), pending.bias)
+                pool = None
             dtype = dtype or weight_dtype
+        elif op == "Conv":
+            if pending is not None:
+                raise InputError(source, f"{label} follows another affine layer without an activation between them")
+            if pool is not None:
+                raise InputError(source, f"{label} follows an AveragePool; AveragePool is supported only before "
+                                 "Flatten and Gemm/MatMul")
+            if shape is None:
+                raise InputError(source, f"{label} needs a C×H×W input: the data input must declare a fixed shape "
+                                 "[batch, C, H, W] and no Flatten may come before it")
+            pending, weight_dtype = _conv(source, constants, node, label, attributes, shape)
+            shape = (pending.conv.out_channels, pending.conv.out_height, pending.conv.out_width)
+            dtype = dtype or weight_dtype
+        elif op == "AveragePool":
+            if pending is not None or shape is None:
+                raise InputError(source, f"{label} is supported only after a Relu on a C×H×W tensor (then Flatten "
+                                 "and Gemm/MatMul)")
+            matrix, shape = _average_pool(source, label, attributes, shape)
+            pool, pool_channels = (matrix if pool is None else matrix @ pool), shape[0]
+        elif op == "Reshape":
+            shape = _flattening_reshape(source, constants, node, label, shape)
+        elif op == "Add" and pending is not None and pending.conv is not None:
+            raise InputError(source, f"{label} adds to a Conv's output; give the bias as the Conv's third input")
         elif op == "Add":
             if pending is None:
                 raise InputError(source, f"{label} does not directly follow a Gemm or MatMul")
@@ -150,10 +191,11 @@ def _affine_chain(
                 raise InputError(source, f"{label} does not directly follow a Gemm or MatMul")
             if attributes.get("training_mode", 0):
                 raise InputError(source, f"{label} is in training mode")
-            width = pending.weight.shape[0]
+            width = pending.weight.shape[0] if pending.conv is None else pending.conv.out_channels
             scale, shift, mean, var = (_vector(source, constants, name, width, label) for name in inputs[1:5])
             eps = float(attributes.get("epsilon", ONNX_BATCHNORM_EPS))
-            pending = fold_batchnorm(source, pending, node.name or label, scale, shift, mean, var, eps)
+            fold = fold_batchnorm if pending.conv is None else fold_batchnorm2d
+            pending = fold(source, pending, node.name or label, scale, shift, mean, var, eps)
         elif op == "Relu":
             if pending is None:
                 where = "before any affine layer" if not closed else "after another activation (two activations in a row)"
@@ -163,9 +205,13 @@ def _affine_chain(
         elif op in PASS_THROUGH_OPS:
             if op == "Flatten" and attributes.get("axis", 1) != 1:
                 raise InputError(source, f"{label} flattens with axis {attributes['axis']}; only axis 1 is supported")
+            if op == "Flatten":
+                shape = None
         else:
             raise InputError(source, _unsupported(op, label))
         current = node.output[0]
+    if pool is not None:
+        raise InputError(source, "an AveragePool is not followed by Flatten and Gemm/MatMul; only that is supported")
     if len(graph.output) != 1 or graph.output[0].name != current:
         raise InputError(source, f"the graph output is not the end of the node chain (ends at '{current}')")
     if pending is None:
@@ -178,8 +224,78 @@ def _unsupported(op: str, label: str) -> str:
     if op in OTHER_ACTIVATION_OPS:
         return f"non-ReLU activation {label} is not supported; only ReLU networks can be compressed"
     return (
-        f"unsupported op {label}; expected Gemm, MatMul, Add, Relu, BatchNormalization, Flatten, Identity, Dropout"
+        f"unsupported op {label}; expected Gemm, MatMul, Add, Relu, BatchNormalization, Flatten, Identity, Dropout, "
+        "Conv, AveragePool, Reshape"
     )
+
+
+def _image_input_shape(graph: onnx.GraphProto, constants: dict[str, np.ndarray]) -> tuple[int, int, int] | None:
+    """(C, H, W) when the data input declares fixed dims [batch, C, H, W], else None."""
+    values = [value for value in graph.input if value.name not in constants]
+    if len(values) != 1:
+        return None
+    dims = values[0].type.tensor_type.shape.dim[1:]
+    dims = values[0].type.tensor_type.shape.dim[1:]
+    if len(dims) == 3 and all(dim.HasField("dim_value") and dim.dim_value > 0 for dim in dims):
+        return tuple(int(dim.dim_value) for dim in dims)
+    return None
+
+
+def _symmetric_pads(source: str, label: str, attributes: dict[str, object]) -> tuple[int, int]:
+    auto_pad = attributes.get("auto_pad", b"NOTSET")
+    auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else str(auto_pad)
+    if auto_pad not in ("NOTSET", "VALID"):
+        raise InputError(source, f"{label} has auto_pad {auto_pad}; give explicit pads")
+    pads = [int(pad) for pad in attributes.get("pads", [0, 0, 0, 0])] if auto_pad == "NOTSET" else [0, 0, 0, 0]
+    if len(pads) != 4 or pads[:2] != pads[2:]:
+        raise InputError(source, f"{label} has pads {pads}; only 2-D symmetric pads (top = bottom, left = right) are "
+                         "supported")
+    return pads[0], pads[1]
+
+
+def _conv(source: str, constants: dict[str, np.ndarray], node: onnx.NodeProto, label: str,
+          attributes: dict[str, object], shape: tuple[int, int, int]) -> tuple[NamedAffine, str]:
+    """The dense unrolled layer of a Conv node (weight (out, in, kh, kw), optional bias)."""
+    raw = _constant(source, constants, node.input[1], label)
+    if raw.ndim != 4:
+        raise InputError(source, f"{label} has a weight of shape {tuple(raw.shape)}; only 2-D convolutions "
+                         "(out, in, kh, kw) are supported")
+    if any(int(value) != 1 for value in attributes.get("dilations", [1, 1])):
+        raise InputError(source, f"{label} has dilations {list(attributes['dilations'])}; only dilation 1 is supported")
+    if int(attributes.get("group", 1)) != 1:
+        raise InputError(source, f"{label} has group {attributes['group']}; only group 1 is supported")
+    if "kernel_shape" in attributes and tuple(attributes["kernel_shape"]) != tuple(raw.shape[2:]):
+        raise InputError(source, f"{label} has kernel_shape {list(attributes['kernel_shape'])} but a weight of shape "
+                         f"{tuple(raw.shape)}")
+    strides = tuple(int(value) for value in attributes.get("strides", [1, 1]))
+    has_bias = len(node.input) > 2 and node.input[2]
+    bias = _constant(source, constants, node.input[2], label) if has_bias else None
+    layer = conv_layer(source, node.name or node.input[1], shape, raw, bias, strides,
+                       _symmetric_pads(source, label, attributes))
+    return layer, raw.dtype.name
+
+
+def _average_pool(source: str, label: str, attributes: dict[str, object], shape: tuple[int, int, int]
+                  ) -> tuple[np.ndarray, tuple[int, int, int]]:
+    kernel = tuple(int(value) for value in attributes.get("kernel_shape", []))
+    if len(kernel) != 2:
+        raise InputError(source, f"{label} has kernel_shape {list(kernel)}; only 2-D pools are supported")
+    if any(int(value) != 1 for value in attributes.get("dilations", [1, 1])):
+        raise InputError(source, f"{label} has dilations; only dilation 1 is supported")
+    strides = tuple(int(value) for value in attributes.get("strides", [1, 1]))
+    return avgpool_matrix(source, label, shape, kernel, strides, _symmetric_pads(source, label, attributes),
+                          bool(attributes.get("ceil_mode", 0)), bool(attributes.get("count_include_pad", 0)))
+
+
+def _flattening_reshape(source: str, constants: dict[str, np.ndarray], node: onnx.NodeProto, label: str,
+                        shape: tuple[int, int, int] | None) -> None:
+    """A Reshape to [batch, features] (constant target shape [0 or -1 or batch, -1 or features]): flattens."""
+    target = constants.get(node.input[1]) if len(node.input) > 1 else None
+    features = int(np.prod(shape)) if shape is not None else None
+    if target is None or np.ndim(target) != 1 or len(target) != 2 or int(target[1]) not in (-1, features):
+        raise InputError(source, f"{label} is supported only as a flatten to [batch, features] with a constant "
+                         "shape input")
+    return None
 
 
 def _gemm(
@@ -242,6 +358,56 @@ def onnx_model(state_dict: dict[str, torch.Tensor]) -> onnx.ModelProto:
         nodes,
         "exactcompress",
         [helper.make_tensor_value_info("input", element_type, ["batch", in_features])],
+        [helper.make_tensor_value_info("output", element_type, ["batch", out_features])],
+        initializer=initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ONNX_OPSET)], producer_name="exactcompress")
+    model.ir_version = ONNX_IR_VERSION
+    return model
+
+
+def save_onnx_sequential(module: torch.nn.Sequential, input_shape: Sequence[int], path: Path) -> None:
+    """Write ``onnx_sequential_model(module, input_shape)`` to ``path``."""
+    onnx.save(onnx_sequential_model(module, input_shape), path)
+
+
+def onnx_sequential_model(module: torch.nn.Sequential, input_shape: Sequence[int]) -> onnx.ModelProto:
+    """A Conv / Relu / Flatten / Gemm chain of a ``to_sequential`` CNN: input ``input`` of shape
+    [batch, C, H, W], output ``output``; initializers named by the state dict keys (``0.weight``, ...)."""
+    from torch import nn
+
+    first = next(child for child in module if isinstance(child, (nn.Conv2d, nn.Linear)))
+    element_type = ONNX_ELEMENT_TYPES[first.weight.dtype]
+    initializers, nodes = [], []
+    current = "input"
+    out_features = 0
+    for index, child in enumerate(module):
+        is_last = index == len(module) - 1
+        name = "output" if is_last else f"{type(child).__name__.lower()}_{index}"
+        if isinstance(child, (nn.Conv2d, nn.Linear)):
+            weight, bias = f"{index}.weight", f"{index}.bias"
+            initializers += [_tensor(weight, child.weight, element_type), _tensor(bias, child.bias, element_type)]
+            if isinstance(child, nn.Conv2d):
+                pads = [*child.padding, *child.padding]
+                nodes.append(helper.make_node("Conv", [current, weight, bias], [name], name=name,
+                                              kernel_shape=list(child.kernel_size), strides=list(child.stride),
+                                              pads=pads))
+            else:
+                nodes.append(helper.make_node("Gemm", [current, weight, bias], [name], name=name, transB=1))
+                out_features = child.out_features
+        elif isinstance(child, nn.ReLU):
+            nodes.append(helper.make_node("Relu", [current], [name], name=name))
+        elif isinstance(child, nn.Flatten):
+            nodes.append(helper.make_node("Flatten", [current], [name], name=name, axis=1))
+        else:
+            raise ValueError(f"no ONNX node for {type(child).__name__}")
+        current = name
+    if not isinstance(module[-1], nn.Linear):
+        out_features = int(np.prod(module(torch.zeros(1, *input_shape, dtype=first.weight.dtype)).shape[1:]))
+    graph = helper.make_graph(
+        nodes,
+        "exactcompress",
+        [helper.make_tensor_value_info("input", element_type, ["batch", *input_shape])],
         [helper.make_tensor_value_info("output", element_type, ["batch", out_features])],
         initializer=initializers,
     )

@@ -8,8 +8,9 @@ import safetensors.torch
 
 from ..engine.network import Network
 from ..errors import InputError
+from .architecture import arch_path
 from .rules import first_line
-from .torch_state_dict import state_dict_network
+from .torch_state_dict import arch_state_dict_network, state_dict_network
 
 
 def load_safetensors_file(path: Path, require_hidden_layer: bool = True) -> tuple[Network, str]:
@@ -24,4 +25,7 @@ def load_safetensors_file(path: Path, require_hidden_layer: bool = True) -> tupl
         raise InputError(
             str(path), f"could not be read as safetensors (truncated or corrupt file?): {first_line(error)}"
         ) from None
+    arch_file = arch_path(Path(path))
+    if arch_file.exists():
+        return arch_state_dict_network(str(path), arch_file, tensors, require_hidden_layer)
     return state_dict_network(str(path), tensors, require_hidden_layer, keeps_order=False)

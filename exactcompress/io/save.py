@@ -18,6 +18,8 @@ FILE_NAMES: dict[str, str] = {
     "safetensors": "compressed.safetensors",
     "onnx": "compressed.onnx",
 }
+#: the architecture file of a compressed CNN's state dict (``compressed.pt`` and ``compressed.safetensors``)
+ARCH_FILE_NAME = "compressed.arch.json"
 
 
 def save_network(network: Network, out_dir: Path, formats: Sequence[str]) -> list[str]:
@@ -26,13 +28,22 @@ def save_network(network: Network, out_dir: Path, formats: Sequence[str]) -> lis
     ``torch`` and ``safetensors`` hold the state dict of ``to_sequential`` (keys ``0.weight``,
     ``0.bias``, ``2.weight``, ...); ``onnx`` holds a Gemm/Relu chain with input ``input`` of shape
     [batch, in] and output ``output``. Returns the file names written, in the order of ``formats``.
+
+    A convolutional network's state dict holds ``Conv2d`` and ``Linear`` modules (``to_sequential``, with a
+    ``Flatten``) and is written with ``ARCH_FILE_NAME`` (not in the list returned; see ``arch_file_written``);
+    its ONNX file holds ``Conv`` nodes and takes inputs of shape [batch, C, H, W].
     """
     unknown = sorted(set(formats) - set(get_args(SaveFormat)))
     if unknown:
         raise InputError("formats", f"unknown save format(s) {unknown}; expected any of {list(get_args(SaveFormat))}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    state_dict = to_sequential(network).state_dict()
+    module = to_sequential(network)
+    state_dict = module.state_dict()
+    if network.is_convolutional and {"torch", "safetensors"} & set(formats):
+        from .architecture import arch_json, arch_of
+
+        (out_dir / ARCH_FILE_NAME).write_text(arch_json(arch_of(module, network.input_shape)))
     written = []
     for save_format in dict.fromkeys(formats):
         path = out_dir / FILE_NAMES[save_format]
@@ -41,8 +52,16 @@ def save_network(network: Network, out_dir: Path, formats: Sequence[str]) -> lis
         elif save_format == "safetensors":
             safetensors.torch.save_file(state_dict, path)
         else:  # onnx takes about a second to import: only when an ONNX file is asked for
-            from .onnx_format import save_onnx
+            from .onnx_format import save_onnx, save_onnx_sequential
 
-            save_onnx(state_dict, path)
+            if network.is_convolutional:
+                save_onnx_sequential(module, network.input_shape, path)
+            else:
+                save_onnx(state_dict, path)
         written.append(path.name)
     return written
+
+
+def arch_file_written(network: Network, formats: Sequence[str]) -> str | None:
+    """``ARCH_FILE_NAME`` when ``save_network(network, ..., formats)`` writes it, else None."""
+    return ARCH_FILE_NAME if network.is_convolutional and {"torch", "safetensors"} & set(formats) else None

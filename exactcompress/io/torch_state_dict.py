@@ -19,6 +19,7 @@ import torch
 
 from ..engine.network import Network
 from ..errors import InputError
+from .architecture import arch_path
 from .rules import (
     NamedAffine,
     checked_network,
@@ -70,7 +71,22 @@ def load_torch_file(path: Path, require_hidden_layer: bool = True) -> tuple[Netw
         raise InputError(source, "is a damaged torch checkpoint (its pickle cannot be read)") from None
     except Exception:  # torch raises RuntimeError, EOFError, zipfile errors, ... for bad bytes
         raise InputError(source, "is a truncated or damaged torch checkpoint (its zip archive cannot be read)") from None
-    return state_dict_network(source, unwrap_checkpoint(source, loaded), require_hidden_layer)
+    tensors = unwrap_checkpoint(source, loaded)
+    arch_file = arch_path(Path(path))
+    if arch_file.exists():
+        return arch_state_dict_network(source, arch_file, tensors, require_hidden_layer)
+    return state_dict_network(source, tensors, require_hidden_layer)
+
+
+def arch_state_dict_network(source: str, arch_file: Path, tensors: Mapping[str, torch.Tensor],
+                            require_hidden_layer: bool = True) -> tuple[Network, str]:
+    """The network of a state dict described by its architecture file; returns (network, dtype of the first
+    floating tensor)."""
+    from .architecture import arch_network
+
+    floats = [tensor for tensor in tensors.values() if tensor.is_floating_point()]
+    dtype = torch_dtype_name(floats[0].dtype) if floats else ""
+    return arch_network(source, arch_file, tensors, dtype, require_hidden_layer), dtype
 
 
 def _check_unpacked_size(source: str, path: Path) -> None:
@@ -166,7 +182,7 @@ def module_groups(source: str, tensors: Mapping[str, torch.Tensor]) -> list[tupl
     """Tensors grouped by module prefix (``fc1.weight`` → ``fc1``), wrapper prefixes stripped, in key order."""
     groups: dict[str, dict[str, torch.Tensor]] = {}
     for raw_key, tensor in tensors.items():
-        key = _strip_wrappers(raw_key)
+        key = strip_wrappers(raw_key)
         prefix, _, param = key.rpartition(".")
         groups.setdefault(prefix, {})[param] = tensor
     for prefix, params in groups.items():
@@ -183,7 +199,7 @@ def _is_batchnorm(params: Mapping[str, torch.Tensor]) -> bool:
     return "running_mean" in params
 
 
-def _strip_wrappers(key: str) -> str:
+def strip_wrappers(key: str) -> str:
     stripped = True
     while stripped:
         stripped = False
@@ -208,6 +224,13 @@ def _linear(source: str, prefix: str, params: dict[str, torch.Tensor]) -> NamedA
     if "weight" not in params:
         raise InputError(source, f"key '{_key(prefix, 'bias')}' has no matching '{weight_key}'")
     weight = params["weight"]
+    if weight.ndim == 4:
+        raise InputError(
+            source,
+            f"key '{weight_key}' has shape {tuple(weight.shape)}, a convolution: a state dict cannot tell its "
+            f"stride and padding, so an architecture file is needed: put {arch_path(Path(source)).name} beside it "
+            "(see README, 'Convolutional networks')",
+        )
     if weight.ndim != 2:
         raise InputError(
             source,

@@ -198,6 +198,9 @@ class FileDigest(Strict):
 
 class Outputs(Strict):
     compressed: list[str] = Field(description="compressed model file names in the output directory")
+    architecture: str | None = Field(
+        None, description="the architecture file of a compressed CNN's state dict (compressed.arch.json), needed to "
+        "load compressed.pt / compressed.safetensors (since 1.4)")
     witnesses: str | None = None
     report_md: str | None = None
     report_html: str | None = None

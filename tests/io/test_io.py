@@ -386,7 +386,7 @@ def onnx_nan(tmp_path: Path) -> Path:
 
 def onnx_conv(tmp_path: Path) -> Path:
     nodes = [
-        helper.make_node("Conv", ["x", "K"], ["c"], name="conv1"),
+        helper.make_node("Conv", ["x", "K"], ["c"], name="conv1", dilations=[2, 2]),  # conv is read; dilation 2 is not
         helper.make_node("Flatten", ["c"], ["f"], name="flatten"),
         helper.make_node("Gemm", ["f", "W"], ["y"], name="gemm", transB=1),
     ]
@@ -469,7 +469,7 @@ BAD_INPUTS = {
     "same_number_safetensors": (lambda tmp_path: _save_safetensors(tmp_path / "same.safetensors", {"block1.a.weight": torch.ones(3, 2), "block1.b.weight": torch.ones(1, 3)}), "same layer numbers"),
     "onnx_sigmoid": (onnx_with_activation("Sigmoid"), "Sigmoid node 'my_sigmoid'"),
     "onnx_tanh": (onnx_with_activation("Tanh"), "non-ReLU activation Tanh"),
-    "onnx_conv": (onnx_conv, "Conv node 'conv1'"),
+    "onnx_conv": (onnx_conv, "Conv node 'conv1' has dilations [2, 2]"),
     "onnx_relu_relu": (onnx_relu_relu, "two activations in a row"),
     "onnx_relu_output": (onnx_relu_output, "linear output"),
 }

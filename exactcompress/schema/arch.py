@@ -1,0 +1,88 @@
+"""``NAME.arch.json``: the architecture of a state dict (``NAME.pt`` / ``NAME.safetensors``) that its tensors
+cannot tell, such as a convolution's stride and padding (since report schema 1.4).
+
+Layers are listed in order, as the modules of an ``nn.Sequential``; ``key`` is the module's prefix in the
+state dict (``features.0`` for ``features.0.weight``). Channel counts and kernel sizes come from the
+tensors; where the file gives them too they must agree.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field
+
+from .common import Strict
+
+ARCH_SCHEMA_VERSION = "1.0"
+#: ``NAME.pt`` → ``NAME.arch.json``
+ARCH_SUFFIX = ".arch.json"
+
+IntOrPair = Union[Annotated[int, Field(ge=0)], Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2,
+                                                                                                    max_length=2)]]
+
+
+class Conv2dLayer(Strict):
+    """``nn.Conv2d`` (dilation 1, groups 1, zero padding); bias read from ``KEY.bias`` when present."""
+
+    kind: Literal["conv2d"]
+    key: str = Field(description="module prefix in the state dict: KEY.weight (out, in, kh, kw), KEY.bias")
+    out_channels: int | None = Field(None, ge=1, description="checked against KEY.weight when given")
+    kernel_size: IntOrPair | None = Field(None, description="checked against KEY.weight when given")
+    stride: IntOrPair = 1
+    padding: IntOrPair = 0
+
+
+class BatchNorm2dLayer(Strict):
+    """``nn.BatchNorm2d`` in eval mode (running statistics), folded into the convolution before it."""
+
+    kind: Literal["batchnorm2d"]
+    key: str
+    eps: float = Field(1e-5, gt=0)
+
+
+class BatchNorm1dLayer(Strict):
+    """``nn.BatchNorm1d`` in eval mode, folded into the Linear before it."""
+
+    kind: Literal["batchnorm1d"]
+    key: str
+    eps: float = Field(1e-5, gt=0)
+
+
+class ReluLayer(Strict):
+    kind: Literal["relu"]
+
+
+class FlattenLayer(Strict):
+    kind: Literal["flatten"]
+
+
+class AvgPool2dLayer(Strict):
+    """``nn.AvgPool2d`` after a ReLU, followed by ``flatten`` and ``linear`` (composed into that Linear)."""
+
+    kind: Literal["avgpool2d"]
+    kernel_size: IntOrPair
+    stride: IntOrPair | None = Field(None, description="default: kernel_size")
+    padding: IntOrPair = 0
+
+
+class LinearLayer(Strict):
+    """``nn.Linear``: KEY.weight (out, in), KEY.bias when present."""
+
+    kind: Literal["linear"]
+    key: str
+
+
+ArchLayer = Annotated[
+    Union[Conv2dLayer, BatchNorm2dLayer, BatchNorm1dLayer, ReluLayer, FlattenLayer, AvgPool2dLayer, LinearLayer],
+    Field(discriminator="kind"),
+]
+
+
+class ArchFile(Strict):
+    """The architecture file of a state dict: one input's shape and the layers in order."""
+
+    schema_version: str = ARCH_SCHEMA_VERSION
+    input_shape: list[Annotated[int, Field(ge=1)]] = Field(
+        min_length=1, max_length=3, description="(C, H, W) of one input, or (features,) for an MLP")
+    layers: list[ArchLayer] = Field(min_length=1)

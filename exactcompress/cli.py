@@ -112,7 +112,8 @@ def _domain(lower, upper, domain_file, data_box, margin):
 
 @app.command()
 def compress(
-    model: Path = typer.Argument(..., help="Model file: torch state_dict (.pt/.pth), .safetensors or .onnx."),
+    model: Path = typer.Argument(..., help="Model file: torch state_dict (.pt/.pth), .safetensors or .onnx. A CNN "
+                                 "state dict needs its architecture file NAME.arch.json beside it."),
     out: Path = typer.Option(..., "--out", help="Output directory (created)."),
     lower: Optional[float] = typer.Option(None, help="Lower bound of every input (default 0)."),
     upper: Optional[float] = typer.Option(None, help="Upper bound of every input (default 1)."),
@@ -276,6 +277,7 @@ SCHEMA_COMMANDS = {
     "job": ("ZooJobSpec", "JSON Schema of a zoo job spec file (ZooJobSpec; YAML or JSON)."),
     "summary": ("ZooSummary", "JSON Schema of a zoo job's summary.json (ZooSummary)."),
     "study": ("StudySpec", "JSON Schema of a study spec file (StudySpec; YAML or JSON)."),
+    "arch": ("ArchFile", "JSON Schema of a state dict's architecture file NAME.arch.json (ArchFile; CNNs need one)."),
 }
 
 

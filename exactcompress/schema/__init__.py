@@ -7,6 +7,7 @@ changes with every addition (minor) or incompatible change (major).
 
 from __future__ import annotations
 
+from .arch import ARCH_SCHEMA_VERSION, ARCH_SUFFIX, ArchFile
 from .common import (
     JOB_SCHEMA_VERSION,
     MODEL_SUFFIXES,
@@ -72,6 +73,7 @@ from .study import (
 )
 
 __all__ = [
+    "ARCH_SCHEMA_VERSION", "ARCH_SUFFIX", "ArchFile",
     "BabStats", "BoxDomainSpec", "BoxRecord", "ChannelReport", "CompressionReport", "ConvLayerReport", "Device", "DomainRecord", "DomainSpec", "ErrorKind",
     "FileDomainSpec",
     "JOB_SCHEMA_VERSION", "L1Regularizer", "LEDGER_SCHEMA_VERSION", "LayerCompression", "LayerReport", "Lease",

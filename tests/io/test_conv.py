@@ -1,0 +1,272 @@
+"""Convolutional networks in and out: the dense unrolled conv against torch's own conv2d, BatchNorm2d and
+AvgPool2d folding, the rebuilt torch module, state dicts with an architecture file, ONNX, and refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import safetensors.torch
+import torch
+import torch.nn.functional as F
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+from exactcompress.engine.network import AffineLayer, ConvShape, Network
+from exactcompress.errors import InputError
+from exactcompress.io import from_sequential, load_network, save_network, to_sequential
+from exactcompress.io.conv import MAX_DENSE_BYTES, conv_kernel, unroll_conv
+
+IN = (2, 6, 8)
+
+
+def images(n: int, shape, seed: int = 0) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).uniform(0, 1, size=(n, *shape)))
+
+
+def ir_forward(network: Network, x: torch.Tensor) -> np.ndarray:
+    return network.forward(x.reshape(len(x), -1).numpy())
+
+
+def small_cnn(seed: int = 0, batchnorm: bool = False, pool: bool = False) -> nn.Sequential:
+    torch.manual_seed(seed)
+    modules = [nn.Conv2d(2, 4, 3, stride=1, padding=1)]
+    modules += [nn.BatchNorm2d(4)] if batchnorm else []
+    modules += [nn.ReLU(), nn.Conv2d(4, 3, 3, stride=2, padding=(1, 0)), nn.ReLU()]
+    modules += [nn.AvgPool2d(2)] if pool else []
+    features = 3 * (1 if pool else 9)  # conv2 gives 3 x 3 x 3 on a 2 x 6 x 8 input (IN)
+    modules += [nn.Flatten(), nn.Linear(features, 5), nn.ReLU(), nn.Linear(5, 2)]
+    module = nn.Sequential(*modules).double().eval()
+    if batchnorm:
+        with torch.no_grad():
+            bn = module[1]
+            bn.weight.uniform_(0.5, 2.0)
+            bn.bias.normal_()
+            bn.running_mean.normal_()
+            bn.running_var.uniform_(0.3, 3.0)
+    return module
+
+
+@pytest.mark.parametrize("in_shape", [(2, 5, 5), (3, 6, 9), (1, 7, 4)])
+@pytest.mark.parametrize("kernel", [1, 3])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("padding", [0, 1, (1, 2)])
+def test_unrolled_conv_equals_torch_conv2d(in_shape, kernel, stride, padding) -> None:
+    rng = np.random.default_rng(kernel * 10 + stride)
+    weight = rng.normal(size=(4, in_shape[0], kernel, kernel))
+    bias = rng.normal(size=4)
+    pad = (padding, padding) if isinstance(padding, int) else padding
+    shape = ConvShape(in_shape[0], in_shape[1], in_shape[2], 4, (kernel, kernel), (stride, stride), pad)
+    dense, dense_bias = unroll_conv(shape, weight, bias)
+    x = torch.from_numpy(rng.normal(size=(6, *in_shape)))
+    expected = F.conv2d(x, torch.from_numpy(weight), torch.from_numpy(bias), stride, pad)
+    assert expected.shape[1:] == (4, shape.out_height, shape.out_width)
+    got = x.reshape(6, -1).numpy() @ dense.T + dense_bias
+    np.testing.assert_allclose(got, expected.reshape(6, -1).numpy(), rtol=0, atol=1e-12)
+    layer = AffineLayer(dense, dense_bias, shape)
+    back_kernel, back_bias = conv_kernel(layer)  # the kernel comes back from the dense matrix
+    touched = np.abs(dense).sum() > 0
+    assert touched and np.array_equal(back_bias, bias)
+    if max(pad) < kernel:  # every tap touches the input: the kernel is recovered entry for entry
+        assert np.array_equal(back_kernel, weight)
+
+
+def test_conv_kernel_refuses_a_matrix_edited_inside_a_channel() -> None:
+    shape = ConvShape(1, 4, 4, 2, (3, 3), (1, 1), (1, 1))
+    dense, bias = unroll_conv(shape, np.ones((2, 1, 3, 3)), np.zeros(2))
+    dense = dense.copy()
+    dense[0, 0] = 5.0  # one position's weight differs: no longer a convolution
+    with pytest.raises(ValueError, match="not a convolution"):
+        conv_kernel(AffineLayer(dense, bias, shape))
+
+
+def test_batchnorm2d_folding_equals_the_module_in_eval_mode() -> None:
+    module = small_cnn(seed=1, batchnorm=True)
+    network, info = from_sequential(module, input_shape=IN)
+    assert info.input_shape == list(IN) and network.layers[0].conv.out_channels == 4
+    x = images(50, IN, seed=1)
+    reference = module(x).detach().numpy()
+    assert np.ptp(reference) > 1e-3  # the outputs vary: the comparison means something
+    np.testing.assert_allclose(ir_forward(network, x), reference, rtol=1e-12, atol=1e-12)
+
+
+def test_avgpool_is_composed_into_the_linear_after_flatten() -> None:
+    module = small_cnn(seed=2, pool=True)
+    network, _ = from_sequential(module, input_shape=IN)
+    assert network.layers[2].conv is None and network.layers[2].in_features == 27  # the un-pooled tensor
+    x = images(50, IN, seed=2)
+    np.testing.assert_allclose(ir_forward(network, x), module(x).detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_rebuilt_torch_conv_module_equals_the_dense_ir() -> None:
+    network, _ = from_sequential(small_cnn(seed=3, batchnorm=True), input_shape=IN)
+    rebuilt = to_sequential(network, "float64")
+    assert [type(child).__name__ for child in rebuilt] == [
+        "Conv2d", "ReLU", "Conv2d", "ReLU", "Flatten", "Linear", "ReLU", "Linear"]
+    x = images(40, IN, seed=3)
+    np.testing.assert_allclose(rebuilt(x).detach().numpy(), ir_forward(network, x), rtol=1e-12, atol=1e-12)
+
+
+def test_pt_with_architecture_file_loads_and_round_trips(tmp_path: Path) -> None:
+    module = nn.Sequential()
+    module.add_module("features", nn.Sequential(nn.Conv2d(2, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                                                nn.Conv2d(4, 3, 3, stride=2, padding=(1, 0)), nn.ReLU()))
+    module.add_module("flatten", nn.Flatten())
+    module.add_module("classifier", nn.Sequential(nn.Linear(27, 5), nn.ReLU(), nn.Linear(5, 2)))
+    module = module.eval()
+    torch.save(module.state_dict(), tmp_path / "net.pt")
+    safetensors.torch.save_file(module.state_dict(), tmp_path / "net.safetensors")
+    arch = {"input_shape": list(IN), "layers": [
+        {"kind": "conv2d", "key": "features.0", "out_channels": 4, "kernel_size": 3, "stride": 1, "padding": 1},
+        {"kind": "batchnorm2d", "key": "features.1"}, {"kind": "relu"},
+        {"kind": "conv2d", "key": "features.3", "stride": 2, "padding": [1, 0]}, {"kind": "relu"},
+        {"kind": "flatten"}, {"kind": "linear", "key": "classifier.0"}, {"kind": "relu"},
+        {"kind": "linear", "key": "classifier.2"}]}
+    for name in ("net.arch.json",):
+        (tmp_path / name).write_text(json.dumps(arch))
+    x = images(30, IN, seed=4)
+    reference = module.double()(x).detach().numpy()
+    for model in ("net.pt", "net.safetensors"):
+        network, info = load_network(tmp_path / model)
+        assert info.input_shape == list(IN) and info.activation_assumed is False and info.dtype == "float32"
+        np.testing.assert_allclose(ir_forward(network, x), reference, rtol=1e-6, atol=1e-6)
+    # the compressed outputs (here: the network unchanged) load back through the same loader
+    written = save_network(network, tmp_path / "out", ["torch", "safetensors", "onnx"])
+    assert written == ["compressed.pt", "compressed.safetensors", "compressed.onnx"]
+    assert (tmp_path / "out" / "compressed.arch.json").exists()
+    for name in written:
+        again, info = load_network(tmp_path / "out" / name)
+        assert info.input_shape == list(IN)
+        np.testing.assert_allclose(ir_forward(again, x), ir_forward(network, x), rtol=1e-6, atol=1e-6)
+    ops = [node.op_type for node in onnx.load(tmp_path / "out" / "compressed.onnx").graph.node]
+    assert ops == ["Conv", "Relu", "Conv", "Relu", "Flatten", "Gemm", "Relu", "Gemm"]
+
+
+def test_architecture_file_mismatches_are_one_line_errors(tmp_path: Path) -> None:
+    module = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 1))
+    torch.save(module.state_dict(), tmp_path / "m.pt")
+    base = {"input_shape": [1, 4, 4], "layers": [{"kind": "conv2d", "key": "0"}, {"kind": "relu"},
+                                                 {"kind": "flatten"}, {"kind": "linear", "key": "3"}]}
+    cases = {
+        "unused": ({**base, "layers": base["layers"][:2] + [{"kind": "flatten"}]}, "'3.bias' is not used by any layer of the architecture file (1 more)"),
+        "extra field": ({**base, "layers": [{"kind": "conv2d", "key": "0", "dilation": 2}, *base["layers"][1:]]},
+                        "dilation"),
+        "missing key": ({**base, "layers": [{"kind": "conv2d", "key": "conv"}, *base["layers"][1:]]},
+                        "no 'conv.weight'"),
+        "out_channels": ({**base, "layers": [{"kind": "conv2d", "key": "0", "out_channels": 3},
+                                             *base["layers"][1:]]}, "out_channels 3"),
+        "shape": ({**base, "input_shape": [1, 5, 5]}, "expects 8 inputs"),
+    }
+    for case, (arch, telling) in cases.items():
+        (tmp_path / "m.arch.json").write_text(json.dumps(arch))
+        with pytest.raises(InputError) as caught:
+            load_network(tmp_path / "m.pt")
+        message = str(caught.value)
+        assert telling in message and "\n" not in message, (case, message)
+    (tmp_path / "m.arch.json").write_text(json.dumps(base))
+    assert load_network(tmp_path / "m.pt")[0].hidden_widths == [8]
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_a_conv_state_dict_without_architecture_file_is_refused_naming_the_file(tmp_path: Path, suffix) -> None:
+    state = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 1)).state_dict()
+    path = tmp_path / f"cnn{suffix}"
+    (torch.save if suffix == ".pt" else safetensors.torch.save_file)(state, path)
+    with pytest.raises(InputError) as caught:
+        load_network(path)
+    message = str(caught.value)
+    assert str(path) in message and "architecture file is needed" in message and "cnn.arch.json" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(("module", "telling"), [
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2, 1)),
+     "module 2 (MaxPool2d)"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3, dilation=2), nn.ReLU(), nn.Flatten(), nn.Linear(8, 1)),
+     "module 0 (Conv2d) has dilation (2, 2)"),
+    (nn.Sequential(nn.Conv2d(2, 2, 3, groups=2), nn.ReLU(), nn.Flatten(), nn.Linear(8, 1)),
+     "module 0 (Conv2d) has groups=2"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect"), nn.ReLU(), nn.Flatten(),
+                   nn.Linear(8, 1)), "padding_mode 'reflect'"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Tanh(), nn.Flatten(), nn.Linear(8, 1)), "module 1 (Tanh)"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Linear(6, 1)), "module 2 (Linear) gets a C×H×W tensor"),
+    (nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(2, 2, 1), nn.ReLU(), nn.Flatten(),
+                   nn.Linear(8, 1)), "module 3 (Conv2d) follows an AvgPool2d"),
+])
+def test_unsupported_cnn_modules_are_refused_with_one_line_naming_the_layer(module, telling) -> None:
+    with pytest.raises(InputError) as caught:
+        from_sequential(module, input_shape=(module[0].in_channels, 4, 6))
+    message = str(caught.value)
+    assert telling in message and "\n" not in message, message
+
+
+def test_a_conv_needs_the_input_shape() -> None:
+    module = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 1))
+    with pytest.raises(InputError, match=r"input_shape=\(C, H, W\)"):
+        from_sequential(module)
+    assert from_sequential(module, input_shape=(1, 4, 4))[0].input_dim == 16
+
+
+def test_a_conv_whose_dense_matrix_exceeds_the_limit_is_refused() -> None:
+    side = 72  # 16 x 72 x 72 outputs times 72 x 72 inputs, float64: about 3.2 GiB
+    assert 8 * 16 * side**4 > MAX_DENSE_BYTES
+    module = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(16 * side * side, 1))
+    with pytest.raises(InputError, match=r"dense unrolled matrix of \d+ MiB \(> 256 MiB"):
+        from_sequential(module, input_shape=(1, side, side))
+
+
+def _onnx_cnn(tmp_path: Path, extra_node) -> Path:
+    nodes = [helper.make_node("Conv", ["x", "K", "b"], ["c"], name="conv1", pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu1"), extra_node,
+             helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+             helper.make_node("Gemm", ["f", "W"], ["y"], name="gemm", transB=1)]
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph(
+        nodes, "cnn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 1, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 1])],
+        initializer=[numpy_helper.from_array(rng.normal(size=(2, 1, 3, 3)).astype(np.float32), "K"),
+                     numpy_helper.from_array(rng.normal(size=2).astype(np.float32), "b"),
+                     numpy_helper.from_array(rng.normal(size=(1, 8)).astype(np.float32), "W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "cnn.onnx"
+    onnx.save(model, path)
+    return path
+
+
+def test_onnx_maxpool_is_refused_naming_the_node(tmp_path: Path) -> None:
+    path = _onnx_cnn(tmp_path, helper.make_node("MaxPool", ["r"], ["p"], name="pool1", kernel_shape=[2, 2],
+                                                 strides=[2, 2]))
+    with pytest.raises(InputError) as caught:
+        load_network(path)
+    assert "unsupported op MaxPool node 'pool1'" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_onnx_average_pool_is_composed_like_torch(tmp_path: Path) -> None:
+    path = _onnx_cnn(tmp_path, helper.make_node("AveragePool", ["r"], ["p"], name="pool1", kernel_shape=[2, 2],
+                                                 strides=[2, 2]))
+    network, info = load_network(path)
+    assert info.input_shape == [1, 4, 4] and network.hidden_widths == [32]
+    model = onnx.load(path)
+    weights = {tensor.name: torch.from_numpy(numpy_helper.to_array(tensor).astype(np.float64))
+               for tensor in model.graph.initializer}
+    x = images(20, (1, 4, 4), seed=5)
+    hidden = F.avg_pool2d(torch.relu(F.conv2d(x, weights["K"], weights["b"], padding=1)), 2).flatten(1)
+    reference = (hidden @ weights["W"].T).numpy()
+    np.testing.assert_allclose(ir_forward(network, x), reference, rtol=1e-12, atol=1e-12)
+
+
+def test_onnx_export_of_a_torch_cnn_loads_as_the_same_function(tmp_path: Path) -> None:
+    module = small_cnn(seed=6, batchnorm=True, pool=True).float()
+    path = tmp_path / "exported.onnx"
+    torch.onnx.export(module, (torch.zeros(1, *IN),), str(path), dynamo=False, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "batch"}})
+    network, info = load_network(path)
+    assert info.format == "onnx" and info.input_shape == list(IN) and info.activation_assumed is False
+    x = images(30, IN, seed=6)
+    reference = module.double()(x).detach().numpy()
+    assert np.ptp(reference) > 1e-3
+    np.testing.assert_allclose(ir_forward(network, x), reference, rtol=1e-5, atol=1e-5)

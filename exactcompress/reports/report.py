@@ -139,6 +139,32 @@ def _layers(report: CompressionReport) -> Table:
     return headers, rows
 
 
+def _conv_layers(report: CompressionReport) -> Table:
+    """Per convolution layer: its shape and how many channels were kept, removed, active everywhere, mixed."""
+    headers = ["conv layer", "in → out (C×H×W)", "kernel / stride / padding", "channels kept", "removed",
+               "active everywhere", "mixed", "undecided", "parameters"]
+    rows = []
+    for layer in report.layers:
+        conv = layer.conv
+        if conv is None:
+            continue
+        states = [channel.state for channel in conv.channels]
+        rows.append([
+            str(layer.index),
+            f"{'×'.join(map(str, conv.in_shape))} → {'×'.join(map(str, conv.out_shape))}",
+            f"{'×'.join(map(str, conv.kernel_size))} / {'×'.join(map(str, conv.stride))} / "
+            f"{'×'.join(map(str, conv.padding))}",
+            f"{conv.channels_after} of {len(conv.channels)}",
+            str(len(conv.channels_removed)) + (f" ({', '.join(map(str, conv.channels_removed))})"
+                                               if conv.channels_removed else ""),
+            str(states.count("active_everywhere")),
+            str(states.count("mixed")),
+            str(states.count("undecided")),
+            _before_after(conv.parameters_before, conv.parameters_after),
+        ])
+    return headers, rows
+
+
 def _compression_cells(compression: LayerCompression | None) -> list[str]:
     """removed / folded (with the folds skipped, if any) / merged; dashes for reports older than 1.2."""
     if compression is None:
@@ -211,7 +237,8 @@ def _versions(report: CompressionReport) -> Table:
 def _outputs(report: CompressionReport) -> Table:
     if report.outputs is None:
         return ["", ""], []
-    files = [*report.outputs.compressed, report.outputs.witnesses, report.outputs.report_md, report.outputs.report_html]
+    files = [*report.outputs.compressed, report.outputs.architecture, report.outputs.witnesses,
+             report.outputs.report_md, report.outputs.report_html]
     return ["", ""], [["file", name] for name in files if name]
 
 
@@ -220,6 +247,7 @@ def _sections(report: CompressionReport) -> list[Section]:
     sections = [
         ("Summary", _summary(report)),
         ("Hidden layers (original network)", _layers(report)),
+        ("Convolution layers: channels", _conv_layers(report)),
         ("Seconds per stage", _stages(report)),
         ("Settled by", _settlers(report)),
         ("SCIP", _scip(report)),

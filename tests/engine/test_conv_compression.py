@@ -1,0 +1,102 @@
+"""Exact channel removal on hand-built CNNs where the answer is known, through the real engine (bounds,
+witnesses, SCIP) and the whole pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from cnn_nets import IN, box_inputs, known_cnn
+
+from exactcompress.engine.compression import compress
+from exactcompress.engine.network import Network
+from exactcompress.io import from_sequential, load_network, to_sequential
+from exactcompress.pipeline import compress_model
+from exactcompress.schema import CompressionReport
+
+
+@pytest.mark.parametrize("method", ["auto", "per-neuron"])
+def test_the_engine_removes_the_channel_inactive_everywhere_and_keeps_the_others(tmp_path: Path, method) -> None:
+    module = known_cnn()
+    report = compress_model(module, tmp_path, input_shape=IN, method=method, formats=("torch", "onnx"),
+                            verify_samples=2000)
+    assert report.status == "exact", report.error
+    assert report.schema_version == "1.4" and report.model.input_shape == list(IN)
+    conv = report.layers[0].conv
+    states = {channel.channel: channel for channel in conv.channels}
+    assert states[1].state == "inactive_everywhere" and states[1].removed and states[1].stably_inactive == 16
+    assert (states[0].state, states[0].stably_inactive, states[0].unstable, states[0].removed) == ("mixed", 4, 12, False)
+    assert states[2].state == "active_everywhere" and states[2].stably_active == 16 and not states[2].removed
+    assert conv.channels_removed == [1] and conv.channels_after == 2
+    assert (conv.parameters_before, conv.parameters_after) == (3 * 10, 2 * 10)
+    assert report.layers[0].compression.removed_inactive == 16
+    assert report.layers[1].conv.parameters_after == 2 * (2 * 4 + 1)  # conv2 lost the input channel
+    assert report.parameters_after < report.parameters_before and report.verification.passed
+    # the compressed model, rebuilt as a real Conv2d network, computes what the original computes on the box
+    compressed, info = load_network(tmp_path / "compressed.pt")
+    rebuilt = to_sequential(compressed, "float64")
+    assert rebuilt[0].out_channels == 2 and rebuilt[2].in_channels == 2
+    x = box_inputs(2000, seed=1)
+    original = module(x).detach().numpy()
+    assert np.ptp(original) > 1e-3
+    np.testing.assert_allclose(rebuilt(x).detach().numpy(), original, rtol=1e-9, atol=1e-9)
+    from_onnx, _ = load_network(tmp_path / "compressed.onnx")
+    assert "Conv" in [node.op_type for node in onnx.load(tmp_path / "compressed.onnx").graph.node]
+    np.testing.assert_allclose(from_onnx.forward(x.reshape(len(x), -1).numpy()), original, rtol=1e-5, atol=1e-5)
+
+
+def _flags(network: Network, inactive_channels: dict[int, list[int]]):
+    active = [np.zeros(width, dtype=bool) for width in network.hidden_widths]
+    inactive = [np.zeros(width, dtype=bool) for width in network.hidden_widths]
+    for layer, channels in inactive_channels.items():
+        shape = network.layers[layer].conv
+        for channel in channels:
+            inactive[layer][channel * shape.positions:(channel + 1) * shape.positions] = True
+    return active, inactive
+
+
+def test_removing_a_channel_slices_the_next_convolutions_input_channels() -> None:
+    network, _ = from_sequential(known_cnn(), input_shape=IN)
+    active, inactive = _flags(network, {0: [1]})
+    inactive[0][0] = True  # one position of channel 0 only: the channel stays, its row stays
+    compressed, log = compress(network, active, inactive)
+    assert log.removed_channels == ((1,), (), ())
+    assert compressed.layers[0].conv.out_channels == 2 and compressed.layers[1].conv.in_channels == 2
+    assert compressed.hidden_widths == [32, 8, 3]
+    rebuilt = to_sequential(compressed, "float64")
+    kernel = known_cnn()[2].weight.detach()
+    assert torch.equal(rebuilt[2].weight.detach(), kernel[:, [0, 2]])  # the kernel's in-channel slice
+    # channel 1 of conv1 is really inactive on the box, so the function is unchanged there
+    x = box_inputs(500, seed=2)
+    np.testing.assert_allclose(compressed.forward(x.reshape(500, -1).numpy()),
+                               known_cnn()(x).detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_a_layer_whose_channels_are_all_removable_keeps_one() -> None:
+    network, _ = from_sequential(known_cnn(), input_shape=IN)
+    active, inactive = _flags(network, {0: [0, 1, 2]})
+    compressed, log = compress(network, active, inactive)
+    assert log.removed_channels[0] == (1, 2) and compressed.layers[0].conv.out_channels == 1
+
+
+def test_a_channel_with_an_undecided_position_is_kept_and_reported_undecided(tmp_path: Path) -> None:
+    module = known_cnn()
+    report = compress_model(module, tmp_path, input_shape=IN, method="milp", time_limit=1e-6, formats=("torch",),
+                            verify_samples=100)
+    saved = CompressionReport.model_validate_json((tmp_path / "report.json").read_text())
+    assert saved.layers[0].conv is not None and report.layers[0].conv == saved.layers[0].conv
+    states = {channel.channel: channel.state for channel in saved.layers[0].conv.channels}
+    # no time for witnesses or solves: channel 0's unstable positions stay open; bounds alone settle channels 1
+    # and 2 (interval bounds are exact for the first layer on a box)
+    assert saved.status == "partial" and states[0] == "undecided"
+    assert states[1] == "inactive_everywhere" and states[2] == "active_everywhere"
+    assert saved.layers[0].conv.channels_removed == [1]
+    for layer in saved.layers:
+        if layer.conv:
+            for channel in layer.conv.channels:
+                counts = channel.stably_inactive + channel.stably_active + channel.unstable + channel.undecided
+                assert counts == layer.conv.out_shape[1] * layer.conv.out_shape[2]
+                assert channel.removed == (channel.state == "inactive_everywhere")

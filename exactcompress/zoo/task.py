@@ -20,6 +20,7 @@ from ..engine.progress import Progress
 from ..engine.prove.parallel import ParallelMap
 from ..errors import InputError, KeyNotFound
 from ..io import load_network
+from ..io.architecture import arch_path
 from ..io.domain_files import from_bounds, from_file, load_data
 from ..pipeline import compress_model, versions
 from ..reports.report import REPORT_JSON, write_report_json
@@ -33,6 +34,7 @@ from ..schema import (
     ZooJobSpec,
     ZooModelResult,
 )
+from ..schema.arch import ARCH_SUFFIX
 from ..storage import Storage, open_storage
 from .committed import read_committed
 from .layout import UNRESOLVED, domain_digest, run_prefix
@@ -174,12 +176,16 @@ def run_model_task(task: ModelTask, *, parallel_map: ParallelMap | None = None, 
         local_model = scratch / ("model" + PurePosixPath(task.key).suffix.lower())
         fingerprint = source.download(task.key, local_model)
         model_sha256 = hashlib.sha256(local_model.read_bytes()).hexdigest()
+        arch_sha256 = _download_arch_file(source, task.key, local_model)
         try:
             domain = _domain(task.domain, task.source_root, scratch)
             data = _data(spec, task.source_root, scratch)
         except (InputError, KeyNotFound) as error:  # a bad or missing domain or data file fails this model
             return _commit_failure(task, output, source_url, model_sha256, str(error), scratch)
-        place = _Place(task, output, source_url, run_prefix(task, model_sha256, domain_digest(domain)), domain)
+        settings_digest = domain_digest(domain)
+        if arch_sha256 is not None:  # another architecture file is another model: never reuse across them
+            settings_digest = hashlib.sha256(f"{settings_digest}|arch:{arch_sha256}".encode()).hexdigest()
+        place = _Place(task, output, source_url, run_prefix(task, model_sha256, settings_digest), domain)
 
         def analyse(found: TaskOutcome) -> TaskOutcome:
             if found.result is not None:
@@ -197,6 +203,24 @@ def run_model_task(task: ModelTask, *, parallel_map: ParallelMap | None = None, 
                 outcome = analyse(place.reused())  # another run may have just finished it
         record(output, new_entry(model_sha256, source_url, place.report_key, outcome.result.status, fingerprint))
         return outcome
+
+
+#: model files that may have an architecture file ``NAME.arch.json`` beside them (state dicts)
+STATE_DICT_SUFFIXES = (".pt", ".pth", ".safetensors")
+
+
+def _download_arch_file(source: Storage, key: str, local_model: Path) -> str | None:
+    """For a state dict ``NAME.pt`` / ``NAME.safetensors``, download ``NAME.arch.json`` from beside it (when there)
+    to beside ``local_model``; returns its sha256, or None when the model has none."""
+    path = PurePosixPath(key)
+    if path.suffix.lower() not in STATE_DICT_SUFFIXES:
+        return None
+    arch_key = str(path.with_name(path.stem + ARCH_SUFFIX))
+    if not source.exists(arch_key):
+        return None
+    local = arch_path(local_model)
+    source.download(arch_key, local)
+    return hashlib.sha256(local.read_bytes()).hexdigest()
 
 
 def _analyse(place: _Place, local_model: Path, data: np.ndarray | None, out_dir: Path,

@@ -183,7 +183,7 @@ def network_info(network: Network, name: str = "network") -> tuple[Network, Mode
     return network, ModelInfo(
         name=name, path="<in-memory Network>", sha256=weights_sha256(network), format="network", dtype=network.dtype,
         input_dim=network.input_dim, hidden_widths=network.hidden_widths, output_dim=network.output_dim,
-        activation_assumed=False,
+        activation_assumed=False, input_shape=list(network.input_shape) if network.is_convolutional else None,
     )
 
 

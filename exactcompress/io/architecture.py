@@ -30,6 +30,7 @@ from ..schema.arch import (
     ReluLayer,
 )
 from .conv import pair
+from .rules import strip_wrappers
 
 
 def arch_path(model_path: Path) -> Path:
@@ -54,8 +55,6 @@ def sequential_from_arch(source: str, arch: ArchFile, tensors: Mapping[str, torc
 
     InputError when a listed key has no tensor, a tensor is not used by any layer, or the sizes disagree.
     """
-    from .torch_state_dict import strip_wrappers
-
     tensors = {strip_wrappers(key): value for key, value in tensors.items()}
     used: set[str] = set()
 

@@ -16,6 +16,20 @@ import torch
 from ..engine.network import AffineLayer, ConvShape, Network
 from ..errors import InputError
 
+#: key prefixes added by ``nn.DataParallel`` (``module.``) and ``torch.compile`` (``_orig_mod.``)
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def strip_wrappers(key: str) -> str:
+    """A state dict key without the ``WRAPPER_PREFIXES`` (``module._orig_mod.fc1.weight`` → ``fc1.weight``)."""
+    stripped = True
+    while stripped:
+        stripped = False
+        for prefix in WRAPPER_PREFIXES:
+            if key.startswith(prefix):
+                key, stripped = key[len(prefix):], True
+    return key
+
 
 @dataclass(frozen=True)
 class NamedAffine:

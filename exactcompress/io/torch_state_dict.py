@@ -25,6 +25,7 @@ from .rules import (
     checked_network,
     finite_float64,
     fold_batchnorm,
+    strip_wrappers,
     torch_dtype_name,
 )
 
@@ -32,8 +33,6 @@ from .rules import (
 BATCHNORM_EPS = 1e-5
 #: checkpoint keys whose value is the model's state dict (other keys such as ``epoch`` are ignored)
 NESTED_STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
-#: key prefixes added by ``nn.DataParallel`` (``module.``) and ``torch.compile`` (``_orig_mod.``)
-WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 _LINEAR_PARAMS = frozenset({"weight", "bias"})
 _BATCHNORM_PARAMS = frozenset({"weight", "bias", "running_mean", "running_var", "num_batches_tracked"})
@@ -197,16 +196,6 @@ def module_groups(source: str, tensors: Mapping[str, torch.Tensor]) -> list[tupl
 
 def _is_batchnorm(params: Mapping[str, torch.Tensor]) -> bool:
     return "running_mean" in params
-
-
-def strip_wrappers(key: str) -> str:
-    stripped = True
-    while stripped:
-        stripped = False
-        for prefix in WRAPPER_PREFIXES:
-            if key.startswith(prefix):
-                key, stripped = key[len(prefix):], True
-    return key
 
 
 def _key(prefix: str, param: str) -> str:

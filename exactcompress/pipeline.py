@@ -173,8 +173,7 @@ def compress_model(
 
     ``model`` is a file path, an ``nn.Sequential`` (``from_sequential``: activations checked), a ``Network``
     or an already loaded ``(Network, ModelInfo)``; an ``nn.Sequential`` CNN needs ``input_shape`` (C, H, W).
-    ``domain`` defaults to the
-    box [0, 1] on every input. Bad input does not raise: the returned (and written) report has status
+    ``domain`` defaults to the box [0, 1] on every input (flattened, channel-major, for a CNN). Bad input does not raise: the returned (and written) report has status
     ``failed`` and a one-line ``error``. A failed verification is also ``failed`` and writes no model.
     ``workers``/``parallel_map`` split independent questions, ``device`` places branch and bound (see
     ``analyze``); ``verify_samples`` uniform draws check the compressed model besides the corners, witnesses

@@ -187,6 +187,15 @@ def compress(
         f"{counts['unstable']} unstable, {counts['undecided']} undecided) in {report.seconds.get('total', 0):.1f} s; "
         f"max error {report.verification.max_abs_error:.2e}"
     )
+    convs = [layer.conv for layer in report.layers if layer.conv is not None]
+    if convs:
+        states = [channel.state for conv in convs for channel in conv.channels]
+        typer.echo(
+            f"conv channels: {sum(conv.channels_after for conv in convs)} of {len(states)} kept "
+            f"({sum(len(conv.channels_removed) for conv in convs)} removed: inactive at every position; "
+            f"{states.count('active_everywhere')} active everywhere, {states.count('mixed')} mixed, "
+            f"{states.count('undecided')} undecided)"
+        )
     typer.echo(f"report: {out / 'report.html'}")
 
 

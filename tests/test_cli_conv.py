@@ -50,6 +50,8 @@ def test_compress_a_cnn_end_to_end(tmp_path: Path, given_as: str) -> None:
     result = run("compress", str(model), "--out", str(out), "--format", "torch", "--format", "safetensors",
                  "--format", "onnx", "--verify-samples", "5000", "--quiet")
     assert result.returncode == 0, result.stderr
+    assert "conv channels: 4 of 5 kept (1 removed: inactive at every position; 1 active everywhere, 3 mixed, " \
+        "0 undecided)" in result.stdout
     assert "ReLU was assumed" not in result.stderr  # the architecture file (or the ONNX graph) names the ReLUs
     raw = json.loads((out / "report.json").read_text())
     assert raw["schema_version"] == "1.4" and raw["model"]["input_shape"] == list(IN)

@@ -270,3 +270,40 @@ def test_onnx_export_of_a_torch_cnn_loads_as_the_same_function(tmp_path: Path) -
     reference = module.double()(x).detach().numpy()
     assert np.ptp(reference) > 1e-3
     np.testing.assert_allclose(ir_forward(network, x), reference, rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_batchnorm_after_conv_and_a_flattening_reshape(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    arrays = {"K": rng.normal(size=(3, 2, 3, 3)), "b": rng.normal(size=3), "scale": rng.uniform(0.5, 2, size=3),
+              "shift": rng.normal(size=3), "mean": rng.normal(size=3), "var": rng.uniform(0.3, 3, size=3),
+              "shape": np.array([0, -1], dtype=np.int64), "W": rng.normal(size=(2, 3 * 3 * 3)), "c": rng.normal(size=2)}
+    nodes = [helper.make_node("Conv", ["x", "K", "b"], ["c1"], name="conv1", strides=[2, 2], pads=[1, 0, 1, 0]),
+             helper.make_node("BatchNormalization", ["c1", "scale", "shift", "mean", "var"], ["n1"], name="bn1",
+                              epsilon=1e-3),
+             helper.make_node("Relu", ["n1"], ["r1"], name="relu1"),
+             helper.make_node("Reshape", ["r1", "shape"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "W", "c"], ["y"], name="head", transB=1)]
+    initializers = [numpy_helper.from_array(value if key == "shape" else value.astype(np.float64), key)
+                    for key, value in arrays.items()]
+    graph = helper.make_graph(nodes, "cnn", [helper.make_tensor_value_info("x", TensorProto.DOUBLE, ["n", *IN])],
+                              [helper.make_tensor_value_info("y", TensorProto.DOUBLE, ["n", 2])],
+                              initializer=initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "bn.onnx")
+    network, info = load_network(tmp_path / "bn.onnx")
+    assert info.dtype == "float64" and network.layers[0].conv.stride == (2, 2)
+    t = {key: torch.from_numpy(value) for key, value in arrays.items()}
+    x = images(25, IN, seed=7)
+    hidden = F.batch_norm(F.conv2d(x, t["K"], t["b"], stride=2, padding=(1, 0)), t["mean"], t["var"], t["scale"],
+                          t["shift"], eps=float(np.float32(1e-3)))  # ONNX stores the epsilon as float32
+    reference = (torch.relu(hidden).flatten(1) @ t["W"].T + t["c"]).numpy()
+    assert np.ptp(reference) > 1e-3
+    np.testing.assert_allclose(ir_forward(network, x), reference, rtol=1e-12, atol=1e-12)
+    # a Reshape to anything but [batch, features] is refused, naming the node
+    model.graph.initializer.remove(next(tensor for tensor in model.graph.initializer if tensor.name == "shape"))
+    model.graph.initializer.append(numpy_helper.from_array(np.array([0, 3, -1], dtype=np.int64), "shape"))
+    onnx.save(model, tmp_path / "reshape3.onnx")
+    with pytest.raises(InputError) as caught:
+        load_network(tmp_path / "reshape3.onnx")
+    assert "Reshape node 'flat' is supported only as a flatten" in str(caught.value)

@@ -14,6 +14,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import build_bench_zoo as zoo  # noqa: E402
+import cnn_bench  # noqa: E402
 import milp_vs_per_neuron as bench  # noqa: E402
 
 TINY = zoo.BenchModel("t64-2x8-l1_1e-3", (8, 8), 1e-3, 64, 2)
@@ -264,3 +265,16 @@ def test_gurobi_per_neuron_agrees_with_exactcompress_per_neuron(row, tiny_zoo, t
         refused = bench.run_method(wide, bench.GUROBI, CAP_S, tmp_path)
         assert refused["status"] == "failed" and bench.format_seconds(refused) == "over licence"
         assert refused["error"] == "over licence (size-limited Gurobi licence: 2001 variables > 2000)"
+
+
+def test_cnn_bench_builds_once_compresses_and_tabulates_channels(tmp_path):
+    names = [spec.name for spec in cnn_bench.CNN_BENCH_ZOO]
+    assert len(set(names)) == len(names) and "c64-8s1-16s2-d64-gl1_1e-3" in names
+    tiny = cnn_bench.CnnBenchModel((1, 8, 8), (2,), (2,), (8,), 1e-3)
+    entries = cnn_bench.build(tmp_path, [tiny])
+    stamp = (tmp_path / tiny.file).stat().st_mtime_ns
+    assert cnn_bench.build(tmp_path, [tiny]) == entries and (tmp_path / tiny.file).stat().st_mtime_ns == stamp
+    row = cnn_bench.run(tmp_path, tiny, cap_s=30.0)
+    assert row["status"] in ("exact", "partial") and row["channels"] == [2]
+    table = cnn_bench.markdown([row, {"name": tiny.name, "status": "failed", "error": "boom"}], entries, 30.0)
+    assert f"| {tiny.name} |" in table and f"{row['channels_removed'][0]}/2" in table and "failed: boom" in table

@@ -23,7 +23,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..schema import NpzDataset, StudyResult, StudyRow, StudySpec
+from ..schema import CnnArchitecture, NpzDataset, StudyResult, StudyRow, StudySpec
 from .common import (
     FIGURE_DPI,
     FIGURE_SIZE_IN,
@@ -48,7 +48,8 @@ FIGURE_CAPTIONS = {
     SECONDS_FIGURE: "solve seconds vs network width",
 }
 #: regulariser → (colour, marker), in the order rows are sorted
-REGULARIZER_STYLE = {"none": ("#8d99ae", "s"), "l1": ("#2a9d8f", "o"), "lp": ("#e76f51", "^"), "tl1": ("#264653", "D")}
+REGULARIZER_STYLE = {"none": ("#8d99ae", "s"), "l1": ("#2a9d8f", "o"), "lp": ("#e76f51", "^"), "tl1": ("#264653", "D"),
+                     "group-l1": ("#9b5de5", "v")}
 FRONT_COLOUR = "#222222"
 PANELS_PER_ROW = 3
 LOG_SCALE_RATIO = 100.0
@@ -72,6 +73,16 @@ TERMINAL_LEFT = {"regulariser", "hidden", "method", "status", "error"}
 def hidden_text(hidden: Sequence[int]) -> str:
     """``[64, 32]`` → ``64x32``."""
     return "x".join(str(width) for width in hidden)
+
+
+def architecture_text(row: StudyRow) -> str:
+    """A row's architecture as tables and figures name it: ``64x32``, or a CNN's label."""
+    return row.architecture or hidden_text(row.hidden)
+
+
+def spec_architecture_text(architecture: list[int] | CnnArchitecture) -> str:
+    """An architecture of a study spec as ``architecture_text`` names its rows."""
+    return architecture.label if isinstance(architecture, CnnArchitecture) else hidden_text(architecture)
 
 
 def _percent(part: int, whole: int) -> float:
@@ -109,13 +120,14 @@ class Group:
 
     regularizer: str
     strength: float
-    hidden: tuple[int, ...]
+    architecture: str  # architecture_text of its rows
     rows: tuple[StudyRow, ...]
     spreads: dict[str, Spread]
 
     @property
     def width(self) -> int:
-        return sum(self.hidden)
+        """Hidden neurons of the architecture (a CNN's count every position of every channel)."""
+        return max([row.neurons_before for row in self.rows] + [sum(self.rows[0].hidden)])
 
 
 def _spread(values: list[float]) -> Spread:
@@ -126,15 +138,15 @@ def groups(rows: Sequence[StudyRow]) -> list[Group]:
     """Rows grouped by (regulariser, strength, architecture), in the order the groups first appear."""
     members: dict[tuple, list[StudyRow]] = {}
     for row in rows:
-        members.setdefault((row.regularizer, row.strength, tuple(row.hidden)), []).append(row)
+        members.setdefault((row.regularizer, row.strength, architecture_text(row)), []).append(row)
     result = []
-    for (regularizer, strength, hidden), group_rows in members.items():
+    for (regularizer, strength, architecture), group_rows in members.items():
         values: dict[str, list[float]] = {}
         for row in group_rows:
             for name, value in row_metrics(row).items():
                 values.setdefault(name, []).append(value)
         spreads = {name: _spread(values[name]) for name in (*METRICS, STABLE) if name in values}
-        result.append(Group(regularizer, strength, hidden, tuple(group_rows), spreads))
+        result.append(Group(regularizer, strength, architecture, tuple(group_rows), spreads))
     return result
 
 
@@ -149,8 +161,8 @@ def _spread_text(name: str, spread: Spread | None) -> str:
     return mean if spread.std is None else f"{mean} ± {_number(name, spread.std)}"
 
 
-def _key_cells(regularizer: str, strength: float, hidden: Sequence[int]) -> list[str]:
-    return [regularizer, "—" if regularizer == "none" else f"{strength:g}", hidden_text(hidden)]
+def _key_cells(regularizer: str, strength: float, architecture: str) -> list[str]:
+    return [regularizer, "—" if regularizer == "none" else f"{strength:g}", architecture]
 
 
 # ---------------------------------------------------------------- tables
@@ -166,7 +178,7 @@ def config_table(result: StudyResult) -> Table:
     rows = []
     for row in result.rows:
         metrics = row_metrics(row)
-        cells = [*_key_cells(row.regularizer, row.strength, row.hidden), str(row.seed)]
+        cells = [*_key_cells(row.regularizer, row.strength, architecture_text(row)), str(row.seed)]
         cells += [_number(name, metrics[name]) if name in metrics else "—" for name in METRICS]
         cells += [row.method, row.status] + ([row.error or ""] if _has_errors(result) else [])
         rows.append(cells)
@@ -179,7 +191,7 @@ def group_table(result: StudyResult) -> Table:
     for group in groups(result.rows):
         ok = sum(row.status != "failed" for row in group.rows)
         seeds = str(ok) if ok == len(group.rows) else f"{ok} of {len(group.rows)}"
-        rows.append([*_key_cells(group.regularizer, group.strength, group.hidden), seeds,
+        rows.append([*_key_cells(group.regularizer, group.strength, group.architecture), seeds,
                      *(_spread_text(name, group.spreads.get(name)) for name in METRICS)])
     return GROUP_COLUMNS, rows
 
@@ -210,7 +222,7 @@ def _settings(result: StudyResult) -> Table:
     time_limit = "none" if spec.time_limit_s is None else f"{spec.time_limit_s:g} s per configuration"
     rows = [
         ["data set", _dataset_text(spec)],
-        ["architectures", ", ".join(hidden_text(hidden) for hidden in spec.architectures)],
+        ["architectures", ", ".join(map(spec_architecture_text, spec.architectures))],
         ["regularisers", _regularizers_text(spec)],
         ["seeds", ", ".join(str(seed) for seed in spec.seeds)],
         ["training", f"{spec.epochs} epochs, batch {spec.batch_size}, learning rate {spec.learning_rate:g} (Adam)"],
@@ -334,7 +346,7 @@ def _accuracy_png(result: StudyResult) -> bytes:
               linewidth=1, marker="o", markersize=12, markerfacecolor="none", zorder=3)
     for index in front:
         group = shown[index]
-        label = " ".join(_key_cells(group.regularizer, group.strength, group.hidden)).replace(" —", "")
+        label = " ".join(_key_cells(group.regularizer, group.strength, group.architecture)).replace(" —", "")
         axes.annotate(label, points[index], textcoords="offset points", xytext=(8, 4), fontsize=7)
     axes.set_xlabel("fraction of hidden neurons removed (exactly)")
     axes.set_ylabel("test accuracy")
@@ -346,17 +358,17 @@ def _accuracy_png(result: StudyResult) -> bytes:
 
 
 def _stable_png(result: StudyResult) -> bytes:
-    architectures = list(dict.fromkeys(tuple(hidden) for hidden in result.spec.architectures))
+    architectures = list(dict.fromkeys(map(spec_architecture_text, result.spec.architectures)))
     figure, panels = _figure("Neurons proved stable vs strength (mean ± std over seeds)", len(architectures))
-    by_architecture = {hidden: [g for g in groups(result.rows) if g.hidden == hidden and STABLE in g.spreads]
-                       for hidden in architectures}
+    by_architecture = {name: [g for g in groups(result.rows) if g.architecture == name and STABLE in g.spreads]
+                       for name in architectures}
     kinds = list(dict.fromkeys(g.regularizer for shown in by_architecture.values() for g in shown))
     positive = [g.strength for shown in by_architecture.values() for g in shown if g.strength > 0]
-    for axes, hidden in zip(panels, architectures):
-        axes.set_title(hidden_text(hidden), fontsize=9)
+    for axes, name in zip(panels, architectures):
+        axes.set_title(name, fontsize=9)
         for kind in kinds:
             colour, marker = REGULARIZER_STYLE[kind]
-            shown = [g for g in by_architecture[hidden] if g.regularizer == kind]
+            shown = [g for g in by_architecture[name] if g.regularizer == kind]
             for group in (g for g in shown if g.strength == 0):
                 axes.axhline(group.spreads[STABLE].mean / 100, color=colour, linestyle=":", linewidth=1.5)
             curve = [g for g in shown if g.strength > 0]

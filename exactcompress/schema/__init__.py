@@ -59,6 +59,8 @@ from .report import (
 )
 from .study import (
     STUDY_SCHEMA_VERSION,
+    CnnArchitecture,
+    GroupL1Regularizer,
     L1Regularizer,
     LpRegularizer,
     NoRegularizer,
@@ -82,5 +84,6 @@ __all__ = [
     "ModelTask", "NoRegularizer", "NpzDataset", "FileDigest", "Outputs", "REPORT_SCHEMA_VERSION", "RedoneModel", "RegularizerSpec",
     "STUDY_SCHEMA_VERSION", "SUMMARY_SCHEMA_VERSION", "SaveFormat", "Settler", "SolverStats", "Status", "Strict",
     "StudyConfig", "StudyResult", "StudyRow", "StudySpec", "Tolerances", "TrainingRecord", "TransformedL1Regularizer",
+    "CnnArchitecture", "GroupL1Regularizer",
     "Versions", "VerificationReport", "ZooJobSpec", "ZooLedger", "ZooModelResult", "ZooSummary", "ZooTotals",
 ]

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .common import Method, Status, Strict
 from .job import DomainSpec
 from .report import Versions
 
-STUDY_SCHEMA_VERSION = "1.0"
+STUDY_SCHEMA_VERSION = "1.1"
 
 
 class NoRegularizer(Strict):
@@ -42,9 +42,48 @@ class TransformedL1Regularizer(Strict):
     a: float = Field(1.0, gt=0)
 
 
+class GroupL1Regularizer(Strict):
+    """strength · (Σ over conv output channels of the filter's L2 norm + Σ|w| over Linear weights): it empties
+    whole filters, which makes whole channels stably inactive (since 1.1; on an MLP it is plain L1)."""
+
+    kind: Literal["group-l1"]
+    strengths: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
+
+
 RegularizerSpec = Annotated[
-    Union[NoRegularizer, L1Regularizer, LpRegularizer, TransformedL1Regularizer], Field(discriminator="kind")
+    Union[NoRegularizer, L1Regularizer, LpRegularizer, TransformedL1Regularizer, GroupL1Regularizer],
+    Field(discriminator="kind"),
 ]
+
+
+class CnnArchitecture(Strict):
+    """A CNN: a ``kernel_size`` convolution (padding ``kernel_size // 2``) per entry of ``channels`` with the
+    matching stride, each followed by a ReLU, then Flatten and dense ReLU layers of widths ``dense`` (since 1.1).
+    Its input is one digits image (1×8×8, 1×28×28, or 3×32×32 for digits-3072)."""
+
+    kind: Literal["cnn"]
+    channels: list[Annotated[int, Field(ge=1)]] = Field(min_length=1, description="output channels per conv layer")
+    strides: list[Annotated[int, Field(ge=1)]] | None = Field(None, description="per conv layer; default all 1")
+    kernel_size: int = Field(3, ge=1, le=7)
+    dense: list[Annotated[int, Field(ge=1)]] = Field(default_factory=list, description="dense widths after Flatten")
+
+    @model_validator(mode="after")
+    def _strides_match(self) -> "CnnArchitecture":
+        if self.strides is not None and len(self.strides) != len(self.channels):
+            raise ValueError(f"strides has {len(self.strides)} entries, channels {len(self.channels)}")
+        return self
+
+    @property
+    def conv_strides(self) -> list[int]:
+        return self.strides if self.strides is not None else [1] * len(self.channels)
+
+    @property
+    def label(self) -> str:
+        """``conv8s1-conv16s2-64``: what tables and figures call it."""
+        return "-".join([*(f"conv{c}s{s}" for c, s in zip(self.channels, self.conv_strides)), *map(str, self.dense)])
+
+
+Architecture = Union[list[Annotated[int, Field(ge=1)]], CnnArchitecture]
 
 
 class NpzDataset(Strict):
@@ -58,7 +97,8 @@ class StudySpec(Strict):
 
     schema_version: str = STUDY_SCHEMA_VERSION
     dataset: Literal["digits", "digits-784", "digits-3072"] | NpzDataset = "digits"
-    architectures: list[list[Annotated[int, Field(ge=1)]]] = Field(min_length=1, description="hidden widths")
+    architectures: list[Architecture] = Field(
+        min_length=1, description="hidden widths of an MLP, or a CNN ({kind: cnn, channels, strides, dense}, since 1.1)")
     regularizers: list[RegularizerSpec] = Field(min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     epochs: int = Field(30, ge=1)
@@ -72,13 +112,21 @@ class StudySpec(Strict):
     cpus_per_task: float = Field(1.0, gt=0)
     fallback_tasks: int = Field(1, ge=1, le=256)
 
+    @model_validator(mode="after")
+    def _cnn_needs_images(self) -> "StudySpec":
+        if isinstance(self.dataset, NpzDataset) and any(isinstance(a, CnnArchitecture) for a in self.architectures):
+            raise ValueError("a cnn architecture needs an image data set (digits, digits-784, digits-3072), "
+                             "not an .npz of flat features")
+        return self
+
 
 class StudyConfig(Strict):
     """One configuration; its hash (``config_hash``) keys everything it writes."""
 
     dataset: str = Field(description="digits | digits-784 | digits-3072 | the .npz URL")
-    hidden: list[int]
-    regularizer: Literal["none", "l1", "lp", "tl1"]
+    hidden: list[int] = Field(description="hidden widths (a CNN: its dense widths after Flatten)")
+    cnn: CnnArchitecture | None = Field(None, description="set for a CNN (since 1.1)")
+    regularizer: Literal["none", "l1", "lp", "tl1", "group-l1"]
     strength: float
     p: float | None = None
     smoothing: float | None = None
@@ -124,6 +172,8 @@ class StudyRow(Strict):
     training_seconds: float = 0.0
     model_key: str | None = None
     report_key: str | None = None
+    architecture: str | None = Field(None, description="a CNN's label (conv8s1-conv16s2-64); None for an MLP, "
+                                     "named by hidden (since 1.1)")
 
 
 class StudyResult(Strict):

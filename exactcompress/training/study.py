@@ -4,7 +4,7 @@ through the zoo job's task path, and summarise. ``jobs/study.py`` only moves con
 Output layout under the spec's ``output`` prefix (keyed by the hash of each configuration's settings, so a
 re-run finds what is done and a killed study resumes):
 
-    configs/<config hash, 16 hex>/model.pt, training.json (last)
+    configs/<config hash, 16 hex>/model.pt (a CNN also model.arch.json), training.json (last)
     compressed/runs/…/report.json …       the zoo job's layout (see ``batch``), source configs/<hash>
     study_*.png, study.csv, study.md, study.html, study.json (last)
 """
@@ -23,6 +23,7 @@ import torch
 from pydantic import ValidationError
 
 from ..engine.prove.parallel import ParallelMap
+from ..io.architecture import arch_path
 from ..pipeline import versions
 from ..reports.study import (
     render_study_csv,
@@ -32,6 +33,7 @@ from ..reports.study import (
 )
 from ..schema import (
     BoxDomainSpec,
+    CnnArchitecture,
     CompressionReport,
     DomainSpec,
     ModelTask,
@@ -46,14 +48,16 @@ from ..schema import (
 from ..storage import Storage, open_storage, safe_key
 from ..zoo.plan import split_url
 from ..zoo.task import run_model_task
-from .datasets import load_dataset
+from .datasets import UPSAMPLED, load_dataset
 from .trainer import (
     PenaltyKind,
     Regularization,
     accuracy,
+    cnn,
     save_state_dict,
     torch_threads,
     train_mlp,
+    train_network,
 )
 
 CONFIGS = "configs"
@@ -70,13 +74,16 @@ def plan_configs(spec: StudySpec) -> list[StudyConfig]:
     duplicates, in spec order."""
     dataset = spec.dataset.npz if isinstance(spec.dataset, NpzDataset) else spec.dataset
     configs: dict[str, StudyConfig] = {}
-    for hidden in spec.architectures:
+    for architecture in spec.architectures:
+        cnn_architecture = architecture if isinstance(architecture, CnnArchitecture) else None
+        hidden = cnn_architecture.dense if cnn_architecture else architecture
         for regularizer in spec.regularizers:
             parameters = regularizer.model_dump(exclude={"kind", "strengths"})
             for strength in getattr(regularizer, "strengths", [0.0]):
                 for seed in spec.seeds:
                     config = StudyConfig(
-                        dataset=dataset, hidden=hidden, regularizer=regularizer.kind, strength=strength, seed=seed,
+                        dataset=dataset, hidden=hidden, cnn=cnn_architecture, regularizer=regularizer.kind,
+                        strength=strength, seed=seed,
                         epochs=spec.epochs, batch_size=spec.batch_size, learning_rate=spec.learning_rate, **parameters,
                     )
                     configs.setdefault(config_hash(config), config)
@@ -84,8 +91,10 @@ def plan_configs(spec: StudySpec) -> list[StudyConfig]:
 
 
 def config_hash(config: StudyConfig) -> str:
-    """sha256 (16 hex) of the configuration's canonical JSON (sorted keys, no spaces)."""
-    canonical = json.dumps(config.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """sha256 (16 hex) of the configuration's canonical JSON (sorted keys, no spaces; an MLP's ``cnn: null`` is
+    left out, so MLP configurations keep the hashes of study schema 1.0)."""
+    settings = config.model_dump(mode="json", exclude={"cnn"} if config.cnn is None else set())
+    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -116,14 +125,27 @@ def train_config(spec: StudySpec, config: StudyConfig) -> TrainingRecord:
         X_train, y_train, X_test, y_test = load_dataset(spec.dataset, Path(scratch))
         started = time.monotonic()
         regularization = Regularization(config.regularizer, config.strength, config.p, config.smoothing, config.a)
-        model, losses = train_mlp(
-            X_train, y_train, config.hidden, regularization=regularization, seed=config.seed, epochs=config.epochs,
-            batch_size=config.batch_size, lr=config.learning_rate, n_classes=int(max(y_train.max(), y_test.max())) + 1,
-        )
+        n_classes = int(max(y_train.max(), y_test.max())) + 1
+        input_shape = image_shape(config.dataset) if config.cnn else None
+        if input_shape:
+            X_train, X_test = X_train.reshape(-1, *input_shape), X_test.reshape(-1, *input_shape)
+            cnn_architecture = config.cnn
+            model, losses = train_network(
+                lambda: cnn(input_shape, cnn_architecture.channels, cnn_architecture.conv_strides,
+                            cnn_architecture.dense, n_classes, cnn_architecture.kernel_size),
+                X_train, y_train, regularization=regularization, seed=config.seed, epochs=config.epochs,
+                batch_size=config.batch_size, lr=config.learning_rate)
+        else:
+            model, losses = train_mlp(
+                X_train, y_train, config.hidden, regularization=regularization, seed=config.seed,
+                epochs=config.epochs, batch_size=config.batch_size, lr=config.learning_rate, n_classes=n_classes,
+            )
         seconds = time.monotonic() - started
         with torch_threads(1):
             train_accuracy, test_accuracy = accuracy(model, X_train, y_train), accuracy(model, X_test, y_test)
-        save_state_dict(model, Path(scratch) / MODEL)
+        save_state_dict(model, Path(scratch) / MODEL, input_shape=input_shape)
+        if input_shape:  # the architecture file goes first: a model.pt is never there without it
+            storage.upload(arch_path(Path(scratch) / MODEL), arch_path(Path(MODEL)).name)
         storage.upload(Path(scratch) / MODEL, MODEL)
     record = TrainingRecord(
         config=config, config_hash=config_hash(config), model_key=storage.url(MODEL), train_accuracy=train_accuracy,
@@ -176,7 +198,15 @@ def compress_config(
 
 def _identity(config: StudyConfig) -> dict:
     return dict(config_hash=config_hash(config), regularizer=config.regularizer, strength=config.strength,
-                hidden=config.hidden, seed=config.seed)
+                hidden=config.hidden, seed=config.seed, architecture=config.cnn.label if config.cnn else None)
+
+
+def image_shape(dataset: str) -> tuple[int, int, int]:
+    """(C, H, W) of one image of a bundled digits data set (ValueError for another data set)."""
+    shapes = {"digits": (1, 8, 8), **{name: (channels, side, side) for name, (side, channels) in UPSAMPLED.items()}}
+    if dataset not in shapes:
+        raise ValueError(f"no image shape for data set {dataset!r}")
+    return shapes[dataset]
 
 
 @dataclass(frozen=True)
@@ -202,11 +232,13 @@ def failed_row(spec: StudySpec, config: StudyConfig, reason: str) -> StudyRow:
 
 
 def _row_order(row: StudyRow) -> tuple:
-    return (get_args(PenaltyKind).index(row.regularizer), row.strength, row.hidden, row.seed, row.config_hash)
+    return (get_args(PenaltyKind).index(row.regularizer), row.strength, row.architecture or "", row.hidden, row.seed,
+            row.config_hash)
 
 
 def summarize_study(spec: StudySpec, rows: list[StudyRow]) -> StudyResult:
-    """The study's result: rows sorted by regulariser (none, l1, lp, tl1), strength, architecture and seed."""
+    """The study's result: rows sorted by regulariser (none, l1, lp, tl1, group-l1), strength, architecture and
+    seed."""
     return StudyResult(spec=spec, versions=versions(), rows=sorted(rows, key=_row_order))
 
 

@@ -4,6 +4,7 @@ regulariser maths and the spec's errors."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 
@@ -228,3 +229,35 @@ def test_failed_rows_are_shown_escaped_and_left_out_of_the_means(tmp_path):
     assert StudyResult.model_validate_json((tmp_path / "study.json").read_bytes()) == result
     empty = StudyResult(spec=spec, versions=versions(), rows=rows[1:])
     assert all(png.startswith(b"\x89PNG") for png in study_figures(empty).values())
+
+
+def test_a_cnn_row_set_with_group_l1_trains_saves_its_architecture_and_reports_channels(tmp_path, local_ray):
+    cnn_architecture = {"kind": "cnn", "channels": [4], "strides": [2], "dense": [8]}
+    spec = small_spec(str(tmp_path / "study"), architectures=[[8, 8], cnn_architecture],
+                      regularizers=[{"kind": "none"}, {"kind": "group-l1", "strengths": [1e-3]}])
+    configs = plan_configs(spec)
+    assert [(c.cnn.label if c.cnn else c.hidden, c.regularizer) for c in configs] == [
+        ([8, 8], "none"), ([8, 8], "group-l1"), ("conv4s2-8", "none"), ("conv4s2-8", "group-l1")]
+    mlp = configs[0]
+    legacy = json.dumps(mlp.model_dump(mode="json", exclude={"cnn"}), sort_keys=True, separators=(",", ":"))
+    assert config_hash(mlp) == hashlib.sha256(legacy.encode()).hexdigest()[:16]  # MLP hashes of schema 1.0 kept
+
+    run = run_study(spec)
+
+    assert run.exit_code == 0, [row.error for row in run.result.rows]
+    cnn_rows = [row for row in run.result.rows if row.architecture == "conv4s2-8"]
+    assert len(cnn_rows) == 2 and all(row.status in ("exact", "partial") for row in cnn_rows)
+    assert all(row.neurons_before == 4 * 4 * 4 + 8 for row in cnn_rows)  # 4 channels x 4x4 positions + 8
+    config_dir = tmp_path / "study" / "configs" / cnn_rows[0].config_hash
+    assert (config_dir / "model.arch.json").is_file()
+    report = json.loads(open_storage(cnn_rows[0].report_key.rsplit("/", 1)[0]).get_bytes("report.json"))
+    assert report["layers"][0]["conv"]["out_shape"] == [4, 4, 4]
+    table = (tmp_path / "study" / "study.md").read_text()
+    assert "| group-l1 | 0.001 | conv4s2-8 |" in table
+
+
+def test_a_cnn_architecture_is_refused_with_flat_npz_data():
+    with pytest.raises(ValueError, match="cnn architecture needs an image data set"):
+        small_spec("out", dataset={"npz": "data.npz"}, architectures=[{"kind": "cnn", "channels": [4]}])
+    with pytest.raises(ValueError, match="strides has 1 entries"):
+        small_spec("out", architectures=[{"kind": "cnn", "channels": [4, 8], "strides": [2]}])

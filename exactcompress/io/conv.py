@@ -154,6 +154,16 @@ def avgpool_matrix(source: str, name: str, in_shape: tuple[int, int, int], kerne
     return pooled.reshape(height * width, out_h * out_w).T.numpy().copy(), (channels, int(out_h), int(out_w))
 
 
+def pooled_linear(source: str, label: str, layer: NamedAffine, pool: np.ndarray, channels: int) -> NamedAffine:
+    """The Linear ``layer`` after an average pool (per channel ``pool`` (h*w, H*W), ``channels`` of them) and a
+    Flatten, composed into one affine map of the unpooled tensor; InputError naming ``label`` if its inputs do
+    not match the pooled tensor."""
+    if layer.weight.shape[1] != channels * pool.shape[0]:
+        raise InputError(source, f"{label} expects {layer.weight.shape[1]} inputs but the pooled tensor has "
+                         f"{channels * pool.shape[0]} features")
+    return NamedAffine(layer.name, compose_pool(layer.weight, pool, channels), layer.bias)
+
+
 def compose_pool(weight: np.ndarray, pool: np.ndarray, channels: int) -> np.ndarray:
     """``weight`` (out, C*h*w) of a Linear after a pooled, flattened tensor, composed with the pool
     (block-diagonal: the per-channel ``pool`` (h*w, H*W) for each of ``channels``): (out, C*H*W)."""

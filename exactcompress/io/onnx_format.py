@@ -24,7 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..engine.network import Network
 from ..errors import InputError
-from .conv import avgpool_matrix, compose_pool, conv_layer, fold_batchnorm2d
+from .conv import avgpool_matrix, conv_layer, fold_batchnorm2d, pooled_linear
 from .rules import (
     NamedAffine,
     checked_network,
@@ -152,11 +152,7 @@ def _affine_chain(
                 raise InputError(source, f"{label} gets a C×H×W tensor; put a Flatten before it")
             pending, weight_dtype = _gemm(source, constants, node, label, attributes)
             if pool is not None:
-                if pending.weight.shape[1] != pool_channels * pool.shape[0]:
-                    raise InputError(source, f"{label} expects {pending.weight.shape[1]} inputs but the pooled tensor "
-                                     f"has {pool_channels * pool.shape[0]} features")
-                pending = NamedAffine(pending.name, compose_pool(pending.weight, pool, pool_channels), pending.bias)
-                pool = None
+                pending, pool = pooled_linear(source, label, pending, pool, pool_channels), None
             dtype = dtype or weight_dtype
         elif op == "Conv":
             if pending is not None:

@@ -14,11 +14,11 @@ from ..errors import InputError
 from ..schema import ModelInfo
 from .conv import (
     avgpool_matrix,
-    compose_pool,
     conv_kernel,
     conv_layer,
     fold_batchnorm2d,
     pair,
+    pooled_linear,
 )
 from .rules import (
     NamedAffine,
@@ -62,11 +62,7 @@ def from_sequential(
                 raise InputError(name, f"{label} gets a C×H×W tensor; put a Flatten before it")
             layer = _linear(name, path, child)
             if pool is not None:
-                if layer.weight.shape[1] != pool_channels * pool.shape[0]:
-                    raise InputError(name, f"{label} expects {layer.weight.shape[1]} inputs but the pooled tensor has "
-                                     f"{pool_channels * pool.shape[0]} features")
-                layer = NamedAffine(layer.name, compose_pool(layer.weight, pool, pool_channels), layer.bias)
-                pool = None
+                layer, pool = pooled_linear(name, label, layer, pool, pool_channels), None
             layers.append(layer)
             dtype = dtype or torch_dtype_name(child.weight.dtype)
         elif isinstance(child, nn.Conv2d):

@@ -19,8 +19,16 @@ from zoo_files import write_good
 from exactcompress.cli import app
 from exactcompress.distributed.zoo_job import run_zoo_job
 from exactcompress.reports.report import REPORT_JSON as REPORT
-from exactcompress.schema import Lease, LeaseElsewhere, ModelTask, ZooJobSpec, ZooLedger, ZooSummary
+from exactcompress.schema import (
+    Lease,
+    LeaseElsewhere,
+    ModelTask,
+    ZooJobSpec,
+    ZooLedger,
+    ZooSummary,
+)
 from exactcompress.storage import open_storage
+from exactcompress.zoo.layout import domain_digest, run_prefix
 from exactcompress.zoo.leases import (
     LeaseTerms,
     acquire,
@@ -38,7 +46,6 @@ from exactcompress.zoo.ledger import (
     record,
 )
 from exactcompress.zoo.plan import plan_tasks
-from exactcompress.zoo.layout import domain_digest, run_prefix
 from exactcompress.zoo.task import resolve_domain
 
 

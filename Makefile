@@ -24,6 +24,7 @@ demo: setup
 
 study: setup
 	$(BIN)/exactcompress study run examples/study.yaml
+	$(BIN)/exactcompress study run examples/study_cnn.yaml
 
 test: setup
 	$(BIN)/python -m pytest -q

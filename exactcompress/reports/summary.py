@@ -212,7 +212,7 @@ def _settings(summary: ZooSummary) -> Table:
 
 
 def _model_rows(summary: ZooSummary) -> list[dict[str, str]]:
-    """One dict per model, keyed by column name (``MODEL_COLUMNS`` and ``error``); failed models show "—"
+    """One dict per model, keyed by column name (``MODEL_COLUMNS``, ``channels`` and ``error``); failed models show "—"
     instead of counts."""
     rows = []
     for name, model in zip(model_names(summary.models), summary.models):
@@ -223,6 +223,8 @@ def _model_rows(summary: ZooSummary) -> list[dict[str, str]]:
                 "model": name,
                 "status": model.status,
                 "neurons": "—" if failed else f"{model.neurons_before} → {model.neurons_after}",
+                "channels": ("—" if failed or model.channels_before is None
+                             else f"{model.channels_before} → {model.channels_after}"),
                 "% removed": "—" if failed else f"{removed:.1f}",
                 "parameters": "—" if failed else f"{model.parameters_before} → {model.parameters_after}",
                 "settled by": _settled_text(model.settled_by),
@@ -236,8 +238,12 @@ def _model_rows(summary: ZooSummary) -> list[dict[str, str]]:
 
 
 def _columns(summary: ZooSummary, base: list[str]) -> list[str]:
-    """``base``, plus an ``error`` column when some model has an error."""
-    return base + (["error"] if any(model.error for model in summary.models) else [])
+    """``base``, plus a ``channels`` column after ``neurons`` when some model is a CNN, and an ``error`` column
+    when some model has an error."""
+    columns = list(base)
+    if any(model.channels_before is not None for model in summary.models):
+        columns.insert(columns.index("neurons") + 1, "channels")
+    return columns + (["error"] if any(model.error for model in summary.models) else [])
 
 
 # ---------------------------------------------------------------- markdown

@@ -146,6 +146,10 @@ class ZooModelResult(Strict):
     parameters_after: int = 0
     settled_by: dict[str, int] = Field(default_factory=dict, description="neurons settled by each step")
     undecided: int = 0
+    channels_before: int | None = Field(None, description="a CNN's conv output channels, summed over its conv layers "
+                                        "(None for an MLP) (since 1.2)")
+    channels_after: int | None = Field(None, description="the same after compression (channels stably inactive at "
+                                       "every position removed) (since 1.2)")
 
 
 class ZooTotals(Strict):

@@ -68,6 +68,7 @@ def result_from_report(source_url: str, output: Storage, prefix: str, report: Co
         for settler, neurons in layer.settled_by.items():
             settled[settler] = settled.get(settler, 0) + len(neurons)
     compressed = report.outputs.compressed[0] if report.outputs and report.outputs.compressed else None
+    convs = [layer.conv for layer in report.layers if layer.conv is not None]
     return ZooModelResult(
         source_key=source_url,
         sha256=report.model.sha256 if report.model else None,
@@ -82,6 +83,8 @@ def result_from_report(source_url: str, output: Storage, prefix: str, report: Co
         parameters_after=report.parameters_after,
         settled_by=settled,
         undecided=counts["undecided"],
+        channels_before=sum(len(conv.channels) for conv in convs) if convs else None,
+        channels_after=sum(conv.channels_after for conv in convs) if convs else None,
     )
 
 

@@ -241,3 +241,13 @@ def test_notes_list_leases_of_other_runs_and_redone_models_with_why():
         assert "Notes" in text and "held.pt" in text and "run-7f3" in text and "2027-01-15 08:00:00 UTC" in text
         assert "compressed.pt is missing" in text
     assert "Notes" not in render_summary_markdown(_summary([_model("a")]))
+
+
+def test_a_channels_column_appears_only_when_the_zoo_holds_a_cnn():
+    mlps = _summary([_model("a"), _model("b")])
+    assert "channels" not in render_summary_markdown(mlps) and "channels" not in render_summary_html(mlps)
+    mixed = _summary([_model("mlp"), _model("cnn", channels_before=24, channels_after=20)])
+    for text in (render_summary_markdown(mixed), render_summary_html(mixed)):
+        assert "channels" in text and "24 → 20" in text
+    header = render_summary_markdown(mixed).split("## Models")[1].strip().splitlines()[0]
+    assert header.index("neurons") < header.index("channels") < header.index("% removed")

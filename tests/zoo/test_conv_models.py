@@ -32,6 +32,8 @@ def test_a_zoo_task_loads_a_cnn_state_dict_with_the_architecture_file_beside_it(
     orphan, tiny = (run_model_task(task).result for task in tasks)
     assert orphan.status == "failed" and "architecture file is needed" in orphan.error
     assert tiny.status == "exact", tiny.error
+    assert (tiny.channels_before, tiny.channels_after) == (3 + 2, 2 + 2)  # conv1 loses its inactive channel
+    assert orphan.channels_before is None
     output = open_storage(spec.output)
     keys = output.list_keys()
     arch_keys = [key for key in keys if key.endswith("/compressed.arch.json")]

@@ -166,15 +166,26 @@ def test_a_worker_node_lost_mid_job_is_retried_elsewhere(tmp_path, ray_tmpdir):
     assert_every_model_done_once(open_storage(spec.output), run.summary, models)
 
 
+@contextlib.contextmanager
+def slow_zoo_on_own_s3(tmp_path: Path, use_s3_endpoint, prefix: str, count: int):
+    """A local S3 server of this test's own (started before Ray, whose workers inherit the endpoint),
+    ``slow_zoo`` under ``prefix`` on it and an embedded 2-CPU Ray; yields (server, root, spec). Ray and the
+    server are stopped on exit."""
+    server = LocalS3Server(tmp_path / "s3")
+    use_s3_endpoint(server.start())
+    try:
+        root = open_storage(prefix)
+        spec = slow_zoo(root, tmp_path, count)
+        connect(None, num_cpus=2)
+        yield server, root, spec
+    finally:
+        ray.shutdown()
+        server.stop()
+
+
 def test_the_s3_server_restarted_mid_job(tmp_path, ray_tmpdir, use_s3_endpoint):
     """The server goes away for longer than one model takes, so commits and downloads meet the outage."""
-    server = LocalS3Server(tmp_path / "s3")
-    use_s3_endpoint(server.start())  # before Ray starts: its workers inherit the endpoint
-    try:
-        root = open_storage("s3://faults/job")
-        spec = slow_zoo(root, tmp_path, 6)
-        output = open_storage(spec.output)
-        connect(None, num_cpus=2)
+    with slow_zoo_on_own_s3(tmp_path, use_s3_endpoint, "s3://faults/job", 6) as (server, root, spec):
         with ThreadPoolExecutor(1) as pool:
             job = start_until_first_report(pool, spec)
             server.stop()
@@ -182,10 +193,8 @@ def test_the_s3_server_restarted_mid_job(tmp_path, ray_tmpdir, use_s3_endpoint):
             server.restart()
             run = job.result(timeout=120)
         assert run.exit_code == 0 and run.reused == 0
-        assert_every_model_done_once(output, run.summary, {root.url(f"zoo/net{seed}.pt") for seed in range(6)})
-    finally:
-        ray.shutdown()
-        server.stop()
+        assert_every_model_done_once(open_storage(spec.output), run.summary,
+                                     {root.url(f"zoo/net{seed}.pt") for seed in range(6)})
 
 
 def test_a_storage_outage_longer_than_the_retries_stops_the_job_fast_and_a_rerun_resumes(tmp_path, ray_tmpdir,
@@ -197,13 +206,8 @@ def test_a_storage_outage_longer_than_the_retries_stops_the_job_fast_and_a_rerun
     retry_s = 4.0
     monkeypatch.setenv("EXACTCOMPRESS_STORAGE_RETRY_S", str(retry_s))  # Ray's workers inherit it
     monkeypatch.setattr(s3, "CONNECTION_RETRY_SECONDS", retry_s)  # this process imported it already
-    server = LocalS3Server(tmp_path / "s3")
-    use_s3_endpoint(server.start())
-    try:
-        root = open_storage("s3://outage/job")
-        spec = slow_zoo(root, tmp_path, 8)
+    with slow_zoo_on_own_s3(tmp_path, use_s3_endpoint, "s3://outage/job", 8) as (server, root, spec):
         output = open_storage(spec.output)
-        connect(None, num_cpus=2)
         with ThreadPoolExecutor(1) as pool:
             job = start_until_first_report(pool, spec)
             server.stop()
@@ -220,9 +224,6 @@ def test_a_storage_outage_longer_than_the_retries_stops_the_job_fast_and_a_rerun
         run = run_zoo_job(spec)
         assert run.exit_code == 0 and run.reused >= len(committed)
         assert_every_model_done_once(output, run.summary, {root.url(f"zoo/net{seed}.pt") for seed in range(8)})
-    finally:
-        ray.shutdown()
-        server.stop()
 
 
 # -------------------------------------------------------------------------------------------- the CLI

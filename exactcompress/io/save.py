@@ -40,7 +40,7 @@ def save_network(network: Network, out_dir: Path, formats: Sequence[str]) -> lis
     out_dir.mkdir(parents=True, exist_ok=True)
     module = to_sequential(network)
     state_dict = module.state_dict()
-    if network.is_convolutional and {"torch", "safetensors"} & set(formats):
+    if arch_file_written(network, formats):
         from .architecture import arch_json, arch_of
 
         (out_dir / ARCH_FILE_NAME).write_text(arch_json(arch_of(module, network.input_shape)))

@@ -166,6 +166,16 @@ def test_a_worker_node_lost_mid_job_is_retried_elsewhere(tmp_path, ray_tmpdir):
     assert_every_model_done_once(open_storage(spec.output), run.summary, models)
 
 
+def serves_a_round_trip(storage: Storage) -> bool:
+    """Whether ``storage`` stores and returns an object now (a restarted server may answer health checks
+    before its filer serves writes)."""
+    try:
+        storage.put_bytes("probe/round-trip", b"ok")
+        return storage.get_bytes("probe/round-trip") == b"ok"
+    except Exception:  # noqa: BLE001 - any failure means "not yet"
+        return False
+
+
 @contextlib.contextmanager
 def slow_zoo_on_own_s3(tmp_path: Path, use_s3_endpoint, prefix: str, count: int):
     """A local S3 server of this test's own (started before Ray, whose workers inherit the endpoint),
@@ -218,11 +228,13 @@ def test_a_storage_outage_longer_than_the_retries_stops_the_job_fast_and_a_rerun
         assert "\n" not in str(caught.value) and "run it again to resume" in str(caught.value)
         ray.shutdown()
         server.restart()
+        wait_for(lambda: serves_a_round_trip(root), 30, "the restarted server to store and return an object")
         connect(None, num_cpus=2)
         committed = committed_reports(output, incomplete_allowed=True)
         assert committed  # what was done before the outage is intact (a task cut mid-upload left no report)
         run = run_zoo_job(spec)
-        assert run.exit_code == 0 and run.reused >= len(committed)
+        assert run.exit_code == 0 and run.reused >= len(committed), [
+            (row.source_key, row.error) for row in run.summary.models if row.status == "failed"]
         assert_every_model_done_once(output, run.summary, {root.url(f"zoo/net{seed}.pt") for seed in range(8)})
 
 

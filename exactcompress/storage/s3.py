@@ -1,5 +1,5 @@
 """Storage under an S3 prefix through boto3 (any S3-compatible server): standard AWS chain, path-style
-addressing, conditional puts, and calls that ride over an unreachable server for a while."""
+addressing, conditional puts, and calls that ride over an unreachable or failing server for a while."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from .base import Storage
 from .files import write_atomically
 from .keys import BUCKET, _is_safe, common_folder, safe_key, safe_prefix
 
-# How long S3 calls keep retrying while the server cannot be reached (e.g. it is being restarted);
+# How long S3 calls keep retrying while the server cannot be reached or answers with a transient server error
+# (e.g. it is being restarted, or a just-restarted server has not registered its volumes yet);
 # EXACTCOMPRESS_STORAGE_RETRY_S overrides it (it reaches Ray workers started from this environment).
 CONNECTION_RETRY_SECONDS = float(os.environ.get("EXACTCOMPRESS_STORAGE_RETRY_S", "60"))
 #: seconds between the warnings logged while a call retries
@@ -25,6 +26,17 @@ LOG = logging.getLogger(__name__)
 
 
 T = TypeVar("T")
+
+#: S3 error codes that say "try again later" (besides any HTTP 5xx status): retried like an unreachable server
+TRANSIENT_ERROR_CODES = frozenset({"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout",
+                                   "RequestTimeTooSkewed", "Throttling", "ThrottlingException"})
+
+
+def _is_transient(error) -> bool:
+    """Whether a botocore ``ClientError`` is the server's passing trouble (5xx or throttling), not the request's."""
+    code = error.response.get("Error", {}).get("Code", "")
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+    return code in TRANSIENT_ERROR_CODES or 500 <= int(status) < 600
 
 
 #: the environment a boto3 client depends on; a client is reused only while these are unchanged
@@ -52,7 +64,7 @@ class S3Storage(Storage):
     """Objects under ``s3://bucket/prefix``. The boto3 client comes from the standard AWS chain
     (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, ...) as it is at first use, is shared by every storage of the
     process with the same environment, and is not pickled, so a storage can be sent to another process. Calls
-    ride over the server being unreachable for up to 60 s.
+    ride over the server being unreachable or answering 5xx/throttling errors for up to 60 s.
     """
 
     def __init__(self, bucket: str, prefix: str = "") -> None:
@@ -81,9 +93,10 @@ class S3Storage(Storage):
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def _call(self, source: str, action: Callable[[], T]) -> T:
-        """Run ``action``, retrying while the server is unreachable (up to ``CONNECTION_RETRY_SECONDS``).
+        """Run ``action``, retrying while the server is unreachable or answers with a transient error (5xx,
+        throttling) after boto3's own retries, for up to ``CONNECTION_RETRY_SECONDS`` in all.
 
-        Raises ``StorageUnavailable`` when it stays unreachable, ``KeyNotFound`` for a missing object,
+        Raises ``StorageUnavailable`` when that lasts, ``KeyNotFound`` for a missing object,
         ``InputError`` for a missing bucket, denied access or missing credentials, ``StorageError`` for any
         other S3 error; each one line naming ``source``.
         """
@@ -99,22 +112,27 @@ class S3Storage(Storage):
         while True:
             try:
                 return action()
-            except (ConnectionError, HTTPClientError) as error:
-                attempt += 1
-                if time.monotonic() + delay > deadline:
-                    raise StorageUnavailable(source, f"cannot reach the storage server at {self._endpoint()} "
-                                             f"(retried for {CONNECTION_RETRY_SECONDS:.0f} s): {error}") from None
-                if time.monotonic() >= next_warning:  # one line now and then while it retries
-                    LOG.warning("cannot reach the storage server at %s, retrying (attempt %d; %.0f s left)",
-                                self._endpoint(), attempt, deadline - time.monotonic())
-                    next_warning = time.monotonic() + RETRY_WARNING_SECONDS
-                time.sleep(delay)
-                delay = min(2 * delay, 1.0)
             except NoCredentialsError:
                 raise InputError(source, "no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
                                  "or a profile (AWS_PROFILE)") from None
             except ClientError as error:
-                raise self._error(error, source) from None
+                if not _is_transient(error):
+                    raise self._error(error, source) from None
+                trouble = f"the storage server at {self._endpoint()} keeps failing"
+                failure = error
+            except (ConnectionError, HTTPClientError) as error:
+                trouble = f"cannot reach the storage server at {self._endpoint()}"
+                failure = error
+            attempt += 1
+            if time.monotonic() + delay > deadline:
+                raise StorageUnavailable(source, f"{trouble} (retried for {CONNECTION_RETRY_SECONDS:.0f} s): "
+                                         f"{failure}") from None
+            if time.monotonic() >= next_warning:  # one line now and then while it retries
+                LOG.warning("%s, retrying (attempt %d; %.0f s left): %s", trouble, attempt,
+                            deadline - time.monotonic(), failure)
+                next_warning = time.monotonic() + RETRY_WARNING_SECONDS
+            time.sleep(delay)
+            delay = min(2 * delay, 1.0)
 
     def _endpoint(self) -> str:
         return self._client().meta.endpoint_url

@@ -351,3 +351,85 @@ def test_local_storage_never_follows_a_link_out_of_its_root(tmp_path):
             with pytest.raises(InputError, match="is a symbolic link to outside"):
                 read(key)
     assert not (tmp_path / "copy").exists()
+
+
+class FlakyFront:
+    """A TCP front for a real S3 server whose first ``failures`` connections get ``503 SlowDown`` (what a busy
+    or just-restarted server answers); every later connection is piped to the server unchanged."""
+
+    BODY = b'<?xml version="1.0"?><Error><Code>SlowDown</Code><Message>busy</Message></Error>'
+    ANSWER = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\nConnection: close\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (len(BODY), BODY))
+
+    def __init__(self, target_url: str, failures: int) -> None:
+        import socket
+        from urllib.parse import urlparse
+
+        target = urlparse(target_url)
+        self.target, self.failures, self.failed = (target.hostname, target.port), failures, 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.failed < self.failures:
+                self.failed += 1
+                client.recv(65536)  # the request's head (the tests send GETs)
+                client.sendall(self.ANSWER)
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, sink) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                end.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_transient_server_errors_outlasting_boto3s_retries_are_retried_then_the_call_succeeds(
+        s3_storage, monkeypatch, caplog):
+    s3_storage.put_bytes("k", b"kept")
+    front = FlakyFront(os.environ["AWS_ENDPOINT_URL"], failures=6)  # boto3 itself tries 3 times per call
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", front.url)
+        with caplog.at_level("WARNING", logger="exactcompress.storage.s3"):
+            assert S3Storage(s3_storage.bucket, s3_storage.prefix).get_bytes("k") == b"kept"
+        assert front.failed == 6
+        assert any("keeps failing" in record.getMessage() and "SlowDown" in record.getMessage()
+                   for record in caplog.records)
+    finally:
+        front.close()
+
+
+def test_a_server_that_keeps_failing_ends_in_one_line_after_the_retry_window(s3_storage, monkeypatch):
+    import exactcompress.storage.s3 as s3
+    from exactcompress.errors import StorageUnavailable
+
+    front = FlakyFront(os.environ["AWS_ENDPOINT_URL"], failures=10**6)
+    try:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", front.url)
+        monkeypatch.setattr(s3, "CONNECTION_RETRY_SECONDS", 2.0)
+        with pytest.raises(StorageUnavailable) as caught:
+            S3Storage(s3_storage.bucket, s3_storage.prefix).get_bytes("k")
+        assert "\n" not in str(caught.value) and "keeps failing" in str(caught.value)
+        assert "SlowDown" in str(caught.value) and "retried for 2 s" in str(caught.value)
+    finally:
+        front.close()

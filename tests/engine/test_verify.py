@@ -11,6 +11,7 @@ from exactcompress.engine.verify import (
     CHUNK_ROWS,
     MAX_TOTAL_CORNERS,
     _fill_uniform,
+    chunk_rows,
     shared_first_rows,
     verify,
 )
@@ -174,3 +175,27 @@ def test_union_draws_stay_inside_their_boxes():
     points = _fill_uniform(np.empty((1001, 3)), domain, np.random.default_rng(0))
     assert domain.contains(points).all()
     assert boxes[0].contains(points[:501]).all() and boxes[1].contains(points[501:]).all()
+
+
+def test_wide_layers_get_fewer_rows_per_pass_and_every_chunk_of_every_kind_is_checked(monkeypatch):
+    import exactcompress.engine.verify as verify_module
+
+    assert chunk_rows(random_net()) == CHUNK_ROWS
+    wide = Network.from_arrays([np.zeros((4, 3072)), np.zeros((1, 4))], [np.zeros(4), np.zeros(1)])
+    assert chunk_rows(random_net(), wide) == verify_module.CHUNK_ARRAY_BYTES // (8 * 3072) == 1024
+    # a pass of 5 rows (widest array: 8 neurons): corners (8), extra points (12) and uniform draws (23) each
+    # span several passes; a difference that only the last extra point shows is still caught
+    monkeypatch.setattr(verify_module, "CHUNK_ARRAY_BYTES", 8 * 8 * 5)
+    net = random_net()
+    assert chunk_rows(net) == 5
+    report = verify(net, net, cube(3), extra_points=np.zeros((12, 3)), n_samples=23, rng=np.random.default_rng(0))
+    assert report.passed and report.n_inputs == 8 + 12 + 23
+    band = band_net(dim=3)
+    wrong = Network.from_arrays([band.layers[0].weight, np.zeros((1, 2)), np.array([[1.0]])],
+                                [band.layers[0].bias, np.array([-1.0]), np.array([0.0])])
+    extra = np.zeros((12, 3))
+    extra[-1, 0] = 0.5  # the band's peak: the original gives 0.1, the wrong net 0
+    monkeypatch.setattr(verify_module, "CHUNK_ARRAY_BYTES", 8 * 3 * 5)  # widest array: the 3 inputs
+    assert chunk_rows(band, wrong) == 5
+    report = verify(band, wrong, cube(3, 0.0, 1.0), extra_points=extra, n_samples=0, rng=np.random.default_rng(0))
+    assert report.n_inputs == 8 + 12 and not report.passed and report.max_abs_error == pytest.approx(0.1)

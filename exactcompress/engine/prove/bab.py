@@ -369,7 +369,7 @@ class _Pool:
             for v in p.values():
                 if isinstance(v, list):
                     total += sum(a.nbytes for a in v)
-                elif v is not None:
+                else:
                     total += v.nbytes
         return total
 
@@ -378,9 +378,7 @@ class _Pool:
             keys = self.parts[0].keys()
             merged = {}
             for key in keys:
-                if self.parts[0][key] is None:
-                    merged[key] = None
-                elif isinstance(self.parts[0][key], list):
+                if isinstance(self.parts[0][key], list):
                     merged[key] = [np.concatenate([p[key][k] for p in self.parts]) for k in range(len(self.widths))]
                 elif key in ("sorder", "qeta"):
                     width = max(p[key].shape[-1] for p in self.parts)
@@ -425,8 +423,7 @@ def _splits_by_layer(split_order: np.ndarray, layer_of: np.ndarray, depth: int):
 
 
 def _subset(batch, idx):
-    return {k: (None if v is None else [a[idx] for a in v] if isinstance(v, list) else v[idx])
-            for k, v in batch.items()}
+    return {k: ([a[idx] for a in v] if isinstance(v, list) else v[idx]) for k, v in batch.items()}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -486,16 +483,9 @@ def prove_sign(
     lr_alpha: float = 0.1,
     lr_lambda: float = 0.1,
     lr_eta: float = 0.05,
-    eta_all: bool = False,
-    warm_queries: bool = True,
     warmup: int = 5,
-    warm_eta: bool = True,
     lr_decay: float = 0.97,
-    lp_leaves: bool = True,
-    lp_root: bool = True,
-    branch_score: str = "intercept",
     max_pool_bytes: int = 512 * 2**20,
-    verbose: bool = False,
     debug=None,
 ) -> BabResult:
     """Prove ``max_{x in box} sign * g^layer_neuron(x) <= -margin`` by branch and bound, or find a witness
@@ -509,9 +499,8 @@ def prove_sign(
                            witness_margin=witness_margin, deadline=deadline, device=device, seed=seed,
                            batch_size=batch_size, steps=steps, root_steps=root_steps,
                            max_query_neurons=max_query_neurons, lr_alpha=lr_alpha, lr_lambda=lr_lambda,
-                           lr_eta=lr_eta, eta_all=eta_all, warm_queries=warm_queries, warmup=warmup,
-                           warm_eta=warm_eta, lr_decay=lr_decay, lp_leaves=lp_leaves, lp_root=lp_root, branch_score=branch_score,
-                           max_pool_bytes=max_pool_bytes, verbose=verbose, debug=debug)
+                           lr_eta=lr_eta, warmup=warmup, lr_decay=lr_decay,
+                           max_pool_bytes=max_pool_bytes, debug=debug)
     finally:
         if flushed:
             torch.set_flush_denormal(False)
@@ -519,8 +508,7 @@ def prove_sign(
 
 def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign, *, margin, witness_margin,
                 deadline, device, seed, batch_size, steps, root_steps, max_query_neurons, lr_alpha, lr_lambda,
-                lr_eta, eta_all, warm_queries, warmup, warm_eta, lr_decay, lp_leaves, lp_root, branch_score, max_pool_bytes,
-                verbose, debug) -> BabResult:
+                lr_eta, warmup, lr_decay, max_pool_bytes, debug) -> BabResult:
     t0 = time.monotonic()
     if sign not in (1, -1):
         raise ValueError("sign must be +1 or -1")
@@ -594,7 +582,7 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
     c = c_full[keep[layer - 1]]
 
     dev = torch.device(device)
-    P = P64 = _Net(rW, rb, c, d, lo, hi, torch.float64, dev)
+    P = _Net(rW, rb, c, d, lo, hi, torch.float64, dev)
     L = layer
     dim = len(lo)
     rng = np.random.default_rng(seed)
@@ -602,7 +590,7 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
 
     # ---- witness search from random starts
     starts = np.concatenate([(lo + hi)[None] / 2, lo + (hi - lo) * rng.random((15, dim))])
-    w = check(_attack(P64, starts, 50, 0.05, deadline))
+    w = check(_attack(P, starts, 50, 0.05, deadline))
     if w is not None:
         return result("witness", w)
 
@@ -631,20 +619,19 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
         imp = np.abs(a) * gap if k < L - 1 else np.where(a > 0, a * gap, 0.0)
         for i in np.nonzero(unst & (imp > 0))[0]:
             cand.append((float(imp[i]), k, int(i)))
-    if lp_root:
-        lpb, xlp, lp_alpha = _lp_certificate(rW, rb, c, d, lo, hi, rlb, rub, want_alpha=True)
-        if xlp is not None:
-            w = check(xlp)
-            if w is not None:
-                return result("witness", w)
-        if lpb <= -margin:
-            counters["domains"] = 1
-            return result("proved")
-        best_bound[0] = min(best_bound[0], lpb)
-        root_prio = min(root_prio, lpb)
-        if lp_alpha is not None:
-            for k in range(L):
-                alpha_root[k] = np.where(np.isnan(lp_alpha[k]), alpha_root[k], lp_alpha[k])
+    lpb, xlp, lp_alpha = _lp_certificate(rW, rb, c, d, lo, hi, rlb, rub, want_alpha=True)
+    if xlp is not None:
+        w = check(xlp)
+        if w is not None:
+            return result("witness", w)
+    if lpb <= -margin:
+        counters["domains"] = 1
+        return result("proved")
+    best_bound[0] = min(best_bound[0], lpb)
+    root_prio = min(root_prio, lpb)
+    if lp_alpha is not None:
+        for k in range(L):
+            alpha_root[k] = np.where(np.isnan(lp_alpha[k]), alpha_root[k], lp_alpha[k])
     cand.sort(reverse=True)
     cand = cand[:max_query_neurons]
     uni_layer = np.array([k for _, k, _ in cand], dtype=np.int64)
@@ -722,8 +709,7 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
         # parameter columns: top-layer alpha where c < 0 and some domain is unstable; eta on split columns
         top_unst = ((batch["lb"][L - 1] < 0) & (batch["ub"][L - 1] > 0)).any(0)
         ncols_np = np.nonzero(top_unst & (c < 0))[0]
-        ecols_np = [np.arange(n) if eta_all else np.nonzero((batch["split"][k] != 0).any(0))[0]
-                    for k, n in enumerate(widths)]
+        ecols_np = [np.nonzero((batch["split"][k] != 0).any(0))[0] for k in range(L)]
         ncols = torch.as_tensor(ncols_np, device=dev)
         ecols = [torch.as_tensor(x, device=dev) for x in ecols_np]
         acols_np = [np.arange(n) for n in widths[:-1]] + [ncols_np]
@@ -738,7 +724,7 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
             ac, ecl = acols_np[k], ecols_np[k]
             ta = t64(batch["alpha"][k][:, ac])[:, None, :].expand(B, Q, len(ac)).clone()
             te = t64(batch["eta"][k][:, ecl])[:, None, :].expand(B, Q, len(ecl)).clone()
-            if nq and batch["qalpha"] is not None:
+            if nq:
                 qa = batch["qalpha"][:, :, acol_index(k, ac)]
                 ta[:, 1:1 + nq] = t64(qa[:, qs].astype(np.float64) / 255.0)
                 ta[:, 1 + nq:] = t64(qa[:, nU + qs].astype(np.float64) / 255.0)
@@ -748,7 +734,7 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
             ps[ecl] = np.arange(len(ecl))
             posS.append(ps)
         sorder = batch["sorder"]
-        if nq and warm_eta and batch["qeta"] is not None:
+        if nq:
             for t_, k, rr in _splits_by_layer(sorder, layer_of, L):
                 p_ = torch.as_tensor(posS[k][pos_of[sorder[rr, t_]]], device=dev)
                 rt = torch.as_tensor(rr, device=dev)
@@ -764,8 +750,7 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
                 params[1 + k].clamp_(0.0, 1.0)
                 e = params[1 + L + k]
                 s_ = spS[k]
-                other = e if eta_all else torch.zeros_like(e)
-                e.copy_(torch.where(s_ > 0, e.clamp(min=0.0), torch.where(s_ < 0, e.clamp(max=0.0), other)))
+                e.copy_(torch.where(s_ > 0, e.clamp(min=0.0), torch.where(s_ < 0, e.clamp(max=0.0), torch.zeros_like(e))))
 
         params = [lam] + alpha + eta
         project(params, spS)
@@ -790,7 +775,6 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
             lub = [x[rows] for x in ub64]
             U, A, cf, grads = _lagrangian(P, llb, lub, inject, params[0], params[1:1 + L], params[1 + L:], ncols,
                                           ecols, margin, not last)
-            stats["evals"] += int(rows.shape[0])
             llb, lub, em = tighten_bounds(U, llb, lub, inject)
             old = best64[rows]
             improved = (U[:, 0] < old) | ~A_set[rows]
@@ -854,24 +838,22 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
             lm = lam.float().cpu().numpy()
             out["qlam"][:, qs] = lm[:, 1:1 + nq]
             out["qlam"][:, nU + qs] = lm[:, 1 + nq:]
-        if warm_queries and batch["qalpha"] is not None:
-            qa = batch["qalpha"].copy()
-            qe = batch["qeta"].copy()
-            if nq:
-                bi = np.arange(B)
-                for k in range(L):
-                    ak = np.rint(alpha[k].cpu().numpy() * 255.0).astype(np.uint8)
-                    ca = acol_index(k, acols_np[k])
-                    qa[np.ix_(bi, qs, ca)] = ak[:, 1:1 + nq]
-                    qa[np.ix_(bi, nU + qs, ca)] = ak[:, 1 + nq:]
-                if warm_eta:
-                    for t_, k, rr in _splits_by_layer(sorder, layer_of, L):
-                        p_ = posS[k][pos_of[sorder[rr, t_]]]
-                        ek = eta[k][torch.as_tensor(rr, device=dev)].cpu().numpy()  # (r, Q, |S|)
-                        vals = ek[np.arange(len(rr)), :, p_]  # (r, Q)
-                        qe[np.ix_(rr, qs, [t_])] = vals[:, 1:1 + nq, None].astype(np.float16)
-                        qe[np.ix_(rr, nU + qs, [t_])] = vals[:, 1 + nq:, None].astype(np.float16)
-            out["qalpha"], out["qeta"] = qa, qe
+        qa = batch["qalpha"].copy()
+        qe = batch["qeta"].copy()
+        if nq:
+            bi = np.arange(B)
+            for k in range(L):
+                ak = np.rint(alpha[k].cpu().numpy() * 255.0).astype(np.uint8)
+                ca = acol_index(k, acols_np[k])
+                qa[np.ix_(bi, qs, ca)] = ak[:, 1:1 + nq]
+                qa[np.ix_(bi, nU + qs, ca)] = ak[:, 1 + nq:]
+            for t_, k, rr in _splits_by_layer(sorder, layer_of, L):
+                p_ = posS[k][pos_of[sorder[rr, t_]]]
+                ek = eta[k][torch.as_tensor(rr, device=dev)].cpu().numpy()  # (r, Q, |S|)
+                vals = ek[np.arange(len(rr)), :, p_]  # (r, Q)
+                qe[np.ix_(rr, qs, [t_])] = vals[:, 1:1 + nq, None].astype(np.float16)
+                qe[np.ix_(rr, nU + qs, [t_])] = vals[:, 1 + nq:, None].astype(np.float16)
+        out["qalpha"], out["qeta"] = qa, qe
         return out
 
     # ---- root domain
@@ -883,16 +865,14 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
         "eta": [np.zeros((1, n), dtype=np.float32) for n in widths],
         "qlam": np.zeros((1, 2 * nU), dtype=np.float32),
         "sorder": np.zeros((1, 0), dtype=np.int32),
-        "qalpha": (np.repeat(np.rint(np.concatenate(alpha_root[:-1] + [alpha_root[-1][nc0]]) * 255)
-                             .astype(np.uint8)[None, None], 2 * nU, 1)
-                   if warm_queries else None),
-        "qeta": np.zeros((1, 2 * nU, 0), dtype=np.float16) if warm_queries else None,
+        "qalpha": np.repeat(np.rint(np.concatenate(alpha_root[:-1] + [alpha_root[-1][nc0]]) * 255)
+                            .astype(np.uint8)[None, None], 2 * nU, 1),
+        "qeta": np.zeros((1, 2 * nU, 0), dtype=np.float16),
         "prio": np.array([root_prio]),
     }
     pool = _Pool(widths)
     pool.push(root)
     first = True
-    stats = {"evals": 0, "t_bound": 0.0, "t_lp": 0.0, "n_lp": 0, "t_attack": 0.0}
     stuck = 0  # leaves neither pruned nor splittable
     stuck_max = -math.inf  # the best valid bound over the stuck leaves
     while pool.n:
@@ -902,9 +882,7 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
             return result("undecided")
         batch = pool.pop(batch_size)
         B = batch["prio"].shape[0]
-        tb = time.monotonic()
         out = bound_batch(batch, root_steps if first else steps)
-        stats["t_bound"] += time.monotonic() - tb
         first = False
         counters["domains"] += B
         bnd = out["bound"]
@@ -916,45 +894,22 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
             return result("witness", w)
         open_ = bnd > -margin
         best_bound[0] = min(best_bound[0], max(-margin, float(bnd.max()), pool.max_prio(), stuck_max))
-        if verbose:
-            for k in range(L):
-                l_, u_ = out["lb"][k], out["ub"][k]
-                print(f"     layer {k}: inactive {np.mean((u_ <= 0).sum(1)):.1f} active {np.mean((l_ >= 0).sum(1)):.1f} "
-                      f"unstable {np.mean(((l_ < 0) & (u_ > 0)).sum(1)):.1f} ; unstable-any {int(((l_ < 0) & (u_ > 0)).any(0).sum())}"
-                      f" inactive-all {int((u_ <= 0).all(0).sum())}")
-            print(f"  [{time.monotonic()-t0:6.2f}s] batch {B} pool {pool.n} open {int(open_.sum())} "
-                  f"max {bnd.max():.4f} domains {counters['domains']} {stats}")
         if late():
             return result("undecided")
         if not open_.any():
             continue
         order = np.argsort(-bnd)[: min(8, int(open_.sum()))]
-        ta_ = time.monotonic()
-        w = check(_attack(P64, out["xmax"][order], 20, 0.02, deadline))
-        stats["t_attack"] += time.monotonic() - ta_
+        w = check(_attack(P, out["xmax"][order], 20, 0.02, deadline))
         if w is not None:
             return result("witness", w)
         idx = np.nonzero(open_)[0]
         # branching: unsplit unstable neurons with a positive coefficient into the target, intercept score
         scores = []
-        if branch_score == "gap":
-            zs, h_ = [], out["xmax"][idx]
-            for k in range(L):
-                z_ = h_ @ rW[k].T + rb[k]
-                zs.append(z_)
-                h_ = np.maximum(z_, 0.0)
         for k in range(L):
             l, u = out["lb"][k][idx], out["ub"][k][idx]
             a = out["coefs"][k][idx]
             unst = (l < 0) & (u > 0) & (batch["split"][k][idx] == 0)
-            if branch_score == "minlu":
-                sc = a * np.minimum(u, -l)
-            elif branch_score == "gap":
-                sl = u / np.where(unst, u - l, 1.0)
-                zc = np.clip(zs[k], l, u)
-                sc = a * (sl * (zc - l) - np.maximum(zc, 0.0)) + 1e-3 * a * (-l * sl)
-            else:
-                sc = a * (-l * u / np.where(unst, u - l, 1.0))
+            sc = a * (-l * u / np.where(unst, u - l, 1.0))
             scores.append(np.where(unst & (a > 0), sc, -1.0))
         flat = np.concatenate(scores, 1)
         layer_of = np.concatenate([np.full(n, k) for k, n in enumerate(widths)])
@@ -970,10 +925,7 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
             i = idx[pos]
             lbs = [x[i] for x in out["lb"]]
             ubs = [x[i] for x in out["ub"]]
-            tl_ = time.monotonic()
-            lpb, xlp = _lp_certificate(rW, rb, c, d, lo, hi, lbs, ubs) if lp_leaves else (math.inf, None)
-            stats["t_lp"] += time.monotonic() - tl_
-            stats["n_lp"] += 1
+            lpb, xlp = _lp_certificate(rW, rb, c, d, lo, hi, lbs, ubs)
             if xlp is not None:
                 w = check(xlp)
                 if w is not None:
@@ -1010,16 +962,13 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
             "eta": [x[idx] for x in out["eta"]],
             "qlam": out["qlam"][idx],
             "sorder": np.concatenate([batch["sorder"][idx], (offs[bl] + bn)[:, None].astype(np.int32)], 1),
-            "qalpha": out["qalpha"][idx] if out["qalpha"] is not None else None,
-            "qeta": (np.concatenate([out["qeta"][idx], np.zeros((len(idx), 2 * nU, 1), dtype=np.float16)], 2)
-                     if out["qeta"] is not None else None),
+            "qalpha": out["qalpha"][idx],
+            "qeta": np.concatenate([out["qeta"][idx], np.zeros((len(idx), 2 * nU, 1), dtype=np.float16)], 2),
             "prio": bnd[idx],
         }
         children = {}
         for key, v in parent.items():
-            if v is None:
-                children[key] = None
-            elif isinstance(v, list):
+            if isinstance(v, list):
                 children[key] = [np.concatenate([a, a]) for a in v]
             else:
                 children[key] = np.concatenate([v, v])
@@ -1038,8 +987,6 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
             children["eta"][k][ra, nn] = 0.0
             children["eta"][k][ri, nn] = 0.0
         pool.push(children)
-    if verbose:
-        print("  stats", {k: (round(v, 3) if isinstance(v, float) else v) for k, v in stats.items()})
     if stuck:
         return result("undecided")
     return result("proved")

@@ -16,7 +16,7 @@ import pytest
 import torch
 from scipy.optimize import linprog
 
-from exactcompress.engine.prove import bab
+from exactcompress.engine.prove import bab, bab_bounds
 
 GUARD = 1e-12
 
@@ -290,7 +290,7 @@ def test_deadline_respected_on_a_hard_question():
     Ws, bs = make_net(7, [64, 100, 100])
     lo, hi = np.zeros(64), np.ones(64)
     j = 0
-    P = bab._Net([Ws[0]], [bs[0]], Ws[1][j], bs[1][j], lo, hi, torch.float64, torch.device("cpu"))
+    P = bab_bounds.Net([Ws[0]], [bs[0]], Ws[1][j], bs[1][j], lo, hi, torch.float64, torch.device("cpu"))
     xs = bab._attack(P, np.random.default_rng(0).random((64, 64)), 200, 0.05, None)
     b2 = [b.copy() for b in bs]
     b2[1][j] -= forward(Ws, bs, xs)[1][:, j].max() + 0.02
@@ -373,7 +373,7 @@ def test_lp_certificate_matches_linprog():
     lo, hi = -np.ones(4), np.ones(4)
     LB = interval_bounds(Ws, bs, lo, hi)
     c, d = Ws[1][0], bs[1][0]
-    bound, x = bab._lp_certificate([Ws[0]], [bs[0]], c, d, lo, hi, [LB[0][0]], [LB[0][1]])
+    bound, x = bab_bounds.lp_certificate([Ws[0]], [bs[0]], c, d, lo, hi, [LB[0][0]], [LB[0][1]])
     assert math.isfinite(bound) and x is not None
     truth = milp_max(Ws, bs, lo, hi, 1, 0, 1)
     assert bound >= truth - 1e-9  # a relaxation bound is never below the true max

@@ -1,0 +1,324 @@
+"""Bounds for branch and bound on ReLU splits (``bab``): the joint Lagrangian on torch tensors and the exact LP
+used as a certificate.
+
+The question is ``max f <= -margin`` for ``f(x) = c . h^{L-1}(x) + d`` over an input box, with the hidden
+layers ``0..L-1`` below the target.  A domain is a set of ReLU splits (active: ``z >= 0``, inactive:
+``z <= 0``) with pre-activation bounds ``(lb, ub)`` per layer, valid on its *hypothesis set*
+``S = {x in box : splits hold, f(x) >= -margin}``.
+
+* ``lagrangian`` bounds Q queries per domain at once: query 0 bounds the target (CROWN back-substitution,
+  per-neuron lower slopes alpha, bound-row multipliers eta that play beta-CROWN's beta on split neurons);
+  the other queries bound ``+-z_i`` of unstable neurons below the target *under the hypothesis*: the
+  objective gets ``lam (f_relaxed(x) + margin) >= 0`` added, each query with its own lam, alpha (the
+  relaxation of f inside the hypothesis term is per query) and eta.  This is the Lagrangian dual of LP-based
+  bound tightening over box + splits + {f >= -margin}.  ``tighten`` intersects the domains' bounds with the
+  query results; an empty interval proves ``S`` empty.
+* Soundness: every evaluation is float64 with valid bounds and projected parameters (lam >= 0,
+  alpha in [0, 1]), and carries the project's outward rounding guard ``1e-12 * (1 + |bound| + magnitude)``,
+  so every bound is valid.  LP (HiGHS) results are used only through their dual multipliers, re-checked in
+  float64 by a Lagrangian bound with the same guard (``lp_certificate``, ``farkas``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ...tolerances import ROUNDING_WIDENING
+
+GUARD = ROUNDING_WIDENING  # the outward rounding guard every bound of the project uses
+
+
+class Net:
+    """Hidden layers 0..L-1 below the target (stably inactive neurons removed) and the target row."""
+
+    def __init__(self, Ws, bs, c, d, lo, hi, dtype, device):
+        t = lambda a: torch.as_tensor(np.array(a, dtype=np.float64), dtype=dtype, device=device)  # noqa: E731
+        self.W = [t(w) for w in Ws]
+        self.b = [t(b) for b in bs]
+        self.babs = [x.abs() for x in self.b]
+        self.c = t(c)
+        self.d = float(d)
+        self.lo, self.hi = t(lo), t(hi)
+        self.xmag = torch.maximum(self.lo.abs(), self.hi.abs())
+        self.L = len(Ws)
+        self.dtype, self.device = dtype, device
+
+    def forward(self, x):
+        """f(x) for a batch (n, d) (autograd-friendly)."""
+        h = x
+        for k in range(self.L):
+            h = torch.relu(h @ self.W[k].T + self.b[k])
+        return h @ self.c + self.d
+
+
+def lagrangian(P: Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, grad: bool):
+    """Joint Lagrangian upper bounds for a batch of B domains and Q queries per domain (float64, guarded),
+    with hand-written gradients.
+
+    Query 0 is the target f = c . h^{L-1} + d.  Query q >= 1 asks for an upper bound of ``s_q z^k_i``
+    (``inject[k] = (q_index, neuron_index, s_q)``, s_q = +1: upper bound of z_i, -1: of -z_i) on the
+    hypothesis set S = {x in box : the domain's splits hold, f(x) >= -margin}.  For q >= 1 the objective gets
+    ``lam_q (f(x) + margin)`` added (>= 0 on S).  Every query gets bound-row terms ``eta (z_j - l_j)``
+    (eta >= 0) or ``eta (z_j - u_j)`` (eta <= 0), nonnegative on S, on the columns ``ecols[k]``.  ReLUs are
+    relaxed per query: exact when stable, the upper triangle line where the coefficient is >= 0, ``alpha z``
+    where it is < 0.  For every lam >= 0, alpha in [0, 1] and eta of the right signs the result is a valid
+    bound on S as long as lb/ub are valid on S; the rounding guard GUARD * (1 + |U| + magnitude) is added.
+
+    Layout: the top layer L-1 is handled in closed form (its coefficient is lam_q * c for every query), so
+    ``alpha[L-1]`` (B, Q, len(ncols)) lives only on the columns ``ncols`` where c < 0; lower layers have
+    dense ``alpha[k]`` (B, Q, n_k).  ``eta[k]``: (B, Q, len(ecols[k])).  lb/ub: lists (B, n_k); lam (B, Q).
+    Returns U (B, Q), the target's x-coefficients (B, d), its coefficients on each h^k (list of (B, n_k)) and,
+    with ``grad``, the gradients of U.sum() w.r.t. (lam, alpha list, eta list)."""
+    B, Q = lam.shape
+    L = P.L
+    dt = P.dtype
+    mult = lam.clone()
+    mult[:, 0] = 1.0
+    mq = torch.full((Q,), margin, dtype=dt, device=P.device)
+    mq[0] = 0.0
+    top = P.d + mq  # (Q,)
+    # ---- top layer k = L-1: coefficient on h^{L-1} is mult_q * c
+    k = L - 1
+    l, u = lb[k], ub[k]
+    inact = u <= 0
+    act = (l >= 0) & ~inact
+    unst = ~(inact | act)
+    s = torch.where(unst, u / torch.where(unst, u - l, torch.ones_like(u)), torch.zeros_like(u))
+    T = -s * l
+    c = P.c
+    cpos = c >= 0
+    v = c * torch.where(cpos, torch.where(act, torch.ones_like(u), s), act.to(dt))  # (B, n): shared slope part
+    icv = (c.clamp(min=0) * T).sum(-1)  # (B,)
+    Wk, bk = P.W[k], P.b[k]
+    vW = v @ Wk
+    vb = v @ bk
+    a = mult[..., None] * vW[:, None, :]
+    const = mult * (top + icv[:, None] + vb[:, None])
+    cabs = mult * (top.abs() + icv[:, None] + (v.abs() @ P.babs[k])[:, None])
+    nN = ncols.shape[0]
+    if nN:
+        uN = unst[:, ncols].to(dt)
+        wN = mult[..., None] * (c[ncols] * uN)[:, None, :]  # (B, Q, nN), <= 0
+        czN = wN * alpha[k]
+        a = a + czN @ Wk[ncols]
+        const = const + czN @ bk[ncols]
+        cabs = cabs + czN.abs() @ P.babs[k][ncols]
+    S = ecols[k]
+    e_top = eta[k]
+    if S.shape[0]:
+        a = a + e_top @ Wk[S]
+        lS, uS = l[:, S][:, None, :], u[:, S][:, None, :]
+        ec = (e_top.clamp(min=0) * lS + e_top.clamp(max=0) * uS)
+        const = const + e_top @ bk[S] - ec.sum(-1)
+        cabs = cabs + e_top.abs() @ P.babs[k][S] + ec.abs().sum(-1)
+    qi, ni, sg = inject[k]
+    if qi is not None:
+        a[:, qi, :] += sg[:, None] * Wk[ni]
+        const[:, qi] += sg * bk[ni]
+        cabs[:, qi] += P.babs[k][ni]
+    coefs = [None] * L
+    coefs[k] = c.expand(B, -1)
+    # ---- lower layers: general back-substitution
+    saved = [None] * L
+    for k in reversed(range(L - 1)):
+        l, u = lb[k][:, None, :], ub[k][:, None, :]
+        inact = u <= 0
+        act = (l >= 0) & ~inact
+        unst = ~(inact | act)
+        s = torch.where(unst, u / torch.where(unst, u - l, torch.ones_like(u)), torch.zeros_like(u))
+        T = -s * l
+        spos = torch.where(act, torch.ones_like(u), s)
+        pos = a >= 0
+        slope = torch.where(pos, spos, torch.where(unst, alpha[k], act.to(dt)))
+        coefs[k] = a[:, 0, :]
+        cz = a * slope
+        ic = (a.clamp(min=0) @ T[:, 0, :, None])[..., 0]
+        qi, ni, sg = inject[k]
+        if qi is not None:
+            cz[:, qi, ni] += sg
+        S = ecols[k]
+        e = eta[k]
+        if S.shape[0]:
+            cz = cz.index_add(2, S, e)
+            ec = e.clamp(min=0) * l[..., S] + e.clamp(max=0) * u[..., S]
+            const = const - ec.sum(-1)
+            cabs = cabs + ec.abs().sum(-1)
+        const = const + ic + cz @ P.b[k]
+        cabs = cabs + ic + cz.abs() @ P.babs[k]
+        if grad:
+            saved[k] = (a, slope, pos & unst, unst & ~pos, T, l, u)
+        a = cz @ P.W[k]
+    U = a.clamp(min=0) @ P.hi + a.clamp(max=0) @ P.lo + const
+    U = U + GUARD * (1.0 + U.abs() + a.abs() @ P.xmag + cabs)
+    A = a[:, 0, :]
+    if not grad:
+        return U, A, coefs, None
+    g = torch.where(a > 0, P.hi, P.lo)  # dU/d(coefficients on x): the maximising corner
+    galpha, geta = [None] * L, [None] * L
+    for k in range(L - 1):
+        a_k, slope, posu, negu, T, l, u = saved[k]
+        gcz = g @ P.W[k].T + P.b[k]  # dU/dcz: the corner pushed forward through layer k
+        galpha[k] = gcz * a_k * negu
+        S = ecols[k]
+        if S.shape[0]:
+            geta[k] = gcz[..., S] - torch.where(eta[k] >= 0, l[..., S], u[..., S])
+        else:
+            geta[k] = eta[k]
+        g = gcz * slope + posu * T
+    # top layer: g = dU/da_{L-2}
+    k = L - 1
+    glam = (g * vW[:, None, :]).sum(-1) + vb[:, None] + top + icv[:, None]
+    if nN:
+        gzN = g @ Wk[ncols].T + bk[ncols]
+        galpha[k] = gzN * wN
+        glam = glam + (gzN * (c[ncols] * uN)[:, None, :] * alpha[k]).sum(-1)
+    else:
+        galpha[k] = alpha[k]
+    S = ecols[k]
+    if S.shape[0]:
+        gzS = g @ Wk[S].T + bk[S]
+        geta[k] = gzS - torch.where(e_top >= 0, lb[k][:, S][:, None, :], ub[k][:, S][:, None, :])
+    else:
+        geta[k] = e_top
+    glam[:, 0] = 0.0
+    return U, A, coefs, (glam, galpha, geta)
+
+
+def tighten(U, lb, ub, inject):
+    """Intersect the bounds lb/ub (lists of (B, n_k)) with the query results U (B, Q) of ``lagrangian`` for the
+    same ``inject``; returns (lb, ub, empty (B,) bool: some interval became empty, so S is empty)."""
+    empty = torch.zeros(U.shape[0], dtype=torch.bool, device=U.device)
+    lb, ub = list(lb), list(ub)
+    for k in range(len(lb)):
+        qi, ni, sg = inject[k]
+        if qi is None:
+            continue
+        h = qi.shape[0] // 2
+        nub, nlb = ub[k].clone(), lb[k].clone()
+        nub[:, ni[:h]] = torch.minimum(ub[k][:, ni[:h]], U[:, qi[:h]])
+        nlb[:, ni[h:]] = torch.maximum(lb[k][:, ni[h:]], -U[:, qi[h:]])
+        ub[k], lb[k] = nub, nlb
+        empty |= (nlb > nub).any(1)
+    return lb, ub, empty
+
+
+# ----------------------------------------------------------------------------------------------------------
+# exact LP at leaves, used only as a certificate
+
+
+def lp_certificate(Ws, bs, c, d, lo, hi, lb, ub, want_alpha=False):
+    """Bound on max f over the triangle relaxation of the domain (bounds lb/ub per layer), with every
+    pre-activation constrained to [lb, ub].  Solves the LP with HiGHS, then recomputes a Lagrangian bound
+    in float64 from the clamped duals, with the rounding guard.  Returns (bound, x_primal or None), and with
+    ``want_alpha`` also the lower-line slopes read off the duals (list of (n_k,), NaN where undetermined)."""
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    L = len(Ws)
+    dim = len(lo)
+    offs = [dim]
+    keep = []
+    for k in range(L):
+        kk = np.nonzero(ub[k] > 0)[0]
+        keep.append(kk)
+        offs.append(offs[-1] + len(kk))
+    nv = offs[-1]
+    vlo = np.concatenate([lo] + [np.zeros(len(kk)) for kk in keep])
+    vhi = np.concatenate([hi] + [ub[k][keep[k]] for k in range(L)])
+    rows, rhs = [], []
+    hz_rows = []  # (first row index of the "h >= z" block, kept indices) per layer
+    nrow = 0
+    for k in range(L):
+        n = Ws[k].shape[0]
+        Z = np.zeros((n, nv))
+        if k == 0:
+            Z[:, :dim] = Ws[0]
+        else:
+            Z[:, offs[k - 1]:offs[k]] = Ws[k][:, keep[k - 1]]
+        b = bs[k]
+        l, u = lb[k], ub[k]
+        # l <= z <= u
+        rows.append(Z)
+        rhs.append(u - b)
+        rows.append(-Z)
+        rhs.append(b - l)
+        nrow += 2 * n
+        kk = keep[k]
+        hz_rows.append((nrow, kk))
+        if len(kk) == 0:
+            continue
+        H = np.zeros((len(kk), nv))
+        H[np.arange(len(kk)), offs[k] + np.arange(len(kk))] = 1.0
+        Zk, bk, lk, uk = Z[kk], b[kk], l[kk], u[kk]
+        act = lk >= 0
+        # h >= z  (all kept neurons):  Z v - h <= -b
+        rows.append(Zk - H)
+        rhs.append(-bk)
+        # active: h <= z ; unstable: h <= s (z - l)
+        s = np.where(act, 1.0, uk / np.where(act, 1.0, uk - lk))
+        t = np.where(act, 0.0, -s * lk)
+        rows.append(H - s[:, None] * Zk)
+        rhs.append(s * bk + t)
+        nrow += 2 * len(kk)
+    Aub = np.vstack(rows)
+    bub = np.concatenate(rhs)
+    cv = np.zeros(nv)
+    cv[offs[L - 1]:offs[L]] = c[keep[L - 1]]
+    Asp = sparse.csr_matrix(Aub)
+    try:
+        res = linprog(-cv, A_ub=Asp, b_ub=bub, bounds=np.stack([vlo, vhi], 1), method="highs")
+    except Exception:  # noqa: BLE001 - a solver failure certifies nothing
+        return math.inf, None
+    none = (None,) if want_alpha else ()
+    if res.status == 2:  # infeasible: phase 1 for a Farkas certificate
+        y = farkas(Asp, bub, vlo, vhi)
+        if y is not None:
+            return (-math.inf, None) + none
+        return (math.inf, None) + none
+    if res.status != 0 or res.ineqlin is None:
+        return (math.inf, None) + none
+    y = np.maximum(-np.asarray(res.ineqlin.marginals, dtype=np.float64), 0.0)
+    g = cv - Asp.T @ y
+    val = d + y @ bub + np.maximum(g, 0) @ vhi + np.minimum(g, 0) @ vlo
+    mag = np.abs(g) @ np.maximum(np.abs(vlo), np.abs(vhi)) + abs(d) + np.abs(y) @ np.abs(bub)
+    bound = float(val + GUARD * (1.0 + abs(val) + mag))
+    if not want_alpha:
+        return bound, np.clip(res.x[:dim], lo, hi)
+    y0 = np.asarray(res.lower.marginals, dtype=np.float64)
+    alphas = []
+    for k, (r0, kk) in enumerate(hz_rows):
+        al = np.full(Ws[k].shape[0], np.nan)
+        y1 = y[r0:r0 + len(kk)]
+        yl = np.abs(y0[offs[k]:offs[k] + len(kk)])
+        tot = y1 + yl
+        ok = tot > 1e-12
+        al[kk[ok]] = np.clip(y1[ok] / tot[ok], 0.0, 1.0)
+        alphas.append(al)
+    return bound, np.clip(res.x[:dim], lo, hi), alphas
+
+
+def farkas(Asp, bub, vlo, vhi):
+    """A y >= 0 with ``min_{v in box} y (A v - b) > guard``: proof that {A v <= b} misses the box."""
+    from scipy import sparse
+    from scipy.optimize import linprog
+
+    m, nv = Asp.shape
+    A2 = sparse.hstack([Asp, -sparse.identity(m)]).tocsr()
+    cost = np.concatenate([np.zeros(nv), np.ones(m)])
+    bnds = np.concatenate([np.stack([vlo, vhi], 1), np.stack([np.zeros(m), np.full(m, np.inf)], 1)])
+    try:
+        res = linprog(cost, A_ub=A2, b_ub=bub, bounds=bnds, method="highs")
+    except Exception:  # noqa: BLE001
+        return None
+    if res.status != 0 or res.ineqlin is None:
+        return None
+    y = np.maximum(-np.asarray(res.ineqlin.marginals, dtype=np.float64), 0.0)
+    g = Asp.T @ y
+    low = np.maximum(g, 0) @ vlo + np.minimum(g, 0) @ vhi - y @ bub
+    mag = np.abs(g) @ np.maximum(np.abs(vlo), np.abs(vhi)) + np.abs(y) @ np.abs(bub)
+    if low - GUARD * (1.0 + abs(low) + mag) > 0:
+        return y
+    return None

@@ -41,6 +41,15 @@ import numpy as np
 import torch
 
 from .bab_bounds import GUARD, Net, lagrangian, lp_certificate, tighten
+from .bab_domains import (
+    Pool,
+    branching_choice,
+    children,
+    flat_positions,
+    leaf_choice,
+    root_domain,
+    splits_by_layer,
+)
 
 
 @dataclass(frozen=True)
@@ -63,86 +72,6 @@ def _target_values(weights, biases, layer, neuron, sign, X) -> np.ndarray:
         h = np.maximum(h @ np.asarray(weights[k], dtype=np.float64).T + np.asarray(biases[k], dtype=np.float64), 0.0)
     w = np.asarray(weights[layer], dtype=np.float64)[neuron]
     return sign * (h @ w + float(biases[layer][neuron]))
-
-
-# ----------------------------------------------------------------------------------------------------------
-# the domain pool
-
-
-class _Pool:
-    """Domains as rows of numpy arrays: lb/ub (float64), split (int8), alpha/beta (float32), priority."""
-
-    def __init__(self, widths):
-        self.widths = widths
-        self.parts = []  # list of dict batches
-        self.n = 0
-
-    def push(self, batch):
-        if batch["prio"].shape[0]:
-            self.parts.append(batch)
-            self.n += batch["prio"].shape[0]
-
-    def nbytes(self):
-        total = 0
-        for p in self.parts:
-            for v in p.values():
-                if isinstance(v, list):
-                    total += sum(a.nbytes for a in v)
-                else:
-                    total += v.nbytes
-        return total
-
-    def _merge(self):
-        if len(self.parts) > 1:
-            keys = self.parts[0].keys()
-            merged = {}
-            for key in keys:
-                if isinstance(self.parts[0][key], list):
-                    merged[key] = [np.concatenate([p[key][k] for p in self.parts]) for k in range(len(self.widths))]
-                elif key in ("sorder", "qeta"):
-                    width = max(p[key].shape[-1] for p in self.parts)
-                    fill = -1 if key == "sorder" else 0
-                    merged[key] = np.concatenate([np.pad(p[key], [(0, 0)] * (p[key].ndim - 1)
-                                                         + [(0, width - p[key].shape[-1])], constant_values=fill)
-                                                  for p in self.parts])
-                else:
-                    merged[key] = np.concatenate([p[key] for p in self.parts])
-            self.parts = [merged]
-
-    def pop(self, count):
-        self._merge()
-        if not self.parts:
-            return None
-        allp = self.parts[0]
-        prio = allp["prio"]
-        if count >= prio.shape[0]:
-            self.parts, self.n = [], 0
-            return allp
-        sel = np.argpartition(-prio, count - 1)[:count]
-        rest = np.ones(prio.shape[0], dtype=bool)
-        rest[sel] = False
-        out = _subset(allp, sel)
-        self.parts = [_subset(allp, rest)]
-        self.n = int(rest.sum())
-        return out
-
-    def max_prio(self):
-        return max((float(p["prio"].max()) for p in self.parts), default=-math.inf)
-
-
-def _splits_by_layer(split_order: np.ndarray, layer_of: np.ndarray, depth: int):
-    """``(step, layer, rows)`` for every split step (a column of ``split_order``, flat ReLU indices, -1: none)
-    and layer with domains whose split at that step lies in that layer (``rows``, non-empty)."""
-    for step in range(split_order.shape[1]):
-        flat = split_order[:, step]
-        for layer in range(depth):
-            rows = np.nonzero((flat >= 0) & (layer_of[np.maximum(flat, 0)] == layer))[0]
-            if len(rows):
-                yield step, layer, rows
-
-
-def _subset(batch, idx):
-    return {k: ([a[idx] for a in v] if isinstance(v, list) else v[idx]) for k, v in batch.items()}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -357,9 +286,7 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
     uni_idx = np.array([i for _, _, i in cand], dtype=np.int64)
     nU = len(cand)
     sum_n = sum(widths)
-    offs = np.concatenate([[0], np.cumsum(widths)])[:-1]
-    layer_of = np.concatenate([np.full(n, k) for k, n in enumerate(widths)])
-    pos_of = np.concatenate([np.arange(n) for n in widths])
+    layer_of, pos_of = flat_positions(widths)
     # stored query alphas (uint8, alpha * 255): dense on the lower layers, on the root's c < 0 unstable
     # columns of the top layer (the only top-layer columns where alpha is ever used)
     a_off = np.concatenate([[0], np.cumsum(widths[:-1])]).astype(np.int64)
@@ -438,7 +365,7 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
             posS.append(ps)
         sorder = batch["sorder"]
         if nq:
-            for t_, k, rr in _splits_by_layer(sorder, layer_of, L):
+            for t_, k, rr in splits_by_layer(sorder, layer_of, L):
                 p_ = torch.as_tensor(posS[k][pos_of[sorder[rr, t_]]], device=dev)
                 rt = torch.as_tensor(rr, device=dev)
                 qe = batch["qeta"][rr, :, t_].astype(np.float64)  # (r, 2 nU)
@@ -550,7 +477,7 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
                 ca = acol_index(k, acols_np[k])
                 qa[np.ix_(bi, qs, ca)] = ak[:, 1:1 + nq]
                 qa[np.ix_(bi, nU + qs, ca)] = ak[:, 1 + nq:]
-            for t_, k, rr in _splits_by_layer(sorder, layer_of, L):
+            for t_, k, rr in splits_by_layer(sorder, layer_of, L):
                 p_ = posS[k][pos_of[sorder[rr, t_]]]
                 ek = eta[k][torch.as_tensor(rr, device=dev)].cpu().numpy()  # (r, Q, |S|)
                 vals = ek[np.arange(len(rr)), :, p_]  # (r, Q)
@@ -560,21 +487,8 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
         return out
 
     # ---- root domain
-    root = {
-        "lb": [x[None].copy() for x in rlb],
-        "ub": [x[None].copy() for x in rub],
-        "split": [np.zeros((1, n), dtype=np.int8) for n in widths],
-        "alpha": [a[None].astype(np.float32) for a in alpha_root],
-        "eta": [np.zeros((1, n), dtype=np.float32) for n in widths],
-        "qlam": np.zeros((1, 2 * nU), dtype=np.float32),
-        "sorder": np.zeros((1, 0), dtype=np.int32),
-        "qalpha": np.repeat(np.rint(np.concatenate(alpha_root[:-1] + [alpha_root[-1][nc0]]) * 255)
-                            .astype(np.uint8)[None, None], 2 * nU, 1),
-        "qeta": np.zeros((1, 2 * nU, 0), dtype=np.float16),
-        "prio": np.array([root_prio]),
-    }
-    pool = _Pool(widths)
-    pool.push(root)
+    pool = Pool(widths)
+    pool.push(root_domain(rlb, rub, alpha_root, nc0, nU, root_prio))
     first = True
     stuck = 0  # leaves neither pruned nor splittable
     stuck_max = -math.inf  # the best valid bound over the stuck leaves
@@ -606,21 +520,9 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
         if w is not None:
             return result("witness", w)
         idx = np.nonzero(open_)[0]
-        # branching: unsplit unstable neurons with a positive coefficient into the target, intercept score
-        scores = []
-        for k in range(L):
-            l, u = out["lb"][k][idx], out["ub"][k][idx]
-            a = out["coefs"][k][idx]
-            unst = (l < 0) & (u > 0) & (batch["split"][k][idx] == 0)
-            sc = a * (-l * u / np.where(unst, u - l, 1.0))
-            scores.append(np.where(unst & (a > 0), sc, -1.0))
-        flat = np.concatenate(scores, 1)
-        layer_of = np.concatenate([np.full(n, k) for k, n in enumerate(widths)])
-        pos_of = np.concatenate([np.arange(n) for n in widths])
-        jbest = np.argmax(flat, 1)
-        best_score = flat[np.arange(len(idx)), jbest]
-        best_layer = layer_of[jbest]
-        best_neuron = pos_of[jbest]
+        best_score, best_layer, best_neuron = branching_choice(
+            [x[idx] for x in out["lb"]], [x[idx] for x in out["ub"]], [x[idx] for x in out["coefs"]],
+            [x[idx] for x in batch["split"]])
         leaf = best_score <= 0
         for pos in np.nonzero(leaf)[0]:
             if late():
@@ -636,15 +538,7 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
             if lpb <= -margin:
                 best_score[pos] = -2.0
                 continue
-            # fall back: any unsplit unstable neuron, largest |a| * min(u, -l)
-            bsc, bk, bj = 0.0, -1, -1
-            for k in range(L):
-                l, u, a = lbs[k], ubs[k], out["coefs"][k][i]
-                unst = (l < 0) & (u > 0) & (batch["split"][k][i] == 0)
-                sc = np.where(unst, np.abs(a) * np.minimum(u, -l) + 1e-30, 0.0)
-                j = int(np.argmax(sc))
-                if sc[j] > bsc:
-                    bsc, bk, bj = float(sc[j]), k, j
+            bsc, bk, bj = leaf_choice(lbs, ubs, [x[i] for x in out["coefs"]], [x[i] for x in batch["split"]])
             if bk < 0:
                 stuck += 1
                 stuck_max = max(stuck_max, min(float(bnd[i]), lpb))
@@ -657,39 +551,7 @@ def _prove_sign(weights, biases, lower, upper, layer_bounds, layer, neuron, sign
         idx, bl, bn = idx[go], best_layer[go], best_neuron[go]
         if len(idx) == 0:
             continue
-        parent = {
-            "lb": [x[idx] for x in out["lb"]],
-            "ub": [x[idx] for x in out["ub"]],
-            "split": [x[idx] for x in batch["split"]],
-            "alpha": [x[idx] for x in out["alpha"]],
-            "eta": [x[idx] for x in out["eta"]],
-            "qlam": out["qlam"][idx],
-            "sorder": np.concatenate([batch["sorder"][idx], (offs[bl] + bn)[:, None].astype(np.int32)], 1),
-            "qalpha": out["qalpha"][idx],
-            "qeta": np.concatenate([out["qeta"][idx], np.zeros((len(idx), 2 * nU, 1), dtype=np.float16)], 2),
-            "prio": bnd[idx],
-        }
-        children = {}
-        for key, v in parent.items():
-            if isinstance(v, list):
-                children[key] = [np.concatenate([a, a]) for a in v]
-            else:
-                children[key] = np.concatenate([v, v])
-        n = len(idx)
-        rowsA = np.arange(n)
-        rowsI = np.arange(n, 2 * n)
-        for k in range(L):
-            sel = bl == k
-            if not sel.any():
-                continue
-            ra, ri, nn = rowsA[sel], rowsI[sel], bn[sel]
-            children["lb"][k][ra, nn] = np.maximum(children["lb"][k][ra, nn], 0.0)
-            children["split"][k][ra, nn] = 1
-            children["ub"][k][ri, nn] = np.minimum(children["ub"][k][ri, nn], 0.0)
-            children["split"][k][ri, nn] = -1
-            children["eta"][k][ra, nn] = 0.0
-            children["eta"][k][ri, nn] = 0.0
-        pool.push(children)
+        pool.push(children(batch, out, idx, bl, bn))
     if stuck:
         return result("undecided")
     return result("proved")

@@ -1,0 +1,197 @@
+"""Domains of branch and bound (``bab``): the pool of open domains, the choice of the neuron to split and the
+children of split domains.
+
+A *batch* of B domains is a dict of numpy arrays, one row per domain (n_k: kept neurons of hidden layer k,
+nU: neurons of the query universe, t: splits made so far):
+
+* ``lb``, ``ub``: lists of (B, n_k) float64, pre-activation bounds valid on the domain's hypothesis set;
+* ``split``: list of (B, n_k) int8, +1 split active (z >= 0), -1 split inactive (z <= 0), 0 unsplit;
+* ``alpha``, ``eta``: lists of (B, n_k) float32, the target query's parameters (warm start);
+* ``qlam``: (B, 2 nU) float32, the other queries' lam (upper bounds of +z, then of -z);
+* ``qalpha``: (B, 2 nU, n_alpha) uint8, their alphas times 255 (``bab_batch.QueryUniverse.alpha_columns``);
+* ``qeta``: (B, 2 nU, t) float16, their eta on the neuron split at each step;
+* ``sorder``: (B, t) int32, flat index of the neuron split at each step (-1: none, after merging);
+* ``prio``: (B,) float64, the parent's bound: the pool's priority.
+
+Branching splits, in each open domain, the unsplit unstable neuron with the largest intercept score
+``a * (-l u / (u - l))`` among those with a positive coefficient ``a`` into the target; where there is none
+(a leaf), the LP certificate decides, and failing that any unsplit unstable neuron, largest
+``|a| * min(u, -l)``.  Children inherit the parent's bounds (their hypothesis sets are subsets).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def flat_positions(widths):
+    """(layer_of, pos_of), each (sum of widths,) int64: the layer and the index within it of each flat neuron."""
+    layer_of = np.concatenate([np.full(n, k) for k, n in enumerate(widths)])
+    pos_of = np.concatenate([np.arange(n) for n in widths])
+    return layer_of, pos_of
+
+
+def root_domain(lb, ub, alpha, top_cols, n_queries, prio):
+    """The batch of the one unsplit domain: bounds ``lb``/``ub`` (lists of (n_k,)), target alphas ``alpha``
+    (lists of (n_k,)), every query's alpha the same; ``top_cols`` the top-layer columns of stored query alphas."""
+    widths = [len(x) for x in lb]
+    query_alpha = np.rint(np.concatenate(alpha[:-1] + [alpha[-1][top_cols]]) * 255).astype(np.uint8)
+    return {
+        "lb": [x[None].copy() for x in lb],
+        "ub": [x[None].copy() for x in ub],
+        "split": [np.zeros((1, n), dtype=np.int8) for n in widths],
+        "alpha": [a[None].astype(np.float32) for a in alpha],
+        "eta": [np.zeros((1, n), dtype=np.float32) for n in widths],
+        "qlam": np.zeros((1, 2 * n_queries), dtype=np.float32),
+        "sorder": np.zeros((1, 0), dtype=np.int32),
+        "qalpha": np.repeat(query_alpha[None, None], 2 * n_queries, 1),
+        "qeta": np.zeros((1, 2 * n_queries, 0), dtype=np.float16),
+        "prio": np.array([prio]),
+    }
+
+
+def branching_choice(lb, ub, coefs, split):
+    """The neuron to split in each of n domains by the intercept score (lists of (n, n_k): bounds, the
+    target's coefficients on h^k, splits).  Returns (score, layer, neuron), each (n,); score <= 0: a leaf."""
+    widths = [x.shape[1] for x in lb]
+    scores = []
+    for k in range(len(widths)):
+        l, u, a = lb[k], ub[k], coefs[k]
+        unst = (l < 0) & (u > 0) & (split[k] == 0)
+        sc = a * (-l * u / np.where(unst, u - l, 1.0))
+        scores.append(np.where(unst & (a > 0), sc, -1.0))
+    flat = np.concatenate(scores, 1)
+    layer_of, pos_of = flat_positions(widths)
+    jbest = np.argmax(flat, 1)
+    return flat[np.arange(flat.shape[0]), jbest], layer_of[jbest], pos_of[jbest]
+
+
+def leaf_choice(lb, ub, coefs, split):
+    """The neuron to split in a leaf (lists of (n_k,) for one domain): any unsplit unstable neuron, largest
+    ``|a| * min(u, -l)``.  Returns (score, layer, neuron); layer -1: none left."""
+    bsc, bk, bj = 0.0, -1, -1
+    for k in range(len(lb)):
+        l, u, a = lb[k], ub[k], coefs[k]
+        unst = (l < 0) & (u > 0) & (split[k] == 0)
+        sc = np.where(unst, np.abs(a) * np.minimum(u, -l) + 1e-30, 0.0)
+        j = int(np.argmax(sc))
+        if sc[j] > bsc:
+            bsc, bk, bj = float(sc[j]), k, j
+    return bsc, bk, bj
+
+
+def children(batch, out, idx, layers, neurons):
+    """The two children (active first, then inactive) of the domains ``idx`` of a bounded batch, split on
+    ``(layers, neurons)`` (each (n,)): ``out`` (``bab_batch.Bounder.bound``) gives their bounds and warm starts,
+    ``batch`` their splits.  Returns a batch of 2n domains, the parents' bounds as priority."""
+    widths = [x.shape[1] for x in batch["split"]]
+    offs = np.concatenate([[0], np.cumsum(widths)])[:-1]
+    n = len(idx)
+    parent = {
+        "lb": [x[idx] for x in out["lb"]],
+        "ub": [x[idx] for x in out["ub"]],
+        "split": [x[idx] for x in batch["split"]],
+        "alpha": [x[idx] for x in out["alpha"]],
+        "eta": [x[idx] for x in out["eta"]],
+        "qlam": out["qlam"][idx],
+        "sorder": np.concatenate([batch["sorder"][idx], (offs[layers] + neurons)[:, None].astype(np.int32)], 1),
+        "qalpha": out["qalpha"][idx],
+        "qeta": np.concatenate([out["qeta"][idx], np.zeros((n, out["qeta"].shape[1], 1), dtype=np.float16)], 2),
+        "prio": out["bound"][idx],
+    }
+    kids = {key: [np.concatenate([a, a]) for a in v] if isinstance(v, list) else np.concatenate([v, v])
+            for key, v in parent.items()}
+    rows_active = np.arange(n)
+    rows_inactive = np.arange(n, 2 * n)
+    for k in range(len(widths)):
+        sel = layers == k
+        if not sel.any():
+            continue
+        ra, ri, nn = rows_active[sel], rows_inactive[sel], neurons[sel]
+        kids["lb"][k][ra, nn] = np.maximum(kids["lb"][k][ra, nn], 0.0)
+        kids["split"][k][ra, nn] = 1
+        kids["ub"][k][ri, nn] = np.minimum(kids["ub"][k][ri, nn], 0.0)
+        kids["split"][k][ri, nn] = -1
+        kids["eta"][k][ra, nn] = 0.0
+        kids["eta"][k][ri, nn] = 0.0
+    return kids
+
+
+class Pool:
+    """The open domains, as batches (see the module docstring) merged on demand; ``pop`` takes those of
+    highest priority."""
+
+    def __init__(self, widths):
+        self.widths = widths
+        self.parts = []  # list of dict batches
+        self.n = 0
+
+    def push(self, batch):
+        if batch["prio"].shape[0]:
+            self.parts.append(batch)
+            self.n += batch["prio"].shape[0]
+
+    def nbytes(self):
+        total = 0
+        for p in self.parts:
+            for v in p.values():
+                if isinstance(v, list):
+                    total += sum(a.nbytes for a in v)
+                else:
+                    total += v.nbytes
+        return total
+
+    def _merge(self):
+        if len(self.parts) > 1:
+            keys = self.parts[0].keys()
+            merged = {}
+            for key in keys:
+                if isinstance(self.parts[0][key], list):
+                    merged[key] = [np.concatenate([p[key][k] for p in self.parts]) for k in range(len(self.widths))]
+                elif key in ("sorder", "qeta"):
+                    width = max(p[key].shape[-1] for p in self.parts)
+                    fill = -1 if key == "sorder" else 0
+                    merged[key] = np.concatenate([np.pad(p[key], [(0, 0)] * (p[key].ndim - 1)
+                                                         + [(0, width - p[key].shape[-1])], constant_values=fill)
+                                                  for p in self.parts])
+                else:
+                    merged[key] = np.concatenate([p[key] for p in self.parts])
+            self.parts = [merged]
+
+    def pop(self, count):
+        self._merge()
+        if not self.parts:
+            return None
+        allp = self.parts[0]
+        prio = allp["prio"]
+        if count >= prio.shape[0]:
+            self.parts, self.n = [], 0
+            return allp
+        sel = np.argpartition(-prio, count - 1)[:count]
+        rest = np.ones(prio.shape[0], dtype=bool)
+        rest[sel] = False
+        out = subset(allp, sel)
+        self.parts = [subset(allp, rest)]
+        self.n = int(rest.sum())
+        return out
+
+    def max_prio(self):
+        return max((float(p["prio"].max()) for p in self.parts), default=-math.inf)
+
+
+def splits_by_layer(split_order: np.ndarray, layer_of: np.ndarray, depth: int):
+    """``(step, layer, rows)`` for every split step (a column of ``split_order``, flat ReLU indices, -1: none)
+    and layer with domains whose split at that step lies in that layer (``rows``, non-empty)."""
+    for step in range(split_order.shape[1]):
+        flat = split_order[:, step]
+        for layer in range(depth):
+            rows = np.nonzero((flat >= 0) & (layer_of[np.maximum(flat, 0)] == layer))[0]
+            if len(rows):
+                yield step, layer, rows
+
+
+def subset(batch, idx):
+    """The domains ``idx`` (indices or a boolean mask) of a batch."""
+    return {k: ([a[idx] for a in v] if isinstance(v, list) else v[idx]) for k, v in batch.items()}

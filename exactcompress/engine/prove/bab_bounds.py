@@ -35,7 +35,9 @@ class Net:
     """Hidden layers 0..L-1 below the target (stably inactive neurons removed) and the target row."""
 
     def __init__(self, Ws, bs, c, d, lo, hi, dtype, device):
-        t = lambda a: torch.as_tensor(np.array(a, dtype=np.float64), dtype=dtype, device=device)  # noqa: E731
+        def t(a):
+            return torch.as_tensor(np.array(a, dtype=np.float64), dtype=dtype, device=device)
+
         self.W = [t(w) for w in Ws]
         self.b = [t(b) for b in bs]
         self.babs = [x.abs() for x in self.b]
@@ -193,7 +195,7 @@ def tighten(U, lb, ub, inject):
     empty = torch.zeros(U.shape[0], dtype=torch.bool, device=U.device)
     lb, ub = list(lb), list(ub)
     for k in range(len(lb)):
-        qi, ni, sg = inject[k]
+        qi, ni, _ = inject[k]
         if qi is None:
             continue
         h = qi.shape[0] // 2

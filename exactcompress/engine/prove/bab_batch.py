@@ -1,0 +1,343 @@
+"""One bounding pass of branch and bound (``bab``) over a batch of domains (``bab_domains``): projected Adam on
+the joint Lagrangian (``bab_bounds.lagrangian``) of the target and the queries of the query universe.
+
+Every evaluation is float64 with valid bounds and projected parameters, so every evaluation is a certified
+bound: after every step the domains' bounds are intersected with the query results (``bab_bounds.tighten``;
+the tightened bounds feed the next step, an empty interval proves the hypothesis set empty), and the target
+bound is the best seen.  Parameters are warm-started from the domain's stored values and stored back.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .bab_bounds import Net, lagrangian, tighten
+from .bab_domains import flat_positions, splits_by_layer
+
+MAX_QUERY_NEURONS = 256  # size of the query universe
+LR_LAMBDA = 0.1  # Adam learning rates of the hypothesis multipliers lam, the slopes alpha, the bound rows eta
+LR_ALPHA = 0.1
+LR_ETA = 0.05
+WARMUP = 5  # steps of linear learning-rate warm-up
+LR_DECAY = 0.97  # learning-rate factor per step
+ADAM_BETAS = (0.9, 0.999)
+
+
+@dataclass(frozen=True)
+class QueryUniverse:
+    """The neurons below the target whose bounds get tightened under the hypothesis, both directions: query
+    ``1 + j`` of a batch's universe asks for an upper bound of ``z`` of neuron j (``layer[j]``, ``index[j]``),
+    query ``1 + nU + j`` for one of ``-z`` (nU = ``len(layer)``).
+
+    Stored query alphas (``qalpha`` of a batch) have dense columns for the lower layers and, for the top
+    layer, columns only for the root's unstable neurons with c < 0 (the only top-layer columns where alpha is
+    ever used): ``alpha_columns`` maps layer-k neuron columns to them."""
+
+    layer: np.ndarray  # (nU,) int64
+    index: np.ndarray  # (nU,) int64
+    layer_offset: np.ndarray  # (depth,) int64: first stored column of each layer
+    top_position: np.ndarray  # (n_{L-1},) int64: stored column of a top-layer neuron (offset excluded), -1 none
+
+    @classmethod
+    def at_root(cls, coefs, lb, ub, top_cols, max_neurons=MAX_QUERY_NEURONS) -> QueryUniverse:
+        """The ``max_neurons`` unstable neurons with the largest importance ``|a| * (-l u / (u - l))`` (``a``:
+        the target's root coefficients ``coefs``, lists of (n_k,); on the top layer only a > 0 counts);
+        ``top_cols``: the root's top-layer columns with c < 0, unstable."""
+        depth = len(lb)
+        cand = []  # (importance, layer, index)
+        for k in range(depth):
+            l, u, a = lb[k], ub[k], coefs[k]
+            unst = (l < 0) & (u > 0)
+            gap = np.where(unst, -l * u / np.where(unst, u - l, 1.0), 0.0)
+            imp = np.abs(a) * gap if k < depth - 1 else np.where(a > 0, a * gap, 0.0)
+            for i in np.nonzero(unst & (imp > 0))[0]:
+                cand.append((float(imp[i]), k, int(i)))
+        cand.sort(reverse=True)
+        cand = cand[:max_neurons]
+        widths = [len(x) for x in lb]
+        top_position = np.full(widths[-1], -1, dtype=np.int64)
+        top_position[top_cols] = np.arange(len(top_cols))
+        return cls(layer=np.array([k for _, k, _ in cand], dtype=np.int64),
+                   index=np.array([i for _, _, i in cand], dtype=np.int64),
+                   layer_offset=np.concatenate([[0], np.cumsum(widths[:-1])]).astype(np.int64),
+                   top_position=top_position)
+
+    @property
+    def size(self) -> int:
+        return len(self.layer)
+
+    def alpha_columns(self, k, cols):
+        """Stored query-alpha columns of the layer-k neuron columns ``cols``."""
+        depth = len(self.layer_offset)
+        return self.layer_offset[k] + (cols if k < depth - 1 else self.top_position[cols])
+
+
+def default_batch_size(n_queries, widths, dim) -> int:
+    """Domains per batch from a budget on the (B, Q, n) tensors and the (B, Q, d) product."""
+    depth = len(widths)
+    per = (1 + 2 * n_queries) * (sum(widths) * 12 + dim * 3
+                                 + sum(widths[k] * (widths[k - 1] if k else dim) for k in range(depth)) // 64)
+    return int(max(2, min(256, 4e7 // max(per, 1))))
+
+
+def _adam_step(params, grads, m1, m2, lrs, t):
+    """Adam step ``t`` (from 1) in place on ``params`` with moments m1/m2, learning rates ``lrs`` scaled by
+    a linear warm-up over WARMUP steps and a decay by LR_DECAY per step."""
+    b1, b2 = ADAM_BETAS
+    c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+    sched = min(1.0, t / WARMUP) * LR_DECAY ** t
+    for p, g_, ma, va, lr in zip(params, grads, m1, m2, lrs):
+        ma.mul_(b1).add_(g_, alpha=1 - b1)
+        va.mul_(b2).addcmul_(g_, g_, value=1 - b2)
+        p.addcdiv_(ma, va.div(c2).sqrt_().add_(1e-8), value=-lr * sched / c1)
+
+
+@dataclass
+class _Optimised:
+    """The outcome of the Adam loop for B domains (torch, float64)."""
+
+    params: list  # [lam (B, Q)] + alpha (depth) + eta (depth): each domain's parameters when it left the loop
+    target: list  # alpha + eta of the target query (B, .) at its best bound
+    lb: list  # (B, n_k) tightened bounds
+    ub: list
+    bound: torch.Tensor  # (B,) best target bound
+    empty: torch.Tensor  # (B,) bool: hypothesis set proved empty
+    x_coefs: torch.Tensor  # (B, d) the target's x-coefficients at its best bound
+    coefs: list  # (B, n_k) the target's coefficients on h^k at the last evaluation
+
+
+class Bounder:
+    """Bounds batches of domains of one question: the network ``P`` (target f = c . h^{L-1} + d), the query
+    universe, the question's ``margin`` (proved: bound <= -margin) and ``late()`` (the deadline has passed:
+    the current step is the last)."""
+
+    def __init__(self, P: Net, universe: QueryUniverse, margin: float, late: Callable[[], bool]):
+        self.P, self.universe, self.margin, self.late = P, universe, margin, late
+        self.widths = [b.shape[0] for b in P.b]
+        self.depth = len(self.widths)
+        self.neg_c = (P.c < 0).cpu().numpy()
+        self.layer_of, self.pos_of = flat_positions(self.widths)
+
+    def _t64(self, a):
+        return torch.as_tensor(a, dtype=torch.float64, device=self.P.device)
+
+    def bound(self, batch, nsteps):
+        """Bound a batch with ``nsteps`` Adam steps; domains settled (bound <= -margin or an empty interval)
+        leave the loop early.  Returns numpy arrays: ``bound`` (B,) (-inf: hypothesis set empty), ``lb``/``ub``
+        (tightened), ``xmax`` (B, d) the box corner maximising the target's relaxation, ``coefs`` (the target's
+        coefficients on each h^k) and the warm starts ``alpha``, ``eta``, ``qlam``, ``qalpha``, ``qeta``.
+        The batch's ``lb``/``ub`` arrays may be overwritten."""
+        qs, inject, qmask = self._queries(batch)
+        ncols_np, ecols_np = self._columns(batch)
+        params, eta_pos = self._warm_start(batch, qs, ncols_np, ecols_np)
+        dev = self.P.device
+        ncols = torch.as_tensor(ncols_np, device=dev)
+        ecols = [torch.as_tensor(x, device=dev) for x in ecols_np]
+        split = [self._t64(batch["split"][k][:, ecols_np[k]])[:, None, :] for k in range(self.depth)]
+        opt = self._optimise(batch, params, split, qmask, inject, ncols, ecols, nsteps)
+        return self._stored(batch, opt, qs, ncols_np, ecols_np, eta_pos)
+
+    def _queries(self, batch):
+        """The batch's queries: universe neurons unstable and unsplit in some domain.  Returns (qs: their
+        universe indices (nq,), inject: per layer (query rows, neuron columns, signs) for ``lagrangian``,
+        qmask (B, 1 + 2 nq): 1 where the query is open in the domain; the target row is always 1)."""
+        U, dev = self.universe, self.P.device
+        B = batch["prio"].shape[0]
+        act_q = np.zeros((B, U.size), dtype=bool)
+        for k in range(self.depth):
+            sel = U.layer == k
+            if sel.any():
+                ii = U.index[sel]
+                act_q[:, sel] = ((batch["lb"][k][:, ii] < 0) & (batch["ub"][k][:, ii] > 0)
+                                 & (batch["split"][k][:, ii] == 0))
+        qs = np.nonzero(act_q.any(0))[0]
+        nq = len(qs)
+        inject = []
+        for k in range(self.depth):
+            selq = np.nonzero(U.layer[qs] == k)[0]
+            if len(selq) == 0:
+                inject.append((None, None, None))
+                continue
+            qi = torch.as_tensor(np.concatenate([1 + selq, 1 + nq + selq]), device=dev)
+            ni = torch.as_tensor(np.concatenate([U.index[qs[selq]], U.index[qs[selq]]]), device=dev)
+            sg = np.concatenate([np.ones(len(selq)), -np.ones(len(selq))])
+            inject.append((qi, ni, self._t64(sg)))
+        qmask = torch.ones(B, 1 + 2 * nq, dtype=torch.float64, device=dev)
+        if nq:
+            am = self._t64(act_q[:, qs].astype(np.float64))
+            qmask[:, 1:1 + nq] = am
+            qmask[:, 1 + nq:] = am
+        return qs, inject, qmask
+
+    def _columns(self, batch):
+        """Parameter columns: top-layer alpha where c < 0 and some domain is unstable (ncols); eta on the
+        columns split in some domain (ecols, per layer)."""
+        top = self.depth - 1
+        top_unst = ((batch["lb"][top] < 0) & (batch["ub"][top] > 0)).any(0)
+        ncols = np.nonzero(top_unst & self.neg_c)[0]
+        ecols = [np.nonzero((batch["split"][k] != 0).any(0))[0] for k in range(self.depth)]
+        return ncols, ecols
+
+    def _alpha_columns(self, ncols):
+        return [np.arange(n) for n in self.widths[:-1]] + [ncols]
+
+    def _warm_start(self, batch, qs, ncols, ecols):
+        """Parameters [lam (B, Q)] + alpha + eta (each (B, Q, columns)) from the domains' stored values, and
+        each layer's position of a neuron among the eta columns (-1: none)."""
+        U, L, dev = self.universe, self.depth, self.P.device
+        B = batch["prio"].shape[0]
+        nU, nq = U.size, len(qs)
+        Q = 1 + 2 * nq
+        t64 = self._t64
+        lam = torch.zeros(B, Q, dtype=torch.float64, device=dev)
+        if nq:
+            lam[:, 1:1 + nq] = t64(batch["qlam"][:, qs])
+            lam[:, 1 + nq:] = t64(batch["qlam"][:, nU + qs])
+        alpha, eta, eta_pos = [], [], []
+        for k, ac in enumerate(self._alpha_columns(ncols)):
+            ecl = ecols[k]
+            ta = t64(batch["alpha"][k][:, ac])[:, None, :].expand(B, Q, len(ac)).clone()
+            te = t64(batch["eta"][k][:, ecl])[:, None, :].expand(B, Q, len(ecl)).clone()
+            if nq:
+                qa = batch["qalpha"][:, :, U.alpha_columns(k, ac)]
+                ta[:, 1:1 + nq] = t64(qa[:, qs].astype(np.float64) / 255.0)
+                ta[:, 1 + nq:] = t64(qa[:, nU + qs].astype(np.float64) / 255.0)
+            alpha.append(ta)
+            eta.append(te)
+            ps = np.full(self.widths[k], -1, dtype=np.int64)
+            ps[ecl] = np.arange(len(ecl))
+            eta_pos.append(ps)
+        sorder = batch["sorder"]
+        if nq:
+            for t_, k, rr in splits_by_layer(sorder, self.layer_of, L):
+                p_ = torch.as_tensor(eta_pos[k][self.pos_of[sorder[rr, t_]]], device=dev)
+                rt = torch.as_tensor(rr, device=dev)
+                qe = batch["qeta"][rr, :, t_].astype(np.float64)  # (r, 2 nU)
+                eta[k][rt, 1:1 + nq, p_] = t64(qe[:, qs])
+                eta[k][rt, 1 + nq:, p_] = t64(qe[:, nU + qs])
+        return [lam] + alpha + eta, eta_pos
+
+    def _project(self, params, split):
+        """lam >= 0 (0 for the target row), alpha in [0, 1], eta >= 0 on active splits, <= 0 on inactive
+        ones, 0 on unsplit columns (``split``: per layer (B, 1, |ecols|))."""
+        L = self.depth
+        params[0].clamp_(min=0.0)
+        params[0][:, 0] = 0.0
+        for k in range(L):
+            params[1 + k].clamp_(0.0, 1.0)
+            e = params[1 + L + k]
+            s_ = split[k]
+            e.copy_(torch.where(s_ > 0, e.clamp(min=0.0), torch.where(s_ < 0, e.clamp(max=0.0), torch.zeros_like(e))))
+
+    def _optimise(self, batch, params, split, qmask, inject, ncols, ecols, nsteps) -> _Optimised:
+        """Projected Adam with the hand-written gradients of ``lagrangian``; the bounds are tightened after
+        every evaluation; settled domains (bound <= -margin or an empty interval) leave."""
+        P, L, dev, margin = self.P, self.depth, self.P.device, self.margin
+        B = batch["prio"].shape[0]
+        self._project(params, split)
+        out_params = [p.clone() for p in params]
+        tgt = [p[:, 0].clone() for p in params[1:]]  # the target row's alpha/eta at its best bound
+        lb64 = [self._t64(a) for a in batch["lb"]]
+        ub64 = [self._t64(a) for a in batch["ub"]]
+        best64 = self._t64(batch["prio"]).clone()
+        empty64 = torch.zeros(B, dtype=torch.bool, device=dev)
+        A64 = torch.zeros(B, P.lo.shape[0], dtype=torch.float64, device=dev)
+        A_set = torch.zeros(B, dtype=torch.bool, device=dev)
+        cf64 = [torch.zeros(B, n, dtype=torch.float64, device=dev) for n in self.widths]
+        rows = torch.arange(B, device=dev)
+        lr_list = [LR_LAMBDA] + [LR_ALPHA] * L + [LR_ETA] * L
+        m1 = [torch.zeros_like(p) for p in params]
+        m2 = [torch.zeros_like(p) for p in params]
+        nsteps = max(1, nsteps)
+        for step in range(nsteps):
+            last = step == nsteps - 1 or self.late()
+            llb = [x[rows] for x in lb64]
+            lub = [x[rows] for x in ub64]
+            U, A, cf, grads = lagrangian(P, llb, lub, inject, params[0], params[1:1 + L], params[1 + L:], ncols,
+                                         ecols, margin, not last)
+            llb, lub, em = tighten(U, llb, lub, inject)
+            old = best64[rows]
+            improved = (U[:, 0] < old) | ~A_set[rows]
+            A64[rows] = torch.where(improved[:, None], A, A64[rows])
+            ri = rows[improved]
+            for tp, p in zip(tgt, params[1:]):
+                tp[ri] = p[improved, 0]
+            A_set[rows] = True
+            best64[rows] = torch.minimum(old, U[:, 0])
+            empty64[rows] |= em
+            for k in range(L):
+                lb64[k][rows] = llb[k]
+                ub64[k][rows] = lub[k]
+                cf64[k][rows] = cf[k]
+            done = empty64[rows] | (best64[rows] <= -margin)
+            if done.any() or last:
+                fin = torch.ones_like(done) if last else done
+                for o, p in zip(out_params, params):
+                    o[rows[fin]] = p[fin]
+                if last:
+                    break
+                keep_ = ~done
+                rows = rows[keep_]
+                if rows.numel() == 0:
+                    break
+                split = [x[keep_] for x in split]
+                qmask = qmask[keep_]
+                params = [p[keep_] for p in params]
+                m1 = [x[keep_] for x in m1]
+                m2 = [x[keep_] for x in m2]
+                glam, gal, get_ = grads
+                grads = (glam[keep_], [x[keep_] for x in gal], [x[keep_] for x in get_])
+            glam, gal, get_ = grads
+            gs = [glam * qmask] + [x * qmask[..., None] for x in gal] + [x * qmask[..., None] for x in get_]
+            _adam_step(params, gs, m1, m2, lr_list, step + 1)
+            self._project(params, split)
+        return _Optimised(out_params, tgt, lb64, ub64, best64, empty64, A64, cf64)
+
+    def _stored(self, batch, opt: _Optimised, qs, ncols, ecols, eta_pos):
+        """The numpy outcome of ``bound``, the warm starts written back into copies of the batch's."""
+        P, U, L, dev = self.P, self.universe, self.depth, self.P.device
+        B = batch["prio"].shape[0]
+        nU, nq = U.size, len(qs)
+        acols = self._alpha_columns(ncols)
+        best = torch.where(opt.empty, torch.full_like(opt.bound, -math.inf), opt.bound)
+        lam, alpha, eta = opt.params[0], opt.params[1:1 + L], opt.params[1 + L:]
+        out = {
+            "bound": best.cpu().numpy(),
+            "lb": [x.cpu().numpy() for x in opt.lb],
+            "ub": [x.cpu().numpy() for x in opt.ub],
+            "xmax": torch.where(opt.x_coefs > 0, P.hi, P.lo).cpu().numpy(),
+            "coefs": [x.cpu().numpy() for x in opt.coefs],
+            "alpha": [x.copy() for x in batch["alpha"]],
+            "eta": [x.copy() for x in batch["eta"]],
+            "qlam": batch["qlam"].copy(),
+        }
+        for k in range(L):
+            out["alpha"][k][:, acols[k]] = opt.target[k].float().cpu().numpy()
+            out["eta"][k][:, ecols[k]] = opt.target[L + k].float().cpu().numpy()
+        if nq:
+            lm = lam.float().cpu().numpy()
+            out["qlam"][:, qs] = lm[:, 1:1 + nq]
+            out["qlam"][:, nU + qs] = lm[:, 1 + nq:]
+        qa = batch["qalpha"].copy()
+        qe = batch["qeta"].copy()
+        if nq:
+            bi = np.arange(B)
+            for k in range(L):
+                ak = np.rint(alpha[k].cpu().numpy() * 255.0).astype(np.uint8)
+                ca = U.alpha_columns(k, acols[k])
+                qa[np.ix_(bi, qs, ca)] = ak[:, 1:1 + nq]
+                qa[np.ix_(bi, nU + qs, ca)] = ak[:, 1 + nq:]
+            sorder = batch["sorder"]
+            for t_, k, rr in splits_by_layer(sorder, self.layer_of, L):
+                p_ = eta_pos[k][self.pos_of[sorder[rr, t_]]]
+                ek = eta[k][torch.as_tensor(rr, device=dev)].cpu().numpy()  # (r, Q, |S|)
+                vals = ek[np.arange(len(rr)), :, p_]  # (r, Q)
+                qe[np.ix_(rr, qs, [t_])] = vals[:, 1:1 + nq, None].astype(np.float16)
+                qe[np.ix_(rr, nU + qs, [t_])] = vals[:, 1 + nq:, None].astype(np.float16)
+        out["qalpha"], out["qeta"] = qa, qe
+        return out

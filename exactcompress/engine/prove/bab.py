@@ -140,7 +140,8 @@ def _attack(P: Net, starts: np.ndarray, steps: int, lr: float, deadline):
 
 class _Search:
     """One sign question: the caller's network and box, the verdict's bookkeeping (domains bounded, best
-    bound so far), and, once ``run`` has reduced it, the network below the target on the kept neurons."""
+    bound so far, stuck leaves), and, once ``run`` has reduced it, the network below the target on the kept
+    neurons (``keep``: their indices per layer; ``W``, ``b``, target row ``c``, ``d``; ``P`` on torch)."""
 
     def __init__(self, weights, biases, lower, upper, layer, neuron, sign, *, margin, witness_margin, deadline):
         self.t0 = time.monotonic()
@@ -205,7 +206,8 @@ class _Search:
         # drop stably inactive neurons of the layers below (exact: their output is 0 on the box)
         self.keep = [np.nonzero(u > 0)[0] for (l, u) in LB]
         self.W, self.b, lb, ub = [], [], [], []
-        for k, kk in enumerate(self.keep):
+        for k in range(layer):
+            kk = self.keep[k]
             w = Ws[k][kk]
             if k > 0:
                 w = w[:, self.keep[k - 1]]

@@ -380,3 +380,14 @@ def test_lp_certificate_matches_linprog():
     # the bound equals the LP value up to the guard; the LP's own optimum is at most the bound
     val = forward(Ws, bs, x)[1][0, 0]
     assert val <= bound + 1e-9
+
+
+def test_lp_certificate_proves_an_empty_domain_with_a_checked_farkas_vector_and_nothing_else():
+    # z = x0 + x1 <= 0.5 on the box, so a domain whose bounds ask z >= 1 is empty
+    Ws, bs = [np.array([[1.0, 1.0]]), np.array([[1.0]])], [np.zeros(1), np.zeros(1)]
+    lo, hi = np.zeros(2), np.full(2, 0.25)
+    bound, x = bab_bounds.lp_certificate(Ws[:1], bs[:1], Ws[1][0], 0.0, lo, hi, [np.array([1.0])], [np.array([2.0])])
+    assert bound == -math.inf and x is None
+    # the same bounds loosened to what the box allows: a finite bound at least the true max 0.5
+    bound, x = bab_bounds.lp_certificate(Ws[:1], bs[:1], Ws[1][0], 0.0, lo, hi, [np.array([0.0])], [np.array([0.5])])
+    assert 0.5 <= bound <= 0.5 + 1e-9 and np.allclose(x, hi)

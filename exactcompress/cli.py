@@ -13,6 +13,8 @@ from typing import Iterator, Optional
 import typer
 from rich.console import Console
 
+from .allocator import tune_allocator
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
@@ -542,6 +544,7 @@ def demo(
 
 
 def main() -> None:
+    tune_allocator()
     try:
         app()
     except KeyboardInterrupt:

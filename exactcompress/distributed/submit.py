@@ -45,6 +45,7 @@ from pydantic import BaseModel
 from ray.exceptions import AuthenticationError
 from ray.job_submission import JobStatus, JobSubmissionClient
 
+from ..allocator import allocator_environment
 from ..errors import InputError
 
 #: storage settings forwarded to the job when set locally
@@ -104,14 +105,15 @@ def zoo_runtime_env(
     """Ray ``runtime_env`` for the zoo job: ``staging_dir`` as working dir, this code as py_modules.
 
     ``environment`` is the local environment whose storage settings (and, with ``pass_credentials``,
-    AWS keys) are forwarded as ``env_vars``.
+    AWS keys) are forwarded as ``env_vars``, with the malloc settings of ``allocator`` (its own values win).
     """
     forwarded = STORAGE_ENV + (CREDENTIAL_ENV if pass_credentials else ())
     runtime_env = {
         "working_dir": str(staging_dir),
         "py_modules": [str(PACKAGE_DIR)],
         "excludes": list(EXCLUDES),
-        "env_vars": {name: environment[name] for name in forwarded if environment.get(name)},
+        "env_vars": {**allocator_environment(dict(environment)),
+                     **{name: environment[name] for name in forwarded if environment.get(name)}},
     }
     if extra_pip:
         runtime_env["pip"] = list(extra_pip)

@@ -310,7 +310,10 @@ def test_runtime_env_forwards_storage_settings_and_keys_only_when_asked(tmp_path
     local = {"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:9000", "AWS_ACCESS_KEY_ID": "AK",
              "AWS_SECRET_ACCESS_KEY": "SK", "RAY_AUTH_TOKEN": "secret", "HOME": "/root"}
     default = zoo_runtime_env(tmp_path, local)
-    assert default["env_vars"] == {"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:9000"}
+    assert default["env_vars"] == {"AWS_REGION": "eu-west-1", "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+                                   "MALLOC_MMAP_THRESHOLD_": str(256 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(512 * 2**20)}
+    own = zoo_runtime_env(tmp_path, {**local, "MALLOC_TRIM_THRESHOLD_": "0"})  # a user's own setting travels as set
+    assert own["env_vars"] == {**default["env_vars"], "MALLOC_TRIM_THRESHOLD_": "0"}
     assert "pip" not in default
     assert default["working_dir"] == str(tmp_path)
     assert [Path(module).name for module in default["py_modules"]] == ["exactcompress"]

@@ -206,7 +206,7 @@ class ZooSummary(Strict):
 
 # --- incremental zoo runs ------------------------------------------------------------------------------
 
-LEDGER_SCHEMA_VERSION = "1.0"
+LEDGER_SCHEMA_VERSION = "1.1"
 
 
 class LedgerEntry(Strict):
@@ -219,7 +219,11 @@ class LedgerEntry(Strict):
     finished_at: str = Field(description="UTC time, ISO 8601")
     source_fingerprint: str | None = Field(
         None, description="the source object's version as read (S3: ETag, size, Last-Modified; local: sha256): "
-        "a later run skips that version without downloading it"
+        "a later run skips that version without downloading it (with an architecture file: both files' versions)"
+    )
+    arch_sha256: str | None = Field(
+        None, description="sha256 of the architecture file NAME.arch.json read with a state dict, if any "
+        "(since ledger 1.1)"
     )
 
 

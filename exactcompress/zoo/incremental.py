@@ -21,10 +21,10 @@ from ..reports.report import REPORT_JSON
 from ..schema import CompressionReport, ModelTask, ZooJobSpec, ZooLedger, ZooModelResult
 from ..storage import open_storage
 from .committed import read_committed
-from .layout import domain_digest, run_prefix
+from .layout import run_prefix, settings_digest
 from .leases import LeaseTerms, lease_terms
 from .ledger import READ_THREADS, read_ledger
-from .task import resolve_domain, result_from_report
+from .task import arch_key, joined_fingerprint, resolve_domain, result_from_report
 
 
 @dataclass(frozen=True)
@@ -61,32 +61,42 @@ def plan_incremental(spec: ZooJobSpec, tasks: list[ModelTask], run_id: str, take
     return IncrementalPlan(unchanged=unchanged, tasks=remaining, lease=lease_terms(spec, run_id, take_over_leases))
 
 
-def _done_reports(ledger: ZooLedger) -> dict[str, dict[str, set[tuple[str, str]]]]:
-    """source key → fingerprint → {(sha256, report key)}."""
-    done: dict[str, dict[str, set[tuple[str, str]]]] = defaultdict(lambda: defaultdict(set))
+Recorded = set[tuple[str, str | None, str]]  # {(model sha256, architecture file sha256 or None, report key)}
+
+
+def _done_reports(ledger: ZooLedger) -> dict[str, dict[str, Recorded]]:
+    """source key → fingerprint → the recorded (sha256, arch sha256, report key)."""
+    done: dict[str, dict[str, Recorded]] = defaultdict(lambda: defaultdict(set))
     for entry in ledger.entries:
         if entry.source_fingerprint:
-            done[entry.source_key][entry.source_fingerprint].add((entry.sha256, entry.report_key))
+            done[entry.source_key][entry.source_fingerprint].add((entry.sha256, entry.arch_sha256, entry.report_key))
     return done
 
 
 def _fingerprints(tasks: list[ModelTask]) -> dict[tuple[str, str], str]:
-    """(source root, key) → the object's current fingerprint, for every task's model that exists."""
+    """(source root, key) → the model's current version, for every task's model that exists: its object's
+    fingerprint, joined with its architecture file's where it has one (as the task records it)."""
     keys_by_root: dict[str, list[str]] = defaultdict(list)
     for task in tasks:
-        keys_by_root[task.source_root].append(task.key)
-    return {(root, key): fingerprint for root, keys in keys_by_root.items()
-            for key, fingerprint in open_storage(root).fingerprints(keys).items()}
+        keys_by_root[task.source_root] += [key for key in (task.key, arch_key(task.key)) if key is not None]
+    found = {(root, key): fingerprint for root, keys in keys_by_root.items()
+             for key, fingerprint in open_storage(root).fingerprints(keys).items()}
+    versions = {}
+    for task in tasks:
+        model = found.get((task.source_root, task.key))
+        beside = found.get((task.source_root, arch_key(task.key) or ""))
+        if model is not None:
+            versions[(task.source_root, task.key)] = model if beside is None else joined_fingerprint(model, beside)
+    return versions
 
 
-def _recorded_report(task: ModelTask, recorded: set[tuple[str, str]],
-                     domains: dict[tuple[str, str], Domain | None]) -> str | None:
-    """The recorded report key that this run's settings give one of the recorded hashes, if any."""
+def _recorded_report(task: ModelTask, recorded: Recorded, domains: dict[tuple[str, str], Domain | None]) -> str | None:
+    """The recorded report key that this run's settings give one of the recorded models, if any."""
     domain = _cached_domain(task, domains) if recorded else None
     if domain is None:
         return None
-    digest = domain_digest(domain)
-    return next((key for sha256, key in sorted(recorded) if key == f"{run_prefix(task, sha256, digest)}/{REPORT_JSON}"), None)
+    return next((key for sha256, arch_sha256, key in sorted(recorded, key=str)
+                 if key == f"{run_prefix(task, sha256, settings_digest(domain, arch_sha256))}/{REPORT_JSON}"), None)
 
 
 def _cached_domain(task: ModelTask, domains: dict[tuple[str, str], Domain | None]) -> Domain | None:

@@ -33,6 +33,13 @@ def domain_digest(domain: Domain) -> str:
     return digest.hexdigest()
 
 
+def settings_digest(domain: Domain, arch_sha256: str | None) -> str:
+    """``domain_digest``, joined with the sha256 of the model's architecture file when it has one (another
+    architecture file is another model: its reports are never reused across them)."""
+    digest = domain_digest(domain)
+    return digest if arch_sha256 is None else hashlib.sha256(f"{digest}|arch:{arch_sha256}".encode()).hexdigest()
+
+
 def run_prefix(task: ModelTask, model_sha256: str, domain_digest: str) -> str:
     """``runs/<sha16>/<method>-<settings12>-v<version>``: where one model's outputs go (a non-default
     ``verify_samples`` is part of the settings; the default keeps the prefixes of earlier versions)."""

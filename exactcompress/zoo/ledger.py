@@ -31,11 +31,12 @@ ENTRIES = "ledger/"
 READ_THREADS = 16
 
 
-def new_entry(sha256: str, source_key: str, report_key: str, status: Status, fingerprint: str | None) -> LedgerEntry:
+def new_entry(sha256: str, source_key: str, report_key: str, status: Status, fingerprint: str | None,
+              arch_sha256: str | None = None) -> LedgerEntry:
     """An entry finished now (UTC, whole seconds)."""
     return LedgerEntry(sha256=sha256, source_key=source_key, report_key=report_key, status=status,
                        finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                       source_fingerprint=fingerprint)
+                       source_fingerprint=fingerprint, arch_sha256=arch_sha256)
 
 
 def entry_key(entry: LedgerEntry) -> str:

@@ -37,7 +37,7 @@ from ..schema import (
 from ..schema.arch import ARCH_SUFFIX
 from ..storage import Storage, open_storage
 from .committed import read_committed
-from .layout import UNRESOLVED, domain_digest, run_prefix
+from .layout import UNRESOLVED, run_prefix, settings_digest
 from .leases import LeaseTerms, holding, lease_key, read_lease
 from .ledger import new_entry, record
 from .plan import resolve_reference
@@ -179,16 +179,17 @@ def run_model_task(task: ModelTask, *, parallel_map: ParallelMap | None = None, 
         local_model = scratch / ("model" + PurePosixPath(task.key).suffix.lower())
         fingerprint = source.download(task.key, local_model)
         model_sha256 = hashlib.sha256(local_model.read_bytes()).hexdigest()
-        arch_sha256 = _download_arch_file(source, task.key, local_model)
+        arch = _download_arch_file(source, task.key, local_model)
+        arch_sha256 = arch[0] if arch else None
+        if arch:  # the version as read is the pair: a changed architecture file is a changed model
+            fingerprint = joined_fingerprint(fingerprint, arch[1])
         try:
             domain = _domain(task.domain, task.source_root, scratch)
             data = _data(spec, task.source_root, scratch)
         except (InputError, KeyNotFound) as error:  # a bad or missing domain or data file fails this model
             return _commit_failure(task, output, source_url, model_sha256, str(error), scratch)
-        settings_digest = domain_digest(domain)
-        if arch_sha256 is not None:  # another architecture file is another model: never reuse across them
-            settings_digest = hashlib.sha256(f"{settings_digest}|arch:{arch_sha256}".encode()).hexdigest()
-        place = _Place(task, output, source_url, run_prefix(task, model_sha256, settings_digest), domain)
+        place = _Place(task, output, source_url, run_prefix(task, model_sha256, settings_digest(domain, arch_sha256)),
+                       domain)
 
         def analyse(found: TaskOutcome) -> TaskOutcome:
             if found.result is not None:
@@ -204,7 +205,8 @@ def run_model_task(task: ModelTask, *, parallel_map: ParallelMap | None = None, 
                 if not held:
                     return place.elsewhere()
                 outcome = analyse(place.reused())  # another run may have just finished it
-        record(output, new_entry(model_sha256, source_url, place.report_key, outcome.result.status, fingerprint))
+        record(output, new_entry(model_sha256, source_url, place.report_key, outcome.result.status, fingerprint,
+                                 arch_sha256))
         return outcome
 
 
@@ -212,18 +214,27 @@ def run_model_task(task: ModelTask, *, parallel_map: ParallelMap | None = None, 
 STATE_DICT_SUFFIXES = (".pt", ".pth", ".safetensors")
 
 
-def _download_arch_file(source: Storage, key: str, local_model: Path) -> str | None:
-    """For a state dict ``NAME.pt`` / ``NAME.safetensors``, download ``NAME.arch.json`` from beside it (when there)
-    to beside ``local_model``; returns its sha256, or None when the model has none."""
+def arch_key(key: str) -> str | None:
+    """The key of the architecture file ``NAME.arch.json`` that a state dict ``NAME.pt`` / ``.pth`` /
+    ``.safetensors`` may have beside it; None for other model files."""
     path = PurePosixPath(key)
-    if path.suffix.lower() not in STATE_DICT_SUFFIXES:
-        return None
-    arch_key = str(path.with_name(path.stem + ARCH_SUFFIX))
-    if not source.exists(arch_key):
+    return str(path.with_name(path.stem + ARCH_SUFFIX)) if path.suffix.lower() in STATE_DICT_SUFFIXES else None
+
+
+def joined_fingerprint(model_fingerprint: str, arch_fingerprint: str) -> str:
+    """The source version of a model with an architecture file: both files' fingerprints."""
+    return f"{model_fingerprint}|arch:{arch_fingerprint}"
+
+
+def _download_arch_file(source: Storage, key: str, local_model: Path) -> tuple[str, str] | None:
+    """For a state dict, download its architecture file (``arch_key``; when there) to beside ``local_model``;
+    returns its (sha256, fingerprint), or None when the model has none."""
+    beside = arch_key(key)
+    if beside is None or not source.exists(beside):
         return None
     local = arch_path(local_model)
-    source.download(arch_key, local)
-    return hashlib.sha256(local.read_bytes()).hexdigest()
+    fingerprint = source.download(beside, local)
+    return hashlib.sha256(local.read_bytes()).hexdigest(), fingerprint
 
 
 def _analyse(place: _Place, local_model: Path, data: np.ndarray | None, out_dir: Path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from cnn_nets import known_cnn
 
@@ -39,3 +40,33 @@ def test_a_zoo_task_loads_a_cnn_state_dict_with_the_architecture_file_beside_it(
     arch_keys = [key for key in keys if key.endswith("/compressed.arch.json")]
     assert len(arch_keys) == 1
     assert json.loads(output.get_bytes(arch_keys[0]))["layers"][0]["out_channels"] == 2  # channel 1 removed
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage(request, tmp_path):
+    if request.param == "local":
+        return open_storage(str(tmp_path / "root"))
+    return request.getfixturevalue("s3_storage")
+
+
+def test_an_incremental_plan_skips_a_done_cnn_state_dict_without_a_task_until_its_architecture_file_changes(
+        storage, tmp_path: Path) -> None:
+    from exactcompress.zoo.incremental import plan_incremental
+    from exactcompress.zoo.leases import lease_terms
+
+    source, output = storage.child("zoo"), storage.child("out")
+    torch.save(known_cnn().float().state_dict(), tmp_path / "tiny.pt")
+    (tmp_path / "tiny.arch.json").write_text(json.dumps(ARCH))
+    source.upload(tmp_path / "tiny.pt", "tiny.pt")
+    source.upload(tmp_path / "tiny.arch.json", "tiny.arch.json")
+    spec = ZooJobSpec(source=source.url(), output=output.url(), time_limit_s=60, verify_samples=1000)
+    [task] = plan_tasks(spec)
+    first = run_model_task(task, lease=lease_terms(spec, "first"))
+    assert first.result.status == "exact" and first.analysed
+    plan = plan_incremental(spec, plan_tasks(spec), "second")
+    assert plan.tasks == [] and [row.status for row in plan.unchanged] == ["exact"]  # no download, no task
+    changed = dict(ARCH, layers=[dict(ARCH["layers"][0], padding=0), *ARCH["layers"][1:]])
+    (tmp_path / "tiny.arch.json").write_text(json.dumps(changed))  # another architecture: another model
+    source.upload(tmp_path / "tiny.arch.json", "tiny.arch.json")
+    plan = plan_incremental(spec, plan_tasks(spec), "third")
+    assert [task.key for task in plan.tasks] == ["tiny.pt"] and plan.unchanged == []

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import MutableMapping
+from typing import Mapping, MutableMapping
 
 #: environment variables glibc reads at process start, and their values here (bytes)
 SETTINGS = {"MALLOC_MMAP_THRESHOLD_": 256 * 2**20, "MALLOC_TRIM_THRESHOLD_": 512 * 2**20}
@@ -20,7 +20,7 @@ SETTINGS = {"MALLOC_MMAP_THRESHOLD_": 256 * 2**20, "MALLOC_TRIM_THRESHOLD_": 512
 MALLOPT_PARAMETERS = {"MALLOC_MMAP_THRESHOLD_": -3, "MALLOC_TRIM_THRESHOLD_": -1}
 
 
-def allocator_environment(environment: MutableMapping[str, str] | None = None) -> dict[str, str]:
+def allocator_environment(environment: Mapping[str, str] | None = None) -> dict[str, str]:
     """The settings as environment variables, for processes started elsewhere (e.g. Ray workers of a
     cluster); a value already in ``environment`` (default: this process's) is kept as the user set it."""
     environment = os.environ if environment is None else environment

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePath
+from typing import TypeVar
 
 import torch
 from pydantic import ValidationError
@@ -32,9 +33,11 @@ from ..schema.arch import (
 from .conv import pair
 from .rules import strip_wrappers
 
+AnyPath = TypeVar("AnyPath", bound=PurePath)
 
-def arch_path(model_path: Path) -> Path:
-    """``dir/NAME.pt`` → ``dir/NAME.arch.json``."""
+
+def arch_path(model_path: AnyPath) -> AnyPath:
+    """``dir/NAME.pt`` → ``dir/NAME.arch.json`` (a local path or a storage key's ``PurePosixPath``)."""
     return model_path.with_name(model_path.stem + ARCH_SUFFIX)
 
 

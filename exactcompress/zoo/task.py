@@ -34,7 +34,6 @@ from ..schema import (
     ZooJobSpec,
     ZooModelResult,
 )
-from ..schema.arch import ARCH_SUFFIX
 from ..storage import Storage, open_storage
 from .committed import read_committed
 from .layout import UNRESOLVED, run_prefix, settings_digest
@@ -218,7 +217,7 @@ def arch_key(key: str) -> str | None:
     """The key of the architecture file ``NAME.arch.json`` that a state dict ``NAME.pt`` / ``.pth`` /
     ``.safetensors`` may have beside it; None for other model files."""
     path = PurePosixPath(key)
-    return str(path.with_name(path.stem + ARCH_SUFFIX)) if path.suffix.lower() in STATE_DICT_SUFFIXES else None
+    return str(arch_path(path)) if path.suffix.lower() in STATE_DICT_SUFFIXES else None
 
 
 def joined_fingerprint(model_fingerprint: str, arch_fingerprint: str) -> str:

@@ -19,6 +19,7 @@ from ...tolerances import SCIP_DUALFEASTOL, SCIP_FEASTOL
 from ..bounds import LayerBounds
 from ..domain import Box
 from ..network import Network
+from .cuts import IdealReluCuts, ReluEncoding, include_ideal_cuts
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,9 @@ class LayerModel:
     """A SCIP model with input variables ``x`` (input_dim,) and the pre-activations ``g`` (width,) of one layer.
 
     ``z_below`` (width of layer - 1): the binaries of the layer below (``None`` where that neuron is settled;
-    empty for layer 0). Reuse: set an objective on one ``g[i]``, optimize, read results, then
-    ``model.freeTransform()``.
+    empty for layer 0). ``relus``: every unstable neuron of the encoded layers; ``cuts``: the separator of their
+    ideal cuts when the model was built with it. Reuse: set an objective on one ``g[i]``, optimize, read
+    results, then ``model.freeTransform()``.
     """
 
     model: Model
@@ -35,6 +37,8 @@ class LayerModel:
     g: tuple[Variable, ...]
     layer: int
     z_below: tuple[Variable | None, ...] = ()
+    relus: tuple[ReluEncoding, ...] = ()
+    cuts: IdealReluCuts | None = None
 
 
 def new_model(name: str) -> Model:
@@ -103,8 +107,28 @@ def add_relus(model: Model, prefix: str, g: list[Variable], bounds: LayerBounds)
     return h, z
 
 
-def build_layer_model(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int) -> LayerModel:
+def relu_encodings(weight: np.ndarray, bias: np.ndarray, inputs: list, input_lower: np.ndarray,
+                   input_upper: np.ndarray, h: list, z: list) -> list[ReluEncoding]:
+    """The unstable neurons (those with a binary in ``z``) of one encoded layer ``h = relu(weight @ inputs +
+    bias)`` for ``cuts``; ``inputs`` may hold ``None`` (= 0), ``input_lower``/``input_upper`` bound them."""
+    used = [j for j, var in enumerate(inputs) if var is not None]
+    return [ReluEncoding(inputs=tuple(inputs[j] for j in used), weights=np.asarray(weight[i, used], dtype=np.float64),
+                         lower=np.asarray(input_lower[used], dtype=np.float64),
+                         upper=np.asarray(input_upper[used], dtype=np.float64), bias=float(bias[i]), out=h[i],
+                         active=z[i])
+            for i in range(len(z)) if z[i] is not None]
+
+
+def output_ranges(bounds: LayerBounds) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of ``relu(g)`` for pre-activation bounds ``bounds``: ``[max(L, 0), max(U, 0)]``."""
+    return np.maximum(bounds.lower, 0.0), np.maximum(bounds.upper, 0.0)
+
+
+def build_layer_model(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, *,
+                      ideal_cuts: bool = False) -> LayerModel:
     """SCIP model whose feasible ``x`` are the box and whose ``g`` are hidden layer ``layer``'s pre-activations.
+
+    ``ideal_cuts``: separate the ideal ReLU cuts of ``cuts`` at the root of each solve.
 
     ``bounds[k]`` (k < layer) must be valid bounds on hidden layer k's pre-activations (finite where
     the neuron is unstable); ``bounds[layer]``, if present, bounds ``g`` (otherwise ``g`` is free).
@@ -119,11 +143,16 @@ def build_layer_model(network: Network, box: Box, bounds: Sequence[LayerBounds],
     model = new_model(f"layer{layer}")
     x = [model.addVar(f"x{j}", vtype="C", lb=float(box.lower[j]), ub=float(box.upper[j])) for j in range(box.dim)]
     h: list = list(x)
+    h_lower, h_upper = box.lower, box.upper
     z: list = []
+    relus: list[ReluEncoding] = []
     for k in range(layer):
         affine = network.hidden[k]
         g = add_preactivations(model, f"l{k}", affine.weight, affine.bias, h, bounds[k].lower, bounds[k].upper)
+        below = h
         h, z = add_relus(model, f"l{k}", g, bounds[k])
+        relus += relu_encodings(affine.weight, affine.bias, below, h_lower, h_upper, h, z)
+        h_lower, h_upper = output_ranges(bounds[k])
     affine = network.hidden[layer]
     width = affine.out_features
     if len(bounds) > layer:
@@ -131,4 +160,6 @@ def build_layer_model(network: Network, box: Box, bounds: Sequence[LayerBounds],
     else:
         lower, upper = np.full(width, -np.inf), np.full(width, np.inf)
     g = add_preactivations(model, f"l{layer}", affine.weight, affine.bias, h, lower, upper)
-    return LayerModel(model=model, x=tuple(x), g=tuple(g), layer=layer, z_below=tuple(z))
+    cuts = include_ideal_cuts(model, relus) if ideal_cuts else None
+    return LayerModel(model=model, x=tuple(x), g=tuple(g), layer=layer, z_below=tuple(z), relus=tuple(relus),
+                      cuts=cuts)

@@ -6,7 +6,8 @@ Two modes:
 - ``"sign"``: stop each solve as soon as its sign question is settled: for ``max g_i``, SCIP stops
   when the dual bound is ``<= -MILP_MARGIN`` (a proof that the neuron is stably inactive) or when a
   solution with ``g_i >= SIGN_PRIMAL_THRESHOLD`` is found (a candidate witness of the active sign).
-  ``min g_i`` mirrors this.
+  ``min g_i`` mirrors this. Sign solves separate the ideal ReLU cuts of ``cuts`` at the root; ``optimize``
+  (the 2020 baseline) stays plain big-M.
 
 Soundness: a neuron is proved stable only from a dual bound of a solve that ended with a status whose
 dual bound is valid (optimal, primal/dual/gap limit); a solve cut by the deadline proves nothing and
@@ -219,7 +220,7 @@ def _solve_in_process(network: Network, box: Box, bounds: Sequence[LayerBounds],
                 continue
             if layer_model is None and seconds_left(deadline) > 0:
                 _check_bounds_hold(network, box, bounds, layer)
-                layer_model = build_layer_model(network, box, bounds, layer)
+                layer_model = build_layer_model(network, box, bounds, layer, ideal_cuts=mode == "sign")
             answer = (_Answer(None, None, True, 0, 0, 0) if layer_model is None
                       else _ask(layer_model, network, box, neuron, sense, mode, deadline, solve_limit))
             solves, nodes, iterations = solves + answer.solves, nodes + answer.nodes, iterations + answer.lp_iterations

@@ -149,6 +149,7 @@ def run_record(method: str, cap: float, report: dict | None, *, exit_code: int, 
         "cap_s": float(cap),
         "model_sha256": model_sha256,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": _git_commit(),
         "exit_code": exit_code,
         "wall_seconds": round(wall_seconds, 3),
         "peak_rss_mib": round(peak_rss_mib, 1),
@@ -498,6 +499,23 @@ def _shared_runs_note(results: dict) -> str:
             "in the json); runs that share the machine are somewhat slower than alone.")
 
 
+def _commits_note(results: dict) -> str:
+    """A sentence naming the commits the runs measured (field ``git_commit`` of each run) when they differ."""
+    by_commit: dict[str, int] = {}
+    for row in results["rows"]:
+        for run in row["runs"].values():
+            if run["status"] == NOT_INSTALLED:
+                continue
+            recorded = run.get("git_commit") or "unrecorded"
+            commit = recorded[:12] + (" (uncommitted changes)" if recorded.endswith("(uncommitted changes)") else "")
+            by_commit[commit] = by_commit.get(commit, 0) + 1
+    if len(by_commit) <= 1:
+        return ""
+    counts = ", ".join(f"{count} at `{commit}`" for commit, count in sorted(by_commit.items(), key=lambda item: -item[1]))
+    return (f" The runs come from more than one commit (`--rerun`/`--redo` measure only some again): {counts} "
+            "(field `git_commit` of each run; `unrecorded`: runs older than that field).")
+
+
 def _gurobi_version(results: dict) -> str:
     """", Gurobi X.Y.Z" from the newest gurobi-per-neuron run that states it, else ""."""
     stated = [(run["date"], run["versions"]["gurobi"]) for row in results["rows"]
@@ -542,7 +560,7 @@ def render_markdown(results: dict) -> str:
         f"git {machine['git_commit'] or 'unknown'}. Caps (`--time-limit` per run): {format_caps(results['caps'])}; "
         "each run is a fresh `python -m exactcompress compress` process"
         + (f" (`{GUROBI}`: `benchmarks/gurobi_per_neuron.py`{_gurobi_version(results)})" if gurobi else "") + "."
-        + _shared_runs_note(results),
+        + _shared_runs_note(results) + _commits_note(results),
         "",
         table(results),
         "",

@@ -146,6 +146,17 @@ def test_speedups_with_capped_runs_are_bounds():
     assert bench.format_seconds(run(100.3, capped=True)) == "≥ 100"
 
 
+def test_runs_from_several_commits_are_named():
+    def rows(*commits):
+        return {"rows": [{"runs": {f"m{i}": {"status": "exact", **({"git_commit": c} if c else {})}
+                                   for i, c in enumerate(commits)}}]}
+
+    assert bench._commits_note(rows("a" * 40, "a" * 40)) == ""
+    note = bench._commits_note(rows("a" * 40, "b" * 40 + " (uncommitted changes)", None))
+    assert f"1 at `{'a' * 12}`" in note and f"1 at `{'b' * 12} (uncommitted changes)`" in note
+    assert "1 at `unrecorded`" in note
+
+
 def test_command_line_runs_models_at_once_with_per_method_caps(tiny_zoo, tmp_path, capsys):
     code = bench.main(["--zoo", str(tiny_zoo), "--methods", "auto", "--cap", "20", "--cap-for", "auto=25",
                        "--jobs", "2", "--out", str(tmp_path)])

@@ -9,8 +9,9 @@ For one unstable neuron ``h = relu(w . v + b)`` whose inputs lie in a box ``lo <
 
 Valid: with ``s = 1`` (so ``h = w . v + b``) the right side is ``w . v + b + sum_{i not in I} w_i (U_i - v_i)
 >= h``; with ``s = 0`` (``h = 0``) it is ``sum_{i in I} w_i (v_i - L_i) >= 0``. Together with the big-M rows
-they describe the convex hull of the neuron's graph over the box; the big-M chord ``h <= U s`` is the case
-``I`` empty. The big-M triangle relaxation alone is far weaker when the inputs are a box: on the
+they describe the convex hull of the neuron's graph over the box (exact for the first hidden layer, whose
+inputs are the domain's box; later layers use the box of their inputs' bounds, a relaxation); with ``I``
+empty it is the big-M chord ``h <= U s`` at the interval bound ``U``. The big-M triangle relaxation alone is far weaker when the inputs are a box: on the
 unregularised bench nets the root LP bound of a second-layer question drops from 2.35 to 0.85 with these
 cuts. The most violated inequality for an LP point ``(v*, s*, h*)`` takes ``i`` into ``I`` exactly when
 ``w_i (v*_i - L_i (1 - s*)) < w_i U_i s*`` (linear time per neuron).
@@ -18,7 +19,7 @@ cuts. The most violated inequality for an LP point ``(v*, s*, h*)`` takes ``i`` 
 Soundness: every cut is valid for every integer-feasible point of the encoding (the bounds ``lo``, ``hi``
 are the variables' own global bounds), so SCIP's dual bound stays a valid bound on the MILP optimum; a
 neuron whose binary a question relaxed (``per_neuron.phase_free_binaries``) keeps the argument there:
-the cuts remove no point with ``h = relu(g)``.
+the cuts remove no point with ``h = relu(g)`` and ``s`` its phase.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from pyscipopt import SCIP_RESULT, Model, Sepa, Variable
 
-#: a cut is added only if the LP point violates it by more than this times (1 + |right-hand side|)
+#: a cut is added only if the LP point violates it by more than this times (1 + |h*|)
 VIOLATION = 1e-6
 #: at most this many cuts (the most violated) and coefficients per separation round
 MAX_CUTS_PER_ROUND = 100

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pyscipopt import Model
+from test_per_neuron import grid_truth, interval_bounds, random_net
 
 from exactcompress.engine.domain import Box
-from exactcompress.engine.prove.cuts import most_violated_cut
+from exactcompress.engine.prove.cuts import (
+    MAX_INPUTS,
+    ReluEncoding,
+    include_ideal_cuts,
+    most_violated_cut,
+)
 from exactcompress.engine.prove.encoding import build_layer_model
-
-from test_per_neuron import grid_truth, interval_bounds, random_net
 
 BOX = Box(-np.ones(2), np.ones(2))
 
@@ -69,3 +74,15 @@ def test_optima_with_cuts_equal_optima_without(widths, seed):
             truth = maxima[last][neuron] if sense == "maximize" else minima[last][neuron]
             assert abs(values[1] - truth) <= slacks[last][neuron] + 1e-6
     assert strong.cuts.cuts > 0, "no cut was ever separated: the test would not see a wrong one"
+
+
+def test_neurons_with_too_many_inputs_get_no_cuts():
+    model = Model()
+    inputs = tuple(model.addVar(f"v{i}", lb=0.0, ub=1.0) for i in range(MAX_INPUTS + 1))
+    out, active = model.addVar("h", lb=0.0), model.addVar("s", vtype="B")
+    wide = ReluEncoding(inputs, np.ones(MAX_INPUTS + 1), np.zeros(MAX_INPUTS + 1), np.ones(MAX_INPUTS + 1), -1.0,
+                        out, active)
+    narrow = ReluEncoding(inputs[:MAX_INPUTS], np.ones(MAX_INPUTS), np.zeros(MAX_INPUTS), np.ones(MAX_INPUTS), -1.0,
+                          out, active)
+    assert include_ideal_cuts(model, [wide]) is None
+    assert include_ideal_cuts(model, [wide, narrow]).relus == [narrow]

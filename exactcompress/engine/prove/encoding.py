@@ -110,13 +110,20 @@ def add_relus(model: Model, prefix: str, g: list[Variable], bounds: LayerBounds)
 def relu_encodings(weight: np.ndarray, bias: np.ndarray, inputs: list, input_lower: np.ndarray,
                    input_upper: np.ndarray, h: list, z: list) -> list[ReluEncoding]:
     """The unstable neurons (those with a binary in ``z``) of one encoded layer ``h = relu(weight @ inputs +
-    bias)`` for ``cuts``; ``inputs`` may hold ``None`` (= 0), ``input_lower``/``input_upper`` bound them."""
-    used = [j for j, var in enumerate(inputs) if var is not None]
-    return [ReluEncoding(inputs=tuple(inputs[j] for j in used), weights=np.asarray(weight[i, used], dtype=np.float64),
-                         lower=np.asarray(input_lower[used], dtype=np.float64),
-                         upper=np.asarray(input_upper[used], dtype=np.float64), bias=float(bias[i]), out=h[i],
-                         active=z[i])
-            for i in range(len(z)) if z[i] is not None]
+    bias)`` for ``cuts``, each with the inputs it has a non-zero weight on (a convolution's receptive field);
+    ``inputs`` may hold ``None`` (= 0), ``input_lower``/``input_upper`` bound them."""
+    present = np.array([var is not None for var in inputs], dtype=bool)
+    encodings = []
+    for i in range(len(z)):
+        if z[i] is None:
+            continue
+        used = np.flatnonzero(present & (weight[i] != 0.0))
+        encodings.append(ReluEncoding(inputs=tuple(inputs[j] for j in used),
+                                      weights=np.asarray(weight[i, used], dtype=np.float64),
+                                      lower=np.asarray(input_lower[used], dtype=np.float64),
+                                      upper=np.asarray(input_upper[used], dtype=np.float64), bias=float(bias[i]),
+                                      out=h[i], active=z[i]))
+    return encodings
 
 
 def output_ranges(bounds: LayerBounds) -> tuple[np.ndarray, np.ndarray]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..domain import Box
 from ..network import AffineLayer
 from .concretise import concretise
@@ -16,5 +14,6 @@ def interval_layer(layer: AffineLayer, previous: LayerBounds | None, box: Box) -
     if previous is None:
         lower, upper = box.lower, box.upper
     else:
-        lower, upper = np.maximum(previous.lower, 0.0), np.maximum(previous.upper, 0.0)
+        relu = previous.after_relu()
+        lower, upper = relu.lower, relu.upper
     return concretise(layer.weight, layer.bias, lower, upper)

@@ -27,8 +27,8 @@ class LayerModel:
     """A SCIP model with input variables ``x`` (input_dim,) and the pre-activations ``g`` (width,) of one layer.
 
     ``z_below`` (width of layer - 1): the binaries of the layer below (``None`` where that neuron is settled;
-    empty for layer 0). ``relus``: every unstable neuron of the encoded layers; ``cuts``: the separator of their
-    ideal cuts when the model was built with it. Reuse: set an objective on one ``g[i]``, optimize, read
+    empty for layer 0). ``cuts``: the separator of the ideal cuts of the encoded layers' unstable neurons when
+    the model was built with it. Reuse: set an objective on one ``g[i]``, optimize, read
     results, then ``model.freeTransform()``.
     """
 
@@ -37,7 +37,6 @@ class LayerModel:
     g: tuple[Variable, ...]
     layer: int
     z_below: tuple[Variable | None, ...] = ()
-    relus: tuple[ReluEncoding, ...] = ()
     cuts: IdealReluCuts | None = None
 
 
@@ -126,11 +125,6 @@ def relu_encodings(weight: np.ndarray, bias: np.ndarray, inputs: list, input_low
     return encodings
 
 
-def output_ranges(bounds: LayerBounds) -> tuple[np.ndarray, np.ndarray]:
-    """Bounds of ``relu(g)`` for pre-activation bounds ``bounds``: ``[max(L, 0), max(U, 0)]``."""
-    return np.maximum(bounds.lower, 0.0), np.maximum(bounds.upper, 0.0)
-
-
 def build_layer_model(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, *,
                       ideal_cuts: bool = False) -> LayerModel:
     """SCIP model whose feasible ``x`` are the box and whose ``g`` are hidden layer ``layer``'s pre-activations.
@@ -150,7 +144,7 @@ def build_layer_model(network: Network, box: Box, bounds: Sequence[LayerBounds],
     model = new_model(f"layer{layer}")
     x = [model.addVar(f"x{j}", vtype="C", lb=float(box.lower[j]), ub=float(box.upper[j])) for j in range(box.dim)]
     h: list = list(x)
-    h_lower, h_upper = box.lower, box.upper
+    h_bounds = LayerBounds(box.lower, box.upper)  # of the encoded layer's inputs
     z: list = []
     relus: list[ReluEncoding] = []
     for k in range(layer):
@@ -158,8 +152,8 @@ def build_layer_model(network: Network, box: Box, bounds: Sequence[LayerBounds],
         g = add_preactivations(model, f"l{k}", affine.weight, affine.bias, h, bounds[k].lower, bounds[k].upper)
         below = h
         h, z = add_relus(model, f"l{k}", g, bounds[k])
-        relus += relu_encodings(affine.weight, affine.bias, below, h_lower, h_upper, h, z)
-        h_lower, h_upper = output_ranges(bounds[k])
+        relus += relu_encodings(affine.weight, affine.bias, below, h_bounds.lower, h_bounds.upper, h, z)
+        h_bounds = bounds[k].after_relu()
     affine = network.hidden[layer]
     width = affine.out_features
     if len(bounds) > layer:
@@ -168,5 +162,4 @@ def build_layer_model(network: Network, box: Box, bounds: Sequence[LayerBounds],
         lower, upper = np.full(width, -np.inf), np.full(width, np.inf)
     g = add_preactivations(model, f"l{layer}", affine.weight, affine.bias, h, lower, upper)
     cuts = include_ideal_cuts(model, relus) if ideal_cuts else None
-    return LayerModel(model=model, x=tuple(x), g=tuple(g), layer=layer, z_below=tuple(z), relus=tuple(relus),
-                      cuts=cuts)
+    return LayerModel(model=model, x=tuple(x), g=tuple(g), layer=layer, z_below=tuple(z), cuts=cuts)

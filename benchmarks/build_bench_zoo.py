@@ -126,8 +126,8 @@ def read_manifest(out_dir: Path) -> list[dict]:
 def build(out_dir: Path, specs: Sequence[BenchModel], *, seed: int = 0, say=lambda message: None) -> list[Path]:
     """Train every spec not yet in ``out_dir`` (same seed and recipe in the manifest, file present); returns all spec paths.
 
-    Same ``seed`` → byte-identical files (one torch thread; the global RNG state and thread count are
-    restored). The manifest keeps entries of other models already in the directory.
+    Same ``seed`` → byte-identical files on one machine (one torch thread; the global RNG state and thread
+    count are restored); another machine's CPU kernels may round differently and train other weights. The manifest keeps entries of other models already in the directory.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -183,7 +183,7 @@ def select(names: Sequence[str] | None) -> list[BenchModel]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="directory for the .pt files and bench_zoo.json")
-    parser.add_argument("--seed", type=int, default=0, help="training seed (same seed → identical files)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed (same seed → identical files on one machine)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="build only these models")
     args = parser.parse_args(argv)
     try:

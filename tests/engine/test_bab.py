@@ -17,6 +17,12 @@ import torch
 from scipy.optimize import linprog
 
 from exactcompress.engine.prove import bab, bab_bounds
+from exactcompress.engine.prove.bab_batch import (
+    ADAM_BETAS,
+    LR_DECAY,
+    WARMUP,
+    _adam_step,
+)
 
 GUARD = 1e-12
 
@@ -391,3 +397,35 @@ def test_lp_certificate_proves_an_empty_domain_with_a_checked_farkas_vector_and_
     # the same bounds loosened to what the box allows: a finite bound at least the true max 0.5
     bound, x = bab_bounds.lp_certificate(Ws[:1], bs[:1], Ws[1][0], 0.0, lo, hi, [np.array([0.0])], [np.array([0.5])])
     assert 0.5 <= bound <= 0.5 + 1e-9 and np.allclose(x, hi)
+
+
+def test_adam_step_is_the_written_out_update():
+    """The fused kernel makes the update of Adam with bias correction, warm-up and decay written out below
+    (sqrt(v / c2) + 1e-8 in the denominator), for every parameter group and several steps."""
+    generator = torch.Generator().manual_seed(0)
+    shapes, lrs = [(3, 5), (3, 5, 7), (3, 5, 2)], [0.1, 0.1, 0.05]
+    params = [torch.rand(shape, generator=generator, dtype=torch.float64) for shape in shapes]
+    initial = [p.clone() for p in params]
+    expected = [p.clone() for p in params]
+    m1, m2 = [torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params]
+    e1, e2 = [torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params]
+    b1, b2 = ADAM_BETAS
+    for t in range(1, 9):
+        grads = [torch.randn(shape, generator=generator, dtype=torch.float64) for shape in shapes]
+        _adam_step(params, grads, m1, m2, lrs, t)
+        sched = min(1.0, t / WARMUP) * LR_DECAY ** t
+        for p, g, m, v, lr in zip(expected, grads, e1, e2, lrs):
+            m.copy_(b1 * m + (1 - b1) * g)
+            v.copy_(b2 * v + (1 - b2) * g * g)
+            p -= lr * sched / (1 - b1 ** t) * m / ((v / (1 - b2 ** t)).sqrt() + 1e-8)
+        for p, e in zip(params, expected):
+            assert torch.allclose(p, e, rtol=1e-12, atol=1e-14)
+    assert all(not torch.allclose(p, p0) for p, p0 in zip(params, initial))  # the steps moved every group
+
+
+def test_adam_step_refuses_a_strided_tensor():
+    """The fused kernel would read a strided tensor's memory as contiguous and update the wrong entries."""
+    strided = torch.zeros(4, 6, dtype=torch.float64).T
+    with pytest.raises(ValueError, match="contiguous"):
+        _adam_step([strided], [torch.ones(6, 4, dtype=torch.float64)], [torch.zeros(6, 4, dtype=torch.float64)],
+                   [torch.zeros(6, 4, dtype=torch.float64)], [0.1], 1)

@@ -111,7 +111,7 @@ def lagrangian(P: Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, gr
         czN = wN * alpha[k]
         a = a + czN @ Wk[ncols]
         const = const + czN @ bk[ncols]
-        cabs = cabs + czN.abs() @ P.babs[k][ncols]
+        cabs = cabs - czN @ P.babs[k][ncols]  # czN <= 0 (lam >= 0, c < 0, alpha >= 0): |czN| = -czN, exactly
     S = ecols[k]
     e_top = eta[k]
     if S.shape[0]:
@@ -180,7 +180,7 @@ def lagrangian(P: Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, gr
     if nN:
         gzN = g @ Wk[ncols].T + bk[ncols]
         galpha[k] = gzN * wN
-        glam = glam + (gzN * (c[ncols] * uN)[:, None, :] * alpha[k]).sum(-1)
+        glam = glam + ((gzN * alpha[k]) @ (c[ncols] * uN)[:, :, None])[..., 0]  # one pass fewer than a .sum
     else:
         galpha[k] = alpha[k]
     S = ecols[k]

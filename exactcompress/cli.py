@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -199,6 +200,19 @@ def compress(
             f"{states.count('undecided')} undecided)"
         )
     typer.echo(f"report: {out / 'report.html'}")
+    if report.time_limit_reached and counts["undecided"]:
+        err.print(_time_limit_hint(counts["undecided"], workers), highlight=False, soft_wrap=True)
+
+
+def _time_limit_hint(undecided: int, workers: int) -> str:
+    """One line for a run cut by --time-limit: its undecided neurons are kept, and what could settle them (more
+    time; more worker processes where this process may use more CPUs than it ran)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    remedies = "a longer --time-limit"
+    if workers < cpus:
+        remedies += f", or --workers {cpus} (independent questions in parallel on this machine's {cpus} CPUs)"
+    return (f"[yellow]hint:[/yellow] {undecided} neurons were undecided at the time limit and are kept, so the "
+            f"output is still exact; {remedies} may settle them")
 
 
 @contextmanager
@@ -259,7 +273,6 @@ def _check_out(out: Path, model_sha256: str, force: bool) -> bool:
 def _replacing(out: Path, whole: bool) -> Iterator[Path]:
     """The folder to write the outputs into: with ``whole``, a new folder beside ``out`` that then takes its
     place (a reader sees the old outputs or the new ones, never a mix); else ``out`` itself."""
-    import os
     import shutil
     import tempfile
 
@@ -509,7 +522,6 @@ def demo(
     """The main job on an embedded default: start a local S3 server (SeaweedFS), upload the bundled digits zoo,
     compress it on a local Ray with `zoo run`'s job, copy the results to OUT/results, print the summary table
     and stop the server."""
-    import os
 
     from .reports.summary import render_summary_table
     from .schema import ZooJobSpec

@@ -259,3 +259,19 @@ def test_a_missing_spec_is_named_as_a_spec(tmp_path):
     for group in ("zoo", "study"):
         result = run(group, "run", str(tmp_path / "missing.yaml"))
         assert result.returncode == 2 and "missing.yaml: spec file not found" in result.stderr
+
+
+def test_a_run_cut_by_the_time_limit_says_its_undecided_neurons_are_kept_and_what_could_settle_them(digits_zoo,
+                                                                                                   tmp_path):
+    model = _zoo_model(digits_zoo, "32x32x32")
+    cpus = len(os.sched_getaffinity(0))
+    one = run("compress", str(model), "--out", str(tmp_path / "one"), "--time-limit", "0.001", "--quiet")
+    report = CompressionReport.model_validate_json((tmp_path / "one" / "report.json").read_text())
+    assert one.returncode == 0 and report.time_limit_reached and report.counts()["undecided"] > 0
+    hint = " ".join(line for line in one.stderr.splitlines() if "hint:" in line)
+    assert f"{report.counts()['undecided']} neurons were undecided" in hint and "longer --time-limit" in hint
+    assert ("--workers" in hint) == (cpus > 1)
+    # with a worker per CPU already, only more time is suggested
+    every_cpu = run("compress", str(model), "--out", str(tmp_path / "all"), "--time-limit", "0.001", "--quiet",
+                    "--workers", str(cpus))
+    assert "longer --time-limit" in every_cpu.stderr and "--workers" not in every_cpu.stderr

@@ -13,8 +13,9 @@ they describe the convex hull of the neuron's graph over the box (exact for the 
 inputs are the domain's box; later layers use the box of their inputs' bounds, a relaxation); with ``I``
 empty it is the big-M chord ``h <= U s`` at the interval bound ``U``. The big-M triangle relaxation alone is
 far weaker when the inputs are a box: on the unregularised bench nets the root LP bound of a second-layer
-question drops from 2.35 to 0.85 with these cuts. The most violated inequality for an LP point ``(v*, s*, h*)`` takes ``i`` into ``I`` exactly when
-``w_i (v*_i - L_i (1 - s*)) < w_i U_i s*`` (linear time per neuron).
+question drops from 2.35 to 0.85 with these cuts. The most violated inequality for an LP point
+``(v*, s*, h*)`` takes ``i`` into ``I`` exactly when ``w_i (v*_i - L_i (1 - s*)) < w_i U_i s*`` (linear time per
+neuron).
 
 Soundness: every cut is valid for every integer-feasible point of the encoding (the bounds ``lo``, ``hi``
 are the variables' own global bounds), so SCIP's dual bound stays a valid bound on the MILP optimum; a

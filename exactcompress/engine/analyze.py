@@ -31,6 +31,7 @@ from .deadline import expired, seconds_left
 from .domain import Box, Domain
 from .network import Network
 from .progress import Progress, ignore
+from .prove.bab import SuspendedSearch
 from .prove.bab_layer import bab_layer, resolve_device
 from .prove.parallel import ParallelMap
 from .prove.per_neuron import solve_layer
@@ -46,8 +47,11 @@ SINGLE_MILP_SHARE = 0.5
 FIRST_ROUND_SOLVE_LIMIT = 10.0
 #: seconds each question may take in ``auto``'s first round of branch and bound
 BAB_FIRST_ROUND_LIMIT = 20.0
-#: share of the time left that ``auto``'s second round of branch and bound may use (the MILPs get the rest)
+#: share of the time left that ``auto``'s later rounds of branch and bound may use (the MILPs get the rest)
 BAB_SECOND_ROUND_SHARE = 0.8
+#: memory that stopped branch-and-bound searches may hold between rounds (bytes of open domains; the
+#: largest are dropped first and start afresh if asked again)
+MAX_SUSPENDED_BYTES = 512 * 2**20
 #: codes for the step that settled a neuron (index into SETTLERS); -1 = not settled
 SETTLERS = get_args(Settler)
 
@@ -83,6 +87,7 @@ class _BoxState:
     seconds: dict[str, float] = field(default_factory=lambda: {"bounds": 0.0, "witnesses": 0.0, "prove": 0.0})
     timed_out: bool = False
     policy: str | None = None
+    suspended: dict[tuple[int, int, int], SuspendedSearch] = field(default_factory=dict)  # (layer, neuron, sign)
 
     def mark_unstable(self, code: int) -> None:
         for layer, settled in enumerate(self.settled_by):
@@ -207,8 +212,8 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
     settles in a fraction of a second can take branch and bound many splits. Then a first round of branch and
     bound capped per question (the easy ones go quickly, a hard one cannot starve them); then the single MILP
     within its budget (it settles at once what branch and bound finds hard on regularised nets, and harvests);
-    then a second round of branch and bound with most of the time left; last, per-neuron sign solves without
-    a cap."""
+    then rounds of branch and bound with most of the time left, each round doubling the seconds per question
+    and resuming the searches the last one stopped; last, per-neuron sign solves without a cap."""
     state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
     open_questions = _count_open(state)
     if open_questions == 0:
@@ -232,9 +237,10 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
             outcome = f"failed ({error.reason})"
         steps.append(f"{left_open} left: single MILP {outcome}")
     if _count_open(state) and not expired(deadline):
-        steps.append(f"{_count_open(state)} left: branch and bound ({BAB_SECOND_ROUND_SHARE:.0%} of the time left)")
+        steps.append(f"{_count_open(state)} left: branch and bound ({BAB_SECOND_ROUND_SHARE:.0%} of the time left, "
+                     f"{2 * BAB_FIRST_ROUND_LIMIT:.0f} s per question and doubling, resumed)")
         round_deadline = None if deadline is None else time.monotonic() + BAB_SECOND_ROUND_SHARE * seconds_left(deadline)
-        _bab(network, box, state, round_deadline, fanout, say, None)
+        _bab_rounds(network, box, state, round_deadline, fanout, say, 2 * BAB_FIRST_ROUND_LIMIT)
     if _count_open(state) and not expired(deadline):
         steps.append(f"{_count_open(state)} left: per-neuron sign solves")
         _per_neuron_signs(network, box, state, deadline, fanout, say, rounds=(None,))
@@ -244,28 +250,53 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
 
 
 def _bab_only(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: Progress) -> _BoxState:
-    """Bounds, witnesses, then branch and bound on every open question (what it leaves is undecided)."""
+    """Bounds, witnesses, then branch and bound on every open question in rounds (``_bab_rounds``; what it
+    leaves is undecided)."""
     state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
     if _count_open(state):
-        _bab(network, box, state, deadline, fanout, say, None)
+        _bab_rounds(network, box, state, deadline, fanout, say, BAB_FIRST_ROUND_LIMIT)
     state.timed_out |= _count_open(state) > 0 and expired(deadline)
     return state
 
 
+def _bab_rounds(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout, say: Progress,
+                question_limit: float) -> None:
+    """Rounds of branch and bound until ``deadline``, the seconds per question doubling from ``question_limit``;
+    a question stopped by its limit goes on in the next round from its open domains (when it ran in this
+    process), so a hard question cannot starve the others and the easy ones are settled first. The rounds end
+    when no question of the last one was stopped by its limit (another would only repeat it). Without a
+    deadline, one round without a limit."""
+    if deadline is None:
+        _bab(network, box, state, None, fanout, say, None)
+        return
+    while _count_open(state) and not expired(deadline):
+        if not _bab(network, box, state, deadline, fanout, say, question_limit):
+            return
+        question_limit *= 2
+
+
 def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout, say: Progress,
-         question_limit: float | None) -> None:
-    """Branch and bound on every open question, layer by layer; proofs tighten the bounds of the layers above."""
+         question_limit: float | None) -> int:
+    """Branch and bound on every open question, layer by layer; proofs tighten the bounds of the layers above.
+    Searches stopped by their limit are kept in ``state.suspended`` (at most MAX_SUSPENDED_BYTES) and resumed
+    when the question is asked again. Returns how many questions their limit or the deadline stopped."""
     start = time.monotonic()
     code = SETTLERS.index("bab")
+    timed_out = 0
     for layer in range(len(network.hidden)):
         ask_max, ask_min = _open_questions(state, layer)
         if not (ask_max.any() or ask_min.any()):
             continue
         settled = _settled_bounds(state)
+        resume = {(neuron, sign): search for (at, neuron, sign), search in state.suspended.items()
+                  if at == layer and (ask_max if sign > 0 else ask_min)[neuron]}
         answers = bab_layer(network, box, settled, layer, ask_max=ask_max, ask_min=ask_min, deadline=deadline,
                             question_limit=question_limit, workers=fanout.workers,
-                            parallel_map=fanout.parallel_map, device=fanout.device, progress=say)
+                            parallel_map=fanout.parallel_map, device=fanout.device, progress=say, resume=resume)
+        state.suspended = _within_memory({**{key: search for key, search in state.suspended.items() if key[0] != layer},
+                                          **{(layer, *key): search for key, search in answers.suspended.items()}})
         _mark_proved(state, layer, answers.proved_inactive, answers.proved_active, code)
+        timed_out += answers.timed_out
         if len(answers.candidates):
             state.witnesses = record(network, state.witnesses, box.clip(answers.candidates))
             state.mark_unstable(code)
@@ -282,6 +313,18 @@ def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout,
             for higher in range(layer + 1, len(network.hidden)):
                 _apply_bound_proofs(state, higher)
     state.seconds["bab"] = state.seconds.get("bab", 0.0) + time.monotonic() - start
+    return timed_out
+
+
+def _within_memory(suspended: dict[tuple[int, int, int], SuspendedSearch]) -> dict[tuple[int, int, int], SuspendedSearch]:
+    """The stopped searches to keep: the smallest first, together at most MAX_SUSPENDED_BYTES."""
+    kept, total = {}, 0
+    for key, search in sorted(suspended.items(), key=lambda item: item[1].nbytes()):
+        total += search.nbytes()
+        if total > MAX_SUSPENDED_BYTES:
+            break
+        kept[key] = search
+    return kept
 
 
 def _settled_bounds(state: _BoxState) -> list[LayerBounds]:

@@ -212,10 +212,10 @@ def _bab(report: CompressionReport) -> Table:
     if not stats.questions:
         return ["", ""], []
     return ["", ""], [
-        ["sign questions", str(stats.questions)],
+        ["sign questions (once per round asked)", str(stats.questions)],
         ["proved impossible (float64 bound)", str(stats.proved)],
         ["witnessed", str(stats.witnessed)],
-        ["left undecided", str(stats.undecided)],
+        ["stopped by a round's limit or the time limit", str(stats.undecided)],
         ["domains bounded", str(stats.domains)],
         ["seconds (all questions added up)", _seconds(stats.seconds)],
         ["device", stats.device or "—"],

@@ -149,12 +149,14 @@ class SolverStats(Strict):
 
 
 class BabStats(Strict):
-    """Branch and bound on ReLU splits over the whole analysis: one run per open sign question (since 1.2)."""
+    """Branch and bound on ReLU splits over the whole analysis (since 1.2): one run per open sign question and
+    round; a question that a round's limit stops is asked again in the next round (resumed where it stopped),
+    so it counts once per round, and questions = proved + witnessed + undecided."""
 
-    questions: int = Field(0, description="sign questions given to branch and bound")
+    questions: int = Field(0, description="sign questions given to branch and bound, once per round asked")
     proved: int = Field(0, description="settled by a float64-checked bound: the sign cannot occur")
     witnessed: int = Field(0, description="settled by a witness input its search found")
-    undecided: int = Field(0, description="left open (its budget or the time limit ran out)")
+    undecided: int = Field(0, description="runs left open (the round's limit or the time limit ran out)")
     domains: int = Field(0, description="branch-and-bound domains bounded, over all questions")
     seconds: float = Field(0.0, description="wall seconds of all questions (in parallel: their sum)")
     device: str | None = Field(None, description="where the batched bounds ran: cpu or cuda")

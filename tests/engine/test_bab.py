@@ -288,6 +288,30 @@ def test_budget_passed_is_undecided():
     LB = interval_bounds(Ws, bs, lo, hi)
     res = bab.prove_sign(Ws, bs, lo, hi, LB[:1], 1, 0, 1, deadline=time.monotonic() - 1.0)
     assert res.status == "undecided" and res.witness is None
+    assert res.suspended is None  # stopped before its root was bounded: nothing to go on from
+
+
+def test_a_search_stopped_again_and_again_still_proves():
+    """The stable questions of test_whole_layer_stable, given 20 ms at a time and resumed from their open
+    domains each time (one domain per batch, so each needs several calls): the same proofs as in one go."""
+    Ws, bs = make_net(5, [4, 10, 8, 6])
+    lo, hi = -np.ones(4), np.ones(4)
+    layer, b2 = 2, [b.copy() for b in bs]
+    for j in range(6):
+        b2[layer][j] -= milp_max(Ws, bs, lo, hi, layer, j, 1) + 1e-3
+    LB = interval_bounds(Ws, b2, lo, hi)
+    most_calls = 0
+    for j in range(6):
+        res = bab.prove_sign(Ws, b2, lo, hi, LB[:layer], layer, j, 1, deadline=time.monotonic() + 0.02,
+                             batch_size=1)
+        calls = 1
+        while res.suspended is not None:
+            assert res.status == "undecided" and calls < 200
+            res = bab.resume_sign(res.suspended, deadline=time.monotonic() + 0.02)
+            calls += 1
+        assert res.status == "proved", (j, res)
+        most_calls = max(most_calls, calls)
+    assert most_calls >= 3  # the slices did stop searches that had open domains
 
 
 def test_deadline_respected_on_a_hard_question():

@@ -3,15 +3,20 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
 from nets import grid_extremes, random_net
+from test_bab import make_net, milp_max
 
 import exactcompress.engine.analyze as analyze_module
 from exactcompress.engine.analyze import SETTLERS, analyze
 from exactcompress.engine.bounds import propagate
 from exactcompress.engine.domain import Box
+from exactcompress.engine.network import Network
+from exactcompress.engine.prove import bab as bab_module
 from exactcompress.engine.prove.bab_layer import bab_layer, resolve_device
 from exactcompress.errors import InputError
 from exactcompress.io import from_sequential, to_sequential
@@ -61,6 +66,42 @@ def test_a_question_layer_fans_out_over_workers_with_the_same_answers(monkeypatc
     assert alone.witnessed == fanned.witnessed and alone.undecided == fanned.undecided == 0
 
 
+def _whole_layer_stable_net() -> Network:
+    """4 inputs in [-1, 1], hidden 10, 8, 6: every neuron of the third hidden layer can be negative, none can be
+    positive (by 1e-3, which interval bounds do not see)."""
+    weights, biases = make_net(5, [4, 10, 8, 6, 1])
+    for neuron in range(6):
+        biases[2][neuron] -= milp_max(weights, biases, -np.ones(4), np.ones(4), 2, neuron, 1) + 1e-3
+    return Network.from_arrays(weights, biases, dtype="float64")
+
+
+def test_questions_stopped_by_their_limit_go_on_where_they_stopped():
+    """The 12 questions of a layer where half the signs are impossible by 1e-3 (test_bab's whole-layer net),
+    given 20 ms each, round after round, each round resuming the searches the one before stopped: the same
+    answers as in one go, and searches were resumed."""
+    network, layer = _whole_layer_stable_net(), 2
+    box = Box(-np.ones(4), np.ones(4))
+    bounds = propagate(network, box)
+    ask = np.ones(6, bool)
+    alone = bab_layer(network, box, bounds, layer, ask_max=ask, ask_min=ask)
+    assert alone.proved_inactive.all() and alone.witnessed == 6 and alone.timed_out == 0
+    ask_max, ask_min, proved, resumed = ask.copy(), ask.copy(), np.zeros(6, bool), 0
+    resume = {}
+    for _ in range(200):
+        part = bab_layer(network, box, bounds, layer, ask_max=ask_max, ask_min=ask_min, question_limit=0.02,
+                         resume=resume)
+        resumed += len(resume)
+        proved |= part.proved_inactive
+        assert not part.proved_active.any()
+        ask_max &= ~part.proved_inactive
+        ask_min &= ~(network.preactivations(part.candidates)[layer] < 0).any(0) if len(part.candidates) else True
+        assert set(part.suspended) <= {(n, s) for n in range(6) for s, asked in ((1, ask_max), (-1, ask_min)) if asked[n]}
+        resume = dict(part.suspended)
+        if not part.timed_out:
+            break
+    assert proved.all() and not ask_min.any() and resumed > 0
+
+
 def test_auto_names_a_settler_for_every_settled_neuron(tmp_path, monkeypatch):
     network = random_net(3, 2, [5, 5, 5, 3], bias_shift=2.0)
     _no_witness_search(monkeypatch)
@@ -80,6 +121,19 @@ def test_an_exhausted_budget_leaves_questions_undecided_and_the_model_exact(tmp_
     report = compress_model((network, info), tmp_path, domain=scalar_box(-1, 1), method="bab", time_limit=0.0)
     assert report.status == "partial" and report.counts()["undecided"] > 0 and report.time_limit_reached
     assert report.verification.passed
+
+
+def test_rounds_end_when_no_question_was_stopped_by_its_limit(monkeypatch):
+    """Searches that give up for memory (not for time) are not asked again round after round until the
+    deadline: another round would only repeat them."""
+    network = _whole_layer_stable_net()
+    _no_witness_search(monkeypatch)
+    monkeypatch.setattr(bab_module, "MAX_POOL_BYTES", 0)  # every search with open domains gives up at once
+    start = time.monotonic()
+    result = analyze(network, scalar_box(-1, 1).broadcast(4), method="bab", time_limit=60.0)
+    assert time.monotonic() - start < 20.0
+    assert result.bab.undecided > 0 and not result.timed_out
+    assert result.bab.questions == result.bab.proved + result.bab.witnessed + result.bab.undecided
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without a GPU")

@@ -22,6 +22,10 @@ Algorithm:
 * Witnesses: every domain's relaxation maximiser (a box corner), LP primal points and short
   projected-gradient attacks are checked by a plain float64 numpy forward pass on the caller's weights;
   only such a check produces a "witness".
+* Resuming: a search stopped by its deadline keeps its open domains (it finishes the batch in hand: open
+  domains split, leaves not yet decided put back unchanged) and can go on later from where it stopped
+  (``BabResult.suspended``).  Bounds computed since on the layers below are not used by it: its own stay
+  valid, only less tight.
 """
 
 from __future__ import annotations
@@ -36,7 +40,14 @@ import torch
 
 from .bab_batch import Bounder, QueryUniverse, default_batch_size
 from .bab_bounds import GUARD, Net, lagrangian, lp_certificate
-from .bab_domains import Pool, branching_choice, children, leaf_choice, root_domain
+from .bab_domains import (
+    Pool,
+    branching_choice,
+    children,
+    leaf_choice,
+    root_domain,
+    subset,
+)
 
 STEPS = 40  # Adam steps per batch of domains
 ROOT_STEPS = 60  # Adam steps for the root domain
@@ -47,9 +58,33 @@ MAX_POOL_BYTES = 512 * 2**20  # open domains beyond this memory: give up ("undec
 class BabResult:
     status: str  # "proved" | "witness" | "undecided"
     witness: np.ndarray | None  # (input_dim,) float64 input in the box, only when status == "witness"
-    domains: int  # branch-and-bound domains bounded
-    seconds: float
+    domains: int  # branch-and-bound domains bounded in this call
+    seconds: float  # wall seconds of this call
     best_bound: float  # best float64-valid bound on max(sign * g) found (inf if none)
+    timed_out: bool = False  # "undecided" because the deadline passed (not for memory or a stuck leaf)
+    suspended: SuspendedSearch | None = None  # set when the deadline stopped a search that can go on
+
+
+class SuspendedSearch:
+    """A search stopped by its deadline: its open domains, its bounder and its bookkeeping, in this process.
+    ``resume_sign`` continues it; ``nbytes`` is the memory its open domains hold."""
+
+    def __init__(self, search: _Search):
+        self._search = search
+
+    def nbytes(self) -> int:
+        return self._search.pool.nbytes()
+
+
+def resume_sign(suspended: SuspendedSearch, *, deadline: float | None = None) -> BabResult:
+    """Continue a search stopped by its deadline (``BabResult.suspended``) until ``deadline``
+    (``time.monotonic()`` value); the result counts the domains and seconds of this call only."""
+    flushed = torch.set_flush_denormal(True)
+    try:
+        return suspended._search.resume(deadline)
+    finally:
+        if flushed:
+            torch.set_flush_denormal(False)
 
 
 def prove_sign(
@@ -80,6 +115,8 @@ def prove_sign(
     ``batch_size``: domains bounded together (default from a memory budget).  ``debug``: called with every
     bounded batch, ``{"split", "lb", "ub", "bound", "keep"}`` (``keep``: the kept neurons of each layer, the
     columns of the other entries).
+
+    A search that its deadline stops returns ``suspended``, to go on with ``resume_sign``.
 
     Denormal floats are flushed to zero while it runs (torch.set_flush_denormal; subnormal arithmetic in the
     optimiser's moments is 100x slower on CPU), and the flag is reset to False on return."""
@@ -156,10 +193,21 @@ class _Search:
         self.best_bound = math.inf
         self.stuck = 0  # leaves neither pruned nor splittable
         self.stuck_max = -math.inf  # the best valid bound over the stuck leaves
+        self.pool = None  # the open domains, once the root is bounded (None before: nothing to resume)
 
     def result(self, status, witness=None) -> BabResult:
         bb = -self.margin if status == "proved" else self.best_bound
         return BabResult(status, witness, self.domains, time.monotonic() - self.t0, float(bb))
+
+    def stopped(self) -> BabResult:
+        """"undecided" because the deadline passed; resumable once the search has open domains."""
+        result = self.result("undecided")
+        suspended = None if self.pool is None else SuspendedSearch(self)
+        return BabResult(result.status, None, result.domains, result.seconds, result.best_bound, True, suspended)
+
+    def resume(self, deadline) -> BabResult:
+        self.t0, self.domains, self.deadline = time.monotonic(), 0, deadline
+        return self._search()
 
     def check(self, X):
         """float64 witness check of candidate inputs (n, d); returns a witness or None."""
@@ -190,7 +238,7 @@ class _Search:
         c_full = sign * Ws[layer][self.neuron]
         d = sign * float(bs[layer][self.neuron])
         if self.late():
-            return self.result("undecided")
+            return self.stopped()
         if layer == 0:  # f is linear in x
             g = c_full
             val = np.maximum(g, 0) @ hi + np.minimum(g, 0) @ lo + d
@@ -232,8 +280,9 @@ class _Search:
         pool, universe = root
         if batch_size is None:
             batch_size = default_batch_size(universe.size, [len(kk) for kk in self.keep], len(lo))
-        bounder = Bounder(self.P, universe, self.margin, self.late)
-        return self._search(pool, bounder, batch_size, steps, root_steps, debug)
+        self.pool, self.bounder, self.first = pool, Bounder(self.P, universe, self.margin, self.late), True
+        self.batch_size, self.steps, self.root_steps, self.debug = batch_size, steps, root_steps, debug
+        return self._search()
 
     def _root(self, lb, ub, prio):
         """Bound the root by CROWN and by the LP certificate; returns a verdict, or the pool holding the root
@@ -273,53 +322,56 @@ class _Search:
         pool.push(root_domain(lb, ub, alpha, top_cols, universe.size, prio))
         return pool, universe
 
-    def _search(self, pool, bounder, batch_size, steps, root_steps, debug) -> BabResult:
-        """Bound batches of domains, highest priority first, until none is open."""
-        margin = self.margin
-        first = True
+    def _search(self) -> BabResult:
+        """Bound batches of domains, highest priority first, until none is open.  Each call finishes at least
+        the batch it takes, even past the deadline: its open domains are split, at least one leaf is decided
+        and the leaves left go back to the pool (so that a resumed search always gets further)."""
+        pool, margin = self.pool, self.margin
         while pool.n:
-            if self.late() or pool.nbytes() > MAX_POOL_BYTES:
+            if pool.nbytes() > MAX_POOL_BYTES:
                 return self.result("undecided")
-            batch = pool.pop(batch_size)
-            out = bounder.bound(batch, root_steps if first else steps)
-            first = False
+            if self.late():
+                return self.stopped()
+            batch = pool.pop(self.batch_size)
+            out = self.bounder.bound(batch, self.root_steps if self.first else self.steps)
+            self.first = False
             self.domains += batch["prio"].shape[0]
             bnd = out["bound"]
-            if debug is not None:
-                debug({"split": [x.copy() for x in batch["split"]], "lb": out["lb"], "ub": out["ub"], "bound": bnd,
-                       "keep": [k_.copy() for k_ in self.keep]})
+            if self.debug is not None:
+                self.debug({"split": [x.copy() for x in batch["split"]], "lb": out["lb"], "ub": out["ub"],
+                            "bound": bnd, "keep": [k_.copy() for k_ in self.keep]})
             w = self.check(out["xmax"])
             if w is not None:
                 return self.result("witness", w)
             open_ = bnd > -margin
             self.best_bound = min(self.best_bound, max(-margin, float(bnd.max()), pool.max_prio(), self.stuck_max))
-            if self.late():
-                return self.result("undecided")
             if not open_.any():
                 continue
-            order = np.argsort(-bnd)[: min(8, int(open_.sum()))]
-            w = self.check(_attack(self.P, out["xmax"][order], 20, 0.02, self.deadline))
-            if w is not None:
-                return self.result("witness", w)
+            if not self.late():
+                order = np.argsort(-bnd)[: min(8, int(open_.sum()))]
+                w = self.check(_attack(self.P, out["xmax"][order], 20, 0.02, self.deadline))
+                if w is not None:
+                    return self.result("witness", w)
             idx = np.nonzero(open_)[0]
             score, layers, neurons = branching_choice([x[idx] for x in out["lb"]], [x[idx] for x in out["ub"]],
                                                       [x[idx] for x in out["coefs"]],
                                                       [x[idx] for x in batch["split"]])
-            stopped = self._leaves(batch, out, idx, score, layers, neurons)
-            if stopped is not None:
-                return stopped
+            witness, left = self._leaves(batch, out, idx, score, layers, neurons)
+            if witness is not None:
+                return witness
             go = score > 0
             if go.any():
                 pool.push(children(batch, out, idx[go], layers[go], neurons[go]))
+            pool.push(subset(batch, idx[left]))
         return self.result("undecided" if self.stuck else "proved")
 
     def _leaves(self, batch, out, idx, score, layers, neurons):
         """Settle the open domains ``idx`` with no branching candidate (score <= 0): pruned by the LP
         certificate (score -2), else split on ``bab_domains.leaf_choice`` (score, layers, neurons updated),
-        else stuck.  Returns a verdict (witness, deadline) or None."""
-        for pos in np.nonzero(score <= 0)[0]:
-            if self.late():
-                return self.result("undecided")
+        else stuck.  Once the deadline has passed, the leaves after the current one are left as they are.
+        Returns (a witness verdict or None, the positions in ``idx`` of the leaves left)."""
+        leaves = np.nonzero(score <= 0)[0]
+        for done, pos in enumerate(leaves):
             i = idx[pos]
             lbs = [x[i] for x in out["lb"]]
             ubs = [x[i] for x in out["ub"]]
@@ -327,17 +379,19 @@ class _Search:
             if xlp is not None:
                 w = self.check(xlp)
                 if w is not None:
-                    return self.result("witness", w)
+                    return self.result("witness", w), leaves[:0]
             if lpb <= -self.margin:
                 score[pos] = -2.0
-                continue
-            bsc, bk, bj = leaf_choice(lbs, ubs, [x[i] for x in out["coefs"]], [x[i] for x in batch["split"]])
-            if bk < 0:
-                self.stuck += 1
-                self.stuck_max = max(self.stuck_max, min(float(out["bound"][i]), lpb))
-                score[pos] = -2.0
             else:
-                score[pos], layers[pos], neurons[pos] = bsc, bk, bj
+                bsc, bk, bj = leaf_choice(lbs, ubs, [x[i] for x in out["coefs"]], [x[i] for x in batch["split"]])
+                if bk < 0:
+                    self.stuck += 1
+                    self.stuck_max = max(self.stuck_max, min(float(out["bound"][i]), lpb))
+                    score[pos] = -2.0
+                else:
+                    score[pos], layers[pos], neurons[pos] = bsc, bk, bj
             if self.late():
-                return self.result("undecided")
-        return None
+                left = leaves[done + 1:]
+                score[left] = -2.0
+                return None, left
+        return None, leaves[:0]

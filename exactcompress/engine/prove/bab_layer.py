@@ -10,8 +10,8 @@ A question is a neuron and a sign: +1 asks "can g_i be positive?" (proved imposs
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from ..deadline import deadline_in, seconds_left
 from ..domain import Box
 from ..network import Network
 from ..progress import Progress, ignore
-from .bab import prove_sign
+from .bab import SuspendedSearch, prove_sign, resume_sign
 from .parallel import ParallelMap, process_pool_map
 
 
@@ -34,8 +34,10 @@ class BabLayer:
 
     ``proved_inactive`` / ``proved_active`` (w,): the positive / negative sign was proved impossible.
     ``candidates`` (k, input_dim): witness inputs found (in the box). ``questions``, ``proved``,
-    ``witnessed``, ``undecided``: counts; ``domains``: branch-and-bound domains bounded; ``seconds``: the
-    questions' wall seconds added up (several run at once when fanned out).
+    ``witnessed``, ``undecided``: counts; ``timed_out``: how many of the undecided ones their time limit (or
+    the deadline) stopped; ``domains``: branch-and-bound domains bounded; ``seconds``: the
+    questions' wall seconds added up (several run at once when fanned out). ``suspended``: the searches its
+    deadlines stopped, by (neuron, sign), to resume later (only those that ran in this process).
     """
 
     proved_inactive: np.ndarray
@@ -47,6 +49,8 @@ class BabLayer:
     undecided: int
     domains: int
     seconds: float
+    timed_out: int = 0
+    suspended: Mapping[tuple[int, int], SuspendedSearch] = field(default_factory=dict)
 
 
 def resolve_device(device: Device) -> str:
@@ -61,8 +65,11 @@ def resolve_device(device: Device) -> str:
 
 def bab_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, questions: np.ndarray,
               time_left: float | None, question_limit: float | None, device: str, threads: int = 1,
-              progress: Progress = ignore) -> BabLayer:
+              progress: Progress = ignore, resume: Mapping[tuple[int, int], SuspendedSearch] | None = None,
+              keep_suspended: bool = False) -> BabLayer:
     """Answer ``questions`` (k, 2) rows (neuron, sign) one after the other; one worker's share of ``bab_layer``.
+    A question found in ``resume`` goes on from where its search stopped; with ``keep_suspended`` the result
+    holds the searches stopped this time (in another process they would have to be copied back: not kept).
 
     ``time_left`` (seconds, not an instant: clocks of other processes differ) bounds the whole chunk,
     ``question_limit`` each question. Torch runs on ``threads`` CPU threads meanwhile (restored after): the
@@ -73,48 +80,55 @@ def bab_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     torch.set_num_threads(threads)
     try:
         return _answer(network, box, bounds, layer, questions, deadline_in(time_left), question_limit, device,
-                       progress)
+                       progress, resume or {}, keep_suspended)
     finally:
         torch.set_num_threads(before)
 
 
 def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, questions: np.ndarray,
-            deadline: float | None, question_limit: float | None, device: str,
-            progress: Progress = ignore) -> BabLayer:
+            deadline: float | None, question_limit: float | None, device: str, progress: Progress,
+            resume: Mapping[tuple[int, int], SuspendedSearch], keep_suspended: bool) -> BabLayer:
     width = network.hidden[layer].out_features
     proved_inactive, proved_active = np.zeros(width, bool), np.zeros(width, bool)
     weights = [hidden.weight for hidden in network.hidden[: layer + 1]]
     biases = [hidden.bias for hidden in network.hidden[: layer + 1]]
     below = [(bound.lower, bound.upper) for bound in bounds[:layer]]
-    candidates, domains, seconds, undecided = [], 0, 0.0, 0
+    candidates, domains, seconds, undecided, timed_out, suspended = [], 0, 0.0, 0, 0, {}
     label = f"branch and bound, layer {layer}"
     for done, (neuron, sign) in enumerate(questions, start=1):
         progress(label, done - 1, len(questions))
         left = seconds_left(deadline)
         if left <= 0:
-            undecided += 1
+            undecided, timed_out = undecided + 1, timed_out + 1
             continue
         budget = left if question_limit is None else min(left, question_limit)
-        answer = prove_sign(weights, biases, box.lower, box.upper, below, layer, int(neuron), int(sign),
-                            margin=BOUND_MARGIN, witness_margin=WITNESS_MARGIN,
-                            deadline=time.monotonic() + budget, device=device, seed=int(neuron))
+        key = (int(neuron), int(sign))
+        if key in resume:
+            answer = resume_sign(resume[key], deadline=time.monotonic() + budget)
+        else:
+            answer = prove_sign(weights, biases, box.lower, box.upper, below, layer, int(neuron), int(sign),
+                                margin=BOUND_MARGIN, witness_margin=WITNESS_MARGIN,
+                                deadline=time.monotonic() + budget, device=device, seed=int(neuron))
+        if keep_suspended and answer.suspended is not None:
+            suspended[key] = answer.suspended
         domains, seconds = domains + answer.domains, seconds + answer.seconds
         if answer.status == "proved":
             (proved_inactive if sign > 0 else proved_active)[neuron] = True
         elif answer.status == "witness":
             candidates.append(box.clip(answer.witness))
         else:
-            undecided += 1
+            undecided, timed_out = undecided + 1, timed_out + answer.timed_out
     progress(label, len(questions), len(questions))
     found = np.array(candidates).reshape(-1, network.input_dim)
     return BabLayer(proved_inactive, proved_active, found, len(questions), int(proved_inactive.sum() + proved_active.sum()),
-                    len(candidates), undecided, domains, seconds)
+                    len(candidates), undecided, domains, seconds, timed_out, suspended)
 
 
 def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, *, ask_max: np.ndarray,
               ask_min: np.ndarray, deadline: float | None = None, question_limit: float | None = None,
               workers: int = 1, parallel_map: ParallelMap | None = None, device: Device = "auto",
-              progress: Progress = ignore) -> BabLayer:
+              progress: Progress = ignore,
+              resume: Mapping[tuple[int, int], SuspendedSearch] | None = None) -> BabLayer:
     """Branch and bound on every asked question of hidden layer ``layer``.
 
     ``bounds[k]`` (k < layer): valid bounds on the layers below over the whole box (proven states applied:
@@ -123,6 +137,9 @@ def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     ``question_limit``: seconds per question. ``workers > 1`` runs interleaved chunks through
     ``parallel_map`` (default: spawned processes here); each chunk computes on one torch thread. ``progress``
     hears done/total questions (per question in this process; at start and end when chunks run elsewhere).
+    ``resume``: searches stopped earlier, by (neuron, sign); they go on, and the result's ``suspended`` holds
+    those stopped this time, when the questions run in this process (one chunk); chunks run elsewhere start
+    afresh.
     """
     rows = [(neuron, sign) for neuron in range(len(ask_max)) for sign, asked in ((1, ask_max), (-1, ask_min))
             if asked[neuron]]
@@ -131,7 +148,8 @@ def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     time_left = None if deadline is None else max(0.0, seconds_left(deadline))
     chunks = [chunk for chunk in (questions[offset::max(workers, 1)] for offset in range(max(workers, 1))) if len(chunk)]
     if len(chunks) <= 1:
-        return bab_chunk(network, box, bounds, layer, questions, time_left, question_limit, where, progress=progress)
+        return bab_chunk(network, box, bounds, layer, questions, time_left, question_limit, where, progress=progress,
+                         resume=resume, keep_suspended=True)
     arguments = [(network, box, tuple(bounds), layer, chunk, time_left, question_limit, where) for chunk in chunks]
     label = f"branch and bound, layer {layer} ({len(chunks)} workers)"
     progress(label, 0, len(questions))
@@ -144,4 +162,5 @@ def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
         questions=sum(part.questions for part in parts), proved=sum(part.proved for part in parts),
         witnessed=sum(part.witnessed for part in parts), undecided=sum(part.undecided for part in parts),
         domains=sum(part.domains for part in parts), seconds=sum(part.seconds for part in parts),
+        timed_out=sum(part.timed_out for part in parts),
     )

@@ -522,7 +522,6 @@ def demo(
     """The main job on an embedded default: start a local S3 server (SeaweedFS), upload the bundled digits zoo,
     compress it on a local Ray with `zoo run`'s job, copy the results to OUT/results, print the summary table
     and stop the server."""
-
     from .reports.summary import render_summary_table
     from .schema import ZooJobSpec
     from .storage import open_storage

@@ -319,11 +319,11 @@ def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout,
 def _within_memory(suspended: dict[tuple[int, int, int], SuspendedSearch]) -> dict[tuple[int, int, int], SuspendedSearch]:
     """The stopped searches to keep: the smallest first, together at most MAX_SUSPENDED_BYTES."""
     kept, total = {}, 0
-    for key, search in sorted(suspended.items(), key=lambda item: item[1].nbytes()):
-        total += search.nbytes()
+    for size, key in sorted((search.nbytes(), key) for key, search in suspended.items()):
+        total += size
         if total > MAX_SUSPENDED_BYTES:
             break
-        kept[key] = search
+        kept[key] = suspended[key]
     return kept
 
 

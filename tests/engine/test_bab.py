@@ -453,3 +453,25 @@ def test_adam_step_refuses_a_strided_tensor():
     with pytest.raises(ValueError, match="contiguous"):
         _adam_step([strided], [torch.ones(6, 4, dtype=torch.float64)], [torch.zeros(6, 4, dtype=torch.float64)],
                    [torch.zeros(6, 4, dtype=torch.float64)], [0.1], 1)
+
+
+def test_root_attack_stops_once_a_point_shows_the_sign():
+    """The witness search at a question's root ends at its first check (every 50 steps) once some point has
+    f > stop_above, instead of running all its steps."""
+    Ws, bs = make_net(7, [64, 100, 100])
+    lo, hi = np.zeros(64), np.ones(64)
+    P = bab_bounds.Net([Ws[0]], [bs[0]], Ws[1][0], bs[1][0] + 100.0, lo, hi, torch.float64, torch.device("cpu"))
+    t = time.monotonic()
+    xs = bab._attack(P, np.random.default_rng(0).random((64, 64)), 10**7, 0.05, t + 30.0, stop_above=0.0)
+    assert time.monotonic() - t < 5.0
+    assert xs.shape == (64, 64) and np.all((xs >= lo) & (xs <= hi))
+
+
+def test_root_attack_size_follows_the_network_size():
+    """Full size (64 starts, 300 steps) on small nets; on wide-input nets fewer steps, then fewer starts,
+    never under 16 starts of 50 steps."""
+    assert bab.root_attack_size(64 * 100 + 100 * 100) == (bab.ROOT_ATTACK_STARTS, bab.ROOT_ATTACK_STEPS)
+    starts, steps = bab.root_attack_size(3072 * 100 + 3 * 100 * 100)
+    assert starts == bab.ROOT_ATTACK_STARTS and 50 <= steps < bab.ROOT_ATTACK_STEPS
+    assert starts * steps * (3072 * 100 + 3 * 100 * 100) <= bab.ROOT_ATTACK_WORK
+    assert bab.root_attack_size(10**9) == (16, 50)

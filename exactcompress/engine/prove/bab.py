@@ -50,6 +50,15 @@ from .bab_domains import (
 )
 
 STEPS = 40  # Adam steps per batch of domains
+#: the witness search at the root of each question: at most this many starts (the box centre and random points)
+#: and Adam steps, fewer where their weight multiply-adds would exceed ROOT_ATTACK_WORK (about 0.5 s here;
+#: at least 16 starts and 50 steps).  The engine's witness stage (8 starts, 200 steps, stopped when stalling)
+#: leaves a few witnessable questions on unregularised nets that branch and bound's maximisers do not find
+#: either: 3 of the 119 open questions of d64-5x100-l1_0, each of which then took its whole time limit (20 s
+#: in the first round); 64 starts of 300 steps find them in 0.1-0.2 s
+ROOT_ATTACK_STARTS = 64
+ROOT_ATTACK_STEPS = 300
+ROOT_ATTACK_WORK = 2e9
 ROOT_STEPS = 60  # Adam steps for the root domain
 MAX_POOL_BYTES = 512 * 2**20  # open domains beyond this memory: give up ("undecided")
 
@@ -144,8 +153,17 @@ def _target_values(weights, biases, layer, neuron, sign, X) -> np.ndarray:
     return sign * (h @ w + float(biases[layer][neuron]))
 
 
-def _attack(P: Net, starts: np.ndarray, steps: int, lr: float, deadline):
-    """Projected Adam on x within the box from ``starts`` (n, d); returns the final points (n, d)."""
+def root_attack_size(n_weights: int) -> tuple[int, int]:
+    """(starts, steps) of the witness search at a question's root for a network of ``n_weights`` weights:
+    ROOT_ATTACK_STARTS and ROOT_ATTACK_STEPS, cut to about ROOT_ATTACK_WORK weight multiply-adds."""
+    affordable = int(ROOT_ATTACK_WORK // max(1, n_weights))  # start-steps
+    steps = min(ROOT_ATTACK_STEPS, max(50, affordable // ROOT_ATTACK_STARTS))
+    return min(ROOT_ATTACK_STARTS, max(16, affordable // steps)), steps
+
+
+def _attack(P: Net, starts: np.ndarray, steps: int, lr: float, deadline, stop_above: float = math.inf):
+    """Projected Adam on x within the box from ``starts`` (n, d), maximising f; returns each start's best point
+    (n, d).  Stops early once some point has ``f > stop_above`` (checked every 50 steps)."""
     x = torch.as_tensor(starts, dtype=torch.float64, device=P.device).clone().requires_grad_(True)
     best_x = x.detach().clone()
     best_v = torch.full((x.shape[0],), -math.inf, dtype=torch.float64, device=P.device)
@@ -163,6 +181,8 @@ def _attack(P: Net, starts: np.ndarray, steps: int, lr: float, deadline):
             x.addcdiv_(m1, (m2 / (1 - 0.999 ** t)).sqrt_().add_(1e-8), value=-lr / (1 - 0.9 ** t))
             x.copy_(torch.maximum(torch.minimum(x, P.hi), P.lo))
         if deadline is not None and time.monotonic() > deadline:
+            break
+        if t % 50 == 0 and float(best_v.max()) > stop_above:
             break
     with torch.no_grad():
         v = P.forward(x)
@@ -270,8 +290,9 @@ class _Search:
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
         # witness search from random starts
-        starts = np.concatenate([(lo + hi)[None] / 2, lo + (hi - lo) * rng.random((15, len(lo)))])
-        w = self.check(_attack(self.P, starts, 50, 0.05, self.deadline))
+        n_starts, n_steps = root_attack_size(sum(w.size for w in self.W) + self.c.size)
+        starts = np.concatenate([(lo + hi)[None] / 2, lo + (hi - lo) * rng.random((n_starts - 1, len(lo)))])
+        w = self.check(_attack(self.P, starts, n_steps, 0.05, self.deadline, self.witness_margin))
         if w is not None:
             return self.result("witness", w)
         root = self._root(lb, ub, root_prio)

@@ -13,6 +13,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import bab_questions  # noqa: E402
 import build_bench_zoo as zoo  # noqa: E402
 import cnn_bench  # noqa: E402
 import milp_vs_per_neuron as bench  # noqa: E402
@@ -289,3 +290,23 @@ def test_cnn_bench_builds_once_compresses_and_tabulates_channels(tmp_path):
     assert row["status"] in ("exact", "partial") and row["channels"] == [2]
     table = cnn_bench.markdown([row, {"name": tiny.name, "status": "failed", "error": "boom"}], entries, 30.0)
     assert f"| {tiny.name} |" in table and f"{row['channels_removed'][0]}/2" in table and "failed: boom" in table
+
+
+def test_bab_questions_answers_each_question_and_never_proves_a_sampled_sign(tiny_zoo, tmp_path):
+    """Every second-layer neuron asked in order; a "proved" one is never positive on 20,000 samples of the
+    box; an open question reports its best bound, a settled one none."""
+    from exactcompress.io import load_network
+
+    out = tmp_path / "questions.json"
+    bab_questions.main([str(tiny_zoo / f"{TINY.name}.pt"), "--layer", "1", "--limit", "5", "--neurons",
+                        *map(str, range(8)), "--json", str(out)])
+    rows = json.loads(out.read_text())["questions"]
+    assert [row["neuron"] for row in rows] == list(range(8))
+    network, _ = load_network(tiny_zoo / f"{TINY.name}.pt")
+    samples = np.random.default_rng(0).random((20000, 64))
+    highest = network.preactivations(samples)[1].max(0)
+    for row in rows:
+        assert row["status"] in ("proved", "witness", "undecided")
+        if row["status"] == "proved":
+            assert highest[row["neuron"]] <= 0.0
+        assert (row["best_bound"] is None) == (row["status"] != "undecided")

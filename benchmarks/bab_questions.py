@@ -1,0 +1,87 @@
+"""Branch and bound on the open questions of one hidden layer, one question at a time, each under a time limit.
+
+    python benchmarks/bab_questions.py out/bench_zoo/d64-2x100-l1_0.pt --layer 1 --limit 60 [--neurons 8 78]
+        [--lower 0 --upper 1] [--steps 40] [--json out.json]
+
+The questions are those ``auto`` hands to branch and bound: after bounds and the engine's witness stage, every
+"can neuron j of this layer be positive?" (``--sign 1``, the default) or "... negative?" (``--sign -1``) that
+neither settled, with the box bounds of the layers below (no earlier proofs applied). For each question it
+prints the verdict, the domains bounded, the seconds and the best valid bound on ``sign * g`` when open. One
+process, one thread (``torch.set_num_threads(1)``), so two runs of it compare side by side on a 2-core machine.
+This is the tool behind the per-question figures in ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from exactcompress.allocator import tune_allocator
+from exactcompress.engine import bounds as bounds_mod
+from exactcompress.engine.prove import bab
+from exactcompress.engine.witnesses import WitnessSet, search
+from exactcompress.io import load_network
+from exactcompress.io.domain_files import scalar_box
+from exactcompress.tolerances import BOUND_MARGIN, WITNESS_MARGIN
+
+
+def open_questions(network, box, layer: int, sign: int) -> list[int]:
+    """Neurons of ``layer`` whose sign question (``sign``) bounds and the witness stage leave open."""
+    layer_bounds = bounds_mod.propagate(network, box)
+    skip = ([b.upper <= -BOUND_MARGIN for b in layer_bounds], [b.lower >= BOUND_MARGIN for b in layer_bounds])
+    witnesses = search(network, box, WitnessSet.empty(network), data=None, bounds=layer_bounds,
+                       rng=np.random.default_rng(0), deadline=None, skip=skip)
+    missing_positive, missing_negative = witnesses.open_signs()
+    missing, settled = (missing_positive, skip[0]) if sign > 0 else (missing_negative, skip[1])
+    return [int(j) for j in np.flatnonzero(missing[layer] & ~settled[layer])]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", type=Path, help="a model file exactcompress reads (.pt state dict, .onnx, ...)")
+    parser.add_argument("--layer", type=int, required=True, help="hidden layer of the questions (0 = first)")
+    parser.add_argument("--limit", type=float, default=60.0, help="seconds per question")
+    parser.add_argument("--neurons", type=int, nargs="+", help="only these neurons (default: every open one)")
+    parser.add_argument("--sign", type=int, choices=(1, -1), default=1, help="1: can it be positive? -1: negative?")
+    parser.add_argument("--lower", type=float, default=0.0, help="lower bound of every input")
+    parser.add_argument("--upper", type=float, default=1.0, help="upper bound of every input")
+    parser.add_argument("--steps", type=int, default=bab.STEPS, help="Adam steps per batch of domains")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    tune_allocator()
+    torch.set_num_threads(1)
+    network, _ = load_network(args.model)
+    box = scalar_box(args.lower, args.upper).broadcast(network.input_dim).boxes[0]
+    questions = args.neurons or open_questions(network, box, args.layer, args.sign)
+    layer_bounds = bounds_mod.propagate(network, box)
+    weights = [layer.weight for layer in network.hidden[: args.layer + 1]]
+    biases = [layer.bias for layer in network.hidden[: args.layer + 1]]
+    below = [(b.lower, b.upper) for b in layer_bounds[: args.layer]]
+    print(f"{args.model.name}: layer {args.layer}, sign {args.sign:+d}, {len(questions)} questions, "
+          f"{args.limit:g} s each")
+    rows = []
+    for neuron in questions:
+        result = bab.prove_sign(weights, biases, box.lower, box.upper, below, args.layer, neuron, args.sign,
+                                margin=BOUND_MARGIN, witness_margin=WITNESS_MARGIN,
+                                deadline=time.monotonic() + args.limit, seed=neuron, steps=args.steps)
+        rows.append({"neuron": neuron, "status": result.status, "domains": result.domains,
+                     "seconds": round(result.seconds, 2),
+                     "best_bound": None if result.status != "undecided" else round(result.best_bound, 4)})
+        print(f"  {neuron:5d}  {result.status:9s}  {result.domains:7d} domains  {result.seconds:7.1f} s"
+              + (f"  bound {result.best_bound:.3f}" if result.status == "undecided" else ""), flush=True)
+    proved = sum(row["status"] == "proved" for row in rows)
+    witnessed = sum(row["status"] == "witness" for row in rows)
+    print(f"proved {proved}, witnessed {witnessed}, undecided {len(rows) - proved - witnessed}; "
+          f"{sum(row['domains'] for row in rows)} domains in {sum(row['seconds'] for row in rows):.1f} s")
+    if args.json:
+        args.json.write_text(json.dumps({"model": str(args.model), "layer": args.layer, "sign": args.sign,
+                                         "limit_s": args.limit, "steps": args.steps, "questions": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -455,16 +455,19 @@ def test_adam_step_refuses_a_strided_tensor():
                    [torch.zeros(6, 4, dtype=torch.float64)], [0.1], 1)
 
 
-def test_root_attack_stops_once_a_point_shows_the_sign():
-    """The witness search at a question's root ends at its first check (every 50 steps) once some point has
-    f > stop_above, instead of running all its steps."""
+def test_root_attack_stops_once_a_point_shows_the_sign_or_cannot_reach_it():
+    """The witness search at a question's root ends at a check (every 50 steps) once some point has
+    f > stop_above, or once its best value, rising as over the last 50 steps, would not get there in the steps
+    left; it does not run its 10^7 steps in either case."""
     Ws, bs = make_net(7, [64, 100, 100])
     lo, hi = np.zeros(64), np.ones(64)
-    P = bab_bounds.Net([Ws[0]], [bs[0]], Ws[1][0], bs[1][0] + 100.0, lo, hi, torch.float64, torch.device("cpu"))
-    t = time.monotonic()
-    xs = bab._attack(P, np.random.default_rng(0).random((64, 64)), 10**7, 0.05, t + 30.0, stop_above=0.0)
-    assert time.monotonic() - t < 5.0
-    assert xs.shape == (64, 64) and np.all((xs >= lo) & (xs <= hi))
+    starts = np.random.default_rng(0).random((64, 64))
+    for shift in (100.0, -100.0):  # the target far above 0 everywhere, far below 0 everywhere
+        P = bab_bounds.Net([Ws[0]], [bs[0]], Ws[1][0], bs[1][0] + shift, lo, hi, torch.float64, torch.device("cpu"))
+        t = time.monotonic()
+        xs = bab._attack(P, starts, 10**7, 0.05, t + 30.0, stop_above=0.0)
+        assert time.monotonic() - t < 5.0
+        assert xs.shape == (64, 64) and np.all((xs >= lo) & (xs <= hi))
 
 
 def test_root_attack_size_follows_the_network_size():

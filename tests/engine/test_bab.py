@@ -471,10 +471,12 @@ def test_root_attack_stops_once_a_point_shows_the_sign_or_cannot_reach_it():
 
 
 def test_root_attack_size_follows_the_network_size():
-    """Full size (64 starts, 300 steps) on small nets; on wide-input nets fewer steps, then fewer starts,
-    never under 16 starts of 50 steps."""
+    """Full size (64 starts, 300 steps) on small nets; on larger ones fewer steps first, then fewer starts,
+    within the work budget, never under 16 starts of 50 steps."""
     assert bab.root_attack_size(64 * 100 + 100 * 100) == (bab.ROOT_ATTACK_STARTS, bab.ROOT_ATTACK_STEPS)
-    starts, steps = bab.root_attack_size(3072 * 100 + 3 * 100 * 100)
-    assert starts == bab.ROOT_ATTACK_STARTS and 50 <= steps < bab.ROOT_ATTACK_STEPS
-    assert starts * steps * (3072 * 100 + 3 * 100 * 100) <= bab.ROOT_ATTACK_WORK
+    for n_weights in (64 * 100 + 4 * 100 * 100, 64 * 400 + 400 * 400, 3072 * 100 + 3 * 100 * 100):
+        starts, steps = bab.root_attack_size(n_weights)
+        assert 16 <= starts <= bab.ROOT_ATTACK_STARTS and 50 <= steps <= bab.ROOT_ATTACK_STEPS
+        assert starts == bab.ROOT_ATTACK_STARTS or steps == 50  # steps go first
+        assert starts * steps * n_weights <= bab.ROOT_ATTACK_WORK
     assert bab.root_attack_size(10**9) == (16, 50)

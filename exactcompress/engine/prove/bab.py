@@ -50,18 +50,18 @@ from .bab_domains import (
 )
 
 STEPS = 40  # Adam steps per batch of domains
+ROOT_STEPS = 60  # Adam steps for the root domain
+MAX_POOL_BYTES = 512 * 2**20  # open domains beyond this memory: give up ("undecided")
 #: the witness search at the root of each question: at most this many starts (the box centre and random points)
 #: and Adam steps, fewer where their weight multiply-adds would exceed ROOT_ATTACK_WORK (about 0.1 s here; at
-#: least 16 starts and 50 steps, as before, which is what 784- and 3072-input nets get).  The engine's witness
-#: stage (8 starts, 200 steps, stopped when stalling) leaves a few witnessable questions on unregularised
-#: nets that branch and bound's maximisers do not find either: 3 of the 119 open questions of d64-5x100-l1_0
-#: (64 starts, 214 steps here) and 1 of the 35 of d64-2x400-l1_0 (53 starts, 50 steps), each of which took its
-#: whole time limit (20 s in the first round); they are found in 0.1-0.2 s
+#: least 16 starts and 50 steps, as before: 784- and 3072-input nets get 16-29 starts of 50 steps).  The
+#: engine's witness stage (8 starts, 200 steps, stopped when stalling) leaves a few witnessable questions on
+#: unregularised nets that branch and bound's maximisers do not find either: 3 of the 119 open questions of
+#: d64-5x100-l1_0 (64 starts, 214 steps here) and 1 of the 35 of d64-2x400-l1_0 (53 starts, 50 steps), each of
+#: which took its whole time limit (20 s in the first round); they are found in 0.1-0.2 s
 ROOT_ATTACK_STARTS = 64
 ROOT_ATTACK_STEPS = 300
 ROOT_ATTACK_WORK = 5e8
-ROOT_STEPS = 60  # Adam steps for the root domain
-MAX_POOL_BYTES = 512 * 2**20  # open domains beyond this memory: give up ("undecided")
 
 
 @dataclass(frozen=True)
@@ -296,7 +296,7 @@ class _Search:
         rng = np.random.default_rng(seed)
         torch.manual_seed(seed)
         # witness search from random starts
-        n_starts, n_steps = root_attack_size(sum(w.size for w in self.W) + self.c.size)
+        n_starts, n_steps = root_attack_size(sum(weight.size for weight in self.W) + self.c.size)
         starts = np.concatenate([(lo + hi)[None] / 2, lo + (hi - lo) * rng.random((n_starts - 1, len(lo)))])
         w = self.check(_attack(self.P, starts, n_steps, 0.05, self.deadline, self.witness_margin))
         if w is not None:

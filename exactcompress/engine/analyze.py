@@ -47,6 +47,10 @@ SINGLE_MILP_SHARE = 0.5
 FIRST_ROUND_SOLVE_LIMIT = 10.0
 #: seconds each question may take in ``auto``'s first round of branch and bound
 BAB_FIRST_ROUND_LIMIT = 20.0
+#: seconds each question gets in a sweep over all of them before that round (searches it stops go on in the
+#: round), so that a question far down the list that settles quickly is reached even when the hard ones
+#: before it would take the whole time limit
+BAB_SWEEP_LIMIT = 2.0
 #: share of the time left that ``auto``'s later rounds of branch and bound may use (the MILPs get the rest)
 BAB_SECOND_ROUND_SHARE = 0.8
 #: memory that stopped branch-and-bound searches may hold between rounds (bytes of open domains; the
@@ -209,8 +213,9 @@ def _count_open(state: _BoxState) -> int:
 def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: Progress) -> _BoxState:
     """Bounds and witnesses, then per question. A few open questions (<= PER_NEURON_MAX_QUESTIONS) first get
     per-neuron sign solves capped at FIRST_ROUND_SOLVE_LIMIT each: a question with a tiny margin that SCIP
-    settles in a fraction of a second can take branch and bound many splits. Then a first round of branch and
-    bound capped per question (the easy ones go quickly, a hard one cannot starve them); then the single MILP
+    settles in a fraction of a second can take branch and bound many splits. Then branch and bound on every
+    question for BAB_SWEEP_LIMIT seconds, and a first round that gives the questions it stopped
+    BAB_FIRST_ROUND_LIMIT more (the easy ones go quickly, a hard one cannot starve them); then the single MILP
     within its budget (it settles at once what branch and bound finds hard on regularised nets, and harvests);
     then rounds of branch and bound with most of the time left, each round doubling the seconds per question
     and resuming the searches the last one stopped; last, per-neuron sign solves without a cap."""
@@ -224,8 +229,10 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
         steps.append(f"per-neuron sign solves ({FIRST_ROUND_SOLVE_LIMIT:.0f} s each)")
         _per_neuron_signs(network, box, state, deadline, fanout, say, rounds=(FIRST_ROUND_SOLVE_LIMIT,))
     if _count_open(state) and not expired(deadline):
-        steps.append(f"{_count_open(state)} left: branch and bound ({BAB_FIRST_ROUND_LIMIT:.0f} s per question)")
-        _bab(network, box, state, deadline, fanout, say, BAB_FIRST_ROUND_LIMIT)
+        steps.append(f"{_count_open(state)} left: branch and bound ({BAB_SWEEP_LIMIT:.0f} s per question, then "
+                     f"{BAB_FIRST_ROUND_LIMIT:.0f} s more where stopped)")
+        if _bab(network, box, state, deadline, fanout, say, BAB_SWEEP_LIMIT):
+            _bab(network, box, state, deadline, fanout, say, BAB_FIRST_ROUND_LIMIT)
     if _count_open(state) and not expired(deadline):
         budget = SINGLE_MILP_BUDGET if deadline is None else min(SINGLE_MILP_BUDGET,
                                                                  SINGLE_MILP_SHARE * seconds_left(deadline))

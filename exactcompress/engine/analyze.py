@@ -229,8 +229,8 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
         steps.append(f"per-neuron sign solves ({FIRST_ROUND_SOLVE_LIMIT:.0f} s each)")
         _per_neuron_signs(network, box, state, deadline, fanout, say, rounds=(FIRST_ROUND_SOLVE_LIMIT,))
     if _count_open(state) and not expired(deadline):
-        steps.append(f"{_count_open(state)} left: branch and bound ({BAB_SWEEP_LIMIT:.0f} s per question, then "
-                     f"{BAB_FIRST_ROUND_LIMIT:.0f} s more where stopped)")
+        steps.append(f"{_count_open(state)} left: branch and bound ({BAB_SWEEP_LIMIT:g} s per question, then "
+                     f"{BAB_FIRST_ROUND_LIMIT:g} s more where stopped)")
         if _bab(network, box, state, deadline, fanout, say, BAB_SWEEP_LIMIT):
             _bab(network, box, state, deadline, fanout, say, BAB_FIRST_ROUND_LIMIT)
     if _count_open(state) and not expired(deadline):

@@ -17,6 +17,7 @@ from exactcompress.engine.bounds import propagate
 from exactcompress.engine.domain import Box
 from exactcompress.engine.network import Network
 from exactcompress.engine.prove import bab as bab_module
+from exactcompress.engine.prove import bab_bounds
 from exactcompress.engine.prove.bab_layer import bab_layer, resolve_device
 from exactcompress.errors import InputError
 from exactcompress.io import from_sequential, to_sequential
@@ -157,3 +158,29 @@ def test_cuda_bounds_give_the_same_answers_as_cpu():
     cuda = bab_layer(network, box, bounds, 1, ask_max=ask, ask_min=ask, device="cuda")
     assert np.array_equal(cpu.proved_inactive, cuda.proved_inactive)
     assert np.array_equal(cpu.proved_active, cuda.proved_active)
+
+
+def _hard_questions_then_an_easy_one() -> Network:
+    """64 inputs in [0, 1], hidden 100 then 6: "can it be positive?" of second-layer neurons 0-4 is hard (their
+    bias 0.02 below the best value a gradient search finds, as in test_bab's deadline test), of neuron 5 easy
+    (2.0 below)."""
+    weights, biases = make_net(7, [64, 100, 6, 1])
+    lower, upper = np.zeros(64), np.ones(64)
+    starts = np.random.default_rng(0).random((64, 64))
+    for neuron in range(6):
+        target = bab_bounds.Net([weights[0]], [biases[0]], weights[1][neuron], biases[1][neuron], lower, upper,
+                                torch.float64, torch.device("cpu"))
+        best = target.forward(torch.as_tensor(bab_module._attack(target, starts, 200, 0.05, None))).max()
+        biases[1][neuron] -= float(best) + (0.02 if neuron < 5 else 2.0)
+    return Network.from_arrays(weights, biases, dtype="float64")
+
+
+def test_a_quick_question_behind_hard_ones_is_reached(monkeypatch):
+    """auto under an 8 s limit: a 20 s round would spend it all on the five hard questions ahead of the easy
+    one; the sweep (0.5 s per question here) reaches the easy one first, and proves it."""
+    network = _hard_questions_then_an_easy_one()
+    _no_witness_search(monkeypatch)
+    monkeypatch.setattr(analyze_module, "BAB_SWEEP_LIMIT", 0.5)
+    result = analyze(network, scalar_box(0, 1).broadcast(64), method="auto", time_limit=8.0)
+    assert result.stably_inactive[1][5] and result.settled_by[1][5] == SETTLERS.index("bab")
+    assert result.undecided[1][:5].any()  # the hard ones were hard

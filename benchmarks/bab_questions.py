@@ -22,23 +22,20 @@ import numpy as np
 import torch
 
 from exactcompress.allocator import tune_allocator
-from exactcompress.engine import bounds as bounds_mod
+from exactcompress.engine import analyze as analyze_module
+from exactcompress.engine.progress import ignore
 from exactcompress.engine.prove import bab
-from exactcompress.engine.witnesses import WitnessSet, search
 from exactcompress.io import load_network
 from exactcompress.io.domain_files import scalar_box
 from exactcompress.tolerances import BOUND_MARGIN, WITNESS_MARGIN
 
 
-def open_questions(network, box, layer: int, sign: int) -> list[int]:
-    """Neurons of ``layer`` whose sign question (``sign``) bounds and the witness stage leave open."""
-    layer_bounds = bounds_mod.propagate(network, box)
-    skip = ([b.upper <= -BOUND_MARGIN for b in layer_bounds], [b.lower >= BOUND_MARGIN for b in layer_bounds])
-    witnesses = search(network, box, WitnessSet.empty(network), data=None, bounds=layer_bounds,
-                       rng=np.random.default_rng(0), deadline=None, skip=skip)
-    missing_positive, missing_negative = witnesses.open_signs()
-    missing, settled = (missing_positive, skip[0]) if sign > 0 else (missing_negative, skip[1])
-    return [int(j) for j in np.flatnonzero(missing[layer] & ~settled[layer])]
+def open_questions(network, box, layer: int, sign: int) -> tuple[list[int], list]:
+    """Neurons of ``layer`` whose sign question (``sign``) bounds and the witness stage leave open, as ``auto``
+    finds them (its own first steps), and the bounds of every layer."""
+    state = analyze_module._bounds_and_witnesses(network, box, None, None, np.random.default_rng(0), ignore)
+    ask_max, ask_min = analyze_module._open_questions(state, layer)
+    return [int(j) for j in np.flatnonzero(ask_max if sign > 0 else ask_min)], state.bounds
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,8 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
     network, _ = load_network(args.model)
     box = scalar_box(args.lower, args.upper).broadcast(network.input_dim).boxes[0]
-    questions = args.neurons or open_questions(network, box, args.layer, args.sign)
-    layer_bounds = bounds_mod.propagate(network, box)
+    questions, layer_bounds = open_questions(network, box, args.layer, args.sign)
+    questions = args.neurons or questions
     weights = [layer.weight for layer in network.hidden[: args.layer + 1]]
     biases = [layer.bias for layer in network.hidden[: args.layer + 1]]
     below = [(b.lower, b.upper) for b in layer_bounds[: args.layer]]

@@ -44,6 +44,7 @@ from .schema import (
     ModelInfo,
     Outputs,
     SaveFormat,
+    UndecidedNeuron,
     Versions,
 )
 from .tolerances import VERIFY_TOLERANCE
@@ -130,6 +131,7 @@ def layer_reports(analysis: Analysis, log: CompressionLog, network: Network | No
                 stably_inactive=np.flatnonzero(analysis.stably_inactive[index]).tolist(),
                 unstable=np.flatnonzero(analysis.unstable[index]).tolist(),
                 undecided=np.flatnonzero(analysis.undecided[index]).tolist(),
+                undecided_bounds=undecided_bounds(analysis, index),
                 settled_by={name: np.flatnonzero(settled == code).tolist() for code, name in enumerate(SETTLERS)},
                 compression=LayerCompression(removed_inactive=log.removed_inactive[index],
                                              folded_active=log.folded_active[index],
@@ -140,6 +142,19 @@ def layer_reports(analysis: Analysis, log: CompressionLog, network: Network | No
             )
         )
     return reports
+
+
+def undecided_bounds(analysis: Analysis, layer: int) -> list[UndecidedNeuron]:
+    """Each undecided neuron of hidden ``layer``: its proved pre-activation interval and the sign still open
+    (a witness shows at most one sign of an undecided neuron; no proof excludes either)."""
+    if not analysis.bounds:
+        return []
+    bounds = analysis.bounds[layer]
+    positive = analysis.witnesses.positive[layer] >= 0
+    negative = analysis.witnesses.negative[layer] >= 0
+    return [UndecidedNeuron(neuron=int(neuron), lower=float(bounds.lower[neuron]), upper=float(bounds.upper[neuron]),
+                            open="negative" if positive[neuron] else "positive" if negative[neuron] else "both")
+            for neuron in np.flatnonzero(analysis.undecided[layer])]
 
 
 def save_witnesses(analysis: Analysis, path: Path) -> None:

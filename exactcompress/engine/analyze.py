@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Sequence, get_args
+from typing import Mapping, Sequence, get_args
 
 import numpy as np
 
@@ -75,6 +75,7 @@ class Analysis:
     seconds: dict[str, float] = field(default_factory=dict)
     timed_out: bool = False
     policy: str | None = None
+    bounds: tuple[LayerBounds, ...] = ()  # per hidden layer, valid pre-activation bounds on the whole domain
 
 
 @dataclass
@@ -312,7 +313,8 @@ def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout,
             witnessed=state.bab.witnessed + answers.witnessed, undecided=state.bab.undecided + answers.undecided,
             domains=state.bab.domains + answers.domains, seconds=state.bab.seconds + answers.seconds,
             device=resolve_device(fanout.device))
-        if answers.proved:  # the layers above get bounds from the newly settled ones
+        tightened = _tighten_undecided(state, layer, answers.best_bounds)
+        if answers.proved or tightened:  # the layers above get bounds from the newly settled or tightened ones
             settled = _settled_bounds(state)
             above = bounds_mod.propagate(network, box, known=settled[: layer + 1])
             state.bounds = [*settled[: layer + 1], *(old.intersect(new) for old, new in
@@ -321,6 +323,24 @@ def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout,
                 _apply_bound_proofs(state, higher)
     state.seconds["bab"] = state.seconds.get("bab", 0.0) + time.monotonic() - start
     return timed_out
+
+
+def _tighten_undecided(state: _BoxState, layer: int, best_bounds: Mapping[tuple[int, int], float]) -> bool:
+    """Intersect ``layer``'s bounds with the valid bounds branch and bound reached on the questions it left open
+    (``g <= B`` for "can g be positive?", ``g >= -B`` for "can g be negative?"), so that the questions of the
+    layers above, the MILPs' big-M values and the report use them. Returns whether a bound moved."""
+    bounds = state.bounds[layer]
+    lower, upper = bounds.lower.copy(), bounds.upper.copy()
+    for (neuron, sign), bound in best_bounds.items():
+        if sign > 0:
+            upper[neuron] = min(upper[neuron], bound)
+        else:
+            lower[neuron] = max(lower[neuron], -bound)
+    if np.array_equal(lower, bounds.lower) and np.array_equal(upper, bounds.upper):
+        return False
+    state.bounds[layer] = LayerBounds(lower, upper)
+    _apply_bound_proofs(state, layer)
+    return True
 
 
 def _within_memory(suspended: dict[tuple[int, int, int], SuspendedSearch]) -> dict[tuple[int, int, int], SuspendedSearch]:
@@ -458,7 +478,10 @@ def _combine(network: Network, per_box: Sequence[_BoxState]) -> Analysis:
     for state in per_box:
         stats = _add_stats(stats, state.stats)
     policies = list(dict.fromkeys(s.policy for s in per_box if s.policy))
+    hull = tuple(LayerBounds(np.min([s.bounds[layer].lower for s in per_box], axis=0),
+                             np.max([s.bounds[layer].upper for s in per_box], axis=0))
+                 for layer in range(len(network.hidden_widths)))
     return Analysis(
         tuple(active), tuple(inactive), tuple(unstable), tuple(undecided), tuple(settled),
-        witnesses, stats, bab, seconds, any(s.timed_out for s in per_box), "; ".join(policies) or None,
+        witnesses, stats, bab, seconds, any(s.timed_out for s in per_box), "; ".join(policies) or None, hull,
     )

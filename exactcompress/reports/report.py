@@ -175,6 +175,23 @@ def _compression_cells(compression: LayerCompression | None) -> list[str]:
     return [str(compression.removed_inactive), folded, "yes" if compression.merged else "no"]
 
 
+#: undecided neurons listed in report.md / report.html (all of them are in report.json)
+MAX_LISTED_UNDECIDED = 40
+OPEN_QUESTION = {"positive": "can g be positive? (if not: stably inactive)",
+                 "negative": "can g be negative? (if not: stably active)",
+                 "both": "neither sign witnessed"}
+
+
+def _undecided(report: CompressionReport) -> Table:
+    """The undecided neurons (at most MAX_LISTED_UNDECIDED): each one's proved interval of g and open question."""
+    neurons = [(layer.index, item) for layer in report.layers for item in layer.undecided_bounds]
+    rows = [[str(index), str(item.neuron), f"[{item.lower:.4g}, {item.upper:.4g}]", OPEN_QUESTION[item.open]]
+            for index, item in neurons[:MAX_LISTED_UNDECIDED]]
+    if len(neurons) > MAX_LISTED_UNDECIDED:
+        rows.append(["…", f"{len(neurons) - MAX_LISTED_UNDECIDED} more", "in report.json", ""])
+    return ["layer", "neuron", "g proved to stay in", "open question"], rows
+
+
 def _stages(report: CompressionReport) -> Table:
     return ["stage", "seconds"], [[stage, _seconds(seconds)] for stage, seconds in report.seconds.items()]
 
@@ -248,6 +265,7 @@ def _sections(report: CompressionReport) -> list[Section]:
         ("Summary", _summary(report)),
         ("Hidden layers (original network)", _layers(report)),
         ("Convolution layers: channels", _conv_layers(report)),
+        ("Undecided neurons (kept; proved interval of the pre-activation g)", _undecided(report)),
         ("Seconds per stage", _stages(report)),
         ("Settled by", _settlers(report)),
         ("SCIP", _scip(report)),

@@ -54,6 +54,7 @@ from .report import (
     Outputs,
     SolverStats,
     Tolerances,
+    UndecidedNeuron,
     VerificationReport,
     Versions,
 )
@@ -83,7 +84,7 @@ __all__ = [
     "LpRegularizer", "MODEL_SUFFIXES", "Manifest", "ManifestEntry", "ManifestSource", "Method", "ModelInfo",
     "ModelTask", "NoRegularizer", "NpzDataset", "FileDigest", "Outputs", "REPORT_SCHEMA_VERSION", "RedoneModel", "RegularizerSpec",
     "STUDY_SCHEMA_VERSION", "SUMMARY_SCHEMA_VERSION", "SaveFormat", "Settler", "SolverStats", "Status", "Strict",
-    "StudyConfig", "StudyResult", "StudyRow", "StudySpec", "Tolerances", "TrainingRecord", "TransformedL1Regularizer",
+    "StudyConfig", "StudyResult", "StudyRow", "StudySpec", "Tolerances", "TrainingRecord", "TransformedL1Regularizer", "UndecidedNeuron",
     "CnnArchitecture", "GroupL1Regularizer",
     "Versions", "VerificationReport", "ZooJobSpec", "ZooLedger", "ZooModelResult", "ZooSummary", "ZooTotals",
 ]

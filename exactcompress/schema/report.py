@@ -57,6 +57,19 @@ class LayerCompression(Strict):
     merged: bool = Field(description="every remaining neuron was stably active: the layer was merged into the next")
 
 
+class UndecidedNeuron(Strict):
+    """A neuron left undecided (since 1.5): the interval its pre-activation is proved to stay in, and the sign
+    question still open, so a reader sees how far it is from a verdict."""
+
+    neuron: int
+    lower: float = Field(description="proved: g(x) >= lower for every x in the domain (float64, rounding guard "
+                         "applied; from bound propagation, tightened by the MILPs' and branch and bound's bounds)")
+    upper: float = Field(description="proved: g(x) <= upper for every x in the domain")
+    open: Literal["positive", "negative", "both"] = Field(
+        description="the sign neither witnessed nor proved impossible: 'positive' — can g be > 0? (no: stably "
+        "inactive); 'negative' — can g be < 0? (no: stably active); 'both' — neither sign witnessed")
+
+
 ChannelState = Literal["inactive_everywhere", "active_everywhere", "mixed", "undecided"]
 
 
@@ -103,6 +116,8 @@ class LayerReport(Strict):
     settled_by: dict[Settler, list[int]] = Field(
         default_factory=dict, description="which step settled each stable or unstable neuron"
     )
+    undecided_bounds: list[UndecidedNeuron] = Field(
+        default_factory=list, description="for each undecided neuron, its proved interval and open sign (since 1.5)")
     compression: LayerCompression | None = Field(None, description="what compression did to the layer (since 1.2)")
     conv: ConvLayerReport | None = Field(
         None, description="set for a convolution layer: per-channel states and what channel removal did; its neurons "

@@ -184,3 +184,36 @@ def test_a_quick_question_behind_hard_ones_is_reached(monkeypatch):
     result = analyze(network, scalar_box(0, 1).broadcast(64), method="auto", time_limit=8.0)
     assert result.stably_inactive[1][5] and result.settled_by[1][5] == SETTLERS.index("bab")
     assert result.undecided[1][:5].any()  # the hard ones were hard
+
+
+def test_questions_left_open_come_with_valid_tighter_bounds():
+    """Hard questions stopped after 0.3 s each: each comes back with a bound on max g that every sampled input
+    respects and that is tighter than the bounds branch and bound started from."""
+    network = _hard_questions_then_an_easy_one()
+    box = Box(np.zeros(64), np.ones(64))
+    bounds = propagate(network, box)
+    ask_max = np.array([True] * 5 + [False])
+    answers = bab_layer(network, box, bounds, 1, ask_max=ask_max, ask_min=np.zeros(6, bool), question_limit=0.3)
+    assert answers.undecided == 5 and set(answers.best_bounds) == {(neuron, 1) for neuron in range(5)}
+    samples = np.random.default_rng(1).random((20000, 64))
+    seen = network.preactivations(samples)[1].max(0)
+    for neuron in range(5):
+        assert seen[neuron] <= answers.best_bounds[(neuron, 1)] < bounds[1].upper[neuron]
+
+
+def test_auto_keeps_and_reports_the_bounds_of_undecided_neurons(tmp_path, monkeypatch):
+    """An undecided neuron's report entry gives the interval of g that branch and bound tightened (below the
+    propagated bound), containing every sampled value, and the sign still open; report.md lists it."""
+    network = _hard_questions_then_an_easy_one()
+    _no_witness_search(monkeypatch)
+    monkeypatch.setattr(analyze_module, "BAB_SWEEP_LIMIT", 0.3)
+    info = from_sequential(to_sequential(network, "float64"), name="hard")[1]
+    report = compress_model((network, info), tmp_path, domain=scalar_box(0, 1), method="auto", time_limit=4.0)
+    layer = report.layers[1]
+    assert report.status == "partial" and [item.neuron for item in layer.undecided_bounds] == layer.undecided
+    propagated = propagate(network, Box(np.zeros(64), np.ones(64)))[1]
+    g = network.preactivations(np.random.default_rng(2).random((20000, 64)))[1]
+    for item in layer.undecided_bounds:
+        assert item.lower <= g[:, item.neuron].min() and g[:, item.neuron].max() <= item.upper
+        assert item.upper < propagated.upper[item.neuron] and item.open == "positive"
+    assert "Undecided neurons" in (tmp_path / "report.md").read_text()

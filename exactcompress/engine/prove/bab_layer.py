@@ -9,6 +9,7 @@ A question is a neuron and a sign: +1 asks "can g_i be positive?" (proved imposs
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -38,6 +39,9 @@ class BabLayer:
     the deadline) stopped; ``domains``: branch-and-bound domains bounded; ``seconds``: the
     questions' wall seconds added up (several run at once when fanned out). ``suspended``: the searches its
     deadlines stopped, by (neuron, sign), to resume later (only those that ran in this process).
+    ``best_bounds``: for each question left undecided, by (neuron, sign), the best float64-valid bound ``B``
+    on ``max sign * g_neuron`` over the box that its search reached (so ``g <= B``, or ``g >= -B``; finite
+    ones only).
     """
 
     proved_inactive: np.ndarray
@@ -51,6 +55,7 @@ class BabLayer:
     seconds: float
     timed_out: int = 0
     suspended: Mapping[tuple[int, int], SuspendedSearch] = field(default_factory=dict)
+    best_bounds: Mapping[tuple[int, int], float] = field(default_factory=dict)
 
 
 def resolve_device(device: Device) -> str:
@@ -93,7 +98,7 @@ def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: in
     weights = [hidden.weight for hidden in network.hidden[: layer + 1]]
     biases = [hidden.bias for hidden in network.hidden[: layer + 1]]
     below = [(bound.lower, bound.upper) for bound in bounds[:layer]]
-    candidates, domains, seconds, undecided, timed_out, suspended = [], 0, 0.0, 0, 0, {}
+    candidates, domains, seconds, undecided, timed_out, suspended, best_bounds = [], 0, 0.0, 0, 0, {}, {}
     label = f"branch and bound, layer {layer}"
     for done, (neuron, sign) in enumerate(questions, start=1):
         progress(label, done - 1, len(questions))
@@ -118,10 +123,12 @@ def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: in
             candidates.append(box.clip(answer.witness))
         else:
             undecided, timed_out = undecided + 1, timed_out + answer.timed_out
+            if math.isfinite(answer.best_bound):
+                best_bounds[key] = answer.best_bound
     progress(label, len(questions), len(questions))
     found = np.array(candidates).reshape(-1, network.input_dim)
     return BabLayer(proved_inactive, proved_active, found, len(questions), int(proved_inactive.sum() + proved_active.sum()),
-                    len(candidates), undecided, domains, seconds, timed_out, suspended)
+                    len(candidates), undecided, domains, seconds, timed_out, suspended, best_bounds)
 
 
 def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, *, ask_max: np.ndarray,
@@ -163,4 +170,5 @@ def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
         witnessed=sum(part.witnessed for part in parts), undecided=sum(part.undecided for part in parts),
         domains=sum(part.domains for part in parts), seconds=sum(part.seconds for part in parts),
         timed_out=sum(part.timed_out for part in parts),
+        best_bounds={key: bound for part in parts for key, bound in part.best_bounds.items()},
     )

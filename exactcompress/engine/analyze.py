@@ -285,7 +285,8 @@ def _bab_rounds(network: Network, box: Box, state: _BoxState, deadline, fanout: 
 
 def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout, say: Progress,
          question_limit: float | None) -> int:
-    """Branch and bound on every open question, layer by layer; proofs tighten the bounds of the layers above.
+    """Branch and bound on every open question, layer by layer; proofs, and the bounds reached on the questions
+    left open (``_tighten_undecided``), tighten the bounds of the layers above.
     Searches stopped by their limit are kept in ``state.suspended`` (at most MAX_SUSPENDED_BYTES) and resumed
     when the question is asked again. Returns how many questions their limit or the deadline stopped."""
     start = time.monotonic()

@@ -194,11 +194,12 @@ def test_questions_left_open_come_with_valid_tighter_bounds():
     bounds = propagate(network, box)
     ask_max = np.array([True] * 5 + [False])
     answers = bab_layer(network, box, bounds, 1, ask_max=ask_max, ask_min=np.zeros(6, bool), question_limit=0.3)
-    assert answers.undecided == 5 and set(answers.best_bounds) == {(neuron, 1) for neuron in range(5)}
+    assert answers.undecided == len(answers.best_bounds) > 0  # a fast machine may settle some of them
+    assert set(answers.best_bounds) <= {(neuron, 1) for neuron in range(5)}
     samples = np.random.default_rng(1).random((20000, 64))
     seen = network.preactivations(samples)[1].max(0)
-    for neuron in range(5):
-        assert seen[neuron] <= answers.best_bounds[(neuron, 1)] < bounds[1].upper[neuron]
+    for (neuron, _), bound in answers.best_bounds.items():
+        assert seen[neuron] <= bound < bounds[1].upper[neuron]
 
 
 def test_auto_keeps_and_reports_the_bounds_of_undecided_neurons(tmp_path, monkeypatch):
@@ -213,7 +214,9 @@ def test_auto_keeps_and_reports_the_bounds_of_undecided_neurons(tmp_path, monkey
     assert report.status == "partial" and [item.neuron for item in layer.undecided_bounds] == layer.undecided
     propagated = propagate(network, Box(np.zeros(64), np.ones(64)))[1]
     g = network.preactivations(np.random.default_rng(2).random((20000, 64)))[1]
+    negative_witness = np.load(tmp_path / "witnesses.npz")["layer1_negative"] >= 0
     for item in layer.undecided_bounds:
         assert item.lower <= g[:, item.neuron].min() and g[:, item.neuron].max() <= item.upper
-        assert item.upper < propagated.upper[item.neuron] and item.open == "positive"
+        assert item.open == ("positive" if negative_witness[item.neuron] else "both")
+    assert any(item.upper < propagated.upper[item.neuron] for item in layer.undecided_bounds)
     assert "Undecided neurons" in (tmp_path / "report.md").read_text()

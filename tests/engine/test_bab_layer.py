@@ -186,26 +186,40 @@ def test_a_quick_question_behind_hard_ones_is_reached(monkeypatch):
     assert result.undecided[1][:5].any()  # the hard ones were hard
 
 
-def test_questions_left_open_come_with_valid_tighter_bounds():
-    """Hard questions stopped after 0.3 s each: each comes back with a bound on max g that every sampled input
-    respects and that is tighter than the bounds branch and bound started from."""
-    network = _hard_questions_then_an_easy_one()
+def _second_layer_times(network: Network, sign: int) -> Network:
+    """``network`` with its second hidden layer (weights and biases) multiplied by ``sign``."""
+    weights, biases = [layer.weight for layer in network.layers], [layer.bias for layer in network.layers]
+    weights[1], biases[1] = sign * weights[1], sign * biases[1]
+    return Network.from_arrays(weights, biases, dtype="float64")
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_questions_left_open_come_with_valid_tighter_bounds(sign):
+    """Hard questions stopped after 0.3 s each: each comes back with a bound on max sign * g that every sampled
+    input respects and that is tighter than the bounds branch and bound started from (sign -1: the same net with
+    the second layer negated, so "can it be negative?" is the hard question)."""
+    network = _second_layer_times(_hard_questions_then_an_easy_one(), sign)
     box = Box(np.zeros(64), np.ones(64))
     bounds = propagate(network, box)
-    ask_max = np.array([True] * 5 + [False])
-    answers = bab_layer(network, box, bounds, 1, ask_max=ask_max, ask_min=np.zeros(6, bool), question_limit=0.3)
+    ask = np.array([True] * 5 + [False])
+    none = np.zeros(6, bool)
+    answers = bab_layer(network, box, bounds, 1, ask_max=ask if sign > 0 else none, ask_min=ask if sign < 0 else none,
+                        question_limit=0.3)
     assert answers.undecided == len(answers.best_bounds) > 0  # a fast machine may settle some of them
-    assert set(answers.best_bounds) <= {(neuron, 1) for neuron in range(5)}
+    assert set(answers.best_bounds) <= {(neuron, sign) for neuron in range(5)}
     samples = np.random.default_rng(1).random((20000, 64))
-    seen = network.preactivations(samples)[1].max(0)
+    seen = (sign * network.preactivations(samples)[1]).max(0)
+    start = bounds[1].upper if sign > 0 else -bounds[1].lower
     for (neuron, _), bound in answers.best_bounds.items():
-        assert seen[neuron] <= bound < bounds[1].upper[neuron]
+        assert seen[neuron] <= bound < start[neuron]
 
 
-def test_auto_keeps_and_reports_the_bounds_of_undecided_neurons(tmp_path, monkeypatch):
-    """An undecided neuron's report entry gives the interval of g that branch and bound tightened (below the
-    propagated bound), containing every sampled value, and the sign still open; report.md lists it."""
-    network = _hard_questions_then_an_easy_one()
+@pytest.mark.parametrize("sign", [1, -1])
+def test_auto_keeps_and_reports_the_bounds_of_undecided_neurons(tmp_path, monkeypatch, sign):
+    """An undecided neuron's report entry gives the interval of g that branch and bound tightened (inside the
+    propagated bounds), containing every sampled value, and the sign still open; report.md lists it (sign -1:
+    the second layer negated, so "can it be negative?" is the hard question)."""
+    network = _second_layer_times(_hard_questions_then_an_easy_one(), sign)
     _no_witness_search(monkeypatch)
     monkeypatch.setattr(analyze_module, "BAB_SWEEP_LIMIT", 0.3)
     info = from_sequential(to_sequential(network, "float64"), name="hard")[1]
@@ -214,9 +228,11 @@ def test_auto_keeps_and_reports_the_bounds_of_undecided_neurons(tmp_path, monkey
     assert report.status == "partial" and [item.neuron for item in layer.undecided_bounds] == layer.undecided
     propagated = propagate(network, Box(np.zeros(64), np.ones(64)))[1]
     g = network.preactivations(np.random.default_rng(2).random((20000, 64)))[1]
-    negative_witness = np.load(tmp_path / "witnesses.npz")["layer1_negative"] >= 0
+    witnesses = np.load(tmp_path / "witnesses.npz")
+    opposite_witness = witnesses["layer1_negative" if sign > 0 else "layer1_positive"] >= 0
     for item in layer.undecided_bounds:
         assert item.lower <= g[:, item.neuron].min() and g[:, item.neuron].max() <= item.upper
-        assert item.open == ("positive" if negative_witness[item.neuron] else "both")
-    assert any(item.upper < propagated.upper[item.neuron] for item in layer.undecided_bounds)
+        assert item.open == (("positive" if sign > 0 else "negative") if opposite_witness[item.neuron] else "both")
+    assert any(item.upper < propagated.upper[item.neuron] if sign > 0 else item.lower > propagated.lower[item.neuron]
+               for item in layer.undecided_bounds)
     assert "Undecided neurons" in (tmp_path / "report.md").read_text()

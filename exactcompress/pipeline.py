@@ -147,8 +147,6 @@ def layer_reports(analysis: Analysis, log: CompressionLog, network: Network | No
 def undecided_bounds(analysis: Analysis, layer: int) -> list[UndecidedNeuron]:
     """Each undecided neuron of hidden ``layer``: its proved pre-activation interval and the sign still open
     (a witness shows at most one sign of an undecided neuron; no proof excludes either)."""
-    if not analysis.bounds:
-        return []
     bounds = analysis.bounds[layer]
     positive = analysis.witnesses.positive[layer] >= 0
     negative = analysis.witnesses.negative[layer] >= 0

@@ -62,7 +62,8 @@ SETTLERS = get_args(Settler)
 
 @dataclass(frozen=True)
 class Analysis:
-    """Per hidden layer boolean masks (width,) of the four states, and what settled each neuron."""
+    """Per hidden layer boolean masks (width,) of the four states, what settled each neuron and the tightest
+    valid bounds on the pre-activations."""
 
     stably_active: tuple[np.ndarray, ...]
     stably_inactive: tuple[np.ndarray, ...]
@@ -71,11 +72,11 @@ class Analysis:
     settled_by: tuple[np.ndarray, ...]  # int codes into SETTLERS, -1 where undecided
     witnesses: WitnessSet
     milp: SolverStats
+    bounds: tuple[LayerBounds, ...]  # per hidden layer, valid pre-activation bounds on the whole domain
     bab: BabStats = field(default_factory=BabStats)
     seconds: dict[str, float] = field(default_factory=dict)
     timed_out: bool = False
     policy: str | None = None
-    bounds: tuple[LayerBounds, ...] = ()  # per hidden layer, valid pre-activation bounds on the whole domain
 
 
 @dataclass
@@ -484,5 +485,5 @@ def _combine(network: Network, per_box: Sequence[_BoxState]) -> Analysis:
                  for layer in range(len(network.hidden_widths)))
     return Analysis(
         tuple(active), tuple(inactive), tuple(unstable), tuple(undecided), tuple(settled),
-        witnesses, stats, bab, seconds, any(s.timed_out for s in per_box), "; ".join(policies) or None, hull,
+        witnesses, stats, hull, bab, seconds, any(s.timed_out for s in per_box), "; ".join(policies) or None,
     )

@@ -332,15 +332,13 @@ def _tighten_undecided(state: _BoxState, layer: int, best_bounds: Mapping[tuple[
     (``g <= B`` for "can g be positive?", ``g >= -B`` for "can g be negative?"), so that the questions of the
     layers above, the MILPs' big-M values and the report use them. Returns whether a bound moved."""
     bounds = state.bounds[layer]
-    lower, upper = bounds.lower.copy(), bounds.upper.copy()
+    lower, upper = np.full_like(bounds.lower, -np.inf), np.full_like(bounds.upper, np.inf)
     for (neuron, sign), bound in best_bounds.items():
-        if sign > 0:
-            upper[neuron] = min(upper[neuron], bound)
-        else:
-            lower[neuron] = max(lower[neuron], -bound)
-    if np.array_equal(lower, bounds.lower) and np.array_equal(upper, bounds.upper):
+        (upper if sign > 0 else lower)[neuron] = sign * bound
+    tightened = bounds.intersect(LayerBounds(lower, upper))
+    if np.array_equal(tightened.lower, bounds.lower) and np.array_equal(tightened.upper, bounds.upper):
         return False
-    state.bounds[layer] = LayerBounds(lower, upper)
+    state.bounds[layer] = tightened
     _apply_bound_proofs(state, layer)
     return True
 

@@ -35,6 +35,9 @@ from ..errors import InputError
 
 HOST = "127.0.0.1"
 DEFAULT_REGION = "us-east-1"
+#: attempts per request of :meth:`S3Endpoint.client` (boto3's standard mode: exponential back-off on 5xx and
+#: throttling); a server just started may answer ``InternalError`` for a moment while its volume comes up
+CLIENT_MAX_ATTEMPTS = 10
 IDENTITY_NAME = "exactcompress"
 ADMIN_GRPC_OFFSET = 10000
 #: how long ``start`` waits for the previous server's ports to be free before it picks new ones
@@ -61,6 +64,17 @@ class S3Endpoint:
     def export_lines(self) -> str:
         """``export K=V`` lines for a POSIX shell (``eval "$(...)"``), one per variable of :meth:`env`."""
         return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in self.env().items())
+
+    def client(self):
+        """A boto3 S3 client for this server: path-style addressing, standard retries (``CLIENT_MAX_ATTEMPTS``)."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.session.Session().client(
+            "s3", endpoint_url=self.url, aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
+            region_name=self.region,
+            config=Config(s3={"addressing_style": "path"},
+                          retries={"mode": "standard", "max_attempts": CLIENT_MAX_ATTEMPTS}))
 
 
 class ServerRecord(BaseModel):
@@ -345,14 +359,9 @@ class LocalS3Server:
 
 def create_buckets(endpoint: S3Endpoint, names: list[str]) -> None:
     """Create each bucket unless it exists already (path-style requests to the endpoint)."""
-    import boto3
-    from botocore.config import Config
     from botocore.exceptions import ClientError
 
-    client = boto3.session.Session().client(
-        "s3", endpoint_url=endpoint.url, aws_access_key_id=endpoint.access_key,
-        aws_secret_access_key=endpoint.secret_key, region_name=endpoint.region,
-        config=Config(s3={"addressing_style": "path"}))
+    client = endpoint.client()
     for name in names:
         try:
             client.create_bucket(Bucket=name)

@@ -9,9 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 
 from exactcompress.errors import InputError
 from exactcompress.storage.local_s3 import (
@@ -39,6 +37,12 @@ def exported_environment(shell_lines: str) -> dict[str, str]:
     result = subprocess.run(["bash", "-c", 'eval "$1" && env', "bash", shell_lines], capture_output=True,
                             text=True, check=True, env={"PATH": os.environ["PATH"]})
     return dict(line.split("=", 1) for line in result.stdout.splitlines() if line.startswith("AWS_"))
+
+
+def endpoint_of(environment: dict[str, str]) -> S3Endpoint:
+    """The server an exported AWS environment points at."""
+    return S3Endpoint(environment["AWS_ENDPOINT_URL"], environment["AWS_ACCESS_KEY_ID"],
+                      environment["AWS_SECRET_ACCESS_KEY"], environment["AWS_DEFAULT_REGION"])
 
 
 def listening_addresses(ports: set[int]) -> set[str]:
@@ -70,10 +74,7 @@ def test_cli_start_env_stop_round_trip(tmp_path):
         assert listening_addresses(ports) == {"0100007F"}  # 127.0.0.1 only, never 0.0.0.0
         assert socket_files(record["ports"])  # while it runs, weed keeps unix sockets in the temp dir
 
-        client = boto3.session.Session().client(
-            "s3", endpoint_url=environment["AWS_ENDPOINT_URL"], aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"], region_name=environment["AWS_DEFAULT_REGION"],
-            config=Config(s3={"addressing_style": "path"}))
+        client = endpoint_of(environment).client()
         client.put_object(Bucket="cli-bucket", Key="hello.txt", Body=b"hello")
         assert client.get_object(Bucket="cli-bucket", Key="hello.txt")["Body"].read() == b"hello"
 
@@ -135,10 +136,7 @@ def test_cli_stop_then_start_comes_back_on_the_same_ports_unless_one_is_taken(tm
 
     try:
         first = exported_environment(cli("start").stdout)
-        client = boto3.session.Session().client(
-            "s3", endpoint_url=first["AWS_ENDPOINT_URL"], aws_access_key_id=first["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=first["AWS_SECRET_ACCESS_KEY"], region_name=first["AWS_DEFAULT_REGION"],
-            config=Config(s3={"addressing_style": "path"}))
+        client = endpoint_of(first).client()
         client.put_object(Bucket="kept", Key="kept.txt", Body=b"kept")
         cli("stop")
         assert exported_environment(cli("start").stdout) == first  # a client set up before the stop reconnects

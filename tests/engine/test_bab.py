@@ -480,3 +480,31 @@ def test_root_attack_size_follows_the_network_size():
         assert starts == bab.ROOT_ATTACK_STARTS or steps == 50  # steps go first
         assert starts * steps * n_weights <= bab.ROOT_ATTACK_WORK
     assert bab.root_attack_size(10**9) == (16, 50)
+
+
+def test_float32_steps_only_steer_the_parameters(monkeypatch):
+    """The Adam steps run on a float32 copy of the network; only float64 evaluations may prove, tighten or set
+    the best bound.  Each question's bias is shifted so that max g = 5e-10, inside the band that can be neither
+    proved (bound <= -1e-9) nor witnessed (g > 1e-9): with a float32 copy that lies (target row 0, offset -1e6,
+    so every float32 bound says "proved"), every question must still end undecided with a bound above 5e-10."""
+    honest = bab_bounds.Net.with_dtype
+
+    def lying(self, dtype):
+        other = honest(self, dtype)
+        other.c = torch.zeros_like(other.c)
+        other.d = -1e6
+        return other
+
+    monkeypatch.setattr(bab_bounds.Net, "with_dtype", lying)
+    Ws, bs = make_net(5, [4, 12, 8])
+    lo, hi = -np.ones(4), np.ones(4)
+    bounded = 0
+    for j in range(8):
+        shifted = [b.copy() for b in bs]
+        shifted[1][j] -= milp_max(Ws, bs, lo, hi, 1, j, 1) - 5e-10
+        assert abs(milp_max(Ws, shifted, lo, hi, 1, j, 1) - 5e-10) < 1e-10
+        res = run(Ws, shifted, lo, hi, 1, j, 1, budget=1.0)
+        assert res.status == "undecided", (j, res)
+        assert res.best_bound >= 5e-10 - 1e-10, (j, res.best_bound)
+        bounded += res.domains > 0
+    assert bounded > 0  # some questions reached the bounding loop

@@ -13,14 +13,16 @@ layers ``0..L-1`` below the target.  A domain is a set of ReLU splits (active: `
   relaxation of f inside the hypothesis term is per query) and eta.  This is the Lagrangian dual of LP-based
   bound tightening over box + splits + {f >= -margin}.  ``tighten`` intersects the domains' bounds with the
   query results; an empty interval proves ``S`` empty.
-* Soundness: every evaluation is float64 with valid bounds and projected parameters (lam >= 0,
-  alpha in [0, 1]), and carries the project's outward rounding guard ``1e-12 * (1 + |bound| + magnitude)``,
-  so every bound is valid.  LP (HiGHS) results are used only through their dual multipliers, re-checked in
+* Soundness: every evaluation that proves or tightens anything is float64 with valid bounds and projected
+  parameters (lam >= 0, alpha in [0, 1]), and carries the project's outward rounding guard
+  ``1e-12 * (1 + |bound| + magnitude)``, so every such bound is valid (float32 evaluations, ``Net.with_dtype``,
+  only choose the parameters).  LP (HiGHS) results are used only through their dual multipliers, re-checked in
   float64 by a Lagrangian bound with the same guard (``lp_certificate``, ``farkas``).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -52,6 +54,15 @@ class Net:
         self.L = len(Ws)
         self.dtype, self.device = dtype, device
 
+    def with_dtype(self, dtype) -> Net:
+        """This network with its tensors in ``dtype`` (the optimisation steps; every proof uses float64)."""
+        other = copy.copy(self)
+        for name in ("c", "lo", "hi", "xmag"):
+            setattr(other, name, getattr(self, name).to(dtype))
+        other.W, other.b, other.babs = ([x.to(dtype) for x in xs] for xs in (self.W, self.b, self.babs))
+        other.dtype = dtype
+        return other
+
     def forward(self, x):
         """f(x) for a batch (n, d) (autograd-friendly)."""
         h = x
@@ -61,8 +72,8 @@ class Net:
 
 
 def lagrangian(P: Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, grad: bool):
-    """Joint Lagrangian upper bounds for a batch of B domains and Q queries per domain (float64, guarded),
-    with hand-written gradients.
+    """Joint Lagrangian upper bounds for a batch of B domains and Q queries per domain (in ``P.dtype``: valid
+    bounds in float64 only; guarded), with hand-written gradients.
 
     Query 0 is the target f = c . h^{L-1} + d.  Query q >= 1 asks for an upper bound of ``s_q z^k_i``
     (``inject[k] = (q_index, neuron_index, s_q)``, s_q = +1: upper bound of z_i, -1: of -z_i) on the

@@ -358,9 +358,19 @@ def _git_commit() -> str | None:
     return f"{head}{' (uncommitted changes)' if dirty else ''}"
 
 
+def summary_caps(rows: Sequence[dict], caps: Mapping[str, float]) -> dict[str, float]:
+    """``caps`` (this invocation's), completed for the methods it did not run with the cap most of the rows'
+    runs of that method had (a ``--redo auto`` keeps the other methods' columns and their caps)."""
+    merged = dict(caps)
+    for m in {m for row in rows for m in row["runs"]} - set(caps):
+        merged[m] = statistics.mode(row["caps"][m] for row in rows if m in row["caps"])
+    return merged
+
+
 def summarize(rows: Sequence[dict], caps: Mapping[str, float], jobs: int = 1) -> dict:
     """The results document: machine, caps, jobs, methods, rows, medians (method → ``median_speedup`` over the
-    rows whose runs of that method and of the baseline had the caps in ``caps``)."""
+    rows whose runs of that method and of the baseline had the caps in ``summary_caps``)."""
+    caps = summary_caps(rows, caps)
     methods = _method_order({m for row in rows for m in row["runs"]})
     medians = {}
     for m in methods:

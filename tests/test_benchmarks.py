@@ -109,6 +109,9 @@ def test_results_files_and_resume(row, tiny_zoo, tmp_path):
     # a median only counts rows measured at the caps it states
     elsewhere = bench.summarize([row], {**CAPS, "per-neuron": 60.0})
     assert elsewhere["medians"]["auto"]["n"] == 0 and f"{TINY.name} (per-neuron cap 40)" in bench.table(elsewhere)
+    # a `--redo auto` run (caps of auto only) keeps the other methods' caps, labels and medians
+    redone = bench.summarize([row], {"auto": CAPS["auto"]})
+    assert redone["caps"] == CAPS and redone["medians"]["auto"]["n"] == 1 and "cap 40)" not in bench.table(redone)
 
     entry = bench.select_entries(tiny_zoo, None)[0]
     again = bench.benchmark_model(tiny_zoo, entry, {"auto": CAP_S}, bench.load_rows(tmp_path)[TINY.name])

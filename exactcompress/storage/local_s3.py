@@ -35,9 +35,9 @@ from ..errors import InputError
 
 HOST = "127.0.0.1"
 DEFAULT_REGION = "us-east-1"
-#: attempts per request of :meth:`S3Endpoint.client` (boto3's standard mode: exponential back-off on 5xx and
-#: throttling); a server just started may answer ``InternalError`` for a moment while its volume comes up
-CLIENT_MAX_ATTEMPTS = 10
+#: retries per request of :meth:`S3Endpoint.client` after the first attempt (boto3's standard mode: exponential
+#: back-off on 5xx and throttling); a server just started may answer ``InternalError`` for a moment
+CLIENT_RETRIES = 10
 IDENTITY_NAME = "exactcompress"
 ADMIN_GRPC_OFFSET = 10000
 #: how long ``start`` waits for the previous server's ports to be free before it picks new ones
@@ -66,7 +66,7 @@ class S3Endpoint:
         return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in self.env().items())
 
     def client(self):
-        """A boto3 S3 client for this server: path-style addressing, standard retries (``CLIENT_MAX_ATTEMPTS``)."""
+        """A boto3 S3 client for this server: path-style addressing, standard retries (``CLIENT_RETRIES``)."""
         import boto3
         from botocore.config import Config
 
@@ -74,7 +74,7 @@ class S3Endpoint:
             "s3", endpoint_url=self.url, aws_access_key_id=self.access_key, aws_secret_access_key=self.secret_key,
             region_name=self.region,
             config=Config(s3={"addressing_style": "path"},
-                          retries={"mode": "standard", "max_attempts": CLIENT_MAX_ATTEMPTS}))
+                          retries={"mode": "standard", "max_attempts": CLIENT_RETRIES}))
 
 
 class ServerRecord(BaseModel):

@@ -118,6 +118,12 @@ def test_endpoint_exports_quote_values_and_hide_the_secret():
         "AWS_SECRET_ACCESS_KEY": "se cret'$x", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
+def test_endpoint_client_is_path_style_and_retries_a_server_that_is_still_starting():
+    config = S3Endpoint("http://127.0.0.1:1234", "AKEXAMPLE", "secret").client().meta.config
+    assert config.s3 == {"addressing_style": "path"}
+    assert config.retries == {"mode": "standard", "total_max_attempts": 11}  # InternalError is retried 10 times
+
+
 def test_missing_weed_binary_says_how_to_install_it(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
     monkeypatch.setenv("PATH", str(tmp_path))

@@ -16,7 +16,7 @@ import pytest
 import torch
 from scipy.optimize import linprog
 
-from exactcompress.engine.prove import bab, bab_bounds
+from exactcompress.engine.prove import bab, bab_bounds, bab_domains
 from exactcompress.engine.prove.bab_batch import (
     ADAM_BETAS,
     LR_DECAY,
@@ -508,3 +508,45 @@ def test_float32_steps_only_steer_the_parameters(monkeypatch):
         assert res.best_bound >= 5e-10 - 1e-10, (j, res.best_bound)
         bounded += res.domains > 0
     assert bounded > 0  # some questions reached the bounding loop
+
+
+def test_pool_pops_the_highest_priorities_and_loses_no_domain():
+    """Random pushes (parts of 1-40 domains with split histories of different lengths) and pops of random
+    sizes: every pop holds the highest priorities left, rows stay whole, and every pushed domain comes out
+    exactly once, also after the small parts were merged."""
+    rng = np.random.default_rng(0)
+    widths = [3, 2]
+    pool = bab_domains.Pool(widths)
+    pushed, popped, next_id = [], [], 0
+    for _ in range(200):
+        if rng.random() < 0.6:
+            size, steps = int(rng.integers(1, 41)), int(rng.integers(0, 4))
+            ids = np.arange(next_id, next_id + size, dtype=np.float64)
+            next_id += size
+            prio = rng.choice([0.0, 0.5, 1.0], size=size) + rng.random(size) * (rng.random() < 0.5)
+            batch = {"lb": [np.tile(ids[:, None], (1, w)) for w in widths],
+                     "ub": [np.tile(ids[:, None] + 1, (1, w)) for w in widths],
+                     "sorder": np.tile(ids[:, None], (1, steps)).astype(np.int32),
+                     "qeta": np.ones((size, 2, steps), dtype=np.float16), "prio": prio}
+            pool.push(batch)
+            pushed += list(zip(ids, prio))
+            assert len(pool.parts) <= bab_domains.MAX_POOL_PARTS
+        elif pool.n:
+            left = sorted((p for _, p in set(pushed) - set(popped)), reverse=True)
+            count = int(rng.integers(1, 30))
+            out = pool.pop(count)
+            ids = out["lb"][0][:, 0]
+            assert len(ids) == min(count, len(left))
+            assert sorted(out["prio"], reverse=True) == left[:len(ids)]  # the highest (ties: any of them)
+            assert np.array_equal(out["ub"][1][:, 0], ids + 1)
+            width = out["sorder"].shape[1]
+            assert all((row[row >= 0] == i).all() and (row[(row >= 0).sum():] == -1).all()
+                       for row, i in zip(out["sorder"], ids))
+            assert out["qeta"].shape[2] == width
+            popped += list(zip(ids, out["prio"]))
+        assert pool.n == len(pushed) - len(popped)
+    while pool.n:
+        out = pool.pop(50)
+        popped += list(zip(out["lb"][0][:, 0], out["prio"]))
+    assert sorted(popped) == sorted(pushed) and len(set(popped)) == len(popped)
+    assert pool.pop(5) is None

@@ -119,9 +119,15 @@ def children(batch, out, idx, layers, neurons):
     return kids
 
 
+#: parts the pool keeps apart before it merges the small ones (each ``pop`` visits every part)
+MAX_POOL_PARTS = 16
+
+
 class Pool:
-    """The open domains, as batches (see the module docstring) merged on demand; ``pop`` takes those of
-    highest priority."""
+    """The open domains, as a list of batches (*parts*, see the module docstring); ``pop`` takes those of highest
+    priority.  Parts are never concatenated as a whole: a pop copies only the parts it takes rows from, one at a
+    time, so the memory a pop needs beyond the pool's own is about one part (the whole pool was copied twice
+    before: 2x its size at the cap)."""
 
     def __init__(self, widths):
         self.widths = widths
@@ -132,6 +138,8 @@ class Pool:
         if batch["prio"].shape[0]:
             self.parts.append(batch)
             self.n += batch["prio"].shape[0]
+        if len(self.parts) > MAX_POOL_PARTS:
+            self._merge_small()
 
     def nbytes(self):
         total = 0
@@ -143,42 +151,58 @@ class Pool:
                     total += v.nbytes
         return total
 
-    def _merge(self):
-        if len(self.parts) > 1:
-            keys = self.parts[0].keys()
-            merged = {}
-            for key in keys:
-                if isinstance(self.parts[0][key], list):
-                    merged[key] = [np.concatenate([p[key][k] for p in self.parts]) for k in range(len(self.widths))]
-                elif key in ("sorder", "qeta"):
-                    width = max(p[key].shape[-1] for p in self.parts)
-                    fill = -1 if key == "sorder" else 0
-                    merged[key] = np.concatenate([np.pad(p[key], [(0, 0)] * (p[key].ndim - 1)
-                                                         + [(0, width - p[key].shape[-1])], constant_values=fill)
-                                                  for p in self.parts])
-                else:
-                    merged[key] = np.concatenate([p[key] for p in self.parts])
-            self.parts = [merged]
+    def _merge_small(self):
+        """Concatenate the parts smaller than an eighth of the largest (at least the two smallest)."""
+        sizes = [p["prio"].shape[0] for p in self.parts]
+        by_size = sorted(range(len(sizes)), key=sizes.__getitem__)
+        small = set(by_size[:2]) | {i for i in by_size[:-1] if sizes[i] < max(sizes) / 8}
+        merged = concatenate([self.parts[i] for i in sorted(small)], len(self.widths))
+        self.parts = [p for i, p in enumerate(self.parts) if i not in small] + [merged]
 
     def pop(self, count):
-        self._merge()
+        """The ``count`` domains of highest priority (all if fewer) as one batch, removed; None if empty."""
         if not self.parts:
             return None
-        allp = self.parts[0]
-        prio = allp["prio"]
-        if count >= prio.shape[0]:
+        if count >= self.n:
+            out = concatenate(self.parts, len(self.widths))
             self.parts, self.n = [], 0
-            return allp
-        sel = np.argpartition(-prio, count - 1)[:count]
-        rest = np.ones(prio.shape[0], dtype=bool)
-        rest[sel] = False
-        out = subset(allp, sel)
-        self.parts = [subset(allp, rest)]
-        self.n = int(rest.sum())
-        return out
+            return out
+        prio = np.concatenate([p["prio"] for p in self.parts])
+        take = np.zeros(prio.shape[0], dtype=bool)
+        take[np.argpartition(-prio, count - 1)[:count]] = True
+        taken, start = [], 0
+        for i, part in enumerate(self.parts):
+            size = part["prio"].shape[0]
+            here = take[start:start + size]
+            start += size
+            if here.any():
+                taken.append(subset(part, here))
+                self.parts[i] = subset(part, ~here) if not here.all() else None
+        self.parts = [p for p in self.parts if p is not None]
+        self.n -= count
+        return concatenate(taken, len(self.widths))
 
     def max_prio(self):
         return max((float(p["prio"].max()) for p in self.parts), default=-math.inf)
+
+
+def concatenate(parts, depth):
+    """One batch of the domains of ``parts`` (in order); ``sorder`` and ``qeta`` padded to the longest (-1, 0)."""
+    if len(parts) == 1:
+        return parts[0]
+    merged = {}
+    for key in parts[0]:
+        if isinstance(parts[0][key], list):
+            merged[key] = [np.concatenate([p[key][k] for p in parts]) for k in range(depth)]
+        elif key in ("sorder", "qeta"):
+            width = max(p[key].shape[-1] for p in parts)
+            fill = -1 if key == "sorder" else 0
+            merged[key] = np.concatenate([np.pad(p[key], [(0, 0)] * (p[key].ndim - 1)
+                                                 + [(0, width - p[key].shape[-1])], constant_values=fill)
+                                          for p in parts])
+        else:
+            merged[key] = np.concatenate([p[key] for p in parts])
+    return merged
 
 
 def splits_by_layer(split_order: np.ndarray, layer_of: np.ndarray, depth: int):

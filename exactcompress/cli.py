@@ -136,6 +136,8 @@ def compress(
                                                help="Seconds for the analysis (> 0; default: no limit); neurons "
                                                "not settled in time are kept (status 'partial')."),
     workers: int = typer.Option(1, min=1, help="Processes for independent questions (MILPs, branch and bound)."),
+    threads: Optional[int] = typer.Option(None, min=1, help="Branch-and-bound questions answered at once in this "
+                                          "process, one thread each (default: the CPUs this process may use)."),
     device: DeviceChoice = typer.Option(DeviceChoice.auto, help="Where branch and bound computes its batched bounds: "
                                         "cuda when a GPU is visible (auto), or cpu / cuda; proofs are float64 on "
                                         "either."),
@@ -170,14 +172,15 @@ def compress(
     with _replacing(out, whole) as target:
         if quiet:
             report = compress_model(loaded, target, domain=chosen_domain, data=points, method=method.value,
-                                    time_limit=time_limit, workers=workers, formats=[f.value for f in fmt], seed=seed,
-                                    device=device.value, verify_samples=verify_samples)
+                                    time_limit=time_limit, workers=workers, threads=threads or _cpus(),
+                                    formats=[f.value for f in fmt], seed=seed, device=device.value,
+                                    verify_samples=verify_samples)
         else:
             with _stage_bar(model.name) as progress:
                 report = compress_model(loaded, target, domain=chosen_domain, data=points, method=method.value,
-                                        time_limit=time_limit, workers=workers, formats=[f.value for f in fmt],
-                                        seed=seed, device=device.value, verify_samples=verify_samples,
-                                        progress=progress)
+                                        time_limit=time_limit, workers=workers, threads=threads or _cpus(),
+                                        formats=[f.value for f in fmt], seed=seed, device=device.value,
+                                        verify_samples=verify_samples, progress=progress)
     if report.status == "failed":
         _fail(report.error or "failed", ExitCode.FAILED)
     if loaded[1].activation_assumed:
@@ -201,16 +204,22 @@ def compress(
         )
     typer.echo(f"report: {out / 'report.html'}")
     if report.time_limit_reached and counts["undecided"]:
-        err.print(_time_limit_hint(counts["undecided"], workers), highlight=False, soft_wrap=True)
+        err.print(_time_limit_hint(counts["undecided"], max(workers, report.threads)), highlight=False,
+                  soft_wrap=True)
 
 
-def _time_limit_hint(undecided: int, workers: int) -> str:
+def _cpus() -> int:
+    """CPUs this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _time_limit_hint(undecided: int, parallel: int) -> str:
     """One line for a run cut by --time-limit: its undecided neurons are kept, and what could settle them (more
-    time; more worker processes where this process may use more CPUs than it ran)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    time; questions in parallel where this process may use more CPUs than the ``parallel`` questions it ran)."""
+    cpus = _cpus()
     remedies = "a longer --time-limit"
-    if workers < cpus:
-        remedies += f", or --workers {cpus} (independent questions in parallel on this machine's {cpus} CPUs)"
+    if parallel < cpus:
+        remedies += f", or --threads {cpus} (independent questions in parallel on this machine's {cpus} CPUs)"
     return (f"[yellow]hint:[/yellow] {undecided} neurons were undecided at the time limit and are kept, so the "
             f"output is still exact; {remedies} may settle them")
 

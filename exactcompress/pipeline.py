@@ -174,6 +174,7 @@ def compress_model(
     method: Method = "auto",
     time_limit: float | None = None,
     workers: int = 1,
+    threads: int = 1,
     parallel_map: ParallelMap | None = None,
     formats: Sequence[SaveFormat] = ("torch",),
     seed: int = 0,
@@ -188,9 +189,9 @@ def compress_model(
     or an already loaded ``(Network, ModelInfo)``; an ``nn.Sequential`` CNN needs ``input_shape`` (C, H, W).
     ``domain`` defaults to the box [0, 1] on every input (flattened, channel-major, for a CNN). Bad input does not raise: the returned (and written) report has status
     ``failed`` and a one-line ``error``. A failed verification is also ``failed`` and writes no model.
-    ``workers``/``parallel_map`` split independent questions, ``device`` places branch and bound (see
-    ``analyze``); ``verify_samples`` uniform draws check the compressed model besides the corners, witnesses
-    and data rows (see ``verify``).
+    ``workers``/``parallel_map`` split independent questions, ``threads`` answers branch-and-bound questions
+    at once in this process, ``device`` places branch and bound (see ``analyze``); ``verify_samples`` uniform
+    draws check the compressed model besides the corners, witnesses and data rows (see ``verify``).
     """
     say = progress or ignore
     out_dir = Path(out_dir)
@@ -199,7 +200,8 @@ def compress_model(
                   else f"<in-memory {type(model).__name__}>")
     seconds: dict[str, float] = {}
     started = time.monotonic()
-    base = dict(model_path=model_path, method=method, time_limit_s=time_limit, workers=workers, versions=versions())
+    base = dict(model_path=model_path, method=method, time_limit_s=time_limit, workers=workers, threads=threads,
+                versions=versions())
 
     def failed(kind: ErrorKind, reason: str, **known) -> CompressionReport:
         seconds["total"] = time.monotonic() - started
@@ -223,7 +225,7 @@ def compress_model(
 
     try:
         analysis = analyze(network, domain, method=method, data=points, time_limit=time_limit, workers=workers,
-                           parallel_map=parallel_map, seed=seed, device=device, progress=say)
+                           threads=threads, parallel_map=parallel_map, seed=seed, device=device, progress=say)
         seconds.update(analysis.seconds)
 
         clock = time.monotonic()

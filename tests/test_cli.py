@@ -26,7 +26,7 @@ def test_console_script_is_installed_and_documents_the_contract():
     result = run("compress", "--help")
     assert result.returncode == 0
     for flag in ("--out", "--lower", "--upper", "--domain", "--domain-from-data", "--margin", "--data", "--method",
-                 "--time-limit", "--workers", "--format", "--verify-samples"):
+                 "--time-limit", "--workers", "--threads", "--format", "--verify-samples"):
         assert flag in result.stdout, flag
 
 
@@ -270,8 +270,9 @@ def test_a_run_cut_by_the_time_limit_says_its_undecided_neurons_are_kept_and_wha
     assert one.returncode == 0 and report.time_limit_reached and report.counts()["undecided"] > 0
     hint = " ".join(line for line in one.stderr.splitlines() if "hint:" in line)
     assert f"{report.counts()['undecided']} neurons were undecided" in hint and "longer --time-limit" in hint
-    assert ("--workers" in hint) == (cpus > 1)
-    # with a worker per CPU already, only more time is suggested
-    every_cpu = run("compress", str(model), "--out", str(tmp_path / "all"), "--time-limit", "0.001", "--quiet",
-                    "--workers", str(cpus))
-    assert "longer --time-limit" in every_cpu.stderr and "--workers" not in every_cpu.stderr
+    assert report.threads == cpus  # by default branch and bound answers a question per CPU at once
+    assert "--threads" not in hint and "--workers" not in hint  # so only more time is suggested
+    # one question at a time on a machine with more CPUs: answering more at once is suggested too
+    single = run("compress", str(model), "--out", str(tmp_path / "single"), "--time-limit", "0.001", "--quiet",
+                 "--threads", "1")
+    assert "longer --time-limit" in single.stderr and (f"--threads {cpus}" in single.stderr) == (cpus > 1)

@@ -104,9 +104,11 @@ class _BoxState:
 @dataclass(frozen=True)
 class Fanout:
     """How the independent questions of one layer are split (per-neuron MILPs, branch and bound):
-    ``workers`` chunks through ``parallel_map``; ``device`` places branch and bound's batched bounds."""
+    ``workers`` chunks through ``parallel_map``; branch and bound in this process answers ``threads`` questions at
+    once; ``device`` places branch and bound's batched bounds."""
 
     workers: int = 1
+    threads: int = 1
     parallel_map: ParallelMap | None = None
     device: Device = "auto"
 
@@ -119,6 +121,7 @@ def analyze(
     data: np.ndarray | None = None,
     time_limit: float | None = None,
     workers: int = 1,
+    threads: int = 1,
     parallel_map: ParallelMap | None = None,
     seed: int = 0,
     device: Device = "auto",
@@ -129,10 +132,11 @@ def analyze(
     ``time_limit`` is in wall seconds for the whole analysis; neurons not settled in time are undecided.
     ``data`` (n, input_dim) adds witness candidates (rows outside the domain are ignored). Per-neuron
     solves and branch-and-bound questions are split over ``workers`` chunks run through ``parallel_map``
-    (default: local processes); branch and bound computes its batched bounds on ``device`` (``"auto"``: CUDA
-    when torch sees a GPU), its proofs in float64 either way.
+    (default: local processes); branch and bound in this process answers ``threads`` questions at once (threads,
+    one torch thread each) and computes its batched bounds on ``device`` (``"auto"``: CUDA when torch sees a
+    GPU), its proofs in float64 either way.
     """
-    fanout = Fanout(workers, parallel_map, device)
+    fanout = Fanout(workers, threads, parallel_map, device)
     deadline = None if time_limit is None else time.monotonic() + time_limit
     rng = np.random.default_rng(seed)
     say = progress or ignore
@@ -302,7 +306,8 @@ def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout,
                   if at == layer and (ask_max if sign > 0 else ask_min)[neuron]}
         answers = bab_layer(network, box, settled, layer, ask_max=ask_max, ask_min=ask_min, deadline=deadline,
                             question_limit=question_limit, workers=fanout.workers,
-                            parallel_map=fanout.parallel_map, device=fanout.device, progress=say, resume=resume)
+                            threads=fanout.threads, parallel_map=fanout.parallel_map, device=fanout.device,
+                            progress=say, resume=resume)
         state.suspended = _within_memory({**{key: search for key, search in state.suspended.items() if key[0] != layer},
                                           **{(layer, *key): search for key, search in answers.suspended.items()}})
         _mark_proved(state, layer, answers.proved_inactive, answers.proved_active, code)

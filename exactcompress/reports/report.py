@@ -88,7 +88,7 @@ def _summary(report: CompressionReport) -> Table:
          if analysed else "—"],
         ["parameters", _before_after(report.parameters_before, report.parameters_after) if analysed else "—"],
         ["method", report.method],
-        ["workers", str(report.workers)],
+        ["workers · threads", f"{report.workers} · {report.threads}"],
         ["total seconds", _seconds(report.seconds.get("total"))],
         ["time limit (s)", _seconds(report.time_limit_s)],
     ]

@@ -178,7 +178,7 @@ def compress_config(
     source_root = _config_storage(spec, config).url()
     job = ZooJobSpec(
         source=source_root, output=output.child(COMPRESSED).url(), domain=study_domain(spec), method=spec.method,
-        time_limit_s=spec.time_limit_s, fallback_tasks=spec.fallback_tasks,
+        time_limit_s=spec.time_limit_s, fallback_tasks=spec.fallback_tasks, cpus_per_task=spec.cpus_per_task,
     )
     outcome = run_model_task(ModelTask(source_root=source_root, key=MODEL, domain=job.domain, spec=job),
                              parallel_map=parallel_map)

@@ -250,8 +250,9 @@ def _analyse(place: _Place, local_model: Path, data: np.ndarray | None, out_dir:
         points = data if data is not None and data.shape[1] == network.input_dim else None
         report = compress_model(
             model, out_dir, domain=place.domain, data=points, method=spec.method, time_limit=spec.time_limit_s,
-            workers=spec.fallback_tasks, parallel_map=parallel_map, formats=spec.formats, seed=spec.seed,
-            device=spec.device, verify_samples=spec.verify_samples, progress=progress,
+            workers=spec.fallback_tasks, threads=max(1, int(spec.cpus_per_task)), parallel_map=parallel_map,
+            formats=spec.formats, seed=spec.seed, device=spec.device, verify_samples=spec.verify_samples,
+            progress=progress,
         )
     return TaskOutcome(place.commit(out_dir, report), analysed=True)
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -18,6 +19,7 @@ from exactcompress.engine.domain import Box
 from exactcompress.engine.network import Network
 from exactcompress.engine.prove import bab as bab_module
 from exactcompress.engine.prove import bab_bounds
+from exactcompress.engine.prove import bab_layer as bab_layer_module
 from exactcompress.engine.prove.bab_layer import bab_layer, resolve_device
 from exactcompress.errors import InputError
 from exactcompress.io import from_sequential, to_sequential
@@ -65,6 +67,40 @@ def test_a_question_layer_fans_out_over_workers_with_the_same_answers(monkeypatc
     assert np.array_equal(alone.proved_inactive, fanned.proved_inactive)
     assert np.array_equal(alone.proved_active, fanned.proved_active)
     assert alone.witnessed == fanned.witnessed and alone.undecided == fanned.undecided == 0
+
+
+def test_questions_answered_at_once_in_threads_get_the_answers_of_one_at_a_time(monkeypatch):
+    """The whole-layer net's 12 questions (6 proved, 6 witnessed) on 3 threads: the same answers, domains and
+    witnesses as on one, in question order, and questions really ran at the same time."""
+    network, layer = _whole_layer_stable_net(), 2
+    box = Box(-np.ones(4), np.ones(4))
+    bounds = propagate(network, box)
+    ask = np.ones(6, bool)
+    torch_threads = torch.get_num_threads()
+    one = bab_layer(network, box, bounds, layer, ask_max=ask, ask_min=ask)
+    running, most, lock, real_prove = [0], [0], threading.Lock(), bab_layer_module.prove_sign
+
+    def counted(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.05)  # each question lasts long enough for the others to start
+            return real_prove(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(bab_layer_module, "prove_sign", counted)
+    heard = []
+    threaded = bab_layer(network, box, bounds, layer, ask_max=ask, ask_min=ask, threads=3,
+                         progress=lambda label, done, total: heard.append((label, done, total)))
+    assert most[0] == 3 and torch.get_num_threads() == torch_threads  # restored
+    assert one.proved_inactive.all() and one.witnessed == 6
+    for field in ("proved_inactive", "proved_active", "candidates"):
+        assert np.array_equal(getattr(one, field), getattr(threaded, field)), field
+    assert (one.questions, one.domains, one.undecided) == (threaded.questions, threaded.domains, threaded.undecided)
+    assert heard[-1][1:] == (12, 12) and "3 threads" in heard[-1][0]
 
 
 def _whole_layer_stable_net() -> Network:

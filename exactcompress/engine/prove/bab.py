@@ -294,7 +294,6 @@ class _Search:
         self.c, self.d = c_full[self.keep[layer - 1]], d
         self.P = Net(self.W, self.b, self.c, d, lo, hi, torch.float64, torch.device(device))
         rng = np.random.default_rng(seed)
-        torch.manual_seed(seed)
         # witness search from random starts
         n_starts, n_steps = root_attack_size(sum(weight.size for weight in self.W) + self.c.size)
         starts = np.concatenate([(lo + hi)[None] / 2, lo + (hi - lo) * rng.random((n_starts - 1, len(lo)))])

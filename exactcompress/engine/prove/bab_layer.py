@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
@@ -25,7 +26,7 @@ from ..deadline import deadline_in, seconds_left
 from ..domain import Box
 from ..network import Network
 from ..progress import Progress, ignore
-from .bab import SuspendedSearch, prove_sign, resume_sign
+from .bab import BabResult, SuspendedSearch, prove_sign, resume_sign
 from .parallel import ParallelMap, process_pool_map
 
 
@@ -72,69 +73,89 @@ def bab_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
               time_left: float | None, question_limit: float | None, device: str, threads: int = 1,
               progress: Progress = ignore, resume: Mapping[tuple[int, int], SuspendedSearch] | None = None,
               keep_suspended: bool = False) -> BabLayer:
-    """Answer ``questions`` (k, 2) rows (neuron, sign) one after the other; one worker's share of ``bab_layer``.
+    """Answer ``questions`` (k, 2) rows (neuron, sign); one worker's share of ``bab_layer``.
     A question found in ``resume`` goes on from where its search stopped; with ``keep_suspended`` the result
     holds the searches stopped this time (in another process they would have to be copied back: not kept).
 
     ``time_left`` (seconds, not an instant: clocks of other processes differ) bounds the whole chunk,
-    ``question_limit`` each question. Torch runs on ``threads`` CPU threads meanwhile (restored after): the
-    batched products are small, and more threads only add synchronisation (d64-2x100-l1_0's 9 questions:
-    28 s on one thread, over 300 s on two threads of a busy 2-core machine).
+    ``question_limit`` each question. ``threads`` questions are answered at once, each in a thread of this
+    process taking the next question when it is done; torch runs every operation on its calling thread meanwhile
+    (one intra-op thread, restored after). The batched products are small: threads within one operation only
+    add synchronisation (d64-2x100-l1_0's 9 questions: 28 s on one thread, over 300 s with two intra-op threads
+    on a busy 2-core machine), while two questions at once bound 1.7-2x the domains per second of one on 2 cores
+    (measured: ``benchmarks/README.md``). Each answer depends only on its question, so the result is the same
+    for any ``threads``, apart from where time limits cut.
     """
     before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    torch.set_num_threads(1)
     try:
         return _answer(network, box, bounds, layer, questions, deadline_in(time_left), question_limit, device,
-                       progress, resume or {}, keep_suspended)
+                       max(1, threads), progress, resume or {}, keep_suspended)
     finally:
         torch.set_num_threads(before)
 
 
 def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, questions: np.ndarray,
-            deadline: float | None, question_limit: float | None, device: str, progress: Progress,
+            deadline: float | None, question_limit: float | None, device: str, threads: int, progress: Progress,
             resume: Mapping[tuple[int, int], SuspendedSearch], keep_suspended: bool) -> BabLayer:
     width = network.hidden[layer].out_features
     proved_inactive, proved_active = np.zeros(width, bool), np.zeros(width, bool)
     weights = [hidden.weight for hidden in network.hidden[: layer + 1]]
     biases = [hidden.bias for hidden in network.hidden[: layer + 1]]
     below = [(bound.lower, bound.upper) for bound in bounds[:layer]]
-    candidates, domains, seconds, undecided, timed_out, suspended, best_bounds = [], 0, 0.0, 0, 0, {}, {}
-    label = f"branch and bound, layer {layer}"
-    for done, (neuron, sign) in enumerate(questions, start=1):
-        progress(label, done - 1, len(questions))
+
+    def answer(neuron: int, sign: int) -> BabResult | None:
+        """The question's result; None when the deadline passed before it started."""
         left = seconds_left(deadline)
         if left <= 0:
+            return None
+        budget = left if question_limit is None else min(left, question_limit)
+        if (neuron, sign) in resume:
+            return resume_sign(resume[neuron, sign], deadline=time.monotonic() + budget)
+        return prove_sign(weights, biases, box.lower, box.upper, below, layer, neuron, sign, margin=BOUND_MARGIN,
+                          witness_margin=WITNESS_MARGIN, deadline=time.monotonic() + budget, device=device,
+                          seed=neuron)
+
+    keys = [(int(neuron), int(sign)) for neuron, sign in questions]
+    label = f"branch and bound, layer {layer}" + (f" ({threads} threads)" if threads > 1 and len(keys) > 1 else "")
+    progress(label, 0, len(keys))
+    with ThreadPoolExecutor(max_workers=min(threads, max(1, len(keys)))) as pool:
+        futures = {pool.submit(answer, *key): key for key in keys}  # taken in this order as threads come free
+        try:
+            for done, future in enumerate(as_completed(futures), start=1):
+                future.result()  # an error raises here
+                progress(label, done, len(keys))
+        except BaseException:
+            pool.shutdown(cancel_futures=True)  # questions not started are dropped; running ones end by their limit
+            raise
+        answers = {key: future.result() for future, key in futures.items()}
+    candidates, domains, seconds, undecided, timed_out, suspended, best_bounds = [], 0, 0.0, 0, 0, {}, {}
+    for key in keys:  # in question order, whatever order they finished in
+        neuron, sign = key
+        result = answers[key]
+        if result is None:
             undecided, timed_out = undecided + 1, timed_out + 1
             continue
-        budget = left if question_limit is None else min(left, question_limit)
-        key = (int(neuron), int(sign))
-        if key in resume:
-            answer = resume_sign(resume[key], deadline=time.monotonic() + budget)
-        else:
-            answer = prove_sign(weights, biases, box.lower, box.upper, below, layer, int(neuron), int(sign),
-                                margin=BOUND_MARGIN, witness_margin=WITNESS_MARGIN,
-                                deadline=time.monotonic() + budget, device=device, seed=int(neuron))
-        if keep_suspended and answer.suspended is not None:
-            suspended[key] = answer.suspended
-        domains, seconds = domains + answer.domains, seconds + answer.seconds
-        if answer.status == "proved":
+        if keep_suspended and result.suspended is not None:
+            suspended[key] = result.suspended
+        domains, seconds = domains + result.domains, seconds + result.seconds
+        if result.status == "proved":
             (proved_inactive if sign > 0 else proved_active)[neuron] = True
-        elif answer.status == "witness":
-            candidates.append(box.clip(answer.witness))
+        elif result.status == "witness":
+            candidates.append(box.clip(result.witness))
         else:
-            undecided, timed_out = undecided + 1, timed_out + answer.timed_out
-            if math.isfinite(answer.best_bound):
-                best_bounds[key] = answer.best_bound
-    progress(label, len(questions), len(questions))
+            undecided, timed_out = undecided + 1, timed_out + result.timed_out
+            if math.isfinite(result.best_bound):
+                best_bounds[key] = result.best_bound
     found = np.array(candidates).reshape(-1, network.input_dim)
-    return BabLayer(proved_inactive, proved_active, found, len(questions), int(proved_inactive.sum() + proved_active.sum()),
+    return BabLayer(proved_inactive, proved_active, found, len(keys), int(proved_inactive.sum() + proved_active.sum()),
                     len(candidates), undecided, domains, seconds, timed_out, suspended, best_bounds)
 
 
 def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, *, ask_max: np.ndarray,
               ask_min: np.ndarray, deadline: float | None = None, question_limit: float | None = None,
-              workers: int = 1, parallel_map: ParallelMap | None = None, device: Device = "auto",
-              progress: Progress = ignore,
+              workers: int = 1, threads: int = 1, parallel_map: ParallelMap | None = None,
+              device: Device = "auto", progress: Progress = ignore,
               resume: Mapping[tuple[int, int], SuspendedSearch] | None = None) -> BabLayer:
     """Branch and bound on every asked question of hidden layer ``layer``.
 
@@ -142,7 +163,8 @@ def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     ``U <= 0`` where stably inactive, ``L >= 0`` where stably active). ``ask_max`` / ``ask_min`` bool (w,):
     ask whether g_i can be positive / negative. ``deadline``: a ``time.monotonic()`` instant for all;
     ``question_limit``: seconds per question. ``workers > 1`` runs interleaved chunks through
-    ``parallel_map`` (default: spawned processes here); each chunk computes on one torch thread. ``progress``
+    ``parallel_map`` (default: spawned processes here), each chunk one question at a time; one chunk (``workers``
+    1) runs here, ``threads`` questions at once (``bab_chunk``). ``progress``
     hears done/total questions (per question in this process; at start and end when chunks run elsewhere).
     ``resume``: searches stopped earlier, by (neuron, sign); they go on, and the result's ``suspended`` holds
     those stopped this time, when the questions run in this process (one chunk); chunks run elsewhere start
@@ -155,8 +177,8 @@ def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     time_left = None if deadline is None else max(0.0, seconds_left(deadline))
     chunks = [chunk for chunk in (questions[offset::max(workers, 1)] for offset in range(max(workers, 1))) if len(chunk)]
     if len(chunks) <= 1:
-        return bab_chunk(network, box, bounds, layer, questions, time_left, question_limit, where, progress=progress,
-                         resume=resume, keep_suspended=True)
+        return bab_chunk(network, box, bounds, layer, questions, time_left, question_limit, where, threads=threads,
+                         progress=progress, resume=resume, keep_suspended=True)
     arguments = [(network, box, tuple(bounds), layer, chunk, time_left, question_limit, where) for chunk in chunks]
     label = f"branch and bound, layer {layer} ({len(chunks)} workers)"
     progress(label, 0, len(questions))

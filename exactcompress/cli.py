@@ -136,8 +136,9 @@ def compress(
                                                help="Seconds for the analysis (> 0; default: no limit); neurons "
                                                "not settled in time are kept (status 'partial')."),
     workers: int = typer.Option(1, min=1, help="Processes for independent questions (MILPs, branch and bound)."),
-    threads: Optional[int] = typer.Option(None, min=1, help="Branch-and-bound questions answered at once in this "
-                                          "process, one thread each (default: the CPUs this process may use)."),
+    threads: int = typer.Option(1, min=1, help="Branch-and-bound questions answered at once in this process, one "
+                                "thread each: helps long searches on wide or deep nets, not the short ones (see "
+                                "the README)."),
     device: DeviceChoice = typer.Option(DeviceChoice.auto, help="Where branch and bound computes its batched bounds: "
                                         "cuda when a GPU is visible (auto), or cpu / cuda; proofs are float64 on "
                                         "either."),
@@ -172,13 +173,13 @@ def compress(
     with _replacing(out, whole) as target:
         if quiet:
             report = compress_model(loaded, target, domain=chosen_domain, data=points, method=method.value,
-                                    time_limit=time_limit, workers=workers, threads=threads or _cpus(),
+                                    time_limit=time_limit, workers=workers, threads=threads,
                                     formats=[f.value for f in fmt], seed=seed, device=device.value,
                                     verify_samples=verify_samples)
         else:
             with _stage_bar(model.name) as progress:
                 report = compress_model(loaded, target, domain=chosen_domain, data=points, method=method.value,
-                                        time_limit=time_limit, workers=workers, threads=threads or _cpus(),
+                                        time_limit=time_limit, workers=workers, threads=threads,
                                         formats=[f.value for f in fmt], seed=seed, device=device.value,
                                         verify_samples=verify_samples, progress=progress)
     if report.status == "failed":

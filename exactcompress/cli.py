@@ -209,15 +209,10 @@ def compress(
                   soft_wrap=True)
 
 
-def _cpus() -> int:
-    """CPUs this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def _time_limit_hint(undecided: int, parallel: int) -> str:
     """One line for a run cut by --time-limit: its undecided neurons are kept, and what could settle them (more
     time; questions in parallel where this process may use more CPUs than the ``parallel`` questions it ran)."""
-    cpus = _cpus()
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     remedies = "a longer --time-limit"
     if parallel < cpus:
         remedies += f", or --threads {cpus} (independent questions in parallel on this machine's {cpus} CPUs)"

@@ -121,7 +121,7 @@ def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: in
     label = f"branch and bound, layer {layer}" + (f" ({threads} threads)" if threads > 1 and len(keys) > 1 else "")
     progress(label, 0, len(keys))
     with ThreadPoolExecutor(max_workers=min(threads, max(1, len(keys)))) as pool:
-        futures = {pool.submit(answer, *key): key for key in keys}  # taken in this order as threads come free
+        futures = [pool.submit(answer, *key) for key in keys]  # taken in this order as threads come free
         try:
             for done, future in enumerate(as_completed(futures), start=1):
                 future.result()  # an error raises here
@@ -129,11 +129,10 @@ def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: in
         except BaseException:
             pool.shutdown(cancel_futures=True)  # questions not started are dropped; running ones end by their limit
             raise
-        answers = {key: future.result() for future, key in futures.items()}
     candidates, domains, seconds, undecided, timed_out, suspended, best_bounds = [], 0, 0.0, 0, 0, {}, {}
-    for key in keys:  # in question order, whatever order they finished in
+    for key, future in zip(keys, futures):  # in question order, whatever order they finished in
         neuron, sign = key
-        result = answers[key]
+        result = future.result()
         if result is None:
             undecided, timed_out = undecided + 1, timed_out + 1
             continue

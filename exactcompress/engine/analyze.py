@@ -53,6 +53,12 @@ BAB_FIRST_ROUND_LIMIT = 20.0
 BAB_SWEEP_LIMIT = 2.0
 #: share of the time left that ``auto``'s later rounds of branch and bound may use (the MILPs get the rest)
 BAB_SECOND_ROUND_SHARE = 0.8
+#: rounds of branch and bound with at least this many seconds per question (or no limit) answer ``Fanout.threads``
+#: questions at once; shorter ones, one. A short question spends its time in its root (a witness search of many
+#: small torch steps, the LP), where threads contend for the GIL: with two threads everywhere, ``auto`` at 300 s
+#: bounded 7-33% more domains and settled nothing sooner, while long searches bound 1.7-1.9x the domains per
+#: second (``benchmarks/README.md``)
+THREADED_QUESTION_SECONDS = 2 * BAB_FIRST_ROUND_LIMIT
 #: memory that stopped branch-and-bound searches may hold between rounds (bytes of open domains; the
 #: largest are dropped first and start afresh if asked again)
 MAX_SUSPENDED_BYTES = 512 * 2**20
@@ -293,8 +299,12 @@ def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout,
     """Branch and bound on every open question, layer by layer; proofs, and the bounds reached on the questions
     left open (``_tighten_undecided``), tighten the bounds of the layers above.
     Searches stopped by their limit are kept in ``state.suspended`` (at most MAX_SUSPENDED_BYTES) and resumed
-    when the question is asked again. Returns how many questions their limit or the deadline stopped."""
+    when the question is asked again. ``fanout.threads`` questions run at once in rounds of long questions
+    (THREADED_QUESTION_SECONDS or no limit), one at a time in shorter ones. Returns how many questions their
+    limit or the deadline stopped."""
     start = time.monotonic()
+    long_questions = question_limit is None or question_limit >= THREADED_QUESTION_SECONDS
+    threads = fanout.threads if long_questions else 1
     code = SETTLERS.index("bab")
     timed_out = 0
     for layer in range(len(network.hidden)):
@@ -305,9 +315,8 @@ def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout,
         resume = {(neuron, sign): search for (at, neuron, sign), search in state.suspended.items()
                   if at == layer and (ask_max if sign > 0 else ask_min)[neuron]}
         answers = bab_layer(network, box, settled, layer, ask_max=ask_max, ask_min=ask_min, deadline=deadline,
-                            question_limit=question_limit, workers=fanout.workers,
-                            threads=fanout.threads, parallel_map=fanout.parallel_map, device=fanout.device,
-                            progress=say, resume=resume)
+                            question_limit=question_limit, workers=fanout.workers, threads=threads,
+                            parallel_map=fanout.parallel_map, device=fanout.device, progress=say, resume=resume)
         state.suspended = _within_memory({**{key: search for key, search in state.suspended.items() if key[0] != layer},
                                           **{(layer, *key): search for key, search in answers.suspended.items()}})
         _mark_proved(state, layer, answers.proved_inactive, answers.proved_active, code)

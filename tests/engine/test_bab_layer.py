@@ -103,6 +103,28 @@ def test_questions_answered_at_once_in_threads_get_the_answers_of_one_at_a_time(
     assert heard[-1][1:] == (12, 12) and "3 threads" in heard[-1][0]
 
 
+def test_rounds_of_short_questions_answer_one_at_a_time_and_long_ones_in_threads(monkeypatch):
+    """With ``threads=3``, rounds whose questions get less than THREADED_QUESTION_SECONDS (shortened here) answer
+    one question at a time, longer rounds and rounds without a limit three at once."""
+    calls, real_bab_layer = [], analyze_module.bab_layer
+
+    def recorded(*args, **kwargs):
+        calls.append((kwargs["question_limit"], kwargs["threads"]))
+        return real_bab_layer(*args, **kwargs)
+
+    monkeypatch.setattr(analyze_module, "bab_layer", recorded)
+    monkeypatch.setattr(analyze_module, "BAB_FIRST_ROUND_LIMIT", 0.2)
+    monkeypatch.setattr(analyze_module, "THREADED_QUESTION_SECONDS", 0.4)
+    _no_witness_search(monkeypatch)
+    analyze(_hard_questions_then_an_easy_one(), scalar_box(0, 1).broadcast(64), method="bab", time_limit=3.0,
+            threads=3)
+    assert calls[0] == (0.2, 1) and (0.4, 3) in calls
+    assert all(threads == (3 if limit >= 0.4 else 1) for limit, threads in calls)
+    calls.clear()
+    analyze(random_net(2, 2, [8, 6, 4], bias_shift=2.0), scalar_box(-1, 1).broadcast(2), method="bab", threads=3)
+    assert calls and all(call == (None, 3) for call in calls)
+
+
 def _whole_layer_stable_net() -> Network:
     """4 inputs in [-1, 1], hidden 10, 8, 6: every neuron of the third hidden layer can be negative, none can be
     positive (by 1e-3, which interval bounds do not see)."""

@@ -33,6 +33,9 @@ app.add_typer(study_app, name="study")
 app.add_typer(schema_app, name="schema")
 
 err = Console(stderr=True)
+#: ``compress``'s default ``--threads``: the usable CPUs, at most this many (each running search may hold up to
+#: 512 MiB of open cases, ``bab.MAX_POOL_BYTES``)
+DEFAULT_MAX_THREADS = 4
 
 
 def _print_version(value: bool) -> None:
@@ -136,9 +139,10 @@ def compress(
                                                help="Seconds for the analysis (> 0; default: no limit); neurons "
                                                "not settled in time are kept (status 'partial')."),
     workers: int = typer.Option(1, min=1, help="Processes for independent questions (MILPs, branch and bound)."),
-    threads: int = typer.Option(1, min=1, help="Branch-and-bound questions answered at once in this process, one "
-                                "thread each: helps long searches on wide or deep nets, not the short ones (see "
-                                "the README)."),
+    threads: Optional[int] = typer.Option(None, min=1, help="Branch-and-bound questions answered at once in this "
+                                          "process, one thread each, in its rounds of long questions (40 s or more "
+                                          "each, or no time limit); shorter rounds answer one at a time. Default: "
+                                          f"the CPUs this process may use, at most {DEFAULT_MAX_THREADS}."),
     device: DeviceChoice = typer.Option(DeviceChoice.auto, help="Where branch and bound computes its batched bounds: "
                                         "cuda when a GPU is visible (auto), or cpu / cuda; proofs are float64 on "
                                         "either."),
@@ -164,6 +168,7 @@ def compress(
     from .pipeline import compress_model
 
     chosen_domain = _domain(lower, upper, domain, domain_from_data, margin)
+    threads = threads or min(DEFAULT_MAX_THREADS, _usable_cpus())
     with _one_line_errors():
         loaded = load_network(model)
         points = load_data(data, loaded[0].input_dim) if data is not None else None
@@ -209,10 +214,15 @@ def compress(
                   soft_wrap=True)
 
 
+def _usable_cpus() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _time_limit_hint(undecided: int, parallel: int) -> str:
     """One line for a run cut by --time-limit: its undecided neurons are kept, and what could settle them (more
     time; questions in parallel where this process may use more CPUs than the ``parallel`` questions it ran)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpus = _usable_cpus()
     remedies = "a longer --time-limit"
     if parallel < cpus:
         remedies += f", or --threads {cpus} (independent questions in parallel on this machine's {cpus} CPUs)"

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from exactcompress.cli import DEFAULT_MAX_THREADS
 from exactcompress.schema import CompressionReport
 
 SCRIPT = shutil.which("exactcompress", path=str(Path(sys.executable).parent))
@@ -265,14 +266,15 @@ def test_a_run_cut_by_the_time_limit_says_its_undecided_neurons_are_kept_and_wha
                                                                                                    tmp_path):
     model = _zoo_model(digits_zoo, "32x32x32")
     cpus = len(os.sched_getaffinity(0))
-    one = run("compress", str(model), "--out", str(tmp_path / "one"), "--time-limit", "0.001", "--quiet")
+    one = run("compress", str(model), "--out", str(tmp_path / "one"), "--time-limit", "0.001", "--quiet",
+              "--threads", "1")
     report = CompressionReport.model_validate_json((tmp_path / "one" / "report.json").read_text())
     assert one.returncode == 0 and report.time_limit_reached and report.counts()["undecided"] > 0
     hint = " ".join(line for line in one.stderr.splitlines() if "hint:" in line)
     assert f"{report.counts()['undecided']} neurons were undecided" in hint and "longer --time-limit" in hint
     assert report.threads == 1 and (f"--threads {cpus}" in hint) == (cpus > 1)  # more at once where CPUs are idle
-    # with a question per CPU already, only more time is suggested
-    every_cpu = run("compress", str(model), "--out", str(tmp_path / "all"), "--time-limit", "0.001", "--quiet",
-                    "--threads", str(cpus))
-    assert CompressionReport.model_validate_json((tmp_path / "all" / "report.json").read_text()).threads == cpus
-    assert "longer --time-limit" in every_cpu.stderr and "--threads" not in every_cpu.stderr
+    # by default a question per CPU (at most DEFAULT_MAX_THREADS); with one per CPU, only more time is suggested
+    every_cpu = run("compress", str(model), "--out", str(tmp_path / "all"), "--time-limit", "0.001", "--quiet")
+    threads = CompressionReport.model_validate_json((tmp_path / "all" / "report.json").read_text()).threads
+    assert threads == min(cpus, DEFAULT_MAX_THREADS) and ("--threads" in every_cpu.stderr) == (cpus > threads)
+    assert "longer --time-limit" in every_cpu.stderr

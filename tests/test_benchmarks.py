@@ -17,6 +17,7 @@ import bab_questions  # noqa: E402
 import build_bench_zoo as zoo  # noqa: E402
 import cnn_bench  # noqa: E402
 import milp_vs_per_neuron as bench  # noqa: E402
+import threads_side_by_side  # noqa: E402
 
 TINY = zoo.BenchModel("t64-2x8-l1_1e-3", (8, 8), 1e-3, 64, 2)
 TINY_TOO = zoo.BenchModel("t64-2x6-l1_1e-3", (6, 6), 1e-3, 64, 2)
@@ -313,3 +314,15 @@ def test_bab_questions_answers_each_question_and_never_proves_a_sampled_sign(tin
         if row["status"] == "proved":
             assert highest[row["neuron"]] <= 0.0
         assert (row["best_bound"] is None) == (row["status"] != "undecided")
+
+
+def test_threads_side_by_side_runs_each_thread_count_and_tabulates_them(tiny_zoo, tmp_path):
+    out = tmp_path / "results"
+    assert threads_side_by_side.main(["--zoo", str(tiny_zoo), "--only", TINY.name, "--threads", "1", "2",
+                                      "--cap", "30", "--out", str(out)]) == 0
+    results = json.loads((out / "threads_side_by_side.json").read_text())
+    runs = results["rows"][0]["runs"]
+    assert [runs[n]["threads"] for n in ("1", "2")] == [1, 2] and results["rows"][0]["disagreements"] == []
+    assert all(run["status"] == "exact" for run in runs.values())
+    table = (out / "threads_side_by_side.md").read_text()
+    assert f"| {TINY.name} | exact in" in table and "every run agrees" in table

@@ -102,8 +102,9 @@ def over_licence(run: dict | None) -> bool:
     return run is not None and run["status"] == "failed" and str(run.get("error") or "").startswith(OVER_LICENCE)
 
 
-def run_method(model: Path, method: str, cap: float, work_dir: Path) -> dict:
-    """Compress ``model`` with ``method`` under ``--time-limit cap`` (seconds) in a fresh subprocess; returns its run record.
+def run_method(model: Path, method: str, cap: float, work_dir: Path, extra: Sequence[str] = ()) -> dict:
+    """Compress ``model`` with ``method`` under ``--time-limit cap`` (seconds) in a fresh subprocess, ``extra``
+    appended to its command line; returns its run record.
 
     Record: method, cap_s, status (exact | partial | failed | killed), capped (the time limit cut the
     analysis), seconds (report's total; the child's wall time when there is no report), wall_seconds,
@@ -111,7 +112,7 @@ def run_method(model: Path, method: str, cap: float, work_dir: Path) -> dict:
     (harvested: ``milp.solutions_harvested``, 0 when the report has no such field), error, versions, date.
     """
     out = Path(work_dir) / method
-    command = method_command(model, method, cap, out)
+    command = [*method_command(model, method, cap, out), *extra]
     log_path = Path(work_dir) / f"{method}.log"
     started = time.monotonic()
     with open(log_path, "wb") as log:

@@ -17,7 +17,6 @@ import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -28,23 +27,9 @@ RESULTS_FILE = "threads_side_by_side"
 
 
 def run_auto(model: Path, threads: int, cap: float, work_dir: Path) -> dict:
-    """``auto`` on ``model`` with ``--threads threads`` under ``--time-limit cap``; the run record of
-    ``milp_vs_per_neuron.run_record`` with ``threads`` added."""
-    out = work_dir / f"threads_{threads}"
-    command = [*bench.method_command(model, "auto", cap, out), "--threads", str(threads)]
-    log_path = work_dir / f"threads_{threads}.log"
-    started = time.monotonic()
-    with open(log_path, "wb") as log:
-        child = bench.subprocess.Popen(command, stdout=log, stderr=bench.subprocess.STDOUT)
-    exit_code, usage, killed = bench._wait(child, bench.KILL_FACTOR * cap + bench.KILL_GRACE_S)
-    wall = time.monotonic() - started
-    report_path = out / "report.json"
-    report = json.loads(report_path.read_text()) if report_path.is_file() else None
-    log_tail = " ".join(log_path.read_text(errors="replace").split()[-60:])
-    record = bench.run_record("auto", cap, report, exit_code=exit_code, killed=killed, wall_seconds=wall,
-                              peak_rss_mib=usage.ru_maxrss / 1024.0, log_tail=log_tail,
-                              model_sha256=bench.file_sha256(model))
-    return {**record, "threads": threads}
+    """``auto`` on ``model`` with ``--threads threads`` under ``--time-limit cap``: the run record of
+    ``milp_vs_per_neuron.run_method`` with ``threads`` added."""
+    return {**bench.run_method(model, "auto", cap, work_dir, extra=("--threads", str(threads))), "threads": threads}
 
 
 def _machine(machine: dict) -> str:

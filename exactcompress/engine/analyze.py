@@ -111,7 +111,7 @@ class _BoxState:
 class Fanout:
     """How the independent questions of one layer are split (per-neuron MILPs, branch and bound):
     ``workers`` chunks through ``parallel_map``; branch and bound in this process answers ``threads`` questions at
-    once; ``device`` places branch and bound's batched bounds."""
+    once in its rounds of long questions (``_bab``); ``device`` places branch and bound's batched bounds."""
 
     workers: int = 1
     threads: int = 1
@@ -139,7 +139,8 @@ def analyze(
     ``data`` (n, input_dim) adds witness candidates (rows outside the domain are ignored). Per-neuron
     solves and branch-and-bound questions are split over ``workers`` chunks run through ``parallel_map``
     (default: local processes); branch and bound in this process answers ``threads`` questions at once (threads,
-    one torch thread each) and computes its batched bounds on ``device`` (``"auto"``: CUDA when torch sees a
+    one torch thread each) in rounds that give each question THREADED_QUESTION_SECONDS or more, or no limit, and
+    computes its batched bounds on ``device`` (``"auto"``: CUDA when torch sees a
     GPU), its proofs in float64 either way.
     """
     fanout = Fanout(workers, threads, parallel_map, device)

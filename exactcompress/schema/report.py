@@ -243,8 +243,8 @@ class CompressionReport(Strict):
     policy: str | None = Field(None, description="what --method auto chose for this network and why (since 1.1); for milp, why its questions stayed undecided if SCIP failed (since 1.3)")
     time_limit_reached: bool = Field(False, description="some MILP was cut by --time-limit (its neurons are undecided)")
     workers: int = 1
-    threads: int = Field(1, description="branch-and-bound questions answered at once in the run's own process "
-                         "(since 1.6)")
+    threads: int = Field(1, description="branch-and-bound questions answered at once in the run's own process, in "
+                         "its rounds of long questions (since 1.6)")
     layers: list[LayerReport] = Field(default_factory=list)
     neurons_before: int = 0
     neurons_after: int = 0

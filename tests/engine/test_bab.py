@@ -550,3 +550,66 @@ def test_pool_pops_the_highest_priorities_and_loses_no_domain():
         popped += list(zip(out["lb"][0][:, 0], out["prio"]))
     assert sorted(popped) == sorted(pushed) and len(set(popped)) == len(popped)
     assert pool.pop(5) is None
+
+
+@pytest.mark.parametrize("dims", [[5, 6], [5, 6, 7, 4]])
+def test_lagrangian_gradients_are_those_of_its_value(dims):
+    """The hand-written gradients of ``lagrangian`` (w.r.t. lam, alpha, eta; what the Adam steps follow) equal
+    autograd's gradients of the value it returns, with queries, split rows and negative top-layer
+    coefficients on every layer, for a target on the first hidden layer (the box step takes the top layer's
+    coefficients) and on the third.  The box is degenerate in one input (lo == hi)."""
+    Ws, bs = make_net(3, dims + [1])
+    rng = np.random.default_rng(4)
+    lo, hi = -np.ones(dims[0]), np.ones(dims[0])
+    lo[1] = hi[1] = 0.3
+    L = len(dims) - 1
+    c = rng.normal(size=dims[-1])
+    c[:2] = [-0.7, -0.4]
+    P = bab_bounds.Net(Ws[:L], bs[:L], c, 0.1, lo, hi, torch.float64, torch.device("cpu"))
+    bounds = interval_bounds(Ws[:L], bs[:L], lo, hi)
+    B = 3
+    lb = [torch.tensor(np.tile(low, (B, 1))) - 0.5 for low, _ in bounds]  # every neuron unstable
+    ub = [torch.tensor(np.tile(high, (B, 1))) + 0.5 for _, high in bounds]
+    lb[0][:, 3] = 0.2  # one stably active neuron
+    ub[0][:, 4] = -0.1  # one stably inactive neuron
+    questions = [(k, i) for k in range(L) for i in (0, 2)]
+    nq = len(questions)
+    Q = 1 + 2 * nq
+    inject = []
+    for k in range(L):
+        sel = [q for q, (layer, _) in enumerate(questions) if layer == k]
+        inject.append((torch.tensor([1 + q for q in sel] + [1 + nq + q for q in sel]),
+                       torch.tensor([questions[q][1] for q in sel] * 2),
+                       torch.tensor([1.0] * len(sel) + [-1.0] * len(sel), dtype=torch.float64)))
+    ncols = torch.tensor([0, 1])
+    ecols = [torch.tensor([1, 3]) for _ in range(L)]
+    lam = torch.tensor(rng.random((B, Q)))
+    alpha = [torch.tensor(rng.random((B, Q, dims[k + 1]))) for k in range(L - 1)]
+    alpha.append(torch.tensor(rng.random((B, Q, 2))))
+    eta = [torch.tensor(rng.normal(size=(B, Q, 2))) for _ in range(L)]
+    params = [lam] + alpha + eta
+    U, _, _, (glam, galpha, geta) = bab_bounds.lagrangian(P, lb, ub, inject, lam, alpha, eta, ncols, ecols, 1e-9,
+                                                          True)
+    leaves = [p.clone().requires_grad_(True) for p in params]
+    U_again, _, _, _ = bab_bounds.lagrangian(P, lb, ub, inject, leaves[0], leaves[1:1 + L], leaves[1 + L:], ncols,
+                                             ecols, 1e-9, False)
+    assert torch.allclose(U, U_again, rtol=1e-12, atol=1e-12)
+    U_again.sum().backward()
+    for mine, leaf in zip([glam] + galpha + geta, leaves):
+        assert torch.allclose(mine, leaf.grad, rtol=1e-6, atol=1e-9), (mine - leaf.grad).abs().max()
+
+
+def test_box_max_is_the_maximum_over_the_box_corners():
+    """``box_max`` (the first layer's coefficients taken to the input box, formed in row chunks) equals the
+    largest value over every corner of the box, including a degenerate input and more rows than one chunk."""
+    Ws, bs = make_net(6, [6, 9, 1])
+    lo, hi = np.array([-1.0, 0.0, 0.5, 0.2, -3.0, 1.0]), np.array([1.0, 2.0, 0.5, 0.9, -1.0, 4.0])
+    P = bab_bounds.Net(Ws[:1], bs[:1], np.ones(9), 0.0, lo, hi, torch.float64, torch.device("cpu"))
+    cz0 = torch.tensor(np.random.default_rng(1).normal(size=(7, 2 * bab_bounds.BOX_CHUNK_ELEMENTS // 6 // 7 + 5, 9)))
+    value, magnitude, gradient = bab_bounds.box_max(P, cz0, True)
+    corners = np.array(np.meshgrid(*zip(lo, hi))).reshape(6, -1).T  # (64, 6)
+    values = cz0.numpy() @ (corners @ Ws[0].T).T  # (B, Q, 64)
+    assert np.allclose(value.numpy(), values.max(-1), rtol=1e-12, atol=1e-12)
+    assert np.all(magnitude.numpy() >= np.abs(values).max(-1))
+    best = corners[values.argmax(-1)]  # (B, Q, 6): a maximising corner; the gradient is its image
+    assert np.allclose(gradient.numpy(), best @ Ws[0].T, rtol=1e-12, atol=1e-12)

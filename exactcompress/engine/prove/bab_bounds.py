@@ -51,13 +51,17 @@ class Net:
         self.d = float(d)
         self.lo, self.hi = t(lo), t(hi)
         self.xmag = torch.maximum(self.lo.abs(), self.hi.abs())
+        # the first layer over the box: W_0 x = W_0 mid + spread e with e in [-1, 1]^d
+        self.center = self.W[0] @ ((self.hi + self.lo) / 2)  # (n_0,)
+        self.spread = self.W[0] * ((self.hi - self.lo) / 2)  # (n_0, d)
+        self.reach = self.W[0].abs() @ self.xmag  # (n_0,): |W_0| xmag >= |W_0 x| and every rounding term's size
         self.L = len(Ws)
         self.dtype, self.device = dtype, device
 
     def with_dtype(self, dtype) -> Net:
         """This network with its tensors in ``dtype`` (the optimisation steps; every proof uses float64)."""
         other = copy.copy(self)
-        for name in ("c", "lo", "hi", "xmag"):
+        for name in ("c", "lo", "hi", "xmag", "center", "spread", "reach"):
             setattr(other, name, getattr(self, name).to(dtype))
         other.W, other.b, other.babs = ([x.to(dtype) for x in xs] for xs in (self.W, self.b, self.babs))
         other.dtype = dtype
@@ -69,6 +73,39 @@ class Net:
         for k in range(self.L):
             h = torch.relu(h @ self.W[k].T + self.b[k])
         return h @ self.c + self.d
+
+
+#: elements of one chunk of the (rows, d) product in ``box_max`` on a CPU: small enough to stay in cache
+BOX_CHUNK_ELEMENTS = 2 ** 17
+
+
+def box_max(P: Net, cz0, grad: bool):
+    """``max over the input box of cz0 . (W_0 x)`` for coefficients cz0 (B, Q, n_0) on the first layer's
+    pre-activation: ``cz0 . W_0 mid + |cz0 spread|_1`` with ``spread = W_0 diag((hi - lo) / 2)``.
+
+    On a CPU the (B Q, d) product is formed in row chunks of about BOX_CHUNK_ELEMENTS that stay in cache, never
+    whole: on a 3072-input net 5-8x faster than forming it and taking its positive and negative parts.
+    Returns (value (B, Q), magnitude (B, Q): ``|cz0| |W_0| xmag``, at least the size of every term the value
+    sums, for the rounding guard; with ``grad`` the gradient of value w.r.t. cz0 (B, Q, n_0):
+    ``W_0 mid + sign(cz0 spread) spread^T``, else None)."""
+    B, Q, n0 = cz0.shape
+    flat = cz0.reshape(B * Q, n0)
+    dim = P.spread.shape[1]
+    rows = max(32, BOX_CHUNK_ELEMENTS // max(dim, 1)) if flat.device.type == "cpu" else max(B * Q, 1)
+    spread_sum = torch.empty(B * Q, dtype=flat.dtype, device=flat.device)
+    gflat = torch.empty_like(flat) if grad else None
+    spread_t = P.spread.T
+    for i in range(0, B * Q, rows):
+        chunk = flat[i:i + rows]
+        part = chunk @ P.spread
+        if grad:  # |part|_1 = sign(part) . part = (sign(part) spread^T) . chunk: n_0 terms a row, not d
+            torch.mm(part.sign_(), spread_t, out=gflat[i:i + rows])
+            spread_sum[i:i + rows] = (gflat[i:i + rows] * chunk).sum(-1)
+        else:
+            spread_sum[i:i + rows] = torch.linalg.vector_norm(part, ord=1, dim=-1)
+    value = cz0 @ P.center + spread_sum.reshape(B, Q)
+    magnitude = cz0.abs() @ P.reach
+    return value, magnitude, (gflat.reshape(B, Q, n0) + P.center if grad else None)
 
 
 def lagrangian(P: Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, grad: bool):
@@ -110,9 +147,13 @@ def lagrangian(P: Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, gr
     v = c * torch.where(cpos, torch.where(act, torch.ones_like(u), s), act.to(dt))  # (B, n): shared slope part
     icv = (c.clamp(min=0) * T).sum(-1)  # (B,)
     Wk, bk = P.W[k], P.b[k]
-    vW = v @ Wk
+    # L > 1: a holds the coefficients on h^{L-2}; L == 1: cz holds those on z^0 (box_max takes them to x)
+    vW = v @ Wk if L > 1 else None
     vb = v @ bk
-    a = mult[..., None] * vW[:, None, :]
+    if L > 1:
+        a = mult[..., None] * vW[:, None, :]
+    else:
+        cz = mult[..., None] * v[:, None, :]
     const = mult * (top + icv[:, None] + vb[:, None])
     cabs = mult * (top.abs() + icv[:, None] + (v.abs() @ P.babs[k])[:, None])
     nN = ncols.shape[0]
@@ -120,20 +161,29 @@ def lagrangian(P: Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, gr
         uN = unst[:, ncols].to(dt)
         wN = mult[..., None] * (c[ncols] * uN)[:, None, :]  # (B, Q, nN), <= 0
         czN = wN * alpha[k]
-        a = a + czN @ Wk[ncols]
+        if L > 1:
+            a = a + czN @ Wk[ncols]
+        else:
+            cz = cz.index_add(2, ncols, czN)
         const = const + czN @ bk[ncols]
         cabs = cabs - czN @ P.babs[k][ncols]  # czN <= 0 (lam >= 0, c < 0, alpha >= 0): |czN| = -czN, exactly
     S = ecols[k]
     e_top = eta[k]
     if S.shape[0]:
-        a = a + e_top @ Wk[S]
+        if L > 1:
+            a = a + e_top @ Wk[S]
+        else:
+            cz = cz.index_add(2, S, e_top)
         lS, uS = l[:, S][:, None, :], u[:, S][:, None, :]
         ec = (e_top.clamp(min=0) * lS + e_top.clamp(max=0) * uS)
         const = const + e_top @ bk[S] - ec.sum(-1)
         cabs = cabs + e_top.abs() @ P.babs[k][S] + ec.abs().sum(-1)
     qi, ni, sg = inject[k]
     if qi is not None:
-        a[:, qi, :] += sg[:, None] * Wk[ni]
+        if L > 1:
+            a[:, qi, :] += sg[:, None] * Wk[ni]
+        else:
+            cz[:, qi, ni] += sg
         const[:, qi] += sg * bk[ni]
         cabs[:, qi] += P.babs[k][ni]
     coefs = [None] * L
@@ -167,17 +217,21 @@ def lagrangian(P: Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, gr
         cabs = cabs + ic + cz.abs() @ P.babs[k]
         if grad:
             saved[k] = (a, slope, pos & unst, unst & ~pos, T, l, u)
-        a = cz @ P.W[k]
-    U = a.clamp(min=0) @ P.hi + a.clamp(max=0) @ P.lo + const
-    U = U + GUARD * (1.0 + U.abs() + a.abs() @ P.xmag + cabs)
-    A = a[:, 0, :]
+        if k:
+            a = cz @ P.W[k]
+    # cz: the coefficients on z^0
+    value, magnitude, gz0 = box_max(P, cz, grad)
+    U = value + const
+    U = U + GUARD * (1.0 + U.abs() + magnitude + cabs)
+    A = cz[:, 0, :] @ P.W[0]
     if not grad:
         return U, A, coefs, None
-    g = torch.where(a > 0, P.hi, P.lo)  # dU/d(coefficients on x): the maximising corner
     galpha, geta = [None] * L, [None] * L
+    g = gz0  # dU/d(coefficients on z^0), less the bias
     for k in range(L - 1):
         a_k, slope, posu, negu, T, l, u = saved[k]
-        gcz = g @ P.W[k].T + P.b[k]  # dU/dcz: the corner pushed forward through layer k
+        # dU/dcz: the maximising corner pushed forward through layer k
+        gcz = (g if k == 0 else g @ P.W[k].T) + P.b[k]
         galpha[k] = gcz * a_k * negu
         S = ecols[k]
         if S.shape[0]:
@@ -185,18 +239,21 @@ def lagrangian(P: Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, gr
         else:
             geta[k] = eta[k]
         g = gcz * slope + posu * T
-    # top layer: g = dU/da_{L-2}
+    # top layer: g = dU/da_{L-2}; L == 1: g = dU/dcz less the bias
     k = L - 1
-    glam = (g * vW[:, None, :]).sum(-1) + vb[:, None] + top + icv[:, None]
+    if L > 1:
+        glam = (g * vW[:, None, :]).sum(-1) + vb[:, None] + top + icv[:, None]
+    else:
+        glam = (g * v[:, None, :]).sum(-1) + vb[:, None] + top + icv[:, None]
     if nN:
-        gzN = g @ Wk[ncols].T + bk[ncols]
+        gzN = (g @ Wk[ncols].T if L > 1 else g[..., ncols]) + bk[ncols]
         galpha[k] = gzN * wN
         glam = glam + ((gzN * alpha[k]) @ (c[ncols] * uN)[:, :, None])[..., 0]  # one pass fewer than a .sum
     else:
         galpha[k] = alpha[k]
     S = ecols[k]
     if S.shape[0]:
-        gzS = g @ Wk[S].T + bk[S]
+        gzS = (g @ Wk[S].T if L > 1 else g[..., S]) + bk[S]
         geta[k] = gzS - torch.where(e_top >= 0, lb[k][:, S][:, None, :], ub[k][:, S][:, None, :])
     else:
         geta[k] = e_top

@@ -241,10 +241,7 @@ def lagrangian(P: Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, gr
         g = gcz * slope + posu * T
     # top layer: g = dU/da_{L-2}; L == 1: g = dU/dcz less the bias
     k = L - 1
-    if L > 1:
-        glam = (g * vW[:, None, :]).sum(-1) + vb[:, None] + top + icv[:, None]
-    else:
-        glam = (g * v[:, None, :]).sum(-1) + vb[:, None] + top + icv[:, None]
+    glam = (g * (vW if L > 1 else v)[:, None, :]).sum(-1) + vb[:, None] + top + icv[:, None]
     if nN:
         gzN = (g @ Wk[ncols].T if L > 1 else g[..., ncols]) + bk[ncols]
         galpha[k] = gzN * wN

@@ -173,6 +173,23 @@ def test_auto_names_a_settler_for_every_settled_neuron(tmp_path, monkeypatch):
     assert "branch and bound" in report.policy and "Branch and bound" in (tmp_path / "report.md").read_text()
 
 
+@pytest.mark.parametrize("max_weights", [10**6, 0])
+def test_auto_asks_few_questions_by_sign_solves_first_only_on_networks_with_few_weights(monkeypatch, max_weights):
+    network = random_net(3, 2, [5, 5, 5, 3], bias_shift=2.0)  # 75 nonzero hidden weights
+    _no_witness_search(monkeypatch)
+    monkeypatch.setattr(analyze_module, "PER_NEURON_MAX_QUESTIONS", 10**6)  # every count of questions is "few"
+    monkeypatch.setattr(analyze_module, "SIGN_SOLVES_FIRST_MAX_WEIGHTS", max_weights)
+    result = analyze(network, scalar_box(-1, 1).broadcast(2), method="auto")
+    assert not any(mask.any() for mask in result.undecided)
+    settlers = {SETTLERS[code] for codes in result.settled_by for code in codes if code >= 0}
+    second_step = result.policy.split("; ")[1]
+    if max_weights:
+        assert second_step.startswith("per-neuron sign solves") and result.milp.solves > 0 and "per-neuron" in settlers
+    else:
+        assert second_step == "75 hidden weights: no sign solves first (seconds each at this size)"
+        assert result.milp.solves == 0 and result.bab.questions > 0 and "per-neuron" not in settlers
+
+
 def test_an_exhausted_budget_leaves_questions_undecided_and_the_model_exact(tmp_path, monkeypatch):
     network = random_net(2, 2, [8, 6, 4], bias_shift=0.5)
     _no_witness_search(monkeypatch)

@@ -199,3 +199,57 @@ def test_wide_layers_get_fewer_rows_per_pass_and_every_chunk_of_every_kind_is_ch
     assert chunk_rows(band, wrong) == 5
     report = verify(band, wrong, cube(3, 0.0, 1.0), extra_points=extra, n_samples=0, rng=np.random.default_rng(0))
     assert report.n_inputs == 8 + 12 and not report.passed and report.max_abs_error == pytest.approx(0.1)
+
+
+def _net_dropping_corner_neurons(top: float, seed: int = 0):
+    """An original with one hidden layer on [0, 1]^64: 10 random neurons and 20 neurons each maximal at its own
+    box corner with maximum ``top`` there (output weights 1e4 on them), and the compressed net that drops those
+    20. Returns (original, compressed, the 20 corners)."""
+    rng = np.random.default_rng(seed)
+    dim, kept, dropped = 64, 10, 20
+    corners = (rng.random((dropped, dim)) < 0.5).astype(np.float64)
+    corner_weight = np.where(corners > 0, 1.0, -1.0) * (0.5 + rng.random((dropped, dim)))
+    corner_bias = top - np.einsum("jd,jd->j", corner_weight, corners)
+    first_weight = np.concatenate([rng.normal(size=(kept, dim)) / 8, corner_weight])
+    first_bias = np.concatenate([rng.normal(size=kept), corner_bias])
+    out_weight = np.concatenate([rng.normal(size=(2, kept)), np.full((2, dropped), 1e4)], axis=1)
+    out_bias = rng.normal(size=2)
+    original = Network.from_arrays([first_weight, out_weight], [first_bias, out_bias], dtype="float64")
+    compressed = Network.from_arrays([first_weight[:kept], out_weight[:, :kept]], [first_bias[:kept], out_bias],
+                                     dtype="float64")
+    return original, compressed, corners
+
+
+def test_dropped_first_layer_neurons_screened_in_float32_give_the_float64_verdict(monkeypatch):
+    import exactcompress.engine.verify as verify_module
+
+    original, compressed, corners = _net_dropping_corner_neurons(top=-1e-3)  # truly inactive on the box
+    domain = cube(64, 0.0, 1.0)
+    report = verify(original, compressed, domain, extra_points=corners, n_samples=5000, rng=np.random.default_rng(1))
+    monkeypatch.setattr(verify_module, "_DroppedNeuronScreen", lambda original, rows: None)
+    unscreened = verify(original, compressed, domain, extra_points=corners, n_samples=5000,
+                        rng=np.random.default_rng(1))
+    assert report.passed and unscreened.passed and report.first_layer_shared
+    assert report.n_inputs == unscreened.n_inputs == 5000 + 1024 + 20
+    assert abs(report.max_abs_error - unscreened.max_abs_error) < 1e-9
+
+
+def test_a_dropped_neuron_active_by_less_than_float32_rounding_fails_verification():
+    # each dropped neuron reaches +1e-9 at its corner only; float32 rounds that to either sign (errors ~1e-7),
+    # so only the rounding bound sends the 20 corners through the float64 pass, where 1e4 * 1e-9 shows
+    original, compressed, corners = _net_dropping_corner_neurons(top=1e-9)
+    report = verify(original, compressed, cube(64, 0.0, 1.0), extra_points=corners, n_samples=5000,
+                    rng=np.random.default_rng(1))
+    assert not report.passed and report.max_abs_error == pytest.approx(1e-5, rel=1e-3)
+
+
+@pytest.mark.parametrize("top", [1e-9, -1e-9])
+def test_the_screen_clears_only_rows_whose_dropped_neurons_are_certainly_inactive(top):
+    from exactcompress.engine.verify import _DroppedNeuronScreen
+
+    original, compressed, corners = _net_dropping_corner_neurons(top=top)
+    points = np.concatenate([corners, np.random.default_rng(2).random((1000, 64))])
+    outputs, full = _DroppedNeuronScreen(original, np.arange(10)).outputs(points, compressed.layers[0](points))
+    assert full[:20].all()  # a dropped neuron within float32 rounding of 0: the float64 pass decides
+    assert not full[20:].any()  # far from their corners the dropped neurons are < -1: cleared in float32
+    assert np.allclose(outputs, original.forward(points), rtol=0, atol=1e-9)

@@ -100,3 +100,20 @@ def test_a_channel_with_an_undecided_position_is_kept_and_reported_undecided(tmp
                 counts = channel.stably_inactive + channel.stably_active + channel.unstable + channel.undecided
                 assert counts == layer.conv.out_shape[1] * layer.conv.out_shape[2]
                 assert channel.removed == (channel.state == "inactive_everywhere")
+
+
+def test_three_convolutions_with_a_removed_first_channel_verify(tmp_path: Path) -> None:
+    # verification screens the dropped first-layer channel and runs the layers after it as plain affine maps,
+    # also when a convolution follows the second one
+    torch.manual_seed(1)
+    module = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3, padding=1), torch.nn.ReLU(),
+                                 torch.nn.Conv2d(3, 2, 3, padding=1), torch.nn.ReLU(),
+                                 torch.nn.Conv2d(2, 2, 2, stride=2), torch.nn.ReLU(),
+                                 torch.nn.Flatten(), torch.nn.Linear(8, 2)).double().eval()
+    with torch.no_grad():
+        module[0].weight[1] = -torch.rand(1, 3, 3, dtype=torch.float64) - 0.1
+        module[0].bias[1] = -0.1
+    report = compress_model(module, tmp_path, input_shape=IN, verify_samples=2000)
+    assert report.status == "exact", report.error
+    assert report.verification.passed and report.verification.first_layer_shared
+    assert report.layers[0].conv.channels_removed == [1]

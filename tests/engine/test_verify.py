@@ -253,3 +253,14 @@ def test_the_screen_clears_only_rows_whose_dropped_neurons_are_certainly_inactiv
     assert full[:20].all()  # a dropped neuron within float32 rounding of 0: the float64 pass decides
     assert not full[20:].any()  # far from their corners the dropped neurons are < -1: cleared in float32
     assert np.allclose(outputs, original.forward(points), rtol=0, atol=1e-9)
+
+
+def test_the_screen_is_used_only_where_its_rounding_bound_holds():
+    from exactcompress.engine.verify import _DroppedNeuronScreen
+
+    def screen(dim):
+        net = Network.from_arrays([np.ones((2, dim)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)], dtype="float64")
+        return _DroppedNeuronScreen(net, np.array([0]))
+
+    assert screen(3072).usable and screen(3072).factor < 1.1 * 3080 * 2.0**-24
+    assert not screen(170_000).usable  # n u above 0.01: the linear bound (d + 8) u no longer holds

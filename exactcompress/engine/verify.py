@@ -141,20 +141,21 @@ class _DroppedNeuronScreen:
     neuron is not so cleared (and NaN rows) go through the original in float64 as before.
 
     ``slack = SCREEN_ROUNDING * gamma * (|W| xmag + |b|)`` with ``gamma = n u / (1 - n u)``, ``n = d + 8``,
-    ``u = 2**-24`` bounds |g32 - g| for any summation order (float32 inputs, weights, products, sums; xmag: the
-    chunk's largest |x| per input); ``usable`` says whether n u is small enough (below 0.01). On the 3072-input
+    ``u = 2**-24`` bounds |g32 - g| for any summation order (float32 inputs, weights, products, sums; ``xmag``
+    (d,): the domain's largest |x| per input, so one slack serves every chunk); ``usable`` says whether n u is
+    small enough (below 0.01). On the 3072-input
     2x800 bench net (774 of 800 first-layer neurons dropped) the screen replaces 774 float64 columns of the
     largest product by float32 ones and the second layer's 774 input columns by none."""
 
-    def __init__(self, original: Network, rows: np.ndarray):
+    def __init__(self, original: Network, rows: np.ndarray, xmag: np.ndarray):
         first, second = original.layers[0], original.layers[1]
         dropped = np.setdiff1d(np.arange(first.out_features), rows)
         self.weight32 = first.weight[dropped].astype(np.float32)
         self.bias32 = first.bias[dropped].astype(np.float32)
-        self.abs_weight, self.abs_bias = np.abs(first.weight[dropped]), np.abs(first.bias[dropped])
         terms = (first.in_features + 8) * 2.0**-24
         self.usable = terms < 0.01
         self.factor = SCREEN_ROUNDING * terms / (1.0 - terms)
+        self.slack = self.factor * (np.abs(first.weight[dropped]) @ xmag + np.abs(first.bias[dropped])) + 1e-30
         # plain affine layers (a convolution's shape does not survive dropping columns; only weights are read)
         self.reduced = Network((AffineLayer(first.weight[rows], first.bias[rows]),
                                 AffineLayer(second.weight[:, rows], second.bias),
@@ -166,8 +167,7 @@ class _DroppedNeuronScreen:
         """The original's outputs (n, out) at ``points`` (n, d) given its kept first pre-activations
         ``kept_first`` (n, len(rows)), and the mask (n,) of rows that went through the full float64 pass."""
         screened = points.astype(np.float32) @ self.weight32.T + self.bias32
-        slack = self.factor * (self.abs_weight @ np.max(np.abs(points), axis=0) + self.abs_bias) + 1e-30
-        full = ~np.all(screened <= -slack, axis=1)
+        full = ~np.all(screened <= -self.slack, axis=1)
         if not full.any():
             return _outputs_from_first(self.reduced, kept_first), full
         outputs = np.empty((len(points), self.original.output_dim))
@@ -214,7 +214,8 @@ def verify(
     saved = _as_saved(compressed, saved_dtype) if saved_dtype is not None else None
     rows = shared_first_rows(original, compressed)
     dropping = rows is not None and len(np.unique(rows)) == len(rows) < original.layers[0].out_features
-    screen = _DroppedNeuronScreen(original, rows) if dropping else None
+    xmag = np.max([np.maximum(np.abs(box.lower), np.abs(box.upper)) for box in domain.boxes], axis=0)
+    screen = _DroppedNeuronScreen(original, rows, xmag) if dropping else None
     screen = screen if screen is not None and screen.usable else None
     n_inputs, n_saved, max_abs, max_rel, saved_error, passed = 0, 0, 0.0, 0.0, 0.0, True
     extra = _inside(extra_points, domain) if extra_points is not None else np.empty((0, domain.dim))

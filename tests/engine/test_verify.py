@@ -226,7 +226,7 @@ def test_dropped_first_layer_neurons_screened_in_float32_give_the_float64_verdic
     original, compressed, corners = _net_dropping_corner_neurons(top=-1e-3)  # truly inactive on the box
     domain = cube(64, 0.0, 1.0)
     report = verify(original, compressed, domain, extra_points=corners, n_samples=5000, rng=np.random.default_rng(1))
-    monkeypatch.setattr(verify_module, "_DroppedNeuronScreen", lambda original, rows: None)
+    monkeypatch.setattr(verify_module, "_DroppedNeuronScreen", lambda original, rows, xmag: None)
     unscreened = verify(original, compressed, domain, extra_points=corners, n_samples=5000,
                         rng=np.random.default_rng(1))
     assert report.passed and unscreened.passed and report.first_layer_shared
@@ -249,7 +249,8 @@ def test_the_screen_clears_only_rows_whose_dropped_neurons_are_certainly_inactiv
 
     original, compressed, corners = _net_dropping_corner_neurons(top=top)
     points = np.concatenate([corners, np.random.default_rng(2).random((1000, 64))])
-    outputs, full = _DroppedNeuronScreen(original, np.arange(10)).outputs(points, compressed.layers[0](points))
+    screen = _DroppedNeuronScreen(original, np.arange(10), np.ones(64))
+    outputs, full = screen.outputs(points, compressed.layers[0](points))
     assert full[:20].all()  # a dropped neuron within float32 rounding of 0: the float64 pass decides
     assert not full[20:].any()  # far from their corners the dropped neurons are < -1: cleared in float32
     assert np.allclose(outputs, original.forward(points), rtol=0, atol=1e-9)
@@ -260,7 +261,7 @@ def test_the_screen_is_used_only_where_its_rounding_bound_holds():
 
     def screen(dim):
         net = Network.from_arrays([np.ones((2, dim)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)], dtype="float64")
-        return _DroppedNeuronScreen(net, np.array([0]))
+        return _DroppedNeuronScreen(net, np.array([0]), np.ones(dim))
 
     assert screen(3072).usable and screen(3072).factor < 1.1 * 3080 * 2.0**-24
     assert not screen(170_000).usable  # n u above 0.01: the linear bound (d + 8) u no longer holds

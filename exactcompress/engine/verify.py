@@ -143,9 +143,9 @@ class _DroppedNeuronScreen:
     ``slack = SCREEN_ROUNDING * gamma * (|W| xmag + |b|)`` with ``gamma = n u / (1 - n u)``, ``n = d + 8``,
     ``u = 2**-24`` bounds |g32 - g| for any summation order (float32 inputs, weights, products, sums; ``xmag``
     (d,): the domain's largest |x| per input, so one slack serves every chunk); ``usable`` says whether n u is
-    small enough (below 0.01). On the 3072-input
-    2x800 bench net (774 of 800 first-layer neurons dropped) the screen replaces 774 float64 columns of the
-    largest product by float32 ones and the second layer's 774 input columns by none."""
+    small enough (below 0.01). On the 3072-input 2x800 bench net (774 of 800 first-layer neurons dropped) the
+    screen replaces 774 float64 columns of the largest product by float32 ones and the second layer's 774 input
+    columns by none."""
 
     def __init__(self, original: Network, rows: np.ndarray, xmag: np.ndarray):
         first, second = original.layers[0], original.layers[1]
@@ -198,8 +198,7 @@ def verify(
     first product, the dominant one on wide inputs, is computed once for both, and the original's first-layer
     neurons that the compressed net drops are checked in float32 with a rounding bound (``_DroppedNeuronScreen``:
     where they are certainly <= 0 the original's output is computed without them; elsewhere in float64 as
-    before). With ``saved_dtype`` (e.g.
-    "float32") also reports the max abs error after rounding the compressed weights to it, on the first
+    before). With ``saved_dtype`` (e.g. "float32") also reports the max abs error after rounding the compressed weights to it, on the first
     ``SAVED_DTYPE_SAMPLES`` draws, the corners and the extra points (informational only); without it the
     report's ``saved_dtype`` is "float64".
     """
@@ -216,7 +215,8 @@ def verify(
     dropping = rows is not None and len(np.unique(rows)) == len(rows) < original.layers[0].out_features
     xmag = np.max([np.maximum(np.abs(box.lower), np.abs(box.upper)) for box in domain.boxes], axis=0)
     screen = _DroppedNeuronScreen(original, rows, xmag) if dropping else None
-    screen = screen if screen is not None and screen.usable else None
+    if screen is not None and not screen.usable:
+        screen = None
     n_inputs, n_saved, max_abs, max_rel, saved_error, passed = 0, 0, 0.0, 0.0, 0.0, True
     extra = _inside(extra_points, domain) if extra_points is not None else np.empty((0, domain.dim))
     saved_uniform_left = SAVED_DTYPE_SAMPLES

@@ -201,9 +201,9 @@ def test_wide_layers_get_fewer_rows_per_pass_and_every_chunk_of_every_kind_is_ch
     assert report.n_inputs == 8 + 12 and not report.passed and report.max_abs_error == pytest.approx(0.1)
 
 
-def _net_dropping_corner_neurons(top: float, seed: int = 0):
+def _net_dropping_corner_neurons(top, seed: int = 0):
     """An original with one hidden layer on [0, 1]^64: 10 random neurons and 20 neurons each maximal at its own
-    box corner with maximum ``top`` there (output weights 1e4 on them), and the compressed net that drops those
+    box corner with maximum ``top`` there (a float, or one per neuron) (output weights 1e4 on them), and the compressed net that drops those
     20. Returns (original, compressed, the 20 corners)."""
     rng = np.random.default_rng(seed)
     dim, kept, dropped = 64, 10, 20
@@ -226,7 +226,7 @@ def test_dropped_first_layer_neurons_screened_in_float32_give_the_float64_verdic
     original, compressed, corners = _net_dropping_corner_neurons(top=-1e-3)  # truly inactive on the box
     domain = cube(64, 0.0, 1.0)
     report = verify(original, compressed, domain, extra_points=corners, n_samples=5000, rng=np.random.default_rng(1))
-    monkeypatch.setattr(verify_module, "_DroppedNeuronScreen", lambda original, rows, xmag: None)
+    monkeypatch.setattr(verify_module, "_DroppedNeuronScreen", lambda original, rows, domain: None)
     unscreened = verify(original, compressed, domain, extra_points=corners, n_samples=5000,
                         rng=np.random.default_rng(1))
     assert report.passed and unscreened.passed and report.first_layer_shared
@@ -249,8 +249,9 @@ def test_the_screen_clears_only_rows_whose_dropped_neurons_are_certainly_inactiv
 
     original, compressed, corners = _net_dropping_corner_neurons(top=top)
     points = np.concatenate([corners, np.random.default_rng(2).random((1000, 64))])
-    screen = _DroppedNeuronScreen(original, np.arange(10), np.ones(64))
+    screen = _DroppedNeuronScreen(original, np.arange(10), cube(64, 0.0, 1.0))
     outputs, full = screen.outputs(points, compressed.layers[0](points))
+    assert screen.cleared == 0  # within float32 rounding of 0 on the box: checked per row
     assert full[:20].all()  # a dropped neuron within float32 rounding of 0: the float64 pass decides
     assert not full[20:].any()  # far from their corners the dropped neurons are < -1: cleared in float32
     assert np.allclose(outputs, original.forward(points), rtol=0, atol=1e-9)
@@ -261,7 +262,36 @@ def test_the_screen_is_used_only_where_its_rounding_bound_holds():
 
     def screen(dim):
         net = Network.from_arrays([np.ones((2, dim)), np.ones((1, 2))], [np.zeros(2), np.zeros(1)], dtype="float64")
-        return _DroppedNeuronScreen(net, np.array([0]), np.ones(dim))
+        return _DroppedNeuronScreen(net, np.array([0]), cube(dim, 0.0, 1.0))
 
     assert screen(3072).usable and screen(3072).factor < 1.1 * 3080 * 2.0**-24
     assert not screen(170_000).usable  # n u above 0.01: the linear bound (d + 8) u no longer holds
+
+
+def test_dropped_neurons_inactive_on_the_whole_box_are_cleared_once_and_the_rest_row_by_row():
+    from exactcompress.engine.verify import _DroppedNeuronScreen
+
+    tops = np.where(np.arange(20) < 10, -0.1, -1e-9)  # 10 clearly inactive on the box, 10 within rounding of 0
+    original, compressed, corners = _net_dropping_corner_neurons(top=tops)
+    screen = _DroppedNeuronScreen(original, np.arange(10), cube(64, 0.0, 1.0))
+    assert screen.cleared == 10 and len(screen.slack) == 10  # only the 10 near 0 need a float32 product per row
+    points = np.concatenate([corners, np.random.default_rng(2).random((1000, 64))])
+    outputs, full = screen.outputs(points, compressed.layers[0](points))
+    assert full[10:20].all() and not full[:10].any() and not full[20:].any()
+    assert np.allclose(outputs, original.forward(points), rtol=0, atol=1e-9)
+
+
+def test_a_dropped_neuron_is_cleared_on_the_domain_only_if_inactive_on_every_box():
+    from exactcompress.engine.verify import _DroppedNeuronScreen
+
+    # neuron 1 (dropped) is x0 - 0.5: inactive on the first box, active on the second
+    original = Network.from_arrays([np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([[1.0, 1.0]])],
+                                   [np.array([0.0, -0.5]), np.array([0.0])], dtype="float64")
+    compressed = Network.from_arrays([np.array([[0.0, 1.0]]), np.array([[1.0]])], [np.array([0.0]), np.array([0.0])],
+                                     dtype="float64")
+    left, right = Box(np.zeros(2), np.array([0.4, 1.0])), Box(np.array([0.6, 0.0]), np.ones(2))
+    assert _DroppedNeuronScreen(original, np.array([0]), Domain("linf-balls", (left,))).cleared == 1
+    assert _DroppedNeuronScreen(original, np.array([0]), Domain("linf-balls", (left, right))).cleared == 0
+    report = verify(original, compressed, Domain("linf-balls", (left, right)), n_samples=100,
+                    rng=np.random.default_rng(0))
+    assert report.first_layer_shared and not report.passed and report.max_abs_error == pytest.approx(0.5)

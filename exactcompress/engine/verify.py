@@ -83,16 +83,19 @@ def _as_saved(network: Network, dtype: str) -> Network:
     return Network(rounded, dtype=dtype)
 
 
-def _fill_uniform(buffer: np.ndarray, domain: Domain, rng: np.random.Generator) -> np.ndarray:
-    """Overwrite ``buffer`` (n, dim) in place with uniform draws spread over the domain's boxes (equal shares,
-    contiguous rows) and return it: no allocation per chunk, so no page faults on wide inputs."""
+def _fill_uniform(buffer: np.ndarray, domain: Domain, first_draw: int, n_draws: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Overwrite ``buffer`` (n, dim) in place with draws ``first_draw`` .. ``first_draw + n - 1`` of ``n_draws``
+    uniform draws over the domain's boxes and return it. Draw i lies in box ``i * n_boxes // n_draws``: equal
+    shares, contiguous rows, every box drawn from once ``n_draws >= n_boxes``, however few rows a pass has. No
+    allocation per chunk, so no page faults on wide inputs."""
     rng.random(out=buffer)
-    shares = np.array_split(np.arange(len(buffer)), len(domain.boxes))
-    for box, rows in zip(domain.boxes, shares):
-        if len(rows):
-            part = buffer[rows[0]: rows[-1] + 1]
-            part *= box.upper - box.lower
-            part += box.lower
+    owners = (np.arange(first_draw, first_draw + len(buffer)) * len(domain.boxes)) // max(n_draws, 1)
+    starts = np.flatnonzero(np.diff(owners, prepend=-1))
+    for start, stop in zip(starts, [*starts[1:], len(buffer)]):
+        box, part = domain.boxes[owners[start]], buffer[start:stop]
+        part *= box.upper - box.lower
+        part += box.lower
     return buffer
 
 
@@ -101,7 +104,7 @@ def _uniform_chunks(domain: Domain, n_samples: int, rows: int, rng: np.random.Ge
     chunk is valid until the next is drawn)."""
     buffer = np.empty((min(rows, n_samples), domain.dim))
     for start in range(0, n_samples, rows):
-        yield _fill_uniform(buffer[: min(rows, n_samples - start)], domain, rng)
+        yield _fill_uniform(buffer[: min(rows, n_samples - start)], domain, start, n_samples, rng)
 
 
 def _in_chunks(points: np.ndarray, rows: int):
@@ -207,15 +210,16 @@ def verify(
     Inputs: ``n_samples`` uniform draws, corners of every box (all 2^d for d <= 10, else 1024 random
     ones; at most ``MAX_TOTAL_CORNERS`` in all) and the rows of ``extra_points`` (n, dim) that lie in the
     domain (others dropped). A scalar domain is widened to the network's inputs. Passes when every
-    output satisfies |y - y'| <= ``tolerance`` * (1 + |y|). Cost: chunked float64 matmuls (BLAS threads;
-    ``chunk_rows`` rows a pass);
-    when the compressed first layer is bitwise a subset of the original's rows (``shared_first_rows``), the
-    first product, the dominant one on wide inputs, is computed once for both, and the original's first-layer
-    neurons that the compressed net drops are shown <= 0 with a rounding bound (``_DroppedNeuronScreen``: once
-    on the whole domain, else per input in float32; where they are certainly <= 0 the original's output is
-    computed without them, elsewhere in float64 as before). With ``saved_dtype`` (e.g. "float32") also reports the max abs error after rounding the compressed weights to it, on the first
-    ``SAVED_DTYPE_SAMPLES`` draws, the corners and the extra points (informational only); without it the
-    report's ``saved_dtype`` is "float64".
+    output satisfies |y - y'| <= ``tolerance`` * (1 + |y|). The draws are shared evenly among the boxes.
+    Cost: chunked float64 matmuls (BLAS threads; ``chunk_rows`` rows a pass); when the compressed first layer
+    is bitwise a subset of the original's rows (``shared_first_rows``), the first product, the dominant one on
+    wide inputs, is computed once for both, and the original's first-layer neurons that the compressed net
+    drops are shown <= 0 with a rounding bound (``_DroppedNeuronScreen``: once on the whole domain, else per
+    input in float32; where they are certainly <= 0 the original's output is computed without them, elsewhere
+    in float64 as before). With ``saved_dtype`` (e.g. "float32") also reports
+    the max abs error after rounding the compressed weights to it, on the first ``SAVED_DTYPE_SAMPLES`` draws,
+    the corners and the extra points (informational only); without it the report's ``saved_dtype`` is
+    "float64".
     """
     if (original.input_dim, original.output_dim) != (compressed.input_dim, compressed.output_dim):
         raise ValueError(
@@ -235,7 +239,8 @@ def verify(
     extra = _inside(extra_points, domain) if extra_points is not None else np.empty((0, domain.dim))
     saved_uniform_left = SAVED_DTYPE_SAMPLES
     step = chunk_rows(original, compressed)
-    fixed_points = ((chunk, False) for points in (_domain_corners(domain, rng), extra) for chunk in _in_chunks(points, step))
+    fixed_points = ((chunk, False) for points in (_domain_corners(domain, rng), extra)
+                    for chunk in _in_chunks(points, step))
     uniform_chunks = ((points, True) for points in _uniform_chunks(domain, n_samples, step, rng))  # one buffer: lazily
     for points, uniform in itertools.chain(fixed_points, uniform_chunks):
         if not len(points):
@@ -250,7 +255,8 @@ def verify(
                 screen = None
         else:
             first = original.layers[0](points)
-            reference, outputs = _outputs_from_first(original, first), _outputs_from_first(compressed, first[:, rows])
+            reference = _outputs_from_first(original, first)
+            outputs = _outputs_from_first(compressed, first[:, rows])
         scale = 1.0 + np.abs(reference)
         error = np.abs(reference - outputs)
         n_inputs += len(points)

@@ -172,9 +172,20 @@ def test_a_shared_first_layer_is_used_only_when_bitwise_equal_and_later_layers_a
 def test_union_draws_stay_inside_their_boxes():
     boxes = (Box(np.zeros(3), np.full(3, 0.1)), Box(np.full(3, 5.0), np.full(3, 6.0)))
     domain = Domain("linf-balls", boxes)
-    points = _fill_uniform(np.empty((1001, 3)), domain, np.random.default_rng(0))
+    points = _fill_uniform(np.empty((1001, 3)), domain, 0, 1001, np.random.default_rng(0))
     assert domain.contains(points).all()
     assert boxes[0].contains(points[:501]).all() and boxes[1].contains(points[501:]).all()
+
+
+def test_every_box_gets_its_share_of_draws_when_boxes_outnumber_the_rows_of_a_pass():
+    from exactcompress.engine.verify import _uniform_chunks
+
+    boxes = tuple(Box(np.full(2, 10.0 * k), np.full(2, 10.0 * k + 1)) for k in range(9))
+    domain = Domain("linf-balls", boxes)
+    draws = np.concatenate([chunk.copy() for chunk in _uniform_chunks(domain, 18, 4, np.random.default_rng(3))])
+    owner = np.floor(draws[:, 0] / 10.0).astype(int)
+    assert np.bincount(owner, minlength=9).tolist() == [2] * 9  # passes of 4 rows, yet every box drawn twice
+    assert all(boxes[k].contains(point[None])[0] for k, point in zip(owner, draws))
 
 
 def test_wide_layers_get_fewer_rows_per_pass_and_every_chunk_of_every_kind_is_checked(monkeypatch):

@@ -18,7 +18,7 @@ from ..tolerances import WITNESS_MARGIN
 from .bounds import LayerBounds
 from .deadline import expired
 from .domain import Box
-from .network import Network
+from .network import AffineLayer, Network
 from .progress import Progress, ignore
 
 #: memory cap on the float64 arrays of one forward-pass chunk
@@ -87,32 +87,79 @@ def _chunk_rows(network: Network, max_bytes: int) -> int:
     return max(1, max_bytes // row_bytes)
 
 
-def record(network: Network, witnesses: WitnessSet, candidates: np.ndarray, *, max_bytes: int = CHUNK_BYTES) -> WitnessSet:
+@dataclass(frozen=True)
+class FirstLayerShortcut:
+    """The first-layer neurons that are below ``-WITNESS_MARGIN`` in every float64 forward pass at every point of
+    a box (``negative``, mask (width_0,)), and ``reduced``: the network without them (its first layer's rows and
+    its second layer's columns; plain affine layers). Their outputs are exactly 0 there, so ``reduced`` gives
+    the same later pre-activations (up to the order of float64 summation), and every candidate is a negative
+    witness of each of them: ``record`` then skips their share of the largest product."""
+
+    negative: np.ndarray
+    reduced: Network
+
+    @classmethod
+    def for_box(cls, network: Network, box: Box) -> "FirstLayerShortcut | None":
+        """None when no such neuron exists or the network has one hidden layer. A neuron counts when its largest
+        value over ``box`` (``W+ upper + W- lower + b``, exact for a first layer) is below ``-WITNESS_MARGIN`` by
+        more than ``2.02 (d + 8) 2**-53 (|W| |x|max + |b|)``: float64 rounding of that sum and of any forward
+        pass, and candidates a few ulps outside the box (uniform samples are not clipped)."""
+        if len(network.hidden) < 2:
+            return None
+        first, second = network.layers[0], network.layers[1]
+        magnitude = np.abs(first.weight) @ np.maximum(np.abs(box.lower), np.abs(box.upper)) + np.abs(first.bias)
+        largest = np.maximum(first.weight, 0.0) @ box.upper + np.minimum(first.weight, 0.0) @ box.lower + first.bias
+        negative = largest + 2.02 * (first.in_features + 8) * 2.0**-53 * magnitude < -WITNESS_MARGIN
+        if not negative.any():
+            return None
+        kept = ~negative
+        reduced = Network((AffineLayer(first.weight[kept], first.bias[kept]),
+                           AffineLayer(second.weight[:, kept], second.bias),
+                           *(AffineLayer(layer.weight, layer.bias) for layer in network.layers[2:])),
+                          dtype=network.dtype)
+        negative.setflags(write=False)
+        return cls(negative, reduced)
+
+
+def record(network: Network, witnesses: WitnessSet, candidates: np.ndarray, *, max_bytes: int = CHUNK_BYTES,
+           shortcut: FirstLayerShortcut | None = None) -> WitnessSet:
     """Witnesses extended by ``candidates`` (n, input_dim), assumed inside the domain (callers clip).
 
     Runs the float64 forward pass in chunks of at most ``max_bytes``; every neuron-sign not yet witnessed
     takes the first candidate showing it with margin ``WITNESS_MARGIN``. Only the candidates actually
-    used are appended to ``points``, in candidate order (so the result does not depend on chunking). Returns a new ``WitnessSet`` (the input is unchanged).
+    used are appended to ``points``, in candidate order (so the result does not depend on chunking). Returns a
+    new ``WitnessSet`` (the input is unchanged). With ``shortcut`` (made for the box the candidates lie in) the
+    pass runs through ``shortcut.reduced`` and the first candidate is the negative witness of each neuron in
+    ``shortcut.negative``: the same witnesses as the full pass.
     """
     candidates = np.asarray(candidates, dtype=np.float64).reshape(-1, network.input_dim)
     positive = [a.copy() for a in witnesses.positive]
     negative = [a.copy() for a in witnesses.negative]
     hits: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (found array, neurons, candidate rows)
-    step = _chunk_rows(network, max_bytes)
+    columns = [np.arange(width) for width in network.hidden_widths]  # the neuron each pre-activation column is
+    forward = network
+    if shortcut is not None:
+        forward, columns[0] = shortcut.reduced, np.flatnonzero(~shortcut.negative)
+        certain = np.flatnonzero(shortcut.negative & (negative[0] < 0))
+        if certain.size and candidates.shape[0]:
+            negative[0][certain] = 0
+            hits.append((negative[0], certain, np.zeros(certain.size, dtype=np.int64)))
+    step = _chunk_rows(forward, max_bytes)
     for start in range(0, candidates.shape[0], step):
         if not any(np.any(a < 0) for a in positive + negative):
             break
-        preactivations = network.preactivations(candidates[start : start + step])
+        preactivations = forward.preactivations(candidates[start : start + step])
         for layer, g in enumerate(preactivations):
             for found, shows in ((positive[layer], g > WITNESS_MARGIN), (negative[layer], g < -WITNESS_MARGIN)):
-                open_neurons = np.flatnonzero(found < 0)
-                if open_neurons.size == 0:
+                open_columns = np.flatnonzero(found[columns[layer]] < 0)
+                if open_columns.size == 0:
                     continue
-                shows = shows[:, open_neurons]
+                shows = shows[:, open_columns]
                 hit = shows.any(axis=0)
                 if hit.any():
-                    found[open_neurons[hit]] = 0  # placeholder, so later chunks skip it; remapped below
-                    hits.append((found, open_neurons[hit], start + shows.argmax(axis=0)[hit]))
+                    neurons = columns[layer][open_columns[hit]]
+                    found[neurons] = 0  # placeholder, so later chunks skip it; remapped below
+                    hits.append((found, neurons, start + shows.argmax(axis=0)[hit]))
     if not hits:
         return witnesses
     used = np.unique(np.concatenate([rows for _, _, rows in hits]))  # sorted: order of the candidates
@@ -144,12 +191,17 @@ def _still_open(witnesses: WitnessSet, targets: np.ndarray) -> np.ndarray:
     return ~witnesses.witnessed(targets[:, 0], targets[:, 1], targets[:, 2])
 
 
-def _first_layer_corners(network: Network, box: Box, witnesses: WitnessSet) -> list[np.ndarray]:
-    """Box corners maximising (minimising) each open first-layer neuron, in blocks of rows (m, input_dim)."""
+def _first_layer_corners(network: Network, box: Box, witnesses: WitnessSet,
+                         shortcut: FirstLayerShortcut | None) -> list[np.ndarray]:
+    """Box corners maximising (minimising) each open first-layer neuron, in blocks of rows (m, input_dim);
+    none for the neurons of ``shortcut``, negative everywhere."""
     if not network.hidden:
         return []
     weight = network.hidden[0].weight
     missing_positive, missing_negative = (masks[0] for masks in witnesses.open_signs())
+    if shortcut is not None:
+        missing_positive, missing_negative = (missing & ~shortcut.negative
+                                              for missing in (missing_positive, missing_negative))
     blocks = []
     for missing, towards_upper in ((missing_positive, True), (missing_negative, False)):
         rows = weight[missing]
@@ -170,17 +222,23 @@ def _gradient_chunk(
     steps: int,
     learning_rate: float,
     deadline: float | None,
+    shortcut: FirstLayerShortcut | None,
 ) -> WitnessSet:
     """Projected Adam on ``starts`` random points per target (layer, neuron, sign), minimising
     ``-sign * g`` in float32 torch (twice float64's speed; only a search), clipped to the box after every
     step; points are clipped to the box again in float64 and go through ``record``, which decides on a float64
-    forward pass."""
+    forward pass. With ``shortcut`` the steps run through ``shortcut.reduced`` (no target may be one of the
+    neurons it drops)."""
     depth = int(targets[:, 0].max()) + 1
-    weights = [torch.from_numpy(np.array(layer.weight, dtype=np.float32)) for layer in network.hidden[:depth]]
-    biases = [torch.from_numpy(np.array(layer.bias, dtype=np.float32)) for layer in network.hidden[:depth]]
+    searched, columns = network, targets[:, 1]  # the target's column in ``searched``'s layer
+    if shortcut is not None:
+        searched = shortcut.reduced
+        columns = np.where(targets[:, 0] == 0, (np.cumsum(~shortcut.negative) - 1)[targets[:, 1]], targets[:, 1])
+    weights = [torch.from_numpy(np.array(layer.weight, dtype=np.float32)) for layer in searched.hidden[:depth]]
+    biases = [torch.from_numpy(np.array(layer.bias, dtype=np.float32)) for layer in searched.hidden[:depth]]
     lower, upper = (torch.from_numpy(np.array(side, dtype=np.float32)) for side in (box.lower, box.upper))
     step_size = learning_rate * (upper - lower)
-    row_targets = np.repeat(targets, starts, axis=0)
+    row_targets, row_columns = np.repeat(targets, starts, axis=0), np.repeat(columns, starts)
     x = torch.from_numpy(box.sample(row_targets.shape[0], rng).astype(np.float32))
 
     def candidates() -> np.ndarray:  # float32 bounds may round outwards: clip in float64
@@ -191,8 +249,8 @@ def _gradient_chunk(
     beta1, beta2, eps = 0.9, 0.999, 1e-12
     for step in range(1, steps + 1):
         if expired(deadline):
-            return record(network, witnesses, candidates())
-        layer_of, neuron_of = torch.from_numpy(row_targets[:, 0]), torch.from_numpy(row_targets[:, 1])
+            return record(network, witnesses, candidates(), shortcut=shortcut)
+        layer_of, neuron_of = torch.from_numpy(row_targets[:, 0]), torch.from_numpy(row_columns)
         sign_of = torch.from_numpy(row_targets[:, 2].astype(np.float32))
         with torch.enable_grad():  # local: callers may have disabled autograd
             x.requires_grad_(True)
@@ -209,7 +267,7 @@ def _gradient_chunk(
             corrected = (first_moment / (1 - beta1**step)) / ((second_moment / (1 - beta2**step)).sqrt() + eps)
             x = torch.clamp(x.detach() - step_size * corrected, lower, upper)
         if step % RECORD_EVERY == 0 or step == steps:
-            witnesses = record(network, witnesses, candidates())
+            witnesses = record(network, witnesses, candidates(), shortcut=shortcut)
             keep = _still_open(witnesses, row_targets)
             objectives.append((sign_of * chosen).detach())
             if len(objectives) > STALL_RECORDS:
@@ -220,7 +278,7 @@ def _gradient_chunk(
                 break
             if not keep.all():
                 selector = torch.from_numpy(np.flatnonzero(keep))
-                row_targets = row_targets[keep]
+                row_targets, row_columns = row_targets[keep], row_columns[keep]
                 x, first_moment, second_moment = x[selector], first_moment[selector], second_moment[selector]
                 objectives = [values[selector] for values in objectives]
     return witnesses
@@ -251,37 +309,42 @@ def search(
     (upper - lower)`` per feature, in batches of at most ``GRADIENT_ROWS`` rows). The gradient stage
     skips neuron-signs marked in ``skip`` (masks shaped like ``WitnessSet.open_signs``) and those that ``bounds``
     rule out (upper <= WITNESS_MARGIN for +, lower >= -WITNESS_MARGIN for -), and the first layer once
-    its corners have been tried. Work stops once ``time.monotonic() > deadline``; the set found so far
-    is returned. ``rng`` drives samples and starts; torch's global settings are left untouched.
+    its corners have been tried. First-layer neurons negative on the whole box (``FirstLayerShortcut``) are
+    left out of every forward pass and step (on L1-trained nets most of the widest layer). Work stops once
+    ``time.monotonic() > deadline``; the set found so far is returned. ``rng`` drives samples and starts; torch's
+    global settings are left untouched.
     """
     report = progress or ignore
 
     def remaining() -> int:
         return sum(int(m.sum()) for masks in witnesses.open_signs() for m in masks)
 
-    step = _chunk_rows(network, CHUNK_BYTES)
+    shortcut = FirstLayerShortcut.for_box(network, box)
+    step = _chunk_rows(network if shortcut is None else shortcut.reduced, CHUNK_BYTES)
     for start in range(0, n_samples, step):
         if expired(deadline) or remaining() == 0:
             break
-        witnesses = record(network, witnesses, box.sample(min(step, n_samples - start), rng))
+        witnesses = record(network, witnesses, box.sample(min(step, n_samples - start), rng), shortcut=shortcut)
     report(f"uniform samples: {remaining()} neuron-signs open")
     corners_done = not expired(deadline)
     if corners_done:
-        for block in _first_layer_corners(network, box, witnesses):
-            witnesses = record(network, witnesses, block)
+        for block in _first_layer_corners(network, box, witnesses, shortcut):
+            witnesses = record(network, witnesses, block, shortcut=shortcut)
     if data is not None:
         inside = np.asarray(data, dtype=np.float64).reshape(-1, network.input_dim)
         inside = inside[box.contains(inside)]
         for start in range(0, inside.shape[0], step):
             if expired(deadline) or remaining() == 0:
                 break
-            witnesses = record(network, witnesses, inside[start : start + step])
+            witnesses = record(network, witnesses, inside[start : start + step], shortcut=shortcut)
     report(f"corners and data: {remaining()} neuron-signs open")
     if gradient_starts <= 0 or gradient_steps <= 0:
         return witnesses
     targets = _targets(witnesses, bounds, skip)
     if corners_done:  # the corners attain the exact first-layer extremes: gradient steps cannot beat them
         targets = targets[targets[:, 0] > 0]
+    if shortcut is not None:  # any candidate shows their negative sign, none their positive one
+        targets = targets[~((targets[:, 0] == 0) & shortcut.negative[targets[:, 1]])]
     per_chunk = max(1, GRADIENT_ROWS // max(1, gradient_starts))
     for first in range(0, targets.shape[0], per_chunk):
         if expired(deadline):
@@ -292,7 +355,7 @@ def search(
             continue
         witnesses = _gradient_chunk(
             network, box, witnesses, chunk, rng=rng, starts=gradient_starts, steps=gradient_steps,
-            learning_rate=learning_rate, deadline=deadline,
+            learning_rate=learning_rate, deadline=deadline, shortcut=shortcut,
         )
         report(f"gradient search ({remaining()} neuron-signs open)", min(first + per_chunk, targets.shape[0]),
                targets.shape[0])

@@ -11,7 +11,12 @@ import torch
 from exactcompress.engine.bounds import LayerBounds, propagate
 from exactcompress.engine.domain import Box
 from exactcompress.engine.network import Network
-from exactcompress.engine.witnesses import WitnessSet, record, search
+from exactcompress.engine.witnesses import (
+    FirstLayerShortcut,
+    WitnessSet,
+    record,
+    search,
+)
 from exactcompress.tolerances import WITNESS_MARGIN
 
 
@@ -174,4 +179,69 @@ def test_first_layer_extremes_are_found_at_the_box_corners_alone():
     kwargs = dict(rng=np.random.default_rng(0), n_samples=0, gradient_steps=0)
     found = search(network, box, negative_known, **kwargs)
     np.testing.assert_array_equal(found.points[found.positive[0][0]], np.ones(5))
+    assert_witnesses_hold(network, box, found)
+
+
+def _network_with_dead_first_neurons(seed: int = 0) -> tuple[Network, Box]:
+    """A 6-input net on [0, 1]^6 whose first-layer neurons 0..9 are far below 0 on the whole box."""
+    network = random_network(seed, [6, 24, 12, 3])
+    weights, biases = [layer.weight for layer in network.layers], [layer.bias.copy() for layer in network.layers]
+    biases[0][:10] = -np.abs(weights[0][:10]).sum(axis=1) - 0.5
+    return Network.from_arrays(weights, biases, dtype="float64"), Box(np.zeros(6), np.ones(6))
+
+
+def test_record_through_the_first_layer_shortcut_gives_the_witnesses_of_the_full_pass():
+    network, box = _network_with_dead_first_neurons()
+    shortcut = FirstLayerShortcut.for_box(network, box)
+    assert shortcut.negative[:10].all() and 10 <= shortcut.negative.sum() < 24
+    assert shortcut.reduced.hidden_widths == [24 - shortcut.negative.sum(), 12]
+    # a set that already holds points (none for the dead neurons), extended by candidates in several chunks
+    before = record(network, WitnessSet.empty(network), box.sample(40, np.random.default_rng(0))[:, ::-1] * 0.5)
+    before = WitnessSet(before.points, before.positive, (before.negative[0].clip(max=-1), *before.negative[1:]))
+    candidates = box.sample(300, np.random.default_rng(1))
+    full = record(network, before, candidates, max_bytes=8 * 60 * 20)
+    short = record(network, before, candidates, max_bytes=8 * 60 * 20, shortcut=shortcut)
+    assert len(before.points) > 0 and np.array_equal(full.points, short.points)
+    for mine, theirs in zip(short.positive + short.negative, full.positive + full.negative):
+        assert np.array_equal(mine, theirs)
+    assert (short.negative[0][:10] == len(before.points)).all() and (short.positive[0][:10] < 0).all()
+    assert np.array_equal(short.points[len(before.points)], candidates[0])
+
+
+def test_the_first_layer_shortcut_leaves_out_neurons_only_beyond_float64_rounding():
+    # neuron 0 reaches -5e-9 on the box and neuron 1 -1e-6, both with weights of 1e6: float64 rounding of a
+    # pass may be ~1e-9 here, so only neuron 1 is certainly below -WITNESS_MARGIN in every forward pass
+    weight = np.array([[1e6, -1e6, 1e6], [1e6, -1e6, 1e6], [1.0, 1.0, 1.0]])
+    bias = np.array([-2e6 - 5e-9, -2e6 - 1e-6, 0.0])
+    network = Network.from_arrays([weight, np.ones((2, 3)), np.ones((1, 2))], [bias, np.zeros(2), np.zeros(1)],
+                                  dtype="float64")
+    shortcut = FirstLayerShortcut.for_box(network, Box(np.zeros(3), np.ones(3)))
+    assert shortcut.negative.tolist() == [False, True, False]
+    assert FirstLayerShortcut.for_box(random_network(0, [3, 8, 2]), Box(np.zeros(3), np.ones(3))) is None
+
+
+def test_search_with_the_shortcut_witnesses_what_the_full_search_does(monkeypatch):
+    network, box = _network_with_dead_first_neurons(seed=3)
+    bounds = propagate(network, box)
+    found = search(network, box, WitnessSet.empty(network), bounds=bounds, rng=np.random.default_rng(0))
+    monkeypatch.setattr(FirstLayerShortcut, "for_box", classmethod(lambda cls, network, box: None))
+    plain = search(network, box, WitnessSet.empty(network), bounds=bounds, rng=np.random.default_rng(0))
+    assert_witnesses_hold(network, box, found)
+    for mine, theirs in zip(found.open_signs(), plain.open_signs()):
+        assert all(np.array_equal(a, b) for a, b in zip(mine, theirs))
+
+
+def test_the_gradient_steps_through_the_shortcut_climb_the_first_layer_neuron_asked_for():
+    from exactcompress.engine.witnesses import _gradient_chunk
+
+    network, box = _network_with_dead_first_neurons()
+    weights, biases = [layer.weight.copy() for layer in network.layers], [layer.bias.copy() for layer in network.layers]
+    weights[0][15], biases[0][15] = np.ones(6), -5.9  # positive only where sum(x) > 5.9: a corner no sample hits
+    network = Network.from_arrays(weights, biases, dtype="float64")
+    shortcut = FirstLayerShortcut.for_box(network, box)
+    assert shortcut.negative[:10].all() and not shortcut.negative[15]
+    found = _gradient_chunk(network, box, WitnessSet.empty(network), np.array([[0, 15, 1]]),
+                            rng=np.random.default_rng(0), starts=4, steps=200, learning_rate=0.05, deadline=None,
+                            shortcut=shortcut)
+    assert found.positive[0][15] >= 0
     assert_witnesses_hold(network, box, found)

@@ -306,3 +306,19 @@ def test_a_dropped_neuron_is_cleared_on_the_domain_only_if_inactive_on_every_box
     report = verify(original, compressed, Domain("linf-balls", (left, right)), n_samples=100,
                     rng=np.random.default_rng(0))
     assert report.first_layer_shared and not report.passed and report.max_abs_error == pytest.approx(0.5)
+
+
+def test_the_screen_stops_after_a_pass_of_draws_where_most_rows_need_the_float64_pass(monkeypatch):
+    import exactcompress.engine.verify as verify_module
+
+    # the 20 dropped neurons are active everywhere (a wrong compression): every row goes through the float64
+    # pass, so after the first pass of uniform draws the screen is not consulted again
+    original, compressed, corners = _net_dropping_corner_neurons(top=100.0)
+    calls = []
+    screened = verify_module._DroppedNeuronScreen.outputs
+    monkeypatch.setattr(verify_module._DroppedNeuronScreen, "outputs",
+                        lambda self, points, kept: calls.append(len(points)) or screened(self, points, kept))
+    monkeypatch.setattr(verify_module, "CHUNK_ARRAY_BYTES", 8 * 64 * 1000)  # passes of 1000 rows
+    report = verify(original, compressed, cube(64, 0.0, 1.0), n_samples=5000, rng=np.random.default_rng(0))
+    assert not report.passed and report.n_inputs == 1024 + 5000
+    assert calls == [1000, 24, 1000]  # the corners (two passes), then one pass of draws

@@ -9,12 +9,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..engine.convolution import conv_kernel
 from ..engine.network import Network
 from ..errors import InputError
 from ..schema import ModelInfo
 from .conv import (
     avgpool_matrix,
-    conv_kernel,
     conv_layer,
     fold_batchnorm2d,
     pair,

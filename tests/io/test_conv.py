@@ -15,10 +15,11 @@ import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
+from exactcompress.engine.convolution import conv_kernel, unroll_conv
 from exactcompress.engine.network import AffineLayer, ConvShape, Network
 from exactcompress.errors import InputError
 from exactcompress.io import from_sequential, load_network, save_network, to_sequential
-from exactcompress.io.conv import MAX_DENSE_BYTES, conv_kernel, unroll_conv
+from exactcompress.io.conv import MAX_DENSE_BYTES
 
 IN = (2, 6, 8)
 

@@ -9,13 +9,15 @@ candidates; ``record`` alone decides, by the float64 numpy forward pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..tolerances import WITNESS_MARGIN
 from .bounds import LayerBounds
+from .convolution import conv_kernel
 from .deadline import expired
 from .domain import Box
 from .network import AffineLayer, Network
@@ -211,6 +213,19 @@ def _first_layer_corners(network: Network, box: Box, witnesses: WitnessSet,
     return blocks
 
 
+def _torch_layer(layer: AffineLayer) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``layer`` in float32 torch on a batch (n, in_features) -> (n, out_features): a convolution as
+    ``conv2d`` on its kernel (its dense matrix has mostly zeros), anything else as a matrix product."""
+    bias = torch.from_numpy(np.array(layer.bias, dtype=np.float32))
+    shape = layer.conv
+    if shape is None:
+        weight = torch.from_numpy(np.array(layer.weight, dtype=np.float32))
+        return lambda h: h @ weight.T + bias
+    kernel = torch.from_numpy(conv_kernel(layer)[0].astype(np.float32))
+    return lambda h: F.conv2d(h.reshape(-1, shape.in_channels, shape.in_height, shape.in_width), kernel,
+                              stride=shape.stride, padding=shape.padding).flatten(1) + bias
+
+
 def _gradient_chunk(
     network: Network,
     box: Box,
@@ -231,11 +246,10 @@ def _gradient_chunk(
     neurons it drops)."""
     depth = int(targets[:, 0].max()) + 1
     searched, columns = network, targets[:, 1]  # the target's column in ``searched``'s layer
-    if shortcut is not None:
-        searched = shortcut.reduced
+    if shortcut is not None and not any(layer.conv is not None for layer in network.layers[:2]):
+        searched = shortcut.reduced  # (the reduced layers are dense: slower than the convolutions they replace)
         columns = np.where(targets[:, 0] == 0, (np.cumsum(~shortcut.negative) - 1)[targets[:, 1]], targets[:, 1])
-    weights = [torch.from_numpy(np.array(layer.weight, dtype=np.float32)) for layer in searched.hidden[:depth]]
-    biases = [torch.from_numpy(np.array(layer.bias, dtype=np.float32)) for layer in searched.hidden[:depth]]
+    layers = [_torch_layer(layer) for layer in searched.hidden[:depth]]
     lower, upper = (torch.from_numpy(np.array(side, dtype=np.float32)) for side in (box.lower, box.upper))
     step_size = learning_rate * (upper - lower)
     row_targets, row_columns = np.repeat(targets, starts, axis=0), np.repeat(columns, starts)
@@ -255,8 +269,8 @@ def _gradient_chunk(
         with torch.enable_grad():  # local: callers may have disabled autograd
             x.requires_grad_(True)
             h, chosen = x, torch.zeros(x.shape[0], dtype=torch.float32)
-            for layer, (w, b) in enumerate(zip(weights, biases)):
-                g = h @ w.T + b
+            for layer, apply in enumerate(layers):
+                g = apply(h)
                 rows = torch.nonzero(layer_of == layer).flatten()
                 chosen = chosen.index_put((rows,), g[rows, neuron_of[rows]])
                 h = torch.relu(g)

@@ -245,3 +245,21 @@ def test_the_gradient_steps_through_the_shortcut_climb_the_first_layer_neuron_as
                             shortcut=shortcut)
     assert found.positive[0][15] >= 0
     assert_witnesses_hold(network, box, found)
+
+
+@pytest.mark.parametrize("stride, padding", [((1, 1), (0, 0)), ((2, 2), (1, 1)), ((2, 1), (1, 0))])
+def test_the_gradient_search_runs_a_convolution_layer_as_its_dense_matrix_computes_it(stride, padding):
+    from exactcompress.engine.convolution import unroll_conv
+    from exactcompress.engine.network import AffineLayer, ConvShape
+    from exactcompress.engine.witnesses import _torch_layer
+
+    rng = np.random.default_rng(0)
+    shape = ConvShape(3, 7, 6, 4, (3, 2), stride, padding)
+    weight, bias = unroll_conv(shape, rng.normal(size=(4, 3, 3, 2)), rng.normal(size=4))
+    layer = AffineLayer(weight, bias, conv=shape)
+    h = rng.random((5, shape.in_features))
+    expected = layer(h)
+    conv = _torch_layer(layer)(torch.from_numpy(h.astype(np.float32))).numpy()
+    dense = _torch_layer(AffineLayer(weight, bias))(torch.from_numpy(h.astype(np.float32))).numpy()
+    assert conv.shape == expected.shape == (5, shape.out_features)
+    assert np.allclose(conv, expected, atol=1e-5) and np.allclose(dense, expected, atol=1e-5)

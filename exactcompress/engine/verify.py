@@ -146,8 +146,8 @@ class _DroppedNeuronScreen:
       domain, and at uniform draws a few ulps outside a box; it needs no work per input (``cleared``);
     - per input, for the rest (``uncertain``): in float32, a row where each has ``g32 <= -slack`` is cleared.
 
-    Rows where some uncertain neuron is not so cleared (NaN rows too) go through the original in float64 as
-    before. ``slack = SCREEN_ROUNDING * gamma * (|W| xmag + |b|)`` with ``gamma = n u / (1 - n u)``, ``n = d + 8``,
+    Rows where some uncertain neuron is not so cleared go through the original in float64 as before (every
+    row is a point of the domain, so none is NaN). ``slack = SCREEN_ROUNDING * gamma * (|W| xmag + |b|)`` with ``gamma = n u / (1 - n u)``, ``n = d + 8``,
     ``u = 2**-24`` bounds |g32 - g| for any summation order (float32 inputs, weights, products, sums; ``xmag``
     (d,): the domain's largest |x| per input, so one slack serves every chunk); it dwarfs the float64 errors of
     the domain step (below ``(d + 2) 2**-52`` of the same scale). ``usable`` says whether n u is small enough
@@ -184,7 +184,7 @@ class _DroppedNeuronScreen:
         if len(self.slack):
             screened = points.astype(np.float32) @ self.weight32.T + self.bias32
             full = ~np.all(screened <= -self.slack, axis=1)
-        else:  # every row is a point of the domain (finite boxes; extra points filtered): none is NaN
+        else:
             full = np.zeros(len(points), dtype=bool)
         if not full.any():
             return _outputs_from_first(self.reduced, kept_first), full
@@ -216,10 +216,9 @@ def verify(
     wide inputs, is computed once for both, and the original's first-layer neurons that the compressed net
     drops are shown <= 0 with a rounding bound (``_DroppedNeuronScreen``: once on the whole domain, else per
     input in float32; where they are certainly <= 0 the original's output is computed without them, elsewhere
-    in float64 as before). With ``saved_dtype`` (e.g. "float32") also reports
-    the max abs error after rounding the compressed weights to it, on the first ``SAVED_DTYPE_SAMPLES`` draws,
-    the corners and the extra points (informational only); without it the report's ``saved_dtype`` is
-    "float64".
+    in float64 as before). With ``saved_dtype`` (e.g. "float32") also reports the max abs error after rounding
+    the compressed weights to it, on the first ``SAVED_DTYPE_SAMPLES`` draws, the corners and the extra points
+    (informational only); without it the report's ``saved_dtype`` is "float64".
     """
     if (original.input_dim, original.output_dim) != (compressed.input_dim, compressed.output_dim):
         raise ValueError(

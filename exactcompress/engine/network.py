@@ -111,6 +111,15 @@ class AffineLayer:
         """Apply to a batch ``x`` of shape (n, in); returns (n, out)."""
         return x @ self.weight.T + self.bias
 
+    def largest_on_boxes(self, lowers: np.ndarray, uppers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For inputs ``x`` in any of the boxes ``lowers[k] <= x <= uppers[k]`` ((k, in) each): each neuron's
+        largest value ``max_k W+ uppers[k] + W- lowers[k] + b`` (exact up to float64 rounding) and the size of
+        the terms summed, ``|W| xmag + |b|`` with ``xmag`` the largest |x| per input over the boxes; both (out,)."""
+        positive, negative = np.maximum(self.weight, 0.0), np.minimum(self.weight, 0.0)
+        largest = np.max(uppers @ positive.T + lowers @ negative.T, axis=0)
+        xmag = np.max(np.maximum(np.abs(lowers), np.abs(uppers)), axis=0)
+        return largest + self.bias, np.abs(self.weight) @ xmag + np.abs(self.bias)
+
 
 @dataclass(frozen=True)
 class Network:
@@ -165,6 +174,15 @@ class Network:
     @property
     def output_dim(self) -> int:
         return self.layers[-1].out_features
+
+    def without_first_neurons(self, keep: np.ndarray) -> "Network":
+        """The network on the first-layer neurons ``keep`` (indices or mask) only: their rows of the first layer,
+        their columns of the second; the rest as they are. Plain affine layers (a convolution's shape does not
+        survive dropping positions). It computes the same function where the dropped neurons are <= 0."""
+        first, second = self.layers[0], self.layers[1]
+        return Network((AffineLayer(first.weight[keep], first.bias[keep]),
+                        AffineLayer(second.weight[:, keep], second.bias),
+                        *(AffineLayer(layer.weight, layer.bias) for layer in self.layers[2:])), dtype=self.dtype)
 
     @property
     def hidden_widths(self) -> list[int]:

@@ -147,35 +147,29 @@ class _DroppedNeuronScreen:
     - per input, for the rest (``uncertain``): in float32, a row where each has ``g32 <= -slack`` is cleared.
 
     Rows where some uncertain neuron is not so cleared go through the original in float64 as before (every
-    row is a point of the domain, so none is NaN). ``slack = SCREEN_ROUNDING * gamma * (|W| xmag + |b|)`` with ``gamma = n u / (1 - n u)``, ``n = d + 8``,
-    ``u = 2**-24`` bounds |g32 - g| for any summation order (float32 inputs, weights, products, sums; ``xmag``
-    (d,): the domain's largest |x| per input, so one slack serves every chunk); it dwarfs the float64 errors of
-    the domain step (below ``(d + 2) 2**-52`` of the same scale). ``usable`` says whether n u is small enough
-    (below 0.01). On the 3072-input 2x800 bench net all 774 dropped neurons are cleared on the domain: the
-    largest product of the verification shrinks from 800 float64 columns to the 26 kept ones."""
+    row is a point of the domain, so none is NaN). ``slack = SCREEN_ROUNDING * gamma * (|W| xmag + |b|)`` with
+    ``gamma = n u / (1 - n u)``, ``n = d + 8``, ``u = 2**-24`` bounds |g32 - g| for any summation order
+    (float32 inputs, weights, products, sums; ``xmag`` (d,): the domain's largest |x| per input, so one slack
+    serves every chunk); it dwarfs the float64 errors of the domain step (below ``(d + 2) 2**-52`` of the same
+    scale). ``usable`` says whether n u is small enough (below 0.01). On the 3072-input 2x800 bench net all 774
+    dropped neurons are cleared on the domain: the largest product of the verification shrinks from 800 float64
+    columns to the 26 kept ones."""
 
     def __init__(self, original: Network, rows: np.ndarray, domain: Domain):
-        first, second = original.layers[0], original.layers[1]
+        first = original.layers[0]
         dropped = np.setdiff1d(np.arange(first.out_features), rows)
-        weight, bias = first.weight[dropped], first.bias[dropped]
-        lowers = np.stack([box.lower for box in domain.boxes])
-        uppers = np.stack([box.upper for box in domain.boxes])
-        xmag = np.max(np.maximum(np.abs(lowers), np.abs(uppers)), axis=0)
+        largest, magnitude = AffineLayer(first.weight[dropped], first.bias[dropped]).largest_on_boxes(
+            np.stack([box.lower for box in domain.boxes]), np.stack([box.upper for box in domain.boxes]))
         terms = (first.in_features + 8) * 2.0**-24
         self.usable = terms < 0.01
         self.factor = SCREEN_ROUNDING * terms / (1.0 - terms)
-        slack = self.factor * (np.abs(weight) @ xmag + np.abs(bias)) + 1e-30
-        largest = np.max(uppers @ np.maximum(weight, 0.0).T + lowers @ np.minimum(weight, 0.0).T, axis=0) + bias
+        slack = self.factor * magnitude + 1e-30
         uncertain = ~(largest <= -slack)
         self.cleared = int(len(dropped) - uncertain.sum())
-        self.weight32 = weight[uncertain].astype(np.float32)
-        self.bias32 = bias[uncertain].astype(np.float32)
+        self.weight32 = first.weight[dropped[uncertain]].astype(np.float32)
+        self.bias32 = first.bias[dropped[uncertain]].astype(np.float32)
         self.slack = slack[uncertain]
-        # plain affine layers (a convolution's shape does not survive dropping columns; only weights are read)
-        self.reduced = Network((AffineLayer(first.weight[rows], first.bias[rows]),
-                                AffineLayer(second.weight[:, rows], second.bias),
-                                *(AffineLayer(layer.weight, layer.bias) for layer in original.layers[2:])),
-                               dtype=original.dtype)
+        self.reduced = original.without_first_neurons(rows)
         self.original = original
 
     def outputs(self, points: np.ndarray, kept_first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

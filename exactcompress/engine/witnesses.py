@@ -108,19 +108,13 @@ class FirstLayerShortcut:
         pass, and candidates a few ulps outside the box (uniform samples are not clipped)."""
         if len(network.hidden) < 2:
             return None
-        first, second = network.layers[0], network.layers[1]
-        magnitude = np.abs(first.weight) @ np.maximum(np.abs(box.lower), np.abs(box.upper)) + np.abs(first.bias)
-        largest = np.maximum(first.weight, 0.0) @ box.upper + np.minimum(first.weight, 0.0) @ box.lower + first.bias
+        first = network.layers[0]
+        largest, magnitude = first.largest_on_boxes(box.lower[None], box.upper[None])
         negative = largest + 2.02 * (first.in_features + 8) * 2.0**-53 * magnitude < -WITNESS_MARGIN
         if not negative.any():
             return None
-        kept = ~negative
-        reduced = Network((AffineLayer(first.weight[kept], first.bias[kept]),
-                           AffineLayer(second.weight[:, kept], second.bias),
-                           *(AffineLayer(layer.weight, layer.bias) for layer in network.layers[2:])),
-                          dtype=network.dtype)
         negative.setflags(write=False)
-        return cls(negative, reduced)
+        return cls(negative, network.without_first_neurons(~negative))
 
 
 def record(network: Network, witnesses: WitnessSet, candidates: np.ndarray, *, max_bytes: int = CHUNK_BYTES,

@@ -117,6 +117,18 @@ def test_compress_model_writes_an_exact_smaller_model(tmp_path):
             assert g[witnesses[f"layer{layer}_positive"][neuron]] > 0 > g[witnesses[f"layer{layer}_negative"][neuron]]
 
 
+def test_a_network_with_nothing_stable_is_reported_unchanged_without_the_uniform_draws(tmp_path):
+    # every hidden neuron is 0 at the box's centre with a non-zero gradient: all unstable, nothing to compress
+    weights = [np.array([[1.0, -1.0], [-1.0, 2.0], [0.5, 1.0]]), np.array([[1.0, -2.0, 0.5]])]
+    network = Network.from_arrays(weights, [np.zeros(3), np.array([0.25])], dtype="float64")
+    report = compress_model((network, _info(network)), tmp_path, domain=scalar_box(-1, 1))
+    assert report.status == "exact" and report.neurons_after == report.neurons_before == 3
+    check = report.verification
+    assert check.passed and check.identical and check.max_abs_error == 0.0
+    assert check.n_samples == 100_000 and check.n_inputs < 100_000  # corners and witnesses only
+    assert "equal outputs by construction" in (tmp_path / "report.md").read_text()
+
+
 def test_time_limit_zero_is_partial_and_still_exact(tmp_path):
     network = random_net(5, 2, [10, 10, 10], bias_shift=0.5)
     report = compress_model((network, _info(network)), tmp_path, domain=scalar_box(-1, 1), time_limit=0.0)

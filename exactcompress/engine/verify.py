@@ -134,6 +134,14 @@ def shared_first_rows(original: Network, compressed: Network) -> np.ndarray | No
     return None if any(row is None for row in rows) else np.array(rows, dtype=np.int64)
 
 
+def same_layers(original: Network, compressed: Network) -> bool:
+    """Whether ``compressed`` has ``original``'s layers bitwise (every weight and bias): nothing was removed,
+    folded or merged, so the float64 outputs of both are the same computation on the same numbers."""
+    return len(original.layers) == len(compressed.layers) and all(
+        np.array_equal(ours.weight, theirs.weight) and np.array_equal(ours.bias, theirs.bias)
+        for ours, theirs in zip(original.layers, compressed.layers))
+
+
 def _outputs_from_first(network: Network, first: np.ndarray) -> np.ndarray:
     """Outputs (n, out) of ``network`` given its first layer's pre-activations ``first`` (n, width_0)."""
     h = np.maximum(first, 0.0)
@@ -218,7 +226,10 @@ def verify(
     input in float32; where they are certainly <= 0 the original's output is computed without them, elsewhere
     in float64 as before). With ``saved_dtype`` (e.g. "float32") also reports the max abs error after rounding
     the compressed weights to it, on the first ``SAVED_DTYPE_SAMPLES`` draws, the corners and the extra points
-    (informational only); without it the report's ``saved_dtype`` is "float64".
+    (informational only); without it the report's ``saved_dtype`` is "float64". When ``compressed`` has
+    ``original``'s layers bitwise (``same_layers``: nothing was stable enough to change), the comparison cannot
+    differ: no uniform draws are compared (with ``saved_dtype``, only its own ``SAVED_DTYPE_SAMPLES`` draws
+    are made), and the report says ``identical``.
     """
     if (original.input_dim, original.output_dim) != (compressed.input_dim, compressed.output_dim):
         raise ValueError(
@@ -229,6 +240,10 @@ def verify(
         raise ValueError(f"n_samples must be >= 0, got {n_samples}")
     domain = domain.broadcast(original.input_dim)
     saved = _as_saved(compressed, saved_dtype) if saved_dtype is not None else None
+    identical = same_layers(original, compressed)
+    n_draws = n_samples
+    if identical:  # equal by construction: only the saved-dtype comparison needs draws
+        n_draws = min(n_samples, SAVED_DTYPE_SAMPLES) if saved is not None else 0
     rows = shared_first_rows(original, compressed)
     dropping = rows is not None and len(np.unique(rows)) == len(rows) < original.layers[0].out_features
     screen = _DroppedNeuronScreen(original, rows, domain) if dropping else None
@@ -240,11 +255,13 @@ def verify(
     step = chunk_rows(original, compressed)
     fixed_points = ((chunk, False) for points in (_domain_corners(domain, rng), extra)
                     for chunk in _in_chunks(points, step))
-    uniform_chunks = ((points, True) for points in _uniform_chunks(domain, n_samples, step, rng))  # one buffer: lazily
+    uniform_chunks = ((points, True) for points in _uniform_chunks(domain, n_draws, step, rng))  # one buffer: lazily
     for points, uniform in itertools.chain(fixed_points, uniform_chunks):
         if not len(points):
             continue
-        if rows is None:
+        if identical:
+            reference = outputs = original.forward(points)
+        elif rows is None:
             reference, outputs = original.forward(points), compressed.forward(points)
         elif screen is not None:
             kept_first = compressed.layers[0](points)
@@ -278,4 +295,5 @@ def verify(
         n_samples=n_samples,
         n_saved_dtype_inputs=n_saved if saved is not None else None,
         first_layer_shared=rows is not None,
+        identical=identical,
     )

@@ -104,6 +104,9 @@ def _summary(report: CompressionReport) -> Table:
         check = report.verification
         verdict = "passed" if check.passed else "FAILED"
         rows.append(["verification", f"{verdict}: max abs error {_num(check.max_abs_error)} on {check.n_inputs} inputs"])
+        if check.identical:
+            rows.append(["compressed network", "the original's layers bitwise (nothing changed): equal outputs by "
+                         "construction, so no uniform draws were compared"])
         rows.append(["verification tolerance", f"|y − y'| ≤ {_num(check.tolerance)} · (1 + |y|); max rel error {_num(check.max_rel_error)}"])
         if check.max_abs_error_saved_dtype is not None:
             rows.append([f"max abs error as {check.saved_dtype}", _num(check.max_abs_error_saved_dtype)])

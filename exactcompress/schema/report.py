@@ -144,6 +144,10 @@ class VerificationReport(Strict):
     first_layer_shared: bool | None = Field(
         None, description="the compressed first layer is bitwise a subset of the original's rows, so one product "
         "served both networks (since 1.3)")
+    identical: bool | None = Field(
+        None, description="the compressed network has the original's layers bitwise (nothing was removed, folded "
+        "or merged): their outputs are equal by construction, so of the n_samples uniform draws only the saved-dtype "
+        "comparison's (at most 16384) were made; n_inputs counts what was evaluated (since 1.7)")
 
 
 class SolverStats(Strict):

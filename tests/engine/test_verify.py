@@ -10,6 +10,7 @@ from exactcompress.engine.network import Network
 from exactcompress.engine.verify import (
     CHUNK_ROWS,
     MAX_TOTAL_CORNERS,
+    SAVED_DTYPE_SAMPLES,
     _fill_uniform,
     chunk_rows,
     shared_first_rows,
@@ -35,12 +36,30 @@ def shifted_output(net: Network, shift: float) -> Network:
     return Network.from_arrays(*zip(*layers), dtype=net.dtype)
 
 
-def test_identical_networks_pass_with_zero_error():
+def twin(net: Network) -> Network:
+    """``net`` with its output bias moved by 1e-12: equal outputs within the tolerance, not bitwise the same."""
+    return shifted_output(net, 1e-12)
+
+
+def test_equal_networks_pass_with_zero_error():
     net = random_net()
-    report = verify(net, net, cube(3), n_samples=500, rng=np.random.default_rng(0))
+    same_outputs = Network.from_arrays([layer.weight for layer in net.layers], [layer.bias for layer in net.layers])
+    report = verify(net, same_outputs, cube(3), n_samples=500, rng=np.random.default_rng(0))
     assert report.passed and report.max_abs_error == 0.0 and report.max_rel_error == 0.0
-    assert report.n_inputs == 500 + 8  # samples + all corners of a 3-d box
+    assert report.identical and report.n_inputs == 8  # all corners of a 3-d box; the draws could not differ
+    assert report.n_samples == 500  # the setting, as the zoo's integrity check compares it
     assert report.saved_dtype == "float64" and report.max_abs_error_saved_dtype is None
+    report = verify(net, twin(net), cube(3), n_samples=500, rng=np.random.default_rng(0))
+    assert report.passed and not report.identical and report.n_inputs == 500 + 8  # samples + corners
+    assert 0 < report.max_abs_error <= 1e-11
+
+
+def test_an_unchanged_network_still_gets_its_saved_dtype_comparison():
+    net = random_net()
+    report = verify(net, net, cube(3), n_samples=100_000, rng=np.random.default_rng(0), saved_dtype="float16")
+    assert report.identical and report.passed and report.n_samples == 100_000
+    assert report.n_inputs == report.n_saved_dtype_inputs == SAVED_DTYPE_SAMPLES + 8
+    assert report.max_abs_error == 0.0 < report.max_abs_error_saved_dtype
 
 
 def test_perturbed_network_fails():
@@ -94,10 +113,10 @@ def test_corners_of_every_box_are_checked():
 
 def test_scalar_domain_is_widened_and_unions_get_corners_per_box():
     net = random_net(input_dim=4)
-    report = verify(net, net, scalar_box(0.0, 1.0), n_samples=10, rng=np.random.default_rng(0))
+    report = verify(net, twin(net), scalar_box(0.0, 1.0), n_samples=10, rng=np.random.default_rng(0))
     assert report.passed and report.n_inputs == 10 + 16
     union = Domain("linf-balls", tuple(Box(np.full(4, c) - 0.1, np.full(4, c) + 0.1) for c in (0.0, 1.0, 2.0)))
-    assert verify(net, net, union, n_samples=9, rng=np.random.default_rng(0)).n_inputs == 9 + 3 * 16
+    assert verify(net, twin(net), union, n_samples=9, rng=np.random.default_rng(0)).n_inputs == 9 + 3 * 16
 
 
 def test_corner_count_stays_bounded():
@@ -199,7 +218,8 @@ def test_wide_layers_get_fewer_rows_per_pass_and_every_chunk_of_every_kind_is_ch
     monkeypatch.setattr(verify_module, "CHUNK_ARRAY_BYTES", 8 * 8 * 5)
     net = random_net()
     assert chunk_rows(net) == 5
-    report = verify(net, net, cube(3), extra_points=np.zeros((12, 3)), n_samples=23, rng=np.random.default_rng(0))
+    report = verify(net, twin(net), cube(3), extra_points=np.zeros((12, 3)), n_samples=23,
+                    rng=np.random.default_rng(0))
     assert report.passed and report.n_inputs == 8 + 12 + 23
     band = band_net(dim=3)
     wrong = Network.from_arrays([band.layers[0].weight, np.zeros((1, 2)), np.array([[1.0]])],

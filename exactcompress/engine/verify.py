@@ -226,10 +226,12 @@ def verify(
     input in float32; where they are certainly <= 0 the original's output is computed without them, elsewhere
     in float64 as before). With ``saved_dtype`` (e.g. "float32") also reports the max abs error after rounding
     the compressed weights to it, on the first ``SAVED_DTYPE_SAMPLES`` draws, the corners and the extra points
-    (informational only); without it the report's ``saved_dtype`` is "float64". When ``compressed`` has
+    (informational only); without it the report's ``saved_dtype`` is "float64". Where rounding to
+    ``saved_dtype`` changes no weight (a float32 model compressed by removals only), that error is 0 by
+    construction and no input is spent on it (``n_saved_dtype_inputs`` 0). When ``compressed`` has
     ``original``'s layers bitwise (``same_layers``: nothing was stable enough to change), the comparison cannot
-    differ: no uniform draws are compared (with ``saved_dtype``, only its own ``SAVED_DTYPE_SAMPLES`` draws
-    are made), and the report says ``identical``.
+    differ: no uniform draws are compared (with a saved-dtype comparison to make, only its own
+    ``SAVED_DTYPE_SAMPLES``), and the report says ``identical``.
     """
     if (original.input_dim, original.output_dim) != (compressed.input_dim, compressed.output_dim):
         raise ValueError(
@@ -240,6 +242,9 @@ def verify(
         raise ValueError(f"n_samples must be >= 0, got {n_samples}")
     domain = domain.broadcast(original.input_dim)
     saved = _as_saved(compressed, saved_dtype) if saved_dtype is not None else None
+    saved_unchanged = saved is not None and same_layers(compressed, saved)
+    if saved_unchanged:  # rounding to the saved dtype changed no weight: no error to measure
+        saved = None
     identical = same_layers(original, compressed)
     n_draws = n_samples
     if identical:  # equal by construction: only the saved-dtype comparison needs draws
@@ -291,9 +296,9 @@ def verify(
         tolerance=tolerance,
         passed=passed,
         saved_dtype=saved_dtype or "float64",
-        max_abs_error_saved_dtype=saved_error if saved is not None else None,
+        max_abs_error_saved_dtype=saved_error if saved is not None or saved_unchanged else None,
         n_samples=n_samples,
-        n_saved_dtype_inputs=n_saved if saved is not None else None,
+        n_saved_dtype_inputs=n_saved if saved is not None or saved_unchanged else None,
         first_layer_shared=rows is not None,
         identical=identical,
     )

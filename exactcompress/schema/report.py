@@ -140,7 +140,8 @@ class VerificationReport(Strict):
         None, description="uniform draws in the domain among n_inputs (--verify-samples; default 100000) (since 1.3)")
     n_saved_dtype_inputs: int | None = Field(
         None, description="inputs of the saved-dtype comparison: the first 16384 draws, the corners and the "
-        "witnesses/data rows (since 1.3)")
+        "witnesses/data rows (since 1.3); 0 when rounding to the saved dtype changes no weight, so that the "
+        "error is 0 by construction (since 1.7)")
     first_layer_shared: bool | None = Field(
         None, description="the compressed first layer is bitwise a subset of the original's rows, so one product "
         "served both networks (since 1.3)")

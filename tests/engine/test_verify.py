@@ -62,6 +62,20 @@ def test_an_unchanged_network_still_gets_its_saved_dtype_comparison():
     assert report.max_abs_error == 0.0 < report.max_abs_error_saved_dtype
 
 
+def test_weights_the_saved_dtype_holds_exactly_need_no_saved_dtype_inputs():
+    net = random_net()
+    as_float32 = Network.from_arrays([layer.weight.astype(np.float32) for layer in net.layers],
+                                     [layer.bias.astype(np.float32) for layer in net.layers], dtype="float32")
+    report = verify(net, as_float32, cube(3), n_samples=500, rng=np.random.default_rng(0), saved_dtype="float32")
+    assert report.passed and not report.identical and report.n_inputs == 500 + 8
+    assert report.max_abs_error_saved_dtype == 0.0 and report.n_saved_dtype_inputs == 0
+    unchanged = verify(as_float32, as_float32, cube(3), n_samples=500, rng=np.random.default_rng(0),
+                       saved_dtype="float32")
+    assert unchanged.identical and unchanged.n_inputs == 8 and unchanged.n_saved_dtype_inputs == 0
+    inexact = verify(net, twin(net), cube(3), n_samples=500, rng=np.random.default_rng(0), saved_dtype="float32")
+    assert inexact.n_saved_dtype_inputs == 500 + 8 and inexact.max_abs_error_saved_dtype > 0
+
+
 def test_perturbed_network_fails():
     net = random_net()
     report = verify(net, shifted_output(net, 1e-3), cube(3), n_samples=500, rng=np.random.default_rng(0))

@@ -8,9 +8,15 @@ Hidden layers are indexed from 0 in code and reports (``hidden[0]`` is ``l = 1``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Sequence
 
 import numpy as np
+
+#: a convolution whose dense unrolled matrix has at most this share of nonzeros is applied as a sparse product
+#: (scipy CSR, one thread); measured per pass of 2,006 rows: a 1-channel 3x3 convolution of a 28x28 input
+#: (1.1% nonzeros) 15-20 ms sparse vs 56 ms dense on 2 BLAS threads, an 8-channel one (4.6%) 36-53 vs 54-60 ms
+SPARSE_MAX_DENSITY = 0.05
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -108,8 +114,23 @@ class AffineLayer:
         return self.conv.n_params if self.conv is not None else self.weight.size + self.bias.size
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """Apply to a batch ``x`` of shape (n, in); returns (n, out)."""
+        """Apply to a batch ``x`` of shape (n, in) (or one input (in,)); returns (n, out) (or (out,)), float64.
+        A sparse convolution (``SPARSE_MAX_DENSITY``) sums only its nonzero terms, in another order than the
+        dense product: the results agree to float64 rounding."""
+        if self._sparse_transpose is not None:
+            return np.asarray(x @ self._sparse_transpose) + self.bias
         return x @ self.weight.T + self.bias
+
+    @cached_property
+    def _sparse_transpose(self):
+        """The weight's transpose as a scipy CSR matrix when the layer is a convolution with at most
+        ``SPARSE_MAX_DENSITY`` nonzeros, else None (built on first use)."""
+        if self.conv is None or np.count_nonzero(self.weight) > SPARSE_MAX_DENSITY * self.weight.size:
+            return None
+        # only networks with sparse convolutions import scipy.sparse
+        from scipy.sparse import csr_matrix
+
+        return csr_matrix(self.weight.T)
 
     def largest_on_boxes(self, lowers: np.ndarray, uppers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For inputs ``x`` in any of the boxes ``lowers[k] <= x <= uppers[k]`` ((k, in) each): each neuron's

@@ -75,6 +75,26 @@ def test_unrolled_conv_equals_torch_conv2d(in_shape, kernel, stride, padding) ->
         assert np.array_equal(back_kernel, weight)
 
 
+@pytest.mark.parametrize("channels,sparse", [(1, True), (2, True), (16, False)])
+def test_a_sparse_convolution_layer_equals_torch_conv2d(channels, sparse) -> None:
+    # a 3x3 convolution of a 28x28 input touches 9 * channels of 784 * channels inputs per output: below
+    # SPARSE_MAX_DENSITY the layer applies a CSR product, above it the dense one; both are conv2d
+    rng = np.random.default_rng(channels)
+    shape = ConvShape(channels, 28, 28, 3, (3, 3), (2, 2), (1, 1))
+    if not sparse:  # 9 of 16 input positions: dense
+        shape = ConvShape(channels, 4, 4, 3, (3, 3), (1, 1), (1, 1))
+    weight, bias = rng.normal(size=(3, channels, 3, 3)), rng.normal(size=3)
+    layer = AffineLayer(*unroll_conv(shape, weight, bias), shape)
+    assert (layer._sparse_transpose is not None) == sparse
+    x = rng.normal(size=(7, shape.in_features))
+    expected = F.conv2d(torch.from_numpy(x).reshape(7, channels, shape.in_height, shape.in_width),
+                        torch.from_numpy(weight), torch.from_numpy(bias), shape.stride, shape.padding).reshape(7, -1)
+    np.testing.assert_allclose(layer(x), expected.numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(layer(x[3]), expected.numpy()[3], rtol=0, atol=1e-12)  # one input, (in,)
+    assert layer(x[:0]).shape == (0, shape.out_features)
+    assert AffineLayer(np.eye(4), np.zeros(4))._sparse_transpose is None  # a dense layer never is
+
+
 def test_conv_kernel_refuses_a_matrix_edited_inside_a_channel() -> None:
     shape = ConvShape(1, 4, 4, 2, (3, 3), (1, 1), (1, 1))
     dense, bias = unroll_conv(shape, np.ones((2, 1, 3, 3)), np.zeros(2))

@@ -58,13 +58,6 @@ BAB_FIRST_ROUND_LIMIT = 20.0
 BAB_SWEEP_LIMIT = 2.0
 #: share of the time left that ``auto``'s later rounds of branch and bound may use (the MILPs get the rest)
 BAB_SECOND_ROUND_SHARE = 0.8
-#: when the single MILP leaves at most PER_NEURON_MAX_QUESTIONS questions (on a network within
-#: SIGN_SOLVES_FIRST_MAX_WEIGHTS), each gets a sign solve of at most this many seconds, and together at most
-#: SIGN_SOLVES_SHARE of the time left, before the later rounds of branch and bound. Those questions already
-#: had branch and bound's sweep and first round; its later rounds may stall on them (d3072-5x100-l1_2e-4's
-#: last question: bound 0.0054 after 198 s, 0.0051 after 597 s), where a sign solve settled it in ~20 s
-SECOND_ROUND_SOLVE_LIMIT = 120.0
-SIGN_SOLVES_SHARE = 0.5
 #: rounds of branch and bound with at least this many seconds per question (or no limit) answer ``Fanout.threads``
 #: questions at once; shorter ones, one. A short question spends its time in its root (a witness search of many
 #: small torch steps, the LP), where threads contend for the GIL: with two threads everywhere, ``auto`` at 300 s
@@ -243,8 +236,7 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
     question for BAB_SWEEP_LIMIT seconds, and a first round that gives the questions it stopped
     BAB_FIRST_ROUND_LIMIT more (the easy ones go quickly, a hard one cannot starve them); then the single MILP
     within its budget (it settles at once what branch and bound finds hard on regularised nets, and harvests);
-    when it leaves a few questions (as above), sign solves of at most SECOND_ROUND_SOLVE_LIMIT each, together
-    at most SIGN_SOLVES_SHARE of the time left; then rounds of branch and bound with most of the time left, each round doubling the seconds per question
+    then rounds of branch and bound with most of the time left, each round doubling the seconds per question
     and resuming the searches the last one stopped; last, per-neuron sign solves without a cap."""
     state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
     open_questions = _count_open(state)
@@ -252,8 +244,8 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
         state.policy = "bounds and witnesses settled every neuron; no MILP"
         return state
     steps = [f"{open_questions} open sign questions"]
-    weights = sum(int(np.count_nonzero(layer.weight)) for layer in network.hidden)
     if open_questions <= PER_NEURON_MAX_QUESTIONS:
+        weights = sum(int(np.count_nonzero(layer.weight)) for layer in network.hidden)
         if weights <= SIGN_SOLVES_FIRST_MAX_WEIGHTS:
             steps.append(f"per-neuron sign solves ({FIRST_ROUND_SOLVE_LIMIT:.0f} s each)")
             _per_neuron_signs(network, box, state, deadline, fanout, say, rounds=(FIRST_ROUND_SOLVE_LIMIT,))
@@ -274,13 +266,6 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
         except SolverError as error:  # nothing was claimed; the steps below take over
             outcome = f"failed ({error.reason})"
         steps.append(f"{left_open} left: single MILP {outcome}")
-    left_open = _count_open(state)
-    if (0 < left_open <= PER_NEURON_MAX_QUESTIONS and weights <= SIGN_SOLVES_FIRST_MAX_WEIGHTS
-            and not expired(deadline)):
-        solve_limit = SECOND_ROUND_SOLVE_LIMIT if deadline is None else min(
-            SECOND_ROUND_SOLVE_LIMIT, SIGN_SOLVES_SHARE * seconds_left(deadline) / left_open)
-        steps.append(f"{left_open} left: per-neuron sign solves ({solve_limit:.0f} s each)")
-        _per_neuron_signs(network, box, state, deadline, fanout, say, rounds=(solve_limit,))
     if _count_open(state) and not expired(deadline):
         steps.append(f"{_count_open(state)} left: branch and bound ({BAB_SECOND_ROUND_SHARE:.0%} of the time left, "
                      f"{2 * BAB_FIRST_ROUND_LIMIT:.0f} s per question and doubling, resumed)")

@@ -21,7 +21,7 @@ from exactcompress.engine.prove import bab as bab_module
 from exactcompress.engine.prove import bab_bounds
 from exactcompress.engine.prove import bab_layer as bab_layer_module
 from exactcompress.engine.prove.bab_layer import bab_layer, resolve_device
-from exactcompress.errors import InputError, SolverError
+from exactcompress.errors import InputError
 from exactcompress.io import from_sequential, to_sequential
 from exactcompress.io.domain_files import scalar_box
 from exactcompress.pipeline import compress_model
@@ -188,39 +188,6 @@ def test_auto_asks_few_questions_by_sign_solves_first_only_on_networks_with_few_
     else:
         assert second_step == "75 hidden weights: no sign solves first (seconds each at this size)"
         assert result.milp.solves == 0 and result.bab.questions > 0 and "per-neuron" not in settlers
-
-
-@pytest.mark.parametrize("max_weights", [10**6, 0])
-def test_auto_gives_the_few_questions_the_single_milp_leaves_capped_sign_solves_before_more_bab(monkeypatch,
-                                                                                                 max_weights):
-    # the first sign solves and branch and bound settle nothing, the single MILP fails: on a network with few
-    # weights the questions left get sign solves capped at half the time left each, before the later rounds
-    network = random_net(3, 2, [5, 5, 5, 3], bias_shift=2.0)  # 75 nonzero hidden weights
-    _no_witness_search(monkeypatch)
-    monkeypatch.setattr(analyze_module, "PER_NEURON_MAX_QUESTIONS", 10**6)  # every count of questions is "few"
-    monkeypatch.setattr(analyze_module, "SIGN_SOLVES_FIRST_MAX_WEIGHTS", max_weights)
-    monkeypatch.setattr(analyze_module, "_bab", lambda *args: 0)
-
-    def failing_solve(*args, **kwargs):
-        raise SolverError("single MILP", "injected")
-
-    monkeypatch.setattr(analyze_module, "solve_network", failing_solve)
-    caps, real_signs = [], analyze_module._per_neuron_signs
-
-    def signs(network, box, state, deadline, fanout, say, rounds):
-        caps.append(rounds[0])
-        if rounds != (analyze_module.FIRST_ROUND_SOLVE_LIMIT,):  # the first round finds nothing
-            real_signs(network, box, state, deadline, fanout, say, rounds=rounds)
-
-    monkeypatch.setattr(analyze_module, "_per_neuron_signs", signs)
-    result = analyze(network, scalar_box(-1, 1).broadcast(2), method="auto", time_limit=1000.0)
-    assert not any(mask.any() for mask in result.undecided)
-    if max_weights:
-        assert caps[0] == analyze_module.FIRST_ROUND_SOLVE_LIMIT and len(caps) == 2
-        assert 0 < caps[1] <= analyze_module.SECOND_ROUND_SOLVE_LIMIT
-        assert f"left: per-neuron sign solves ({caps[1]:.0f} s each)" in result.policy
-    else:
-        assert caps == [None]  # only the last, uncapped step
 
 
 def test_an_exhausted_budget_leaves_questions_undecided_and_the_model_exact(tmp_path, monkeypatch):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from enum import Enum
@@ -15,6 +14,7 @@ import typer
 from rich.console import Console
 
 from .allocator import tune_allocator
+from .process_exit import end_process, exit_status
 
 app = typer.Typer(
     add_completion=False,
@@ -570,9 +570,15 @@ def demo(
 
 
 def main() -> None:
+    """The console script: runs the command, then ends the process without the interpreter's teardown
+    (``process_exit``; ~0.45 s once torch is loaded)."""
     tune_allocator()
     try:
         app()
+        status = 0
+    except SystemExit as done:
+        status = exit_status(done)
     except KeyboardInterrupt:
         err.print("interrupted")
-        sys.exit(130)
+        status = 130
+    end_process(status)

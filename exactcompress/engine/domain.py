@@ -53,7 +53,20 @@ class Box:
 
     def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``n`` points uniform in the box, shape (n, dim)."""
-        return self.lower + rng.random((n, self.dim)) * (self.upper - self.lower)
+        return self.sample_into(np.empty((n, self.dim)), rng)
+
+    def sample_into(self, out: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Overwrite ``out`` (n, dim; C-contiguous float64) with ``n`` points uniform in the box and return it. In
+        place, with no temporary arrays: 20,000 fresh points of a 3072-input box cost 0.5-1.5 s here, mostly
+        page faults of the temporaries, and 0.2 s drawn into a reused buffer. The unit box [0, 1]^d (the default)
+        skips the scale and the shift. The values equal ``sample``'s for the same state of ``rng``."""
+        rng.random(out=out)
+        width = self.upper - self.lower
+        if np.any(width != 1.0):
+            out *= width
+        if np.any(self.lower != 0.0):
+            out += self.lower
+        return out
 
     def clip(self, x: np.ndarray) -> np.ndarray:
         return np.clip(x, self.lower, self.upper)

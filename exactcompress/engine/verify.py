@@ -89,16 +89,10 @@ def _fill_uniform(buffer: np.ndarray, domain: Domain, first_draw: int, n_draws: 
     uniform draws over the domain's boxes and return it. Draw i lies in box ``i * n_boxes // n_draws``: equal
     shares, contiguous rows, every box drawn from once ``n_draws >= n_boxes``, however few rows a pass has. No
     allocation per chunk, so no page faults on wide inputs."""
-    rng.random(out=buffer)
     owners = (np.arange(first_draw, first_draw + len(buffer)) * len(domain.boxes)) // max(n_draws, 1)
     starts = np.flatnonzero(np.diff(owners, prepend=-1))
     for start, stop in zip(starts, [*starts[1:], len(buffer)]):
-        box, part = domain.boxes[owners[start]], buffer[start:stop]
-        width = box.upper - box.lower
-        if np.any(width != 1.0):  # the unit box [0, 1]^d (the default) needs neither pass over the rows
-            part *= width
-        if np.any(box.lower != 0.0):
-            part += box.lower
+        domain.boxes[owners[start]].sample_into(buffer[start:stop], rng)
     return buffer
 
 

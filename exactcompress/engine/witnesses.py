@@ -329,10 +329,12 @@ def search(
 
     shortcut = FirstLayerShortcut.for_box(network, box)
     step = _chunk_rows(network if shortcut is None else shortcut.reduced, CHUNK_BYTES)
+    buffer = np.empty((min(step, max(n_samples, 0)), network.input_dim))  # reused: ``record`` copies what it keeps
     for start in range(0, n_samples, step):
         if expired(deadline) or remaining() == 0:
             break
-        witnesses = record(network, witnesses, box.sample(min(step, n_samples - start), rng), shortcut=shortcut)
+        samples = box.sample_into(buffer[: min(step, n_samples - start)], rng)
+        witnesses = record(network, witnesses, samples, shortcut=shortcut)
     report(f"uniform samples: {remaining()} neuron-signs open")
     corners_done = not expired(deadline)
     if corners_done:

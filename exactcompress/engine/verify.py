@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -24,9 +23,6 @@ CHUNK_ROWS = 16_384
 CHUNK_ARRAY_BYTES = 24 * 2**20
 #: uniform draws in the domain by default (``--verify-samples``)
 DEFAULT_SAMPLES = 100_000
-#: independent random streams (and threads) the uniform draws of each chunk come from; fixed, so the draws do
-#: not depend on the machine
-DRAW_STREAMS = 4
 #: uniform draws the informational saved-dtype comparison uses (besides the corners and extra points)
 SAVED_DTYPE_SAMPLES = CHUNK_ROWS
 #: safety factor on the float32 screen's rounding bound (``_DroppedNeuronScreen``)
@@ -102,21 +98,13 @@ def _fill_uniform(buffer: np.ndarray, domain: Domain, first_draw: int, n_draws: 
 
 def _uniform_chunks(domain: Domain, n_samples: int, rows: int, rng: np.random.Generator):
     """``n_samples`` uniform draws in at most ``rows`` rows at a time, all in one reused buffer (each
-    chunk is valid until the next is drawn). On a wide input the draws are the largest cost of verification, so
-    each chunk's rows are split into ``DRAW_STREAMS`` contiguous parts, each filled by its own SFC64 stream
-    (seeded from ``rng``; SFC64 fills float64 arrays faster than numpy's default PCG64) in a thread of its own:
-    numpy's fills release the GIL, and on 2 cores 100,000 draws of 3072 inputs take 0.4-0.6 s instead of
-    0.6-0.9 s (``benchmarks/README.md``). The draws depend on ``rng`` and ``rows`` only, not on the CPUs."""
-    seeds = np.random.SeedSequence(int(rng.integers(2**63))).spawn(DRAW_STREAMS)
-    streams = [np.random.Generator(np.random.SFC64(seed)) for seed in seeds]
+    chunk is valid until the next is drawn). The draws come from an SFC64 generator seeded from ``rng``: on a
+    wide input they are the largest cost of verification, and SFC64 fills float64 arrays faster than numpy's
+    default PCG64 (``benchmarks/README.md``)."""
+    rng = np.random.Generator(np.random.SFC64(rng.integers(2**63)))
     buffer = np.empty((min(rows, n_samples), domain.dim))
-    with ThreadPoolExecutor(DRAW_STREAMS) as pool:
-        for start in range(0, n_samples, rows):
-            chunk = buffer[: min(rows, n_samples - start)]
-            cuts = np.linspace(0, len(chunk), DRAW_STREAMS + 1).astype(int)
-            parts = [(chunk[cuts[i]: cuts[i + 1]], start + int(cuts[i]), streams[i]) for i in range(DRAW_STREAMS)]
-            list(pool.map(lambda part: _fill_uniform(part[0], domain, part[1], n_samples, part[2]), parts))
-            yield chunk
+    for start in range(0, n_samples, rows):
+        yield _fill_uniform(buffer[: min(rows, n_samples - start)], domain, start, n_samples, rng)
 
 
 def _in_chunks(points: np.ndarray, rows: int):

@@ -221,21 +221,6 @@ def test_every_box_gets_its_share_of_draws_when_boxes_outnumber_the_rows_of_a_pa
     assert all(boxes[k].contains(point[None])[0] for k, point in zip(owner, draws))
 
 
-def test_the_draws_of_every_pass_are_fresh_in_the_box_and_depend_on_the_seed():
-    from exactcompress.engine.verify import _uniform_chunks
-
-    domain = Domain("box", (Box(np.full(3, 2.0), np.full(3, 2.5)),))
-
-    def draws(seed: int) -> np.ndarray:  # 103 draws in passes of 10 rows, each pass split over the streams
-        return np.concatenate([chunk.copy() for chunk in _uniform_chunks(domain, 103, 10, np.random.default_rng(seed))])
-
-    first = draws(7)
-    assert first.shape == (103, 3) and domain.contains(first).all()
-    assert len(np.unique(first[:, 0])) == 103  # every row of every pass drawn afresh: none kept from an earlier pass
-    np.testing.assert_array_equal(first, draws(7))
-    assert not np.array_equal(first, draws(8))
-
-
 def test_wide_layers_get_fewer_rows_per_pass_and_every_chunk_of_every_kind_is_checked(monkeypatch):
     import exactcompress.engine.verify as verify_module
 

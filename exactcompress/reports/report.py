@@ -1,7 +1,8 @@
 """Human-readable views of ``CompressionReport``: report.md, a self-contained report.html, PNG figures.
 
 Markdown and HTML are built from the same section data (``_sections``), so they always agree.
-Figures use matplotlib's object API with the Agg canvas (no pyplot, no global backend switch).
+Figures are drawn with Pillow (``raster``): every compress run draws them, and matplotlib's import alone
+cost more than the rest of the report.
 """
 
 from __future__ import annotations
@@ -13,16 +14,14 @@ from typing import get_args
 
 from ..schema import CompressionReport, LayerCompression, Settler
 from .common import (
-    FIGURE_DPI,
-    FIGURE_SIZE_IN,
     Table,
     html_img,
     html_page,
     html_table,
     md_cell,
     md_table,
-    png_bytes,
 )
+from .raster import stacked_bars_png, step_line_png
 
 #: written last: a folder holding a valid report.json is a finished run
 REPORT_JSON = "report.json"
@@ -288,32 +287,16 @@ def _title(report: CompressionReport) -> str:
 
 
 def layer_figure_png(report: CompressionReport) -> bytes:
-    """PNG (7x3.5 in, 110 dpi) of stacked neuron-state counts per original hidden layer.
+    """PNG (770 x 385 px) of stacked neuron-state counts per original hidden layer.
 
     A report without layers gives a figure that says so.
     """
-    # matplotlib takes ~0.5 s to import: only when a figure is drawn
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI)
-    figure.subplots_adjust(left=0.09, right=0.72, bottom=0.2, top=0.9)  # fixed margins: no layout engine to run
-    axes = figure.add_subplot()
-    axes.set_title(f"{model_name(report)} — method {report.method}", fontsize=10)
-    if not report.layers:
-        axes.text(0.5, 0.5, "no layers analysed", ha="center", va="center", transform=axes.transAxes)
-        axes.set_axis_off()
-        return png_bytes(figure)
-    positions = list(range(len(report.layers)))
-    bottoms = [0] * len(report.layers)
-    for key, (label, colour) in STATE_STYLE.items():
-        counts = [len(getattr(layer, key)) for layer in report.layers]
-        axes.bar(positions, counts, bottom=bottoms, color=colour, label=label, width=0.6)
-        bottoms = [bottom + count for bottom, count in zip(bottoms, counts)]
-    axes.set_xticks(positions, [f"{layer.index}\n(width {layer.width})" for layer in report.layers], fontsize=8)
-    axes.set_xlabel("hidden layer of the original network")
-    axes.set_ylabel("neurons")
-    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    return png_bytes(figure)
+    return stacked_bars_png(
+        f"{model_name(report)} — method {report.method}",
+        [f"{layer.index}\n(width {layer.width})" for layer in report.layers],
+        [(label, colour, [len(getattr(layer, key)) for layer in report.layers])
+         for key, (label, colour) in STATE_STYLE.items()],
+        "hidden layer of the original network", "neurons")
 
 
 def convergence_figure_png(report: CompressionReport) -> bytes | None:
@@ -321,20 +304,9 @@ def convergence_figure_png(report: CompressionReport) -> bytes | None:
     trace = report.milp.dual_trace
     if not trace:
         return None
-    # matplotlib takes ~0.5 s to import: only when a figure is drawn
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=FIGURE_SIZE_IN, dpi=FIGURE_DPI)
-    figure.subplots_adjust(left=0.09, right=0.97, bottom=0.14, top=0.9)
-    axes = figure.add_subplot()
-    seconds, bound = zip(*trace)
-    axes.step(seconds, bound, where="post", color="#264653", label="dual bound (open states still possible)")
-    axes.axhline(1.0, color="#e76f51", linestyle="--", linewidth=1, label="1: below it no unseen state can occur")
-    axes.set_xlabel("seconds in the single MILP")
-    axes.set_ylabel("dual bound")
-    axes.set_title(f"{model_name(report)} — single MILP convergence", fontsize=10)
-    axes.legend(fontsize=8, frameon=False)
-    return png_bytes(figure)
+    return step_line_png(f"{model_name(report)} — single MILP convergence", trace, 1.0,
+                         "dual bound (open states still possible)", "1: below it no unseen state can occur",
+                         "seconds in the single MILP", "dual bound")
 
 
 # ---------------------------------------------------------------- markdown

@@ -1,8 +1,8 @@
 """The per-model report's figures drawn with Pillow: stacked bars per category, a step line over time.
 
-Every ``compress`` run draws them, and importing matplotlib alone took ~0.45 s here, a quarter of what a small
-network's run spent outside the engine (``benchmarks/README.md``); Pillow imports in ~0.03 s and draws one
-in ~0.02 s. Everything is drawn at ``SUPERSAMPLE`` times the size and reduced with a Lanczos filter, so lines
+Every ``compress`` run draws them, and importing matplotlib alone took ~0.45 s here, about a fifth of what a
+small network's run spent outside the engine (``benchmarks/README.md``); Pillow imports in ~0.04 s and draws
+one in ~0.05 s. Everything is drawn at ``SUPERSAMPLE`` times the size and reduced with a Lanczos filter, so lines
 and text are smooth. The study and zoo pages, drawn once per job, keep matplotlib.
 """
 
@@ -50,7 +50,7 @@ def nice_ticks(low: float, high: float, most: int = 6) -> list[float]:
         last = max(last, first + 1)
         if last - first <= most:
             return [float(f"{k * step:.12g}") for k in range(first, last + 1)]
-    raise AssertionError("unreachable: a step of 10 ** 3 times span / most fits")
+    raise AssertionError("unreachable: the largest step tried covers the range in at most two intervals")
 
 
 def _label(value: float) -> str:

@@ -17,8 +17,10 @@ from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-#: finished figure in pixels: 7 x 3.5 in at 110 dpi, like the matplotlib figures of the other pages
-SIZE = (770, 385)
+from .common import FIGURE_DPI, FIGURE_SIZE_IN
+
+#: finished figure in pixels: the size and resolution of the matplotlib figures of the other pages (770 x 385)
+SIZE = (round(FIGURE_SIZE_IN[0] * FIGURE_DPI), round(FIGURE_SIZE_IN[1] * FIGURE_DPI))
 #: drawing scale before the final reduction
 SUPERSAMPLE = 2
 TEXT_PX = 12

@@ -38,6 +38,32 @@ def open_questions(network, box, layer: int, sign: int) -> tuple[list[int], list
     return [int(j) for j in np.flatnonzero(ask_max if sign > 0 else ask_min)], state.bounds
 
 
+def ask(network, box, below, layer: int, questions, sign: int, limit: float, steps: int = bab.STEPS) -> list[dict]:
+    """Branch and bound on each question (a neuron of ``layer``, sign ``sign``) under ``limit`` seconds, with
+    ``below`` the (lower, upper) bounds of the layers under it; prints and returns one row per question."""
+    weights = [layer_.weight for layer_ in network.hidden[: layer + 1]]
+    biases = [layer_.bias for layer_ in network.hidden[: layer + 1]]
+    rows = []
+    for neuron in questions:
+        result = bab.prove_sign(weights, biases, box.lower, box.upper, below, layer, neuron, sign,
+                                margin=BOUND_MARGIN, witness_margin=WITNESS_MARGIN,
+                                deadline=time.monotonic() + limit, seed=neuron, steps=steps)
+        rows.append({"neuron": neuron, "status": result.status, "domains": result.domains,
+                     "seconds": round(result.seconds, 2),
+                     "best_bound": None if result.status != "undecided" else round(result.best_bound, 4)})
+        print(f"  {neuron:5d}  {result.status:9s}  {result.domains:7d} domains  {result.seconds:7.1f} s"
+              + (f"  bound {result.best_bound:.3f}" if result.status == "undecided" else ""), flush=True)
+    return rows
+
+
+def summarise(rows: list[dict]) -> None:
+    """One line: questions proved, witnessed and left open, domains and seconds in all."""
+    proved = sum(row["status"] == "proved" for row in rows)
+    witnessed = sum(row["status"] == "witness" for row in rows)
+    print(f"proved {proved}, witnessed {witnessed}, undecided {len(rows) - proved - witnessed}; "
+          f"{sum(row['domains'] for row in rows)} domains in {sum(row['seconds'] for row in rows):.1f} s")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", type=Path, help="a model file exactcompress reads (.pt state dict, .onnx, ...)")
@@ -56,25 +82,11 @@ def main(argv: list[str] | None = None) -> None:
     box = scalar_box(args.lower, args.upper).broadcast(network.input_dim).boxes[0]
     questions, layer_bounds = open_questions(network, box, args.layer, args.sign)
     questions = args.neurons or questions
-    weights = [layer.weight for layer in network.hidden[: args.layer + 1]]
-    biases = [layer.bias for layer in network.hidden[: args.layer + 1]]
     below = [(b.lower, b.upper) for b in layer_bounds[: args.layer]]
     print(f"{args.model.name}: layer {args.layer}, sign {args.sign:+d}, {len(questions)} questions, "
           f"{args.limit:g} s each")
-    rows = []
-    for neuron in questions:
-        result = bab.prove_sign(weights, biases, box.lower, box.upper, below, args.layer, neuron, args.sign,
-                                margin=BOUND_MARGIN, witness_margin=WITNESS_MARGIN,
-                                deadline=time.monotonic() + args.limit, seed=neuron, steps=args.steps)
-        rows.append({"neuron": neuron, "status": result.status, "domains": result.domains,
-                     "seconds": round(result.seconds, 2),
-                     "best_bound": None if result.status != "undecided" else round(result.best_bound, 4)})
-        print(f"  {neuron:5d}  {result.status:9s}  {result.domains:7d} domains  {result.seconds:7.1f} s"
-              + (f"  bound {result.best_bound:.3f}" if result.status == "undecided" else ""), flush=True)
-    proved = sum(row["status"] == "proved" for row in rows)
-    witnessed = sum(row["status"] == "witness" for row in rows)
-    print(f"proved {proved}, witnessed {witnessed}, undecided {len(rows) - proved - witnessed}; "
-          f"{sum(row['domains'] for row in rows)} domains in {sum(row['seconds'] for row in rows):.1f} s")
+    rows = ask(network, box, below, args.layer, questions, args.sign, args.limit, args.steps)
+    summarise(rows)
     if args.json:
         args.json.write_text(json.dumps({"model": str(args.model), "layer": args.layer, "sign": args.sign,
                                          "limit_s": args.limit, "steps": args.steps, "questions": rows}, indent=1))

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import bab_questions  # noqa: E402
 import build_bench_zoo as zoo  # noqa: E402
 import cnn_bench  # noqa: E402
+import lower_layer_bounds  # noqa: E402
 import milp_vs_per_neuron as bench  # noqa: E402
 import threads_side_by_side  # noqa: E402
 
@@ -314,6 +315,39 @@ def test_bab_questions_answers_each_question_and_never_proves_a_sampled_sign(tin
         if row["status"] == "proved":
             assert highest[row["neuron"]] <= 0.0
         assert (row["best_bound"] is None) == (row["status"] != "undecided")
+
+
+def test_lower_layer_bounds_tightens_validly_and_asks_the_deep_questions(tmp_path):
+    """The branch-and-bound tightening of the second layer stays valid (every sampled pre-activation inside it,
+    and the reached extremes too) and inside the engine's bounds; the command line answers every open question
+    of the third layer."""
+    from exactcompress.engine.bounds import LayerBounds
+    from exactcompress.io import load_network
+    from exactcompress.io.domain_files import scalar_box
+
+    deep = zoo.BenchModel("t64-3x8-l1_1e-4", (8, 8, 8), 1e-4, 64, 2)
+    zoo.build(tmp_path, [deep], seed=0)
+    model = tmp_path / f"{deep.name}.pt"
+    network, _ = load_network(model)
+    box = scalar_box(0.0, 1.0).broadcast(64).boxes[0]
+    _, engine = bab_questions.open_questions(network, box, 2, 1)
+    inner = [LayerBounds(lower_layer_bounds.reached(network, box, k, -1, starts=8, steps=100),
+                         lower_layer_bounds.reached(network, box, k, 1, starts=8, steps=100)) for k in range(2)]
+    second = network.preactivations(np.random.default_rng(0).random((20000, 64)))[1]
+    # aiming at the reached extremes (no slack) leaves questions open: their best bounds are used
+    for seconds, slack in ((0.3, 0.1), (0.05, 0.0)):
+        tightened = lower_layer_bounds.bab_tightened(network, box, engine, inner, 2, seconds, slack)
+        assert np.all(second >= tightened[1].lower) and np.all(second <= tightened[1].upper)
+        assert np.all(inner[1].lower >= tightened[1].lower) and np.all(inner[1].upper <= tightened[1].upper)
+        assert np.all(tightened[1].lower >= engine[1].lower) and np.all(tightened[1].upper <= engine[1].upper)
+        assert np.sum(tightened[1].upper - tightened[1].lower) < np.sum(engine[1].upper - engine[1].lower)
+
+    out = tmp_path / "deep.json"
+    lower_layer_bounds.main([str(model), "--layer", "2", "--below", "bab", "--limit", "2", "--json", str(out)])
+    result = json.loads(out.read_text())
+    questions, _ = bab_questions.open_questions(network, box, 2, 1)
+    assert [row["neuron"] for row in result["questions"]] == questions
+    assert result["widths_used"][1] <= result["widths_engine"][1]
 
 
 def test_threads_side_by_side_runs_each_thread_count_and_tabulates_them(tiny_zoo, tmp_path):

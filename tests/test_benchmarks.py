@@ -335,12 +335,13 @@ def test_lower_layer_bounds_tightens_validly_and_asks_the_deep_questions(tmp_pat
                          lower_layer_bounds.reached(network, box, k, 1, starts=8, steps=100)) for k in range(2)]
     second = network.preactivations(np.random.default_rng(0).random((20000, 64)))[1]
     # aiming at the reached extremes (no slack) leaves questions open: their best bounds are used
-    for seconds, slack in ((0.3, 0.1), (0.05, 0.0)):
+    for seconds, slack in ((1.0, 0.1), (0.05, 0.0)):
         tightened = lower_layer_bounds.bab_tightened(network, box, engine, inner, 2, seconds, slack)
         assert np.all(second >= tightened[1].lower) and np.all(second <= tightened[1].upper)
         assert np.all(inner[1].lower >= tightened[1].lower) and np.all(inner[1].upper <= tightened[1].upper)
         assert np.all(tightened[1].lower >= engine[1].lower) and np.all(tightened[1].upper <= engine[1].upper)
-        assert np.sum(tightened[1].upper - tightened[1].lower) < np.sum(engine[1].upper - engine[1].lower)
+        if slack:  # with room above the reached extremes, the value questions settle and narrow the bounds
+            assert np.sum(tightened[1].upper - tightened[1].lower) < np.sum(engine[1].upper - engine[1].lower)
 
     out = tmp_path / "deep.json"
     lower_layer_bounds.main([str(model), "--layer", "2", "--below", "bab", "--limit", "2", "--json", str(out)])

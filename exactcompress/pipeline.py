@@ -145,13 +145,20 @@ def layer_reports(analysis: Analysis, log: CompressionLog, network: Network | No
 
 
 def undecided_bounds(analysis: Analysis, layer: int) -> list[UndecidedNeuron]:
-    """Each undecided neuron of hidden ``layer``: its proved pre-activation interval and the sign still open
-    (a witness shows at most one sign of an undecided neuron; no proof excludes either)."""
+    """Each undecided neuron of hidden ``layer``: its proved pre-activation interval, the sign still open (a
+    witness shows at most one sign of an undecided neuron; no proof excludes either) and the range of g at the
+    inputs evaluated (``WitnessSet.lowest`` / ``highest``; None where none was)."""
     bounds = analysis.bounds[layer]
     positive = analysis.witnesses.positive[layer] >= 0
     negative = analysis.witnesses.negative[layer] >= 0
+    lowest, highest = analysis.witnesses.lowest[layer], analysis.witnesses.highest[layer]
+
+    def found(value: float) -> float | None:
+        return float(value) if np.isfinite(value) else None
+
     return [UndecidedNeuron(neuron=int(neuron), lower=float(bounds.lower[neuron]), upper=float(bounds.upper[neuron]),
-                            open="negative" if positive[neuron] else "positive" if negative[neuron] else "both")
+                            open="negative" if positive[neuron] else "positive" if negative[neuron] else "both",
+                            smallest_found=found(lowest[neuron]), largest_found=found(highest[neuron]))
             for neuron in np.flatnonzero(analysis.undecided[layer])]
 
 

@@ -471,7 +471,7 @@ def _combine(network: Network, per_box: Sequence[_BoxState]) -> Analysis:
     neuron unstable on the union only through witnesses of different boxes is settled by "witnesses")."""
     witnesses = per_box[0].witnesses
     for state in per_box[1:]:
-        witnesses = record(network, witnesses, state.witnesses.points)
+        witnesses = record(network, witnesses, state.witnesses.points).with_range_of(state.witnesses)
     active, inactive, unstable, undecided, settled = [], [], [], [], []
     for layer, width in enumerate(network.hidden_widths):
         is_inactive = np.logical_and.reduce([s.proved_inactive[layer] for s in per_box])

@@ -8,7 +8,7 @@ candidates; ``record`` alone decides, by the float64 numpy forward pass.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 import numpy as np
@@ -36,30 +36,46 @@ STALL_RECORDS = 3
 Masks = tuple[list[np.ndarray], list[np.ndarray]]
 
 
-def _frozen_index(array: np.ndarray) -> np.ndarray:
-    out = np.array(array, dtype=np.int64, copy=True)
+def _frozen(array: np.ndarray, dtype) -> np.ndarray:
+    """A read-only copy of ``array`` as ``dtype``; an array already frozen that way (read-only, owning its data)
+    is kept as it is, so that a ``WitnessSet`` made from another's arrays copies nothing."""
+    if isinstance(array, np.ndarray) and array.dtype == dtype and not array.flags.writeable and array.flags.owndata:
+        return array
+    out = np.array(array, dtype=dtype, copy=True)
     out.setflags(write=False)
     return out
 
 
 @dataclass(frozen=True)
 class WitnessSet:
-    """Witness points and which neuron-signs they show.
+    """Witness points, which neuron-signs they show, and the range of each pre-activation seen so far.
 
     ``points`` (n, input_dim) float64; ``positive[l]`` / ``negative[l]`` int64 (width_l,): the row of
     ``points`` with ``g > WITNESS_MARGIN`` / ``g < -WITNESS_MARGIN`` for that neuron, or -1 if none yet.
+    ``highest[l]`` / ``lowest[l]`` float64 (width_l,): the largest / smallest g of the float64 forward passes
+    ``record`` ran, over every candidate it was given (kept as a witness or not; -inf / +inf before any, and
+    not updated once all neuron-signs are witnessed): inner estimates of g's range, never bounds. Empty tuples
+    (the default) mean none seen yet.
     """
 
     points: np.ndarray
     positive: tuple[np.ndarray, ...]
     negative: tuple[np.ndarray, ...]
+    highest: tuple[np.ndarray, ...] = ()
+    lowest: tuple[np.ndarray, ...] = ()
 
     def __post_init__(self) -> None:
-        points = np.array(self.points, dtype=np.float64, copy=True)
-        points.setflags(write=False)
-        object.__setattr__(self, "points", points)
-        object.__setattr__(self, "positive", tuple(_frozen_index(a) for a in self.positive))
-        object.__setattr__(self, "negative", tuple(_frozen_index(a) for a in self.negative))
+        object.__setattr__(self, "points", _frozen(self.points, np.float64))
+        object.__setattr__(self, "positive", tuple(_frozen(a, np.int64) for a in self.positive))
+        object.__setattr__(self, "negative", tuple(_frozen(a, np.int64) for a in self.negative))
+        for name, start in (("highest", -np.inf), ("lowest", np.inf)):
+            values = getattr(self, name) or tuple(np.full(a.shape, start) for a in self.positive)
+            object.__setattr__(self, name, tuple(_frozen(a, np.float64) for a in values))
+
+    def with_range_of(self, other: "WitnessSet") -> "WitnessSet":
+        """This set with ``highest`` / ``lowest`` widened to cover ``other``'s (same network)."""
+        return replace(self, highest=tuple(np.maximum(a, b) for a, b in zip(self.highest, other.highest)),
+                       lowest=tuple(np.minimum(a, b) for a, b in zip(self.lowest, other.lowest)))
 
     @classmethod
     def empty(cls, network: Network) -> "WitnessSet":
@@ -131,6 +147,8 @@ def record(network: Network, witnesses: WitnessSet, candidates: np.ndarray, *, m
     candidates = np.asarray(candidates, dtype=np.float64).reshape(-1, network.input_dim)
     positive = [a.copy() for a in witnesses.positive]
     negative = [a.copy() for a in witnesses.negative]
+    highest = [a.copy() for a in witnesses.highest]
+    lowest = [a.copy() for a in witnesses.lowest]
     hits: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (found array, neurons, candidate rows)
     columns = [np.arange(width) for width in network.hidden_widths]  # the neuron each pre-activation column is
     forward = network
@@ -141,11 +159,16 @@ def record(network: Network, witnesses: WitnessSet, candidates: np.ndarray, *, m
             negative[0][certain] = 0
             hits.append((negative[0], certain, np.zeros(certain.size, dtype=np.int64)))
     step = _chunk_rows(forward, max_bytes)
+    evaluated = False
     for start in range(0, candidates.shape[0], step):
         if not any(np.any(a < 0) for a in positive + negative):
             break
+        evaluated = True
         preactivations = forward.preactivations(candidates[start : start + step])
         for layer, g in enumerate(preactivations):
+            if g.shape[0]:
+                highest[layer][columns[layer]] = np.maximum(highest[layer][columns[layer]], g.max(axis=0))
+                lowest[layer][columns[layer]] = np.minimum(lowest[layer][columns[layer]], g.min(axis=0))
             for found, shows in ((positive[layer], g > WITNESS_MARGIN), (negative[layer], g < -WITNESS_MARGIN)):
                 open_columns = np.flatnonzero(found[columns[layer]] < 0)
                 if open_columns.size == 0:
@@ -157,12 +180,13 @@ def record(network: Network, witnesses: WitnessSet, candidates: np.ndarray, *, m
                     found[neurons] = 0  # placeholder, so later chunks skip it; remapped below
                     hits.append((found, neurons, start + shows.argmax(axis=0)[hit]))
     if not hits:
-        return witnesses
+        return replace(witnesses, highest=tuple(highest), lowest=tuple(lowest)) if evaluated else witnesses
     used = np.unique(np.concatenate([rows for _, _, rows in hits]))  # sorted: order of the candidates
     base = witnesses.points.shape[0]
     for found, neurons, rows in hits:
         found[neurons] = base + np.searchsorted(used, rows)
-    return WitnessSet(np.concatenate([witnesses.points, candidates[used]]), tuple(positive), tuple(negative))
+    return WitnessSet(np.concatenate([witnesses.points, candidates[used]]), tuple(positive), tuple(negative),
+                      tuple(highest), tuple(lowest))
 
 
 def _targets(witnesses: WitnessSet, bounds: Sequence[LayerBounds] | None, skip: Masks | None) -> np.ndarray:

@@ -184,14 +184,23 @@ OPEN_QUESTION = {"positive": "can g be positive? (if not: stably inactive)",
                  "both": "neither sign witnessed"}
 
 
+def _found(item) -> str:
+    """The range of g at the inputs evaluated, or a dash when none was."""
+    if item.smallest_found is None or item.largest_found is None:
+        return "–"
+    return f"[{item.smallest_found:.4g}, {item.largest_found:.4g}]"
+
+
 def _undecided(report: CompressionReport) -> Table:
-    """The undecided neurons (at most MAX_LISTED_UNDECIDED): each one's proved interval of g and open question."""
+    """The undecided neurons (at most MAX_LISTED_UNDECIDED): each one's proved interval of g, the range of g at
+    the inputs evaluated (how far the open sign is from being shown) and its open question."""
     neurons = [(layer.index, item) for layer in report.layers for item in layer.undecided_bounds]
-    rows = [[str(index), str(item.neuron), f"[{item.lower:.4g}, {item.upper:.4g}]", OPEN_QUESTION[item.open]]
+    rows = [[str(index), str(item.neuron), f"[{item.lower:.4g}, {item.upper:.4g}]", _found(item),
+             OPEN_QUESTION[item.open]]
             for index, item in neurons[:MAX_LISTED_UNDECIDED]]
     if len(neurons) > MAX_LISTED_UNDECIDED:
-        rows.append(["…", f"{len(neurons) - MAX_LISTED_UNDECIDED} more", "in report.json", ""])
-    return ["layer", "neuron", "g proved to stay in", "open question"], rows
+        rows.append(["…", f"{len(neurons) - MAX_LISTED_UNDECIDED} more", "in report.json", "", ""])
+    return ["layer", "neuron", "g proved to stay in", "g found at inputs tried", "open question"], rows
 
 
 def _stages(report: CompressionReport) -> Table:

@@ -68,6 +68,13 @@ class UndecidedNeuron(Strict):
     open: Literal["positive", "negative", "both"] = Field(
         description="the sign neither witnessed nor proved impossible: 'positive' — can g be > 0? (no: stably "
         "inactive); 'negative' — can g be < 0? (no: stably active); 'both' — neither sign witnessed")
+    smallest_found: float | None = Field(
+        None, description="the smallest g at the inputs the engine evaluated in float64 (uniform samples, box "
+        "corners, data rows, the gradient search's points, solver and branch-and-bound witnesses): an inner "
+        "estimate of min g, not a bound; null when none was evaluated (since 1.8)")
+    largest_found: float | None = Field(
+        None, description="the largest g at those inputs: an inner estimate of max g (for an open 'positive' "
+        "question, how far below 0 the best input got), not a bound; null when none was evaluated (since 1.8)")
 
 
 ChannelState = Literal["inactive_everywhere", "active_everywhere", "mixed", "undecided"]

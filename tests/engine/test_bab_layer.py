@@ -25,6 +25,7 @@ from exactcompress.errors import InputError
 from exactcompress.io import from_sequential, to_sequential
 from exactcompress.io.domain_files import scalar_box
 from exactcompress.pipeline import compress_model
+from exactcompress.tolerances import WITNESS_MARGIN
 
 NETS = [(1, [6, 5]), (2, [8, 6, 4]), (3, [5, 5, 5, 3])]
 
@@ -288,6 +289,25 @@ def test_questions_left_open_come_with_valid_tighter_bounds(sign):
     start = bounds[1].upper if sign > 0 else -bounds[1].lower
     for (neuron, _), bound in answers.best_bounds.items():
         assert seen[neuron] <= bound < start[neuron]
+
+
+def test_the_report_gives_the_range_of_g_found_at_undecided_neurons(tmp_path, monkeypatch):
+    """With the witness search on, each undecided neuron's entry carries the range of g at the inputs the engine
+    evaluated: inside the proved interval, below 0 on the side of the open "can it be positive?", and covering g
+    at the neuron's negative witness; report.md shows it."""
+    network = _hard_questions_then_an_easy_one()
+    monkeypatch.setattr(analyze_module, "BAB_SWEEP_LIMIT", 0.3)
+    info = from_sequential(to_sequential(network, "float64"), name="hard")[1]
+    report = compress_model((network, info), tmp_path, domain=scalar_box(0, 1), method="auto", time_limit=4.0)
+    items = report.layers[1].undecided_bounds
+    assert report.status == "partial" and items
+    witnesses = np.load(tmp_path / "witnesses.npz")
+    g = network.preactivations(witnesses["points"])[1]
+    for item in items:
+        assert item.open == "positive"
+        assert item.lower <= item.smallest_found <= item.largest_found <= min(item.upper, WITNESS_MARGIN)
+        assert item.smallest_found <= g[witnesses["layer1_negative"][item.neuron], item.neuron]
+    assert "g found at inputs tried" in (tmp_path / "report.md").read_text()
 
 
 @pytest.mark.parametrize("sign", [1, -1])

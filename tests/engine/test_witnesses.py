@@ -170,6 +170,31 @@ def test_record_in_small_chunks_matches_one_chunk_and_leaves_its_input_alone():
     assert_witnesses_hold(network, box, whole)
 
 
+def test_record_keeps_the_range_of_g_over_every_candidate_it_evaluates():
+    """highest / lowest: the max / min of g over every candidate evaluated (kept as a witness or not), in one chunk
+    or many, accumulated over calls; nothing evaluated (every sign witnessed) returns the same set. A dead
+    neuron keeps a sign open, so every chunk is evaluated."""
+    network = random_network(7, [4, 20, 20, 2])
+    weights, biases = [layer.weight for layer in network.layers], [layer.bias.copy() for layer in network.layers]
+    biases[0][0] = -10.0
+    network = Network.from_arrays(weights, biases, dtype="float64")
+    box = Box(-np.ones(4), np.ones(4))
+    first, second = box.sample(500, np.random.default_rng(0)), box.sample(700, np.random.default_rng(1))
+    once = record(network, record(network, WitnessSet.empty(network), first), second, max_bytes=2000)
+    g = network.preactivations(np.concatenate([first, second]))
+    for layer in range(2):
+        np.testing.assert_array_equal(once.highest[layer], g[layer].max(axis=0))
+        np.testing.assert_array_equal(once.lowest[layer], g[layer].min(axis=0))
+    assert np.all(np.isneginf(WitnessSet.empty(network).highest[0]))
+    tiny = Network.from_arrays([np.array([[1.0], [-1.0]]), np.array([[1.0, 1.0]])], [np.zeros(2), np.zeros(1)])
+    settled = record(tiny, WitnessSet.empty(tiny), np.array([[2.0], [-1.0]]))
+    assert record(tiny, settled, np.array([[5.0]])) is settled
+    wider = settled.with_range_of(record(tiny, WitnessSet.empty(tiny), np.array([[7.0], [-3.0]])))
+    np.testing.assert_array_equal(wider.highest[0], [7.0, 3.0])
+    np.testing.assert_array_equal(wider.lowest[0], [-3.0, -7.0])
+    assert wider.points is settled.points  # frozen arrays are shared, not copied
+
+
 def test_first_layer_extremes_are_found_at_the_box_corners_alone():
     # on [0, 1]^5, g = sum(x) - 4.999 > 0 only very near the all-ones corner
     network = Network.from_arrays([np.ones((1, 5)), np.ones((1, 1))], [np.array([-4.999]), np.zeros(1)], dtype="float64")
@@ -205,6 +230,10 @@ def test_record_through_the_first_layer_shortcut_gives_the_witnesses_of_the_full
     for mine, theirs in zip(short.positive + short.negative, full.positive + full.negative):
         assert np.array_equal(mine, theirs)
     assert (short.negative[0][:10] == len(before.points)).all() and (short.positive[0][:10] < 0).all()
+    kept = ~shortcut.negative
+    np.testing.assert_array_equal(short.highest[0][kept], full.highest[0][kept])
+    for mine, theirs in zip(short.highest[1:] + short.lowest[1:], full.highest[1:] + full.lowest[1:]):
+        np.testing.assert_array_equal(mine, theirs)
     assert np.array_equal(short.points[len(before.points)], candidates[0])
 
 

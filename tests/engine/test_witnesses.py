@@ -195,6 +195,19 @@ def test_record_keeps_the_range_of_g_over_every_candidate_it_evaluates():
     assert wider.points is settled.points  # frozen arrays are shared, not copied
 
 
+def test_a_union_of_boxes_keeps_the_range_of_g_found_in_every_box():
+    """g = x on [0, 1] ∪ [5, 6]: the analysis' range covers both boxes' samples (near 0 and near 6), not only
+    the other box's witness points (a dead neuron keeps a sign open, so every sample is evaluated)."""
+    from exactcompress.engine.analyze import analyze
+    from exactcompress.engine.domain import Domain
+
+    network = Network.from_arrays([np.array([[1.0], [-1.0]]), np.array([[1.0, 1.0]])], [np.array([0.0, -100.0]),
+                                                                                        np.zeros(1)], dtype="float64")
+    union = Domain("linf-balls", (Box(np.zeros(1), np.ones(1)), Box(np.full(1, 5.0), np.full(1, 6.0))))
+    witnesses = analyze(network, union, method="auto").witnesses
+    assert witnesses.highest[0][0] > 5.99 and witnesses.lowest[0][0] < 0.01
+
+
 def test_first_layer_extremes_are_found_at_the_box_corners_alone():
     # on [0, 1]^5, g = sum(x) - 4.999 > 0 only very near the all-ones corner
     network = Network.from_arrays([np.ones((1, 5)), np.ones((1, 1))], [np.array([-4.999]), np.zeros(1)], dtype="float64")

@@ -41,8 +41,8 @@ def open_questions(network, box, layer: int, sign: int) -> tuple[list[int], list
 def ask(network, box, below, layer: int, questions, sign: int, limit: float, steps: int = bab.STEPS) -> list[dict]:
     """Branch and bound on each question (a neuron of ``layer``, sign ``sign``) under ``limit`` seconds, with
     ``below`` the (lower, upper) bounds of the layers under it; prints and returns one row per question."""
-    weights = [layer_.weight for layer_ in network.hidden[: layer + 1]]
-    biases = [layer_.bias for layer_ in network.hidden[: layer + 1]]
+    weights = [hidden.weight for hidden in network.hidden[: layer + 1]]
+    biases = [hidden.bias for hidden in network.hidden[: layer + 1]]
     rows = []
     for neuron in questions:
         result = bab.prove_sign(weights, biases, box.lower, box.upper, below, layer, neuron, sign,

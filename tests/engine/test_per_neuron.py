@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -10,7 +11,11 @@ import pytest
 from exactcompress.engine.bounds import LayerBounds
 from exactcompress.engine.domain import Box
 from exactcompress.engine.network import Network
-from exactcompress.engine.prove.per_neuron import SIGN_PRIMAL_THRESHOLD, solve_layer
+from exactcompress.engine.prove.per_neuron import (
+    SIGN_PRIMAL_THRESHOLD,
+    StopSignal,
+    solve_layer,
+)
 from exactcompress.tolerances import MILP_MARGIN, WITNESS_MARGIN
 
 BOX = Box(-np.ones(2), np.ones(2))
@@ -185,13 +190,18 @@ def test_two_workers_match_one():
     assert one.solves == two.solves == 8
 
 
-def test_deadline_during_a_solve():
-    """A deadline that cuts the first solve of a harder MILP: that question and all later ones stay unsettled."""
+def harder_net() -> tuple[Network, Box]:
+    """10 inputs in [-1, 1], hidden 40-40-40: optimising one third-layer neuron takes SCIP over 40 s here."""
     rng = np.random.default_rng(5)
     sizes = [10, 40, 40, 40, 1]
     weights = [rng.normal(size=(out, inp)) / np.sqrt(inp) for inp, out in zip(sizes, sizes[1:])]
     net = Network.from_arrays(weights, [rng.normal(size=out) * 0.1 for out in sizes[1:]], dtype="float64")
-    box = Box(-np.ones(10), np.ones(10))
+    return net, Box(-np.ones(10), np.ones(10))
+
+
+def test_deadline_during_a_solve():
+    """A deadline that cuts the first solve of a harder MILP: that question and all later ones stay unsettled."""
+    net, box = harder_net()
     bounds = interval_bounds(net, box)
     start = time.monotonic()
     solve = solve_layer(net, box, bounds, 2, ask_max=everything(40), ask_min=np.zeros(40, bool), mode="optimize",
@@ -245,3 +255,38 @@ def test_phase_free_binaries_change_no_optimum_and_relaxing_every_binary_would(m
                         lambda layer_model, weights_in, sense: [z for z in layer_model.z_below if z is not None])
     loose = solve_layer(net, BOX, bounds[:1], 1, **everything_asked)
     assert np.all(loose.upper >= exact.upper - 1e-6) and np.any(loose.upper > exact.upper + 1e-3)
+
+
+def test_a_stop_signal_from_another_thread_ends_the_running_solve():
+    """One long solve (over 40 s alone) in a thread, stopped after 0.5 s from this one: it ends within seconds,
+    proves nothing and keeps the given bound. The question's own rerun rule never starts a second solve."""
+    net, box = harder_net()
+    bounds = interval_bounds(net, box)
+    ask = np.zeros(40, bool)
+    ask[0] = True
+    stop, results = StopSignal(), []
+    thread = threading.Thread(target=lambda: results.append(solve_layer(
+        net, box, bounds, 2, ask_max=ask, ask_min=np.zeros(40, bool), mode="optimize",
+        deadline=time.monotonic() + 60, stop=stop)))
+    thread.start()
+    time.sleep(0.5)
+    assert thread.is_alive()
+    stop.set()
+    thread.join(5.0)
+    assert not thread.is_alive()
+    (solve,) = results
+    assert solve.timed_out[0] and not solve.proved_inactive.any() and not solve.proved_active.any()
+    assert solve.upper[0] == bounds[2].upper[0]
+
+
+def test_a_stop_signal_set_before_the_solves_start_ends_them_at_once():
+    net, box = harder_net()
+    bounds = interval_bounds(net, box)
+    stop = StopSignal()
+    stop.set()
+    start = time.monotonic()
+    solve = solve_layer(net, box, bounds, 2, ask_max=everything(40), ask_min=everything(40), mode="optimize",
+                        deadline=start + 60, stop=stop)
+    assert time.monotonic() - start < 5.0
+    assert solve.timed_out.all() and solve.nodes == 0
+    assert not solve.proved_inactive.any() and not solve.proved_active.any()

@@ -10,17 +10,25 @@ Two modes:
   (the 2020 baseline) stays plain big-M.
 
 Soundness: a neuron is proved stable only from a dual bound of a solve that ended with a status whose
-dual bound is valid (optimal, primal/dual/gap limit); a solve cut by the deadline proves nothing and
-leaves the given bound. Solutions are only *candidates*: the caller confirms them by a float64 pass.
+dual bound is valid (optimal, primal/dual/gap limit); a solve cut by the deadline or a ``StopSignal``
+proves nothing and leaves the given bound. Solutions are only *candidates*: the caller confirms them by a
+float64 pass.
+
+SCIP solves without holding the GIL (``optimizeNogil``), so a solve in one thread runs beside branch and
+bound's torch work in another (``analyze``'s companion solves); ``StopSignal`` ends such solves from another
+thread.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
 import numpy as np
+from pyscipopt import Model
 
 from ...errors import SolverError
 from ...tolerances import MILP_MARGIN, SIGN_PRIMAL_THRESHOLD, WITNESS_MARGIN
@@ -36,6 +44,8 @@ from .parallel import ParallelMap, process_pool_map
 _NO_LIMIT = 1e99
 #: statuses after which SCIP's dual bound is a valid bound on the objective
 _VALID_DUAL_STATUSES = frozenset({"optimal", "primallimit", "duallimit", "gaplimit"})
+#: statuses of a solve cut short (deadline, solve limit or ``stop``): no bound, perhaps a solution
+_CUT_STATUSES = frozenset({"timelimit", "userinterrupt"})
 #: statuses that cannot occur on a non-empty box with bounded pre-activations
 _IMPOSSIBLE_STATUSES = frozenset({"infeasible", "unbounded", "inforunbd"})
 
@@ -85,12 +95,52 @@ def _given_bounds(bounds: Sequence[LayerBounds], layer: int, width: int) -> tupl
     return np.full(width, -np.inf), np.full(width, np.inf)
 
 
+class StopSignal:
+    """A request from another thread to end the sign solves of one thread: ``set`` interrupts the SCIP solve running
+    now (``Model.interruptSolve`` raises a flag that SCIP checks between LP iterations and nodes, as for its own
+    CTRL-C handler; allowed in every stage of a model; it stays raised until a solve reads it), and every later solve
+    ends before it starts. No callback into Python is involved: one per node or LP solve would wait for the GIL of a busy thread (up to
+    5 ms each: a 28 s solve took over 40 s beside a thread running Python)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._set = False
+        self._solving: Model | None = None
+
+    def set(self) -> None:
+        with self._lock:
+            self._set = True
+            if self._solving is not None:
+                self._solving.interruptSolve()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    @contextmanager
+    def watching(self, model: Model):
+        """While the body runs, ``set`` interrupts ``model`` (at once if it was set already: SCIP keeps the flag until
+        a solve reads it)."""
+        with self._lock:
+            self._solving = model
+            if self._set:
+                model.interruptSolve()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._solving = None
+
+
 def _run(layer_model: LayerModel, weights_in: np.ndarray, neuron: int, sense: int, primal_limit: float,
          dual_limit: float, deadline: float | None, box: Box,
-         solve_limit: float | None) -> tuple[str, float | None, np.ndarray | None, int, int]:
+         solve_limit: float | None,
+         stop: StopSignal | None = None) -> tuple[str, float | None, np.ndarray | None, int, int]:
     """One SCIP solve; returns (status, dual bound in the original sense or None, clipped x or None, nodes, LP iters).
-    ``weights_in``: the neuron's weights from the layer below (``phase_free_binaries``)."""
+    ``weights_in``: the neuron's weights from the layer below (``phase_free_binaries``). A set ``stop`` ends it
+    with status "userinterrupt" (no bound)."""
     model = layer_model.model
+    if stop is not None and stop.is_set():
+        return "userinterrupt", None, None, 0, 0
     model.setParam("limits/primal", primal_limit)
     model.setParam("limits/dual", dual_limit)
     remaining = min(seconds_left(deadline), np.inf if solve_limit is None else solve_limit)
@@ -106,7 +156,8 @@ def _run(layer_model: LayerModel, weights_in: np.ndarray, neuron: int, sense: in
                   if dual_limit != _NO_LIMIT else None)
     try:
         try:
-            model.optimize()
+            with nullcontext() if stop is None else stop.watching(model):
+                model.optimizeNogil()
         except Exception as error:  # SCIP raises plain Exception, e.g. "SCIP: error in LP solver!"
             raise SolverError(source, f"SCIP failed: {error}") from None
         status = model.getStatus()
@@ -115,7 +166,7 @@ def _run(layer_model: LayerModel, weights_in: np.ndarray, neuron: int, sense: in
         if status in _IMPOSSIBLE_STATUSES:
             raise SolverError(source, f"SCIP reports it {status}; the box is non-empty, so the given bounds or the "
                               "model are wrong")
-        if status not in _VALID_DUAL_STATUSES and status != "timelimit":
+        if status not in _VALID_DUAL_STATUSES and status not in _CUT_STATUSES:
             raise SolverError(source, f"SCIP ended with status '{status}'; no bound can be trusted")
         dual = float(model.getDualbound()) if status in _VALID_DUAL_STATUSES else None
         if dual is not None and model.isInfinity(abs(dual)):
@@ -151,7 +202,7 @@ def phase_free_binaries(layer_model: LayerModel, weights_in: np.ndarray, sense: 
 
 
 def _ask(layer_model: LayerModel, network: Network, box: Box, neuron: int, sense: int, mode: Mode,
-         deadline: float | None, solve_limit: float | None) -> _Answer:
+         deadline: float | None, solve_limit: float | None, stop: StopSignal | None = None) -> _Answer:
     """Answer one question; in sign mode rerun without the primal limit if its solution fails the float64 check."""
     if seconds_left(deadline) <= 0:
         return _Answer(None, None, True, 0, 0, 0)
@@ -159,15 +210,15 @@ def _ask(layer_model: LayerModel, network: Network, box: Box, neuron: int, sense
     dual = -sense * MILP_MARGIN if mode == "sign" else _NO_LIMIT
     weights_in = network.hidden[layer_model.layer].weight[neuron]
     status, bound, x, nodes, iterations = _run(layer_model, weights_in, neuron, sense, primal, dual, deadline, box,
-                                               solve_limit)
+                                               solve_limit, stop)
     solves = 1
     if status == "primallimit" and not _shows_sign(network, layer_model.layer, neuron, sense, x):
-        if seconds_left(deadline) <= 0:
+        if seconds_left(deadline) <= 0 or (stop is not None and stop.is_set()):
             return _Answer(bound, x, True, solves, nodes, iterations)
         status, bound, x, more_nodes, more_iterations = _run(layer_model, weights_in, neuron, sense, _NO_LIMIT, dual,
-                                                             deadline, box, solve_limit)
+                                                             deadline, box, solve_limit, stop)
         solves, nodes, iterations = 2, nodes + more_nodes, iterations + more_iterations
-    return _Answer(bound, x, status == "timelimit", solves, nodes, iterations)
+    return _Answer(bound, x, status in _CUT_STATUSES, solves, nodes, iterations)
 
 
 def _check_bounds_hold(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int) -> None:
@@ -201,7 +252,8 @@ def solve_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer
 
 def _solve_in_process(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int,
                       ask_max: np.ndarray, ask_min: np.ndarray, mode: Mode, deadline: float | None,
-                      solve_limit: float | None = None, progress: Progress = ignore) -> LayerSolve:
+                      solve_limit: float | None = None, progress: Progress = ignore,
+                      stop: StopSignal | None = None) -> LayerSolve:
     start = time.monotonic()
     width = network.hidden[layer].out_features
     lower, upper = _given_bounds(bounds, layer, width)
@@ -222,7 +274,7 @@ def _solve_in_process(network: Network, box: Box, bounds: Sequence[LayerBounds],
                 _check_bounds_hold(network, box, bounds, layer)
                 layer_model = build_layer_model(network, box, bounds, layer, ideal_cuts=mode == "sign")
             answer = (_Answer(None, None, True, 0, 0, 0) if layer_model is None
-                      else _ask(layer_model, network, box, neuron, sense, mode, deadline, solve_limit))
+                      else _ask(layer_model, network, box, neuron, sense, mode, deadline, solve_limit, stop))
             solves, nodes, iterations = solves + answer.solves, nodes + answer.nodes, iterations + answer.lp_iterations
             done += 1
             progress(label, done, total)
@@ -258,7 +310,7 @@ def _merge(parts: list[LayerSolve], chunks: list[np.ndarray], seconds: float) ->
 def solve_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, *, ask_max: np.ndarray,
                 ask_min: np.ndarray, mode: Mode, deadline: float | None = None, workers: int = 1,
                 solve_limit: float | None = None, parallel_map: ParallelMap | None = None,
-                progress: Progress = ignore) -> LayerSolve:
+                progress: Progress = ignore, stop: StopSignal | None = None) -> LayerSolve:
     """Solve ``max g_i`` where ``ask_max[i]`` and ``min g_i`` where ``ask_min[i]`` for hidden layer ``layer``.
 
     ``bounds[k]`` (k < layer) are valid bounds on the layers below (big-M); ``bounds[layer]``, if given,
@@ -266,9 +318,10 @@ def solve_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer
     (width,). ``deadline``: a ``time.monotonic()`` instant; each solve gets the time left as SCIP's time
     limit. ``workers > 1`` solves interleaved chunks of the asked neurons through ``parallel_map`` (default:
     spawned processes here; the zoo job passes Ray tasks), each given the seconds left. ``solve_limit`` (seconds) caps each
-    single solve as well; a question cut by it counts as ``timed_out`` like one cut by the deadline. Raises SolverError if SCIP fails, reports
-    the model infeasible/unbounded or ends with a status whose bound cannot be trusted. ``progress`` hears
-    done/total questions (after each one in this process; at start and end when the chunks run elsewhere).
+    single solve as well; a question cut by it counts as ``timed_out`` like one cut by the deadline, and so does
+    one that ``stop`` interrupted (in this process only: ``workers`` 1). Raises SolverError if SCIP
+    fails, reports the model infeasible/unbounded or ends with a status whose bound cannot be trusted.
+    ``progress`` hears done/total questions (after each one in this process; at start and end when the chunks run elsewhere).
     """
     if mode not in ("sign", "optimize"):
         raise ValueError(f"mode must be 'sign' or 'optimize', got {mode!r}")
@@ -281,7 +334,8 @@ def solve_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer
     asked = np.flatnonzero(ask_max | ask_min)
     chunks = [chunk for chunk in (asked[offset::max(workers, 1)] for offset in range(max(workers, 1))) if len(chunk)]
     if len(chunks) <= 1:
-        return _solve_in_process(network, box, bounds, layer, ask_max, ask_min, mode, deadline, solve_limit, progress)
+        return _solve_in_process(network, box, bounds, layer, ask_max, ask_min, mode, deadline, solve_limit, progress,
+                                 stop)
     start = time.monotonic()
     time_left = None if deadline is None else max(0.0, seconds_left(deadline))
     argument_tuples = []

@@ -513,8 +513,8 @@ def solve_network(network: Network, box: Box, bounds: Sequence[LayerBounds], wit
     if remaining <= 0:
         return result(harvest, none_proved, False)
     model.setParam("limits/time", min(float(remaining), 1e20))
-    try:
-        model.optimize()
+    try:  # without the GIL: sign solves in another thread (``analyze``'s companion) run meanwhile
+        model.optimizeNogil()
     except Exception as error:  # SCIP raises plain Exception, e.g. "SCIP: error in LP solver!"
         raise SolverError("single MILP", f"SCIP failed: {error}") from None
     if harvest.error is not None:

@@ -31,6 +31,7 @@ Algorithm:
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -86,12 +87,13 @@ class SuspendedSearch:
         return self._search.pool.nbytes()
 
 
-def resume_sign(suspended: SuspendedSearch, *, deadline: float | None = None) -> BabResult:
+def resume_sign(suspended: SuspendedSearch, *, deadline: float | None = None,
+                stop: threading.Event | None = None) -> BabResult:
     """Continue a search stopped by its deadline (``BabResult.suspended``) until ``deadline``
-    (``time.monotonic()`` value); the result counts the domains and seconds of this call only."""
+    (``time.monotonic()`` value) or a set ``stop``; the result counts the domains and seconds of this call only."""
     flushed = torch.set_flush_denormal(True)
     try:
-        return suspended._search.resume(deadline)
+        return suspended._search.resume(deadline, stop)
     finally:
         if flushed:
             torch.set_flush_denormal(False)
@@ -116,6 +118,7 @@ def prove_sign(
     steps: int = STEPS,
     root_steps: int = ROOT_STEPS,
     debug: Callable[[dict], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> BabResult:
     """Prove ``max_{x in box} sign * g^layer_neuron(x) <= -margin`` by branch and bound, or find a witness
     ``x`` with ``sign * g(x) > witness_margin`` (float64 numpy forward pass), or give up ("undecided").
@@ -126,14 +129,15 @@ def prove_sign(
     bounded batch, ``{"split", "lb", "ub", "bound", "keep"}`` (``keep``: the kept neurons of each layer, the
     columns of the other entries).
 
-    A search that its deadline stops returns ``suspended``, to go on with ``resume_sign``.
+    A search that its deadline stops returns ``suspended``, to go on with ``resume_sign``; so does one stopped by
+    setting ``stop`` (another thread settled the question; checked where the deadline is).
 
     Denormal floats are flushed to zero while it runs (torch.set_flush_denormal; subnormal arithmetic in the
     optimiser's moments is 100x slower on CPU), and the flag is reset to False on return."""
     flushed = torch.set_flush_denormal(True)
     try:
         search = _Search(weights, biases, lower, upper, layer, neuron, sign, margin=margin,
-                         witness_margin=witness_margin, deadline=deadline)
+                         witness_margin=witness_margin, deadline=deadline, stop=stop)
         return search.run(layer_bounds, device=device, seed=seed, batch_size=batch_size, steps=steps,
                           root_steps=root_steps, debug=debug)
     finally:
@@ -206,13 +210,14 @@ class _Search:
     bound so far, stuck leaves), and, once ``run`` has reduced it, the network below the target on the kept
     neurons (``keep``: their indices per layer; ``W``, ``b``, target row ``c``, ``d``; ``P`` on torch)."""
 
-    def __init__(self, weights, biases, lower, upper, layer, neuron, sign, *, margin, witness_margin, deadline):
+    def __init__(self, weights, biases, lower, upper, layer, neuron, sign, *, margin, witness_margin, deadline,
+                 stop=None):
         self.t0 = time.monotonic()
         if sign not in (1, -1):
             raise ValueError("sign must be +1 or -1")
         self.weights, self.biases = weights, biases
         self.layer, self.neuron, self.sign = layer, neuron, sign
-        self.margin, self.witness_margin, self.deadline = margin, witness_margin, deadline
+        self.margin, self.witness_margin, self.deadline, self.stop = margin, witness_margin, deadline, stop
         self.lo = np.asarray(lower, dtype=np.float64)
         self.hi = np.asarray(upper, dtype=np.float64)
         self.domains = 0
@@ -231,8 +236,8 @@ class _Search:
         suspended = None if self.pool is None else SuspendedSearch(self)
         return BabResult(result.status, None, result.domains, result.seconds, result.best_bound, True, suspended)
 
-    def resume(self, deadline) -> BabResult:
-        self.t0, self.domains, self.deadline = time.monotonic(), 0, deadline
+    def resume(self, deadline, stop) -> BabResult:
+        self.t0, self.domains, self.deadline, self.stop = time.monotonic(), 0, deadline, stop
         return self._search()
 
     def check(self, X):
@@ -247,7 +252,8 @@ class _Search:
         return None
 
     def late(self) -> bool:
-        return self.deadline is not None and time.monotonic() > self.deadline
+        return ((self.deadline is not None and time.monotonic() > self.deadline)
+                or (self.stop is not None and self.stop.is_set()))
 
     def _closed_form(self, val, corner) -> BabResult:
         """Verdict for a target with the valid bound ``val`` whose maximiser ``corner`` is known."""

@@ -10,6 +10,7 @@ A question is a neuron and a sign: +1 asks "can g_i be positive?" (proved imposs
 from __future__ import annotations
 
 import math
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -72,10 +73,11 @@ def resolve_device(device: Device) -> str:
 def bab_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, questions: np.ndarray,
               time_left: float | None, question_limit: float | None, device: str, threads: int = 1,
               progress: Progress = ignore, resume: Mapping[tuple[int, int], SuspendedSearch] | None = None,
-              keep_suspended: bool = False) -> BabLayer:
+              keep_suspended: bool = False, stop: threading.Event | None = None) -> BabLayer:
     """Answer ``questions`` (k, 2) rows (neuron, sign); one worker's share of ``bab_layer``.
     A question found in ``resume`` goes on from where its search stopped; with ``keep_suspended`` the result
-    holds the searches stopped this time (in another process they would have to be copied back: not kept).
+    holds the searches stopped this time (in another process they would have to be copied back: not kept). A set
+    ``stop`` ends the running searches like their deadline and starts no more (in this process only).
 
     ``time_left`` (seconds, not an instant: clocks of other processes differ) bounds the whole chunk,
     ``question_limit`` each question. ``threads`` questions are answered at once, each in a thread of this
@@ -91,14 +93,15 @@ def bab_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     torch.set_num_threads(1)
     try:
         return _answer(network, box, bounds, layer, questions, deadline_in(time_left), question_limit, device,
-                       max(1, threads), progress, resume or {}, keep_suspended)
+                       max(1, threads), progress, resume or {}, keep_suspended, stop)
     finally:
         torch.set_num_threads(before)
 
 
 def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, questions: np.ndarray,
             deadline: float | None, question_limit: float | None, device: str, threads: int, progress: Progress,
-            resume: Mapping[tuple[int, int], SuspendedSearch], keep_suspended: bool) -> BabLayer:
+            resume: Mapping[tuple[int, int], SuspendedSearch], keep_suspended: bool,
+            stop: threading.Event | None) -> BabLayer:
     width = network.hidden[layer].out_features
     proved_inactive, proved_active = np.zeros(width, bool), np.zeros(width, bool)
     weights = [hidden.weight for hidden in network.hidden[: layer + 1]]
@@ -108,14 +111,14 @@ def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: in
     def answer(neuron: int, sign: int) -> BabResult | None:
         """The question's result; None when the deadline passed before it started."""
         left = seconds_left(deadline)
-        if left <= 0:
+        if left <= 0 or (stop is not None and stop.is_set()):
             return None
         budget = left if question_limit is None else min(left, question_limit)
         if (neuron, sign) in resume:
-            return resume_sign(resume[neuron, sign], deadline=time.monotonic() + budget)
+            return resume_sign(resume[neuron, sign], deadline=time.monotonic() + budget, stop=stop)
         return prove_sign(weights, biases, box.lower, box.upper, below, layer, neuron, sign, margin=BOUND_MARGIN,
                           witness_margin=WITNESS_MARGIN, deadline=time.monotonic() + budget, device=device,
-                          seed=neuron)
+                          seed=neuron, stop=stop)
 
     keys = [(int(neuron), int(sign)) for neuron, sign in questions]
     label = f"branch and bound, layer {layer}" + (f" ({threads} threads)" if threads > 1 and len(keys) > 1 else "")
@@ -156,7 +159,8 @@ def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
               ask_min: np.ndarray, deadline: float | None = None, question_limit: float | None = None,
               workers: int = 1, threads: int = 1, parallel_map: ParallelMap | None = None,
               device: Device = "auto", progress: Progress = ignore,
-              resume: Mapping[tuple[int, int], SuspendedSearch] | None = None) -> BabLayer:
+              resume: Mapping[tuple[int, int], SuspendedSearch] | None = None,
+              stop: threading.Event | None = None) -> BabLayer:
     """Branch and bound on every asked question of hidden layer ``layer``.
 
     ``bounds[k]`` (k < layer): valid bounds on the layers below over the whole box (proven states applied:
@@ -168,7 +172,7 @@ def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     hears done/total questions (per question in this process; at start and end when chunks run elsewhere).
     ``resume``: searches stopped earlier, by (neuron, sign); they go on, and the result's ``suspended`` holds
     those stopped this time, when the questions run in this process (one chunk); chunks run elsewhere start
-    afresh.
+    afresh. ``stop``: a set event ends the questions in this process like the deadline (``bab_chunk``).
     """
     rows = [(neuron, sign) for neuron in range(len(ask_max)) for sign, asked in ((1, ask_max), (-1, ask_min))
             if asked[neuron]]
@@ -178,7 +182,7 @@ def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     chunks = [chunk for chunk in (questions[offset::max(workers, 1)] for offset in range(max(workers, 1))) if len(chunk)]
     if len(chunks) <= 1:
         return bab_chunk(network, box, bounds, layer, questions, time_left, question_limit, where, threads=threads,
-                         progress=progress, resume=resume, keep_suspended=True)
+                         progress=progress, resume=resume, keep_suspended=True, stop=stop)
     arguments = [(network, box, tuple(bounds), layer, chunk, time_left, question_limit, where) for chunk in chunks]
     label = f"branch and bound, layer {layer} ({len(chunks)} workers)"
     progress(label, 0, len(questions))

@@ -141,8 +141,10 @@ def compress(
     workers: int = typer.Option(1, min=1, help="Processes for independent questions (MILPs, branch and bound)."),
     threads: Optional[int] = typer.Option(None, min=1, help="Branch-and-bound questions answered at once in this "
                                           "process, one thread each, in its rounds of long questions (40 s or more "
-                                          "each, or no time limit); shorter rounds answer one at a time. Default: "
-                                          f"the CPUs this process may use, at most {DEFAULT_MAX_THREADS}."),
+                                          "each, or no time limit); shorter rounds answer one at a time. With 2 or "
+                                          "more, auto gives its last few questions per-neuron sign solves on a "
+                                          "spare thread as well. Default: the CPUs this process may use, at most "
+                                          f"{DEFAULT_MAX_THREADS}."),
     device: DeviceChoice = typer.Option(DeviceChoice.auto, help="Where branch and bound computes its batched bounds: "
                                         "cuda when a GPU is visible (auto), or cpu / cuda; proofs are float64 on "
                                         "either."),

@@ -16,15 +16,16 @@ Domains that are unions of boxes are analysed box by box and combined (``domain.
 
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping, Sequence, get_args
 
 import numpy as np
 
 from ..errors import SolverError, SoundnessError
 from ..schema import BabStats, Device, Method, Settler, SolverStats
-from ..tolerances import BOUND_MARGIN
+from ..tolerances import BOUND_MARGIN, WITNESS_MARGIN
 from . import bounds as bounds_mod
 from .bounds import LayerBounds
 from .deadline import expired, seconds_left
@@ -34,7 +35,7 @@ from .progress import Progress, ignore
 from .prove.bab import SuspendedSearch
 from .prove.bab_layer import bab_layer, resolve_device
 from .prove.parallel import ParallelMap
-from .prove.per_neuron import solve_layer
+from .prove.per_neuron import LayerSolve, StopSignal, solve_layer
 from .prove.single_milp import solve_network
 from .witnesses import WitnessSet, record, search
 
@@ -237,7 +238,10 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
     BAB_FIRST_ROUND_LIMIT more (the easy ones go quickly, a hard one cannot starve them); then the single MILP
     within its budget (it settles at once what branch and bound finds hard on regularised nets, and harvests);
     then rounds of branch and bound with most of the time left, each round doubling the seconds per question
-    and resuming the searches the last one stopped; last, per-neuron sign solves without a cap."""
+    and resuming the searches the last one stopped; last, per-neuron sign solves without a cap. When at most
+    PER_NEURON_MAX_QUESTIONS questions are left after the sweep or the first round and ``fanout`` has a thread to
+    spare, a ``_Companion`` gives them sign solves in a thread of its own beside the steps after it (until they are
+    settled, or the deadline)."""
     state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
     open_questions = _count_open(state)
     if open_questions == 0:
@@ -251,26 +255,47 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
             _per_neuron_signs(network, box, state, deadline, fanout, say, rounds=(FIRST_ROUND_SOLVE_LIMIT,))
         else:
             steps.append(f"{weights:,} hidden weights: no sign solves first (seconds each at this size)")
-    if _count_open(state) and not expired(deadline):
-        steps.append(f"{_count_open(state)} left: branch and bound ({BAB_SWEEP_LIMIT:g} s per question, then "
-                     f"{BAB_FIRST_ROUND_LIMIT:g} s more where stopped)")
-        if _bab(network, box, state, deadline, fanout, say, BAB_SWEEP_LIMIT):
-            _bab(network, box, state, deadline, fanout, say, BAB_FIRST_ROUND_LIMIT)
-    if _count_open(state) and not expired(deadline):
-        budget = SINGLE_MILP_BUDGET if deadline is None else min(SINGLE_MILP_BUDGET,
-                                                                 SINGLE_MILP_SHARE * seconds_left(deadline))
-        left_open = _count_open(state)
-        try:
-            finished = _single_milp(network, box, state, time.monotonic() + budget, say)
-            outcome = "proved the rest" if finished else f"stopped after its {budget:.0f} s budget"
-        except SolverError as error:  # nothing was claimed; the steps below take over
-            outcome = f"failed ({error.reason})"
-        steps.append(f"{left_open} left: single MILP {outcome}")
-    if _count_open(state) and not expired(deadline):
-        steps.append(f"{_count_open(state)} left: branch and bound ({BAB_SECOND_ROUND_SHARE:.0%} of the time left, "
-                     f"{2 * BAB_FIRST_ROUND_LIMIT:.0f} s per question and doubling, resumed)")
-        round_deadline = None if deadline is None else time.monotonic() + BAB_SECOND_ROUND_SHARE * seconds_left(deadline)
-        _bab_rounds(network, box, state, round_deadline, fanout, say, 2 * BAB_FIRST_ROUND_LIMIT)
+    companion = None
+    try:
+        if _count_open(state) and not expired(deadline):
+            steps.append(f"{_count_open(state)} left: branch and bound ({BAB_SWEEP_LIMIT:g} s per question, then "
+                         f"{BAB_FIRST_ROUND_LIMIT:g} s more where stopped)")
+            if _bab(network, box, state, deadline, fanout, say, BAB_SWEEP_LIMIT):
+                companion = _Companion.on_spare_thread(network, box, state, deadline, fanout)
+                _bab(network, box, state, deadline, fanout, say, BAB_FIRST_ROUND_LIMIT,
+                     stop=companion.settled if companion else None, companion=companion)
+        if companion is None:
+            companion = _Companion.on_spare_thread(network, box, state, deadline, fanout)
+        else:
+            companion.drop_settled(state)
+        if companion is not None:
+            steps.append(f"{len(companion.asked)} left: per-neuron sign solves on a spare thread beside the steps "
+                         "below")
+        if _count_open(state) and not expired(deadline) and not (companion and companion.settled.is_set()):
+            budget = SINGLE_MILP_BUDGET if deadline is None else min(SINGLE_MILP_BUDGET,
+                                                                     SINGLE_MILP_SHARE * seconds_left(deadline))
+            left_open = _count_open(state)
+            try:
+                finished = _single_milp(network, box, state, time.monotonic() + budget, say)
+                outcome = "proved the rest" if finished else f"stopped after its {budget:.0f} s budget"
+            except SolverError as error:  # nothing was claimed; the steps below take over
+                outcome = f"failed ({error.reason})"
+            steps.append(f"{left_open} left: single MILP {outcome}")
+            if companion is not None:
+                companion.drop_settled(state)
+        if _count_open(state) and not expired(deadline) and not (companion and companion.settled.is_set()):
+            steps.append(f"{_count_open(state)} left: branch and bound ({BAB_SECOND_ROUND_SHARE:.0%} of the time left, "
+                         f"{2 * BAB_FIRST_ROUND_LIMIT:.0f} s per question and doubling, resumed)")
+            round_deadline = (None if deadline is None
+                              else time.monotonic() + BAB_SECOND_ROUND_SHARE * seconds_left(deadline))
+            _bab_rounds(network, box, state, round_deadline, fanout, say, 2 * BAB_FIRST_ROUND_LIMIT, companion)
+        if companion is not None and _count_open(state):
+            companion.wait()  # it goes on with the time that is left
+    finally:
+        if companion is not None:
+            companion.stop_and_join()
+    if companion is not None:
+        steps.append(companion.absorb(network, box, state))
     if _count_open(state) and not expired(deadline):
         steps.append(f"{_count_open(state)} left: per-neuron sign solves")
         _per_neuron_signs(network, box, state, deadline, fanout, say, rounds=(None,))
@@ -290,23 +315,27 @@ def _bab_only(network: Network, box: Box, data, deadline, fanout: Fanout, rng, s
 
 
 def _bab_rounds(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout, say: Progress,
-                question_limit: float) -> None:
+                question_limit: float, companion: _Companion | None = None) -> None:
     """Rounds of branch and bound until ``deadline``, the seconds per question doubling from ``question_limit``;
     a question stopped by its limit goes on in the next round from its open domains (when it ran in this
     process), so a hard question cannot starve the others and the easy ones are settled first. The rounds end
     when no question of the last one was stopped by its limit (another would only repeat it). Without a
-    deadline, one round without a limit."""
+    deadline, one round without a limit. Beside a running ``companion`` the rounds use one thread fewer, tell it
+    what they settled, and end once it has settled every question (its ``settled`` ends the running searches)."""
+    stop = None
+    if companion is not None:
+        fanout, stop = replace(fanout, threads=max(1, fanout.threads - 1)), companion.settled
     if deadline is None:
-        _bab(network, box, state, None, fanout, say, None)
+        _bab(network, box, state, None, fanout, say, None, stop, companion)
         return
-    while _count_open(state) and not expired(deadline):
-        if not _bab(network, box, state, deadline, fanout, say, question_limit):
+    while _count_open(state) and not expired(deadline) and not (stop is not None and stop.is_set()):
+        if not _bab(network, box, state, deadline, fanout, say, question_limit, stop, companion):
             return
         question_limit *= 2
 
 
 def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout, say: Progress,
-         question_limit: float | None) -> int:
+         question_limit: float | None, stop: threading.Event | None = None, companion: _Companion | None = None) -> int:
     """Branch and bound on every open question, layer by layer; proofs, and the bounds reached on the questions
     left open (``_tighten_undecided``), tighten the bounds of the layers above.
     Searches stopped by their limit are kept in ``state.suspended`` (at most MAX_SUSPENDED_BYTES) and resumed
@@ -327,7 +356,8 @@ def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout,
                   if at == layer and (ask_max if sign > 0 else ask_min)[neuron]}
         answers = bab_layer(network, box, settled, layer, ask_max=ask_max, ask_min=ask_min, deadline=deadline,
                             question_limit=question_limit, workers=fanout.workers, threads=threads,
-                            parallel_map=fanout.parallel_map, device=fanout.device, progress=say, resume=resume)
+                            parallel_map=fanout.parallel_map, device=fanout.device, progress=say, resume=resume,
+                            stop=stop)
         state.suspended = _within_memory({**{key: search for key, search in state.suspended.items() if key[0] != layer},
                                           **{(layer, *key): search for key, search in answers.suspended.items()}})
         _mark_proved(state, layer, answers.proved_inactive, answers.proved_active, code)
@@ -348,6 +378,8 @@ def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout,
                                                     zip(state.bounds[layer + 1:], above[layer + 1:]))]
             for higher in range(layer + 1, len(network.hidden)):
                 _apply_bound_proofs(state, higher)
+        if companion is not None:
+            companion.drop_settled(state)
     state.seconds["bab"] = state.seconds.get("bab", 0.0) + time.monotonic() - start
     return timed_out
 
@@ -448,20 +480,143 @@ def _prove_layer(network, box, state: _BoxState, layer: int, ask_max, ask_min, m
     solved = solve_layer(network, box, state.bounds, layer, ask_max=ask_max, ask_min=ask_min, mode=mode,
                          deadline=deadline, workers=fanout.workers, solve_limit=solve_limit,
                          parallel_map=fanout.parallel_map, progress=say)
-    state.stats = _add_stats(state.stats, SolverStats(
-        solves=solved.solves, nodes=solved.nodes, lp_iterations=solved.lp_iterations, seconds=solved.seconds))
     state.timed_out |= bool(solved.timed_out.any()) and solve_limit is None
-    code = SETTLERS.index("per-neuron")
-    _mark_proved(state, layer, solved.proved_inactive, solved.proved_active, code)
-    if len(solved.candidates):
-        state.witnesses = record(network, state.witnesses, box.clip(solved.candidates))
-        state.mark_unstable(code)
+    _absorb_solves(network, box, state, layer, solved)
     # Tighter bounds for this layer come from the dual bounds; the layers above are recomputed with them.
     tightened = LayerBounds(
         np.maximum(state.bounds[layer].lower, solved.lower), np.minimum(state.bounds[layer].upper, solved.upper)
     )
     state.bounds = bounds_mod.propagate(network, box, known=[*state.bounds[:layer], tightened])
     state.seconds["prove"] += time.monotonic() - start
+
+
+def _absorb_solves(network: Network, box: Box, state: _BoxState, layer: int, solved: LayerSolve) -> None:
+    """Per-neuron solves of ``layer`` into the state: counters, proofs (settler "per-neuron") and candidates,
+    confirmed by ``record``."""
+    state.stats = _add_stats(state.stats, SolverStats(
+        solves=solved.solves, nodes=solved.nodes, lp_iterations=solved.lp_iterations, seconds=solved.seconds))
+    code = SETTLERS.index("per-neuron")
+    _mark_proved(state, layer, solved.proved_inactive, solved.proved_active, code)
+    if len(solved.candidates):
+        state.witnesses = record(network, state.witnesses, box.clip(solved.candidates))
+        state.mark_unstable(code)
+
+
+class _Companion:
+    """Per-neuron sign solves in a thread of their own on the few questions ``auto`` has left (hardest first: the
+    largest bound left relative to its interval), one at a time, while ``auto`` goes on with branch and bound (one
+    thread fewer meanwhile) and the single MILP (one thread). SCIP solves without the GIL, so both sides run at
+    once on a second CPU. Each side stops the other: ``settled`` is set once every question it was given is
+    settled (branch and bound's rounds then end); ``drop_settled`` interrupts the solve of a question settled
+    elsewhere and skips those not started; ``stop_and_join`` ends it. Its proofs are per-neuron MILP proofs on the
+    whole box, valid whenever they arrive; its solutions are candidates, confirmed in float64 when absorbed."""
+
+    def __init__(self, network: Network, box: Box, state: _BoxState, deadline: float | None):
+        self.asked = _hardest_first(state)
+        self.settled = threading.Event()
+        self.solved: list[tuple[int, LayerSolve]] = []
+        self.error: SolverError | None = None
+        self._lock = threading.Lock()
+        self._stopping, self._dropped, self._current = False, set(), None
+        self._question_stop = StopSignal()
+        self.thread = threading.Thread(target=self._run, args=(network, box, list(state.bounds), deadline),
+                                       daemon=True, name="exactcompress sign solves")
+        self.thread.start()
+
+    @classmethod
+    def on_spare_thread(cls, network: Network, box: Box, state: _BoxState, deadline: float | None,
+                        fanout: Fanout) -> "_Companion | None":
+        """A running companion when 1 to PER_NEURON_MAX_QUESTIONS questions are open, ``fanout`` has a thread to
+        spare and runs the questions in this process (``workers`` 1), and the hidden layers hold at most
+        SIGN_SOLVES_FIRST_MAX_WEIGHTS nonzero weights (building a larger model takes seconds of the GIL); else
+        None."""
+        weights = sum(int(np.count_nonzero(layer.weight)) for layer in network.hidden)
+        if (fanout.workers > 1 or fanout.threads < 2 or not 0 < _count_open(state) <= PER_NEURON_MAX_QUESTIONS
+                or weights > SIGN_SOLVES_FIRST_MAX_WEIGHTS or expired(deadline)):
+            return None
+        return cls(network, box, state, deadline)
+
+    def _run(self, network: Network, box: Box, bounds: list[LayerBounds], deadline: float | None) -> None:
+        settled_all = True
+        try:
+            for layer, neuron, sign in self.asked:
+                with self._lock:
+                    if self._stopping:
+                        return
+                    if (layer, neuron, sign) in self._dropped:
+                        continue
+                    self._current, self._question_stop = (layer, neuron, sign), StopSignal()
+                ask = np.zeros(network.hidden_widths[layer], bool)
+                ask[neuron] = True
+                none = np.zeros_like(ask)
+                solved = solve_layer(network, box, bounds, layer, ask_max=ask if sign > 0 else none,
+                                     ask_min=none if sign > 0 else ask, mode="sign", deadline=deadline,
+                                     stop=self._question_stop)
+                with self._lock:
+                    self._current = None
+                    elsewhere = (layer, neuron, sign) in self._dropped
+                self.solved.append((layer, solved))
+                settled_all &= elsewhere or _answers(network, layer, neuron, sign, solved)
+        except SolverError as error:  # nothing is claimed from a failed solve
+            self.error, settled_all = error, False
+        if settled_all:
+            self.settled.set()
+
+    def drop_settled(self, state: _BoxState) -> None:
+        """Skip the questions that ``state`` no longer has open, interrupting the one being solved."""
+        gone = {(layer, neuron, sign) for layer, neuron, sign in self.asked
+                if not _open_questions(state, layer)[0 if sign > 0 else 1][neuron]}
+        with self._lock:
+            self._dropped |= gone
+            if self._current in gone:
+                self._question_stop.set()
+
+    def wait(self) -> None:
+        """Until the solves end by themselves (every question settled, or the deadline)."""
+        self.thread.join()
+
+    def stop_and_join(self) -> None:
+        with self._lock:
+            self._stopping = True
+            self._question_stop.set()
+        self.thread.join()
+
+    def absorb(self, network: Network, box: Box, state: _BoxState) -> str:
+        """Merge the finished solves into ``state``; returns a line for the policy."""
+        open_before = _count_open(state)
+        for layer, solved in self.solved:
+            _absorb_solves(network, box, state, layer, solved)
+            # as after branch and bound: intersect, so that the bounds it tightened above are kept
+            state.bounds[layer] = state.bounds[layer].intersect(LayerBounds(solved.lower, solved.upper))
+            above = bounds_mod.propagate(network, box, known=_settled_bounds(state)[: layer + 1])
+            state.bounds = [*state.bounds[: layer + 1],
+                            *(old.intersect(new) for old, new in zip(state.bounds[layer + 1:], above[layer + 1:]))]
+            for higher in range(layer, len(network.hidden)):
+                _apply_bound_proofs(state, higher)
+        outcome = f"failed ({self.error.reason}); " if self.error is not None else ""
+        return f"the spare thread's sign solves: {outcome}{open_before - _count_open(state)} settled there first"
+
+
+def _hardest_first(state: _BoxState) -> list[tuple[int, int, int]]:
+    """The open questions (layer, neuron, sign), the largest bound left on ``sign * g`` relative to the neuron's
+    interval first."""
+    keyed = []
+    for layer, bounds in enumerate(state.bounds):
+        relative = (bounds.upper / np.maximum(bounds.upper - bounds.lower, 1e-12),
+                    -bounds.lower / np.maximum(bounds.upper - bounds.lower, 1e-12))
+        for sign, mask, left in zip((1, -1), _open_questions(state, layer), relative):
+            keyed += [(-float(left[neuron]), layer, int(neuron), sign) for neuron in np.flatnonzero(mask)]
+    return [(layer, neuron, sign) for _, layer, neuron, sign in sorted(keyed)]
+
+
+def _answers(network: Network, layer: int, neuron: int, sign: int, solved: LayerSolve) -> bool:
+    """Whether ``solved`` settles the question: a proof, or a candidate whose float64 pre-activation shows the
+    sign beyond WITNESS_MARGIN."""
+    if (solved.proved_inactive if sign > 0 else solved.proved_active)[neuron]:
+        return True
+    if not len(solved.candidates):
+        return False
+    return bool(np.any(sign * network.preactivations(solved.candidates)[layer][:, neuron] > WITNESS_MARGIN))
 
 
 def _combine(network: Network, per_box: Sequence[_BoxState]) -> Analysis:

@@ -332,3 +332,66 @@ def test_auto_keeps_and_reports_the_bounds_of_undecided_neurons(tmp_path, monkey
     assert any(item.upper < propagated.upper[item.neuron] if sign > 0 else item.lower > propagated.lower[item.neuron]
                for item in layer.undecided_bounds)
     assert "Undecided neurons" in (tmp_path / "report.md").read_text()
+
+
+@pytest.mark.parametrize("seed,hidden", NETS)
+def test_the_spare_thread_settles_its_questions_like_the_per_neuron_milps(seed, hidden, monkeypatch):
+    """``auto``'s companion on every question bounds leave open: once absorbed, the same stable sets as the
+    per-neuron method, each proof by "per-neuron" and true on a dense grid, and ``settled`` set."""
+    network = random_net(seed, 2, hidden, bias_shift=2.0)
+    box = scalar_box(-1.0, 1.0).broadcast(2).boxes[0]
+    baseline = analyze(network, scalar_box(-1.0, 1.0).broadcast(2), method="per-neuron")
+    _no_witness_search(monkeypatch)
+    state = analyze_module._bounds_and_witnesses(network, box, None, None, np.random.default_rng(0), lambda *a: None)
+    companion = analyze_module._Companion(network, box, state, None)
+    assert companion.asked
+    companion.wait()
+    companion.absorb(network, box, state)
+    assert companion.settled.is_set() and analyze_module._count_open(state) == 0
+    per_neuron = SETTLERS.index("per-neuron")
+    for layer, (grid_max, grid_min) in enumerate(grid_extremes(network, -1.0, 1.0)):
+        assert np.array_equal(state.proved_inactive[layer], baseline.stably_inactive[layer])
+        assert np.array_equal(state.proved_active[layer], baseline.stably_active[layer])
+        assert np.all(grid_max[state.proved_inactive[layer]] <= 0) and np.all(grid_min[state.proved_active[layer]] >= 0)
+        bounds_proved = state.settled_by[layer] == SETTLERS.index("bounds")
+        assert np.all(state.settled_by[layer][~bounds_proved] == per_neuron) or not (~bounds_proved).any()
+
+
+def test_the_spare_thread_drops_a_question_settled_elsewhere():
+    """The spare thread on one hard question ("can neuron 0 of the second layer be positive?", over 30 s for
+    SCIP): once the state says it is settled (as a branch-and-bound proof would), ``drop_settled`` interrupts the
+    running solve; the thread ends within seconds and counts the question settled."""
+    network = _hard_questions_then_an_easy_one()
+    box = Box(np.zeros(64), np.ones(64))
+    state = analyze_module._bounds_and_witnesses(network, box, None, None, np.random.default_rng(0), lambda *a: None)
+    state.proved_inactive[1][1:] = True  # leave one question open
+    assert analyze_module._count_open(state) == 1
+    companion = analyze_module._Companion(network, box, state, time.monotonic() + 120)
+    assert companion.asked == [(1, 0, 1)]
+    time.sleep(1.0)
+    assert companion.thread.is_alive()
+    state.proved_inactive[1][0] = True
+    companion.drop_settled(state)
+    companion.thread.join(10.0)
+    assert not companion.thread.is_alive() and companion.settled.is_set()
+    ((layer, solved),) = companion.solved
+    assert layer == 1 and solved.timed_out[0] and not solved.proved_inactive.any()
+
+
+def test_auto_interrupts_the_spare_thread_once_branch_and_bound_settles_its_question(monkeypatch):
+    """One question that branch and bound proves in 3-4 s and a sign solve in about 15 s (2 cores): with two
+    threads, the sweep stops it (10 ms: past its root, never proved there), the spare thread takes it up beside
+    the first round, the proof is branch and bound's, and the run does not wait for the 90 s time limit (the
+    interrupt itself: ``test_the_spare_thread_drops_a_question_settled_elsewhere``)."""
+    network = _hard_questions_then_an_easy_one()
+    weights, biases = [layer.weight for layer in network.layers], [layer.bias for layer in network.layers]
+    network = Network.from_arrays([weights[0], weights[1][5:], weights[2][:, 5:]], [biases[0], biases[1][5:],
+                                                                                    biases[2]], dtype="float64")
+    _no_witness_search(monkeypatch)
+    monkeypatch.setattr(analyze_module, "BAB_SWEEP_LIMIT", 0.01)
+    monkeypatch.setattr(analyze_module, "FIRST_ROUND_SOLVE_LIMIT", 0.3)
+    start = time.monotonic()
+    result = analyze(network, scalar_box(0, 1).broadcast(64), method="auto", threads=2, time_limit=90.0)
+    assert time.monotonic() - start < 30.0
+    assert result.stably_inactive[1][0] and result.settled_by[1][0] == SETTLERS.index("bab")
+    assert "spare thread" in result.policy

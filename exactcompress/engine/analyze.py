@@ -576,10 +576,12 @@ class _Companion:
         self.thread.join()
 
     def stop_and_join(self) -> None:
-        with self._lock:
-            self._stopping = True
-            self._question_stop.set()
-        self.thread.join()
+        """End the solves: the signal is repeated until the thread has ended (``StopSignal``)."""
+        while self.thread.is_alive():
+            with self._lock:
+                self._stopping = True
+                self._question_stop.set()
+            self.thread.join(0.05)
 
     def absorb(self, network: Network, box: Box, state: _BoxState) -> str:
         """Merge the finished solves into ``state``; returns a line for the policy."""

@@ -98,9 +98,10 @@ def _given_bounds(bounds: Sequence[LayerBounds], layer: int, width: int) -> tupl
 class StopSignal:
     """A request from another thread to end the sign solves of one thread: ``set`` interrupts the SCIP solve running
     now (``Model.interruptSolve`` raises a flag that SCIP checks between LP iterations and nodes, as for its own
-    CTRL-C handler; allowed in every stage of a model; it stays raised until a solve reads it), and every later solve
-    ends before it starts. No callback into Python is involved: one per node or LP solve would wait for the GIL of a busy thread (up to
-    5 ms each: a 28 s solve took over 40 s beside a thread running Python)."""
+    CTRL-C handler; it stays raised until a solve reads it), and every later solve ends before it starts. SCIP
+    refuses the call in the brief stage between presolving and solving: a caller that waits for the thread sets
+    it again until the thread has ended. No callback into Python is involved: one per node or LP solve would wait
+    for the GIL of a busy thread (up to 5 ms each: a 28 s solve took over 40 s beside a thread running Python)."""
 
     def __init__(self):
         self._lock = threading.Lock()
@@ -111,7 +112,10 @@ class StopSignal:
         with self._lock:
             self._set = True
             if self._solving is not None:
-                self._solving.interruptSolve()
+                try:
+                    self._solving.interruptSolve()
+                except Exception:  # SCIP raises plain Exception; a stage that refuses it (the caller may retry)
+                    pass
 
     def is_set(self) -> bool:
         return self._set

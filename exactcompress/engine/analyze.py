@@ -516,6 +516,7 @@ class _Companion:
         self.settled = threading.Event()
         self.solved: list[tuple[int, LayerSolve]] = []
         self.error: SolverError | None = None
+        self.failure: BaseException | None = None
         self._lock = threading.Lock()
         self._stopping, self._dropped, self._current = False, set(), None
         self._question_stop = StopSignal()
@@ -559,6 +560,8 @@ class _Companion:
                 settled_all &= elsewhere or _answers(network, layer, neuron, sign, solved)
         except SolverError as error:  # nothing is claimed from a failed solve
             self.error, settled_all = error, False
+        except BaseException as error:  # any other failure is raised again in the analysing thread (``absorb``)
+            self.failure, settled_all = error, False
         if settled_all:
             self.settled.set()
 
@@ -584,7 +587,10 @@ class _Companion:
             self.thread.join(0.05)
 
     def absorb(self, network: Network, box: Box, state: _BoxState) -> str:
-        """Merge the finished solves into ``state``; returns a line for the policy."""
+        """Merge the finished solves into ``state``; returns a line for the policy. Raises what made the thread
+        fail, other than a SolverError (reported in the line)."""
+        if self.failure is not None:
+            raise self.failure
         open_before = _count_open(state)
         for layer, solved in self.solved:
             _absorb_solves(network, box, state, layer, solved)

@@ -397,3 +397,27 @@ def test_auto_interrupts_the_spare_thread_once_branch_and_bound_settles_its_ques
     assert time.monotonic() - start < 30.0
     assert result.stably_inactive[1][0] and result.settled_by[1][0] == SETTLERS.index("bab")
     assert "spare thread" in result.policy
+
+
+def test_a_failure_on_the_spare_thread_reaches_the_analysis(monkeypatch):
+    """An error inside the spare thread (here a stand-in solver that raises) is not lost in the thread: ``absorb``
+    raises it in the analysing thread; a SolverError is reported in the policy line instead."""
+    network = random_net(1, 2, [6, 5], bias_shift=2.0)
+    box = scalar_box(-1.0, 1.0).broadcast(2).boxes[0]
+    _no_witness_search(monkeypatch)
+    state = analyze_module._bounds_and_witnesses(network, box, None, None, np.random.default_rng(0), lambda *a: None)
+    assert analyze_module._count_open(state)
+
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(analyze_module, "solve_layer", failing)
+    error = ValueError("a bug")
+    companion = analyze_module._Companion(network, box, state, None)
+    companion.wait()
+    with pytest.raises(ValueError, match="a bug"):
+        companion.absorb(network, box, state)
+    error = analyze_module.SolverError("MILP of hidden layer 0", "SCIP failed")
+    companion = analyze_module._Companion(network, box, state, None)
+    companion.wait()
+    assert "failed (SCIP failed)" in companion.absorb(network, box, state) and not companion.settled.is_set()

@@ -372,16 +372,21 @@ def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout,
             device=resolve_device(fanout.device))
         tightened = _tighten_undecided(state, layer, answers.best_bounds)
         if answers.proved or tightened:  # the layers above get bounds from the newly settled or tightened ones
-            settled = _settled_bounds(state)
-            above = bounds_mod.propagate(network, box, known=settled[: layer + 1])
-            state.bounds = [*settled[: layer + 1], *(old.intersect(new) for old, new in
-                                                    zip(state.bounds[layer + 1:], above[layer + 1:]))]
-            for higher in range(layer + 1, len(network.hidden)):
-                _apply_bound_proofs(state, higher)
+            state.bounds[: layer + 1] = _settled_bounds(state)[: layer + 1]
+            _tighten_above(network, box, state, layer)
         if companion is not None:
             companion.drop_settled(state)
     state.seconds["bab"] = state.seconds.get("bab", 0.0) + time.monotonic() - start
     return timed_out
+
+
+def _tighten_above(network: Network, box: Box, state: _BoxState, layer: int) -> None:
+    """Intersect the bounds of the layers above ``layer`` with those propagated from the settled bounds up to it
+    (so that bounds tightened there before are kept), and apply the proofs they give."""
+    above = bounds_mod.propagate(network, box, known=_settled_bounds(state)[: layer + 1])
+    state.bounds[layer + 1:] = [old.intersect(new) for old, new in zip(state.bounds[layer + 1:], above[layer + 1:])]
+    for higher in range(layer + 1, len(network.hidden)):
+        _apply_bound_proofs(state, higher)
 
 
 def _tighten_undecided(state: _BoxState, layer: int, best_bounds: Mapping[tuple[int, int], float]) -> bool:
@@ -594,13 +599,9 @@ class _Companion:
         open_before = _count_open(state)
         for layer, solved in self.solved:
             _absorb_solves(network, box, state, layer, solved)
-            # as after branch and bound: intersect, so that the bounds it tightened above are kept
             state.bounds[layer] = state.bounds[layer].intersect(LayerBounds(solved.lower, solved.upper))
-            above = bounds_mod.propagate(network, box, known=_settled_bounds(state)[: layer + 1])
-            state.bounds = [*state.bounds[: layer + 1],
-                            *(old.intersect(new) for old, new in zip(state.bounds[layer + 1:], above[layer + 1:]))]
-            for higher in range(layer, len(network.hidden)):
-                _apply_bound_proofs(state, higher)
+            _apply_bound_proofs(state, layer)
+            _tighten_above(network, box, state, layer)
         outcome = f"failed ({self.error.reason}); " if self.error is not None else ""
         return f"the spare thread's sign solves: {outcome}{open_before - _count_open(state)} settled there first"
 

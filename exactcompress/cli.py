@@ -235,7 +235,13 @@ def _time_limit_hint(undecided: int, parallel: int) -> str:
 @contextmanager
 def _stage_bar(name: str) -> Iterator:
     """A ``Progress`` drawing one rich line on stderr: the stage, and for counted stages a bar with done/total
-    questions, the stage's elapsed time and its ETA (a new stage starts a new bar)."""
+    questions, the stage's elapsed time and its ETA (a new stage starts a new bar). Where stderr is not a
+    terminal (a batch job's log), plain lines instead (``progress_log.StageLines``)."""
+    if not err.is_terminal:
+        from .progress_log import StageLines
+
+        yield StageLines(err, name)
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -274,7 +275,12 @@ def test_a_run_cut_by_the_time_limit_says_its_undecided_neurons_are_kept_and_wha
     assert f"{report.counts()['undecided']} neurons were undecided" in hint and "longer --time-limit" in hint
     assert report.threads == 1 and (f"--threads {cpus}" in hint) == (cpus > 1)  # more at once where CPUs are idle
     # by default a question per CPU (at most DEFAULT_MAX_THREADS); with one per CPU, only more time is suggested
-    every_cpu = run("compress", str(model), "--out", str(tmp_path / "all"), "--time-limit", "0.001", "--quiet")
+    every_cpu = run("compress", str(model), "--out", str(tmp_path / "all"), "--time-limit", "0.001")
     threads = CompressionReport.model_validate_json((tmp_path / "all" / "report.json").read_text()).threads
     assert threads == min(cpus, DEFAULT_MAX_THREADS) and ("--threads" in every_cpu.stderr) == (cpus > threads)
     assert "longer --time-limit" in every_cpu.stderr
+    # stderr is a pipe here, not a terminal: progress comes as plain lines, one per stage (none with --quiet)
+    stages = [line.split(f"] {model.name}: ", 1)[1] for line in every_cpu.stderr.splitlines()
+              if re.match(r"\[ +[0-9.]+ s\] ", line)]
+    assert stages[0] == "loading" and {"witness search", "verifying", "writing outputs"} <= set(stages), stages
+    assert not re.search(r"^\[ +[0-9.]+ s\]", one.stderr, re.MULTILINE)

@@ -56,6 +56,14 @@ def _config_task(spec: StudySpec, config: StudyConfig, board) -> ConfigOutcome:
     return run_config(spec, config, parallel_map=ray_parallel_map)
 
 
+def _describe(outcome: ConfigOutcome) -> str:
+    """One configuration's outcome for a log line: regulariser, strength, architecture, seed, status, accuracy."""
+    row = outcome.row
+    accuracy = "" if row.test_accuracy is None else f", test accuracy {row.test_accuracy:.3f}"
+    return (f"{row.regularizer} {row.strength:g} {row.hidden} seed {row.seed}: {row.status}{accuracy}"
+            + (f" ({row.error})" if row.error else ""))
+
+
 def run_study(spec: StudySpec, *, address: str | None = None, num_cpus: int | None = None,
               console: Console | None = None) -> StudyRun:
     """Train and compress every configuration of ``spec`` on Ray; write ``study.json`` last at the output.
@@ -73,7 +81,7 @@ def run_study(spec: StudySpec, *, address: str | None = None, num_cpus: int | No
     outcomes = gather(
         {remote.remote(spec, config, board): config for config in configs}, board, label="training + compressing",
         console=console, on_failure=lambda config, reason: ConfigOutcome(failed_row(spec, config, reason), False, False),
-        is_failed=lambda outcome: outcome.row.status == "failed",
+        is_failed=lambda outcome: outcome.row.status == "failed", describe=_describe,
     )
     result = summarize_study(spec, [outcome.row for outcome in outcomes])
     html = write_study(open_storage(spec.output), result)

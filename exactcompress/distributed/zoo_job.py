@@ -83,6 +83,15 @@ def _storage_down(output: str) -> bool:
         return True
 
 
+def _describe(outcome: TaskOutcome) -> str:
+    """One model's outcome for a log line: its key, status and seconds (or why it has none)."""
+    if outcome.result is None:
+        return f"{outcome.elsewhere.source_key if outcome.elsewhere else '?'}: in progress in another run"
+    row = outcome.result
+    what = f"{row.status} in {row.seconds:.1f} s" if outcome.analysed else f"{row.status} (reused)"
+    return f"{row.source_key}: {what}" + (f" ({row.error})" if row.error else "")
+
+
 def run_zoo_job(spec: ZooJobSpec, *, address: str | None = None, num_cpus: int | None = None,
                 console: Console | None = None, incremental: bool = False, take_over_leases: bool = False) -> ZooRun:
     """Compress every model of ``spec`` on Ray and write ``summary.json`` last at the output prefix.
@@ -106,7 +115,7 @@ def run_zoo_job(spec: ZooJobSpec, *, address: str | None = None, num_cpus: int |
         pending, board, label="compressing", console=console, done_before=unchanged,
         on_failure=lambda task, reason: TaskOutcome(failed_result(task, reason), True),
         is_failed=lambda outcome: outcome.result is not None and outcome.result.status == "failed",
-        storage_down=lambda: _storage_down(spec.output),
+        storage_down=lambda: _storage_down(spec.output), describe=_describe,
     )
     elsewhere = [outcome.elsewhere for outcome in outcomes if outcome.elsewhere is not None]
     redone = [outcome.redone for outcome in outcomes if outcome.redone is not None]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 import ray
 import yaml
 from nets import random_net
+from rich.console import Console
 from zoo_files import write_good, write_mixed_zoo
 
 from exactcompress.distributed.cluster import ray_parallel_map
@@ -79,9 +82,16 @@ def test_local_paths_and_a_manifest_with_domain_override(tmp_path, local_ray):
     (tmp_path / "models/manifest.yaml").write_text(yaml.safe_dump(manifest))
     spec = ZooJobSpec(source={"manifest": str(tmp_path / "models/manifest.yaml")}, output=f"file://{tmp_path}/out")
 
-    run = run_zoo_job(spec)
+    log = io.StringIO()  # a console that is not a terminal, as a job's log file: plain lines, no bar
+    run = run_zoo_job(spec, console=Console(file=log, width=400))
 
     assert run.exit_code == 0
+    lines = log.getvalue().splitlines()
+    assert re.fullmatch(r"\[ +[0-9.]+ s\] compressing: 2 tasks", lines[0]), lines
+    finished = [line for line in lines if f"compressing: {tmp_path}/models/" in line]
+    assert len(finished) == 2 and all(re.search(r"\.pt: exact in [0-9.]+ s · done \d · failed 0 · running \d+ "
+                                                r"\(of 2\)$", line) for line in finished), lines
+    assert "done 2 · failed 0" in finished[-1] and "\x1b" not in log.getvalue()
     domains = {}
     for row in run.summary.models:
         report = CompressionReport.model_validate_json(Path(row.report_key.removeprefix("file://")).read_bytes())

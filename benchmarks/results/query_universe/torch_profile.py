@@ -3,22 +3,28 @@ which operations take the time.
 
     python benchmarks/results/query_universe/torch_profile.py MODEL LAYER N SECONDS   (from the repository root)
 """
-import sys, time
-sys.path.insert(0, "benchmarks")
-import torch
+
+import sys
 from pathlib import Path
-from bab_questions import open_questions, ask
-from exactcompress.allocator import tune_allocator
-from exactcompress.io import load_network
-from exactcompress.io.domain_files import scalar_box
-tune_allocator(); torch.set_num_threads(1)
-model, layer, n, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+sys.path.insert(0, "benchmarks")
+from bab_questions import ask, open_questions  # noqa: E402
+
+from exactcompress.allocator import tune_allocator  # noqa: E402
+from exactcompress.io import load_network  # noqa: E402
+from exactcompress.io.domain_files import scalar_box  # noqa: E402
+
+tune_allocator()
+torch.set_num_threads(1)
+model, layer, count, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
 network, _ = load_network(Path(model))
 box = scalar_box(0.0, 1.0).broadcast(network.input_dim).boxes[0]
-qs, lb = open_questions(network, box, layer, 1)
-print(len(qs), "open; asking", qs[:n], [h.weight.shape for h in network.hidden])
-below = [(b.lower, b.upper) for b in lb[:layer]]
-from torch.profiler import profile, ProfilerActivity
-with profile(activities=[ProfilerActivity.CPU]) as prof:
-    rows = ask(network, box, below, layer, qs[:n], 1, limit)
-print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+questions, bounds = open_questions(network, box, layer, 1)
+print(len(questions), "open; asking", questions[:count], [hidden.weight.shape for hidden in network.hidden])
+below = [(b.lower, b.upper) for b in bounds[:layer]]
+with profile(activities=[ProfilerActivity.CPU]) as profiler:
+    ask(network, box, below, layer, questions[:count], 1, limit)
+print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))

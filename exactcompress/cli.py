@@ -116,7 +116,8 @@ def _domain(lower, upper, domain_file, data_box, margin):
         return scalar_box(0.0 if lower is None else lower, 1.0 if upper is None else upper)
 
 
-@app.command()
+@app.command(short_help="Compress one model exactly on an input domain; write its report, compressed model "
+             "and witnesses.")
 def compress(
     model: Path = typer.Argument(..., help="Model file: torch state_dict (.pt/.pth), .safetensors or .onnx. A CNN "
                                  "state dict needs its architecture file NAME.arch.json beside it."),
@@ -348,7 +349,8 @@ NUM_CPUS_OPTION = typer.Option(None, "--num-cpus", min=1, help="CPUs of the embe
 QUIET_OPTION = typer.Option(False, "--quiet", "-q", help="No progress bar.")
 
 
-@zoo_app.command("run")
+@zoo_app.command("run", short_help="Compress every model of a zoo on Ray; write per-model outputs and the "
+                 "summary. Exit code 0, 3 (some failed) or 2 (bad spec).")
 def zoo_run(
     spec: Path = typer.Argument(..., help="Job spec, YAML or JSON (see `exactcompress schema job`)."),
     address: Optional[str] = RAY_ADDRESS_OPTION,
@@ -499,7 +501,8 @@ def zoo_digits(
         typer.echo(str(path))
 
 
-@study_app.command("run")
+@study_app.command("run", short_help="Train and compress every configuration of a study on Ray; write its "
+                   "tables and figures. Exit code 0, 3 (some failed) or 2 (bad spec).")
 def study_run(
     spec: Path = typer.Argument(..., help="Study spec, YAML or JSON (see `exactcompress schema study`)."),
     address: Optional[str] = RAY_ADDRESS_OPTION,
@@ -534,7 +537,7 @@ study_app.command("submit")(_submit_command(
 _job_commands(study_app, "study", "study")
 
 
-@app.command()
+@app.command(short_help="The main job on an embedded default: local S3 server, local Ray, the bundled zoo.")
 def demo(
     out: Path = typer.Option(Path("out/demo"), "--out", help="Local folder: the S3 server's data, the trained zoo "
                              "and a copy of the results."),

@@ -7,10 +7,12 @@ import csv
 import hashlib
 import io
 import json
+import re
 
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
 from typer.testing import CliRunner
 
 from exactcompress.cli import app
@@ -58,9 +60,13 @@ def test_study_end_to_end_then_a_rerun_trains_and_solves_nothing(tmp_path, local
     spec_file = tmp_path / "study.yaml"
     spec_file.write_text(spec.model_dump_json())
 
-    run = run_study(spec)
+    log = io.StringIO()  # a console that is not a terminal: a line per finished configuration
+    run = run_study(spec, console=Console(file=log, width=400))
 
     assert (run.trained, run.analysed, run.exit_code) == (4, 4, 0)
+    finished = [line for line in log.getvalue().splitlines() if "training + compressing: " in line and " seed " in line]
+    assert len(finished) == 4 and all(re.search(r"(none|l1) [0-9.e-]+ \[\d+, \d+\] seed \d+: (exact|partial), "
+                                                r"test accuracy [0-9.]+ · done \d", line) for line in finished), finished
     result = StudyResult.model_validate_json((output / "study.json").read_bytes())
     assert result == run.result and result.spec.domain == BoxDomainSpec(lower=0.0, upper=1.0)
     rows = [row.model_dump() for row in result.rows]

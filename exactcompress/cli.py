@@ -8,13 +8,16 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 import typer
 from rich.console import Console
 
 from .allocator import tune_allocator
 from .process_exit import end_process, exit_status
+
+if TYPE_CHECKING:  # the schema is imported where it is used: `--help` stays fast
+    from .schema import CompressionReport
 
 app = typer.Typer(
     add_completion=False,
@@ -213,8 +216,7 @@ def compress(
         )
     typer.echo(f"report: {out / 'report.html'}")
     if report.time_limit_reached and counts["undecided"]:
-        err.print(_time_limit_hint(counts["undecided"], max(workers, report.threads)), highlight=False,
-                  soft_wrap=True)
+        err.print(_time_limit_hint(report, max(workers, report.threads)), highlight=False, soft_wrap=True)
 
 
 def _usable_cpus() -> int:
@@ -222,15 +224,19 @@ def _usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _time_limit_hint(undecided: int, parallel: int) -> str:
-    """One line for a run cut by --time-limit: its undecided neurons are kept, and what could settle them (more
-    time; questions in parallel where this process may use more CPUs than the ``parallel`` questions it ran)."""
+def _time_limit_hint(report: CompressionReport, parallel: int) -> str:
+    """One line for a run cut by --time-limit: its undecided neurons are kept, what settling them could gain at
+    most (``report.if_undecided_settled``), and what could settle them (more time; questions in parallel where
+    this process may use more CPUs than the ``parallel`` questions it ran)."""
+    from .reports.report import settled_as_asked_line
+
     cpus = _usable_cpus()
     remedies = "a longer --time-limit"
     if parallel < cpus:
         remedies += f", or --threads {cpus} (independent questions in parallel on this machine's {cpus} CPUs)"
-    return (f"[yellow]hint:[/yellow] {undecided} neurons were undecided at the time limit and are kept, so the "
-            f"output is still exact; {remedies} may settle them")
+    return (f"[yellow]hint:[/yellow] {report.counts()['undecided']} neurons were undecided at the time limit and "
+            f"are kept, so the output is still exact; {remedies} may settle them. If they were settled: "
+            f"{settled_as_asked_line(report)}")
 
 
 @contextmanager

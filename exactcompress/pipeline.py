@@ -38,6 +38,7 @@ from .schema import (
     DomainRecord,
     ErrorKind,
     FileDigest,
+    IfUndecidedSettled,
     LayerCompression,
     LayerReport,
     Method,
@@ -162,6 +163,28 @@ def undecided_bounds(analysis: Analysis, layer: int) -> list[UndecidedNeuron]:
             for neuron in np.flatnonzero(analysis.undecided[layer])]
 
 
+def settled_as_asked(analysis: Analysis) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The stable flags (stably_active, stably_inactive; per hidden layer, bool (width,)) with every undecided
+    neuron settled the way its open question asks: stably active where a witness shows g > 0 (only "can g be
+    negative?" is open), stably inactive otherwise ("can g be positive?" or both open)."""
+    active, inactive = [], []
+    for layer, undecided in enumerate(analysis.undecided):
+        shows_positive = analysis.witnesses.positive[layer] >= 0
+        active.append(analysis.stably_active[layer] | (undecided & shows_positive))
+        inactive.append(analysis.stably_inactive[layer] | (undecided & ~shows_positive))
+    return active, inactive
+
+
+def _if_undecided_settled(network: Network, analysis: Analysis) -> IfUndecidedSettled | None:
+    """The compressed model with the undecided neurons settled as asked (``settled_as_asked``); None if none is
+    undecided."""
+    if not any(mask.any() for mask in analysis.undecided):
+        return None
+    compressed, _ = compress(network, *settled_as_asked(analysis))
+    return IfUndecidedSettled(neurons_after=compressed.n_neurons, parameters_after=compressed.n_params,
+                              hidden_widths_after=compressed.hidden_widths)
+
+
 def save_witnesses(analysis: Analysis, path: Path) -> None:
     """``points`` (n, input_dim); per hidden layer ``layer{l}_positive`` / ``layer{l}_negative``: the row of
     ``points`` showing g > 0 / g < 0 for each neuron, -1 where none (all inputs float64)."""
@@ -238,6 +261,7 @@ def compress_model(
         clock = time.monotonic()
         say("compressing")
         compressed, log = compress(network, analysis.stably_active, analysis.stably_inactive)
+        best_case = _if_undecided_settled(network, analysis)
         seconds["compress"] = time.monotonic() - clock
 
         clock = time.monotonic()
@@ -266,6 +290,7 @@ def compress_model(
         parameters_before=network.n_params,
         parameters_after=compressed.n_params,
         hidden_widths_after=compressed.hidden_widths,
+        if_undecided_settled=best_case,
         verification=verification,
         milp=analysis.milp,
         bab=analysis.bab,

@@ -10,14 +10,15 @@ import pytest
 import torch
 from nets import grid_extremes, random_net
 
-from exactcompress.engine.analyze import SETTLERS, analyze
+from exactcompress.engine.analyze import SETTLERS, Analysis, analyze
+from exactcompress.engine.compression import compress
 from exactcompress.engine.domain import Box, Domain
 from exactcompress.engine.network import Network
 from exactcompress.engine.witnesses import WitnessSet
 from exactcompress.errors import SolverError, SoundnessError
 from exactcompress.io import from_sequential
 from exactcompress.io.domain_files import scalar_box
-from exactcompress.pipeline import compress_model
+from exactcompress.pipeline import compress_model, settled_as_asked
 from exactcompress.schema import CompressionReport
 
 CLEAR = 0.05  # grid extremes further than this from 0 are conclusive for these Lipschitz-1-ish nets
@@ -93,7 +94,7 @@ def test_the_single_milp_reports_who_settled_what(tmp_path, monkeypatch):
 def test_compress_model_writes_an_exact_smaller_model(tmp_path):
     network = random_net(4, 3, [12, 10, 8], bias_shift=3.0)
     report = compress_model((network, _info(network)), tmp_path, domain=scalar_box(-1, 1), formats=["torch", "safetensors", "onnx"])
-    assert report.status == "exact"
+    assert report.status == "exact" and report.if_undecided_settled is None
     assert report.neurons_after < report.neurons_before
     assert report.verification.passed and report.verification.n_inputs >= 100_000
     for name in ("report.json", "report.md", "report.html", "witnesses.npz", "compressed.pt", "compressed.safetensors", "compressed.onnx"):
@@ -140,6 +141,34 @@ def test_time_limit_zero_is_partial_and_still_exact(tmp_path):
     state = torch.load(tmp_path / "compressed.pt", weights_only=True)
     x = np.random.default_rng(1).uniform(-1, 1, size=(5000, 2))
     assert np.max(np.abs(_torch_forward(state, x) - network.forward(x))) < 1e-9
+    # the best case a longer run could reach: every undecided neuron settled as its open question asks,
+    # rebuilt here from the report's own lists
+    active, inactive = ([np.zeros(width, bool) for width in network.hidden_widths] for _ in range(2))
+    for entry in report.layers:
+        active[entry.index][entry.stably_active] = True
+        inactive[entry.index][entry.stably_inactive] = True
+        for item in entry.undecided_bounds:
+            (active if item.open == "negative" else inactive)[entry.index][item.neuron] = True
+    best, _ = compress(network, active, inactive)
+    settled = report.if_undecided_settled
+    assert (settled.neurons_after, settled.parameters_after) == (best.n_neurons, best.n_params)
+    assert settled.hidden_widths_after == best.hidden_widths and settled.neurons_after < report.neurons_after
+    assert "if the undecided were settled" in (tmp_path / "report.md").read_text()
+
+
+def test_undecided_neurons_are_settled_as_their_open_question_asks():
+    # layer 0: neuron 0 proved inactive, 1 undecided with g > 0 witnessed ("can g be negative?" open: active),
+    # 2 undecided with nothing witnessed (both open: inactive), 3 undecided with g < 0 witnessed (inactive)
+    flags = [np.array(values) for values in ([False] * 4, [True, False, False, False])]
+    undecided = np.array([False, True, True, True])
+    witnesses = WitnessSet(points=np.zeros((2, 1)), positive=(np.array([-1, 0, -1, -1]),),
+                           negative=(np.array([-1, -1, -1, 1]),))
+    analysis = Analysis(stably_active=(flags[0],), stably_inactive=(flags[1],), unstable=(np.zeros(4, bool),),
+                        undecided=(undecided,), settled_by=(np.full(4, -1),), witnesses=witnesses, milp=None,
+                        bounds=())
+    active, inactive = settled_as_asked(analysis)
+    assert active[0].tolist() == [False, True, False, False]
+    assert inactive[0].tolist() == [True, False, True, True]
 
 
 def test_union_of_balls_requires_stability_on_every_ball():

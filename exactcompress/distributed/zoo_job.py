@@ -84,9 +84,9 @@ def _storage_down(output: str) -> bool:
 
 
 def _describe(outcome: TaskOutcome) -> str:
-    """One model's outcome for a log line: its key, status and seconds (or why it has none)."""
-    if outcome.result is None:
-        return f"{outcome.elsewhere.source_key if outcome.elsewhere else '?'}: in progress in another run"
+    """One model's outcome for a log line: its key, status and seconds (or whose lease kept it)."""
+    if outcome.result is None:  # an incremental run left it to the run that holds its lease
+        return f"{outcome.elsewhere.source_key}: in progress in another run"
     row = outcome.result
     what = f"{row.status} in {row.seconds:.1f} s" if outcome.analysed else f"{row.status} (reused)"
     return f"{row.source_key}: {what}" + (f" ({row.error})" if row.error else "")

@@ -56,6 +56,16 @@ def removed_fraction(report: CompressionReport) -> float:
     return (report.neurons_before - report.neurons_after) / report.neurons_before
 
 
+def settled_as_asked_line(report: CompressionReport) -> str:
+    """What settling the undecided neurons could gain at most (``report.if_undecided_settled`` set)."""
+    best = report.if_undecided_settled
+    fewer = report.neurons_after - best.neurons_after
+    if fewer == 0 and best.parameters_after == report.parameters_after:
+        return "the same compressed model: settling them cannot shrink it"
+    return (f"at best {best.neurons_after} neurons, {best.parameters_after} parameters ({fewer} neurons and "
+            f"{report.parameters_after - best.parameters_after} parameters fewer than now)")
+
+
 def _num(value: float | None) -> str:
     return "—" if value is None else f"{value:.4g}"
 
@@ -86,6 +96,7 @@ def _summary(report: CompressionReport) -> Table:
         ["neurons", f"{_before_after(report.neurons_before, report.neurons_after)} ({100 * removed_fraction(report):.1f}% removed)"
          if analysed else "—"],
         ["parameters", _before_after(report.parameters_before, report.parameters_after) if analysed else "—"],
+        *([["if the undecided were settled", settled_as_asked_line(report)]] if report.if_undecided_settled else []),
         ["method", report.method],
         ["workers · threads", f"{report.workers} · {report.threads}"],
         ["total seconds", _seconds(report.seconds.get("total"))],

@@ -48,6 +48,7 @@ from .report import (
     ConvLayerReport,
     DomainRecord,
     FileDigest,
+    IfUndecidedSettled,
     LayerCompression,
     LayerReport,
     ModelInfo,
@@ -78,7 +79,7 @@ from .study import (
 __all__ = [
     "ARCH_SCHEMA_VERSION", "ARCH_SUFFIX", "ArchFile",
     "BabStats", "BoxDomainSpec", "BoxRecord", "ChannelReport", "CompressionReport", "ConvLayerReport", "Device", "DomainRecord", "DomainSpec", "ErrorKind",
-    "FileDomainSpec",
+    "FileDomainSpec", "IfUndecidedSettled",
     "JOB_SCHEMA_VERSION", "L1Regularizer", "LEDGER_SCHEMA_VERSION", "LayerCompression", "LayerReport", "Lease",
     "LeaseElsewhere", "LedgerEntry",
     "LpRegularizer", "MODEL_SUFFIXES", "Manifest", "ManifestEntry", "ManifestSource", "Method", "ModelInfo",

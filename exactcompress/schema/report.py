@@ -77,6 +77,16 @@ class UndecidedNeuron(Strict):
         "question, how far below 0 the best input got), not a bound; null when none was evaluated (since 1.8)")
 
 
+class IfUndecidedSettled(Strict):
+    """The compressed model a run would have written had every undecided neuron been settled the way its open
+    question asks (since 1.9): the most that settling them, e.g. by a longer run, could remove. The compression
+    removes and folds at least as much with more stable neurons, so a longer run reaches at most this."""
+
+    neurons_after: int
+    parameters_after: int
+    hidden_widths_after: list[int]
+
+
 ChannelState = Literal["inactive_everywhere", "active_everywhere", "mixed", "undecided"]
 
 
@@ -263,6 +273,10 @@ class CompressionReport(Strict):
     parameters_before: int = 0
     parameters_after: int = 0
     hidden_widths_after: list[int] = Field(default_factory=list)
+    if_undecided_settled: IfUndecidedSettled | None = Field(
+        None, description="for a run with undecided neurons: the compressed model had each been proved stable the "
+        "way its open question asks ('positive' or 'both': stably inactive; 'negative': stably active); equal to "
+        "this run's when settling them cannot shrink it (since 1.9)")
     verification: VerificationReport | None = None
     seconds: dict[str, float] = Field(default_factory=dict, description="wall seconds per stage and 'total'")
     milp: SolverStats = Field(default_factory=SolverStats)

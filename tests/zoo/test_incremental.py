@@ -4,6 +4,7 @@ real SeaweedFS server; the ledger and lease protocols on both storage backends."
 from __future__ import annotations
 
 import hashlib
+import io
 import threading
 import time
 from collections import Counter
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 from pydantic import ValidationError
+from rich.console import Console
 from typer.testing import CliRunner
 from zoo_files import write_good
 
@@ -161,9 +163,11 @@ def test_expired_lease_is_taken_over_and_a_live_one_is_respected(tmp_path, s3_st
     busy = Lease(holder="other-run", sha256=shas["busy.pt"], expires_at=now + 3600)
     output.put_bytes(lease_keys["busy.pt"], busy.model_dump_json().encode())
 
-    run = run_zoo_job(spec, incremental=True)
+    log = io.StringIO()
+    run = run_zoo_job(spec, incremental=True, console=Console(file=log, width=400))
 
     assert run.exit_code == 0 and run.analysed == 1
+    assert f"compressing: {source.url('busy.pt')}: in progress in another run · " in log.getvalue(), log.getvalue()
     assert [row.source_key for row in run.summary.models] == [source.url("crashed.pt")]
     assert run.summary.in_progress_elsewhere == [source.url("busy.pt")] and run.summary.totals.in_progress_elsewhere == 1
     assert run.summary.leases_elsewhere == [LeaseElsewhere(source_key=source.url("busy.pt"), holder="other-run",

@@ -228,13 +228,21 @@ def _model_rows(summary: ZooSummary) -> list[dict[str, str]]:
                 "% removed": "—" if failed else f"{removed:.1f}",
                 "parameters": "—" if failed else f"{model.parameters_before} → {model.parameters_after}",
                 "settled by": _settled_text(model.settled_by),
-                "undecided": "—" if failed else str(model.undecided),
+                "undecided": "—" if failed else _undecided_text(model),
                 "seconds": f"{model.seconds:.2f}",
                 "report": _report_href(summary, model.report_key),
                 "error": model.error or "",
             }
         )
     return rows
+
+
+def _undecided_text(model: ZooModelResult) -> str:
+    """The undecided count, and what settling them could remove at most where the report says."""
+    if model.neurons_after_if_settled is None:
+        return str(model.undecided)
+    fewer = model.neurons_after - model.neurons_after_if_settled
+    return f"{model.undecided} (" + (f"at best {fewer} fewer neurons)" if fewer else "cannot shrink the model)")
 
 
 def _columns(summary: ZooSummary, base: list[str]) -> list[str]:

@@ -146,6 +146,10 @@ class ZooModelResult(Strict):
     parameters_after: int = 0
     settled_by: dict[str, int] = Field(default_factory=dict, description="neurons settled by each step")
     undecided: int = 0
+    neurons_after_if_settled: int | None = Field(
+        None, description="the report's if_undecided_settled.neurons_after: neurons left had every undecided one "
+        "been settled as its open question asks (the most a longer run could remove); null when none is undecided "
+        "or the report predates report schema 1.9 (since 1.3)")
     channels_before: int | None = Field(None, description="a CNN's conv output channels, summed over its conv layers "
                                         "(None for an MLP) (since 1.2)")
     channels_after: int | None = Field(None, description="the same after compression (channels stably inactive at "

@@ -82,6 +82,8 @@ def result_from_report(source_url: str, output: Storage, prefix: str, report: Co
         parameters_after=report.parameters_after,
         settled_by=settled,
         undecided=counts["undecided"],
+        neurons_after_if_settled=(report.if_undecided_settled.neurons_after if report.if_undecided_settled
+                                  else None),
         channels_before=sum(len(conv.channels) for conv in convs) if convs else None,
         channels_after=sum(conv.channels_after for conv in convs) if convs else None,
     )

@@ -100,6 +100,15 @@ def test_local_paths_and_a_manifest_with_domain_override(tmp_path, local_ray):
     assert (tmp_path / "out/summary.json").is_file()
 
 
+def test_a_partial_models_row_says_what_settling_its_undecided_neurons_could_remove(tmp_path):
+    write_good(tmp_path / "m/a.pt", seed=5, input_dim=8, hidden=(32, 32, 32), bias_shift=0.5)
+    [task] = plan_tasks(ZooJobSpec(source=str(tmp_path / "m"), output=str(tmp_path / "out"), time_limit_s=0.001))
+    row = run_model_task(task).result
+    report = CompressionReport.model_validate_json(Path(row.report_key.removeprefix("file://")).read_bytes())
+    assert row.status == "partial" and row.undecided > 0
+    assert row.neurons_after_if_settled == report.if_undecided_settled.neurons_after <= row.neurons_after
+
+
 def test_same_model_different_domain_goes_to_a_different_place(tmp_path):
     write_good(tmp_path / "m/a.pt", seed=1)
     outcomes = []

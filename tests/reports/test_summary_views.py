@@ -251,3 +251,13 @@ def test_a_channels_column_appears_only_when_the_zoo_holds_a_cnn():
         assert "channels" in text and "24 → 20" in text
     header = render_summary_markdown(mixed).split("## Models")[1].strip().splitlines()[0]
     assert header.index("neurons") < header.index("channels") < header.index("% removed")
+
+
+def test_the_undecided_column_says_what_settling_them_could_remove_where_the_report_says():
+    models = [_model("old", status="partial", undecided=3),  # a report before schema 1.9: the count only
+              _model("more", status="partial", undecided=4, neurons_after=70, neurons_after_if_settled=66),
+              _model("same", status="partial", undecided=1, neurons_after=70, neurons_after_if_settled=70)]
+    rows = _table_rows(render_summary_markdown(_summary(models)))
+    assert "| 3 |" in rows[0]
+    assert "| 4 (at best 4 fewer neurons) |" in rows[1]
+    assert "| 1 (cannot shrink the model) |" in rows[2]

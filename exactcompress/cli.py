@@ -235,8 +235,7 @@ def _time_limit_hint(report: CompressionReport, parallel: int) -> str:
     if parallel < cpus:
         remedies += f", or --threads {cpus} (independent questions in parallel on this machine's {cpus} CPUs)"
     return (f"[yellow]hint:[/yellow] {report.counts()['undecided']} neurons were undecided at the time limit and "
-            f"are kept, so the output is still exact; {remedies} may settle them. If they were settled: "
-            f"{settled_as_asked_line(report)}")
+            f"are kept, so the output is still exact; {remedies} may settle them; {settled_as_asked_line(report)}")
 
 
 @contextmanager

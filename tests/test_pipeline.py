@@ -153,7 +153,8 @@ def test_time_limit_zero_is_partial_and_still_exact(tmp_path):
     settled = report.if_undecided_settled
     assert (settled.neurons_after, settled.parameters_after) == (best.n_neurons, best.n_params)
     assert settled.hidden_widths_after == best.hidden_widths and settled.neurons_after < report.neurons_after
-    assert "if the undecided were settled" in (tmp_path / "report.md").read_text()
+    assert f"| undecided neurons | settling them could remove at most {report.neurons_after - best.n_neurons} more " \
+        "neurons" in (tmp_path / "report.md").read_text()
 
 
 def test_undecided_neurons_are_settled_as_their_open_question_asks():

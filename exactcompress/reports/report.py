@@ -57,13 +57,13 @@ def removed_fraction(report: CompressionReport) -> float:
 
 
 def settled_as_asked_line(report: CompressionReport) -> str:
-    """What settling the undecided neurons could gain at most (``report.if_undecided_settled`` set)."""
+    """What settling the undecided neurons could remove at most (``report.if_undecided_settled`` set)."""
     best = report.if_undecided_settled
-    fewer = report.neurons_after - best.neurons_after
-    if fewer == 0 and best.parameters_after == report.parameters_after:
-        return "the same compressed model: settling them cannot shrink it"
-    return (f"at best {best.neurons_after} neurons, {best.parameters_after} parameters ({fewer} neurons and "
-            f"{report.parameters_after - best.parameters_after} parameters fewer than now)")
+    fewer, fewer_parameters = report.neurons_after - best.neurons_after, report.parameters_after - best.parameters_after
+    if fewer == 0 and fewer_parameters == 0:
+        return "settling them cannot shrink the compressed model"
+    return (f"settling them could remove at most {fewer} more neurons and {fewer_parameters} more parameters "
+            f"({best.neurons_after} neurons, {best.parameters_after} parameters left)")
 
 
 def _num(value: float | None) -> str:
@@ -96,7 +96,7 @@ def _summary(report: CompressionReport) -> Table:
         ["neurons", f"{_before_after(report.neurons_before, report.neurons_after)} ({100 * removed_fraction(report):.1f}% removed)"
          if analysed else "—"],
         ["parameters", _before_after(report.parameters_before, report.parameters_after) if analysed else "—"],
-        *([["if the undecided were settled", settled_as_asked_line(report)]] if report.if_undecided_settled else []),
+        *([["undecided neurons", settled_as_asked_line(report)]] if report.if_undecided_settled else []),
         ["method", report.method],
         ["workers · threads", f"{report.workers} · {report.threads}"],
         ["total seconds", _seconds(report.seconds.get("total"))],

@@ -11,7 +11,7 @@ from .common import Method, Status, Strict
 from .job import DomainSpec
 from .report import Versions
 
-STUDY_SCHEMA_VERSION = "1.1"
+STUDY_SCHEMA_VERSION = "1.2"
 
 
 class NoRegularizer(Strict):
@@ -174,6 +174,10 @@ class StudyRow(Strict):
     report_key: str | None = None
     architecture: str | None = Field(None, description="a CNN's label (conv8s1-conv16s2-64); None for an MLP, "
                                      "named by hidden (since 1.1)")
+    neurons_after_if_settled: int | None = Field(
+        None, description="for a partial configuration: neurons left had every undecided neuron been settled as "
+        "its open question asks, so neurons_after is what was proved and this the most a longer run could reach "
+        "(the report's if_undecided_settled; since 1.2)")
 
 
 class StudyResult(Strict):

@@ -191,7 +191,7 @@ def compress_config(
         neurons_after=result.neurons_after, parameters_before=result.parameters_before,
         parameters_after=result.parameters_after, status=result.status, error=result.error, method=spec.method,
         solve_seconds=result.seconds, training_seconds=record.seconds, model_key=record.model_key,
-        report_key=result.report_key,
+        report_key=result.report_key, neurons_after_if_settled=result.neurons_after_if_settled,
     )
     return row, outcome.analysed
 

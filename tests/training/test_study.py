@@ -27,6 +27,7 @@ from exactcompress.reports.study import (
 )
 from exactcompress.schema import (
     BoxDomainSpec,
+    CompressionReport,
     NpzDataset,
     StudyResult,
     StudyRow,
@@ -36,7 +37,12 @@ from exactcompress.schema import (
 from exactcompress.schema.specfile import read_study_spec
 from exactcompress.storage import open_storage
 from exactcompress.training.datasets import digits_data, load_dataset
-from exactcompress.training.study import config_hash, plan_configs, write_study
+from exactcompress.training.study import (
+    config_hash,
+    plan_configs,
+    run_config,
+    write_study,
+)
 from exactcompress.training.trainer import Regularization, penalty, train_mlp
 
 REQUIRED_ROW_FIELDS = {"regularizer", "strength", "hidden", "seed", "test_accuracy", "stably_active",
@@ -52,6 +58,17 @@ def small_spec(output: str, **changes) -> StudySpec:
 
 def mtimes(directory) -> dict[str, int]:
     return {str(path.relative_to(directory)): path.stat().st_mtime_ns for path in sorted(directory.rglob("*")) if path.is_file()}
+
+
+def test_a_partial_configuration_says_what_settling_its_undecided_neurons_could_reach(tmp_path):
+    spec = small_spec(str(tmp_path / "study"), architectures=[[32, 32]], regularizers=[{"kind": "none"}],
+                      time_limit_s=0.001)
+    [config] = plan_configs(spec)
+    row = run_config(spec, config).row
+    report_path = tmp_path / "study" / row.report_key.split("/study/", 1)[1]
+    report = CompressionReport.model_validate_json(report_path.read_bytes())
+    assert row.status == "partial" and report.if_undecided_settled is not None
+    assert row.neurons_after_if_settled == report.if_undecided_settled.neurons_after <= row.neurons_after
 
 
 def test_study_end_to_end_then_a_rerun_trains_and_solves_nothing(tmp_path, local_ray):

@@ -337,8 +337,11 @@ def render_summary_html(summary: ZooSummary) -> str:
 
 def render_summary_table(summary: ZooSummary) -> str:
     """Plain-text table for a terminal: a header, a rule, one line per model (errors cut to 60 characters),
-    then a blank line and the totals."""
+    then a blank line and the totals. An ``undecided`` column (what settling them could remove) comes before
+    ``seconds`` when some model is partial."""
     columns = _columns(summary, TERMINAL_COLUMNS)
+    if any(model.status == "partial" for model in summary.models):
+        columns.insert(columns.index("seconds"), "undecided")
     rows = [
         [terminal_text(row[c], TERMINAL_ERROR_CHARS if c == "error" else None) for c in columns]
         for row in _model_rows(summary)

@@ -171,10 +171,11 @@ def test_two_hundred_models_with_awkward_names_give_bounded_figures():
 def test_terminal_table_shortens_errors_and_has_one_line_per_model():
     summary = _mixed()
     lines = render_summary_table(summary).splitlines()
-    assert lines[0].split() == ["model", "status", "neurons", "%", "removed", "seconds", "error"]
+    assert lines[0].split() == ["model", "status", "neurons", "%", "removed", "undecided", "seconds", "error"]
     assert set(lines[1]) == {"-", " "}
-    assert lines[2].split()[:5] == ["mnist-a", "exact", "100", "→", "40"] and lines[2].split()[5:] == ["60.0", "2.50"]
-    assert lines[3].startswith("pipe|name<b>  partial")
+    assert lines[2].split()[:5] == ["mnist-a", "exact", "100", "→", "40"]
+    assert lines[2].split()[5:] == ["60.0", "0", "2.50"]
+    assert lines[3].startswith("pipe|name<b>  partial") and lines[3].split()[5:8] == ["30.0", "9", "600.00"]
     failed = lines[4]
     assert failed.split()[:2] == ["broken", "failed"] and "load failed | <script>" in failed
     assert failed.endswith("…") and "second line" in failed and len(failed.split("load failed")[1]) == 60 - len("load failed")
@@ -258,6 +259,7 @@ def test_the_undecided_column_says_what_settling_them_could_remove_where_the_rep
               _model("more", status="partial", undecided=4, neurons_after=70, neurons_after_if_settled=66),
               _model("same", status="partial", undecided=1, neurons_after=70, neurons_after_if_settled=70)]
     rows = _table_rows(render_summary_markdown(_summary(models)))
+    assert "4 (at best 4 fewer neurons)" in render_summary_table(_summary(models))
     assert "| 3 |" in rows[0]
     assert "| 4 (at best 4 fewer neurons) |" in rows[1]
     assert "| 1 (cannot shrink the model) |" in rows[2]

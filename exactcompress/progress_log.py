@@ -18,26 +18,25 @@ LOG_EVERY_S = 30.0
 
 
 class LogLines:
-    """Writes ``[SECONDS s] TEXT`` lines on ``console``, SECONDS counted from construction; thread-safe."""
+    """Writes ``[SECONDS s] TEXT`` lines on ``console``, SECONDS counted from construction."""
 
     def __init__(self, console: Console, clock: Callable[[], float] = time.monotonic):
         self._console, self._clock = console, clock
         self._started = clock()
-        self._lock = threading.Lock()
 
     def seconds(self) -> float:
         """Seconds since construction."""
         return self._clock() - self._started
 
     def __call__(self, text: str) -> None:
-        with self._lock:
-            self._console.print(f"[{self.seconds():8.1f} s] {text}", markup=False, highlight=False, soft_wrap=True)
+        self._console.print(f"[{self.seconds():8.1f} s] {text}", markup=False, highlight=False, soft_wrap=True)
 
 
 class StageLines:
     """A ``Progress`` (``engine.progress``) as log lines ``NAME: MESSAGE``: one for each new message (a count
     that falls back, as when a round of questions starts again, counts as new), and for counted stages
-    ``NAME: MESSAGE: DONE/TOTAL`` when the count is complete or ``every`` seconds after the last line."""
+    ``NAME: MESSAGE: DONE/TOTAL`` when the count is complete or ``every`` seconds after the last line.
+    Thread-safe: one call at a time decides and prints."""
 
     def __init__(self, console: Console, name: str, every: float = LOG_EVERY_S,
                  clock: Callable[[], float] = time.monotonic):

@@ -112,10 +112,14 @@ class StopSignal:
         with self._lock:
             self._set = True
             if self._solving is not None:
-                try:
-                    self._solving.interruptSolve()
-                except Exception:  # SCIP raises plain Exception; a stage that refuses it (the caller may retry)
-                    pass
+                self._interrupt(self._solving)
+
+    @staticmethod
+    def _interrupt(model: Model) -> None:
+        try:
+            model.interruptSolve()
+        except Exception:  # SCIP raises plain Exception; a stage that refuses it (the caller may retry)
+            pass
 
     def is_set(self) -> bool:
         return self._set
@@ -127,7 +131,7 @@ class StopSignal:
         with self._lock:
             self._solving = model
             if self._set:
-                model.interruptSolve()
+                self._interrupt(model)
         try:
             yield
         finally:

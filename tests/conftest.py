@@ -41,7 +41,8 @@ def use_s3_endpoint(monkeypatch):
 
 @pytest.fixture
 def s3_storage(s3_server, use_s3_endpoint):
-    """``s3://<fresh bucket>/prefix`` on the session's server, with the AWS variables set for this test."""
+    """``s3://<fresh bucket>/prefix`` on the session's server, with the AWS variables set for this test; the
+    bucket and its objects are deleted afterwards (each bucket holds a volume slot of the server)."""
     import uuid
 
     from exactcompress.storage import open_storage
@@ -49,7 +50,8 @@ def s3_storage(s3_server, use_s3_endpoint):
     use_s3_endpoint(s3_server.endpoint)
     storage = open_storage(f"s3://test-{uuid.uuid4().hex[:16]}/prefix")
     storage.ensure_bucket()
-    return storage
+    yield storage
+    s3_server.endpoint.client().delete_bucket(Bucket=storage.bucket)  # weed deletes a bucket with its objects
 
 
 @pytest.fixture(scope="module")

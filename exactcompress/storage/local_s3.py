@@ -42,6 +42,11 @@ IDENTITY_NAME = "exactcompress"
 ADMIN_GRPC_OFFSET = 10000
 #: how long ``start`` waits for the previous server's ports to be free before it picks new ones
 PORT_REUSE_WAIT_S = 2.0
+#: volume slots of the server. Every bucket is a SeaweedFS collection with volumes of its own, and weed's
+#: automatic limit (free disk / 1 GiB) refused writes into new buckets after ~40-80 of them on a CI disk. A slot
+#: costs nothing until written (a volume file grows with its objects, up to 128 MB), so the limit is set high;
+#: a full disk still stops writes.
+VOLUME_SLOTS = 1000
 # Every port weed mini listens on (its defaults are fixed numbers, gRPC = HTTP + 10000, so two servers collide).
 PORT_OPTIONS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
                 "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port", "admin.port.grpc")
@@ -158,7 +163,7 @@ def weed_command(weed: Path, data_dir: Path, ports: dict[str, int]) -> list[str]
             f"-ip.bind={HOST}", *(f"-{name}={port}" for name, port in ports.items()),
             f"-s3.config={data_dir / 'identities.json'}", "-master.telemetry=false", "-idleTimeout=5",
             "-admin.ui=false", "-webdav=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
-            "-volume.preStopSeconds=0",
+            f"-volume.max={VOLUME_SLOTS}", "-volume.preStopSeconds=0",
             f"-filer.localSocket={temp / 'seaweedfs-filer-{}.sock'.format(ports['filer.port'])}",
             f"-s3.localSocket={temp / 'seaweedfs-s3-{}.sock'.format(ports['s3.port'])}"]
 

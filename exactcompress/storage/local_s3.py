@@ -43,9 +43,9 @@ ADMIN_GRPC_OFFSET = 10000
 #: how long ``start`` waits for the previous server's ports to be free before it picks new ones
 PORT_REUSE_WAIT_S = 2.0
 #: volume slots of the server. Every bucket is a SeaweedFS collection with volumes of its own, and weed's
-#: automatic limit (free disk / 1 GiB) refused writes into new buckets after ~40-80 of them on a CI disk. A slot
-#: costs nothing until written (a volume file grows with its objects, up to 128 MB), so the limit is set high;
-#: a full disk still stops writes.
+#: automatic limit (free disk / 1 GiB) refused writes into the 78th bucket with 78 GB free, and into one of the
+#: test suite's buckets on a CI machine. A slot costs nothing until written (a volume file grows with its
+#: objects, up to 128 MB), so the limit is set high; a full disk still stops writes.
 VOLUME_SLOTS = 1000
 # Every port weed mini listens on (its defaults are fixed numbers, gRPC = HTTP + 10000, so two servers collide).
 PORT_OPTIONS = ("master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",

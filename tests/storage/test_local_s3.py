@@ -162,7 +162,7 @@ def test_cli_stop_then_start_comes_back_on_the_same_ports_unless_one_is_taken(tm
 
 def test_takes_objects_into_more_buckets_than_weeds_automatic_volume_limit(tmp_path):
     """Each bucket needs a volume slot of its own; weed's automatic limit (free disk / 1 GiB) refused a write
-    into a new bucket once CI's suite had made ~60 of them. The count here is just past that limit."""
+    into a new bucket of CI's test suite. The count here is just past that limit."""
     free_gib = shutil.disk_usage(tmp_path).free // 2**30
     if free_gib > 150:
         pytest.skip(f"weed's automatic limit here would be {free_gib} buckets: too many to pass in a test")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from ..schema import VerificationReport
 from ..tolerances import VERIFY_TOLERANCE
@@ -96,15 +99,13 @@ def _fill_uniform(buffer: np.ndarray, domain: Domain, first_draw: int, n_draws: 
     return buffer
 
 
-def _uniform_chunks(domain: Domain, n_samples: int, rows: int, rng: np.random.Generator):
-    """``n_samples`` uniform draws in at most ``rows`` rows at a time, all in one reused buffer (each
-    chunk is valid until the next is drawn). The draws come from an SFC64 generator seeded from ``rng``: on a
-    wide input they are the largest cost of verification, and SFC64 fills float64 arrays faster than numpy's
-    default PCG64 (``benchmarks/README.md``)."""
-    rng = np.random.Generator(np.random.SFC64(rng.integers(2**63)))
-    buffer = np.empty((min(rows, n_samples), domain.dim))
-    for start in range(0, n_samples, rows):
-        yield _fill_uniform(buffer[: min(rows, n_samples - start)], domain, start, n_samples, rng)
+def _draw_chunk(buffer: np.ndarray, domain: Domain, first_draw: int, n_draws: int, seed: int) -> np.ndarray:
+    """Draws ``first_draw`` .. ``first_draw + len(buffer) - 1`` of ``n_draws`` (``_fill_uniform``) into ``buffer``,
+    from an SFC64 generator of their own seeded by ``(seed, first_draw)``: the same draws whichever thread makes
+    them, in whatever order. On a wide input the draws are the largest cost of verification, and SFC64 fills
+    float64 arrays faster than numpy's default PCG64 (``benchmarks/README.md``)."""
+    rng = np.random.Generator(np.random.SFC64([seed, first_draw]))
+    return _fill_uniform(buffer, domain, first_draw, n_draws, rng)
 
 
 def _in_chunks(points: np.ndarray, rows: int):
@@ -196,6 +197,74 @@ class _DroppedNeuronScreen:
         return outputs, full
 
 
+def numeric_threads() -> int:
+    """Threads for numerical work in this process: the BLAS library's own thread count (its default is the
+    machine's cores; Ray's workers set it to their task's CPUs through ``OMP_NUM_THREADS``), at least 1."""
+    counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
+    return max(1, min(counts)) if counts else 1
+
+
+@dataclass
+class _Tally:
+    """What compared inputs showed: counts, the largest errors and whether every output was within tolerance."""
+
+    n_inputs: int = 0
+    n_saved: int = 0
+    max_abs: float = 0.0
+    max_rel: float = 0.0
+    saved_error: float = 0.0
+    passed: bool = True
+
+    def add(self, other: _Tally) -> None:
+        self.n_inputs += other.n_inputs
+        self.n_saved += other.n_saved
+        self.max_abs = max(self.max_abs, other.max_abs)
+        self.max_rel = max(self.max_rel, other.max_rel)
+        self.saved_error = max(self.saved_error, other.saved_error)
+        self.passed &= other.passed
+
+
+@dataclass
+class _Comparison:
+    """The comparison of one chunk of inputs, as ``verify`` sets it up (see there); safe to run in several
+    threads at once (the only state it changes is dropping the screen, which either way gives the same verdict)."""
+
+    original: Network
+    compressed: Network
+    rows: np.ndarray | None
+    screen: _DroppedNeuronScreen | None
+    identical: bool
+    saved: Network | None
+    tolerance: float
+
+    def __call__(self, points: np.ndarray, uniform: bool, saved_rows: int) -> _Tally:
+        """Compare at ``points`` (n, dim); the first ``saved_rows`` rows also go into the saved-dtype error."""
+        screen = self.screen
+        if self.identical:
+            reference = outputs = self.original.forward(points)
+        elif self.rows is None:
+            reference, outputs = self.original.forward(points), self.compressed.forward(points)
+        elif screen is not None:
+            kept_first = self.compressed.layers[0](points)
+            outputs = _outputs_from_first(self.compressed, kept_first)
+            reference, full = screen.outputs(points, kept_first)
+            if uniform and full.mean() > SCREEN_MAX_FULL_SHARE:
+                self.screen = None
+        else:
+            first = self.original.layers[0](points)
+            reference = _outputs_from_first(self.original, first)
+            outputs = _outputs_from_first(self.compressed, first[:, self.rows])
+        scale = 1.0 + np.abs(reference)
+        error = np.abs(reference - outputs)
+        tally = _Tally(n_inputs=len(points), max_abs=float(np.max(error)), max_rel=float(np.max(error / scale)),
+                       passed=bool(np.all(error <= self.tolerance * scale)))
+        take = points[:saved_rows]
+        if self.saved is not None and len(take):
+            tally.saved_error = float(np.max(np.abs(reference[: len(take)] - self.saved.forward(take))))
+            tally.n_saved = len(take)
+        return tally
+
+
 def verify(
     original: Network,
     compressed: Network,
@@ -213,7 +282,9 @@ def verify(
     ones; at most ``MAX_TOTAL_CORNERS`` in all) and the rows of ``extra_points`` (n, dim) that lie in the
     domain (others dropped). A scalar domain is widened to the network's inputs. Passes when every
     output satisfies |y - y'| <= ``tolerance`` * (1 + |y|). The draws are shared evenly among the boxes.
-    Cost: chunked float64 matmuls (BLAS threads; ``chunk_rows`` rows a pass); when the compressed first layer
+    Cost: chunked float64 matmuls, ``chunk_rows`` rows a pass, each chunk drawn and compared whole in one of
+    ``numeric_threads()`` threads with BLAS kept to one thread (the draws, the largest cost on wide inputs, then
+    run on every core too; the draws are the same whatever the thread count); when the compressed first layer
     is bitwise a subset of the original's rows (``shared_first_rows``), the first product, the dominant one on
     wide inputs, is computed once for both, and the original's first-layer neurons that the compressed net
     drops are shown <= 0 with a rounding bound (``_DroppedNeuronScreen``: once on the whole domain, else per
@@ -248,51 +319,37 @@ def verify(
     screen = _DroppedNeuronScreen(original, rows, domain) if dropping else None
     if screen is not None and not screen.usable:
         screen = None
-    n_inputs, n_saved, max_abs, max_rel, saved_error, passed = 0, 0, 0.0, 0.0, 0.0, True
+    comparison = _Comparison(original, compressed, rows, screen, identical, saved, tolerance)
     extra = _inside(extra_points, domain) if extra_points is not None else np.empty((0, domain.dim))
-    saved_uniform_left = SAVED_DTYPE_SAMPLES
     step = chunk_rows(original, compressed)
-    fixed_points = ((chunk, False) for points in (_domain_corners(domain, rng), extra)
-                    for chunk in _in_chunks(points, step))
-    uniform_chunks = ((points, True) for points in _uniform_chunks(domain, n_draws, step, rng))  # one buffer: lazily
-    for points, uniform in itertools.chain(fixed_points, uniform_chunks):
-        if not len(points):
-            continue
-        if identical:
-            reference = outputs = original.forward(points)
-        elif rows is None:
-            reference, outputs = original.forward(points), compressed.forward(points)
-        elif screen is not None:
-            kept_first = compressed.layers[0](points)
-            outputs = _outputs_from_first(compressed, kept_first)
-            reference, full = screen.outputs(points, kept_first)
-            if uniform and full.mean() > SCREEN_MAX_FULL_SHARE:
-                screen = None
-        else:
-            first = original.layers[0](points)
-            reference = _outputs_from_first(original, first)
-            outputs = _outputs_from_first(compressed, first[:, rows])
-        scale = 1.0 + np.abs(reference)
-        error = np.abs(reference - outputs)
-        n_inputs += len(points)
-        max_abs = max(max_abs, float(np.max(error)))
-        max_rel = max(max_rel, float(np.max(error / scale)))
-        passed &= bool(np.all(error <= tolerance * scale))
-        take = points[:saved_uniform_left] if uniform else points
-        if saved is not None and len(take):
-            saved_error = max(saved_error, float(np.max(np.abs(reference[: len(take)] - saved.forward(take)))))
-            n_saved += len(take)
-            saved_uniform_left -= len(take) if uniform else 0
+    fixed_points = [chunk for points in (_domain_corners(domain, rng), extra) for chunk in _in_chunks(points, step)
+                    if len(chunk)]
+    seed = int(rng.integers(2**63))
+    buffers = threading.local()  # one buffer of draws per thread, reused chunk after chunk
+
+    def compare_draws(first_draw: int) -> _Tally:
+        if getattr(buffers, "points", None) is None:
+            buffers.points = np.empty((min(step, n_draws), domain.dim))
+        points = _draw_chunk(buffers.points[: min(step, n_draws - first_draw)], domain, first_draw, n_draws, seed)
+        return comparison(points, True, max(0, SAVED_DTYPE_SAMPLES - first_draw))
+
+    tally = _Tally()
+    threads = numeric_threads()
+    with threadpool_limits(1), ThreadPoolExecutor(threads, thread_name_prefix="verify") as pool:
+        for part in pool.map(lambda points: comparison(points, False, len(points)), fixed_points):
+            tally.add(part)
+        for part in pool.map(compare_draws, range(0, n_draws, step)):
+            tally.add(part)
     return VerificationReport(
-        n_inputs=n_inputs,
-        max_abs_error=max_abs,
-        max_rel_error=max_rel,
+        n_inputs=tally.n_inputs,
+        max_abs_error=tally.max_abs,
+        max_rel_error=tally.max_rel,
         tolerance=tolerance,
-        passed=passed,
+        passed=tally.passed,
         saved_dtype=saved_dtype or "float64",
-        max_abs_error_saved_dtype=saved_error if saved is not None or saved_unchanged else None,
+        max_abs_error_saved_dtype=tally.saved_error if saved is not None or saved_unchanged else None,
         n_samples=n_samples,
-        n_saved_dtype_inputs=n_saved if saved is not None or saved_unchanged else None,
+        n_saved_dtype_inputs=tally.n_saved if saved is not None or saved_unchanged else None,
         first_layer_shared=rows is not None,
         identical=identical,
     )

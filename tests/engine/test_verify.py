@@ -11,6 +11,7 @@ from exactcompress.engine.verify import (
     CHUNK_ROWS,
     MAX_TOTAL_CORNERS,
     SAVED_DTYPE_SAMPLES,
+    _draw_chunk,
     _fill_uniform,
     chunk_rows,
     shared_first_rows,
@@ -211,14 +212,56 @@ def test_union_draws_stay_inside_their_boxes():
 
 
 def test_every_box_gets_its_share_of_draws_when_boxes_outnumber_the_rows_of_a_pass():
-    from exactcompress.engine.verify import _uniform_chunks
-
     boxes = tuple(Box(np.full(2, 10.0 * k), np.full(2, 10.0 * k + 1)) for k in range(9))
     domain = Domain("linf-balls", boxes)
-    draws = np.concatenate([chunk.copy() for chunk in _uniform_chunks(domain, 18, 4, np.random.default_rng(3))])
+    draws = np.concatenate([_draw_chunk(np.empty((min(4, 18 - start), 2)), domain, start, 18, 3)
+                            for start in range(0, 18, 4)])
     owner = np.floor(draws[:, 0] / 10.0).astype(int)
     assert np.bincount(owner, minlength=9).tolist() == [2] * 9  # passes of 4 rows, yet every box drawn twice
     assert all(boxes[k].contains(point[None])[0] for k, point in zip(owner, draws))
+
+
+def test_a_chunk_of_draws_is_the_same_whichever_thread_draws_it_and_in_whatever_order():
+    domain = Domain("linf-balls", (Box(np.zeros(5), np.ones(5)), Box(np.full(5, 3.0), np.full(5, 3.5))))
+    starts = range(0, 1003, 64)
+    in_order = [_draw_chunk(np.empty((min(64, 1003 - start), 5)), domain, start, 1003, 7) for start in starts]
+    backwards = [_draw_chunk(np.empty((min(64, 1003 - start), 5)), domain, start, 1003, 7) for start in starts[::-1]]
+    assert all(np.array_equal(ours, theirs) for ours, theirs in zip(in_order, backwards[::-1]))
+    assert not np.array_equal(in_order[0], in_order[1])  # each chunk its own stream, not one stream restarted
+    assert domain.contains(np.concatenate(in_order)).all()
+    other_seed = _draw_chunk(np.empty((64, 5)), domain, 0, 1003, 8)
+    assert not np.array_equal(in_order[0], other_seed)
+
+
+@pytest.mark.parametrize("saved_dtype", [None, "float16"])
+def test_chunks_compared_in_several_threads_give_the_one_thread_report(monkeypatch, saved_dtype):
+    import exactcompress.engine.verify as verify_module
+
+    monkeypatch.setattr(verify_module, "CHUNK_ARRAY_BYTES", 8 * 12 * 100)  # passes of 100 rows
+    monkeypatch.setattr(verify_module, "SAVED_DTYPE_SAMPLES", 250)  # ends inside the third pass of draws
+    net = band_net()
+    wrong = Network.from_arrays([net.layers[0].weight, np.zeros((1, 2)), np.array([[1.0]])],
+                                [net.layers[0].bias, np.array([-1 / 3]), np.array([0.0])])  # float16 rounds -1/3
+    reports = {}
+    for threads in (1, 3):
+        monkeypatch.setattr(verify_module, "numeric_threads", lambda: threads)
+        reports[threads] = verify(net, wrong, cube(12, 0.0, 1.0), extra_points=np.full((150, 12), 0.5),
+                                  n_samples=3050, rng=np.random.default_rng(0), saved_dtype=saved_dtype)
+    assert reports[1] == reports[3]
+    assert not reports[3].passed and reports[3].max_abs_error == pytest.approx(0.1)  # the extra points show it
+    assert reports[3].n_inputs == 2**10 + 150 + 3050
+    if saved_dtype:
+        assert reports[3].n_saved_dtype_inputs == 2**10 + 150 + 250
+
+
+def test_numeric_threads_follow_the_blas_librarys_thread_count():
+    from threadpoolctl import threadpool_limits
+
+    from exactcompress.engine.verify import numeric_threads
+
+    assert numeric_threads() >= 1
+    with threadpool_limits(1, user_api="blas"):
+        assert numeric_threads() == 1
 
 
 def test_wide_layers_get_fewer_rows_per_pass_and_every_chunk_of_every_kind_is_checked(monkeypatch):
@@ -353,6 +396,7 @@ def test_the_screen_stops_after_a_pass_of_draws_where_most_rows_need_the_float64
     monkeypatch.setattr(verify_module._DroppedNeuronScreen, "outputs",
                         lambda self, points, kept: calls.append(len(points)) or screened(self, points, kept))
     monkeypatch.setattr(verify_module, "CHUNK_ARRAY_BYTES", 8 * 64 * 1000)  # passes of 1000 rows
+    monkeypatch.setattr(verify_module, "numeric_threads", lambda: 1)  # one pass after the other
     report = verify(original, compressed, cube(64, 0.0, 1.0), n_samples=5000, rng=np.random.default_rng(0))
     assert not report.passed and report.n_inputs == 1024 + 5000
     assert calls == [1000, 24, 1000]  # the corners (two passes), then one pass of draws

@@ -24,6 +24,9 @@ CHUNK_ROWS = 16_384
 #: (32 MiB), so a freed chunk's memory is reused, not unmapped and page-faulted in again for the next chunk
 #: (measured: 22 s -> 9 s on a 784-input CNN with 1568-wide layers, 16 s -> 9 s on a 3072-input 2x800 net)
 CHUNK_ARRAY_BYTES = 24 * 2**20
+#: at most this many passes at once (``verify``'s threads): each holds its own draws and layer outputs, every
+#: array under ``CHUNK_ARRAY_BYTES`` (a pass of a 3072-input MLP about 30 MiB, of a 28x28 CNN about 100 MiB)
+MAX_THREADS = 4
 #: uniform draws in the domain by default (``--verify-samples``)
 DEFAULT_SAMPLES = 100_000
 #: uniform draws the informational saved-dtype comparison uses (besides the corners and extra points)
@@ -282,18 +285,18 @@ def verify(
     ones; at most ``MAX_TOTAL_CORNERS`` in all) and the rows of ``extra_points`` (n, dim) that lie in the
     domain (others dropped). A scalar domain is widened to the network's inputs. Passes when every
     output satisfies |y - y'| <= ``tolerance`` * (1 + |y|). The draws are shared evenly among the boxes.
-    Cost: chunked float64 matmuls, ``chunk_rows`` rows a pass, each chunk drawn and compared whole in one of
-    ``numeric_threads()`` threads with BLAS kept to one thread (the draws, the largest cost on wide inputs, then
-    run on every core too; the draws are the same whatever the thread count); when the compressed first layer
-    is bitwise a subset of the original's rows (``shared_first_rows``), the first product, the dominant one on
-    wide inputs, is computed once for both, and the original's first-layer neurons that the compressed net
-    drops are shown <= 0 with a rounding bound (``_DroppedNeuronScreen``: once on the whole domain, else per
-    input in float32; where they are certainly <= 0 the original's output is computed without them, elsewhere
-    in float64 as before). With ``saved_dtype`` (e.g. "float32") also reports the max abs error after rounding
-    the compressed weights to it, on the first ``SAVED_DTYPE_SAMPLES`` draws, the corners and the extra points
-    (informational only); without it the report's ``saved_dtype`` is "float64". Where rounding to
-    ``saved_dtype`` changes no weight (a float32 model compressed by removals only), that error is 0 by
-    construction and no input is spent on it (``n_saved_dtype_inputs`` 0). When ``compressed`` has
+    Cost: chunked float64 matmuls, ``chunk_rows`` rows a pass, each pass drawn and compared whole in one of
+    ``numeric_threads()`` threads (at most ``MAX_THREADS``) with BLAS kept to one thread (so the draws, the
+    largest cost on wide inputs, run on every core too; they are the same whatever the thread count); when the
+    compressed first layer is bitwise a subset of the original's rows (``shared_first_rows``), the first
+    product, the dominant one on wide inputs, is computed once for both, and the original's first-layer neurons
+    that the compressed net drops are shown <= 0 with a rounding bound (``_DroppedNeuronScreen``: once on the
+    whole domain, else per input in float32; where they are certainly <= 0 the original's output is computed
+    without them, elsewhere in float64 as before). With ``saved_dtype`` (e.g. "float32") also reports the max
+    abs error after rounding the compressed weights to it, on the first ``SAVED_DTYPE_SAMPLES`` draws, the
+    corners and the extra points (informational only); without it the report's ``saved_dtype`` is "float64".
+    Where rounding to ``saved_dtype`` changes no weight (a float32 model compressed by removals only), that error
+    is 0 by construction and no input is spent on it (``n_saved_dtype_inputs`` 0). When ``compressed`` has
     ``original``'s layers bitwise (``same_layers``: nothing was stable enough to change), the comparison cannot
     differ: no uniform draws are compared (with a saved-dtype comparison to make, only its own
     ``SAVED_DTYPE_SAMPLES``), and the report says ``identical``.
@@ -334,7 +337,7 @@ def verify(
         return comparison(points, True, max(0, SAVED_DTYPE_SAMPLES - first_draw))
 
     tally = _Tally()
-    threads = numeric_threads()
+    threads = min(numeric_threads(), MAX_THREADS)
     with threadpool_limits(1), ThreadPoolExecutor(threads, thread_name_prefix="verify") as pool:
         for part in pool.map(lambda points: comparison(points, False, len(points)), fixed_points):
             tally.add(part)

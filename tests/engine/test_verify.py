@@ -254,14 +254,23 @@ def test_chunks_compared_in_several_threads_give_the_one_thread_report(monkeypat
         assert reports[3].n_saved_dtype_inputs == 2**10 + 150 + 250
 
 
-def test_numeric_threads_follow_the_blas_librarys_thread_count():
+def test_numeric_threads_follow_the_blas_librarys_thread_count_and_verification_takes_at_most_four(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
     from threadpoolctl import threadpool_limits
 
-    from exactcompress.engine.verify import numeric_threads
+    import exactcompress.engine.verify as verify_module
 
-    assert numeric_threads() >= 1
+    assert verify_module.numeric_threads() >= 1
     with threadpool_limits(1, user_api="blas"):
-        assert numeric_threads() == 1
+        assert verify_module.numeric_threads() == 1
+    pools = []
+    monkeypatch.setattr(verify_module, "ThreadPoolExecutor",
+                        lambda workers, **kwargs: pools.append(workers) or ThreadPoolExecutor(workers, **kwargs))
+    monkeypatch.setattr(verify_module, "numeric_threads", lambda: 64)
+    net = random_net()
+    assert verify(net, twin(net), cube(3), n_samples=100, rng=np.random.default_rng(0)).passed
+    assert pools == [verify_module.MAX_THREADS] == [4]  # each pass holds its own arrays: memory grows with them
 
 
 def test_wide_layers_get_fewer_rows_per_pass_and_every_chunk_of_every_kind_is_checked(monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -201,8 +202,12 @@ class _DroppedNeuronScreen:
 
 
 def numeric_threads() -> int:
-    """Threads for numerical work in this process: the BLAS library's own thread count (its default is the
-    machine's cores; Ray's workers set it to their task's CPUs through ``OMP_NUM_THREADS``), at least 1."""
+    """Threads for numerical work in this process, at least 1: ``OMP_NUM_THREADS`` where it is a number (Ray sets
+    it to each task's CPUs, after its workers have loaded BLAS with one thread), else the BLAS library's own thread
+    count (by default the machine's cores)."""
+    configured = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if configured.isdigit():
+        return max(1, int(configured))
     counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
     return max(1, min(counts)) if counts else 1
 

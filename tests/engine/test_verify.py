@@ -254,16 +254,26 @@ def test_chunks_compared_in_several_threads_give_the_one_thread_report(monkeypat
         assert reports[3].n_saved_dtype_inputs == 2**10 + 150 + 250
 
 
-def test_numeric_threads_follow_the_blas_librarys_thread_count_and_verification_takes_at_most_four(monkeypatch):
+def test_numeric_threads_follow_omp_num_threads_else_the_blas_library_and_verification_takes_at_most_four(
+        monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
     from threadpoolctl import threadpool_limits
 
     import exactcompress.engine.verify as verify_module
 
-    assert verify_module.numeric_threads() >= 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # as Ray sets it for a task of 3 CPUs
+    with threadpool_limits(1, user_api="blas"):
+        assert verify_module.numeric_threads() == 3
+        for unusable in ("", "two", "-2"):
+            monkeypatch.setenv("OMP_NUM_THREADS", unusable)
+            assert verify_module.numeric_threads() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
     with threadpool_limits(1, user_api="blas"):
         assert verify_module.numeric_threads() == 1
+    monkeypatch.setattr(verify_module, "threadpool_info", lambda: [{"user_api": "openmp", "num_threads": 1},
+                                                                   {"user_api": "blas", "num_threads": 6}])
+    assert verify_module.numeric_threads() == 6  # the BLAS library's count, not OpenMP's
     pools = []
     monkeypatch.setattr(verify_module, "ThreadPoolExecutor",
                         lambda workers, **kwargs: pools.append(workers) or ThreadPoolExecutor(workers, **kwargs))

@@ -245,10 +245,10 @@ def test_chunks_compared_in_several_threads_give_the_one_thread_report(monkeypat
     reports = {}
     for threads in (1, 3):
         monkeypatch.setattr(verify_module, "numeric_threads", lambda: threads)
-        reports[threads] = verify(net, wrong, cube(12, 0.0, 1.0), extra_points=np.full((150, 12), 0.5),
+        reports[threads] = verify(net, wrong, cube(12, 0.0, 1.0), extra_points=np.full((150, 12), 0.45),
                                   n_samples=3050, rng=np.random.default_rng(0), saved_dtype=saved_dtype)
-    assert reports[1] == reports[3]
-    assert not reports[3].passed and reports[3].max_abs_error == pytest.approx(0.1)  # the extra points show it
+    assert reports[1] == reports[3]  # the same draws: the largest error (a draw's, near x0 = 0.5) is the same float
+    assert not reports[3].passed and 0.05 < reports[3].max_abs_error < 0.1  # beyond the extra points' 0.05
     assert reports[3].n_inputs == 2**10 + 150 + 3050
     if saved_dtype:
         assert reports[3].n_saved_dtype_inputs == 2**10 + 150 + 250

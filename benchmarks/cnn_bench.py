@@ -115,10 +115,10 @@ def build(zoo: Path, specs: Sequence[CnnBenchModel], seed: int = 0, say=lambda m
     return entries
 
 
-def run(zoo: Path, spec: CnnBenchModel, cap_s: float) -> dict:
-    """Compress one bench CNN with ``auto`` under ``cap_s``; its row."""
+def run(zoo: Path, spec: CnnBenchModel, cap_s: float, threads: int = 1) -> dict:
+    """Compress one bench CNN with ``auto`` under ``cap_s`` and ``threads`` (``compress_model``); its row."""
     with tempfile.TemporaryDirectory(prefix="cnn-bench-") as out:
-        report = compress_model(zoo / spec.file, out, method="auto", time_limit=cap_s)
+        report = compress_model(zoo / spec.file, out, method="auto", time_limit=cap_s, threads=threads)
     if report.status == "failed":
         return {"name": spec.name, "status": "failed", "error": report.error}
     convs = [layer.conv for layer in report.layers if layer.conv is not None]
@@ -168,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cap", type=float, default=DEFAULT_CAP_S, help="time limit per net, seconds")
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only these nets")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="compress's --threads (branch-and-bound questions and verification passes at once)")
     args = parser.parse_args(argv)
     specs = [spec for spec in CNN_BENCH_ZOO if not args.only or spec.name in args.only]
     if args.only and len(specs) != len(set(args.only)):
@@ -177,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = []
     for spec in specs:
         say(f"compressing {spec.name}")
-        rows.append(run(args.zoo, spec, args.cap))
+        rows.append(run(args.zoo, spec, args.cap, args.threads))
         say(f"  {rows[-1]['status']} {rows[-1].get('seconds', {}).get('total', '')}")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cnn.json").write_text(json.dumps({"cap_s": args.cap, "models": entries, "rows": rows}, indent=2) + "\n")

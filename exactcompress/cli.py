@@ -147,7 +147,8 @@ def compress(
                                           "process, one thread each, in its rounds of long questions (40 s or more "
                                           "each, or no time limit); shorter rounds answer one at a time. With 2 or "
                                           "more, auto gives its last few questions per-neuron sign solves on a "
-                                          "spare thread as well. Default: the CPUs this process may use, at most "
+                                          "spare thread as well, and verification checks that many passes of "
+                                          "inputs at once. Default: the CPUs this process may use, at most "
                                           f"{DEFAULT_MAX_THREADS}."),
     device: DeviceChoice = typer.Option(DeviceChoice.auto, help="Where branch and bound computes its batched bounds: "
                                         "cuda when a GPU is visible (auto), or cpu / cuda; proofs are float64 on "

@@ -220,8 +220,9 @@ def compress_model(
     ``domain`` defaults to the box [0, 1] on every input (flattened, channel-major, for a CNN). Bad input does not raise: the returned (and written) report has status
     ``failed`` and a one-line ``error``. A failed verification is also ``failed`` and writes no model.
     ``workers``/``parallel_map`` split independent questions, ``threads`` answers branch-and-bound questions
-    at once in this process, ``device`` places branch and bound (see ``analyze``); ``verify_samples`` uniform
-    draws check the compressed model besides the corners, witnesses and data rows (see ``verify``).
+    at once in this process (and verifies that many passes of draws at once), ``device`` places branch and bound
+    (see ``analyze``); ``verify_samples`` uniform draws check the compressed model besides the corners,
+    witnesses and data rows (see ``verify``).
     """
     say = progress or ignore
     out_dir = Path(out_dir)
@@ -269,7 +270,7 @@ def compress_model(
         extra = analysis.witnesses.points if points is None else np.concatenate([analysis.witnesses.points, points])
         verification = verify(
             network, compressed, domain, extra_points=extra, n_samples=verify_samples,
-            rng=np.random.default_rng(seed + 1), saved_dtype=network.dtype
+            rng=np.random.default_rng(seed + 1), saved_dtype=network.dtype, threads=threads
         )
         seconds["verify"] = time.monotonic() - clock
     except SoundnessError as error:  # a bug in a proof: nothing is written but this report

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_limits
 
 from ..schema import VerificationReport
 from ..tolerances import VERIFY_TOLERANCE
@@ -25,9 +25,6 @@ CHUNK_ROWS = 16_384
 #: (32 MiB), so a freed chunk's memory is reused, not unmapped and page-faulted in again for the next chunk
 #: (measured: 22 s -> 9 s on a 784-input CNN with 1568-wide layers, 16 s -> 9 s on a 3072-input 2x800 net)
 CHUNK_ARRAY_BYTES = 24 * 2**20
-#: at most this many passes at once (``verify``'s threads): each holds its own draws and layer outputs, every
-#: array under ``CHUNK_ARRAY_BYTES`` (a pass of a 3072-input MLP about 30 MiB, of a 28x28 CNN about 100 MiB)
-MAX_THREADS = 4
 #: uniform draws in the domain by default (``--verify-samples``)
 DEFAULT_SAMPLES = 100_000
 #: uniform draws the informational saved-dtype comparison uses (besides the corners and extra points)
@@ -201,17 +198,6 @@ class _DroppedNeuronScreen:
         return outputs, full
 
 
-def numeric_threads() -> int:
-    """Threads for numerical work in this process, at least 1: ``OMP_NUM_THREADS`` where it is a number (Ray sets
-    it to each task's CPUs, after its workers have loaded BLAS with one thread), else the BLAS library's own thread
-    count (by default the machine's cores)."""
-    configured = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if configured.isdigit():
-        return max(1, int(configured))
-    counts = [pool["num_threads"] for pool in threadpool_info() if pool.get("user_api") == "blas"]
-    return max(1, min(counts)) if counts else 1
-
-
 @dataclass
 class _Tally:
     """What compared inputs showed: counts, the largest errors and whether every output was within tolerance."""
@@ -283,6 +269,7 @@ def verify(
     rng: np.random.Generator,
     tolerance: float = VERIFY_TOLERANCE,
     saved_dtype: str | None = None,
+    threads: int = 1,
 ) -> VerificationReport:
     """Compare ``original`` and ``compressed`` outputs in float64 on inputs from ``domain``.
 
@@ -290,9 +277,11 @@ def verify(
     ones; at most ``MAX_TOTAL_CORNERS`` in all) and the rows of ``extra_points`` (n, dim) that lie in the
     domain (others dropped). A scalar domain is widened to the network's inputs. Passes when every
     output satisfies |y - y'| <= ``tolerance`` * (1 + |y|). The draws are shared evenly among the boxes.
-    Cost: chunked float64 matmuls, ``chunk_rows`` rows a pass, each pass drawn and compared whole in one of
-    ``numeric_threads()`` threads (at most ``MAX_THREADS``) with BLAS kept to one thread (so the draws, the
-    largest cost on wide inputs, run on every core too; they are the same whatever the thread count); when the
+    Cost: chunked float64 matmuls, ``chunk_rows`` rows a pass. With ``threads`` > 1 that many passes run at once,
+    each drawn and compared whole in a thread of its own with BLAS kept to one thread (so the draws, the largest
+    cost on wide inputs, use every core too; each pass holds its own arrays, every one under
+    ``CHUNK_ARRAY_BYTES``); with 1 one pass follows the other, BLAS on its own threads. The draws are the same
+    whatever ``threads`` is; when the
     compressed first layer is bitwise a subset of the original's rows (``shared_first_rows``), the first
     product, the dominant one on wide inputs, is computed once for both, and the original's first-layer neurons
     that the compressed net drops are shown <= 0 with a rounding bound (``_DroppedNeuronScreen``: once on the
@@ -342,11 +331,14 @@ def verify(
         return comparison(points, True, max(0, SAVED_DTYPE_SAMPLES - first_draw))
 
     tally = _Tally()
-    threads = min(numeric_threads(), MAX_THREADS)
-    with threadpool_limits(1), ThreadPoolExecutor(threads, thread_name_prefix="verify") as pool:
-        for part in pool.map(lambda points: comparison(points, False, len(points)), fixed_points):
+    with contextlib.ExitStack() as stack:
+        run = map
+        if threads > 1:
+            stack.enter_context(threadpool_limits(1))
+            run = stack.enter_context(ThreadPoolExecutor(threads, thread_name_prefix="verify")).map
+        for part in run(lambda points: comparison(points, False, len(points)), fixed_points):
             tally.add(part)
-        for part in pool.map(compare_draws, range(0, n_draws, step)):
+        for part in run(compare_draws, range(0, n_draws, step)):
             tally.add(part)
     return VerificationReport(
         n_inputs=tally.n_inputs,

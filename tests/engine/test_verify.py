@@ -244,9 +244,9 @@ def test_chunks_compared_in_several_threads_give_the_one_thread_report(monkeypat
                                 [net.layers[0].bias, np.array([-1 / 3]), np.array([0.0])])  # float16 rounds -1/3
     reports = {}
     for threads in (1, 3):
-        monkeypatch.setattr(verify_module, "numeric_threads", lambda: threads)
         reports[threads] = verify(net, wrong, cube(12, 0.0, 1.0), extra_points=np.full((150, 12), 0.45),
-                                  n_samples=3050, rng=np.random.default_rng(0), saved_dtype=saved_dtype)
+                                  n_samples=3050, rng=np.random.default_rng(0), saved_dtype=saved_dtype,
+                                  threads=threads)
     assert reports[1] == reports[3]  # the same draws: the largest error (a draw's, near x0 = 0.5) is the same float
     assert not reports[3].passed and 0.05 < reports[3].max_abs_error < 0.1  # beyond the extra points' 0.05
     assert reports[3].n_inputs == 2**10 + 150 + 3050
@@ -254,33 +254,25 @@ def test_chunks_compared_in_several_threads_give_the_one_thread_report(monkeypat
         assert reports[3].n_saved_dtype_inputs == 2**10 + 150 + 250
 
 
-def test_numeric_threads_follow_omp_num_threads_else_the_blas_library_and_verification_takes_at_most_four(
-        monkeypatch):
+def test_threads_run_that_many_passes_at_once_on_a_one_thread_blas_and_one_thread_runs_them_in_turn(monkeypatch):
     from concurrent.futures import ThreadPoolExecutor
 
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import threadpool_info
 
     import exactcompress.engine.verify as verify_module
 
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # as Ray sets it for a task of 3 CPUs
-    with threadpool_limits(1, user_api="blas"):
-        assert verify_module.numeric_threads() == 3
-        for unusable in ("", "two", "-2"):
-            monkeypatch.setenv("OMP_NUM_THREADS", unusable)
-            assert verify_module.numeric_threads() == 1
-    monkeypatch.delenv("OMP_NUM_THREADS")
-    with threadpool_limits(1, user_api="blas"):
-        assert verify_module.numeric_threads() == 1
-    monkeypatch.setattr(verify_module, "threadpool_info", lambda: [{"user_api": "openmp", "num_threads": 1},
-                                                                   {"user_api": "blas", "num_threads": 6}])
-    assert verify_module.numeric_threads() == 6  # the BLAS library's count, not OpenMP's
-    pools = []
+    pools, blas_threads = [], []
     monkeypatch.setattr(verify_module, "ThreadPoolExecutor",
                         lambda workers, **kwargs: pools.append(workers) or ThreadPoolExecutor(workers, **kwargs))
-    monkeypatch.setattr(verify_module, "numeric_threads", lambda: 64)
+    plain = verify_module._Comparison.__call__
+    monkeypatch.setattr(verify_module._Comparison, "__call__", lambda self, *args: blas_threads.append(
+        min(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")) or plain(self, *args))
     net = random_net()
+    assert verify(net, twin(net), cube(3), n_samples=100, rng=np.random.default_rng(0), threads=3).passed
+    assert pools == [3] and set(blas_threads) == {1}
+    pools.clear()
     assert verify(net, twin(net), cube(3), n_samples=100, rng=np.random.default_rng(0)).passed
-    assert pools == [verify_module.MAX_THREADS] == [4]  # each pass holds its own arrays: memory grows with them
+    assert pools == []  # one pass after the other in the caller's thread
 
 
 def test_wide_layers_get_fewer_rows_per_pass_and_every_chunk_of_every_kind_is_checked(monkeypatch):
@@ -415,7 +407,6 @@ def test_the_screen_stops_after_a_pass_of_draws_where_most_rows_need_the_float64
     monkeypatch.setattr(verify_module._DroppedNeuronScreen, "outputs",
                         lambda self, points, kept: calls.append(len(points)) or screened(self, points, kept))
     monkeypatch.setattr(verify_module, "CHUNK_ARRAY_BYTES", 8 * 64 * 1000)  # passes of 1000 rows
-    monkeypatch.setattr(verify_module, "numeric_threads", lambda: 1)  # one pass after the other
     report = verify(original, compressed, cube(64, 0.0, 1.0), n_samples=5000, rng=np.random.default_rng(0))
     assert not report.passed and report.n_inputs == 1024 + 5000
     assert calls == [1000, 24, 1000]  # the corners (two passes), then one pass of draws

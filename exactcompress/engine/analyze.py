@@ -46,6 +46,11 @@ PER_NEURON_MAX_QUESTIONS = 4
 #: inputs. 3 questions of d3072-2x800-l1_2e-4 (3.1M weights): sign solves 19 s, branch and bound 2.6 s; on the
 #: 64- and 784-input bench nets (<= 0.5M) sign solves take 0.1-1.8 s and branch and bound 0.5-3.2 s
 SIGN_SOLVES_FIRST_MAX_WEIGHTS = 1_000_000
+#: the spare thread's sign solves (``_Companion``) first give a question this many seconds with the bound that the
+#: steps before left on its pre-activation in the model, then the time left with the pre-activation free: a bound
+#: on the objective caps every LP value, which helps SCIP find a witness near it but, once the bound is below the
+#: root LP value, leaves most nodes with the same LP value and its branching blind (``benchmarks/README.md``)
+COMPANION_CAPPED_SECONDS = 20.0
 #: ``auto``'s budget for the single MILP (seconds; at most SINGLE_MILP_SHARE of the time left)
 SINGLE_MILP_BUDGET = 60.0
 SINGLE_MILP_SHARE = 0.5
@@ -509,7 +514,8 @@ def _absorb_solves(network: Network, box: Box, state: _BoxState, layer: int, sol
 
 class _Companion:
     """Per-neuron sign solves in a thread of their own on the few questions ``auto`` has left (hardest first: the
-    largest bound left relative to its interval), one at a time, while ``auto`` goes on with branch and bound (one
+    largest bound left relative to its interval), one at a time (first for COMPANION_CAPPED_SECONDS with the bound
+    left on its pre-activation, then free), while ``auto`` goes on with branch and bound (one
     thread fewer meanwhile) and the single MILP (one thread). SCIP solves without the GIL, so both sides run at
     once on a second CPU. Each side stops the other: ``settled`` is set once every question it was given is
     settled (branch and bound's rounds then end); ``drop_settled`` interrupts the solve of a question settled
@@ -555,14 +561,19 @@ class _Companion:
                 ask = np.zeros(network.hidden_widths[layer], bool)
                 ask[neuron] = True
                 none = np.zeros_like(ask)
-                solved = solve_layer(network, box, bounds, layer, ask_max=ask if sign > 0 else none,
-                                     ask_min=none if sign > 0 else ask, mode="sign", deadline=deadline,
-                                     stop=self._question_stop)
+                for given, solve_limit in ((bounds, COMPANION_CAPPED_SECONDS), (bounds[:layer], None)):
+                    solved = solve_layer(network, box, given, layer, ask_max=ask if sign > 0 else none,
+                                         ask_min=none if sign > 0 else ask, mode="sign", deadline=deadline,
+                                         solve_limit=solve_limit, stop=self._question_stop)
+                    self.solved.append((layer, solved))
+                    answered = _answers(network, layer, neuron, sign, solved)
+                    with self._lock:
+                        elsewhere, stopping = (layer, neuron, sign) in self._dropped, self._stopping
+                    if answered or elsewhere or stopping or expired(deadline):
+                        break
                 with self._lock:
                     self._current = None
-                    elsewhere = (layer, neuron, sign) in self._dropped
-                self.solved.append((layer, solved))
-                settled_all &= elsewhere or _answers(network, layer, neuron, sign, solved)
+                settled_all &= elsewhere or answered
         except SolverError as error:  # nothing is claimed from a failed solve
             self.error, settled_all = error, False
         except BaseException as error:  # any other failure is raised again in the analysing thread (``absorb``)

@@ -21,6 +21,7 @@ from exactcompress.engine.prove import bab as bab_module
 from exactcompress.engine.prove import bab_bounds
 from exactcompress.engine.prove import bab_layer as bab_layer_module
 from exactcompress.engine.prove.bab_layer import bab_layer, resolve_device
+from exactcompress.engine.prove.per_neuron import solve_layer
 from exactcompress.errors import InputError
 from exactcompress.io import from_sequential, to_sequential
 from exactcompress.io.domain_files import scalar_box
@@ -378,6 +379,31 @@ def test_the_spare_thread_drops_a_question_settled_elsewhere():
     assert not companion.thread.is_alive() and companion.settled.is_set()
     ((layer, solved),) = companion.solved
     assert layer == 1 and solved.timed_out[0] and not solved.proved_inactive.any()
+
+
+def test_the_spare_thread_asks_with_the_bound_left_first_then_with_the_pre_activation_free(monkeypatch):
+    """A question the spare thread does not settle in COMPANION_CAPPED_SECONDS with the bound the steps before left
+    on its layer (which the model puts on the objective) is asked again for the time left with the bounds of the
+    layers below only (the objective free); neither solve loosens the bound the state had."""
+    network = _hard_questions_then_an_easy_one()
+    box = Box(np.zeros(64), np.ones(64))
+    state = analyze_module._bounds_and_witnesses(network, box, None, None, np.random.default_rng(0), lambda *a: None)
+    state.proved_inactive[1][1:] = True  # leave one question open (over 30 s for SCIP)
+    before = state.bounds[1].upper[0]
+    calls = []
+
+    def recording(network, box, bounds, layer, **kwargs):
+        calls.append((len(bounds), kwargs["solve_limit"]))
+        return solve_layer(network, box, bounds, layer, **kwargs)
+
+    monkeypatch.setattr(analyze_module, "solve_layer", recording)
+    monkeypatch.setattr(analyze_module, "COMPANION_CAPPED_SECONDS", 0.5)
+    companion = analyze_module._Companion(network, box, state, time.monotonic() + 3.0)
+    companion.wait()
+    assert calls == [(len(state.bounds), 0.5), (1, None)]
+    assert not companion.settled.is_set()
+    companion.absorb(network, box, state)
+    assert not state.proved_inactive[1][0] and state.bounds[1].upper[0] <= before
 
 
 def test_auto_interrupts_the_spare_thread_once_branch_and_bound_settles_its_question(monkeypatch):

@@ -11,7 +11,6 @@ import pytest
 from exactcompress.engine.bounds import LayerBounds
 from exactcompress.engine.domain import Box
 from exactcompress.engine.network import Network
-from exactcompress.engine.prove.encoding import build_layer_model
 from exactcompress.engine.prove.per_neuron import (
     SIGN_PRIMAL_THRESHOLD,
     StopSignal,
@@ -293,23 +292,3 @@ def test_a_stop_signal_set_before_the_solves_start_ends_them_at_once():
     assert time.monotonic() - start < 5.0
     assert solve.timed_out.all() and solve.nodes == 0
     assert not solve.proved_inactive.any() and not solve.proved_active.any()
-
-
-def test_the_asked_layer_is_free_in_the_model_and_its_given_bounds_are_kept_in_the_result():
-    """A bound given on the asked layer (as branch and bound leaves one) is not put on its pre-activation variables,
-    whose LP values it would cap; the encoded layers keep theirs, and the result still intersects with it."""
-    net = random_net([5, 4], 2)
-    bounds = interval_bounds(net, BOX)
-    maxima, minima, slacks = grid_truth(net)
-    tight = LayerBounds(minima[1] - slacks[1] - 0.05, maxima[1] + slacks[1] + 0.05)  # valid, tighter than the LP
-    layer_model = build_layer_model(net, BOX, [bounds[0], tight], 1)
-    model = layer_model.model
-    assert all(model.isInfinity(var.getUbOriginal()) and model.isInfinity(-var.getLbOriginal())
-               for var in layer_model.g)
-    encoded = {var.name: var for var in model.getVars()}
-    for i in range(5):
-        assert encoded[f"l0_g{i}"].getUbOriginal() == pytest.approx(bounds[0].upper[i])
-        assert encoded[f"l0_g{i}"].getLbOriginal() == pytest.approx(bounds[0].lower[i])
-    solve = solve_layer(net, BOX, [bounds[0], tight], 1, ask_max=everything(4), ask_min=everything(4), mode="sign")
-    assert np.all(solve.upper <= tight.upper) and np.all(solve.lower >= tight.lower)
-    assert np.all(solve.upper >= maxima[1] - slacks[1]) and np.all(solve.lower <= minima[1] + slacks[1])

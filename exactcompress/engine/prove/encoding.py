@@ -4,8 +4,7 @@ The model holds the inputs ``x`` (in the box), hidden layers ``0 .. layer-1`` en
 formulation of method.md using valid bounds ``L <= g <= U`` on their pre-activations, and the
 pre-activations ``g = W h + b`` of hidden layer ``layer`` as continuous variables (the objectives).
 Settled neurons of earlier layers get no binary: ``U <= 0`` gives ``h = 0``, ``L >= 0`` gives ``h = g``.
-Every pre-activation variable of the encoded layers carries its valid bounds, which are implied cuts of the
-encoding; those of layer ``layer``, the objectives, are free (``build_layer_model``).
+Every pre-activation variable carries its valid bounds, which are implied cuts of the encoding.
 """
 
 from __future__ import annotations
@@ -140,11 +139,7 @@ def build_layer_model(network: Network, box: Box, bounds: Sequence[LayerBounds],
     ``ideal_cuts``: separate the ideal ReLU cuts of ``cuts`` at the root of each solve.
 
     ``bounds[k]`` (k < layer) must be valid bounds on hidden layer k's pre-activations (finite where
-    the neuron is unstable); ``bounds[layer]``, if present, is not used: ``g`` is free. Its variables are the
-    objectives, and a bound on the one being optimised caps every LP value at it; where the bound is tighter than
-    the LP (one that branch and bound or an earlier solve left), the capped LP values are equal at most nodes and
-    SCIP branches blind (measured: a fourth-layer question of a 3072-input 5x100 net proved in 235 s and 1,409
-    nodes with ``g`` free, still open after 300 s and 3,901 nodes with ``g <= 0.103`` from branch and bound).
+    the neuron is unstable); ``bounds[layer]``, if present, bounds ``g`` (otherwise ``g`` is free).
     SCIP settings: ``new_model``.
     """
     if not 0 <= layer < len(network.hidden):
@@ -167,7 +162,11 @@ def build_layer_model(network: Network, box: Box, bounds: Sequence[LayerBounds],
         relus += relu_encodings(affine.weight, affine.bias, below, h_bounds.lower, h_bounds.upper, h, z)
         h_bounds = bounds[k].after_relu()
     affine = network.hidden[layer]
-    free = np.full(affine.out_features, np.inf)
-    g = add_preactivations(model, f"l{layer}", affine.weight, affine.bias, h, -free, free)
+    width = affine.out_features
+    if len(bounds) > layer:
+        lower, upper = bounds[layer].lower, bounds[layer].upper
+    else:
+        lower, upper = np.full(width, -np.inf), np.full(width, np.inf)
+    g = add_preactivations(model, f"l{layer}", affine.weight, affine.bias, h, lower, upper)
     cuts = include_ideal_cuts(model, relus) if ideal_cuts else None
     return LayerModel(model=model, x=tuple(x), g=tuple(g), layer=layer, z_below=tuple(z), cuts=cuts)

@@ -526,6 +526,7 @@ class _Companion:
         self.asked = _hardest_first(state)
         self.settled = threading.Event()
         self.solved: list[tuple[int, LayerSolve]] = []
+        self.tried: list[str] = []
         self.error: SolverError | None = None
         self.failure: BaseException | None = None
         self._lock = threading.Lock()
@@ -561,7 +562,9 @@ class _Companion:
                 ask = np.zeros(network.hidden_widths[layer], bool)
                 ask[neuron] = True
                 none = np.zeros_like(ask)
-                for given, solve_limit in ((bounds, COMPANION_CAPPED_SECONDS), (bounds[:layer], None)):
+                attempts = []
+                for given, solve_limit, how in ((bounds, COMPANION_CAPPED_SECONDS, "with its bound"),
+                                                (bounds[:layer], None, "free")):
                     solved = solve_layer(network, box, given, layer, ask_max=ask if sign > 0 else none,
                                          ask_min=none if sign > 0 else ask, mode="sign", deadline=deadline,
                                          solve_limit=solve_limit, stop=self._question_stop)
@@ -569,8 +572,12 @@ class _Companion:
                     answered = _answers(network, layer, neuron, sign, solved)
                     with self._lock:
                         elsewhere, stopping = (layer, neuron, sign) in self._dropped, self._stopping
+                    attempts.append(f"{solved.seconds:.1f} s {how} → "
+                                    f"{_outcome(solved, neuron, sign, answered, elsewhere or stopping)}")
                     if answered or elsewhere or stopping or expired(deadline):
                         break
+                question = "active?" if sign > 0 else "inactive?"
+                self.tried.append(f"layer {layer + 1} neuron {neuron} {question} {', then '.join(attempts)}")
                 with self._lock:
                     self._current = None
                 settled_all &= elsewhere or answered
@@ -614,7 +621,9 @@ class _Companion:
             _apply_bound_proofs(state, layer)
             _tighten_above(network, box, state, layer)
         outcome = f"failed ({self.error.reason}); " if self.error is not None else ""
-        return f"the spare thread's sign solves: {outcome}{open_before - _count_open(state)} settled there first"
+        tried = f" [{'; '.join(self.tried)}]" if self.tried else ""
+        return (f"the spare thread's sign solves: {outcome}{open_before - _count_open(state)} settled there first"
+                f"{tried}")
 
 
 def _hardest_first(state: _BoxState) -> list[tuple[int, int, int]]:
@@ -627,6 +636,17 @@ def _hardest_first(state: _BoxState) -> list[tuple[int, int, int]]:
         for sign, mask, left in zip((1, -1), _open_questions(state, layer), relative):
             keyed += [(-float(left[neuron]), layer, int(neuron), sign) for neuron in np.flatnonzero(mask)]
     return [(layer, neuron, sign) for _, layer, neuron, sign in sorted(keyed)]
+
+
+def _outcome(solved: LayerSolve, neuron: int, sign: int, answered: bool, interrupted: bool) -> str:
+    """How one of the spare thread's solves ended, in words: proved, a witness, or why it stopped."""
+    if (solved.proved_inactive if sign > 0 else solved.proved_active)[neuron]:
+        return "proved"
+    if answered:
+        return "a witness"
+    if interrupted:
+        return "stopped (settled elsewhere, or the steps ended)"
+    return "open"
 
 
 def _answers(network: Network, layer: int, neuron: int, sign: int, solved: LayerSolve) -> bool:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -402,8 +403,10 @@ def test_the_spare_thread_asks_with_the_bound_left_first_then_with_the_pre_activ
     companion.wait()
     assert calls == [(len(state.bounds), 0.5), (1, None)]
     assert not companion.settled.is_set()
-    companion.absorb(network, box, state)
+    line = companion.absorb(network, box, state)
     assert not state.proved_inactive[1][0] and state.bounds[1].upper[0] <= before
+    assert re.fullmatch(r"the spare thread's sign solves: 0 settled there first \[layer 2 neuron 0 active\? "
+                        r"0\.\d s with its bound → open, then \d\.\d s free → open\]", line), line
 
 
 def test_auto_interrupts_the_spare_thread_once_branch_and_bound_settles_its_question(monkeypatch):

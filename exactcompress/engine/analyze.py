@@ -51,6 +51,12 @@ SIGN_SOLVES_FIRST_MAX_WEIGHTS = 1_000_000
 #: on the objective caps every LP value, which helps SCIP find a witness near it but, once the bound is below the
 #: root LP value, leaves most nodes with the same LP value and its branching blind (``benchmarks/README.md``)
 COMPANION_CAPPED_SECONDS = 20.0
+#: ``auto`` starts the spare thread once at most this many questions are open after branch and bound's sweep (or
+#: its first round): hardest first, the thread's first question is then the one the other steps leave longest, and
+#: the rest are dropped as the first round settles them. d3072-5x100-l1_1e-4 leaves 5 after its 22 s sweep; with
+#: PER_NEURON_MAX_QUESTIONS (4) it started after the first round at 76 s and its last question's sign solves
+#: (about 20 s + 200 s) did not fit into a 300 s run
+COMPANION_MAX_QUESTIONS = 8
 #: ``auto``'s budget for the single MILP (seconds; at most SINGLE_MILP_SHARE of the time left)
 SINGLE_MILP_BUDGET = 60.0
 SINGLE_MILP_SHARE = 0.5
@@ -62,7 +68,9 @@ BAB_FIRST_ROUND_LIMIT = 20.0
 #: round), so that a question far down the list that settles quickly is reached even when the hard ones
 #: before it would take the whole time limit
 BAB_SWEEP_LIMIT = 2.0
-#: share of the time left that ``auto``'s later rounds of branch and bound may use (the MILPs get the rest)
+#: share of the time left that ``auto``'s later rounds of branch and bound may use (the MILPs get the rest; beside
+#: the spare thread, whose sign solves go on meanwhile, they use all of it: at 80% the analysing thread sat idle for
+#: the last fifth)
 BAB_SECOND_ROUND_SHARE = 0.8
 #: rounds of branch and bound with at least this many seconds per question (or no limit) answer ``Fanout.threads``
 #: questions at once; shorter ones, one. A short question spends its time in its root (a witness search of many
@@ -244,9 +252,10 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
     within its budget (it settles at once what branch and bound finds hard on regularised nets, and harvests);
     then rounds of branch and bound with most of the time left, each round doubling the seconds per question
     and resuming the searches the last one stopped; last, per-neuron sign solves without a cap. When at most
-    PER_NEURON_MAX_QUESTIONS questions are left after the sweep or the first round and ``fanout`` has a thread to
+    COMPANION_MAX_QUESTIONS questions are left after the sweep or the first round and ``fanout`` has a thread to
     spare, a ``_Companion`` gives them sign solves in a thread of its own beside the steps after it (until they are
-    settled, or the deadline)."""
+    settled, or the deadline); the rounds of branch and bound beside it then use all the time left, as its sign
+    solves take the place of the last step."""
     state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
     open_questions = _count_open(state)
     if open_questions == 0:
@@ -289,10 +298,10 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
             if companion is not None:
                 companion.drop_settled(state)
         if _count_open(state) and not expired(deadline) and not (companion and companion.settled.is_set()):
-            steps.append(f"{_count_open(state)} left: branch and bound ({BAB_SECOND_ROUND_SHARE:.0%} of the time left, "
+            share = 1.0 if companion is not None else BAB_SECOND_ROUND_SHARE
+            steps.append(f"{_count_open(state)} left: branch and bound ({share:.0%} of the time left, "
                          f"{2 * BAB_FIRST_ROUND_LIMIT:.0f} s per question and doubling, resumed)")
-            round_deadline = (None if deadline is None
-                              else time.monotonic() + BAB_SECOND_ROUND_SHARE * seconds_left(deadline))
+            round_deadline = None if deadline is None else time.monotonic() + share * seconds_left(deadline)
             _bab_rounds(network, box, state, round_deadline, fanout, say, 2 * BAB_FIRST_ROUND_LIMIT, companion)
         if companion is not None and _count_open(state):
             companion.wait()  # it goes on with the time that is left
@@ -539,12 +548,12 @@ class _Companion:
     @classmethod
     def on_spare_thread(cls, network: Network, box: Box, state: _BoxState, deadline: float | None,
                         fanout: Fanout) -> "_Companion | None":
-        """A running companion when 1 to PER_NEURON_MAX_QUESTIONS questions are open, ``fanout`` has a thread to
+        """A running companion when 1 to COMPANION_MAX_QUESTIONS questions are open, ``fanout`` has a thread to
         spare and runs the questions in this process (``workers`` 1), and the hidden layers hold at most
         SIGN_SOLVES_FIRST_MAX_WEIGHTS nonzero weights (building a larger model takes seconds of the GIL); else
         None."""
         weights = sum(int(np.count_nonzero(layer.weight)) for layer in network.hidden)
-        if (fanout.workers > 1 or fanout.threads < 2 or not 0 < _count_open(state) <= PER_NEURON_MAX_QUESTIONS
+        if (fanout.workers > 1 or fanout.threads < 2 or not 0 < _count_open(state) <= COMPANION_MAX_QUESTIONS
                 or weights > SIGN_SOLVES_FIRST_MAX_WEIGHTS or expired(deadline)):
             return None
         return cls(network, box, state, deadline)

@@ -289,9 +289,13 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
             budget = SINGLE_MILP_BUDGET if deadline is None else min(SINGLE_MILP_BUDGET,
                                                                      SINGLE_MILP_SHARE * seconds_left(deadline))
             left_open = _count_open(state)
+            stop = StopSignal()
+            if companion is not None:
+                companion.stop_when_settled(stop)
             try:
-                finished = _single_milp(network, box, state, time.monotonic() + budget, say)
-                outcome = "proved the rest" if finished else f"stopped after its {budget:.0f} s budget"
+                finished = _single_milp(network, box, state, time.monotonic() + budget, say, stop)
+                outcome = ("proved the rest" if finished else "stopped once the spare thread had settled the rest"
+                           if stop.is_set() else f"stopped after its {budget:.0f} s budget")
             except SolverError as error:  # nothing was claimed; the steps below take over
                 outcome = f"failed ({error.reason})"
             steps.append(f"{left_open} left: single MILP {outcome}")
@@ -449,12 +453,14 @@ def _milp(network: Network, box: Box, data, deadline, rng, say: Progress) -> _Bo
     return state
 
 
-def _single_milp(network: Network, box: Box, state: _BoxState, deadline, say: Progress) -> bool:
-    """One MILP over the whole network that harvests witnesses and proves the open states impossible."""
+def _single_milp(network: Network, box: Box, state: _BoxState, deadline, say: Progress,
+                 stop: StopSignal | None = None) -> bool:
+    """One MILP over the whole network that harvests witnesses and proves the open states impossible (``stop``
+    ends it early, proving nothing)."""
     start = time.monotonic()
     say(f"single MILP: {_count_open(state)} open sign questions")
     result = solve_network(network, box, state.bounds, state.witnesses, stably_inactive=state.proved_inactive,
-                           stably_active=state.proved_active, deadline=deadline)
+                           stably_active=state.proved_active, deadline=deadline, stop=stop)
     state.stats = _add_stats(state.stats, SolverStats(
         solves=1, nodes=result.nodes, lp_iterations=result.lp_iterations, seconds=result.seconds,
         solutions_harvested=result.solutions_harvested, lp_points_harvested=result.lp_points_harvested,
@@ -527,9 +533,10 @@ class _Companion:
     left on its pre-activation, then free), while ``auto`` goes on with branch and bound (one
     thread fewer meanwhile) and the single MILP (one thread). SCIP solves without the GIL, so both sides run at
     once on a second CPU. Each side stops the other: ``settled`` is set once every question it was given is
-    settled (branch and bound's rounds then end); ``drop_settled`` interrupts the solve of a question settled
-    elsewhere and skips those not started; ``stop_and_join`` ends it. Its proofs are per-neuron MILP proofs on the
-    whole box, valid whenever they arrive; its solutions are candidates, confirmed in float64 when absorbed."""
+    settled (branch and bound's rounds then end, and the single MILP through ``stop_when_settled``);
+    ``drop_settled`` interrupts the solve of a question settled elsewhere and skips those not started;
+    ``stop_and_join`` ends it. Its proofs are per-neuron MILP proofs on the whole box, valid whenever they arrive;
+    its solutions are candidates, confirmed in float64 when absorbed."""
 
     def __init__(self, network: Network, box: Box, state: _BoxState, deadline: float | None):
         self.asked = _hardest_first(state)
@@ -540,6 +547,7 @@ class _Companion:
         self.failure: BaseException | None = None
         self._lock = threading.Lock()
         self._stopping, self._dropped, self._current = False, set(), None
+        self._stop_when_settled: list[StopSignal] = []
         self._question_stop = StopSignal()
         self.thread = threading.Thread(target=self._run, args=(network, box, list(state.bounds), deadline),
                                        daemon=True, name="exactcompress sign solves")
@@ -595,7 +603,19 @@ class _Companion:
         except BaseException as error:  # any other failure is raised again in the analysing thread (``absorb``)
             self.failure, settled_all = error, False
         if settled_all:
-            self.settled.set()
+            with self._lock:
+                self.settled.set()
+                signals = list(self._stop_when_settled)
+            for signal in signals:
+                signal.set()
+
+    def stop_when_settled(self, signal: StopSignal) -> None:
+        """Set ``signal`` (a solve of the analysing thread) once every question is settled, at once if they are."""
+        with self._lock:
+            if not self.settled.is_set():
+                self._stop_when_settled.append(signal)
+                return
+        signal.set()
 
     def drop_settled(self, state: _BoxState) -> None:
         """Skip the questions that ``state`` no longer has open, interrupting the one being solved."""

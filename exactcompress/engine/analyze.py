@@ -51,12 +51,15 @@ SIGN_SOLVES_FIRST_MAX_WEIGHTS = 1_000_000
 #: on the objective caps every LP value, which helps SCIP find a witness near it but, once the bound is below the
 #: root LP value, leaves most nodes with the same LP value and its branching blind (``benchmarks/README.md``)
 COMPANION_CAPPED_SECONDS = 20.0
-#: ``auto`` starts the spare thread once at most this many questions are open after branch and bound's sweep (or
-#: its first round): hardest first, the thread's first question is then the one the other steps leave longest, and
-#: the rest are dropped as the first round settles them. d3072-5x100-l1_1e-4 leaves 5 after its 22 s sweep; with
-#: PER_NEURON_MAX_QUESTIONS (4) it started after the first round at 76 s and its last question's sign solves
-#: (about 20 s + 200 s) did not fit into a 300 s run
-COMPANION_MAX_QUESTIONS = 8
+#: ``auto`` starts the spare thread after branch and bound's sweep when at most COMPANION_MAX_AFTER_SWEEP questions
+#: are open: the first round that follows answers one question at a time, so the thread works on a CPU that would
+#: otherwise sit idle, hardest question first, and drops the others as the round settles them (d3072-5x100-l1_1e-4
+#: leaves 5 after its 22 s sweep; started only after the first round, at 76 s, its last question's sign solves,
+#: about 20 s + 200 s, did not fit into a 300 s run). After the first round it starts only when at most
+#: COMPANION_MAX_AFTER_ROUND are open: the later rounds answer two questions at once, and the thread takes one of
+#: their threads (d64-2x200-l1_0, 6 open after its first round: 5 undecided at 300 s with the thread, 4 without)
+COMPANION_MAX_AFTER_SWEEP = 8
+COMPANION_MAX_AFTER_ROUND = 4
 #: ``auto``'s budget for the single MILP (seconds; at most SINGLE_MILP_SHARE of the time left)
 SINGLE_MILP_BUDGET = 60.0
 SINGLE_MILP_SHARE = 0.5
@@ -252,10 +255,10 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
     within its budget (it settles at once what branch and bound finds hard on regularised nets, and harvests);
     then rounds of branch and bound with most of the time left, each round doubling the seconds per question
     and resuming the searches the last one stopped; last, per-neuron sign solves without a cap. When at most
-    COMPANION_MAX_QUESTIONS questions are left after the sweep or the first round and ``fanout`` has a thread to
-    spare, a ``_Companion`` gives them sign solves in a thread of its own beside the steps after it (until they are
-    settled, or the deadline); the rounds of branch and bound beside it then use all the time left, as its sign
-    solves take the place of the last step."""
+    COMPANION_MAX_AFTER_SWEEP questions are left after the sweep (COMPANION_MAX_AFTER_ROUND after the first round)
+    and ``fanout`` has a thread to spare, a ``_Companion`` gives them sign solves in a thread of its own beside the
+    steps after it (until they are settled, or the deadline); the rounds of branch and bound beside it then use all
+    the time left, as its sign solves take the place of the last step."""
     state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
     open_questions = _count_open(state)
     if open_questions == 0:
@@ -275,11 +278,12 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
             steps.append(f"{_count_open(state)} left: branch and bound ({BAB_SWEEP_LIMIT:g} s per question, then "
                          f"{BAB_FIRST_ROUND_LIMIT:g} s more where stopped)")
             if _bab(network, box, state, deadline, fanout, say, BAB_SWEEP_LIMIT):
-                companion = _Companion.on_spare_thread(network, box, state, deadline, fanout)
+                companion = _Companion.on_spare_thread(network, box, state, deadline, fanout,
+                                                       COMPANION_MAX_AFTER_SWEEP)
                 _bab(network, box, state, deadline, fanout, say, BAB_FIRST_ROUND_LIMIT,
                      stop=companion.settled if companion else None, companion=companion)
         if companion is None:
-            companion = _Companion.on_spare_thread(network, box, state, deadline, fanout)
+            companion = _Companion.on_spare_thread(network, box, state, deadline, fanout, COMPANION_MAX_AFTER_ROUND)
         else:
             companion.drop_settled(state)
         if companion is not None:
@@ -555,13 +559,13 @@ class _Companion:
 
     @classmethod
     def on_spare_thread(cls, network: Network, box: Box, state: _BoxState, deadline: float | None,
-                        fanout: Fanout) -> "_Companion | None":
-        """A running companion when 1 to COMPANION_MAX_QUESTIONS questions are open, ``fanout`` has a thread to
+                        fanout: Fanout, most: int) -> "_Companion | None":
+        """A running companion when 1 to ``most`` questions are open, ``fanout`` has a thread to
         spare and runs the questions in this process (``workers`` 1), and the hidden layers hold at most
         SIGN_SOLVES_FIRST_MAX_WEIGHTS nonzero weights (building a larger model takes seconds of the GIL); else
         None."""
         weights = sum(int(np.count_nonzero(layer.weight)) for layer in network.hidden)
-        if (fanout.workers > 1 or fanout.threads < 2 or not 0 < _count_open(state) <= COMPANION_MAX_QUESTIONS
+        if (fanout.workers > 1 or fanout.threads < 2 or not 0 < _count_open(state) <= most
                 or weights > SIGN_SOLVES_FIRST_MAX_WEIGHTS or expired(deadline)):
             return None
         return cls(network, box, state, deadline)

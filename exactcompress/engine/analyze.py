@@ -590,11 +590,13 @@ class _Companion:
                                          ask_min=none if sign > 0 else ask, mode="sign", deadline=deadline,
                                          solve_limit=solve_limit, stop=self._question_stop)
                     self.solved.append((layer, solved))
-                    answered = _answers(network, layer, neuron, sign, solved)
+                    answer = _answer(network, layer, neuron, sign, solved)
+                    answered = answer is not None
                     with self._lock:
                         elsewhere, stopping = (layer, neuron, sign) in self._dropped, self._stopping
-                    attempts.append(f"{solved.seconds:.1f} s {how} → "
-                                    f"{_outcome(solved, neuron, sign, answered, elsewhere or stopping)}")
+                    ended = answer or ("stopped (settled elsewhere, or the steps ended)" if elsewhere or stopping
+                                       else "open")
+                    attempts.append(f"{solved.seconds:.1f} s {how} → {ended}")
                     if answered or elsewhere or stopping or expired(deadline):
                         break
                 question = "active?" if sign > 0 else "inactive?"
@@ -671,25 +673,15 @@ def _hardest_first(state: _BoxState) -> list[tuple[int, int, int]]:
     return [(layer, neuron, sign) for _, layer, neuron, sign in sorted(keyed)]
 
 
-def _outcome(solved: LayerSolve, neuron: int, sign: int, answered: bool, interrupted: bool) -> str:
-    """How one of the spare thread's solves ended, in words: proved, a witness, or why it stopped."""
+def _answer(network: Network, layer: int, neuron: int, sign: int, solved: LayerSolve) -> str | None:
+    """How ``solved`` settles the question, in words: "proved", or "a witness" (a candidate whose float64
+    pre-activation shows the sign beyond WITNESS_MARGIN); None if it does not."""
     if (solved.proved_inactive if sign > 0 else solved.proved_active)[neuron]:
         return "proved"
-    if answered:
+    if len(solved.candidates) and np.any(
+            sign * network.preactivations(solved.candidates)[layer][:, neuron] > WITNESS_MARGIN):
         return "a witness"
-    if interrupted:
-        return "stopped (settled elsewhere, or the steps ended)"
-    return "open"
-
-
-def _answers(network: Network, layer: int, neuron: int, sign: int, solved: LayerSolve) -> bool:
-    """Whether ``solved`` settles the question: a proof, or a candidate whose float64 pre-activation shows the
-    sign beyond WITNESS_MARGIN."""
-    if (solved.proved_inactive if sign > 0 else solved.proved_active)[neuron]:
-        return True
-    if not len(solved.candidates):
-        return False
-    return bool(np.any(sign * network.preactivations(solved.candidates)[layer][:, neuron] > WITNESS_MARGIN))
+    return None
 
 
 def _combine(network: Network, per_box: Sequence[_BoxState]) -> Analysis:

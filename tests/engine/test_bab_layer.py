@@ -476,7 +476,6 @@ def test_the_spare_thread_stops_a_registered_solve_once_every_question_is_settle
     companion.stop_when_settled(after)
     assert after.is_set()
 
-    monkeypatch.setattr(analyze_module, "COMPANION_CAPPED_SECONDS", 0.2)
     unsettled = analyze_module._Companion(network, box, state, time.monotonic())  # the deadline has passed
     never = StopSignal()
     unsettled.stop_when_settled(never)

@@ -322,6 +322,55 @@ def test_a_search_stopped_again_and_again_still_proves():
     assert most_calls >= 3  # the slices did stop searches that had open domains
 
 
+class _SetFromCheck:
+    """A stop flag that reads as set from its ``n``-th check on: the search checks it before its root, before
+    each batch and at each Adam step, so a small ``n`` cuts the root's bounding short at a known step."""
+
+    def __init__(self, n: int):
+        self.n, self.checks = n, 0
+
+    def is_set(self) -> bool:
+        self.checks += 1
+        return self.checks >= self.n
+
+
+def _question_needing_splits():
+    """Question 0 of test_whole_layer_stable's layer (proved in 7 domains of one, so its root is split)."""
+    Ws, bs = make_net(5, [4, 10, 8, 6])
+    lo, hi = -np.ones(4), np.ones(4)
+    layer, b2 = 2, [b.copy() for b in bs]
+    b2[layer][0] -= milp_max(Ws, bs, lo, hi, layer, 0, 1) + 1e-3
+    return Ws, b2, lo, hi, interval_bounds(Ws, b2, lo, hi)[:layer], layer
+
+
+def test_a_bound_cut_short_is_finished_before_its_domain_is_split():
+    """Stopped two Adam steps into the root's bounding, the search keeps the root unsplit: resumed, it bounds
+    the root again (the same single unsplit domain) and only then splits it, and proves the question."""
+    Ws, bs, lo, hi, below, layer = _question_needing_splits()
+    batches = []
+    res = bab.prove_sign(Ws, bs, lo, hi, below, layer, 0, 1, batch_size=1, stop=_SetFromCheck(4),
+                         debug=batches.append)
+    assert res.status == "undecided" and res.suspended is not None and len(batches) == 1
+    res = bab.resume_sign(res.suspended, deadline=time.monotonic() + 10.0)
+    assert res.status == "proved"
+    assert [batch["split"][0].shape[0] for batch in batches[:2]] == [1, 1]
+    assert not any(split.any() for batch in batches[:2] for split in batch["split"])  # the root, twice
+    assert any(split.any() for split in batches[2]["split"])  # then its children
+
+
+def test_a_search_given_two_adam_steps_a_call_still_proves():
+    """Each call stopped after two Adam steps of its batch (no batch ever gets its steps in one call): the
+    steps add up over the calls, domains are split once they have had theirs, and the question is proved."""
+    Ws, bs, lo, hi, below, layer = _question_needing_splits()
+    res = bab.prove_sign(Ws, bs, lo, hi, below, layer, 0, 1, batch_size=1, stop=_SetFromCheck(4))
+    calls = 1
+    while res.suspended is not None:
+        assert res.status == "undecided" and calls < 1000
+        res = bab.resume_sign(res.suspended, stop=_SetFromCheck(3))
+        calls += 1
+    assert res.status == "proved" and calls > 20
+
+
 def test_deadline_respected_on_a_hard_question():
     """A 64-input 2x100 net, the target's bias shifted 0.02 below the best value a gradient search finds: not
     decidable in 0.5 s; the answer comes back promptly after the deadline."""

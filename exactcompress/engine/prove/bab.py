@@ -48,6 +48,7 @@ from .bab_domains import (
     leaf_choice,
     root_domain,
     subset,
+    unsplit,
 )
 
 STEPS = 40  # Adam steps per batch of domains
@@ -355,9 +356,13 @@ class _Search:
         return pool, universe
 
     def _search(self) -> BabResult:
-        """Bound batches of domains, highest priority first, until none is open.  Each call finishes at least
-        the batch it takes, even past the deadline: its open domains are split, at least one leaf is decided
-        and the leaves left go back to the pool (so that a resumed search always gets further)."""
+        """Bound batches of domains, highest priority first, until none is open.  Each call bounds at least the
+        batch it takes, even past the deadline.  Domains whose Adam steps the deadline cut short go back to the
+        pool unsplit, with their bounds, warm starts and the steps spent on them (``bab_domains.unsplit``: a split
+        chosen from a bound optimised for a few steps can cost the search many times the domains); a domain is
+        split once it has had its steps, over as many calls as it takes, so a resumed search always gets
+        further.  Where a batch had its steps, its open domains are split, at least one leaf is decided and the
+        leaves left go back to the pool."""
         pool, margin = self.pool, self.margin
         while pool.n:
             if pool.nbytes() > MAX_POOL_BYTES:
@@ -365,8 +370,9 @@ class _Search:
             if self.late():
                 return self.stopped()
             batch = pool.pop(self.batch_size)
-            out = self.bounder.bound(batch, self.root_steps if self.first else self.steps)
-            self.first = False
+            needed = self.root_steps if self.first else self.steps
+            out = self.bounder.bound(batch, needed)
+            spent = batch["steps"] + out["steps"]
             self.domains += batch["prio"].shape[0]
             bnd = out["bound"]
             if self.debug is not None:
@@ -376,6 +382,12 @@ class _Search:
             if w is not None:
                 return self.result("witness", w)
             open_ = bnd > -margin
+            unfinished = open_ & (spent < needed)
+            if unfinished.any():
+                pool.push(unsplit(batch, out, np.nonzero(unfinished)[0], spent[unfinished]))
+                open_ &= ~unfinished
+            else:
+                self.first = False
             self.best_bound = min(self.best_bound, max(-margin, float(bnd.max()), pool.max_prio(), self.stuck_max))
             if not open_.any():
                 continue

@@ -123,6 +123,7 @@ class _Optimised:
     empty: torch.Tensor  # (B,) bool: hypothesis set proved empty
     x_coefs: torch.Tensor  # (B, d) the target's x-coefficients at its best bound
     coefs: list  # (B, n_k) the target's coefficients on h^k at the last evaluation
+    steps: int  # Adam steps run: fewer than asked when ``late()`` cut the loop short or every domain settled
 
 
 class Bounder:
@@ -145,7 +146,8 @@ class Bounder:
         """Bound a batch with ``nsteps`` Adam steps; domains settled (bound <= -margin or an empty interval)
         leave the loop early.  Returns numpy arrays: ``bound`` (B,) (-inf: hypothesis set empty), ``lb``/``ub``
         (tightened), ``xmax`` (B, d) the box corner maximising the target's relaxation, ``coefs`` (the target's
-        coefficients on each h^k) and the warm starts ``alpha``, ``eta``, ``qlam``, ``qalpha``, ``qeta``.
+        coefficients on each h^k), the warm starts ``alpha``, ``eta``, ``qlam``, ``qalpha``, ``qeta`` and ``steps``
+        (int: the steps run, fewer than ``nsteps`` when ``late()`` cut them short or every domain settled).
         The batch's ``lb``/``ub`` arrays may be overwritten."""
         qs, inject, qmask = self._queries(batch)
         ncols_np, ecols_np = self._columns(batch)
@@ -277,6 +279,7 @@ class Bounder:
         m1 = [torch.zeros_like(p) for p in params]
         m2 = [torch.zeros_like(p) for p in params]
         nsteps = max(1, nsteps)
+        steps_run = nsteps
         for step in range(nsteps):
             last = step == nsteps - 1 or self.late()
             if last or step % CERTIFY_EVERY == 0 or step >= nsteps - CERTIFIED_TAIL:
@@ -305,10 +308,12 @@ class Bounder:
                     for o, p in zip(out_params, params):
                         o[rows[fin]] = p[fin]
                     if last:
+                        steps_run = step + 1
                         break
                     keep_ = ~done
                     rows = rows[keep_]
                     if rows.numel() == 0:
+                        steps_run = step + 1
                         break
                     split = [x[keep_] for x in split]
                     qmask = qmask[keep_]
@@ -323,7 +328,7 @@ class Bounder:
             gs = [glam * qmask] + [x * qmask[..., None] for x in gal] + [x * qmask[..., None] for x in get_]
             _adam_step(params, gs, m1, m2, lr_list, step + 1)
             self._project(params, split)
-        return _Optimised(out_params, tgt, lb64, ub64, best64, empty64, A64, cf64)
+        return _Optimised(out_params, tgt, lb64, ub64, best64, empty64, A64, cf64, steps_run)
 
     def _stored(self, batch, opt: _Optimised, qs, ncols, ecols, eta_pos):
         """The numpy outcome of ``bound``, the warm starts written back into copies of the batch's."""
@@ -339,6 +344,7 @@ class Bounder:
             "ub": [x.cpu().numpy() for x in opt.ub],
             "xmax": torch.where(opt.x_coefs > 0, P.hi, P.lo).cpu().numpy(),
             "coefs": [x.cpu().numpy() for x in opt.coefs],
+            "steps": opt.steps,
             "alpha": [x.copy() for x in batch["alpha"]],
             "eta": [x.copy() for x in batch["eta"]],
             "qlam": batch["qlam"].copy(),

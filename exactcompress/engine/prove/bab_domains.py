@@ -92,19 +92,9 @@ def children(batch, out, idx, layers, neurons):
     widths = [x.shape[1] for x in batch["split"]]
     offs = np.concatenate([[0], np.cumsum(widths)])[:-1]
     n = len(idx)
-    parent = {
-        "lb": [x[idx] for x in out["lb"]],
-        "ub": [x[idx] for x in out["ub"]],
-        "split": [x[idx] for x in batch["split"]],
-        "alpha": [x[idx] for x in out["alpha"]],
-        "eta": [x[idx] for x in out["eta"]],
-        "qlam": out["qlam"][idx],
-        "sorder": np.concatenate([batch["sorder"][idx], (offs[layers] + neurons)[:, None].astype(np.int32)], 1),
-        "qalpha": out["qalpha"][idx],
-        "qeta": np.concatenate([out["qeta"][idx], np.zeros((n, out["qeta"].shape[1], 1), dtype=np.float16)], 2),
-        "prio": out["bound"][idx],
-        "steps": np.zeros(n, dtype=np.int32),
-    }
+    parent = unsplit(batch, out, idx, np.zeros(n, dtype=np.int32))
+    parent["sorder"] = np.concatenate([parent["sorder"], (offs[layers] + neurons)[:, None].astype(np.int32)], 1)
+    parent["qeta"] = np.concatenate([parent["qeta"], np.zeros((n, parent["qeta"].shape[1], 1), dtype=np.float16)], 2)
     kids = {key: [np.concatenate([a, a]) for a in v] if isinstance(v, list) else np.concatenate([v, v])
             for key, v in parent.items()}
     rows_active = np.arange(n)
@@ -124,11 +114,12 @@ def children(batch, out, idx, layers, neurons):
 
 
 def unsplit(batch, out, idx, steps):
-    """The domains ``idx`` of a batch whose bounding a deadline cut short, to be bounded again before they are
-    split: their tightened bounds and warm starts from ``out`` (``bab_batch.Bounder.bound``), their bound as
-    priority and ``steps`` ((n,) int) the Adam steps spent on them so far.  (A split chosen from bounds whose
-    optimisation stopped after a few steps can cost a search many times the domains: on one question of
-    d3072-5x100-l1_1e-4, 580 domains and still open, against 55 when the root's bounding was not cut short.)"""
+    """The domains ``idx`` of a bounded batch, unsplit: their tightened bounds and warm starts from ``out``
+    (``bab_batch.Bounder.bound``), their bound as priority and ``steps`` ((n,) int) the Adam steps spent on them.
+    ``children`` builds on it; domains whose bounding a deadline cut short go back to the pool as they are, to be
+    bounded again before they are split (a split chosen from bounds optimised for a few steps can cost a search
+    many times the domains: on one question of d3072-5x100-l1_1e-4, 580 domains and still open, against 55 when
+    the root's bounding was not cut short)."""
     return {
         "lb": [x[idx] for x in out["lb"]],
         "ub": [x[idx] for x in out["ub"]],

@@ -123,7 +123,7 @@ class _Optimised:
     empty: torch.Tensor  # (B,) bool: hypothesis set proved empty
     x_coefs: torch.Tensor  # (B, d) the target's x-coefficients at its best bound
     coefs: list  # (B, n_k) the target's coefficients on h^k at the last evaluation
-    steps: int  # Adam steps run: fewer than asked when ``late()`` cut the loop short or every domain settled
+    steps: int  # the loop's steps: fewer than asked only when ``late()`` cut it short
 
 
 class Bounder:
@@ -147,7 +147,7 @@ class Bounder:
         leave the loop early.  Returns numpy arrays: ``bound`` (B,) (-inf: hypothesis set empty), ``lb``/``ub``
         (tightened), ``xmax`` (B, d) the box corner maximising the target's relaxation, ``coefs`` (the target's
         coefficients on each h^k), the warm starts ``alpha``, ``eta``, ``qlam``, ``qalpha``, ``qeta`` and ``steps``
-        (int: the steps run, fewer than ``nsteps`` when ``late()`` cut them short or every domain settled).
+        (int: the steps run, fewer than ``nsteps`` only when ``late()`` cut them short).
         The batch's ``lb``/``ub`` arrays may be overwritten."""
         qs, inject, qmask = self._queries(batch)
         ncols_np, ecols_np = self._columns(batch)
@@ -313,7 +313,6 @@ class Bounder:
                     keep_ = ~done
                     rows = rows[keep_]
                     if rows.numel() == 0:
-                        steps_run = step + 1
                         break
                     split = [x[keep_] for x in split]
                     qmask = qmask[keep_]

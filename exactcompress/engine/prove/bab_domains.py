@@ -11,7 +11,7 @@ nU: neurons of the query universe, t: splits made so far):
 * ``qalpha``: (B, 2 nU, n_alpha) uint8, their alphas times 255 (``bab_batch.QueryUniverse.alpha_columns``);
 * ``qeta``: (B, 2 nU, t) float16, their eta on the neuron split at each step;
 * ``sorder``: (B, t) int32, flat index of the neuron split at each step (-1: none, after merging);
-* ``prio``: (B,) float64, the parent's bound: the pool's priority;
+* ``prio``: (B,) float64, the parent's bound (a domain back unsplit: its own): the pool's priority;
 * ``steps``: (B,) int32, the Adam steps already spent on the domain's bound where a deadline cut its batch short
   (0 for a new domain; see ``unsplit``).
 

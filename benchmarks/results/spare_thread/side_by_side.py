@@ -1,7 +1,9 @@
 """`auto` at 300 s on the nets whose last few questions the spare thread could take, two source trees
 interleaved run by run (the engine before it, then with it), one fresh `compress` process each.
 
-    python benchmarks/results/spare_thread/side_by_side.py BEFORE_TREE AFTER_TREE OUT.json MODEL...
+Each row also holds branch and bound's figures from the report (``bab``); ``--repeat N`` runs each pair N times.
+
+    python benchmarks/results/spare_thread/side_by_side.py BEFORE_TREE AFTER_TREE OUT.json [--repeat N] MODEL...
 """
 
 from __future__ import annotations
@@ -24,18 +26,23 @@ def run(tree: str, model: str) -> dict:
         report = json.loads((Path(scratch) / "out" / "report.json").read_text())
     undecided = sum(len(layer["undecided"]) for layer in report["layers"])
     return {"tree": tree, "model": Path(model).stem, "status": report["status"], "undecided": undecided,
-            "total_s": round(report["seconds"]["total"], 1), "wall_s": round(wall, 1), "policy": report.get("policy"),
+            "total_s": round(report["seconds"]["total"], 1), "wall_s": round(wall, 1), "bab": report["bab"],
+            "policy": report.get("policy"),
             "stderr_lines": len(done.stderr.splitlines())}
 
 
 def main() -> None:
     before, after, out, *models = sys.argv[1:]
+    repeat = 1
+    if models[0] == "--repeat":
+        repeat, models = int(models[1]), models[2:]
     rows = []
     for model in models:
-        for tree in (before, after):
-            rows.append(run(tree, model))
-            print(json.dumps(rows[-1]), flush=True)
-            Path(out).write_text(json.dumps(rows, indent=1))
+        for _ in range(repeat):
+            for tree in (before, after):
+                rows.append(run(tree, model))
+                print(json.dumps(rows[-1]), flush=True)
+                Path(out).write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ solve once per seed shift 0 .. SEEDS-1 under each named setting, each capped at 
 ``--with-bound``: the spare thread's first solve instead, with the bound the sweep left on the neuron's own layer.
 SEEDS: a count N (seed shifts 0 .. N-1) or a range FIRST:STOP.
 
-Settings (each also as SETTING-no-ideal-cuts): default, heuristics_off, no_restarts, separating_aggressive, optimality, heuristics_off_no_restarts,
-root_cut_selection.
+Settings (each also as SETTING-no-ideal-cuts): default, heuristics_off, no_restarts, separating_aggressive,
+optimality, heuristics_off_no_restarts, root_cut_selection.
 One JSON line per solve: setting, seed shift, answer, seconds, nodes.
 """
 

@@ -25,7 +25,8 @@ def main() -> None:
     for layer in network.hidden[:2]:
         g = h @ layer.weight.T + layer.bias
         h = np.maximum(g, 0.0)
-    print(f"float64 g of layer 2 neuron 61 at the witness: {g[61]:.6e}; input in [0, 1]: {bool((x >= 0).all() and (x <= 1).all())}")
+    inside = bool((x >= 0).all() and (x <= 1).all())
+    print(f"float64 g of layer 2 neuron 61 at the witness: {g[61]:.6e}; input in [0, 1]: {inside}")
     for name in ("default", "aggressive"):
         report = json.loads((HERE / f"report_{name}_d784-2x400-l1_1e-5.json").read_text())
         print(f"{name}: neuron 61 of layer 2 reported stably inactive: {61 in report['layers'][1]['stably_inactive']}")

@@ -8,9 +8,17 @@ from .schema import Tolerances
 WITNESS_MARGIN = 1e-9
 #: a bound proves stability only if U <= -BOUND_MARGIN (inactive) or L >= BOUND_MARGIN (active)
 BOUND_MARGIN = 1e-9
-#: a MILP proves stability only if its dual bound on max g (min g) is <= -MILP_MARGIN (>= MILP_MARGIN);
-#: dual bounds reused as big-M are widened by MILP_MARGIN * (1 + |bound|)
+#: a MILP proves stability of neuron j only if its dual bound on max g_j (min g_j) is <= -m_j (>= m_j), with
+#: m_j = max(MILP_MARGIN, MILP_RELATIVE_MARGIN * size_j) and size_j = |b_j| + sum_i |W_ji| max(|lo_i|, |hi_i|) the
+#: largest value the terms of its row can add up to over the bounds [lo, hi] of its inputs
+#: (``prove.encoding.proof_margins``); dual bounds reused as big-M are widened by m_j + MILP_MARGIN * |bound|.
+#: SCIP solves in floating point with tolerances relative to its rows: on a 784-input question whose row has size
+#: 29.6, its dual bounds were up to 6.4e-6 below a value that a float64-checked input reaches, and with more root
+#: cuts kept it declared "g >= -1e-6" infeasible where the maximum is +1.7e-5 (``benchmarks/README.md``, "MILP
+#: proofs clear a margin scaled to the row"). With 1e-6 * size (3e-5) SCIP still declared it infeasible once in 8
+#: such solves (an error of 1.6e-6 of the size); with 1e-5 * size, never
 MILP_MARGIN = 1e-6
+MILP_RELATIVE_MARGIN = 1e-5
 #: SCIP's primal and dual feasibility tolerances (the dual one is SCIP's default: SoPlex without GMP clamps
 #: its LP tolerances at 1e-10, which SCIP reaches from 1e-7 when it tightens them by 1e-3 on resolves)
 SCIP_FEASTOL = 1e-9
@@ -38,6 +46,7 @@ def record() -> Tolerances:
         witness_margin=WITNESS_MARGIN,
         bound_margin=BOUND_MARGIN,
         milp_margin=MILP_MARGIN,
+        milp_relative_margin=MILP_RELATIVE_MARGIN,
         scip_feastol=SCIP_FEASTOL,
         scip_dualfeastol=SCIP_DUALFEASTOL,
         rank_rtol=RANK_RTOL,

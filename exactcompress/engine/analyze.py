@@ -2,8 +2,9 @@
 
 A neuron is
 - *stably inactive* only with a proof that max g <= 0 (a bound ``U <= -BOUND_MARGIN``, a per-neuron MILP
-  dual bound ``<= -MILP_MARGIN``, or the single MILP's dual bound < 1 proving that no input reaches
-  ``g >= -MILP_MARGIN``), *stably active* only with the mirror-image proof that min g >= 0;
+  dual bound ``<= -m``, or the single MILP's dual bound < 1 proving that no input reaches ``g >= -m``;
+  ``m``: the neuron's margin, ``prove.encoding.proof_margins``, at least MILP_MARGIN), *stably active*
+  only with the mirror-image proof that min g >= 0;
 - *unstable* only with two witness inputs whose float64 forward pass shows ``g > WITNESS_MARGIN`` and
   ``g < -WITNESS_MARGIN``;
 - *undecided* otherwise (time limit, or an extreme pre-activation inside the tolerance band): kept.

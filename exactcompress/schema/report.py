@@ -205,6 +205,9 @@ class Tolerances(Strict):
     witness_margin: float = Field(description="a witness shows a sign only if sign * g(x) > witness_margin (float64)")
     bound_margin: float = Field(description="a bound proves stability only if U <= -bound_margin or L >= bound_margin")
     milp_margin: float = Field(description="a MILP proves stability only if its dual bound is beyond -milp_margin")
+    milp_relative_margin: float | None = Field(
+        None, description="... and beyond -milp_relative_margin * size, size = |b| + sum |w| max|input| of the "
+        "neuron's row over its input bounds; absent: 0 (since 1.10)")
     scip_feastol: float
     scip_dualfeastol: float
     rank_rtol: float = Field(description="singular values below rank_rtol * s_max count as zero")

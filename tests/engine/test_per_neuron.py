@@ -11,12 +11,13 @@ import pytest
 from exactcompress.engine.bounds import LayerBounds
 from exactcompress.engine.domain import Box
 from exactcompress.engine.network import Network
+from exactcompress.engine.prove.encoding import proof_margins
 from exactcompress.engine.prove.per_neuron import (
     SIGN_PRIMAL_THRESHOLD,
     StopSignal,
     solve_layer,
 )
-from exactcompress.tolerances import MILP_MARGIN, WITNESS_MARGIN
+from exactcompress.tolerances import MILP_MARGIN, MILP_RELATIVE_MARGIN, WITNESS_MARGIN
 
 BOX = Box(-np.ones(2), np.ones(2))
 GRID = 600
@@ -108,16 +109,17 @@ def test_sign_mode_agrees_with_grid(widths, seed, bound_target):
 
 
 def margin_net() -> Network:
-    """Layer-0 neurons g = x0 + 0.5 x1 + b with max over the box 1.5 + b and min -1.5 + b."""
-    offsets = np.array([1e-5, -1e-5, -1e-7])  # max of neurons 0..2; min of neurons 3..5 are +1e-5, -1e-5, 1e-7
-    bias = np.concatenate([offsets - 1.5, [1.5 + 1e-5, 1.5 - 1e-5, 1.5 + 1e-7]])
+    """Layer-0 neurons g = x0 + 0.5 x1 + b with max over the box 1.5 + b and min -1.5 + b (rows of size about 3:
+    proof margins of about 3e-5)."""
+    offsets = np.array([1e-5, -1e-3, -1e-7])  # max of neurons 0..2; min of neurons 3..5 are +1e-3, -1e-5, 1e-7
+    bias = np.concatenate([offsets - 1.5, [1.5 + 1e-3, 1.5 - 1e-5, 1.5 + 1e-7]])
     weight = np.tile([1.0, 0.5], (6, 1))
     return Network.from_arrays([weight, np.ones((1, 6))], [bias, np.zeros(1)], dtype="float64")
 
 
 @pytest.mark.parametrize("mode", ["sign", "optimize"])
 def test_margins_near_zero(mode):
-    """max 1e-5: not inactive; max -1e-5: inactive (<= -MILP_MARGIN = -1e-6); max -1e-7: within the margin,
+    """max 1e-5: not inactive; max -1e-3: inactive (beyond its margin, about 3e-5); max -1e-7: within the margin,
     not proved (the neuron is truly inactive but too close to 0 for a MILP proof). Mirrored for min."""
     net = margin_net()
     solve = solve_layer(net, BOX, [], 0, ask_max=np.array([1, 1, 1, 0, 0, 0], bool),
@@ -126,7 +128,7 @@ def test_margins_near_zero(mode):
     np.testing.assert_array_equal(solve.proved_active, [False, False, False, True, False, False])
     g = net.preactivations(solve.candidates)[0]
     assert np.any(g[:, 0] > WITNESS_MARGIN) and np.any(g[:, 4] < -WITNESS_MARGIN)  # optima are witnesses
-    assert solve.upper[0] >= 1e-5 and solve.upper[1] >= -1e-5 and solve.lower[3] <= 1e-5
+    assert solve.upper[0] >= 1e-5 and solve.upper[1] >= -1e-3 and solve.lower[3] <= 1e-3
     assert np.all(np.isinf(solve.upper[3:])) and np.all(np.isinf(solve.lower[:3]))  # not asked, no bound given
 
 
@@ -135,11 +137,28 @@ def test_dual_bound_sense_on_first_layer():
     net = random_net([6, 5], 2)
     exact = interval_bounds(net, BOX)[0]
     solve = solve_layer(net, BOX, [], 0, ask_max=everything(6), ask_min=everything(6), mode="optimize")
-    np.testing.assert_allclose(solve.upper, exact.upper, atol=1e-5)
-    np.testing.assert_allclose(solve.lower, exact.lower, atol=1e-5)
+    margins = proof_margins(net, BOX, [], 0)
+    slack = margins + MILP_MARGIN * np.abs(exact.upper) + 1e-5, margins + MILP_MARGIN * np.abs(exact.lower) + 1e-5
+    assert np.all(solve.upper - exact.upper <= slack[0]) and np.all(exact.lower - solve.lower <= slack[1])
     assert np.all(solve.upper >= exact.upper) and np.all(solve.lower <= exact.lower)
-    np.testing.assert_array_equal(solve.proved_active, exact.lower >= MILP_MARGIN)
-    np.testing.assert_array_equal(solve.proved_inactive, exact.upper <= -MILP_MARGIN)
+    np.testing.assert_array_equal(solve.proved_active, exact.lower >= margins)
+    np.testing.assert_array_equal(solve.proved_inactive, exact.upper <= -margins)
+
+
+@pytest.mark.parametrize("mode", ["sign", "optimize"])
+def test_a_proof_must_clear_the_margin_of_its_row(mode):
+    """Two neurons with the same max -5e-6 at x = 1: ``100 x - 100 - 5e-6``, whose row's terms reach 200, is not
+    proved; ``0.1 x - 0.1 - 5e-6`` (size 0.2) is. Their bounds stay valid."""
+    box = Box(np.zeros(1), np.ones(1))
+    net = Network.from_arrays([np.array([[100.0], [0.1]]), np.ones((1, 2))],
+                              [np.array([-100.0 - 5e-6, -0.1 - 5e-6]), np.zeros(1)], dtype="float64")
+    margins = proof_margins(net, box, [], 0)
+    sizes = np.array([200.0 + 5e-6, 0.2 + 5e-6])
+    np.testing.assert_allclose(margins, np.maximum(MILP_MARGIN, MILP_RELATIVE_MARGIN * sizes), rtol=1e-9)
+    assert margins[0] > 5e-6 > margins[1]
+    solve = solve_layer(net, box, [], 0, ask_max=everything(2), ask_min=np.zeros(2, bool), mode=mode)
+    np.testing.assert_array_equal(solve.proved_inactive, [False, True])
+    assert np.all(solve.upper >= -5e-6)
 
 
 def test_sign_mode_stops_on_the_primal_limit():

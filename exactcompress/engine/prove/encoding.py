@@ -16,7 +16,12 @@ import numpy as np
 from pyscipopt import SCIP_PARAMSETTING, Expr, Model, Variable
 from pyscipopt.scip import Term
 
-from ...tolerances import SCIP_DUALFEASTOL, SCIP_FEASTOL
+from ...tolerances import (
+    MILP_MARGIN,
+    MILP_RELATIVE_MARGIN,
+    SCIP_DUALFEASTOL,
+    SCIP_FEASTOL,
+)
 from ..bounds import LayerBounds
 from ..domain import Box
 from ..network import Network
@@ -39,6 +44,19 @@ class LayerModel:
     layer: int
     z_below: tuple[Variable | None, ...] = ()
     cuts: IdealReluCuts | None = None
+
+
+def proof_margins(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int) -> np.ndarray:
+    """(width of ``layer``,) the margin ``m_j`` that a MILP proof about neuron j of hidden layer ``layer`` must
+    clear (``tolerances.MILP_MARGIN``): ``max(MILP_MARGIN, MILP_RELATIVE_MARGIN * size_j)``, with
+    ``size_j = |b_j| + sum_i |W_ji| max(|lo_i|, |hi_i|)`` over the bounds of the layer's inputs (the box for
+    layer 0, else ``bounds[layer - 1]`` after the ReLU), the same units as ``g_j``."""
+    affine = network.hidden[layer]
+    inputs = LayerBounds(box.lower, box.upper) if layer == 0 else bounds[layer - 1].after_relu()
+    largest = np.nan_to_num(np.maximum(np.abs(inputs.lower), np.abs(inputs.upper)), posinf=np.finfo(float).max)
+    with np.errstate(over="ignore"):  # an unbounded input makes the margin infinite: nothing is proved then
+        size = np.abs(affine.bias) + np.abs(affine.weight) @ largest
+    return np.maximum(MILP_MARGIN, MILP_RELATIVE_MARGIN * size)
 
 
 def new_model(name: str) -> Model:

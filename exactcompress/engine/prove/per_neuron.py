@@ -2,15 +2,17 @@
 
 Two modes:
 - ``"optimize"``: solve each asked question to optimality; the dual bounds (widened by
-  ``MILP_MARGIN * (1 + |d|)``) are valid bounds, used as the next layer's big-M.
+  ``m_i + MILP_MARGIN * |d|``) are valid bounds, used as the next layer's big-M.
 - ``"sign"``: stop each solve as soon as its sign question is settled: for ``max g_i``, SCIP stops
-  when the dual bound is ``<= -MILP_MARGIN`` (a proof that the neuron is stably inactive) or when a
+  when the dual bound is ``<= -m_i`` (a proof that the neuron is stably inactive) or when a
   solution with ``g_i >= SIGN_PRIMAL_THRESHOLD`` is found (a candidate witness of the active sign).
   ``min g_i`` mirrors this. Sign solves separate the ideal ReLU cuts of ``cuts`` at the root; ``optimize``
   (the 2020 baseline) stays plain big-M.
 
 Soundness: a neuron is proved stable only from a dual bound of a solve that ended with a status whose
-dual bound is valid (optimal, primal/dual/gap limit); a solve cut by the deadline or a ``StopSignal``
+dual bound is valid (optimal, primal/dual/gap limit), beyond the neuron's margin ``m_i``
+(``encoding.proof_margins``: at least MILP_MARGIN, more for rows whose terms add up to large values, where
+SCIP's floating-point errors grow with them); a solve cut by the deadline or a ``StopSignal``
 proves nothing and leaves the given bound. Solutions are only *candidates*: the caller confirms them by a
 float64 pass.
 
@@ -37,7 +39,7 @@ from ..deadline import deadline_in, seconds_left
 from ..domain import Box
 from ..network import Network
 from ..progress import Progress, ignore
-from .encoding import LayerModel, build_layer_model
+from .encoding import LayerModel, build_layer_model, proof_margins
 from .parallel import ParallelMap, process_pool_map
 
 #: SCIP's value for "no primal/dual limit"
@@ -58,7 +60,8 @@ class LayerSolve:
 
     ``upper``/``lower`` (w,): valid bounds on g_i: the widened dual bound (intersected with the given
     bound) where a solve gave one, else the given bound (±inf if none). ``proved_inactive`` (w,):
-    dual bound of max g_i <= -MILP_MARGIN; ``proved_active`` (w,): dual bound of min g_i >= MILP_MARGIN.
+    dual bound of max g_i <= -m_i; ``proved_active`` (w,): dual bound of min g_i >= m_i (``m``: the layer's
+    ``encoding.proof_margins``, at least MILP_MARGIN).
     ``candidates`` (k, input_dim): inputs of SCIP's solutions, clipped to the box, NOT yet confirmed.
     ``timed_out`` (w,): some asked question of the neuron was cut (or never started) by the deadline.
     ``solves``/``nodes``/``lp_iterations``: SCIP runs and their branch-and-bound nodes and LP
@@ -144,6 +147,8 @@ def _run(layer_model: LayerModel, weights_in: np.ndarray, neuron: int, sense: in
          solve_limit: float | None,
          stop: StopSignal | None = None) -> tuple[str, float | None, np.ndarray | None, int, int]:
     """One SCIP solve; returns (status, dual bound in the original sense or None, clipped x or None, nodes, LP iters).
+    A ``dual_limit`` (sign mode: ``-sense * margin``) is also stated as the hypothesis ``sense * g >= sense *
+    dual_limit``; an infeasible model then returns ``dual_limit`` as its bound.
     ``weights_in``: the neuron's weights from the layer below (``phase_free_binaries``). A set ``stop`` ends it
     with status "userinterrupt" (no bound)."""
     model = layer_model.model
@@ -160,7 +165,7 @@ def _run(layer_model: LayerModel, weights_in: np.ndarray, neuron: int, sense: in
         model.chgVarType(binary, "CONTINUOUS")
     # sign mode states the hypothesis being refuted (g >= -margin for max, g <= margin for min): SCIP's
     # propagation then tightens earlier neurons under it, and an infeasible model is the proof
-    hypothesis = (model.addCons(sense * layer_model.g[neuron] >= -MILP_MARGIN, name="hypothesis")
+    hypothesis = (model.addCons(sense * layer_model.g[neuron] >= sense * dual_limit, name="hypothesis")
                   if dual_limit != _NO_LIMIT else None)
     try:
         try:
@@ -170,7 +175,7 @@ def _run(layer_model: LayerModel, weights_in: np.ndarray, neuron: int, sense: in
             raise SolverError(source, f"SCIP failed: {error}") from None
         status = model.getStatus()
         if hypothesis is not None and status == "infeasible":  # no input reaches the hypothesis: proved
-            return "optimal", -sense * MILP_MARGIN, None, int(model.getNNodes()), int(model.getNLPIterations())
+            return "optimal", dual_limit, None, int(model.getNNodes()), int(model.getNLPIterations())
         if status in _IMPOSSIBLE_STATUSES:
             raise SolverError(source, f"SCIP reports it {status}; the box is non-empty, so the given bounds or the "
                               "model are wrong")
@@ -209,13 +214,14 @@ def phase_free_binaries(layer_model: LayerModel, weights_in: np.ndarray, sense: 
             if binary is not None and sense * weight <= 0.0]
 
 
-def _ask(layer_model: LayerModel, network: Network, box: Box, neuron: int, sense: int, mode: Mode,
+def _ask(layer_model: LayerModel, network: Network, box: Box, neuron: int, sense: int, mode: Mode, margin: float,
          deadline: float | None, solve_limit: float | None, stop: StopSignal | None = None) -> _Answer:
-    """Answer one question; in sign mode rerun without the primal limit if its solution fails the float64 check."""
+    """Answer one question; in sign mode rerun without the primal limit if its solution fails the float64 check.
+    ``margin``: the neuron's proof margin (a sign solve stops once its dual bound is beyond ``-margin``)."""
     if seconds_left(deadline) <= 0:
         return _Answer(None, None, True, 0, 0, 0)
     primal = sense * SIGN_PRIMAL_THRESHOLD if mode == "sign" else _NO_LIMIT
-    dual = -sense * MILP_MARGIN if mode == "sign" else _NO_LIMIT
+    dual = -sense * margin if mode == "sign" else _NO_LIMIT
     weights_in = network.hidden[layer_model.layer].weight[neuron]
     status, bound, x, nodes, iterations = _run(layer_model, weights_in, neuron, sense, primal, dual, deadline, box,
                                                solve_limit, stop)
@@ -247,8 +253,9 @@ def _shows_sign(network: Network, layer: int, neuron: int, sense: int, x: np.nda
     return bool(sense * network.preactivations(x[None, :])[layer][0, neuron] > WITNESS_MARGIN)
 
 
-def _widen(bound: float, sense: int) -> float:
-    return bound + sense * MILP_MARGIN * (1.0 + abs(bound))
+def _widen(bound: float, sense: int, margin: float) -> float:
+    """A dual bound made a valid bound on g: moved outward by the neuron's proof margin plus MILP_MARGIN * |bound|."""
+    return bound + sense * (margin + MILP_MARGIN * abs(bound))
 
 
 def solve_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, ask_max: np.ndarray,
@@ -271,6 +278,7 @@ def _solve_in_process(network: Network, box: Box, bounds: Sequence[LayerBounds],
     candidates: list[np.ndarray] = []
     solves = nodes = iterations = 0
     asked = np.flatnonzero(ask_max | ask_min)
+    margins = proof_margins(network, box, bounds, layer) if len(asked) else None
     layer_model = None
     label, total, done = f"per-neuron MILPs, layer {layer}", int(ask_max.sum() + ask_min.sum()), 0
     progress(label, done, total)
@@ -282,7 +290,8 @@ def _solve_in_process(network: Network, box: Box, bounds: Sequence[LayerBounds],
                 _check_bounds_hold(network, box, bounds, layer)
                 layer_model = build_layer_model(network, box, bounds, layer, ideal_cuts=mode == "sign")
             answer = (_Answer(None, None, True, 0, 0, 0) if layer_model is None
-                      else _ask(layer_model, network, box, neuron, sense, mode, deadline, solve_limit, stop))
+                      else _ask(layer_model, network, box, neuron, sense, mode, margins[neuron], deadline,
+                                solve_limit, stop))
             solves, nodes, iterations = solves + answer.solves, nodes + answer.nodes, iterations + answer.lp_iterations
             done += 1
             progress(label, done, total)
@@ -292,11 +301,11 @@ def _solve_in_process(network: Network, box: Box, bounds: Sequence[LayerBounds],
             if answer.timed_out or answer.dual_bound is None:
                 continue
             if sense > 0:
-                upper[neuron] = min(upper[neuron], _widen(answer.dual_bound, 1))
-                proved_inactive[neuron] = answer.dual_bound <= -MILP_MARGIN
+                upper[neuron] = min(upper[neuron], _widen(answer.dual_bound, 1, margins[neuron]))
+                proved_inactive[neuron] = answer.dual_bound <= -margins[neuron]
             else:
-                lower[neuron] = max(lower[neuron], _widen(answer.dual_bound, -1))
-                proved_active[neuron] = answer.dual_bound >= MILP_MARGIN
+                lower[neuron] = max(lower[neuron], _widen(answer.dual_bound, -1, margins[neuron]))
+                proved_active[neuron] = answer.dual_bound >= margins[neuron]
     found = np.unique(np.array(candidates), axis=0) if candidates else np.empty((0, network.input_dim))
     return LayerSolve(upper=upper, lower=lower, proved_inactive=proved_inactive, proved_active=proved_active,
                       candidates=found, solves=solves, nodes=nodes, lp_iterations=iterations,

@@ -2,18 +2,19 @@
 
 Model: inputs ``x`` in the box, every hidden layer in big-M form from the given valid bounds; neurons
 already settled (the given masks, or bounds ``U <= 0`` / ``L >= 0``) enter linearly without a binary.
-Each open neuron-sign (a *state*) gets a binary with the margin semantics of the per-neuron method:
+Each open neuron-sign (a *state*) gets a binary with the margin semantics of the per-neuron method (``m_i``:
+the neuron's ``encoding.proof_margins``, at least MILP_MARGIN):
 
-- ``p_i`` ("can be active", neuron without a positive witness): ``p_i = 1 => g_i >= -MILP_MARGIN``,
-  i.e. ``g_i >= -MILP_MARGIN + (L_i + MILP_MARGIN)(1 - p_i)``;
-- ``q_i`` ("can be inactive", neuron without a negative witness): ``q_i = 1 => g_i <= MILP_MARGIN``,
-  i.e. ``g_i <= MILP_MARGIN + (U_i - MILP_MARGIN)(1 - q_i)``.
+- ``p_i`` ("can be active", neuron without a positive witness): ``p_i = 1 => g_i >= -m_i``,
+  i.e. ``g_i >= -m_i + (L_i + m_i)(1 - p_i)``;
+- ``q_i`` ("can be inactive", neuron without a negative witness): ``q_i = 1 => g_i <= m_i``,
+  i.e. ``g_i <= m_i + (U_i - m_i)(1 - q_i)``.
 
 The objective is ``max sum p + sum q``. A dual bound below 1 proves that no input reaches
-``g_i >= -MILP_MARGIN`` for any still-open ``p_i`` (stably inactive, the same proof as a per-neuron
-dual bound ``<= -MILP_MARGIN``) nor ``g_i <= MILP_MARGIN`` for any still-open ``q_i`` (stably active).
+``g_i >= -m_i`` for any still-open ``p_i`` (stably inactive, the same proof as a per-neuron
+dual bound ``<= -m_i``) nor ``g_i <= m_i`` for any still-open ``q_i`` (stably active).
 No ``p_i <= z_i`` link is added: ``z_i = 1`` forces ``g_i >= 0``, so it would turn the proof into
-"no input has ``g_i >= 0``" and claim neurons whose maximum lies in ``(-MILP_MARGIN, 0)``.
+"no input has ``g_i >= 0``" and claim neurons whose maximum lies in ``(-m_i, 0)``.
 
 Harvesting (one solve): every point SCIP looks at -- candidate solutions (check), LP solutions of the
 cut loop (separation) and of each node (heuristic, enforcement), pseudo solutions -- has its ``x``
@@ -55,13 +56,13 @@ from pyscipopt import (
 )
 
 from ...errors import SolverError, SoundnessError
-from ...tolerances import MILP_MARGIN, SIGN_PRIMAL_THRESHOLD
+from ...tolerances import SIGN_PRIMAL_THRESHOLD
 from ..bounds import LayerBounds
 from ..deadline import seconds_left
 from ..domain import Box
 from ..network import Network
 from ..witnesses import WitnessSet, record
-from .encoding import add_preactivations, add_relus, new_model
+from .encoding import add_preactivations, add_relus, new_model, proof_margins
 from .per_neuron import StopSignal
 
 #: the witness-side child of an ambiguity branch demands ``sign * g_i >= WITNESS_TARGET``: far enough
@@ -162,9 +163,10 @@ def _build(network: Network, box: Box, settled: Sequence[LayerBounds], states: _
         h_layers.append(tuple(h))
         z_layers.append(tuple(z))
         inputs = h
+    margins = [proof_margins(network, box, settled, k) for k in range(len(network.hidden))]
     binaries = []
     for layer, neuron, sign in zip(states.layer, states.neuron, states.sign):
-        g = g_layers[layer][neuron]
+        g, margin = g_layers[layer][neuron], float(margins[layer][neuron])
         low, up = float(settled[layer].lower[neuron]), float(settled[layer].upper[neuron])
         if not (np.isfinite(low) and np.isfinite(up)):
             raise ValueError(f"hidden layer {layer} neuron {neuron}: the state link needs finite bounds, "
@@ -172,9 +174,9 @@ def _build(network: Network, box: Box, settled: Sequence[LayerBounds], states: _
         name = f"l{layer}_{'p' if sign > 0 else 'q'}{neuron}"
         binary = model.addVar(name, vtype="B", obj=1.0)
         if sign > 0:
-            model.addCons(g >= -MILP_MARGIN + (low + MILP_MARGIN) * (1 - binary), name=f"{name}_link")
+            model.addCons(g >= -margin + (low + margin) * (1 - binary), name=f"{name}_link")
         else:
-            model.addCons(g <= MILP_MARGIN + (up - MILP_MARGIN) * (1 - binary), name=f"{name}_link")
+            model.addCons(g <= margin + (up - margin) * (1 - binary), name=f"{name}_link")
         # bound changes during the solve go to these variables: keep them out of (multi-)aggregations
         for var in (binary, g):
             model.markDoNotAggrVar(var)
@@ -457,10 +459,10 @@ def solve_network(network: Network, box: Box, bounds: Sequence[LayerBounds], wit
     not settled; ``stably_inactive[k]`` / ``stably_active[k]``: bool (width_k,) already proven (they enter
     linearly and get no state). ``witnesses``: states already witnessed get no binary. ``deadline``: a
     ``time.monotonic()`` instant (SCIP's time limit). ``stop``: set from another thread, it ends the solve as
-    the deadline does (see ``StopSignal`` for the one stage where SCIP refuses it). Proofs use MILP_MARGIN exactly
-    as the per-neuron method; witnesses need ``|g| > WITNESS_MARGIN`` in the float64 forward pass. With no open
-    state it returns at once (finished); past the deadline, on SCIP's time limit or once stopped, nothing is
-    proven and the witnesses harvested are kept. Raises
+    the deadline does (see ``StopSignal`` for the one stage where SCIP refuses it). Proofs use the margins of
+    the per-neuron method (``encoding.proof_margins``); witnesses need ``|g| > WITNESS_MARGIN`` in the float64
+    forward pass. With no open state it returns at once (finished); past the deadline, on SCIP's time limit or
+    once stopped, nothing is proven and the witnesses harvested are kept. Raises
     SolverError on any other SCIP status (e.g. infeasible, impossible on a box), a SCIP failure or a plugin
     error.
     """

@@ -15,10 +15,11 @@ BOUND_MARGIN = 1e-9
 #: SCIP solves in floating point with tolerances relative to its rows: on a 784-input question whose row has size
 #: 29.6, its dual bounds were up to 6.4e-6 below a value that a float64-checked input reaches, and with more root
 #: cuts kept it declared "g >= -1e-6" infeasible where the maximum is +1.7e-5 (``benchmarks/README.md``, "MILP
-#: proofs clear a margin scaled to the row"). With 1e-6 * size (3e-5) SCIP still declared it infeasible once in 8
-#: such solves (an error of 1.6e-6 of the size); with 1e-5 * size, never
+#: proofs clear a margin scaled to the row"). 1e-6 * size (3e-5 there) is 4.6x the largest error seen with the
+#: engine's settings; with more root cuts than the engine keeps SCIP still erred by 1.6e-6 of the size once in 8
+#: solves (1e-5 * size covered that too, but cost the ``milp`` method 5 proofs of a 3072-input net)
 MILP_MARGIN = 1e-6
-MILP_RELATIVE_MARGIN = 1e-5
+MILP_RELATIVE_MARGIN = 1e-6
 #: SCIP's primal and dual feasibility tolerances (the dual one is SCIP's default: SoPlex without GMP clamps
 #: its LP tolerances at 1e-10, which SCIP reaches from 1e-7 when it tightens them by 1e-3 on resolves)
 SCIP_FEASTOL = 1e-9

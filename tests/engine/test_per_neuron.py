@@ -110,7 +110,7 @@ def test_sign_mode_agrees_with_grid(widths, seed, bound_target):
 
 def margin_net() -> Network:
     """Layer-0 neurons g = x0 + 0.5 x1 + b with max over the box 1.5 + b and min -1.5 + b (rows of size about 3:
-    proof margins of about 3e-5)."""
+    proof margins of about 3e-6)."""
     offsets = np.array([1e-5, -1e-3, -1e-7])  # max of neurons 0..2; min of neurons 3..5 are +1e-3, -1e-5, 1e-7
     bias = np.concatenate([offsets - 1.5, [1.5 + 1e-3, 1.5 - 1e-5, 1.5 + 1e-7]])
     weight = np.tile([1.0, 0.5], (6, 1))
@@ -119,7 +119,7 @@ def margin_net() -> Network:
 
 @pytest.mark.parametrize("mode", ["sign", "optimize"])
 def test_margins_near_zero(mode):
-    """max 1e-5: not inactive; max -1e-3: inactive (beyond its margin, about 3e-5); max -1e-7: within the margin,
+    """max 1e-5: not inactive; max -1e-3: inactive (beyond its margin, about 3e-6); max -1e-7: within the margin,
     not proved (the neuron is truly inactive but too close to 0 for a MILP proof). Mirrored for min."""
     net = margin_net()
     solve = solve_layer(net, BOX, [], 0, ask_max=np.array([1, 1, 1, 0, 0, 0], bool),

@@ -135,7 +135,7 @@ def band_net(extremes: list[float], depth: int) -> Network:
 
 @pytest.mark.parametrize("depth", [0, 1])
 def test_extremes_in_and_near_the_tolerance_band(depth):
-    extremes = [1e-5, -1e-3, -1e-7, 1e-7, -2e-5]
+    extremes = [1e-5, -1e-3, -1e-7, 1e-7, -2e-6]
     net = band_net(extremes, depth)
     g = net.preactivations(np.ones((1, 2)))[depth][0]
     np.testing.assert_allclose(g[::2], extremes, rtol=0, atol=1e-15)  # max of the even neurons
@@ -152,7 +152,7 @@ def test_extremes_in_and_near_the_tolerance_band(depth):
     ambiguous = np.stack([~inactive[:, 0] & (positive[:, 0] < 0), ~active[:, 1] & (negative[:, 1] < 0)], axis=1)
     # column 0: neuron with max = c (inactive side); column 1: neuron with min = -c (active side)
     # each row's terms add up to at most |c - 2| + 2 at depth 0, |c - 2| + 6 at depth 1 (over its inputs' bounds,
-    # loosened by 1 here), so its margin is about 4e-5 or 8e-5: only -1e-3 lies beyond it; -2e-5, beyond the
+    # loosened by 1 here), so its margin is about 4e-6 or 8e-6: only -1e-3 lies beyond it; -2e-6, beyond the
     # absolute MILP_MARGIN, is inside the band of its row
     margins = proof_margins(net, BOX, bounds, depth)[::2]
     sizes = np.abs(np.array(extremes) - 2) + (2, 6)[depth]
@@ -163,7 +163,7 @@ def test_extremes_in_and_near_the_tolerance_band(depth):
     np.testing.assert_array_equal(active[:, 1], expected_proved)
     assert not inactive[:, 1].any() and not active[:, 0].any()
     assert ambiguous[2].all(), "an extreme of -1e-7 is in the band: it can be neither witnessed nor proven"
-    assert ambiguous[4].all(), "an extreme of -2e-5 is in its row's band: it can be neither witnessed nor proven"
+    assert ambiguous[4].all(), "an extreme of -2e-6 is in its row's band: it can be neither witnessed nor proven"
     # extremes of +1e-5 and +1e-7 have witnesses (g > WITNESS_MARGIN), which the solve finds or leaves undecided
     assert np.all((positive[[0, 3], 0] >= 0) | ambiguous[[0, 3], 0])
     assert np.all((negative[[0, 3], 1] >= 0) | ambiguous[[0, 3], 1])

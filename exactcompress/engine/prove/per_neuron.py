@@ -278,8 +278,7 @@ def _solve_in_process(network: Network, box: Box, bounds: Sequence[LayerBounds],
     candidates: list[np.ndarray] = []
     solves = nodes = iterations = 0
     asked = np.flatnonzero(ask_max | ask_min)
-    margins = proof_margins(network, box, bounds, layer) if len(asked) else None
-    layer_model = None
+    layer_model = margins = None
     label, total, done = f"per-neuron MILPs, layer {layer}", int(ask_max.sum() + ask_min.sum()), 0
     progress(label, done, total)
     for neuron in asked:
@@ -289,6 +288,7 @@ def _solve_in_process(network: Network, box: Box, bounds: Sequence[LayerBounds],
             if layer_model is None and seconds_left(deadline) > 0:
                 _check_bounds_hold(network, box, bounds, layer)
                 layer_model = build_layer_model(network, box, bounds, layer, ideal_cuts=mode == "sign")
+                margins = proof_margins(network, box, bounds, layer)
             answer = (_Answer(None, None, True, 0, 0, 0) if layer_model is None
                       else _ask(layer_model, network, box, neuron, sense, mode, margins[neuron], deadline,
                                 solve_limit, stop))

@@ -4,6 +4,9 @@ exact ReLU values (hypothesis row added), then the solve of ``replay_false_proof
 proof) with every cut the separator generates recorded and evaluated at the witness.
 
     python benchmarks/results/free_solve_settings/model_at_witness.py out/bench_zoo/d784-2x400-l1_1e-5.pt
+
+``model_at_witness.log`` was taken at ``e90767c`` (MILP margin 1e-6); with the margin scaled to the row the same
+solve ends with a witness.
 """
 
 from __future__ import annotations
@@ -31,10 +34,9 @@ def main() -> None:
     saved = np.load(HERE / "false_proof_bounds.npz")
     bounds = [LayerBounds(saved[f"lower{k}"], saved[f"upper{k}"]) for k in range(2)]
     x = np.load(HERE / "witness_d784-2x400-l1_1e-5_layer2_n61.npy")
-    first, second = network.hidden[0], network.hidden[1]
-    z = first.weight @ x + first.bias
+    first = network.hidden[0]
+    z, g = (values[0] for values in network.preactivations(x[None, :])[:2])
     h = np.maximum(z, 0.0)
-    g = second.weight @ h + second.bias
     values = {"x": x, "l0_g": z, "l0_h": h, "l0_z": (z > 0).astype(float), "l1_g": g}
     layer_model = build_layer_model(network, box, bounds, LAYER, ideal_cuts=True)
     model = layer_model.model

@@ -8,6 +8,9 @@ the float64 value of g at each point SCIP returned; last, the size of the neuron
     python benchmarks/results/free_solve_settings/replay_false_proof.py out/bench_zoo/d784-2x400-l1_1e-5.pt \
         VARIANT FIRST:STOP
 
+Outputs: ``replay_*.log`` here at ``e90767c`` (MILP margin 1e-6); ``../milp_margin/replay_relative_*.log`` with the
+margin scaled to the row (the solves, hypothesis row included, follow the engine's margin).
+
 VARIANT: ``default``, ``selection`` (the cut selection of aggressive) or ``aggressive``, optionally followed by
 ``+PARAM=VALUE`` terms (e.g. ``selection+conflict/enable=0``).
 """
@@ -60,9 +63,8 @@ def main() -> None:
         solved = solve_layer(network, box, bounds, LAYER, ask_max=ask, ask_min=np.zeros_like(ask), mode="sign",
                              deadline=None, solve_limit=20)
         print(sys.argv[2], seed, auto._answer(network, LAYER, NEURON, 1, solved), round(solved.seconds, 1), flush=True)
-        for point in solved.candidates:
-            h = np.maximum(network.hidden[0].weight @ point + network.hidden[0].bias, 0.0)
-            print("   float64 g at SCIP's point", network.hidden[1].weight[NEURON] @ h + network.hidden[1].bias[NEURON])
+        for g in network.preactivations(solved.candidates)[LAYER] if len(solved.candidates) else []:
+            print("   float64 g at SCIP's point", g[NEURON])
     inputs = bounds[0].after_relu()
     weights = network.hidden[1].weight[NEURON]
     largest = np.maximum(np.abs(inputs.lower), np.abs(inputs.upper))

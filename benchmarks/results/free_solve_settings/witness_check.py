@@ -21,10 +21,7 @@ HERE = Path(__file__).parent
 def main() -> None:
     network, _ = load_network(sys.argv[1])
     x = np.load(HERE / "witness_d784-2x400-l1_1e-5_layer2_n61.npy")
-    h = x
-    for layer in network.hidden[:2]:
-        g = h @ layer.weight.T + layer.bias
-        h = np.maximum(g, 0.0)
+    g = network.preactivations(x[None, :])[1][0]
     inside = bool((x >= 0).all() and (x <= 1).all())
     print(f"float64 g of layer 2 neuron 61 at the witness: {g[61]:.6e}; input in [0, 1]: {inside}")
     for name in ("default", "aggressive"):

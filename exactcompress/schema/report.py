@@ -208,6 +208,9 @@ class Tolerances(Strict):
     milp_relative_margin: float | None = Field(
         None, description="... and beyond -milp_relative_margin * size, size = |b| + sum |w| max|input| of the "
         "neuron's row over its input bounds; absent: 0 (since 1.10)")
+    milp_aggressive_relative_margin: float | None = Field(
+        None, description="the relative factor instead of milp_relative_margin in solves whose SCIP separators are "
+        "aggressive (auto's free sign solves on a spare thread) (since 1.11)")
     scip_feastol: float
     scip_dualfeastol: float
     rank_rtol: float = Field(description="singular values below rank_rtol * s_max count as zero")

@@ -16,7 +16,7 @@ from test_single_milp import assert_witnesses_reproduce
 
 import exactcompress.engine.analyze as analyze_module
 from exactcompress.engine.analyze import SETTLERS, analyze
-from exactcompress.engine.bounds import propagate
+from exactcompress.engine.bounds import LayerBounds, propagate
 from exactcompress.engine.domain import Box
 from exactcompress.engine.network import Network
 from exactcompress.engine.prove import bab as bab_module
@@ -397,19 +397,41 @@ def test_the_spare_thread_asks_with_the_bound_left_first_then_with_the_pre_activ
     calls = []
 
     def recording(network, box, bounds, layer, **kwargs):
-        calls.append((len(bounds), kwargs["solve_limit"]))
+        calls.append((len(bounds), kwargs["solve_limit"], kwargs["aggressive_separation"]))
         return solve_layer(network, box, bounds, layer, **kwargs)
 
     monkeypatch.setattr(analyze_module, "solve_layer", recording)
     monkeypatch.setattr(analyze_module, "COMPANION_CAPPED_SECONDS", 0.5)
     companion = analyze_module._Companion(network, box, state, time.monotonic() + 3.0)
     companion.wait()
-    assert calls == [(len(state.bounds), 0.5), (1, None)]
+    assert calls == [(len(state.bounds), 0.5, False), (1, None, True)]
     assert not companion.settled.is_set()
     line = companion.absorb(network, box, state)
     assert not state.proved_inactive[1][0] and state.bounds[1].upper[0] <= before
     assert re.fullmatch(r"the spare thread's sign solves: 0 settled there first \[layer 2 neuron 0 active\? "
-                        r"0\.\d s with its bound → open, then \d\.\d s free → open\]", line), line
+                        r"0\.\d s with its bound → open, then \d\.\d s free, separators aggressive → open\]",
+                        line), line
+
+
+def test_a_free_solve_with_aggressive_separators_that_ends_inside_its_margin_is_followed_by_the_engines(monkeypatch):
+    """g = 100 (relu(x0 - x1) + relu(x0 + x1 - 1)) - 100 - 5e-4 on [0, 1]^2: max -5e-4 (its triangle relaxations allow
+    +50), row size 300, so the margins are 3e-4 and, with aggressive separators, 3e-3. The free solve with them
+    ends without a proof or a witness; the engine's settings then prove it."""
+    network = Network.from_arrays([np.array([[1.0, -1.0], [1.0, 1.0]]), np.array([[100.0, 100.0]]), np.ones((1, 1))],
+                                  [np.array([0.0, -1.0]), np.array([-100.0 - 5e-4]), np.zeros(1)], dtype="float64")
+    box = Box(np.zeros(2), np.ones(2))
+    state = analyze_module._bounds_and_witnesses(network, box, None, None, np.random.default_rng(0), lambda *a: None)
+    assert analyze_module._open_questions(state, 1)[0][0] and state.bounds[1].upper[0] > 1.0
+    state.bounds[1] = LayerBounds(state.bounds[1].lower, np.full(1, 1.0))  # the first solve gets a loose bound
+    monkeypatch.setattr(analyze_module, "COMPANION_CAPPED_SECONDS", 0.0)  # the first solve, with the bound, ends at once
+    companion = analyze_module._Companion(network, box, state, time.monotonic() + 60.0)
+    companion.wait()
+    assert companion.settled.is_set()
+    line = companion.absorb(network, box, state)
+    assert state.proved_inactive[1][0]
+    assert re.fullmatch(r"the spare thread's sign solves: 1 settled there first \[layer 2 neuron 0 active\? "
+                        r"0\.0 s with its bound → open, then \d\.\d s free, separators aggressive → open, then "
+                        r"\d\.\d s free → proved\]", line), line
 
 
 def test_auto_interrupts_the_spare_thread_once_branch_and_bound_settles_its_question(monkeypatch):

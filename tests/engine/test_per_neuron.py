@@ -17,7 +17,12 @@ from exactcompress.engine.prove.per_neuron import (
     StopSignal,
     solve_layer,
 )
-from exactcompress.tolerances import MILP_MARGIN, MILP_RELATIVE_MARGIN, WITNESS_MARGIN
+from exactcompress.tolerances import (
+    MILP_AGGRESSIVE_RELATIVE_MARGIN,
+    MILP_MARGIN,
+    MILP_RELATIVE_MARGIN,
+    WITNESS_MARGIN,
+)
 
 BOX = Box(-np.ones(2), np.ones(2))
 GRID = 600
@@ -159,6 +164,24 @@ def test_a_proof_must_clear_the_margin_of_its_row(mode):
     solve = solve_layer(net, box, [], 0, ask_max=everything(2), ask_min=np.zeros(2, bool), mode=mode)
     np.testing.assert_array_equal(solve.proved_inactive, [False, True])
     assert np.all(solve.upper >= -5e-6)
+
+
+@pytest.mark.parametrize("mode", ["sign", "optimize"])
+def test_aggressive_separation_proves_only_beyond_its_wider_margin(mode):
+    """Rows of size about 200 (margins 2e-4, and 2e-3 with aggressive separators): a max of -5e-4 is proved with the
+    engine's settings only, a max of -5e-3 with both; the dual bounds stay valid either way."""
+    box = Box(np.zeros(1), np.ones(1))
+    offsets = np.array([-5e-4, -5e-3])
+    net = Network.from_arrays([np.array([[100.0], [100.0]]), np.ones((1, 2))], [offsets - 100.0, np.zeros(1)],
+                              dtype="float64")
+    wide = proof_margins(net, box, [], 0, MILP_AGGRESSIVE_RELATIVE_MARGIN)
+    np.testing.assert_allclose(wide, MILP_AGGRESSIVE_RELATIVE_MARGIN * (200.0 - offsets), rtol=1e-9)
+    assert proof_margins(net, box, [], 0)[0] < 5e-4 < wide[0] < 5e-3
+    for aggressive, proved in ((False, [True, True]), (True, [False, True])):
+        solve = solve_layer(net, box, [], 0, ask_max=everything(2), ask_min=np.zeros(2, bool), mode=mode,
+                            aggressive_separation=aggressive)
+        np.testing.assert_array_equal(solve.proved_inactive, proved)
+        assert np.all(solve.upper >= offsets) and not solve.timed_out.any()
 
 
 def test_sign_mode_stops_on_the_primal_limit():

@@ -46,9 +46,11 @@ class LayerModel:
     cuts: IdealReluCuts | None = None
 
 
-def proof_margins(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int) -> np.ndarray:
+def proof_margins(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int,
+                  relative: float = MILP_RELATIVE_MARGIN) -> np.ndarray:
     """(width of ``layer``,) the margin ``m_j`` that a MILP proof about neuron j of hidden layer ``layer`` must
-    clear (``tolerances.MILP_MARGIN``): ``max(MILP_MARGIN, MILP_RELATIVE_MARGIN * size_j)``, with
+    clear (``tolerances.MILP_MARGIN``): ``max(MILP_MARGIN, relative * size_j)`` (``relative``: MILP_RELATIVE_MARGIN,
+    or MILP_AGGRESSIVE_RELATIVE_MARGIN for a solve with aggressive separators), with
     ``size_j = |b_j| + sum_i |W_ji| max(|lo_i|, |hi_i|)`` over the bounds of the layer's inputs (the box for
     layer 0, else ``bounds[layer - 1]`` after the ReLU), the same units as ``g_j``."""
     affine = network.hidden[layer]
@@ -56,7 +58,7 @@ def proof_margins(network: Network, box: Box, bounds: Sequence[LayerBounds], lay
     largest = np.nan_to_num(np.maximum(np.abs(inputs.lower), np.abs(inputs.upper)), posinf=np.finfo(float).max)
     with np.errstate(over="ignore"):  # an unbounded input makes the margin infinite: nothing is proved then
         size = np.abs(affine.bias) + np.abs(affine.weight) @ largest
-    return np.maximum(MILP_MARGIN, MILP_RELATIVE_MARGIN * size)
+    return np.maximum(MILP_MARGIN, relative * size)
 
 
 def new_model(name: str) -> Model:

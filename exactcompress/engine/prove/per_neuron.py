@@ -7,7 +7,10 @@ Two modes:
   when the dual bound is ``<= -m_i`` (a proof that the neuron is stably inactive) or when a
   solution with ``g_i >= SIGN_PRIMAL_THRESHOLD`` is found (a candidate witness of the active sign).
   ``min g_i`` mirrors this. Sign solves separate the ideal ReLU cuts of ``cuts`` at the root; ``optimize``
-  (the 2020 baseline) stays plain big-M.
+  (the 2020 baseline) stays plain big-M. ``aggressive_separation`` sets SCIP's own separators to aggressive
+  (more root cuts: some questions proved at the root that default settings leave open), and every proof of
+  such a solve must clear the wider margin ``MILP_AGGRESSIVE_RELATIVE_MARGIN * size``: with those cuts SCIP's
+  floating-point errors were larger.
 
 Soundness: a neuron is proved stable only from a dual bound of a solve that ended with a status whose
 dual bound is valid (optimal, primal/dual/gap limit), beyond the neuron's margin ``m_i``
@@ -30,10 +33,16 @@ from dataclasses import dataclass
 from typing import Literal, Sequence
 
 import numpy as np
-from pyscipopt import Model
+from pyscipopt import SCIP_PARAMSETTING, Model
 
 from ...errors import SolverError
-from ...tolerances import MILP_MARGIN, SIGN_PRIMAL_THRESHOLD, WITNESS_MARGIN
+from ...tolerances import (
+    MILP_AGGRESSIVE_RELATIVE_MARGIN,
+    MILP_MARGIN,
+    MILP_RELATIVE_MARGIN,
+    SIGN_PRIMAL_THRESHOLD,
+    WITNESS_MARGIN,
+)
 from ..bounds import LayerBounds
 from ..deadline import deadline_in, seconds_left
 from ..domain import Box
@@ -259,16 +268,18 @@ def _widen(bound: float, sense: int, margin: float) -> float:
 
 
 def solve_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, ask_max: np.ndarray,
-                ask_min: np.ndarray, mode: Mode, time_left: float | None, solve_limit: float | None) -> LayerSolve:
+                ask_min: np.ndarray, mode: Mode, time_left: float | None, solve_limit: float | None,
+                aggressive_separation: bool = False) -> LayerSolve:
     """One worker's share of ``solve_layer``; the time left travels in seconds (clocks of other machines differ)."""
     deadline = deadline_in(time_left)
-    return _solve_in_process(network, box, bounds, layer, ask_max, ask_min, mode, deadline, solve_limit)
+    return _solve_in_process(network, box, bounds, layer, ask_max, ask_min, mode, deadline, solve_limit,
+                             aggressive_separation=aggressive_separation)
 
 
 def _solve_in_process(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int,
                       ask_max: np.ndarray, ask_min: np.ndarray, mode: Mode, deadline: float | None,
                       solve_limit: float | None = None, progress: Progress = ignore,
-                      stop: StopSignal | None = None) -> LayerSolve:
+                      stop: StopSignal | None = None, aggressive_separation: bool = False) -> LayerSolve:
     start = time.monotonic()
     width = network.hidden[layer].out_features
     lower, upper = _given_bounds(bounds, layer, width)
@@ -288,7 +299,10 @@ def _solve_in_process(network: Network, box: Box, bounds: Sequence[LayerBounds],
             if layer_model is None and seconds_left(deadline) > 0:
                 _check_bounds_hold(network, box, bounds, layer)
                 layer_model = build_layer_model(network, box, bounds, layer, ideal_cuts=mode == "sign")
-                margins = proof_margins(network, box, bounds, layer)
+                if aggressive_separation:
+                    layer_model.model.setSeparating(SCIP_PARAMSETTING.AGGRESSIVE)
+                margins = proof_margins(network, box, bounds, layer, MILP_AGGRESSIVE_RELATIVE_MARGIN
+                                        if aggressive_separation else MILP_RELATIVE_MARGIN)
             answer = (_Answer(None, None, True, 0, 0, 0) if layer_model is None
                       else _ask(layer_model, network, box, neuron, sense, mode, margins[neuron], deadline,
                                 solve_limit, stop))
@@ -327,7 +341,8 @@ def _merge(parts: list[LayerSolve], chunks: list[np.ndarray], seconds: float) ->
 def solve_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, *, ask_max: np.ndarray,
                 ask_min: np.ndarray, mode: Mode, deadline: float | None = None, workers: int = 1,
                 solve_limit: float | None = None, parallel_map: ParallelMap | None = None,
-                progress: Progress = ignore, stop: StopSignal | None = None) -> LayerSolve:
+                progress: Progress = ignore, stop: StopSignal | None = None,
+                aggressive_separation: bool = False) -> LayerSolve:
     """Solve ``max g_i`` where ``ask_max[i]`` and ``min g_i`` where ``ask_min[i]`` for hidden layer ``layer``.
 
     ``bounds[k]`` (k < layer) are valid bounds on the layers below (big-M); ``bounds[layer]``, if given,
@@ -339,6 +354,8 @@ def solve_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer
     one that ``stop`` interrupted (in this process only: ``workers`` 1). Raises SolverError if SCIP
     fails, reports the model infeasible/unbounded or ends with a status whose bound cannot be trusted.
     ``progress`` hears done/total questions (after each one in this process; at start and end when the chunks run elsewhere).
+    ``aggressive_separation``: SCIP's separators at their aggressive setting, proofs beyond the wider margins
+    (``proof_margins`` with MILP_AGGRESSIVE_RELATIVE_MARGIN; module docstring).
     """
     if mode not in ("sign", "optimize"):
         raise ValueError(f"mode must be 'sign' or 'optimize', got {mode!r}")
@@ -352,14 +369,15 @@ def solve_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer
     chunks = [chunk for chunk in (asked[offset::max(workers, 1)] for offset in range(max(workers, 1))) if len(chunk)]
     if len(chunks) <= 1:
         return _solve_in_process(network, box, bounds, layer, ask_max, ask_min, mode, deadline, solve_limit, progress,
-                                 stop)
+                                 stop, aggressive_separation)
     start = time.monotonic()
     time_left = None if deadline is None else max(0.0, seconds_left(deadline))
     argument_tuples = []
     for chunk in chunks:
         mine = np.zeros(width, dtype=bool)
         mine[chunk] = True
-        argument_tuples.append((network, box, bounds, layer, ask_max & mine, ask_min & mine, mode, time_left, solve_limit))
+        argument_tuples.append((network, box, bounds, layer, ask_max & mine, ask_min & mine, mode, time_left, solve_limit,
+                                aggressive_separation))
     label, total = f"per-neuron MILPs, layer {layer} ({len(chunks)} workers)", int(ask_max.sum() + ask_min.sum())
     progress(label, 0, total)
     parts = (parallel_map or process_pool_map)(solve_chunk, argument_tuples)

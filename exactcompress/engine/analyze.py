@@ -36,8 +36,9 @@ from .progress import Progress, ignore
 from .prove.bab import SuspendedSearch
 from .prove.bab_layer import bab_layer, resolve_device
 from .prove.parallel import ParallelMap
-from .prove.per_neuron import LayerSolve, StopSignal, solve_layer
+from .prove.per_neuron import LayerSolve, solve_layer
 from .prove.single_milp import solve_network
+from .prove.stop import StopSignal
 from .witnesses import WitnessSet, record, search
 
 #: ``auto`` asks per-neuron sign solves directly when at most this many sign questions are open
@@ -540,7 +541,8 @@ def _absorb_solves(network: Network, box: Box, state: _BoxState, layer: int, sol
 class _Companion:
     """Per-neuron sign solves in a thread of their own on the few questions ``auto`` has left (hardest first: the
     largest bound left relative to its interval), one at a time (first for COMPANION_CAPPED_SECONDS with the bound
-    left on its pre-activation, then free), while ``auto`` goes on with branch and bound (one
+    left on its pre-activation, then free with SCIP's separators aggressive and the wider proof margin, then, if that
+    ended without settling it, free with the engine's settings), while ``auto`` goes on with branch and bound (one
     thread fewer meanwhile) and the single MILP (one thread). SCIP solves without the GIL, so both sides run at
     once on a second CPU. Each side stops the other: ``settled`` is set once every question it was given is
     settled (branch and bound's rounds then end, and the single MILP through ``stop_when_settled``);

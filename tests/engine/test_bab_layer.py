@@ -23,8 +23,9 @@ from exactcompress.engine.prove import bab as bab_module
 from exactcompress.engine.prove import bab_bounds
 from exactcompress.engine.prove import bab_layer as bab_layer_module
 from exactcompress.engine.prove.bab_layer import bab_layer, resolve_device
-from exactcompress.engine.prove.per_neuron import StopSignal, solve_layer
+from exactcompress.engine.prove.per_neuron import solve_layer
 from exactcompress.engine.prove.single_milp import solve_network
+from exactcompress.engine.prove.stop import StopSignal
 from exactcompress.engine.witnesses import WitnessSet
 from exactcompress.errors import InputError
 from exactcompress.io import from_sequential, to_sequential

@@ -12,11 +12,8 @@ from exactcompress.engine.bounds import LayerBounds
 from exactcompress.engine.domain import Box
 from exactcompress.engine.network import Network
 from exactcompress.engine.prove.encoding import proof_margins
-from exactcompress.engine.prove.per_neuron import (
-    SIGN_PRIMAL_THRESHOLD,
-    StopSignal,
-    solve_layer,
-)
+from exactcompress.engine.prove.per_neuron import SIGN_PRIMAL_THRESHOLD, solve_layer
+from exactcompress.engine.prove.stop import StopSignal
 from exactcompress.tolerances import (
     MILP_AGGRESSIVE_RELATIVE_MARGIN,
     MILP_MARGIN,

@@ -63,7 +63,7 @@ from ..domain import Box
 from ..network import Network
 from ..witnesses import WitnessSet, record
 from .encoding import add_preactivations, add_relus, new_model, proof_margins
-from .per_neuron import StopSignal
+from .stop import StopSignal
 
 #: the witness-side child of an ambiguity branch demands ``sign * g_i >= WITNESS_TARGET``: far enough
 #: above WITNESS_MARGIN that the float64 pass confirms any solution there despite SCIP's tolerances

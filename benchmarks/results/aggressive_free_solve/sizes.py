@@ -1,3 +1,5 @@
+"""The row sizes and proof margins (1e-6 * size) of the three questions in the README section "Aggressive separation
+with a wider margin", from the bounds after bounds and witnesses: python sizes.py (from the repository root)."""
 import sys, numpy as np
 from exactcompress.engine import analyze as auto
 from exactcompress.engine.progress import ignore

@@ -21,9 +21,10 @@ BOUND_MARGIN = 1e-9
 MILP_MARGIN = 1e-6
 MILP_RELATIVE_MARGIN = 1e-6
 #: the relative factor of m_j in a solve whose SCIP separators are set to aggressive (``auto``'s free sign solves
-#: on a spare thread): with that setting and the ideal ReLU cuts SCIP declared the same false claim, wrong by up to
-#: 6.1e-7 of the row's size at 1e-6 * size, and gave none at 1e-5 * size in the replays (``benchmarks/README.md``,
-#: "Aggressive separation with a wider margin")
+#: on a spare thread): with more root cuts and the ideal ReLU cuts SCIP's dual bounds on the false-proof question
+#: were wrong by up to 1.6e-6 of the row's size (a dual bound of -2.9e-5 where the maximum is +1.7e-5, size 29.6);
+#: at 1e-5 * size, 6x that, its replays gave no false claim (``benchmarks/README.md``, "Aggressive separation with a
+#: wider margin")
 MILP_AGGRESSIVE_RELATIVE_MARGIN = 1e-5
 #: SCIP's primal and dual feasibility tolerances (the dual one is SCIP's default: SoPlex without GMP clamps
 #: its LP tolerances at 1e-10, which SCIP reaches from 1e-7 when it tightens them by 1e-3 on resolves)

@@ -9,7 +9,7 @@ from pyscipopt import Model
 
 
 class StopSignal:
-    """A request from another thread to end the sign solves of one thread: ``set`` interrupts the SCIP solve running
+    """A request from another thread to end the SCIP solves of one thread: ``set`` interrupts the SCIP solve running
     now (``Model.interruptSolve`` raises a flag that SCIP checks between LP iterations and nodes, as for its own
     CTRL-C handler; it stays raised until a solve reads it), and every later solve ends before it starts. SCIP
     refuses the call in the brief stage between presolving and solving: a caller that waits for the thread sets

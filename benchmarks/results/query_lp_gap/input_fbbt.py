@@ -1,6 +1,10 @@
 """Interval propagation (FBBT) of the domain's first-layer bounds l <= W x + b <= u back onto the input box, then
 the box's interval bounds of the first layer intersected, repeated: how much the box and the target's LP bound
-move on sampled open domains (no hypothesis row; measurement only)."""
+move on sampled open domains (no hypothesis row; measurement only).
+
+    python benchmarks/results/query_lp_gap/input_fbbt.py out/bench_zoo/d64-2x100-l1_0.pt --neuron 78 --seconds 30 --sample 4
+        (from the repository root; the run of input_fbbt_n78.log)
+"""
 import argparse, json, time
 from collections import defaultdict
 import numpy as np

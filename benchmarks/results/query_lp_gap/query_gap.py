@@ -1,12 +1,16 @@
 """Per-query gap: the bounds branch and bound's Adam loop leaves on each unstable first-layer neuron of an open
 domain vs the exact LP max/min of z_i under the hypothesis on those same bounds (one Jacobi round), and the
-target's LP bound after that one exact round vs after the full fixpoint."""
+target's LP bound after that one exact round.
+
+    python benchmarks/results/query_lp_gap/query_gap.py out/bench_zoo/d64-2x100-l1_0.pt --neuron 78 --seconds 30 \
+        --sample 3   (from the repository root; the run of query_gap_n78.log)
+
+Exact HiGHS LPs, no rounding guard: a measurement, not a proof."""
 import argparse, json, sys, time
 from collections import defaultdict
 import numpy as np
 from scipy import sparse
 from scipy.optimize import linprog
-sys.path.insert(0, "/work/main/benchmarks/results/obbt_fixpoint"); sys.argv_saved = sys.argv
 from exactcompress.engine.prove import bab
 from exactcompress.engine.prove.bab_bounds import _lp, lp_certificate
 from exactcompress.io import load_network

@@ -1,6 +1,10 @@
 """Exact LP bound-tightening fixpoint under the hypothesis restricted to the k most important unstable
 first-layer neurons (importance |c_i| (-l u / (u - l)) with the target's coefficients c, recomputed each round)
-vs all of them, on sampled open domains of one question: domains closed and seconds."""
+vs all of them, on sampled open domains of one question: domains closed and seconds.
+
+    python benchmarks/results/query_lp_gap/top_k_fixpoint.py out/bench_zoo/d64-2x100-l1_0.pt --neuron 78 --seconds 30 --sample 4
+        (from the repository root; the run of top_k_fixpoint_n78.log)
+"""
 import argparse, json, sys, time
 from collections import defaultdict
 import numpy as np

@@ -5,13 +5,10 @@ move on sampled open domains (no hypothesis row; measurement only).
     python benchmarks/results/query_lp_gap/input_fbbt.py out/bench_zoo/d64-2x100-l1_0.pt --neuron 78 --seconds 30 --sample 4
         (from the repository root; the run of input_fbbt_n78.log)
 """
-import argparse, json, time
-from collections import defaultdict
+import argparse, json
 import numpy as np
-from exactcompress.engine.prove import bab
 from exactcompress.engine.prove.bab_bounds import lp_certificate
-from exactcompress.io import load_network
-from exactcompress.tolerances import BOUND_MARGIN, WITNESS_MARGIN
+from search_domains import sampled_open, searched_domains
 
 def fbbt(W, b, lo, hi, l, u, rounds=10):
     lo, hi, l, u = lo.copy(), hi.copy(), l.copy(), u.copy()
@@ -36,27 +33,11 @@ def fbbt(W, b, lo, hi, l, u, rounds=10):
 ap = argparse.ArgumentParser(); ap.add_argument("model"); ap.add_argument("--neuron", type=int)
 ap.add_argument("--seconds", type=float, default=30); ap.add_argument("--sample", type=int, default=6)
 a = ap.parse_args()
-net, _ = load_network(a.model)
-dim = net.input_dim; lo, hi = np.zeros(dim), np.ones(dim)
-W0, b0 = net.hidden[0].weight, net.hidden[0].bias
-l0 = np.minimum(W0, 0) @ hi + np.maximum(W0, 0) @ lo + b0
-u0 = np.maximum(W0, 0) @ hi + np.minimum(W0, 0) @ lo + b0
-W1, b1 = net.hidden[1].weight, net.hidden[1].bias
-j = a.neuron; batches = []
-res = bab.prove_sign([W0, W1], [b0, b1], lo, hi, [(l0, u0)], 1, j, 1, margin=BOUND_MARGIN,
-                     witness_margin=WITNESS_MARGIN, deadline=time.monotonic() + a.seconds, seed=j, debug=batches.append)
-print(f"neuron {j}: {res.status} {res.domains} domains", flush=True)
-by_depth = defaultdict(list)
-for bt in batches:
-    keep = bt["keep"][0]
-    for r in range(len(bt["bound"])):
-        depth = int(sum((s[r] != 0).sum() for s in bt["split"]))
-        by_depth[depth].append((bt["bound"][r], bt["split"][0][r], bt["lb"][0][r], bt["ub"][0][r], keep))
+j = a.neuron
+W0, b0, W1, b1, lo, hi, by_depth = searched_domains(a.model, j, a.seconds)
 rng = np.random.default_rng(0)
 for depth in (5, 7, 9, 11):
-    open_ = [x for x in by_depth.get(depth, []) if x[0] > -BOUND_MARGIN]
-    for bd, split, l, u, keep in [open_[i] for i in rng.permutation(len(open_))[: a.sample]]:
-        l = np.where(split > 0, np.maximum(l, 0), l); u = np.where(split < 0, np.minimum(u, 0), u)
+    for bd, split, l, u, keep in sampled_open(by_depth, depth, a.sample, rng)[0]:
         Wk, bk, c = W0[keep], b0[keep], W1[j, keep]
         r = fbbt(Wk, bk, lo, hi, l, u)
         lp0, _ = lp_certificate([Wk], [bk], c, b1[j], lo, hi, [l], [u])

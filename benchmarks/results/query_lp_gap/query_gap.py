@@ -6,15 +6,13 @@ target's LP bound after that one exact round.
         --sample 3   (from the repository root; the run of query_gap_n78.log)
 
 Exact HiGHS LPs, no rounding guard: a measurement, not a proof."""
-import argparse, json, sys, time
-from collections import defaultdict
+import argparse, json
 import numpy as np
 from scipy import sparse
 from scipy.optimize import linprog
-from exactcompress.engine.prove import bab
 from exactcompress.engine.prove.bab_bounds import _lp, lp_certificate
-from exactcompress.io import load_network
-from exactcompress.tolerances import BOUND_MARGIN, WITNESS_MARGIN
+from exactcompress.tolerances import BOUND_MARGIN
+from search_domains import sampled_open, searched_domains
 
 def one_round(W, b, c, d, lo, hi, l, u, margin):
     cv, A, bb, E, e, vlo, vhi, keep, h_off = _lp([W], [b], c, lo, hi, [l], [u])
@@ -37,29 +35,11 @@ def one_round(W, b, c, d, lo, hi, l, u, margin):
 ap = argparse.ArgumentParser(); ap.add_argument("model"); ap.add_argument("--neuron", type=int)
 ap.add_argument("--seconds", type=float, default=30); ap.add_argument("--sample", type=int, default=3)
 a = ap.parse_args()
-net, _ = load_network(a.model)
-dim = net.input_dim; lo, hi = np.zeros(dim), np.ones(dim)
-W0, b0 = net.hidden[0].weight, net.hidden[0].bias
-l0 = np.minimum(W0, 0) @ hi + np.maximum(W0, 0) @ lo + b0
-u0 = np.maximum(W0, 0) @ hi + np.minimum(W0, 0) @ lo + b0
-W1, b1 = net.hidden[1].weight, net.hidden[1].bias
 j = a.neuron
-batches = []
-res = bab.prove_sign([W0, W1], [b0, b1], lo, hi, [(l0, u0)], 1, j, 1, margin=BOUND_MARGIN,
-                     witness_margin=WITNESS_MARGIN, deadline=time.monotonic() + a.seconds, seed=j, debug=batches.append)
-print(f"neuron {j}: {res.status} {res.domains} domains", flush=True)
-by_depth = defaultdict(list)
-for bt in batches:
-    keep = bt["keep"][0]
-    for r in range(len(bt["bound"])):
-        depth = int(sum((s[r] != 0).sum() for s in bt["split"]))
-        by_depth[depth].append((bt["bound"][r], bt["split"][0][r], bt["lb"][0][r], bt["ub"][0][r], keep))
+W0, b0, W1, b1, lo, hi, by_depth = searched_domains(a.model, j, a.seconds)
 rng = np.random.default_rng(0)
-for depth in sorted(by_depth):
-    if depth not in (3, 6, 8, 10): continue
-    open_ = [x for x in by_depth[depth] if x[0] > -BOUND_MARGIN]
-    for bd, split, l, u, keep in [open_[i] for i in rng.permutation(len(open_))[: a.sample]]:
-        l = np.where(split > 0, np.maximum(l, 0), l); u = np.where(split < 0, np.minimum(u, 0), u)
+for depth in (3, 6, 8, 10):
+    for bd, split, l, u, keep in sampled_open(by_depth, depth, a.sample, rng)[0]:
         Wk, bk, c = W0[keep], b0[keep], W1[j, keep]
         nl, nu, unst = one_round(Wk, bk, c, b1[j], lo, hi, l, u, BOUND_MARGIN)
         if nl is None:

@@ -89,7 +89,8 @@ BAB_SECOND_ROUND_SHARE = 0.8
 #: second (``benchmarks/README.md``)
 THREADED_QUESTION_SECONDS = 2 * BAB_FIRST_ROUND_LIMIT
 #: memory that stopped branch-and-bound searches may hold between rounds (bytes of open domains; the
-#: largest are dropped first and start afresh if asked again)
+#: largest are dropped first and start afresh if asked again), enforced as each search stops: a round holds no
+#: more besides its running searches (once only between layers: 3.7 GiB peak RSS on d64-2x400-l1_0 at 1800 s)
 MAX_SUSPENDED_BYTES = 512 * 2**20
 #: codes for the step that settled a neuron (index into SETTLERS); -1 = not settled
 SETTLERS = get_args(Settler)
@@ -381,13 +382,17 @@ def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout,
         if not (ask_max.any() or ask_min.any()):
             continue
         settled = _settled_bounds(state)
+        # this layer's stopped searches leave state.suspended: bab_layer takes each out of resume as it goes on and
+        # frees the ones its share of MAX_SUSPENDED_BYTES cannot keep during the round, not after it
         resume = {(neuron, sign): search for (at, neuron, sign), search in state.suspended.items()
                   if at == layer and (ask_max if sign > 0 else ask_min)[neuron]}
+        state.suspended = {key: search for key, search in state.suspended.items() if key[0] != layer}
+        elsewhere = sum(search.nbytes() for search in state.suspended.values())
         answers = bab_layer(network, box, settled, layer, ask_max=ask_max, ask_min=ask_min, deadline=deadline,
                             question_limit=question_limit, workers=fanout.workers, threads=threads,
                             parallel_map=fanout.parallel_map, device=fanout.device, progress=say, resume=resume,
-                            stop=stop)
-        state.suspended = _within_memory({**{key: search for key, search in state.suspended.items() if key[0] != layer},
+                            stop=stop, suspended_budget=max(0, MAX_SUSPENDED_BYTES - elsewhere))
+        state.suspended = _within_memory({**state.suspended,
                                           **{(layer, *key): search for key, search in answers.suspended.items()}})
         _mark_proved(state, layer, answers.proved_inactive, answers.proved_active, code)
         timed_out += answers.timed_out

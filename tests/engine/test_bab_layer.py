@@ -154,9 +154,10 @@ def test_questions_stopped_by_their_limit_go_on_where_they_stopped():
     ask_max, ask_min, proved, resumed = ask.copy(), ask.copy(), np.zeros(6, bool), 0
     resume = {}
     for _ in range(200):
+        resumed += len(resume)
         part = bab_layer(network, box, bounds, layer, ask_max=ask_max, ask_min=ask_min, question_limit=0.02,
                          resume=resume)
-        resumed += len(resume)
+        assert not resume  # every search went on: bab_layer took each out
         proved |= part.proved_inactive
         assert not part.proved_active.any()
         ask_max &= ~part.proved_inactive
@@ -166,6 +167,33 @@ def test_questions_stopped_by_their_limit_go_on_where_they_stopped():
         if not part.timed_out:
             break
     assert proved.all() and not ask_min.any() and resumed > 0
+
+
+def test_stopped_searches_kept_within_a_budget_as_they_stop():
+    """The searches a round stops are kept smallest first within ``suspended_budget`` bytes: none with 0, every
+    one without a cap, and with room for about half of them exactly those that fit, the largest dropped."""
+    network, layer = _whole_layer_stable_net(), 2
+    box = Box(-np.ones(4), np.ones(4))
+    bounds = propagate(network, box)
+    ask = np.ones(6, bool)
+
+    def stopped(budget):
+        for _ in range(20):  # 5 ms a question stops some searches after their root on any machine
+            part = bab_layer(network, box, bounds, layer, ask_max=ask, ask_min=ask, question_limit=0.005,
+                             suspended_budget=budget)
+            if part.timed_out:
+                return part
+        pytest.fail("no search was stopped by its limit")
+
+    assert stopped(0).suspended == {}
+    every = stopped(None).suspended
+    assert len(every) >= 2
+    sizes = sorted(search.nbytes() for search in every.values())
+    budget = sum(sizes[: len(sizes) // 2])
+    kept = bab_layer_module._KeptSearches(budget)
+    for key, search in every.items():
+        kept.add(key, search)
+    assert sorted(search.nbytes() for search in kept.searches.values()) == sizes[: len(sizes) // 2]
 
 
 def test_auto_names_a_settler_for_every_settled_neuron(tmp_path, monkeypatch):

@@ -13,8 +13,8 @@ import math
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Mapping, MutableMapping, Sequence
 
 import numpy as np
 import torch
@@ -72,12 +72,17 @@ def resolve_device(device: Device) -> str:
 
 def bab_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, questions: np.ndarray,
               time_left: float | None, question_limit: float | None, device: str, threads: int = 1,
-              progress: Progress = ignore, resume: Mapping[tuple[int, int], SuspendedSearch] | None = None,
-              keep_suspended: bool = False, stop: threading.Event | None = None) -> BabLayer:
+              progress: Progress = ignore, resume: MutableMapping[tuple[int, int], SuspendedSearch] | None = None,
+              keep_suspended: bool = False, stop: threading.Event | None = None,
+              suspended_budget: int | None = None) -> BabLayer:
     """Answer ``questions`` (k, 2) rows (neuron, sign); one worker's share of ``bab_layer``.
-    A question found in ``resume`` goes on from where its search stopped; with ``keep_suspended`` the result
-    holds the searches stopped this time (in another process they would have to be copied back: not kept). A set
-    ``stop`` ends the running searches like their deadline and starts no more (in this process only).
+    A question found in ``resume`` goes on from where its search stopped (taken out of ``resume`` as it starts, so
+    that a search dropped below is freed); with ``keep_suspended`` the result
+    holds the searches stopped this time (in another process they would have to be copied back: not kept), at
+    most ``suspended_budget`` bytes of them together (``SuspendedSearch.nbytes``; None: no cap), enforced as each
+    search stops: the smallest are kept, the others dropped at once, so their memory is freed during the round,
+    not after it. A set ``stop`` ends the running searches like their deadline and starts no more (in this
+    process only).
 
     ``time_left`` (seconds, not an instant: clocks of other processes differ) bounds the whole chunk,
     ``question_limit`` each question. ``threads`` questions are answered at once, each in a thread of this
@@ -93,32 +98,41 @@ def bab_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     torch.set_num_threads(1)
     try:
         return _answer(network, box, bounds, layer, questions, deadline_in(time_left), question_limit, device,
-                       max(1, threads), progress, resume or {}, keep_suspended, stop)
+                       max(1, threads), progress, resume or {}, keep_suspended, stop, suspended_budget)
     finally:
         torch.set_num_threads(before)
 
 
 def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, questions: np.ndarray,
             deadline: float | None, question_limit: float | None, device: str, threads: int, progress: Progress,
-            resume: Mapping[tuple[int, int], SuspendedSearch], keep_suspended: bool,
-            stop: threading.Event | None) -> BabLayer:
+            resume: MutableMapping[tuple[int, int], SuspendedSearch], keep_suspended: bool,
+            stop: threading.Event | None, suspended_budget: int | None) -> BabLayer:
     width = network.hidden[layer].out_features
     proved_inactive, proved_active = np.zeros(width, bool), np.zeros(width, bool)
     weights = [hidden.weight for hidden in network.hidden[: layer + 1]]
     biases = [hidden.bias for hidden in network.hidden[: layer + 1]]
     below = [(bound.lower, bound.upper) for bound in bounds[:layer]]
+    kept = _KeptSearches(suspended_budget) if keep_suspended else None
 
     def answer(neuron: int, sign: int) -> BabResult | None:
-        """The question's result; None when the deadline passed before it started."""
+        """The question's result, its stopped search moved to ``kept``; None when the deadline passed before it
+        started."""
         left = seconds_left(deadline)
         if left <= 0 or (stop is not None and stop.is_set()):
             return None
         budget = left if question_limit is None else min(left, question_limit)
-        if (neuron, sign) in resume:
-            return resume_sign(resume[neuron, sign], deadline=time.monotonic() + budget, stop=stop)
-        return prove_sign(weights, biases, box.lower, box.upper, below, layer, neuron, sign, margin=BOUND_MARGIN,
-                          witness_margin=WITNESS_MARGIN, deadline=time.monotonic() + budget, device=device,
-                          seed=neuron, stop=stop)
+        search = resume.pop((neuron, sign), None)  # then only this question refers to it
+        if search is not None:
+            result = resume_sign(search, deadline=time.monotonic() + budget, stop=stop)
+        else:
+            result = prove_sign(weights, biases, box.lower, box.upper, below, layer, neuron, sign,
+                                margin=BOUND_MARGIN, witness_margin=WITNESS_MARGIN,
+                                deadline=time.monotonic() + budget, device=device, seed=neuron, stop=stop)
+        if result.suspended is not None:
+            if kept is not None:
+                kept.add((neuron, sign), result.suspended)
+            result = replace(result, suspended=None)
+        return result
 
     keys = [(int(neuron), int(sign)) for neuron, sign in questions]
     label = f"branch and bound, layer {layer}" + (f" ({threads} threads)" if threads > 1 and len(keys) > 1 else "")
@@ -132,15 +146,13 @@ def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: in
         except BaseException:
             pool.shutdown(cancel_futures=True)  # questions not started are dropped; running ones end by their limit
             raise
-    candidates, domains, seconds, undecided, timed_out, suspended, best_bounds = [], 0, 0.0, 0, 0, {}, {}
+    candidates, domains, seconds, undecided, timed_out, best_bounds = [], 0, 0.0, 0, 0, {}
     for key, future in zip(keys, futures):  # in question order, whatever order they finished in
         neuron, sign = key
         result = future.result()
         if result is None:
             undecided, timed_out = undecided + 1, timed_out + 1
             continue
-        if keep_suspended and result.suspended is not None:
-            suspended[key] = result.suspended
         domains, seconds = domains + result.domains, seconds + result.seconds
         if result.status == "proved":
             (proved_inactive if sign > 0 else proved_active)[neuron] = True
@@ -152,15 +164,39 @@ def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: in
                 best_bounds[key] = result.best_bound
     found = np.array(candidates).reshape(-1, network.input_dim)
     return BabLayer(proved_inactive, proved_active, found, len(keys), int(proved_inactive.sum() + proved_active.sum()),
-                    len(candidates), undecided, domains, seconds, timed_out, suspended, best_bounds)
+                    len(candidates), undecided, domains, seconds, timed_out,
+                    {} if kept is None else {key: kept.searches[key] for key in keys if key in kept.searches},
+                    best_bounds)
+
+
+class _KeptSearches:
+    """Stopped searches kept for the next round, at most ``budget`` bytes together (None: no cap): as each one
+    arrives, the largest are dropped until the rest fit (the smallest first, as ``analyze`` keeps them across
+    layers). Thread-safe: questions stop in several threads at once."""
+
+    def __init__(self, budget: int | None):
+        self.budget, self.searches, self._lock = budget, {}, threading.Lock()
+
+    def add(self, key: tuple[int, int], search: SuspendedSearch) -> None:
+        with self._lock:
+            self.searches[key] = search
+            if self.budget is None:
+                return
+            sizes = {other: kept.nbytes() for other, kept in self.searches.items()}
+            total = sum(sizes.values())
+            for other in sorted(sizes, key=sizes.__getitem__, reverse=True):
+                if total <= self.budget:
+                    break
+                total -= sizes.pop(other)
+                del self.searches[other]
 
 
 def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, *, ask_max: np.ndarray,
               ask_min: np.ndarray, deadline: float | None = None, question_limit: float | None = None,
               workers: int = 1, threads: int = 1, parallel_map: ParallelMap | None = None,
               device: Device = "auto", progress: Progress = ignore,
-              resume: Mapping[tuple[int, int], SuspendedSearch] | None = None,
-              stop: threading.Event | None = None) -> BabLayer:
+              resume: MutableMapping[tuple[int, int], SuspendedSearch] | None = None,
+              stop: threading.Event | None = None, suspended_budget: int | None = None) -> BabLayer:
     """Branch and bound on every asked question of hidden layer ``layer``.
 
     ``bounds[k]`` (k < layer): valid bounds on the layers below over the whole box (proven states applied:
@@ -170,9 +206,9 @@ def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     ``parallel_map`` (default: spawned processes here), each chunk one question at a time; one chunk (``workers``
     1) runs here, ``threads`` questions at once (``bab_chunk``). ``progress``
     hears done/total questions (per question in this process; at start and end when chunks run elsewhere).
-    ``resume``: searches stopped earlier, by (neuron, sign); they go on, and the result's ``suspended`` holds
-    those stopped this time, when the questions run in this process (one chunk); chunks run elsewhere start
-    afresh. ``stop``: a set event ends the questions in this process like the deadline (``bab_chunk``).
+    ``resume``: searches stopped earlier, by (neuron, sign); they go on (taken out of it), and the result's ``suspended`` holds
+    those stopped this time, when the questions run in this process (one chunk), at most ``suspended_budget`` bytes
+    of them (``bab_chunk``); chunks run elsewhere start afresh. ``stop``: a set event ends the questions in this process like the deadline (``bab_chunk``).
     """
     rows = [(neuron, sign) for neuron in range(len(ask_max)) for sign, asked in ((1, ask_max), (-1, ask_min))
             if asked[neuron]]
@@ -182,7 +218,8 @@ def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     chunks = [chunk for chunk in (questions[offset::max(workers, 1)] for offset in range(max(workers, 1))) if len(chunk)]
     if len(chunks) <= 1:
         return bab_chunk(network, box, bounds, layer, questions, time_left, question_limit, where, threads=threads,
-                         progress=progress, resume=resume, keep_suspended=True, stop=stop)
+                         progress=progress, resume=resume, keep_suspended=True, stop=stop,
+                         suspended_budget=suspended_budget)
     arguments = [(network, box, tuple(bounds), layer, chunk, time_left, question_limit, where) for chunk in chunks]
     label = f"branch and bound, layer {layer} ({len(chunks)} workers)"
     progress(label, 0, len(questions))

@@ -393,8 +393,8 @@ def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout,
                             question_limit=question_limit, workers=fanout.workers, threads=threads,
                             parallel_map=fanout.parallel_map, device=fanout.device, progress=say, resume=resume,
                             stop=stop, suspended_budget=max(0, MAX_SUSPENDED_BYTES - elsewhere))
-        state.suspended = _within_memory({**state.suspended,
-                                          **{(layer, *key): search for key, search in answers.suspended.items()}})
+        # within MAX_SUSPENDED_BYTES together: bab_layer kept this layer's within what the others left
+        state.suspended = {**state.suspended, **{(layer, *key): search for key, search in answers.suspended.items()}}
         _mark_proved(state, layer, answers.proved_inactive, answers.proved_active, code)
         timed_out += answers.timed_out
         if len(answers.candidates):
@@ -438,17 +438,6 @@ def _tighten_undecided(state: _BoxState, layer: int, best_bounds: Mapping[tuple[
     state.bounds[layer] = tightened
     _apply_bound_proofs(state, layer)
     return True
-
-
-def _within_memory(suspended: dict[tuple[int, int, int], SuspendedSearch]) -> dict[tuple[int, int, int], SuspendedSearch]:
-    """The stopped searches to keep: the smallest first, together at most MAX_SUSPENDED_BYTES."""
-    kept, total = {}, 0
-    for size, key in sorted((search.nbytes(), key) for key, search in suspended.items()):
-        total += size
-        if total > MAX_SUSPENDED_BYTES:
-            break
-        kept[key] = suspended[key]
-    return kept
 
 
 def _settled_bounds(state: _BoxState) -> list[LayerBounds]:

@@ -171,24 +171,21 @@ def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: in
 
 class _KeptSearches:
     """Stopped searches kept for the next round, at most ``budget`` bytes together (None: no cap): as each one
-    arrives, the largest are dropped until the rest fit (the smallest first, as ``analyze`` keeps them across
-    layers). Thread-safe: questions stop in several threads at once."""
+    arrives, the largest are dropped until the rest fit (the smallest are kept). Thread-safe: questions stop in
+    several threads at once."""
 
     def __init__(self, budget: int | None):
-        self.budget, self.searches, self._lock = budget, {}, threading.Lock()
+        self.budget, self.searches, self._sizes, self._lock = budget, {}, {}, threading.Lock()
 
     def add(self, key: tuple[int, int], search: SuspendedSearch) -> None:
         with self._lock:
-            self.searches[key] = search
+            self.searches[key], self._sizes[key] = search, search.nbytes()  # a stopped search does not change
             if self.budget is None:
                 return
-            sizes = {other: kept.nbytes() for other, kept in self.searches.items()}
-            total = sum(sizes.values())
-            for other in sorted(sizes, key=sizes.__getitem__, reverse=True):
-                if total <= self.budget:
+            for other in sorted(self._sizes, key=self._sizes.__getitem__, reverse=True):
+                if sum(self._sizes.values()) <= self.budget:
                     break
-                total -= sizes.pop(other)
-                del self.searches[other]
+                del self.searches[other], self._sizes[other]
 
 
 def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, *, ask_max: np.ndarray,

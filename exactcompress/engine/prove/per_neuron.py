@@ -248,34 +248,39 @@ def _solve_in_process(network: Network, box: Box, bounds: Sequence[LayerBounds],
     layer_model = margins = None
     label, total, done = f"per-neuron MILPs, layer {layer}", int(ask_max.sum() + ask_min.sum()), 0
     progress(label, done, total)
-    for neuron in asked:
-        for sense, wanted in ((1, ask_max[neuron]), (-1, ask_min[neuron])):
-            if not wanted:
-                continue
-            if layer_model is None and seconds_left(deadline) > 0:
-                _check_bounds_hold(network, box, bounds, layer)
-                layer_model = build_layer_model(network, box, bounds, layer, ideal_cuts=mode == "sign")
-                if aggressive_separation:
-                    layer_model.model.setSeparating(SCIP_PARAMSETTING.AGGRESSIVE)
-                margins = proof_margins(network, box, bounds, layer, MILP_AGGRESSIVE_RELATIVE_MARGIN
-                                        if aggressive_separation else MILP_RELATIVE_MARGIN)
-            answer = (_Answer(None, None, True, 0, 0, 0) if layer_model is None
-                      else _ask(layer_model, network, box, neuron, sense, mode, margins[neuron], deadline,
-                                solve_limit, stop))
-            solves, nodes, iterations = solves + answer.solves, nodes + answer.nodes, iterations + answer.lp_iterations
-            done += 1
-            progress(label, done, total)
-            timed_out[neuron] |= answer.timed_out
-            if answer.x is not None:
-                candidates.append(answer.x)
-            if answer.timed_out or answer.dual_bound is None:
-                continue
-            if sense > 0:
-                upper[neuron] = min(upper[neuron], _widen(answer.dual_bound, 1, margins[neuron]))
-                proved_inactive[neuron] = answer.dual_bound <= -margins[neuron]
-            else:
-                lower[neuron] = max(lower[neuron], _widen(answer.dual_bound, -1, margins[neuron]))
-                proved_active[neuron] = answer.dual_bound >= margins[neuron]
+    try:
+        for neuron in asked:
+            for sense, wanted in ((1, ask_max[neuron]), (-1, ask_min[neuron])):
+                if not wanted:
+                    continue
+                if layer_model is None and seconds_left(deadline) > 0:
+                    _check_bounds_hold(network, box, bounds, layer)
+                    layer_model = build_layer_model(network, box, bounds, layer, ideal_cuts=mode == "sign")
+                    if aggressive_separation:
+                        layer_model.model.setSeparating(SCIP_PARAMSETTING.AGGRESSIVE)
+                    margins = proof_margins(network, box, bounds, layer, MILP_AGGRESSIVE_RELATIVE_MARGIN
+                                            if aggressive_separation else MILP_RELATIVE_MARGIN)
+                answer = (_Answer(None, None, True, 0, 0, 0) if layer_model is None
+                          else _ask(layer_model, network, box, neuron, sense, mode, margins[neuron], deadline,
+                                    solve_limit, stop))
+                solves, nodes = solves + answer.solves, nodes + answer.nodes
+                iterations += answer.lp_iterations
+                done += 1
+                progress(label, done, total)
+                timed_out[neuron] |= answer.timed_out
+                if answer.x is not None:
+                    candidates.append(answer.x)
+                if answer.timed_out or answer.dual_bound is None:
+                    continue
+                if sense > 0:
+                    upper[neuron] = min(upper[neuron], _widen(answer.dual_bound, 1, margins[neuron]))
+                    proved_inactive[neuron] = answer.dual_bound <= -margins[neuron]
+                else:
+                    lower[neuron] = max(lower[neuron], _widen(answer.dual_bound, -1, margins[neuron]))
+                    proved_active[neuron] = answer.dual_bound >= margins[neuron]
+    finally:  # its ideal-cut separator and the model refer to each other: free SCIP now, not at a later gc
+        if layer_model is not None:
+            layer_model.model.free()
     found = np.unique(np.array(candidates), axis=0) if candidates else np.empty((0, network.input_dim))
     return LayerSolve(upper=upper, lower=lower, proved_inactive=proved_inactive, proved_active=proved_active,
                       candidates=found, solves=solves, nodes=nodes, lp_iterations=iterations,

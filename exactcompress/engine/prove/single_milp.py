@@ -506,40 +506,43 @@ def solve_network(network: Network, box: Box, bounds: Sequence[LayerBounds], wit
     if seconds_left(deadline) <= 0:
         return result(None, none_proved, False)
     encoding = _build(network, box, settled, states)
-    model = encoding.model
-    harvest = _Harvest(network, box, witnesses, states, encoding, start)
-    model.includeConshdlr(_HarvestConshdlr(harvest), "harvest", "witness harvesting and state fixing",
-                          sepapriority=_LOWEST_PRIORITY, enfopriority=_LOWEST_PRIORITY,
-                          chckpriority=_LOWEST_PRIORITY, sepafreq=1, propfreq=1, eagerfreq=-1,
-                          maxprerounds=0, needscons=False, proptiming=SCIP_PROPTIMING.BEFORELP)
-    model.includeHeur(_HarvestHeur(harvest), "harvestlp", "harvests node LP inputs", "H",
-                      timingmask=SCIP_HEURTIMING.AFTERLPNODE)
-    model.includeEventhdlr(_DualTrace(harvest), "dualtrace", "records the dual bound")
-    remaining = seconds_left(deadline)
-    if remaining <= 0 or (stop is not None and stop.is_set()):
-        return result(harvest, none_proved, False)
-    model.setParam("limits/time", min(float(remaining), 1e20))
-    try:  # without the GIL: sign solves in another thread (``analyze``'s companion) run meanwhile
-        with stop.watching(model) if stop is not None else nullcontext():
-            model.optimizeNogil()
-    except Exception as error:  # SCIP raises plain Exception, e.g. "SCIP: error in LP solver!"
-        raise SolverError("single MILP", f"SCIP failed: {error}") from None
-    if harvest.error is not None:
-        raise SolverError("single MILP", f"a harvesting plugin failed: {harvest.error!r}") from harvest.error
-    status = model.getStatus()
-    nodes, iterations = int(model.getNNodes()), int(model.getNLPIterations())
-    dual = float(model.getDualbound())
-    if not model.isInfinity(abs(dual)):
-        harvest.trace.append((harvest.elapsed(), dual))
-    if status in ("timelimit", "userinterrupt"):
-        return result(harvest, none_proved, False, nodes, iterations)
-    if status not in _STATUSES_WITH_VALID_DUAL:
-        raise SolverError("single MILP", f"SCIP ended with status '{status}'; no state can be trusted")
-    if not dual < 1.0:
-        raise SolverError("single MILP", f"SCIP ended '{status}' with dual bound {dual} >= 1 although every "
-                          "candidate claiming a state is rejected")
-    proved = ~harvest.seen & ~harvest.lost
-    inactive_new, active_new = _per_layer(network, states, proved, 1), _per_layer(network, states, proved, -1)
-    if any(np.any(a & b) for a, b in zip(inactive_new, active_new)):
-        raise SoundnessError("single MILP", "proved a neuron both stably active and stably inactive")
-    return result(harvest, proved, True, nodes, iterations)
+    try:
+        model = encoding.model
+        harvest = _Harvest(network, box, witnesses, states, encoding, start)
+        model.includeConshdlr(_HarvestConshdlr(harvest), "harvest", "witness harvesting and state fixing",
+                              sepapriority=_LOWEST_PRIORITY, enfopriority=_LOWEST_PRIORITY,
+                              chckpriority=_LOWEST_PRIORITY, sepafreq=1, propfreq=1, eagerfreq=-1,
+                              maxprerounds=0, needscons=False, proptiming=SCIP_PROPTIMING.BEFORELP)
+        model.includeHeur(_HarvestHeur(harvest), "harvestlp", "harvests node LP inputs", "H",
+                          timingmask=SCIP_HEURTIMING.AFTERLPNODE)
+        model.includeEventhdlr(_DualTrace(harvest), "dualtrace", "records the dual bound")
+        remaining = seconds_left(deadline)
+        if remaining <= 0 or (stop is not None and stop.is_set()):
+            return result(harvest, none_proved, False)
+        model.setParam("limits/time", min(float(remaining), 1e20))
+        try:  # without the GIL: sign solves in another thread (``analyze``'s companion) run meanwhile
+            with stop.watching(model) if stop is not None else nullcontext():
+                model.optimizeNogil()
+        except Exception as error:  # SCIP raises plain Exception, e.g. "SCIP: error in LP solver!"
+            raise SolverError("single MILP", f"SCIP failed: {error}") from None
+        if harvest.error is not None:
+            raise SolverError("single MILP", f"a harvesting plugin failed: {harvest.error!r}") from harvest.error
+        status = model.getStatus()
+        nodes, iterations = int(model.getNNodes()), int(model.getNLPIterations())
+        dual = float(model.getDualbound())
+        if not model.isInfinity(abs(dual)):
+            harvest.trace.append((harvest.elapsed(), dual))
+        if status in ("timelimit", "userinterrupt"):
+            return result(harvest, none_proved, False, nodes, iterations)
+        if status not in _STATUSES_WITH_VALID_DUAL:
+            raise SolverError("single MILP", f"SCIP ended with status '{status}'; no state can be trusted")
+        if not dual < 1.0:
+            raise SolverError("single MILP", f"SCIP ended '{status}' with dual bound {dual} >= 1 although every "
+                              "candidate claiming a state is rejected")
+        proved = ~harvest.seen & ~harvest.lost
+        inactive_new, active_new = _per_layer(network, states, proved, 1), _per_layer(network, states, proved, -1)
+        if any(np.any(a & b) for a, b in zip(inactive_new, active_new)):
+            raise SoundnessError("single MILP", "proved a neuron both stably active and stably inactive")
+        return result(harvest, proved, True, nodes, iterations)
+    finally:  # its plugins and the model refer to each other: free SCIP now, not at some later garbage collection
+        encoding.model.free()

@@ -10,12 +10,13 @@ import pytest
 
 from exactcompress.allocator import SETTINGS, allocator_environment, tune_allocator
 
-#: a child that allocates and touches a 64 MiB array, frees it, and prints how much of it left its memory
+#: a child that allocates and touches a 64 MiB array, frees it (and releases the free heap), and prints how much
+#: of it left its memory
 ALLOCATE_AND_FREE = """
 import os, sys
 import numpy as np
-if sys.argv[1] == "tuned":
-    from exactcompress.allocator import tune_allocator
+if sys.argv[1] in ("tuned", "released"):
+    from exactcompress.allocator import release_free_memory, tune_allocator
     assert tune_allocator()
 def resident() -> int:
     with open("/proc/self/statm") as statm:
@@ -23,6 +24,8 @@ def resident() -> int:
 block = np.ones(8 * 2**20)
 holding = resident()
 del block
+if sys.argv[1] == "released":
+    assert release_free_memory()
 print(holding - resident())
 """
 
@@ -37,7 +40,7 @@ def test_settings_go_into_the_environment_and_a_users_own_value_is_kept():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt, /proc")
-def test_a_freed_64_mib_block_stays_for_reuse_instead_of_going_back_to_the_kernel():
+def test_a_freed_64_mib_block_stays_for_reuse_until_the_free_heap_is_released():
     def returned(mode: str) -> int:
         environment = {name: value for name, value in os.environ.items() if name not in SETTINGS}
         run = subprocess.run([sys.executable, "-c", ALLOCATE_AND_FREE, mode], capture_output=True, text=True,
@@ -46,3 +49,4 @@ def test_a_freed_64_mib_block_stays_for_reuse_instead_of_going_back_to_the_kerne
 
     assert returned("default") >= 60 * 2**20  # unmapped at once: the next such block is page-faulted in anew
     assert returned("tuned") <= 4 * 2**20  # kept in the heap for the next block
+    assert returned("released") >= 60 * 2**20  # until the phase ends and the free heap is handed back

@@ -24,6 +24,7 @@ from typing import Mapping, Sequence, get_args
 
 import numpy as np
 
+from ..allocator import release_free_memory
 from ..errors import SolverError, SoundnessError
 from ..schema import BabStats, Device, Method, Settler, SolverStats
 from ..tolerances import BOUND_MARGIN, WITNESS_MARGIN
@@ -172,7 +173,8 @@ def analyze(
     (default: local processes); branch and bound in this process answers ``threads`` questions at once (threads,
     one torch thread each) in rounds that give each question THREADED_QUESTION_SECONDS or more, or no limit, and
     computes its batched bounds on ``device`` (``"auto"``: CUDA when torch sees a
-    GPU), its proofs in float64 either way.
+    GPU), its proofs in float64 either way. After each round of branch and bound, the single MILP and the whole
+    analysis, the free heap goes back to the kernel (``allocator.release_free_memory``).
     """
     fanout = Fanout(workers, threads, parallel_map, device)
     deadline = None if time_limit is None else time.monotonic() + time_limit
@@ -190,6 +192,7 @@ def analyze(
             per_box.append(_bab_only(network, box, data, deadline, fanout, rng, say))
         else:
             per_box.append(_auto(network, box, data, deadline, fanout, rng, say))
+    release_free_memory()  # a long-lived worker analyses the next model with what it holds now
     return _combine(network, per_box)
 
 
@@ -412,6 +415,7 @@ def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout,
         if companion is not None:
             companion.drop_settled(state)
     state.seconds["bab"] = state.seconds.get("bab", 0.0) + time.monotonic() - start
+    release_free_memory()  # the round's freed domains: each thread's arena kept up to the trim threshold
     return timed_out
 
 
@@ -472,6 +476,7 @@ def _single_milp(network: Network, box: Box, state: _BoxState, deadline, say: Pr
         solutions_harvested=result.solutions_harvested, lp_points_harvested=result.lp_points_harvested,
         states_fixed=result.states_fixed, open_states=result.open_states, single_milp_finished=result.finished,
         dual_trace=list(result.dual_trace)))
+    release_free_memory()  # what SCIP's search tree held
     state.witnesses = result.witnesses
     code = SETTLERS.index("single-milp")
     state.mark_unstable(code)

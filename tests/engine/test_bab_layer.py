@@ -170,8 +170,9 @@ def test_questions_stopped_by_their_limit_go_on_where_they_stopped():
 
 
 def test_stopped_searches_kept_within_a_budget_as_they_stop():
-    """The searches a round stops are kept smallest first within ``suspended_budget`` bytes: none with 0, every
-    one without a cap, and with room for about half of them exactly those that fit, the largest dropped."""
+    """The searches a round stops are kept smallest first within ``suspended_budget`` bytes, together with the
+    earlier round's searches still waiting to go on: none with 0, every one without a cap, and with room for
+    about half of them exactly those that fit, the largest dropped."""
     network, layer = _whole_layer_stable_net(), 2
     box = Box(-np.ones(4), np.ones(4))
     bounds = propagate(network, box)
@@ -190,10 +191,22 @@ def test_stopped_searches_kept_within_a_budget_as_they_stop():
     assert stopped(0, limit).suspended == {}
     sizes = sorted(search.nbytes() for search in every.values())
     budget = sum(sizes[: len(sizes) // 2])
-    kept = bab_layer_module._KeptSearches(budget)
+    kept = bab_layer_module._KeptSearches(budget, {})
     for key, search in every.items():
         kept.add(key, search)
     assert sorted(search.nbytes() for search in kept.searches.values()) == sizes[: len(sizes) // 2]
+    # the last round's searches still waiting to go on share the budget: with room for all but the smallest, the
+    # smallest stopping beside them drops the largest, a waiting one (its question will start afresh)
+    (smallest_key, smallest), *others = sorted(every.items(), key=lambda item: item[1].nbytes())
+    waiting = dict(others)
+    kept = bab_layer_module._KeptSearches(sum(sizes[1:]), waiting)
+    kept.add(smallest_key, smallest)
+    assert list(kept.searches) == [smallest_key] and len(waiting) == len(others) - 1
+    held = [search.nbytes() for search in [*kept.searches.values(), *waiting.values()]]
+    assert sorted(held + [sizes[-1]]) == sizes
+    for key in list(waiting):  # a search that goes on leaves waiting
+        assert kept.take(key) is every[key] and key not in waiting
+    assert kept.take(smallest_key) is None
 
 
 def test_auto_names_a_settler_for_every_settled_neuron(tmp_path, monkeypatch):

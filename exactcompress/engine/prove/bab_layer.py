@@ -79,9 +79,10 @@ def bab_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     A question found in ``resume`` goes on from where its search stopped (taken out of ``resume`` as it starts, so
     that a search dropped below is freed); with ``keep_suspended`` the result
     holds the searches stopped this time (in another process they would have to be copied back: not kept), at
-    most ``suspended_budget`` bytes of them together (``SuspendedSearch.nbytes``; None: no cap), enforced as each
-    search stops: the smallest are kept, the others dropped at once, so their memory is freed during the round,
-    not after it. A set ``stop`` ends the running searches like their deadline and starts no more (in this
+    most ``suspended_budget`` bytes of them together with those in ``resume`` still waiting to go on
+    (``SuspendedSearch.nbytes``; None: no cap), enforced as each search stops: the smallest are kept, the others
+    dropped at once (a dropped waiting one starts afresh), so their memory is freed during the round, not after
+    it. A set ``stop`` ends the running searches like their deadline and starts no more (in this
     process only).
 
     ``time_left`` (seconds, not an instant: clocks of other processes differ) bounds the whole chunk,
@@ -112,7 +113,7 @@ def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: in
     weights = [hidden.weight for hidden in network.hidden[: layer + 1]]
     biases = [hidden.bias for hidden in network.hidden[: layer + 1]]
     below = [(bound.lower, bound.upper) for bound in bounds[:layer]]
-    kept = _KeptSearches(suspended_budget) if keep_suspended else None
+    kept = _KeptSearches(suspended_budget, resume) if keep_suspended else None
 
     def answer(neuron: int, sign: int) -> BabResult | None:
         """The question's result, its stopped search moved to ``kept``; None when the deadline passed before it
@@ -121,7 +122,7 @@ def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: in
         if left <= 0 or (stop is not None and stop.is_set()):
             return None
         budget = left if question_limit is None else min(left, question_limit)
-        search = resume.pop((neuron, sign), None)  # then only this question refers to it
+        search = resume.pop((neuron, sign), None) if kept is None else kept.take((neuron, sign))  # then only here
         if search is not None:
             result = resume_sign(search, deadline=time.monotonic() + budget, stop=stop)
         else:
@@ -170,22 +171,34 @@ def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: in
 
 
 class _KeptSearches:
-    """Stopped searches kept for the next round, at most ``budget`` bytes together (None: no cap): as each one
-    arrives, the largest are dropped until the rest fit (the smallest are kept). Thread-safe: questions stop in
-    several threads at once."""
+    """Stopped searches kept for the next round and the earlier round's searches still ``waiting`` to go on (the
+    caller's ``resume``, taken out by ``take``): at most ``budget`` bytes together (None: no cap). As each search
+    stops, the largest of both are dropped until the rest fit (the smallest are kept; a question whose waiting
+    search was dropped starts afresh). Thread-safe: questions start and stop in several threads at once."""
 
-    def __init__(self, budget: int | None):
-        self.budget, self.searches, self._sizes, self._lock = budget, {}, {}, threading.Lock()
+    def __init__(self, budget: int | None, waiting: MutableMapping[tuple[int, int], SuspendedSearch]):
+        self.budget, self.waiting, self.searches, self._lock = budget, waiting, {}, threading.Lock()
+        self._sizes: dict[tuple[bool, tuple[int, int]], int] = {  # (waiting?, key) -> bytes; a search is measured once
+            (True, key): search.nbytes() for key, search in waiting.items()} if budget is not None else {}
+
+    def take(self, key: tuple[int, int]) -> SuspendedSearch | None:
+        """The waiting search of a question that starts now, out of ``waiting`` (None: it starts afresh)."""
+        with self._lock:
+            self._sizes.pop((True, key), None)
+            return self.waiting.pop(key, None)
 
     def add(self, key: tuple[int, int], search: SuspendedSearch) -> None:
         with self._lock:
-            self.searches[key], self._sizes[key] = search, search.nbytes()  # a stopped search does not change
+            self.searches[key] = search
             if self.budget is None:
                 return
-            for other in sorted(self._sizes, key=self._sizes.__getitem__, reverse=True):
-                if sum(self._sizes.values()) <= self.budget:
+            self._sizes[(False, key)] = search.nbytes()  # a stopped search does not change
+            held = sum(self._sizes.values())
+            for waiting, other in sorted(self._sizes, key=self._sizes.__getitem__, reverse=True):
+                if held <= self.budget:
                     break
-                del self.searches[other], self._sizes[other]
+                held -= self._sizes.pop((waiting, other))
+                del (self.waiting if waiting else self.searches)[other]
 
 
 def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, *, ask_max: np.ndarray,

@@ -90,9 +90,9 @@ BAB_SECOND_ROUND_SHARE = 0.8
 #: second (``benchmarks/README.md``)
 THREADED_QUESTION_SECONDS = 2 * BAB_FIRST_ROUND_LIMIT
 #: memory that stopped branch-and-bound searches may hold between rounds (bytes of open domains; the
-#: largest are dropped first and start afresh if asked again), enforced as each search stops: a round holds no
-#: more besides its running searches (checked only after a layer's round before: a 20 s round of d64-2x400-l1_0's
-#: 46 questions kept about 1.2 GiB; ``benchmarks/README.md``)
+#: largest are dropped first and start afresh if asked again), enforced as each search stops and counting the
+#: searches still waiting to go on: a round holds no more besides its running searches (checked only after a
+#: layer's round before: a 20 s round of d64-2x400-l1_0's 46 questions kept about 1.2 GiB; ``benchmarks/README.md``)
 MAX_SUSPENDED_BYTES = 512 * 2**20
 #: codes for the step that settled a neuron (index into SETTLERS); -1 = not settled
 SETTLERS = get_args(Settler)

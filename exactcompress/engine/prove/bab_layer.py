@@ -113,16 +113,16 @@ def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: in
     weights = [hidden.weight for hidden in network.hidden[: layer + 1]]
     biases = [hidden.bias for hidden in network.hidden[: layer + 1]]
     below = [(bound.lower, bound.upper) for bound in bounds[:layer]]
-    kept = _KeptSearches(suspended_budget, resume) if keep_suspended else None
+    kept = _KeptSearches(suspended_budget if keep_suspended else None, resume)
 
     def answer(neuron: int, sign: int) -> BabResult | None:
-        """The question's result, its stopped search moved to ``kept``; None when the deadline passed before it
-        started."""
+        """The question's result, its stopped search moved to ``kept`` (with ``keep_suspended``); None when the
+        deadline passed before it started."""
         left = seconds_left(deadline)
         if left <= 0 or (stop is not None and stop.is_set()):
             return None
         budget = left if question_limit is None else min(left, question_limit)
-        search = resume.pop((neuron, sign), None) if kept is None else kept.take((neuron, sign))  # then only here
+        search = kept.take((neuron, sign))  # then only this question refers to it
         if search is not None:
             result = resume_sign(search, deadline=time.monotonic() + budget, stop=stop)
         else:
@@ -130,7 +130,7 @@ def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: in
                                 margin=BOUND_MARGIN, witness_margin=WITNESS_MARGIN,
                                 deadline=time.monotonic() + budget, device=device, seed=neuron, stop=stop)
         if result.suspended is not None:
-            if kept is not None:
+            if keep_suspended:
                 kept.add((neuron, sign), result.suspended)
             result = replace(result, suspended=None)
         return result
@@ -166,7 +166,7 @@ def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: in
     found = np.array(candidates).reshape(-1, network.input_dim)
     return BabLayer(proved_inactive, proved_active, found, len(keys), int(proved_inactive.sum() + proved_active.sum()),
                     len(candidates), undecided, domains, seconds, timed_out,
-                    {} if kept is None else {key: kept.searches[key] for key in keys if key in kept.searches},
+                    {key: kept.searches[key] for key in keys if key in kept.searches},
                     best_bounds)
 
 

@@ -308,3 +308,29 @@ def test_a_failed_single_milp_leaves_its_questions_undecided_not_the_model_faile
     assert "single MILP failed (SCIP failed: SCIP: error in LP solver!)" in report.policy
     assert sum(len(layer.undecided) for layer in report.layers) > 0
     assert not any(layer.settled_by["single-milp"] for layer in report.layers)
+
+
+@pytest.mark.parametrize("method", ["auto", "bab", "milp", "per-neuron"])
+def test_pruned_neurons_and_sums_of_nonpositive_terms_are_removed_by_every_method(method):
+    """A zero row with zero bias (g = 0 everywhere) and a neuron of the second layer whose weights from the ReLUs
+    below are all <= 0 with bias 0 (max g = 0, reached): no margin can prove them, their term signs do; each is
+    stably inactive, settled by "bounds", and the compressed network equals the original."""
+    rng = np.random.default_rng(0)
+    first = np.vstack([np.eye(3), rng.normal(size=(3, 3)), np.zeros((1, 3))])  # rows 0-2: h_i = relu(x_i)
+    first_bias = np.concatenate([np.zeros(3), rng.normal(size=3), [0.0]])
+    second = rng.normal(size=(4, 7))
+    second[0] = [-1.0, -2.0, -0.5, 0.0, 0.0, 0.0, 3.0]  # g = -(h0 + 2 h1 + h2 / 2) (the 3 multiplies a zero row)
+    second[1] = 0.0
+    second_bias = np.concatenate([[0.0, 0.0], rng.normal(size=2)])
+    network = Network.from_arrays([first, second, rng.normal(size=(1, 4))], [first_bias, second_bias, np.zeros(1)],
+                                  dtype="float64")
+    domain = Domain("box", (Box(-np.ones(3), np.ones(3)),))
+    analysis = analyze(network, domain, method=method, time_limit=60)
+    bounds_code = SETTLERS.index("bounds")
+    for layer, neuron in ((0, 6), (1, 0), (1, 1)):
+        assert analysis.stably_inactive[layer][neuron] and not analysis.stably_active[layer][neuron]
+        assert analysis.settled_by[layer][neuron] == bounds_code
+    compressed, _ = compress(network, analysis.stably_active, analysis.stably_inactive)
+    assert sum(compressed.hidden_widths) <= sum(network.hidden_widths) - 3
+    points = domain.sample(20_000, rng)
+    np.testing.assert_allclose(compressed.forward(points), network.forward(points), rtol=1e-12, atol=1e-12)

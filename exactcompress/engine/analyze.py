@@ -214,9 +214,21 @@ def _mark_proved(state: _BoxState, layer: int, inactive: np.ndarray, active: np.
         proved[layer] |= mask
 
 
-def _apply_bound_proofs(state: _BoxState, layer: int) -> None:
+def _apply_bound_proofs(network: Network, box: Box, state: _BoxState, layer: int) -> None:
+    """Mark what ``layer``'s bounds prove (beyond the margin) and the signs its terms fix (``_apply_term_signs``)."""
     bounds = state.bounds[layer]
     _mark_proved(state, layer, bounds.upper <= -BOUND_MARGIN, bounds.lower >= BOUND_MARGIN, SETTLERS.index("bounds"))
+    _apply_term_signs(network, box, state, layer)
+
+
+def _apply_term_signs(network: Network, box: Box, state: _BoxState, layer: int) -> None:
+    """Mark the signs that ``layer``'s terms fix exactly (``bounds.term_signs``, on the settled states of the layer
+    below): ``g <= 0`` everywhere is stably inactive (so is ``g = 0`` everywhere), ``g >= 0`` stably active."""
+    below = None if layer == 0 else _settled_bounds(state)[layer - 1]
+    nonpositive, nonnegative = bounds_mod.term_signs(network.layers[layer], below, box)
+    inactive = nonpositive & ~state.proved_active[layer]
+    _mark_proved(state, layer, inactive, nonnegative & ~inactive & ~state.proved_inactive[layer],
+                 SETTLERS.index("bounds"))
 
 
 def _add_stats(total: SolverStats, more: SolverStats) -> SolverStats:
@@ -233,7 +245,7 @@ def _bounds_and_witnesses(network: Network, box: Box, data, deadline, rng, say: 
     say("bounds")
     state = _new_state(network, box, bounds_mod.propagate(network, box))
     for layer in range(len(network.hidden)):
-        _apply_bound_proofs(state, layer)
+        _apply_bound_proofs(network, box, state, layer)
     state.seconds["bounds"] += time.monotonic() - start
 
     start = time.monotonic()
@@ -408,7 +420,7 @@ def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout,
             witnessed=state.bab.witnessed + answers.witnessed, undecided=state.bab.undecided + answers.undecided,
             domains=state.bab.domains + answers.domains, seconds=state.bab.seconds + answers.seconds,
             device=resolve_device(fanout.device))
-        tightened = _tighten_undecided(state, layer, answers.best_bounds)
+        tightened = _tighten_undecided(network, box, state, layer, answers.best_bounds)
         if answers.proved or tightened:  # the layers above get bounds from the newly settled or tightened ones
             state.bounds[: layer + 1] = _settled_bounds(state)[: layer + 1]
             _tighten_above(network, box, state, layer)
@@ -425,10 +437,11 @@ def _tighten_above(network: Network, box: Box, state: _BoxState, layer: int) -> 
     above = bounds_mod.propagate(network, box, known=_settled_bounds(state)[: layer + 1])
     state.bounds[layer + 1:] = [old.intersect(new) for old, new in zip(state.bounds[layer + 1:], above[layer + 1:])]
     for higher in range(layer + 1, len(network.hidden)):
-        _apply_bound_proofs(state, higher)
+        _apply_bound_proofs(network, box, state, higher)
 
 
-def _tighten_undecided(state: _BoxState, layer: int, best_bounds: Mapping[tuple[int, int], float]) -> bool:
+def _tighten_undecided(network: Network, box: Box, state: _BoxState, layer: int,
+                       best_bounds: Mapping[tuple[int, int], float]) -> bool:
     """Intersect ``layer``'s bounds with the valid bounds branch and bound reached on the questions it left open
     (``g <= B`` for "can g be positive?", ``g >= -B`` for "can g be negative?"), so that the questions of the
     layers above, the MILPs' big-M values and the report use them. Returns whether a bound moved."""
@@ -440,7 +453,7 @@ def _tighten_undecided(state: _BoxState, layer: int, best_bounds: Mapping[tuple[
     if np.array_equal(tightened.lower, bounds.lower) and np.array_equal(tightened.upper, bounds.upper):
         return False
     state.bounds[layer] = tightened
-    _apply_bound_proofs(state, layer)
+    _apply_bound_proofs(network, box, state, layer)
     return True
 
 
@@ -505,6 +518,7 @@ def _per_neuron(network: Network, box: Box, deadline, fanout: Fanout, say: Progr
     state = _new_state(network, box, bounds_mod.propagate(network, box))
     state.seconds["bounds"] += time.monotonic() - start
     for layer, width in enumerate(network.hidden_widths):
+        _apply_term_signs(network, box, state, layer)  # exact signs no MILP margin can prove (a pruned neuron)
         everything = np.ones(width, bool)
         _prove_layer(network, box, state, layer, everything, everything, "optimize", deadline, fanout, say)
     return state
@@ -664,7 +678,7 @@ class _Companion:
         for layer, solved in self.solved:
             _absorb_solves(network, box, state, layer, solved)
             state.bounds[layer] = state.bounds[layer].intersect(LayerBounds(solved.lower, solved.upper))
-            _apply_bound_proofs(state, layer)
+            _apply_bound_proofs(network, box, state, layer)
             _tighten_above(network, box, state, layer)
         outcome = f"failed ({self.error.reason}); " if self.error is not None else ""
         tried = f" [{'; '.join(self.tried)}]" if self.tried else ""

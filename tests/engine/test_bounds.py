@@ -14,9 +14,10 @@ from exactcompress.engine.bounds import (
     layer_bounds,
     propagate,
     symbolic_layer,
+    term_signs,
 )
 from exactcompress.engine.domain import Box
-from exactcompress.engine.network import Network
+from exactcompress.engine.network import AffineLayer, Network
 
 
 def random_network(seed: int, input_dim: int, widths: list[int]) -> Network:
@@ -180,3 +181,32 @@ def test_propagate_is_fast_on_a_mnist_sized_network():
     start = time.perf_counter()
     propagate(network, box)
     assert time.perf_counter() - start < 1.5
+
+
+def test_term_signs_fix_the_signs_the_guarded_bounds_leave_open():
+    """Each row's terms and bias of one sign give that sign exactly; the guarded bounds widen those rows past 0."""
+    box = Box(np.array([0.0, -1.0, 0.0]), np.array([1.0, 0.0, 0.0]))  # x0 >= 0, x1 <= 0, x2 = 0
+    weight = np.array([
+        [0.0, 0.0, 0.0],    # pruned: g = 0 everywhere, in both masks
+        [-2.0, 3.0, 5.0],   # every term <= 0 (x2 = 0 makes its term 0), bias 0: g <= 0, max 0 at x = 0
+        [2.0, -3.0, -7.0],  # every term >= 0, bias 0.5: g >= 0.5 (bounds see it)
+        [1.0, 1.0, 0.0],    # terms of both signs
+        [0.0, 0.0, 0.0],    # g = -0.0 exactly
+    ])
+    bias = np.array([0.0, 0.0, 0.5, 0.0, -0.0])
+    layer = AffineLayer(weight, bias)
+    nonpositive, nonnegative = term_signs(layer, None, box)
+    assert nonpositive.tolist() == [True, True, False, False, True]
+    assert nonnegative.tolist() == [True, False, True, False, True]
+    guarded = interval_layer(layer, None, box)
+    assert guarded.upper[0] > 0 and guarded.upper[1] > 0  # no margin proof of either
+    # on the ReLU outputs of a layer below: an input with upper bound <= 0 is exactly 0, its weight irrelevant
+    below = LayerBounds(np.array([-1.0, -2.0, -3.0]), np.array([2.0, -0.5, 0.0]))
+    upper_layer = AffineLayer(np.array([[-1.0, 9.0, 9.0], [1.0, -9.0, -9.0], [-1.0, 0.0, 0.0]]),
+                              np.array([0.0, 0.0, 1e-3]))
+    nonpositive, nonnegative = term_signs(upper_layer, below, box)
+    assert nonpositive.tolist() == [True, False, False]
+    assert nonnegative.tolist() == [False, True, False]
+    points = box.lower + (box.upper - box.lower) * np.random.default_rng(0).random((2000, 3))
+    g = points @ weight.T + bias
+    assert np.all(g[:, [0, 1, 4]] <= 0) and np.all(g[:, [0, 2, 4]] >= 0)

@@ -1,7 +1,8 @@
 """Bounds on every hidden pre-activation over a box: interval arithmetic and symbolic back-substitution.
 
 ``propagate`` computes both, layer by layer, and keeps the tighter bound per neuron; each layer's
-relaxations use the (tightest) bounds already found for the layers below it.
+relaxations use the (tightest) bounds already found for the layers below it. ``term_signs`` gives the signs
+that hold exactly, without a rounding guard (a pre-activation all of whose terms have one sign).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from ..network import Network
 from .concretise import concretise
 from .interval import interval_layer
 from .symbolic import relu_relaxation, symbolic_layer
+from .term_signs import term_signs
 from .types import LayerBounds
 
 
@@ -53,4 +55,5 @@ __all__ = [
     "propagate",
     "relu_relaxation",
     "symbolic_layer",
+    "term_signs",
 ]

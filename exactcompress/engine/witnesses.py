@@ -266,7 +266,9 @@ def _gradient_chunk(
     searched, columns = network, targets[:, 1]  # the target's column in ``searched``'s layer
     if shortcut is not None and not any(layer.conv is not None for layer in network.layers[:2]):
         searched = shortcut.reduced  # (the reduced layers are dense: slower than the convolutions they replace)
-        columns = np.where(targets[:, 0] == 0, (np.cumsum(~shortcut.negative) - 1)[targets[:, 1]], targets[:, 1])
+        first = targets[:, 0] == 0  # the first layer's columns move up past the dropped rows; no other layer's do
+        columns = targets[:, 1].copy()
+        columns[first] = (np.cumsum(~shortcut.negative) - 1)[columns[first]]
     layers = [_torch_layer(layer) for layer in searched.hidden[:depth]]
     lower, upper = (torch.from_numpy(np.array(side, dtype=np.float32)) for side in (box.lower, box.upper))
     step_size = learning_rate * (upper - lower)
@@ -378,7 +380,8 @@ def search(
     if corners_done:  # the corners attain the exact first-layer extremes: gradient steps cannot beat them
         targets = targets[targets[:, 0] > 0]
     if shortcut is not None:  # any candidate shows their negative sign, none their positive one
-        targets = targets[~((targets[:, 0] == 0) & shortcut.negative[targets[:, 1]])]
+        first = np.flatnonzero(targets[:, 0] == 0)  # (the mask is the first layer's: no other layer's index)
+        targets = np.delete(targets, first[shortcut.negative[targets[first, 1]]], axis=0)
     per_chunk = max(1, GRADIENT_ROWS // max(1, gradient_starts))
     for first in range(0, targets.shape[0], per_chunk):
         if expired(deadline):

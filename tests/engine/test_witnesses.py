@@ -273,6 +273,28 @@ def test_search_with_the_shortcut_witnesses_what_the_full_search_does(monkeypatc
         assert all(np.array_equal(a, b) for a, b in zip(mine, theirs))
 
 
+def test_the_shortcut_leaves_the_questions_of_a_wider_layer_above_to_the_gradient_search():
+    """A first layer with a dead neuron under a wider second layer: the gradient stage's questions of the second
+    layer have indices past the first layer's width (the shortcut's mask once indexed them: IndexError)."""
+    from exactcompress.engine.witnesses import _targets
+
+    rng = np.random.default_rng(10)
+    first, first_bias = rng.normal(size=(4, 8)), rng.normal(size=4)
+    first_bias[0] = -100.0  # dead on the box: the shortcut leaves it out
+    network = Network.from_arrays([first, rng.normal(size=(20, 4)), rng.normal(size=(1, 20))],
+                                  [first_bias, rng.normal(size=20) - 1.0, np.zeros(1)], dtype="float64")
+    box = Box(-np.ones(8), np.ones(8))
+    bounds = propagate(network, box)
+    assert FirstLayerShortcut.for_box(network, box) is not None
+    after_corners = search(network, box, WitnessSet.empty(network), rng=rng, n_samples=0, gradient_starts=0)
+    asked = _targets(after_corners, bounds, None)
+    assert ((asked[:, 0] == 1) & (asked[:, 1] >= 4)).any()  # open past the first layer's width, bounds allow them
+    found = search(network, box, WitnessSet.empty(network), bounds=bounds, rng=rng, n_samples=0, gradient_steps=50)
+    assert_witnesses_hold(network, box, found)
+    assert sum(int(m.sum()) for masks in found.open_signs() for m in masks) < \
+        sum(int(m.sum()) for masks in after_corners.open_signs() for m in masks)
+
+
 def test_the_gradient_steps_through_the_shortcut_climb_the_first_layer_neuron_asked_for():
     from exactcompress.engine.witnesses import _gradient_chunk
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from exactcompress.engine.bounds import LayerBounds
+from exactcompress.engine.bounds import LayerBounds, propagate
 from exactcompress.engine.domain import Box
 from exactcompress.engine.network import Network
 from exactcompress.engine.prove.encoding import proof_margins
@@ -145,6 +145,23 @@ def test_dual_bound_sense_on_first_layer():
     assert np.all(solve.upper >= exact.upper) and np.all(solve.lower <= exact.lower)
     np.testing.assert_array_equal(solve.proved_active, exact.lower >= margins)
     np.testing.assert_array_equal(solve.proved_inactive, exact.upper <= -margins)
+
+
+@pytest.mark.parametrize("mode", ["sign", "optimize"])
+def test_no_proof_from_scip_dual_presolving_where_it_loses_the_optimum(mode):
+    """Two first-layer neurons of one input (found by the soundness fuzz, ``benchmarks/soundness_fuzz.py``): with the
+    interval bounds on both rows and SCIP's feasibility tolerance 1e-9, SCIP's dual reductions in presolving fixed
+    ``x`` inside the box and reported max g_0 = -236.04 as optimal, where g_0 reaches +1e-5 at the box's lower end, so
+    neuron 0 was "proved" stably inactive. The MILPs here presolve without dual reductions."""
+    weight, bias = np.array([[-579.3278466962262], [205.15159763285632]]), np.array([-35.51623795206024, -441.30879202728954])
+    net = Network.from_arrays([weight, np.ones((1, 2))], [bias, np.zeros(1)], dtype="float64")
+    box = Box(np.array([-0.06130595681633677]), np.array([0.7535533238580456]))
+    true_max = float(weight[0, 0] * box.lower[0] + bias[0])
+    assert true_max > 9e-6
+    bounds = propagate(net, box)
+    solve = solve_layer(net, box, bounds, 0, ask_max=np.array([True, False]), ask_min=np.zeros(2, bool), mode=mode)
+    assert not solve.proved_inactive[0]
+    assert solve.upper[0] >= true_max
 
 
 @pytest.mark.parametrize("mode", ["sign", "optimize"])

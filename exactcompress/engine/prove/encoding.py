@@ -69,6 +69,13 @@ def new_model(name: str) -> Model:
     inputs took ~1 s of a 1.4 s sign solve and made per-neuron solves 3.5x slower (37 vs 128 solves in
     30 s on d784-2x200-l1_1e-3); it changes no bound, so proofs are unaffected. Both the per-neuron
     baseline and the single MILP use it, so the benchmark compares like with like.
+
+    Weak and strong dual reductions are off. They may drop any solution that is not optimal, which the single
+    MILP's harvest cannot allow, and with the feasibility tolerance 1e-9 they lost the optimum itself in a sign
+    solve: SCIP fixed the input inside the box and reported a first-layer neuron's max as -236.04, where it
+    reaches +1e-5, a false proof of stability (found by ``benchmarks/soundness_fuzz.py``; the per-neuron test
+    ``test_no_proof_from_scip_dual_presolving_where_it_loses_the_optimum``). Without them the per-neuron
+    baseline's MILPs took the same time (``benchmarks/results/dual_reductions/``).
     """
     model = Model(name)
     model.hideOutput()
@@ -76,6 +83,8 @@ def new_model(name: str) -> Model:
     model.setParam("numerics/feastol", SCIP_FEASTOL)
     model.setParam("numerics/dualfeastol", SCIP_DUALFEASTOL)
     model.setParam("lp/threads", 1)
+    model.setParam("misc/allowstrongdualreds", False)
+    model.setParam("misc/allowweakdualreds", False)
     return model
 
 

@@ -28,7 +28,7 @@ a confirmable witness; the other keeps the band and fixes the binary to 0 there.
 any subtree is *ambiguous* unless witnessed: never proven by this solve.
 
 SCIP features that could drop feasible points without a proof are off: symmetry handling, weak and
-strong dual reductions and component presolving (the harvest fixes change the problem during the
+strong dual reductions (off in every model here, ``encoding.new_model``) and component presolving (the harvest fixes change the problem during the
 solve). A Python exception in a plugin interrupts the solve and is raised as ``SolverError``; so are SCIP
 failures and statuses other than optimal, dual limit and time limit.
 """
@@ -146,9 +146,7 @@ def _open_states(witnesses: WitnessSet, settled: Sequence[LayerBounds]) -> _Stat
 
 def _build(network: Network, box: Box, settled: Sequence[LayerBounds], states: _States) -> _Encoding:
     model = new_model("single_milp")
-    model.setParam("misc/usesymmetry", 0)
-    model.setParam("misc/allowstrongdualreds", False)
-    model.setParam("misc/allowweakdualreds", False)
+    model.setParam("misc/usesymmetry", 0)  # (dual reductions are off in every model: new_model)
     model.setParam("constraints/components/maxprerounds", 0)  # would solve parts in sub-SCIPs without harvesting
     model.setParam("limits/dual", DUAL_LIMIT)
     x = [model.addVar(f"x{j}", vtype="C", lb=float(box.lower[j]), ub=float(box.upper[j])) for j in range(box.dim)]

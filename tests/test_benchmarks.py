@@ -18,6 +18,7 @@ import build_bench_zoo as zoo  # noqa: E402
 import cnn_bench  # noqa: E402
 import lower_layer_bounds  # noqa: E402
 import milp_vs_per_neuron as bench  # noqa: E402
+import soundness_fuzz  # noqa: E402
 import threads_side_by_side  # noqa: E402
 
 TINY = zoo.BenchModel("t64-2x8-l1_1e-3", (8, 8), 1e-3, 64, 2)
@@ -362,3 +363,35 @@ def test_threads_side_by_side_runs_each_thread_count_and_tabulates_them(tiny_zoo
     assert all(run["status"] == "exact" for run in runs.values())
     table = (out / "threads_side_by_side.md").read_text()
     assert f"| {TINY.name} | exact in" in table and "every run agrees" in table
+
+
+def _fuzz_net(index: int, seed: int = 2) -> dict:
+    family = soundness_fuzz.FAMILIES[index % len(soundness_fuzz.FAMILIES)]
+    return soundness_fuzz.check_net(seed * 100_000 + index, np.random.default_rng([seed, index]), family,
+                                    soundness_fuzz.METHODS, 10.0, 12, 1e-3)
+
+
+def test_soundness_fuzz_finds_nothing_wrong_on_the_nets_where_it_found_false_proofs():
+    """Fuzz nets of seed 2 where SCIP's dual reductions proved false claims (52, 297) and failed a solve (371)."""
+    for index in (52, 297, 371):
+        assert _fuzz_net(index)["failures"] == []
+
+
+def test_soundness_fuzz_reports_a_false_claim_that_a_float64_pass_confirms(monkeypatch):
+    """The fuzz's own check: an analysis that calls every neuron stably inactive fails wherever one is not."""
+    import dataclasses
+
+    real = soundness_fuzz.analyze
+
+    def everything_inactive(network, domain, **kwargs):
+        analysis = real(network, domain, **kwargs)
+        ones = tuple(np.ones_like(mask) for mask in analysis.stably_inactive)
+        zeros = tuple(np.zeros_like(mask) for mask in analysis.stably_inactive)
+        return dataclasses.replace(analysis, stably_inactive=ones, stably_active=zeros, unstable=zeros,
+                                   undecided=zeros)
+
+    monkeypatch.setattr(soundness_fuzz, "analyze", everything_inactive)
+    monkeypatch.setattr(soundness_fuzz, "METHODS", ("milp",))
+    record = _fuzz_net(0)
+    assert any("called stably inactive" in line for line in record["failures"])
+    assert any("compressed differs" in line for line in record["failures"])

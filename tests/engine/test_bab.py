@@ -68,11 +68,12 @@ def forward(Ws, bs, X):
     return gs
 
 
-def exact_max(Ws, bs, lo, hi, layer, neuron, sign):
-    """max over the box of sign * g^layer_neuron, by activation-pattern enumeration + one LP per region."""
+def exact_max(Ws, bs, lo, hi, layer, neuron, sign, with_point=False):
+    """max over the box of sign * g^layer_neuron, by activation-pattern enumeration + one LP per region (and the
+    LP's maximiser with ``with_point``: up to the LP's tolerances, so only a float64 pass of it confirms a value)."""
     d = len(lo)
     bounds = list(zip(lo, hi))
-    best = [-math.inf]
+    best = [-math.inf, None]
 
     def feasible(A, b):
         if not A:
@@ -87,8 +88,8 @@ def exact_max(Ws, bs, lo, hi, layer, neuron, sign):
             const = sign * m[neuron]
             r = linprog(-obj, A_ub=np.array(A) if A else None, b_ub=np.array(b) if b else None, bounds=bounds,
                         method="highs")
-            if r.status == 0:
-                best[0] = max(best[0], -r.fun + const)
+            if r.status == 0 and -r.fun + const > best[0]:
+                best[:] = [-r.fun + const, r.x]
             return
         if i == len(m):
             Hm = np.array(Hm)
@@ -115,10 +116,10 @@ def exact_max(Ws, bs, lo, hi, layer, neuron, sign):
                 rec(k, i + 1, M, m, A2, b2, Hm + [np.zeros(d)], hv + [0.0])
 
     rec(0, 0, Ws[0], bs[0], [], [], [], [])
-    return best[0]
+    return (best[0], best[1]) if with_point else best[0]
 
 
-def milp_max(Ws, bs, lo, hi, layer, neuron, sign):
+def milp_max(Ws, bs, lo, hi, layer, neuron, sign, with_point=False):
     """max over the box of sign * g^layer_neuron by a big-M MILP with interval bounds (HiGHS, relative gap 0).
 
     HiGHS also stops within an absolute gap of 1e-6, which scipy does not expose: the objective is scaled by
@@ -169,7 +170,8 @@ def milp_max(Ws, bs, lo, hi, layer, neuron, sign):
     r = milp(-sign * OBJECTIVE_SCALE * obj, constraints=cons, integrality=integ, bounds=Bounds(vlo, vhi),
              options={"mip_rel_gap": 0.0})
     assert r.status == 0, r.message
-    return -r.fun / OBJECTIVE_SCALE + sign * const
+    value = -r.fun / OBJECTIVE_SCALE + sign * const
+    return (value, r.x[:d]) if with_point else value
 
 
 def run(Ws, bs, lo, hi, layer, neuron, sign, budget=5.0, **kw):

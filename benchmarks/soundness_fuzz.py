@@ -16,7 +16,8 @@ big-M MILP (HiGHS, zero gap, objective scaled); the helpers of ``tests/engine/te
 
 The nets (``family`` in the log): Gaussian layers; biases shifted so that chosen neurons' true max or min is
 +-1e-5, +-1e-8 or exactly 0 on the box; duplicated and zero rows; a layer scaled by 1e3 or 1e-3; boxes with
-zero-width coordinates; domains of two boxes; float32 networks; with ``--families conv``, CNNs. Exit status 1 when any soundness check failed.
+zero-width coordinates; domains of two boxes; float32 networks; with ``--families conv``, CNNs. Exit status 1
+when any soundness check failed.
 """
 
 from __future__ import annotations

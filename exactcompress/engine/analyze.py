@@ -222,10 +222,11 @@ def _apply_bound_proofs(network: Network, box: Box, state: _BoxState, layer: int
 
 
 def _apply_term_signs(network: Network, box: Box, state: _BoxState, layer: int) -> None:
-    """Mark the signs that ``layer``'s terms fix exactly (``bounds.term_signs``, on the settled states of the layer
-    below): ``g <= 0`` everywhere is stably inactive (so is ``g = 0`` everywhere), ``g >= 0`` stably active."""
-    below = None if layer == 0 else _settled_bounds(state)[layer - 1]
-    nonpositive, nonnegative = bounds_mod.term_signs(network.layers[layer], below, box)
+    """Mark the signs that ``layer``'s terms fix exactly (``bounds.term_signs``; the outputs of the layer below are
+    exactly 0 where proven stably inactive): ``g <= 0`` everywhere is stably inactive (so is ``g = 0``
+    everywhere), ``g >= 0`` stably active."""
+    dead_inputs = None if layer == 0 else state.proved_inactive[layer - 1]
+    nonpositive, nonnegative = bounds_mod.term_signs(network.layers[layer], box, dead_inputs)
     inactive = nonpositive & ~state.proved_active[layer]
     _mark_proved(state, layer, inactive, nonnegative & ~inactive & ~state.proved_inactive[layer],
                  SETTLERS.index("bounds"))

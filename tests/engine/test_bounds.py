@@ -195,16 +195,15 @@ def test_term_signs_fix_the_signs_the_guarded_bounds_leave_open():
     ])
     bias = np.array([0.0, 0.0, 0.5, 0.0, -0.0])
     layer = AffineLayer(weight, bias)
-    nonpositive, nonnegative = term_signs(layer, None, box)
+    nonpositive, nonnegative = term_signs(layer, box)
     assert nonpositive.tolist() == [True, True, False, False, True]
     assert nonnegative.tolist() == [True, False, True, False, True]
     guarded = interval_layer(layer, None, box)
     assert guarded.upper[0] > 0 and guarded.upper[1] > 0  # no margin proof of either
-    # on the ReLU outputs of a layer below: an input with upper bound <= 0 is exactly 0, its weight irrelevant
-    below = LayerBounds(np.array([-1.0, -2.0, -3.0]), np.array([2.0, -0.5, 0.0]))
+    # on the ReLU outputs of a layer below: an input proven stably inactive is exactly 0, its weight irrelevant
     upper_layer = AffineLayer(np.array([[-1.0, 9.0, 9.0], [1.0, -9.0, -9.0], [-1.0, 0.0, 0.0]]),
                               np.array([0.0, 0.0, 1e-3]))
-    nonpositive, nonnegative = term_signs(upper_layer, below, box)
+    nonpositive, nonnegative = term_signs(upper_layer, box, np.array([False, True, True]))
     assert nonpositive.tolist() == [True, False, False]
     assert nonnegative.tolist() == [False, True, False]
     points = box.lower + (box.upper - box.lower) * np.random.default_rng(0).random((2000, 3))

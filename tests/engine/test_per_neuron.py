@@ -153,7 +153,8 @@ def test_no_proof_from_scip_dual_presolving_where_it_loses_the_optimum(mode):
     interval bounds on both rows and SCIP's feasibility tolerance 1e-9, SCIP's dual reductions in presolving fixed
     ``x`` inside the box and reported max g_0 = -236.04 as optimal, where g_0 reaches +1e-5 at the box's lower end, so
     neuron 0 was "proved" stably inactive. The MILPs here presolve without dual reductions."""
-    weight, bias = np.array([[-579.3278466962262], [205.15159763285632]]), np.array([-35.51623795206024, -441.30879202728954])
+    weight = np.array([[-579.3278466962262], [205.15159763285632]])
+    bias = np.array([-35.51623795206024, -441.30879202728954])
     net = Network.from_arrays([weight, np.ones((1, 2))], [bias, np.zeros(1)], dtype="float64")
     box = Box(np.array([-0.06130595681633677]), np.array([0.7535533238580456]))
     true_max = float(weight[0, 0] * box.lower[0] + bias[0])

@@ -1,5 +1,6 @@
-"""Per-neuron MILPs with and without SCIP's dual reductions, side by side in one process: every open question of one
-layer (after bounds and witnesses) as a sign solve of at most CAP (20) s, one setting after the other, repeated; seconds, nodes and verdicts.
+"""Per-neuron MILPs with and without SCIP's dual reductions, side by side in one process: every open question of
+one layer (after bounds and witnesses) as a sign solve of at most CAP (20) s, one setting after the other,
+repeated; seconds, nodes and verdicts.
 
     .venv/bin/python benchmarks/results/dual_reductions/sign_solves.py out/bench_zoo/NET.pt LAYER [MODE] [REPEATS] [CAP]
 

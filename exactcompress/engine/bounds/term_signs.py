@@ -14,22 +14,19 @@ import numpy as np
 
 from ..domain import Box
 from ..network import AffineLayer
-from .types import LayerBounds
 
 
-def term_signs(layer: AffineLayer, previous: LayerBounds | None, box: Box) -> tuple[np.ndarray, np.ndarray]:
+def term_signs(layer: AffineLayer, box: Box, dead_inputs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Masks (out,) of the neurons of ``g = W h + b`` with every term and ``b`` <= 0 (``g <= 0`` everywhere) and
     with every term and ``b`` >= 0 (``g >= 0`` everywhere); a neuron with ``g = 0`` everywhere is in both.
 
-    ``h = relu(g_prev)`` with ``g_prev`` within the valid bounds ``previous`` (an input whose upper bound is <= 0
-    is exactly 0), or ``h = x`` in ``box`` when ``previous`` is None. A term counts as <= 0 (>= 0) when its weight
-    is 0, its input is exactly 0, or the weight's sign and the input's sign over the box make it so."""
-    if previous is None:
-        lower, upper = box.lower, box.upper
+    ``dead_inputs`` None: the first layer, ``h = x`` in ``box`` (a coordinate of sign fixed by the box). Otherwise
+    ``h = relu(g_prev)`` >= 0, and exactly 0 where ``dead_inputs`` (in,) marks a neuron proven stably inactive. A
+    term counts as <= 0 (>= 0) when its weight is 0, its input is exactly 0, or the signs of both make it so."""
+    if dead_inputs is None:
+        nonnegative_input, nonpositive_input = box.lower >= 0, box.upper <= 0
     else:
-        relu = previous.after_relu()
-        lower, upper = relu.lower, relu.upper
-    nonnegative_input, nonpositive_input = lower >= 0, upper <= 0
+        nonnegative_input, nonpositive_input = np.ones(dead_inputs.shape, dtype=bool), dead_inputs
     weight = layer.weight
     # weight (out, in) against the input signs (in,): broadcast per row
     zero_term = (weight == 0) | (nonnegative_input & nonpositive_input)

@@ -28,9 +28,9 @@ a confirmable witness; the other keeps the band and fixes the binary to 0 there.
 any subtree is *ambiguous* unless witnessed: never proven by this solve.
 
 SCIP features that could drop feasible points without a proof are off: symmetry handling, weak and
-strong dual reductions (off in every model here, ``encoding.new_model``) and component presolving (the harvest fixes change the problem during the
-solve). A Python exception in a plugin interrupts the solve and is raised as ``SolverError``; so are SCIP
-failures and statuses other than optimal, dual limit and time limit.
+strong dual reductions (off in every model here, ``encoding.new_model``) and component presolving (the
+harvest fixes change the problem during the solve). A Python exception in a plugin interrupts the solve and
+is raised as ``SolverError``; so are SCIP failures and statuses other than optimal, dual limit and time limit.
 """
 
 from __future__ import annotations

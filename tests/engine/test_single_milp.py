@@ -171,6 +171,28 @@ def test_extremes_in_and_near_the_tolerance_band(depth):
     assert np.all((negative[[0, 3], 1] >= 0) | ambiguous[[0, 3], 1])
 
 
+def test_a_state_given_up_again_and_again_is_abandoned_and_the_solve_finishes():
+    """A neuron with g = h8 - h9 = 0 everywhere (h9 duplicates h8): both its states lie in the tolerance band, so
+    every integral LP point claiming them is given up. Before states were abandoned, the solve split on them at node
+    after node and ran to its 20 s limit (about 100,000 nodes); now it finishes, the band neuron neither proved nor
+    witnessed."""
+    rng = np.random.default_rng(0)
+    first, first_bias = rng.normal(size=(10, 4)), rng.normal(size=10) * 0.5
+    first[9], first_bias[9] = first[8], first_bias[8]
+    second, second_bias = rng.normal(size=(7, 10)), rng.normal(size=7) * 0.5
+    second[6], second_bias[6] = 0.0, 0.0
+    second[6, 8], second[6, 9] = 1.0, -1.0
+    net = Network.from_arrays([first, second, rng.normal(size=(1, 7))], [first_bias, second_bias, np.zeros(1)],
+                              dtype="float64")
+    box = Box(-np.ones(4), np.ones(4))
+    nothing = [np.zeros(w, bool) for w in net.hidden_widths]
+    result = solve(net, propagate(net, box), box=box, deadline=time.monotonic() + 20, masks=(nothing, nothing))
+    assert result.finished and result.nodes < 10_000
+    assert_witnesses_reproduce(net, result, box)
+    assert not result.proved_inactive[1][6] and not result.proved_active[1][6]
+    assert result.witnesses.positive[1][6] < 0 and result.witnesses.negative[1][6] < 0
+
+
 def test_past_deadline_proves_nothing_and_returns_at_once():
     net = random_net(2, 2, [8, 8], bias_shift=2.0)
     start = time.monotonic()

@@ -68,6 +68,10 @@ from .stop import StopSignal
 #: the witness-side child of an ambiguity branch demands ``sign * g_i >= WITNESS_TARGET``: far enough
 #: above WITNESS_MARGIN that the float64 pass confirms any solution there despite SCIP's tolerances
 WITNESS_TARGET = SIGN_PRIMAL_THRESHOLD
+#: a state given up this many times (integral LP points claiming it that no float64 pass confirms) is abandoned:
+#: its binary is fixed to 0 globally and it stays open (a state whose extreme lies in the tolerance band is given up
+#: at node after node; without this the solve ran to its limit on it, 23,158 nodes in 10 s on a 30-neuron net)
+ABANDON_AFTER_GIVE_UPS = 20
 #: SCIP stops once the dual bound of ``max sum p + sum q`` is <= this (the objective is integral)
 DUAL_LIMIT = 0.5
 #: at most this many (seconds, dual bound) points are kept in ``dual_trace``
@@ -195,8 +199,10 @@ class _Harvest:
         self.network, self.box, self.states, self.encoding, self.start = network, box, states, encoding, start
         self.witnesses = witnesses
         self.seen = states.witnessed(witnesses)
-        self.fixed = np.zeros(len(states), dtype=bool)  # binary fixed to 0 globally (witnessed)
+        self.fixed = np.zeros(len(states), dtype=bool)  # binary fixed to 0 globally (witnessed or abandoned)
         self.lost = np.zeros(len(states), dtype=bool)  # binary fixed to 0 in some subtree without a witness
+        self.give_ups = np.zeros(len(states), dtype=np.int64)
+        self.abandoned = np.zeros(len(states), dtype=bool)  # given up ABANDON_AFTER_GIVE_UPS times: lost everywhere
         self.solutions = 0
         self.lp_points = 0
         self.trace: list[tuple[float, float]] = []
@@ -226,13 +232,15 @@ class _Harvest:
         return self._transformed[key]
 
     def fix_witnessed(self, model: Model) -> tuple[int, bool]:
-        """Fix the binaries of witnessed states to 0 globally; returns (number fixed, node must be cut off).
+        """Fix the binaries of witnessed and abandoned states to 0 globally; returns (number fixed, node must be cut
+        off). A binary at 0 drops its state from the objective and constrains no input, so the proofs of the other
+        states stand.
 
         A binary fixed to 1 at the current node stays pending (the node contradicts the global fix and is
         cut off); it is fixed at a later node.
         """
         changed, cutoff = 0, False
-        for state in np.flatnonzero(self.seen & ~self.fixed):
+        for state in np.flatnonzero((self.seen | self.abandoned) & ~self.fixed):
             var = self.transformed(model, self.encoding.binaries[state])
             if var.getUbGlobal() < 0.5:
                 self.fixed[state] = True
@@ -252,8 +260,12 @@ class _Harvest:
         (unless the node forces it to 1). Otherwise the node gives the state up: binary fixed to 0 here,
         or, where the node forces it to 1, the node is cut off (its points with the binary at 0 lie in
         the sibling of that branching; propagation forces a state binary to 1 only where no other state
-        is possible). A state given up anywhere is ``lost``: never proven by this solve.
+        is possible). A state given up anywhere is ``lost``: never proven by this solve; one given up
+        ABANDON_AFTER_GIVE_UPS times is abandoned (``fix_witnessed`` then fixes its binary to 0 globally).
         """
+        self.give_ups[state] += 1
+        if self.give_ups[state] >= ABANDON_AFTER_GIVE_UPS:
+            self.abandoned[state] = self.lost[state] = True
         sign = int(self.states.sign[state])
         layer, neuron = int(self.states.layer[state]), int(self.states.neuron[state])
         binary = self.transformed(model, self.encoding.binaries[state])

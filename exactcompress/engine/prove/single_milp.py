@@ -231,10 +231,10 @@ class _Harvest:
             self._transformed[key] = model.getTransformedVar(var)
         return self._transformed[key]
 
-    def fix_witnessed(self, model: Model) -> tuple[int, bool]:
-        """Fix the binaries of witnessed and abandoned states to 0 globally; returns (number fixed, node must be cut
-        off). A binary at 0 drops its state from the objective and constrains no input, so the proofs of the other
-        states stand.
+    def fix_closed(self, model: Model) -> tuple[int, bool]:
+        """Fix the binaries of the states this solve no longer asks about (witnessed or abandoned) to 0 globally;
+        returns (number fixed, node must be cut off). A binary at 0 drops its state from the objective and
+        constrains no input, so the proofs of the other states stand.
 
         A binary fixed to 1 at the current node stays pending (the node contradicts the global fix and is
         cut off); it is fixed at a later node.
@@ -261,7 +261,7 @@ class _Harvest:
         or, where the node forces it to 1, the node is cut off (its points with the binary at 0 lie in
         the sibling of that branching; propagation forces a state binary to 1 only where no other state
         is possible). A state given up anywhere is ``lost``: never proven by this solve; one given up
-        ABANDON_AFTER_GIVE_UPS times is abandoned (``fix_witnessed`` then fixes its binary to 0 globally).
+        ABANDON_AFTER_GIVE_UPS times is abandoned (``fix_closed`` then fixes its binary to 0 globally).
         """
         self.give_ups[state] += 1
         if self.give_ups[state] >= ABANDON_AFTER_GIVE_UPS:
@@ -345,7 +345,7 @@ class _HarvestConshdlr(Conshdlr):
         """Harvest the current LP/pseudo solution and fix newly witnessed states; the result if domains changed."""
         self.harvest.harvest(self.model, None)
         self.harvest.lp_points += 1
-        return _domain_result(*self.harvest.fix_witnessed(self.model))
+        return _domain_result(*self.harvest.fix_closed(self.model))
 
     @_guarded(SCIP_RESULT.CUTOFF)
     def consenfolp(self, constraints, nusefulconss, solinfeasible):
@@ -374,13 +374,13 @@ class _HarvestConshdlr(Conshdlr):
             return {"result": SCIP_RESULT.DIDNOTRUN}
         harvest.harvest(self.model, None)
         harvest.lp_points += 1
-        return _domain_result(*harvest.fix_witnessed(self.model)) or {"result": SCIP_RESULT.DIDNOTFIND}
+        return _domain_result(*harvest.fix_closed(self.model)) or {"result": SCIP_RESULT.DIDNOTFIND}
 
     @_guarded(SCIP_RESULT.DIDNOTRUN)
     def consprop(self, constraints, nusefulconss, nmarkedconss, proptiming):
         if self.model.inProbing():  # diving heuristics propagate in probing mode: no global changes there
             return {"result": SCIP_RESULT.DIDNOTRUN}
-        return _domain_result(*self.harvest.fix_witnessed(self.model)) or {"result": SCIP_RESULT.DIDNOTFIND}
+        return _domain_result(*self.harvest.fix_closed(self.model)) or {"result": SCIP_RESULT.DIDNOTFIND}
 
     @_guarded(SCIP_RESULT.DIDNOTRUN)
     def conslock(self, constraint, locktype, nlockspos, nlocksneg):

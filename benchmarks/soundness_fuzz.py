@@ -72,8 +72,7 @@ def random_conv_net(rng: np.random.Generator):
     network, _ = from_sequential(module, input_shape=(1, side, side))
     lo = rng.uniform(-1, 0.5, size=side * side)
     hi = lo + rng.uniform(0.1, 2.0, size=side * side)
-    Ws = [np.array(layer.weight, dtype=np.float64) for layer in network.layers]
-    bs = [np.array(layer.bias, dtype=np.float64) for layer in network.layers]
+    Ws, bs = arrays(network)
     conv = network.layers[0].conv
     neuron, sign = int(rng.integers(0, Ws[0].shape[0])), int(rng.choice([1, -1]))
     top = truth_max(Ws, bs, [(lo, hi)], 0, neuron, sign, enumerate_below=12)
@@ -84,12 +83,16 @@ def random_conv_net(rng: np.random.Generator):
     return network, [(lo, hi)]
 
 
+def arrays(network: Network) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The weights and biases of every layer as the network holds them, float64 (what the truth uses)."""
+    return ([np.array(layer.weight, dtype=np.float64) for layer in network.layers],
+            [np.array(layer.bias, dtype=np.float64) for layer in network.layers])
+
+
 def random_net(rng: np.random.Generator, family: str):
     if family == CONV:
         network, boxes = random_conv_net(rng)
-        Ws = [np.asarray(layer.weight, dtype=np.float64) for layer in network.layers]
-        bs = [np.asarray(layer.bias, dtype=np.float64) for layer in network.layers]
-        return network, Ws, bs, boxes
+        return network, *arrays(network), boxes
     depth = int(rng.integers(1, 5))
     d = int(rng.integers(1, 7))
     widths = [int(rng.integers(2, 11)) for _ in range(depth)]
@@ -129,10 +132,7 @@ def random_net(rng: np.random.Generator, family: str):
             bs[layer][j] -= sign * (top - shift)  # now max sign * g_j = shift (up to the truth's accuracy)
     dtype = "float32" if family == "float32" else "float64"
     network = Network.from_arrays(Ws, bs, dtype=dtype)
-    # the truth uses the weights as the network holds them
-    Ws = [np.asarray(layer.weight, dtype=np.float64) for layer in network.layers]
-    bs = [np.asarray(layer.bias, dtype=np.float64) for layer in network.layers]
-    return network, Ws, bs, boxes
+    return network, *arrays(network), boxes
 
 
 def truth_max(Ws, bs, boxes, layer, neuron, sign, *, enumerate_below, with_point=False):
@@ -153,17 +153,13 @@ def shows(network: Network, point, layer: int, neuron: int, sign: int) -> bool:
     return point is not None and sign * float(network.preactivations(point[None])[layer][0, neuron]) > 0
 
 
-def argmax_points(Ws, bs, boxes, rng, n=4000):
+def argmax_points(network: Network, boxes, rng, n=4000):
     """Points of the boxes where some hidden pre-activation is largest or smallest among ``n`` draws each."""
     points = []
     for lo, hi in boxes:
         X = lo + (hi - lo) * rng.random((n, len(lo)))
-        h = X
-        for W, b in zip(Ws[:-1], bs[:-1]):
-            g = h @ W.T + b
-            points.append(X[np.argmax(g, axis=0)])
-            points.append(X[np.argmin(g, axis=0)])
-            h = np.maximum(g, 0)
+        for g in network.preactivations(X):
+            points += [X[np.argmax(g, axis=0)], X[np.argmin(g, axis=0)]]
     return np.concatenate(points)
 
 
@@ -176,7 +172,7 @@ def check_net(index, rng, family, methods, time_limit, enumerate_below, decide_g
     truth = [(np.array([extremes[k, j, 1][0] for j in range(Ws[k].shape[0])]),
               np.array([-extremes[k, j, -1][0] for j in range(Ws[k].shape[0])])) for k in range(depth)]
     scale = [1.0 + float(np.max(np.abs(np.concatenate([hi_, lo_])))) for hi_, lo_ in truth]
-    probes = np.concatenate([argmax_points(Ws, bs, boxes, rng)]
+    probes = np.concatenate([argmax_points(network, boxes, rng)]
                             + [lo + (hi - lo) * rng.random((2000, len(lo))) for lo, hi in boxes]
                             + [np.asarray(lo)[None] for lo, _ in boxes] + [np.asarray(hi)[None] for _, hi in boxes])
     record = {"net": index, "family": family, "dims": [Ws[0].shape[1], *[W.shape[0] for W in Ws]],

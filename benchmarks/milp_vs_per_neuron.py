@@ -102,9 +102,11 @@ def over_licence(run: dict | None) -> bool:
     return run is not None and run["status"] == "failed" and str(run.get("error") or "").startswith(OVER_LICENCE)
 
 
-def run_method(model: Path, method: str, cap: float, work_dir: Path, extra: Sequence[str] = ()) -> dict:
+def run_method(model: Path, method: str, cap: float, work_dir: Path, extra: Sequence[str] = (),
+               tree: Path | None = None) -> dict:
     """Compress ``model`` with ``method`` under ``--time-limit cap`` (seconds) in a fresh subprocess, ``extra``
-    appended to its command line; returns its run record.
+    appended to its command line; returns its run record. ``tree``: run that source tree's package (the child's
+    working directory and ``PYTHONPATH``; its commit goes into the record), else the one this script imports.
 
     Record: method, cap_s, status (exact | partial | failed | killed), capped (the time limit cut the
     analysis), seconds (report's total; the child's wall time when there is no report), wall_seconds,
@@ -115,15 +117,17 @@ def run_method(model: Path, method: str, cap: float, work_dir: Path, extra: Sequ
     command = [*method_command(model, method, cap, out), *extra]
     log_path = Path(work_dir) / f"{method}.log"
     started = time.monotonic()
+    in_tree = {} if tree is None else {"cwd": tree, "env": {**os.environ, "PYTHONPATH": str(Path(tree).resolve())}}
     with open(log_path, "wb") as log:
-        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, **in_tree)
     exit_code, usage, killed = _wait(child, KILL_FACTOR * cap + KILL_GRACE_S)
     wall = time.monotonic() - started
     report_path = out / "report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else None
     log_tail = " ".join(log_path.read_text(errors="replace").split()[-60:])
     return run_record(method, cap, report, exit_code=exit_code, killed=killed, wall_seconds=wall,
-                      peak_rss_mib=usage.ru_maxrss / 1024.0, log_tail=log_tail, model_sha256=file_sha256(model))
+                      peak_rss_mib=usage.ru_maxrss / 1024.0, log_tail=log_tail, model_sha256=file_sha256(model),
+                      tree=tree)
 
 
 def _wait(child: subprocess.Popen, timeout: float):
@@ -143,14 +147,14 @@ def _wait(child: subprocess.Popen, timeout: float):
 
 
 def run_record(method: str, cap: float, report: dict | None, *, exit_code: int, killed: bool, wall_seconds: float,
-               peak_rss_mib: float, log_tail: str, model_sha256: str) -> dict:
+               peak_rss_mib: float, log_tail: str, model_sha256: str, tree: Path | None = None) -> dict:
     """The run record of one child from its ``report.json`` (``None`` if it wrote none); see ``run_method``."""
     record = {
         "method": method,
         "cap_s": float(cap),
         "model_sha256": model_sha256,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": _git_commit(),
+        "git_commit": _git_commit(Path(__file__).parent if tree is None else Path(tree)),
         "exit_code": exit_code,
         "wall_seconds": round(wall_seconds, 3),
         "peak_rss_mib": round(peak_rss_mib, 1),
@@ -178,9 +182,20 @@ def run_record(method: str, cap: float, report: dict | None, *, exit_code: int, 
         "harvested": int(milp.get("solutions_harvested", 0)),
         "milp": milp,
         "bab": report.get("bab") or {},
+        "policy": report.get("policy"),
+        "settled_by": _settled_by(layers),
         "layers": [{key: sorted(layer.get(key, [])) for key in STABLE_KEYS} for layer in layers],
         "versions": report.get("versions", {}),
     }
+
+
+def _settled_by(layers: Sequence[dict]) -> dict[str, int]:
+    """Neurons each step settled, over the report's layers (``settled_by``: step -> neuron indices)."""
+    counts: dict[str, int] = {}
+    for layer in layers:
+        for step, neurons in (layer.get("settled_by") or {}).items():
+            counts[step] = counts.get(step, 0) + len(neurons)
+    return counts
 
 
 # ------------------------------------------------------------------------------------- comparisons
@@ -346,14 +361,15 @@ def _proc_field(path: str, name: str) -> str | None:
     return None
 
 
-def _git_commit() -> str | None:
+def _git_commit(tree: Path = Path(__file__).parent) -> str | None:
+    """HEAD of the git work tree holding ``tree``, marked when files outside ``benchmarks/results`` changed."""
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                              cwd=Path(__file__).parent).stdout.strip()
+                              cwd=tree).stdout.strip()
         # the whole work tree except the results this script writes itself
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ":/",
                                 ":(top,exclude)benchmarks/results"], capture_output=True,
-                               text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
+                               text=True, check=True, cwd=tree).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return f"{head}{' (uncommitted changes)' if dirty else ''}"

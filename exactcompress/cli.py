@@ -144,8 +144,8 @@ def compress(
                                                "not settled in time are kept (status 'partial')."),
     workers: int = typer.Option(1, min=1, help="Processes for independent questions (MILPs, branch and bound)."),
     threads: Optional[int] = typer.Option(None, min=1, help="Branch-and-bound questions answered at once in this "
-                                          "process, one thread each, in its rounds of long questions (40 s or more "
-                                          "each, or no time limit); shorter rounds answer one at a time. With 2 or "
+                                          "process, one thread each, in its rounds of 20 s or more per question (or "
+                                          "no time limit); auto's 2 s sweep answers one at a time. With 2 or "
                                           "more, auto gives its last few questions per-neuron sign solves on a "
                                           "spare thread as well, and verification checks that many passes of "
                                           "inputs at once. Default: the CPUs this process may use, at most "

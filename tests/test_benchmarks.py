@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import build_bench_zoo as zoo  # noqa: E402
 import cnn_bench  # noqa: E402
 import lower_layer_bounds  # noqa: E402
 import milp_vs_per_neuron as bench  # noqa: E402
+import side_by_side  # noqa: E402
 import soundness_fuzz  # noqa: E402
 import threads_side_by_side  # noqa: E402
 
@@ -363,6 +365,24 @@ def test_threads_side_by_side_runs_each_thread_count_and_tabulates_them(tiny_zoo
     assert all(run["status"] == "exact" for run in runs.values())
     table = (out / "threads_side_by_side.md").read_text()
     assert f"| {TINY.name} | exact in" in table and "every run agrees" in table
+
+
+def test_side_by_side_runs_each_tree_in_its_own_package_and_checks_they_agree(tiny_zoo, tmp_path):
+    """Two trees (this checkout, and a copy of its package that reports another version): each run uses its
+    tree's package, the order alternates between repeats, and the runs agree."""
+    repository = Path(__file__).resolve().parents[1]
+    other = tmp_path / "other"
+    shutil.copytree(repository / "exactcompress", other / "exactcompress")
+    init = other / "exactcompress" / "__init__.py"
+    init.write_text(init.read_text().replace('__version__ = _version("exactcompress")', '__version__ = "other"'))
+    out = tmp_path / "results"
+    model = tiny_zoo / TINY.file
+    assert side_by_side.main([str(model), "--trees", str(repository), str(other), "--cap", "30", "--repeat", "2",
+                              "--out", str(out)]) == 0
+    rows = json.loads((out / "side_by_side.json").read_text())["rows"]
+    assert [row["versions"]["exactcompress"] == "other" for row in rows] == [False, True, True, False]
+    assert all(row["status"] == "exact" for row in rows)
+    assert (out / "side_by_side.md").read_text().count(f"| {TINY.name} |") == 4
 
 
 def _fuzz_net(index: int, seed: int = 2) -> dict:

@@ -60,8 +60,8 @@ SIGN_SOLVES_FIRST_MAX_WEIGHTS = 1_000_000
 #: by one with the engine's settings for the time left
 COMPANION_CAPPED_SECONDS = 20.0
 #: ``auto`` starts the spare thread after branch and bound's sweep when at most COMPANION_MAX_AFTER_SWEEP questions
-#: are open: the first round that follows answers one question at a time, so the thread works on a CPU that would
-#: otherwise sit idle, hardest question first, and drops the others as the round settles them (d3072-5x100-l1_1e-4
+#: are open: the first round that follows then answers one question fewer at once (on 2 CPUs, one at a time), hardest
+#: question first, and drops the others as the round settles them (d3072-5x100-l1_1e-4
 #: leaves 5 after its 22 s sweep; started only after the first round, at 76 s, its last question's sign solves,
 #: about 20 s + 200 s, did not fit into a 300 s run). After the first round it starts only when at most
 #: COMPANION_MAX_AFTER_ROUND are open: the later rounds answer two questions at once, and the thread takes one of
@@ -84,11 +84,13 @@ BAB_SWEEP_LIMIT = 2.0
 #: the last fifth)
 BAB_SECOND_ROUND_SHARE = 0.8
 #: rounds of branch and bound with at least this many seconds per question (or no limit) answer ``Fanout.threads``
-#: questions at once; shorter ones, one. A short question spends its time in its root (a witness search of many
-#: small torch steps, the LP), where threads contend for the GIL: with two threads everywhere, ``auto`` at 300 s
-#: bounded 7-33% more domains and settled nothing sooner, while long searches bound 1.7-1.9x the domains per
-#: second (``benchmarks/README.md``)
-THREADED_QUESTION_SECONDS = 2 * BAB_FIRST_ROUND_LIMIT
+#: questions at once (one fewer beside the spare thread); shorter ones, one: ``auto``'s 2 s sweep, whose questions
+#: spend most of their time in their roots (a witness search of many small torch steps, the LP), where threads
+#: contend for the GIL (threaded, d64-5x100-l1_0's sweep and first round under a 120 s cap used 63 more CPU
+#: seconds for 1% more domains).
+#: From the 20 s first round on, the searches take the time, and two threads bound 1.06-1.48x the domains of one
+#: in 300 s runs with the same verdicts (the first round of 40 s and more before; ``benchmarks/README.md``)
+THREADED_QUESTION_SECONDS = BAB_FIRST_ROUND_LIMIT
 #: memory that stopped branch-and-bound searches may hold between rounds (bytes of open domains; the
 #: largest are dropped first and start afresh if asked again), enforced as each search stops and counting the
 #: searches still waiting to go on: a round holds no more besides its running searches (checked only after a
@@ -305,7 +307,7 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
             if _bab(network, box, state, deadline, fanout, say, BAB_SWEEP_LIMIT):
                 companion = _Companion.on_spare_thread(network, box, state, deadline, fanout,
                                                        COMPANION_MAX_AFTER_SWEEP)
-                _bab(network, box, state, deadline, fanout, say, BAB_FIRST_ROUND_LIMIT,
+                _bab(network, box, state, deadline, _beside(fanout, companion), say, BAB_FIRST_ROUND_LIMIT,
                      stop=companion.settled if companion else None, companion=companion)
         if companion is None:
             companion = _Companion.on_spare_thread(network, box, state, deadline, fanout, COMPANION_MAX_AFTER_ROUND)
@@ -369,9 +371,7 @@ def _bab_rounds(network: Network, box: Box, state: _BoxState, deadline, fanout: 
     when no question of the last one was stopped by its limit (another would only repeat it). Without a
     deadline, one round without a limit. Beside a running ``companion`` the rounds use one thread fewer, tell it
     what they settled, and end once it has settled every question (its ``settled`` ends the running searches)."""
-    stop = None
-    if companion is not None:
-        fanout, stop = replace(fanout, threads=max(1, fanout.threads - 1)), companion.settled
+    fanout, stop = _beside(fanout, companion), None if companion is None else companion.settled
     if deadline is None:
         _bab(network, box, state, None, fanout, say, None, stop, companion)
         return
@@ -379,6 +379,11 @@ def _bab_rounds(network: Network, box: Box, state: _BoxState, deadline, fanout: 
         if not _bab(network, box, state, deadline, fanout, say, question_limit, stop, companion):
             return
         question_limit *= 2
+
+
+def _beside(fanout: Fanout, companion: _Companion | None) -> Fanout:
+    """``fanout`` with one thread fewer (at least one) while ``companion`` runs its sign solves on one."""
+    return fanout if companion is None else replace(fanout, threads=max(1, fanout.threads - 1))
 
 
 def _bab(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout, say: Progress,

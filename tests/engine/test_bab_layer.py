@@ -132,6 +132,32 @@ def test_rounds_of_short_questions_answer_one_at_a_time_and_long_ones_in_threads
     assert calls and all(call == (None, 3) for call in calls)
 
 
+@pytest.mark.parametrize("spare_thread", [False, True])
+def test_auto_sweeps_one_question_at_a_time_and_answers_its_first_round_in_threads(spare_thread, monkeypatch):
+    """auto with ``threads=3`` on five hard questions: the sweep answers one at a time, the first round (whose
+    limit is THREADED_QUESTION_SECONDS, as in the engine) three at once, or two beside the spare thread's sign
+    solves."""
+    calls, real_bab_layer = [], analyze_module.bab_layer
+
+    def recorded(*args, **kwargs):
+        calls.append((kwargs["question_limit"], kwargs["threads"]))
+        return real_bab_layer(*args, **kwargs)
+
+    monkeypatch.setattr(analyze_module, "bab_layer", recorded)
+    assert analyze_module.THREADED_QUESTION_SECONDS == analyze_module.BAB_FIRST_ROUND_LIMIT
+    for name, value in (("BAB_SWEEP_LIMIT", 0.1), ("BAB_FIRST_ROUND_LIMIT", 0.2), ("THREADED_QUESTION_SECONDS", 0.2),
+                        ("PER_NEURON_MAX_QUESTIONS", 0), ("SINGLE_MILP_BUDGET", 0.5),
+                        ("COMPANION_MAX_AFTER_SWEEP", 8 if spare_thread else 0), ("COMPANION_MAX_AFTER_ROUND", 0)):
+        monkeypatch.setattr(analyze_module, name, value)
+    _no_witness_search(monkeypatch)
+    result = analyze(_hard_questions_then_an_easy_one(), scalar_box(0, 1).broadcast(64), method="auto",
+                     time_limit=4.0, threads=3)
+    first_round = (0.2, 2 if spare_thread else 3)
+    assert (0.1, 1) in calls and first_round in calls and calls.index(first_round) > calls.index((0.1, 1))
+    assert {threads for limit, threads in calls if limit == 0.1} == {1}
+    assert ("spare thread" in result.policy) == spare_thread
+
+
 def _whole_layer_stable_net() -> Network:
     """4 inputs in [-1, 1], hidden 10, 8, 6: every neuron of the third hidden layer can be negative, none can be
     positive (by 1e-3, which interval bounds do not see)."""

@@ -154,7 +154,7 @@ def run_record(method: str, cap: float, report: dict | None, *, exit_code: int, 
         "cap_s": float(cap),
         "model_sha256": model_sha256,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": _git_commit(Path(__file__).parent if tree is None else Path(tree)),
+        "git_commit": _git_commit(tree),
         "exit_code": exit_code,
         "wall_seconds": round(wall_seconds, 3),
         "peak_rss_mib": round(peak_rss_mib, 1),
@@ -361,8 +361,10 @@ def _proc_field(path: str, name: str) -> str | None:
     return None
 
 
-def _git_commit(tree: Path = Path(__file__).parent) -> str | None:
-    """HEAD of the git work tree holding ``tree``, marked when files outside ``benchmarks/results`` changed."""
+def _git_commit(tree: Path | None = None) -> str | None:
+    """HEAD of the git work tree holding ``tree`` (default: this script's), marked when files outside
+    ``benchmarks/results`` changed."""
+    tree = Path(__file__).parent if tree is None else Path(tree)
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
                               cwd=tree).stdout.strip()

@@ -134,8 +134,8 @@ def compress(
     margin: Optional[float] = typer.Option(None, help="Widen --domain-from-data's box by this much on each side."),
     data: Optional[Path] = typer.Option(None, "--data", help="Extra witness candidates (n, d): .npy, one-array .npz "
                                         "or FILE.npz:NAME (e.g. an earlier run's witnesses.npz:points)."),
-    method: MethodChoice = typer.Option(MethodChoice.auto, help="auto: bounds → witnesses → the single MILP, "
-                                        "branch and bound and per-neuron sign solves, chosen per network and question "
+    method: MethodChoice = typer.Option(MethodChoice.auto, help="auto: bounds → witnesses → branch and bound "
+                                        "and per-neuron sign solves, chosen per network and question "
                                         "(report.json's policy says how); milp: bounds → witnesses → one MILP for the "
                                         "whole network; bab: bounds → witnesses → branch and bound on ReLU splits per "
                                         "question; per-neuron: two full MILPs per neuron (the 2020 baseline)."),

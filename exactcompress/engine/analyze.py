@@ -11,7 +11,8 @@ A neuron is
 
 Methods: ``per-neuron`` (the 2020 baseline: two full MILPs per neuron, layer by layer, no sampling),
 ``milp`` (bounds, witnesses, then one MILP over the whole network that harvests every point it meets),
-``auto`` (bounds and witnesses, then the cheaper of the two for what is left; see ``_auto``).
+``bab`` (bounds, witnesses, then branch and bound on ReLU splits per question), ``auto`` (bounds and witnesses,
+then per question branch and bound and per-neuron sign solves; see ``_auto``).
 Domains that are unions of boxes are analysed box by box and combined (``domain.UNION_SEMANTICS``).
 """
 
@@ -68,9 +69,6 @@ COMPANION_CAPPED_SECONDS = 20.0
 #: their threads (d64-2x200-l1_0, 6 open after its first round: 5 undecided at 300 s with the thread, 4 without)
 COMPANION_MAX_AFTER_SWEEP = 8
 COMPANION_MAX_AFTER_ROUND = 4
-#: ``auto``'s budget for the single MILP (seconds; at most SINGLE_MILP_SHARE of the time left)
-SINGLE_MILP_BUDGET = 60.0
-SINGLE_MILP_SHARE = 0.5
 #: seconds each sign question may take in the first MILP round of ``auto`` (the second round has no cap)
 FIRST_ROUND_SOLVE_LIMIT = 10.0
 #: seconds each question may take in ``auto``'s first round of branch and bound
@@ -278,10 +276,11 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
     FIRST_ROUND_SOLVE_LIMIT each: a question with a tiny margin that SCIP settles in a fraction of a second can
     take branch and bound many splits (on larger networks each solve costs seconds). Then branch and bound on every
     question for BAB_SWEEP_LIMIT seconds, and a first round that gives the questions it stopped
-    BAB_FIRST_ROUND_LIMIT more (the easy ones go quickly, a hard one cannot starve them); then the single MILP
-    within its budget (it settles at once what branch and bound finds hard on regularised nets, and harvests);
-    then rounds of branch and bound with most of the time left, each round doubling the seconds per question
-    and resuming the searches the last one stopped; last, per-neuron sign solves without a cap. When at most
+    BAB_FIRST_ROUND_LIMIT more (the easy ones go quickly, a hard one cannot starve them); then rounds of branch and
+    bound with most of the time left, each round doubling the seconds per question and resuming the searches the
+    last one stopped; last, per-neuron sign solves without a cap. No single MILP: what these steps leave open is a
+    few hard questions, and its dual bound proves nothing until it refutes all of them at once (on the bench nets it
+    reached it ran 50-80 s and settled none; ``benchmarks/README.md``). When at most
     COMPANION_MAX_AFTER_SWEEP questions are left after the sweep (COMPANION_MAX_AFTER_ROUND after the first round)
     and ``fanout`` has a thread to spare, a ``_Companion`` gives them sign solves in a thread of its own beside the
     steps after it (until they are settled, or the deadline); the rounds of branch and bound beside it then use all
@@ -316,22 +315,6 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
         if companion is not None:
             steps.append(f"{len(companion.asked)} left: per-neuron sign solves on a spare thread beside the steps "
                          "below")
-        if _count_open(state) and not expired(deadline) and not (companion and companion.settled.is_set()):
-            budget = SINGLE_MILP_BUDGET if deadline is None else min(SINGLE_MILP_BUDGET,
-                                                                     SINGLE_MILP_SHARE * seconds_left(deadline))
-            left_open = _count_open(state)
-            stop = StopSignal()
-            if companion is not None:
-                companion.stop_when_settled(stop)
-            try:
-                finished = _single_milp(network, box, state, time.monotonic() + budget, say, stop)
-                outcome = ("proved the rest" if finished else "stopped once the spare thread had settled the rest"
-                           if stop.is_set() else f"stopped after its {budget:.0f} s budget")
-            except SolverError as error:  # nothing was claimed; the steps below take over
-                outcome = f"failed ({error.reason})"
-            steps.append(f"{left_open} left: single MILP {outcome}")
-            if companion is not None:
-                companion.drop_settled(state)
         if _count_open(state) and not expired(deadline) and not (companion and companion.settled.is_set()):
             share = 1.0 if companion is not None else BAB_SECOND_ROUND_SHARE
             steps.append(f"{_count_open(state)} left: branch and bound ({share:.0%} of the time left, "
@@ -482,14 +465,12 @@ def _milp(network: Network, box: Box, data, deadline, rng, say: Progress) -> _Bo
     return state
 
 
-def _single_milp(network: Network, box: Box, state: _BoxState, deadline, say: Progress,
-                 stop: StopSignal | None = None) -> bool:
-    """One MILP over the whole network that harvests witnesses and proves the open states impossible (``stop``
-    ends it early, proving nothing)."""
+def _single_milp(network: Network, box: Box, state: _BoxState, deadline, say: Progress) -> bool:
+    """One MILP over the whole network that harvests witnesses and proves the open states impossible."""
     start = time.monotonic()
     say(f"single MILP: {_count_open(state)} open sign questions")
     result = solve_network(network, box, state.bounds, state.witnesses, stably_inactive=state.proved_inactive,
-                           stably_active=state.proved_active, deadline=deadline, stop=stop)
+                           stably_active=state.proved_active, deadline=deadline)
     state.stats = _add_stats(state.stats, SolverStats(
         solves=1, nodes=result.nodes, lp_iterations=result.lp_iterations, seconds=result.seconds,
         solutions_harvested=result.solutions_harvested, lp_points_harvested=result.lp_points_harvested,
@@ -563,9 +544,9 @@ class _Companion:
     largest bound left relative to its interval), one at a time (first for COMPANION_CAPPED_SECONDS with the bound
     left on its pre-activation, then free with SCIP's separators aggressive and the wider proof margin, then, if that
     ended without settling it, free with the engine's settings), while ``auto`` goes on with branch and bound (one
-    thread fewer meanwhile) and the single MILP (one thread). SCIP solves without the GIL, so both sides run at
-    once on a second CPU. Each side stops the other: ``settled`` is set once every question it was given is
-    settled (branch and bound's rounds then end, and the single MILP through ``stop_when_settled``);
+    thread fewer meanwhile). SCIP solves without the GIL, so both sides run at once on a second CPU. Each side
+    stops the other: ``settled`` is set once every question it was given is settled (branch and bound's rounds
+    then end);
     ``drop_settled`` interrupts the solve of a question settled elsewhere and skips those not started;
     ``stop_and_join`` ends it. Its proofs are per-neuron MILP proofs on the whole box, valid whenever they arrive;
     its solutions are candidates, confirmed in float64 when absorbed."""
@@ -579,7 +560,6 @@ class _Companion:
         self.failure: BaseException | None = None
         self._lock = threading.Lock()
         self._stopping, self._dropped, self._current = False, set(), None
-        self._stop_when_settled: list[StopSignal] = []
         self._question_stop = StopSignal()
         self.thread = threading.Thread(target=self._run, args=(network, box, list(state.bounds), deadline),
                                        daemon=True, name="exactcompress sign solves")
@@ -640,19 +620,7 @@ class _Companion:
         except BaseException as error:  # any other failure is raised again in the analysing thread (``absorb``)
             self.failure, settled_all = error, False
         if settled_all:
-            with self._lock:
-                self.settled.set()
-                signals = list(self._stop_when_settled)
-            for signal in signals:
-                signal.set()
-
-    def stop_when_settled(self, signal: StopSignal) -> None:
-        """Set ``signal`` (a solve of the analysing thread) once every question is settled, at once if they are."""
-        with self._lock:
-            if not self.settled.is_set():
-                self._stop_when_settled.append(signal)
-                return
-        signal.set()
+            self.settled.set()
 
     def drop_settled(self, state: _BoxState) -> None:
         """Skip the questions that ``state`` no longer has open, interrupting the one being solved."""

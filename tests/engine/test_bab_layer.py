@@ -12,7 +12,6 @@ import pytest
 import torch
 from nets import grid_extremes, random_net
 from test_bab import make_net, milp_max
-from test_single_milp import assert_witnesses_reproduce
 
 import exactcompress.engine.analyze as analyze_module
 from exactcompress.engine.analyze import SETTLERS, analyze
@@ -24,9 +23,6 @@ from exactcompress.engine.prove import bab_bounds
 from exactcompress.engine.prove import bab_layer as bab_layer_module
 from exactcompress.engine.prove.bab_layer import bab_layer, resolve_device
 from exactcompress.engine.prove.per_neuron import solve_layer
-from exactcompress.engine.prove.single_milp import solve_network
-from exactcompress.engine.prove.stop import StopSignal
-from exactcompress.engine.witnesses import WitnessSet
 from exactcompress.errors import InputError
 from exactcompress.io import from_sequential, to_sequential
 from exactcompress.io.domain_files import scalar_box
@@ -146,7 +142,7 @@ def test_auto_sweeps_one_question_at_a_time_and_answers_its_first_round_in_threa
     monkeypatch.setattr(analyze_module, "bab_layer", recorded)
     assert analyze_module.THREADED_QUESTION_SECONDS == analyze_module.BAB_FIRST_ROUND_LIMIT
     for name, value in (("BAB_SWEEP_LIMIT", 0.1), ("BAB_FIRST_ROUND_LIMIT", 0.2), ("THREADED_QUESTION_SECONDS", 0.2),
-                        ("PER_NEURON_MAX_QUESTIONS", 0), ("SINGLE_MILP_BUDGET", 0.5),
+                        ("PER_NEURON_MAX_QUESTIONS", 0),
                         ("COMPANION_MAX_AFTER_SWEEP", 8 if spare_thread else 0), ("COMPANION_MAX_AFTER_ROUND", 0)):
         monkeypatch.setattr(analyze_module, name, value)
     _no_witness_search(monkeypatch)
@@ -519,58 +515,6 @@ def test_auto_interrupts_the_spare_thread_once_branch_and_bound_settles_its_ques
     assert time.monotonic() - start < 30.0
     assert result.stably_inactive[1][0] and result.settled_by[1][0] == SETTLERS.index("bab")
     assert "spare thread" in result.policy
-
-
-def test_a_stop_from_another_thread_ends_the_single_milp_early_and_it_proves_nothing():
-    """The single MILP on the hard net runs past 20 s; a StopSignal set from another thread after 1 s ends it (as
-    the spare thread does once it has settled every question), unfinished, with no proof and only witnesses that
-    reproduce; a signal set before the solve ends it before SCIP starts."""
-    network = _hard_questions_then_an_easy_one()
-    box = Box(np.zeros(64), np.ones(64))
-    bounds = propagate(network, box)
-    masks = {"stably_inactive": [b.upper <= -1e-6 for b in bounds], "stably_active": [b.lower >= 1e-6 for b in bounds]}
-    stop = StopSignal()
-    threading.Timer(1.0, stop.set).start()
-    start = time.monotonic()
-    result = solve_network(network, box, bounds, WitnessSet.empty(network), deadline=start + 60.0, stop=stop, **masks)
-    assert time.monotonic() - start < 10.0
-    assert not result.finished and not any(m.any() for m in result.proved_inactive + result.proved_active)
-    assert_witnesses_reproduce(network, result, box)
-    start = time.monotonic()
-    again = solve_network(network, box, bounds, WitnessSet.empty(network), deadline=start + 60.0, stop=stop, **masks)
-    assert time.monotonic() - start < 2.0 and not again.finished and again.nodes == 0
-
-
-def test_the_spare_thread_stops_a_registered_solve_once_every_question_is_settled(monkeypatch):
-    """``stop_when_settled``: a signal registered while the spare thread still works is set when its last question
-    is settled, and one registered afterwards at once; a spare thread that settles nothing sets none."""
-    network = random_net(1, 2, [6, 5], bias_shift=2.0)
-    box = scalar_box(-1.0, 1.0).broadcast(2).boxes[0]
-    _no_witness_search(monkeypatch)
-    state = analyze_module._bounds_and_witnesses(network, box, None, None, np.random.default_rng(0), lambda *a: None)
-    assert analyze_module._count_open(state)
-    release = threading.Event()
-
-    def waiting(*args, **kwargs):
-        release.wait(30.0)
-        return solve_layer(*args, **kwargs)
-
-    monkeypatch.setattr(analyze_module, "solve_layer", waiting)
-    companion = analyze_module._Companion(network, box, state, None)
-    before, after = StopSignal(), StopSignal()
-    companion.stop_when_settled(before)
-    assert not before.is_set()
-    release.set()
-    companion.wait()
-    assert companion.settled.is_set() and before.is_set()
-    companion.stop_when_settled(after)
-    assert after.is_set()
-
-    unsettled = analyze_module._Companion(network, box, state, time.monotonic())  # the deadline has passed
-    never = StopSignal()
-    unsettled.stop_when_settled(never)
-    unsettled.wait()
-    assert not unsettled.settled.is_set() and not never.is_set()
 
 
 def test_a_failure_on_the_spare_thread_reaches_the_analysis(monkeypatch):

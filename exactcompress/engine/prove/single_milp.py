@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import functools
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -63,7 +62,6 @@ from ..domain import Box
 from ..network import Network
 from ..witnesses import WitnessSet, record
 from .encoding import add_preactivations, add_relus, new_model, proof_margins
-from .stop import StopSignal
 
 #: the witness-side child of an ambiguity branch demands ``sign * g_i >= WITNESS_TARGET``: far enough
 #: above WITNESS_MARGIN that the float64 pass confirms any solution there despite SCIP's tolerances
@@ -462,17 +460,16 @@ def _per_layer(network: Network, states: _States, mask: np.ndarray, sign: int) -
 
 def solve_network(network: Network, box: Box, bounds: Sequence[LayerBounds], witnesses: WitnessSet, *,
                   stably_inactive: Sequence[np.ndarray], stably_active: Sequence[np.ndarray],
-                  deadline: float | None = None, stop: StopSignal | None = None) -> SingleMilpResult:
+                  deadline: float | None = None) -> SingleMilpResult:
     """One SCIP solve of ``max sum p + sum q`` over all hidden layers, harvesting witnesses as it goes.
 
     ``bounds[k]``: valid bounds on hidden layer k's pre-activations (width_k,), finite where the neuron is
     not settled; ``stably_inactive[k]`` / ``stably_active[k]``: bool (width_k,) already proven (they enter
     linearly and get no state). ``witnesses``: states already witnessed get no binary. ``deadline``: a
-    ``time.monotonic()`` instant (SCIP's time limit). ``stop``: set from another thread, it ends the solve as
-    the deadline does (see ``StopSignal`` for the one stage where SCIP refuses it). Proofs use the margins of
+    ``time.monotonic()`` instant (SCIP's time limit). Proofs use the margins of
     the per-neuron method (``encoding.proof_margins``); witnesses need ``|g| > WITNESS_MARGIN`` in the float64
     forward pass. With no open state it returns at once (finished); past the deadline, on SCIP's time limit or
-    once stopped, nothing is proven and the witnesses harvested are kept. Raises
+    an interrupt, nothing is proven and the witnesses harvested are kept. Raises
     SolverError on any other SCIP status (e.g. infeasible, impossible on a box), a SCIP failure or a plugin
     error.
     """
@@ -527,12 +524,11 @@ def solve_network(network: Network, box: Box, bounds: Sequence[LayerBounds], wit
                           timingmask=SCIP_HEURTIMING.AFTERLPNODE)
         model.includeEventhdlr(_DualTrace(harvest), "dualtrace", "records the dual bound")
         remaining = seconds_left(deadline)
-        if remaining <= 0 or (stop is not None and stop.is_set()):
+        if remaining <= 0:
             return result(harvest, none_proved, False)
         model.setParam("limits/time", min(float(remaining), 1e20))
-        try:  # without the GIL: sign solves in another thread (``analyze``'s companion) run meanwhile
-            with stop.watching(model) if stop is not None else nullcontext():
-                model.optimizeNogil()
+        try:  # without the GIL where SCIP allows: the caller's other threads run meanwhile
+            model.optimizeNogil()
         except Exception as error:  # SCIP raises plain Exception, e.g. "SCIP: error in LP solver!"
             raise SolverError("single MILP", f"SCIP failed: {error}") from None
         if harvest.error is not None:

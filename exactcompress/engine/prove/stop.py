@@ -1,4 +1,4 @@
-"""Ending SCIP solves from another thread (``StopSignal``): ``auto``'s spare thread and the single MILP."""
+"""Ending SCIP solves from another thread (``StopSignal``): ``auto``'s spare thread's sign solves."""
 
 from __future__ import annotations
 

@@ -146,7 +146,8 @@ def compress(
     threads: Optional[int] = typer.Option(None, min=1, help="Branch-and-bound questions answered at once in this "
                                           "process, one thread each, in its rounds of 20 s or more per question (or "
                                           "no time limit); auto's 2 s sweep answers one at a time. With 2 or "
-                                          "more, auto gives its last few questions per-neuron sign solves on a "
+                                          "more, auto's per-neuron sign solves answer that many questions at once "
+                                          "(without --workers), it gives its last few questions sign solves on a "
                                           "spare thread as well, and verification checks that many passes of "
                                           "inputs at once. Default: the CPUs this process may use, at most "
                                           f"{DEFAULT_MAX_THREADS}."),

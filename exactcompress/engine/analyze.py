@@ -37,7 +37,7 @@ from .network import Network
 from .progress import Progress, ignore
 from .prove.bab import SuspendedSearch
 from .prove.bab_layer import bab_layer, resolve_device
-from .prove.parallel import ParallelMap
+from .prove.parallel import ParallelMap, thread_map
 from .prove.per_neuron import LayerSolve, solve_layer
 from .prove.single_milp import solve_network
 from .prove.stop import StopSignal
@@ -490,7 +490,10 @@ def _per_neuron_signs(network: Network, box: Box, state: _BoxState, deadline, fa
                       rounds: Sequence[float | None] = (FIRST_ROUND_SOLVE_LIMIT, None)) -> None:
     """Per-neuron sign solves with early stopping for every open question, layer by layer, one round per cap
     in ``rounds`` (seconds per solve; None: the time that is left). A capped round first keeps a few hard
-    questions from starving the easy ones."""
+    questions from starving the easy ones. Without ``workers`` processes, a layer's questions are solved in
+    ``fanout.threads`` interleaved chunks in threads of this process (SCIP solves without the GIL)."""
+    if fanout.workers == 1 and fanout.threads > 1:
+        fanout = replace(fanout, workers=fanout.threads, parallel_map=thread_map)
     for layer in range(len(network.hidden)):
         for solve_limit in rounds:
             ask_max, ask_min = _open_questions(state, layer)

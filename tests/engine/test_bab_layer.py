@@ -22,6 +22,7 @@ from exactcompress.engine.prove import bab as bab_module
 from exactcompress.engine.prove import bab_bounds
 from exactcompress.engine.prove import bab_layer as bab_layer_module
 from exactcompress.engine.prove.bab_layer import bab_layer, resolve_device
+from exactcompress.engine.prove.parallel import thread_map
 from exactcompress.engine.prove.per_neuron import solve_layer
 from exactcompress.errors import InputError
 from exactcompress.io import from_sequential, to_sequential
@@ -515,6 +516,36 @@ def test_auto_interrupts_the_spare_thread_once_branch_and_bound_settles_its_ques
     assert time.monotonic() - start < 30.0
     assert result.stably_inactive[1][0] and result.settled_by[1][0] == SETTLERS.index("bab")
     assert "spare thread" in result.policy
+
+
+def test_sign_solves_without_workers_run_in_threads_and_settle_what_one_thread_does(monkeypatch):
+    """``auto``'s per-neuron sign solves with ``threads`` 2 and no ``workers`` processes: each layer's questions in
+    two chunks through ``thread_map``; the same neurons settled as with one thread."""
+    network = random_net(7, 6, [16, 16, 12], bias_shift=1.5)
+    box = scalar_box(-1.0, 1.0).broadcast(6).boxes[0]
+    _no_witness_search(monkeypatch)
+    calls, real_solve_layer = [], analyze_module.solve_layer
+
+    def recorded(*args, **kwargs):
+        calls.append((kwargs["workers"], kwargs["parallel_map"]))
+        return real_solve_layer(*args, **kwargs)
+
+    monkeypatch.setattr(analyze_module, "solve_layer", recorded)
+    states = []
+    for threads in (1, 2):
+        state = analyze_module._bounds_and_witnesses(network, box, None, None, np.random.default_rng(0),
+                                                     lambda *a: None)
+        assert analyze_module._count_open(state)
+        analyze_module._per_neuron_signs(network, box, state, None, analyze_module.Fanout(threads=threads),
+                                         lambda *a, **k: None)
+        assert analyze_module._count_open(state) == 0
+        states.append(state)
+    one_thread = [call for call in calls if call[0] == 1]
+    assert one_thread and all(parallel_map is None for _, parallel_map in one_thread)
+    assert len(one_thread) < len(calls) and all(call == (2, thread_map) for call in calls[len(one_thread):])
+    for field in ("proved_inactive", "proved_active"):
+        for one, two in zip(getattr(states[0], field), getattr(states[1], field)):
+            np.testing.assert_array_equal(one, two)
 
 
 def test_a_failure_on_the_spare_thread_reaches_the_analysis(monkeypatch):

@@ -12,6 +12,7 @@ from exactcompress.engine.bounds import LayerBounds, propagate
 from exactcompress.engine.domain import Box
 from exactcompress.engine.network import Network
 from exactcompress.engine.prove.encoding import proof_margins
+from exactcompress.engine.prove.parallel import thread_map
 from exactcompress.engine.prove.per_neuron import SIGN_PRIMAL_THRESHOLD, solve_layer
 from exactcompress.engine.prove.stop import StopSignal
 from exactcompress.tolerances import (
@@ -234,17 +235,30 @@ def test_infeasible_model_is_an_error():
         solve_layer(net, BOX, [wrong], 1, ask_max=everything(5), ask_min=everything(5), mode="sign")
 
 
-def test_two_workers_match_one():
+@pytest.mark.parametrize("parallel_map", [None, thread_map])
+def test_two_workers_match_one(parallel_map):
     net = random_net([4, 4, 3], 1)
     bounds = interval_bounds(net, BOX)
     kwargs = dict(ask_max=everything(4), ask_min=everything(4), mode="optimize")
     one = solve_layer(net, BOX, bounds, 1, **kwargs)
-    two = solve_layer(net, BOX, bounds, 1, workers=2, **kwargs)
+    two = solve_layer(net, BOX, bounds, 1, workers=2, parallel_map=parallel_map, **kwargs)
     np.testing.assert_array_equal(one.proved_inactive, two.proved_inactive)
     np.testing.assert_array_equal(one.proved_active, two.proved_active)
     np.testing.assert_allclose(one.upper, two.upper, atol=1e-6)
     np.testing.assert_allclose(one.lower, two.lower, atol=1e-6)
     assert one.solves == two.solves == 8
+
+
+def test_thread_map_runs_every_tuple_at_once_in_this_process_and_keeps_their_order():
+    together = threading.Barrier(3, timeout=10.0)  # passes only when all three calls run at the same time
+
+    def job(index):
+        together.wait()
+        return index, threading.current_thread().name
+
+    results = thread_map(job, [(0,), (1,), (2,)])
+    assert [index for index, _ in results] == [0, 1, 2]
+    assert all(name.startswith("exactcompress solves") for _, name in results)
 
 
 def harder_net() -> tuple[Network, Box]:

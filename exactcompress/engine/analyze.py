@@ -279,8 +279,9 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
     BAB_FIRST_ROUND_LIMIT more (the easy ones go quickly, a hard one cannot starve them); then rounds of branch and
     bound with most of the time left, each round doubling the seconds per question and resuming the searches the
     last one stopped; last, per-neuron sign solves without a cap. No single MILP: what these steps leave open is a
-    few hard questions, and its dual bound proves nothing until it refutes all of them at once (on the bench nets it
-    reached it ran 50-80 s and settled none; ``benchmarks/README.md``). When at most
+    few hard questions, and its dual bound proves nothing until it refutes all of them at once (given 60 s there, it
+    settled nothing in any recorded run since the spare thread took the last few questions;
+    ``benchmarks/README.md``). When at most
     COMPANION_MAX_AFTER_SWEEP questions are left after the sweep (COMPANION_MAX_AFTER_ROUND after the first round)
     and ``fanout`` has a thread to spare, a ``_Companion`` gives them sign solves in a thread of its own beside the
     steps after it (until they are settled, or the deadline); the rounds of branch and bound beside it then use all

@@ -658,6 +658,38 @@ def test_lagrangian_gradients_are_those_of_its_value(dims):
         assert torch.allclose(mine, leaf.grad, rtol=1e-6, atol=1e-9), (mine - leaf.grad).abs().max()
 
 
+@pytest.mark.parametrize("dims", [[5, 6], [5, 6, 7, 4]])
+def test_the_rounding_guard_covers_the_box_term_and_only_steering_steps_leave_it_out(dims):
+    """On a box far from 0 the box term's rounding is the largest: the guard of a certified evaluation is at least
+    ``GUARD * |A| xmag`` (A: the target's x-coefficients), which it is not without that term (one product sizes
+    the first layer's bias and box terms when the target is above the first hidden layer).  ``guard=False``, for
+    the float32 steps that only steer, gives the value less its guard and the same gradients."""
+    Ws, bs = make_net(3, dims + [1])
+    rng = np.random.default_rng(4)
+    lo, hi = np.full(dims[0], 50.0), np.full(dims[0], 51.0)
+    L = len(dims) - 1
+    c = rng.normal(size=dims[-1])
+    P = bab_bounds.Net(Ws[:L], bs[:L], c, 0.1, lo, hi, torch.float64, torch.device("cpu"))
+    B = 3
+    lb = [torch.tensor(np.tile(low, (B, 1))) for low, _ in interval_bounds(Ws[:L], bs[:L], lo, hi)]
+    ub = [torch.tensor(np.tile(high, (B, 1))) for _, high in interval_bounds(Ws[:L], bs[:L], lo, hi)]
+    ncols = torch.tensor(np.nonzero(c < 0)[0])
+    lam = torch.zeros(B, 1, dtype=torch.float64)
+    alpha = [torch.tensor(rng.random((B, 1, dims[k + 1]))) for k in range(L - 1)]
+    alpha.append(torch.tensor(rng.random((B, 1, len(ncols)))))
+    eta = [torch.zeros(B, 1, 0, dtype=torch.float64) for _ in range(L)]
+    args = (P, lb, ub, [(None, None, None)] * L, lam, alpha, eta, ncols, [torch.zeros(0, dtype=torch.long)] * L, 1e-9,
+            True)
+    guarded, A, _, gradients = bab_bounds.lagrangian(*args)
+    steering, _, _, steering_gradients = bab_bounds.lagrangian(*args, guard=False)
+    guard = (guarded - steering)[:, 0]
+    assert torch.all(guard >= bab_bounds.GUARD * (A.abs() @ P.xmag))
+    for with_guard, without in zip(gradients, steering_gradients):
+        for mine, theirs in zip(with_guard if isinstance(with_guard, list) else [with_guard],
+                                without if isinstance(without, list) else [without]):
+            assert torch.equal(mine, theirs)
+
+
 def test_box_max_is_the_maximum_over_the_box_corners():
     """``box_max`` (the first layer's coefficients taken to the input box, formed in row chunks) equals the
     largest value over every corner of the box, including a degenerate input and more rows than one chunk."""

@@ -55,13 +55,14 @@ class Net:
         self.center = self.W[0] @ ((self.hi + self.lo) / 2)  # (n_0,)
         self.spread = self.W[0] * ((self.hi - self.lo) / 2)  # (n_0, d)
         self.reach = self.W[0].abs() @ self.xmag  # (n_0,): |W_0| xmag >= |W_0 x| and every rounding term's size
+        self.reach_and_bias = self.reach + self.babs[0]  # (n_0,): the size of z^0's terms, for one product in the guard
         self.L = len(Ws)
         self.dtype, self.device = dtype, device
 
     def with_dtype(self, dtype) -> Net:
         """This network with its tensors in ``dtype`` (the optimisation steps; every proof uses float64)."""
         other = copy.copy(self)
-        for name in ("c", "lo", "hi", "xmag", "center", "spread", "reach"):
+        for name in ("c", "lo", "hi", "xmag", "center", "spread", "reach", "reach_and_bias"):
             setattr(other, name, getattr(self, name).to(dtype))
         other.W, other.b, other.babs = ([x.to(dtype) for x in xs] for xs in (self.W, self.b, self.babs))
         other.dtype = dtype
@@ -79,15 +80,15 @@ class Net:
 BOX_CHUNK_ELEMENTS = 2 ** 17
 
 
-def box_max(P: Net, cz0, grad: bool):
+def box_max(P: Net, cz0, grad: bool, magnitude: bool = True):
     """``max over the input box of cz0 . (W_0 x)`` for coefficients cz0 (B, Q, n_0) on the first layer's
     pre-activation: ``cz0 . W_0 mid + |cz0 spread|_1`` with ``spread = W_0 diag((hi - lo) / 2)``.
 
     On a CPU the (B Q, d) product is formed in row chunks of about BOX_CHUNK_ELEMENTS that stay in cache, never
     whole: on a 3072-input net 5-8x faster than forming it and taking its positive and negative parts.
     Returns (value (B, Q), magnitude (B, Q): ``|cz0| |W_0| xmag``, at least the size of every term the value
-    sums, for the rounding guard; with ``grad`` the gradient of value w.r.t. cz0 (B, Q, n_0):
-    ``W_0 mid + sign(cz0 spread) spread^T``, else None)."""
+    sums, for the rounding guard (None without ``magnitude``); with ``grad`` the gradient of value w.r.t. cz0
+    (B, Q, n_0): ``W_0 mid + sign(cz0 spread) spread^T``, else None)."""
     B, Q, n0 = cz0.shape
     flat = cz0.reshape(B * Q, n0)
     dim = P.spread.shape[1]
@@ -104,11 +105,11 @@ def box_max(P: Net, cz0, grad: bool):
         else:
             spread_sum[i:i + rows] = torch.linalg.vector_norm(part, ord=1, dim=-1)
     value = cz0 @ P.center + spread_sum.reshape(B, Q)
-    magnitude = cz0.abs() @ P.reach
-    return value, magnitude, (gflat.reshape(B, Q, n0) + P.center if grad else None)
+    size = cz0.abs() @ P.reach if magnitude else None
+    return value, size, (gflat.reshape(B, Q, n0) + P.center if grad else None)
 
 
-def lagrangian(P: Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, grad: bool):
+def lagrangian(P: Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, grad: bool, guard: bool = True):
     """Joint Lagrangian upper bounds for a batch of B domains and Q queries per domain (in ``P.dtype``: valid
     bounds in float64 only; guarded), with hand-written gradients.
 
@@ -120,6 +121,8 @@ def lagrangian(P: Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, gr
     relaxed per query: exact when stable, the upper triangle line where the coefficient is >= 0, ``alpha z``
     where it is < 0.  For every lam >= 0, alpha in [0, 1] and eta of the right signs the result is a valid
     bound on S as long as lb/ub are valid on S; the rounding guard GUARD * (1 + |U| + magnitude) is added.
+    ``guard=False`` leaves the guard out, with the full-size passes that size it: for the float32 steps that only
+    steer the parameters, whose results are no bound.
 
     Layout: the top layer L-1 is handled in closed form (its coefficient is lam_q * c for every query), so
     ``alpha[L-1]`` (B, Q, len(ncols)) lives only on the columns ``ncols`` where c < 0; lower layers have
@@ -164,16 +167,17 @@ def lagrangian(P: Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, gr
         if L > 1:
             a = a + czN @ Wk[ncols]
         else:
-            cz = cz.index_add(2, ncols, czN)
+            cz.index_add_(2, ncols, czN)
         const = const + czN @ bk[ncols]
-        cabs = cabs - czN @ P.babs[k][ncols]  # czN <= 0 (lam >= 0, c < 0, alpha >= 0): |czN| = -czN, exactly
+        if guard:
+            cabs = cabs - czN @ P.babs[k][ncols]  # czN <= 0 (lam >= 0, c < 0, alpha >= 0): |czN| = -czN, exactly
     S = ecols[k]
     e_top = eta[k]
     if S.shape[0]:
         if L > 1:
             a = a + e_top @ Wk[S]
         else:
-            cz = cz.index_add(2, S, e_top)
+            cz.index_add_(2, S, e_top)
         lS, uS = l[:, S][:, None, :], u[:, S][:, None, :]
         ec = (e_top.clamp(min=0) * lS + e_top.clamp(max=0) * uS)
         const = const + e_top @ bk[S] - ec.sum(-1)
@@ -209,20 +213,22 @@ def lagrangian(P: Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, gr
         S = ecols[k]
         e = eta[k]
         if S.shape[0]:
-            cz = cz.index_add(2, S, e)
+            cz.index_add_(2, S, e)
             ec = e.clamp(min=0) * l[..., S] + e.clamp(max=0) * u[..., S]
             const = const - ec.sum(-1)
             cabs = cabs + ec.abs().sum(-1)
         const = const + ic + cz @ P.b[k]
-        cabs = cabs + ic + cz.abs() @ P.babs[k]
+        if guard:  # on z^0 one product sizes both the bias terms and box_max's (P.reach_and_bias)
+            cabs = cabs + ic + cz.abs() @ (P.babs[k] if k else P.reach_and_bias)
         if grad:
             saved[k] = (a, slope, pos & unst, unst & ~pos, T, l, u)
         if k:
             a = cz @ P.W[k]
     # cz: the coefficients on z^0
-    value, magnitude, gz0 = box_max(P, cz, grad)
+    value, magnitude, gz0 = box_max(P, cz, grad, magnitude=guard and L == 1)
     U = value + const
-    U = U + GUARD * (1.0 + U.abs() + magnitude + cabs)
+    if guard:
+        U = U + GUARD * (1.0 + U.abs() + (magnitude if L == 1 else 0.0) + cabs)
     A = cz[:, 0, :] @ P.W[0]
     if not grad:
         return U, A, coefs, None

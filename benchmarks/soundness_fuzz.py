@@ -14,6 +14,10 @@ big-M MILP (HiGHS, zero gap, objective scaled); the helpers of ``tests/engine/te
 
     .venv/bin/python benchmarks/soundness_fuzz.py --nets 200 --seed 0 --out benchmarks/results/soundness_fuzz
 
+The analyses run in one thread unless ``--threads N`` asks for more, as ``compress --threads`` (whose default is the
+usable CPUs): then ``auto`` also answers questions in threads and runs its spare thread's sign solves, and each
+record's ``policy`` names the steps ``auto`` took.
+
 The nets (``family`` in the log): Gaussian layers; biases shifted so that chosen neurons' true max or min is
 +-1e-5, +-1e-8 or exactly 0 on the box; duplicated and zero rows; a layer scaled by 1e3 or 1e-3; boxes with
 zero-width coordinates; domains of two boxes; float32 networks; with ``--families conv``, CNNs. Exit status 1
@@ -163,7 +167,7 @@ def argmax_points(network: Network, boxes, rng, n=4000):
     return np.concatenate(points)
 
 
-def check_net(index, rng, family, methods, time_limit, enumerate_below, decide_gap):
+def check_net(index, rng, family, methods, time_limit, enumerate_below, decide_gap, threads=1):
     network, Ws, bs, boxes = random_net(rng, family)
     domain = Domain("box", tuple(Box(lo, hi) for lo, hi in boxes))
     depth = len(Ws) - 1
@@ -181,7 +185,7 @@ def check_net(index, rng, family, methods, time_limit, enumerate_below, decide_g
     for method in methods:
         started = time.monotonic()
         try:
-            analysis = analyze(network, domain, method=method, time_limit=time_limit, seed=index)
+            analysis = analyze(network, domain, method=method, time_limit=time_limit, seed=index, threads=threads)
         except Exception as error:  # a crash on a valid network is a failure too; the other methods go on
             failures.append(f"{method}: raised {type(error).__name__}: {error}")
             record["methods"][method] = {"crashed": True}
@@ -223,7 +227,7 @@ def check_net(index, rng, family, methods, time_limit, enumerate_below, decide_g
         if error.max() > VERIFY_TOLERANCE:
             failures.append(f"{method}: compressed differs by {error.max():.3e} (relative) at probes")
         record["methods"][method] = {**counts, "seconds": round(seconds, 2), "timed_out": analysis.timed_out,
-                                     "max_relative_error": float(error.max())}
+                                     "max_relative_error": float(error.max()), "policy": analysis.policy}
     record["failures"], record["unconfirmed"] = failures, unconfirmed
     return record
 
@@ -237,6 +241,10 @@ def main() -> int:
     parser.add_argument("--enumerate-below", type=int, default=12,
                         help="exact enumeration when the layers below a neuron have at most this many neurons")
     parser.add_argument("--decide-gap", type=float, default=1e-3)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="questions answered at once in threads, as `compress --threads` (whose default is the "
+                             "usable CPUs, at most 4): 2 or more also fuzzes the spare thread's sign solves and the "
+                             "sign solves and branch-and-bound rounds run in threads")
     parser.add_argument("--only", type=int, nargs="+", help="only these nets (their index within --seed)")
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=[*FAMILIES, CONV],
                         help="net i is of family i mod (number given), in this order")
@@ -250,7 +258,7 @@ def main() -> int:
             family = args.families[index % len(args.families)]
             rng = np.random.default_rng([args.seed, index])  # one stream a net: --only repeats a net alone
             record = check_net(args.seed * 100_000 + index, rng, family, args.methods, args.time_limit,
-                               args.enumerate_below, args.decide_gap)
+                               args.enumerate_below, args.decide_gap, args.threads)
             log.write(json.dumps(record) + "\n")
             log.flush()
             totals["nets"] += 1
@@ -266,7 +274,7 @@ def main() -> int:
                               f"{m} {v['inactive']}/{v['active']}/{v['unstable']}/{v['undecided']} {v['seconds']} s"
                               for m, v in record["methods"].items()), flush=True)
     totals["seconds"] = round(time.monotonic() - started, 1)
-    totals.update(seed=args.seed, methods=args.methods, time_limit=args.time_limit)
+    totals.update(seed=args.seed, methods=args.methods, time_limit=args.time_limit, threads=args.threads)
     (args.out / f"summary_seed{args.seed}.json").write_text(json.dumps(totals, indent=2) + "\n")
     print(json.dumps(totals))
     return 1 if totals["failures"] else 0

@@ -1,9 +1,13 @@
-"""Two or more engine trees side by side on the same nets: one fresh ``compress`` process per tree and net, the
-trees one after the other per net (their order reversed on every second repeat), so every pair sees the same
-machine.
+"""Two or more engine trees, or settings, side by side on the same nets: one fresh ``compress`` process per tree,
+setting and net, one after the other per net (their order reversed on every second repeat), so every pair sees
+the same machine.
 
     python benchmarks/side_by_side.py --trees ../before . --out benchmarks/results/NAME [--cap 300]
         [--method auto] [--repeat 1] [--extra=--threads=2] NET.pt ...
+    python benchmarks/side_by_side.py --trees . --variant='--threads 1' --variant='--threads 2' --out ... NET.pt ...
+
+``--variant`` (repeatable) runs every tree once per variant, with the variant's arguments after ``--extra``'s;
+a run's ``tree`` in the results is then its tree and variant.
 
 Each run is ``milp_vs_per_neuron.run_method`` with the tree's own package (working directory and
 ``PYTHONPATH``; its commit in the record): status, neuron counts, per-layer stable sets, stage seconds,
@@ -34,17 +38,21 @@ def label(tree: Path) -> str:
 
 
 def run_pairs(models: Sequence[Path], trees: Sequence[Path], *, cap: float, method: str, repeat: int,
-              extra: Sequence[str], out: Path) -> list[str]:
-    """Every model under every tree, ``repeat`` times; returns the disagreements found (``[]``: none)."""
-    labels = [label(tree) for tree in trees]
+              extra: Sequence[str], out: Path, variants: Sequence[str] = ()) -> list[str]:
+    """Every model under every tree and variant (a string of ``compress`` arguments; none: each tree once),
+    ``repeat`` times; returns the disagreements found (``[]``: none)."""
+    configs = [(tree, variant) for tree in trees for variant in (variants or [""])]
+    labels = [label(tree) + (f" {variant}" if variant else "") for tree, variant in configs]
     rows, problems = [], []
     for model in models:
         for round_ in range(repeat):
-            order = list(range(len(trees)))[:: -1 if round_ % 2 else 1]
+            order = list(range(len(configs)))[:: -1 if round_ % 2 else 1]
             runs = {}
             for index in order:
+                tree, variant = configs[index]
                 with tempfile.TemporaryDirectory() as work:
-                    run = bench.run_method(model.resolve(), method, cap, Path(work), extra, tree=trees[index])
+                    run = bench.run_method(model.resolve(), method, cap, Path(work), [*extra, *variant.split()],
+                                           tree=tree)
                 run = {"model": model.stem, "tree": labels[index], "repeat": round_, **run}
                 runs[f"{labels[index]}#{index}"] = run
                 rows.append(run)
@@ -88,9 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="pairs per net (the order alternates)")
     parser.add_argument("--extra", action="append", default=[],
                         help="one more argument for compress, as --extra=--threads=2 (repeatable)")
+    parser.add_argument("--variant", action="append", default=[],
+                        help="compress arguments of one more run per tree, as --variant='--threads 1' (repeatable)")
     args = parser.parse_args(argv)
     problems = run_pairs(args.models, args.trees, cap=args.cap, method=args.method, repeat=args.repeat,
-                         extra=args.extra, out=args.out)
+                         extra=args.extra, out=args.out, variants=args.variant)
     for problem in problems:
         print(f"DISAGREEMENT {problem}", file=sys.stderr)
     return 1 if problems else 0

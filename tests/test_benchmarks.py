@@ -21,7 +21,6 @@ import lower_layer_bounds  # noqa: E402
 import milp_vs_per_neuron as bench  # noqa: E402
 import side_by_side  # noqa: E402
 import soundness_fuzz  # noqa: E402
-import threads_side_by_side  # noqa: E402
 
 TINY = zoo.BenchModel("t64-2x8-l1_1e-3", (8, 8), 1e-3, 64, 2)
 TINY_TOO = zoo.BenchModel("t64-2x6-l1_1e-3", (6, 6), 1e-3, 64, 2)
@@ -355,16 +354,17 @@ def test_lower_layer_bounds_tightens_validly_and_asks_the_deep_questions(tmp_pat
     assert result["widths_used"][1] <= result["widths_engine"][1]
 
 
-def test_threads_side_by_side_runs_each_thread_count_and_tabulates_them(tiny_zoo, tmp_path):
+def test_side_by_side_runs_each_variant_of_a_tree_and_checks_they_agree(tiny_zoo, tmp_path):
+    """One tree, two ``--variant``s: each run gets its variant's arguments (the report's thread count) and is
+    labelled with them."""
+    repository = Path(__file__).resolve().parents[1]
     out = tmp_path / "results"
-    assert threads_side_by_side.main(["--zoo", str(tiny_zoo), "--only", TINY.name, "--threads", "1", "2",
-                                      "--cap", "30", "--out", str(out)]) == 0
-    results = json.loads((out / "threads_side_by_side.json").read_text())
-    runs = results["rows"][0]["runs"]
-    assert [runs[n]["threads"] for n in ("1", "2")] == [1, 2] and results["rows"][0]["disagreements"] == []
-    assert all(run["status"] == "exact" for run in runs.values())
-    table = (out / "threads_side_by_side.md").read_text()
-    assert f"| {TINY.name} | exact in" in table and "every run agrees" in table
+    assert side_by_side.main([str(tiny_zoo / TINY.file), "--trees", str(repository), "--variant=--threads 1",
+                              "--variant=--threads 2", "--cap", "30", "--out", str(out)]) == 0
+    rows = json.loads((out / "side_by_side.json").read_text())["rows"]
+    assert [row["threads"] for row in rows] == [1, 2]
+    assert [row["tree"].split(" ", 1)[1] for row in rows] == ["--threads 1", "--threads 2"]
+    assert all(row["status"] == "exact" for row in rows)
 
 
 def test_side_by_side_runs_each_tree_in_its_own_package_and_checks_they_agree(tiny_zoo, tmp_path):

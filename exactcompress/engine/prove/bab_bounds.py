@@ -80,6 +80,13 @@ class Net:
 BOX_CHUNK_ELEMENTS = 2 ** 17
 
 
+def take_columns(x, cols):
+    """``x[..., cols]`` for a (B, Q, n) tensor and column indices (m,), by ``torch.gather``: on a CPU 3-5x faster
+    than advanced indexing on the last dimension (146 of 200 columns of a (128, 101, 200) tensor: 2.0 ms against
+    6.7 ms in float32)."""
+    return torch.gather(x, -1, cols.expand(*x.shape[:-1], cols.shape[0]))
+
+
 def box_max(P: Net, cz0, grad: bool, magnitude: bool = True):
     """``max over the input box of cz0 . (W_0 x)`` for coefficients cz0 (B, Q, n_0) on the first layer's
     pre-activation: ``cz0 . W_0 mid + |cz0 spread|_1`` with ``spread = W_0 diag((hi - lo) / 2)``.
@@ -106,7 +113,7 @@ def box_max(P: Net, cz0, grad: bool, magnitude: bool = True):
             spread_sum[i:i + rows] = torch.linalg.vector_norm(part, ord=1, dim=-1)
     value = cz0 @ P.center + spread_sum.reshape(B, Q)
     size = cz0.abs() @ P.reach if magnitude else None
-    return value, size, (gflat.reshape(B, Q, n0) + P.center if grad else None)
+    return value, size, (gflat.reshape(B, Q, n0).add_(P.center) if grad else None)
 
 
 def lagrangian(P: Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, grad: bool, guard: bool = True):
@@ -241,22 +248,22 @@ def lagrangian(P: Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, gr
         galpha[k] = gcz * a_k * negu
         S = ecols[k]
         if S.shape[0]:
-            geta[k] = gcz[..., S] - torch.where(eta[k] >= 0, l[..., S], u[..., S])
+            geta[k] = take_columns(gcz, S) - torch.where(eta[k] >= 0, l[..., S], u[..., S])
         else:
             geta[k] = eta[k]
         g = gcz * slope + posu * T
     # top layer: g = dU/da_{L-2}; L == 1: g = dU/dcz less the bias
     k = L - 1
-    glam = (g * (vW if L > 1 else v)[:, None, :]).sum(-1) + vb[:, None] + top + icv[:, None]
+    glam = torch.bmm(g, (vW if L > 1 else v)[:, :, None])[..., 0] + vb[:, None] + top + icv[:, None]
     if nN:
-        gzN = (g @ Wk[ncols].T if L > 1 else g[..., ncols]) + bk[ncols]
+        gzN = (g @ Wk[ncols].T if L > 1 else take_columns(g, ncols)) + bk[ncols]
         galpha[k] = gzN * wN
         glam = glam + ((gzN * alpha[k]) @ (c[ncols] * uN)[:, :, None])[..., 0]  # one pass fewer than a .sum
     else:
         galpha[k] = alpha[k]
     S = ecols[k]
     if S.shape[0]:
-        gzS = (g @ Wk[S].T if L > 1 else g[..., S]) + bk[S]
+        gzS = (g @ Wk[S].T if L > 1 else take_columns(g, S)) + bk[S]
         geta[k] = gzS - torch.where(e_top >= 0, lb[k][:, S][:, None, :], ub[k][:, S][:, None, :])
     else:
         geta[k] = e_top

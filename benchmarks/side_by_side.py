@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -51,7 +52,7 @@ def run_pairs(models: Sequence[Path], trees: Sequence[Path], *, cap: float, meth
             for index in order:
                 tree, variant = configs[index]
                 with tempfile.TemporaryDirectory() as work:
-                    run = bench.run_method(model.resolve(), method, cap, Path(work), [*extra, *variant.split()],
+                    run = bench.run_method(model.resolve(), method, cap, Path(work), [*extra, *shlex.split(variant)],
                                            tree=tree)
                 run = {"model": model.stem, "tree": labels[index], "repeat": round_, **run}
                 runs[f"{labels[index]}#{index}"] = run

@@ -684,10 +684,11 @@ def test_the_rounding_guard_covers_the_box_term_and_only_steering_steps_leave_it
     steering, _, _, steering_gradients = bab_bounds.lagrangian(*args, guard=False)
     guard = (guarded - steering)[:, 0]
     assert torch.all(guard >= bab_bounds.GUARD * (A.abs() @ P.xmag))
-    for with_guard, without in zip(gradients, steering_gradients):
-        for mine, theirs in zip(with_guard if isinstance(with_guard, list) else [with_guard],
-                                without if isinstance(without, list) else [without]):
-            assert torch.equal(mine, theirs)
+    def flat(grads):  # (lam, alpha per layer, eta per layer)
+        return [grads[0], *grads[1], *grads[2]]
+
+    for mine, theirs in zip(flat(gradients), flat(steering_gradients), strict=True):
+        assert torch.equal(mine, theirs)
 
 
 def test_box_max_is_the_maximum_over_the_box_corners():

@@ -16,10 +16,11 @@ import pytest
 import torch
 from scipy.optimize import linprog
 
-from exactcompress.engine.prove import bab, bab_bounds, bab_domains
+from exactcompress.engine.prove import bab, bab_batch, bab_bounds, bab_domains
 from exactcompress.engine.prove.bab_batch import (
     ADAM_BETAS,
     LR_DECAY,
+    LR_MIN_SCALE,
     WARMUP,
     _adam_step,
 )
@@ -371,6 +372,57 @@ def test_a_search_given_two_adam_steps_a_call_still_proves():
         res = bab.resume_sign(res.suspended, stop=_SetFromCheck(3))
         calls += 1
     assert res.status == "proved" and calls > 20
+
+
+def test_a_domain_whose_steps_only_worsened_its_warm_start_halves_its_childrens_steps(monkeypatch):
+    """Every bounded batch of a question that needs splits, with the learning rates made 1000x too large (so that
+    most steps lift the bound): a domain whose float64 evaluations never went below its first (its warm start)
+    gives its children half its step factor (not below LR_MIN_SCALE), one whose did, twice it (not above 1); the
+    root starts at 1, the factors do go down, and the question is still proved."""
+    for name in ("LR_LAMBDA", "LR_ALPHA", "LR_ETA"):
+        monkeypatch.setattr(bab_batch, name, 1000 * getattr(bab_batch, name))
+    evaluations, batches, seen = [], [], []  # seen: every bounded batch's factors
+    honest_lagrangian, honest_bound = bab_batch.lagrangian, bab_batch.Bounder.bound
+
+    def recorded_lagrangian(*args, **kwargs):
+        result = honest_lagrangian(*args, **kwargs)
+        if kwargs.get("guard", True) and args[4].dtype == torch.float64:  # a certified evaluation
+            evaluations.append(result[0][:, 0].clone())
+        return result
+
+    def recorded_bound(self, batch, nsteps):
+        evaluations.clear()
+        factors = batch["lr"].copy()
+        seen.append(factors)
+        out = honest_bound(self, batch, nsteps)
+        if all(e.shape[0] == factors.shape[0] for e in evaluations):  # no domain left the loop early
+            batches.append((factors, out["lr"], torch.stack(evaluations).numpy()))
+        return out
+
+    monkeypatch.setattr(bab_batch, "lagrangian", recorded_lagrangian)
+    monkeypatch.setattr(bab_batch.Bounder, "bound", recorded_bound)
+    Ws, bs = make_net(5, [4, 10, 8, 6])
+    lo, hi = -np.ones(4), np.ones(4)
+    layer, shifted = 2, [b.copy() for b in bs]
+    halved, lowest = 0, 1.0
+    for j in range(6):
+        shifted[layer][j] -= milp_max(Ws, bs, lo, hi, layer, j, 1) + 1e-3
+        batches.clear()
+        seen.clear()
+        res = bab.prove_sign(Ws, shifted, lo, hi, interval_bounds(Ws, shifted, lo, hi)[:layer], layer, j, 1,
+                             batch_size=2, deadline=time.monotonic() + 60)
+        assert res.status == "proved", (j, res)
+        passed = {1.0}  # the root's factor, then those passed on
+        for factors, passed_on, values in batches:
+            assert len(values) > 1
+            progressed = values.min(0) < values[0]
+            expected = np.where(progressed, np.minimum(2 * factors, 1.0), np.maximum(factors / 2, LR_MIN_SCALE))
+            assert np.allclose(passed_on, expected), (factors, passed_on, values)
+            passed |= set(passed_on.tolist())
+            halved += int((~progressed).sum())
+        assert all(set(factors.tolist()) <= passed | {LR_MIN_SCALE * 2 ** k for k in range(7)} for factors in seen)
+        lowest = min([lowest] + [float(factors.min()) for factors in seen])
+    assert halved > 0 and lowest < 1.0
 
 
 def test_deadline_respected_on_a_hard_question():

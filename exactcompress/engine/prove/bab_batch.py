@@ -27,6 +27,9 @@ LR_ALPHA = 0.1
 LR_ETA = 0.05
 WARMUP = 5  # steps of linear learning-rate warm-up
 LR_DECAY = 0.97  # learning-rate factor per step
+#: the smallest factor a domain's Adam steps are scaled by (see ``Bounder._optimise``): deep in a tree dozens of
+#: split multipliers each moved by a full first step can lift a warm-started bound 100-fold for the whole batch
+LR_MIN_SCALE = 1 / 64
 ADAM_BETAS = (0.9, 0.999)
 #: a float64 evaluation (the only kind that tightens bounds or settles a domain) every this many Adam steps,
 #: and at each of the last CERTIFIED_TAIL steps (where the decayed steps settle); the others run in float32.
@@ -116,14 +119,15 @@ class _Optimised:
     """The outcome of the Adam loop for B domains (torch: bounds float64, parameters float32)."""
 
     params: list  # [lam (B, Q)] + alpha (depth) + eta (depth): each domain's parameters when it left the loop
-    target: list  # alpha + eta of the target query (B, .) at its best bound
+    target: list  # alpha + eta of the target query (B, .) at the best of the loop's own evaluations
     lb: list  # (B, n_k) tightened bounds
     ub: list
-    bound: torch.Tensor  # (B,) best target bound
+    bound: torch.Tensor  # (B,) best target bound: the batch's ``prio`` (the parent's) or a better own one
     empty: torch.Tensor  # (B,) bool: hypothesis set proved empty
-    x_coefs: torch.Tensor  # (B, d) the target's x-coefficients at its best bound
+    x_coefs: torch.Tensor  # (B, d) the target's x-coefficients at the best of the loop's own evaluations
     coefs: list  # (B, n_k) the target's coefficients on h^k at the last evaluation
     steps: int  # the loop's steps: fewer than asked only when ``late()`` cut it short
+    lr: torch.Tensor  # (B,) float32 the step factor for the domains' children (``bab_domains``: ``lr``)
 
 
 class Bounder:
@@ -266,16 +270,18 @@ class Bounder:
         inject32 = [(qi, ni, None if sg is None else sg.to(torch.float32)) for qi, ni, sg in inject]
         self._project(params, split)
         out_params = [p.clone() for p in params]
-        tgt = [p[:, 0].clone() for p in params[1:]]  # the target row's alpha/eta at its best bound
+        tgt = [p[:, 0].clone() for p in params[1:]]  # the target row's alpha/eta at its best own evaluation
         lb64 = [self._t64(a) for a in batch["lb"]]
         ub64 = [self._t64(a) for a in batch["ub"]]
-        best64 = self._t64(batch["prio"]).clone()
+        best64 = self._t64(batch["prio"]).clone()  # the certified bound: the parent's, or one of this bounding's
+        own64 = torch.full((B,), math.inf, dtype=torch.float64, device=dev)  # the best of this bounding's own
         empty64 = torch.zeros(B, dtype=torch.bool, device=dev)
         A64 = torch.zeros(B, P.lo.shape[0], dtype=torch.float64, device=dev)
-        A_set = torch.zeros(B, dtype=torch.bool, device=dev)
         cf64 = [torch.zeros(B, n, dtype=torch.float64, device=dev) for n in self.widths]
         rows = torch.arange(B, device=dev)
         lr_list = [LR_LAMBDA] + [LR_ALPHA] * L + [LR_ETA] * L
+        lr_scale = torch.as_tensor(batch["lr"], dtype=torch.float32, device=dev)  # (B,) each domain's step factor
+        first64 = None  # (B,) the target's bound at the warm start (the first evaluation)
         m1 = [torch.zeros_like(p) for p in params]
         m2 = [torch.zeros_like(p) for p in params]
         nsteps = max(1, nsteps)
@@ -289,14 +295,19 @@ class Bounder:
                 U, A, cf, _ = lagrangian(P, llb, lub, inject, p64[0], p64[1:1 + L], p64[1 + L:], ncols, ecols,
                                          margin, False)
                 llb, lub, em = tighten(U, llb, lub, inject)
-                old = best64[rows]
-                improved = (U[:, 0] < old) | ~A_set[rows]
+                # the target's parameters are kept at the best of this bounding's own evaluations, not only where
+                # one beats the parent's bound: with bounds tightened under the hypothesis a child's bound at its
+                # parent's parameters can be far above the parent's, and warm starts that kept the first
+                # evaluation's parameters then carried no progress down the tree (benchmarks/README.md)
+                improved = U[:, 0] < own64[rows]
                 A64[rows] = torch.where(improved[:, None], A, A64[rows])
                 ri = rows[improved]
                 for tp, p in zip(tgt, params[1:]):
                     tp[ri] = p[improved, 0]
-                A_set[rows] = True
-                best64[rows] = torch.minimum(old, U[:, 0])
+                own64[rows] = torch.minimum(own64[rows], U[:, 0])
+                if first64 is None:
+                    first64 = U[:, 0].clone()
+                best64[rows] = torch.minimum(best64[rows], U[:, 0])
                 empty64[rows] |= em
                 for k in range(L):
                     lb64[k][rows] = llb[k]
@@ -326,9 +337,21 @@ class Bounder:
                                                       guard=False)
             work_lb, work_ub, _ = tighten(U32, work_lb, work_ub, inject32)
             gs = [glam * qmask] + [x * qmask[..., None] for x in gal] + [x * qmask[..., None] for x in get_]
+            slow = torch.nonzero(lr_scale[rows] < 1.0).flatten()
+            before = [p[slow] for p in params] if slow.numel() else None
             _adam_step(params, gs, m1, m2, lr_list, step + 1)
+            if before is not None:  # those domains take only their factor of Adam's step
+                factor = lr_scale[rows[slow]]
+                for p, b in zip(params, before):
+                    p[slow] = b + factor.view(-1, *[1] * (p.dim() - 1)) * (p[slow] - b)
             self._project(params, split)
-        return _Optimised(out_params, tgt, lb64, ub64, best64, empty64, A64, cf64, steps_run)
+        # a domain whose steps never bounded it below its warm start passes its children half its step factor (at
+        # most down to LR_MIN_SCALE), one whose steps did, twice it (at most 1); a single evaluation says nothing
+        progressed = own64 < first64
+        lr_next = torch.where(progressed, (lr_scale * 2).clamp(max=1.0), (lr_scale / 2).clamp(min=LR_MIN_SCALE))
+        if steps_run <= CERTIFY_EVERY:
+            lr_next = lr_scale
+        return _Optimised(out_params, tgt, lb64, ub64, best64, empty64, A64, cf64, steps_run, lr_next)
 
     def _stored(self, batch, opt: _Optimised, qs, ncols, ecols, eta_pos):
         """The numpy outcome of ``bound``, the warm starts written back into copies of the batch's."""
@@ -345,6 +368,7 @@ class Bounder:
             "xmax": torch.where(opt.x_coefs > 0, P.hi, P.lo).cpu().numpy(),
             "coefs": [x.cpu().numpy() for x in opt.coefs],
             "steps": opt.steps,
+            "lr": opt.lr.cpu().numpy(),
             "alpha": [x.copy() for x in batch["alpha"]],
             "eta": [x.copy() for x in batch["eta"]],
             "qlam": batch["qlam"].copy(),

@@ -13,7 +13,9 @@ nU: neurons of the query universe, t: splits made so far):
 * ``sorder``: (B, t) int32, flat index of the neuron split at each step (-1: none, after merging);
 * ``prio``: (B,) float64, the parent's bound (a domain back unsplit: its own): the pool's priority;
 * ``steps``: (B,) int32, the Adam steps already spent on the domain's bound where a deadline cut its batch short
-  (0 for a new domain; see ``unsplit``).
+  (0 for a new domain; see ``unsplit``);
+* ``lr``: (B,) float32, the factor of Adam's steps for the domain (1 at the root; ``bab_batch.Bounder._optimise``
+  halves it for the children of a domain whose steps never bounded it below its warm start).
 
 Branching splits, in each open domain, the unsplit unstable neuron with the largest intercept score
 ``a * (-l u / (u - l))`` among those with a positive coefficient ``a`` into the target; where there is none
@@ -52,6 +54,7 @@ def root_domain(lb, ub, alpha, top_cols, n_queries, prio):
         "qeta": np.zeros((1, 2 * n_queries, 0), dtype=np.float16),
         "prio": np.array([prio]),
         "steps": np.zeros(1, dtype=np.int32),
+        "lr": np.ones(1, dtype=np.float32),
     }
 
 
@@ -132,6 +135,7 @@ def unsplit(batch, out, idx, steps):
         "qeta": out["qeta"][idx],
         "prio": out["bound"][idx],
         "steps": np.asarray(steps, dtype=np.int32),
+        "lr": out["lr"][idx],
     }
 
 

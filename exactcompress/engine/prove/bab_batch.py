@@ -28,7 +28,7 @@ LR_ETA = 0.05
 WARMUP = 5  # steps of linear learning-rate warm-up
 LR_DECAY = 0.97  # learning-rate factor per step
 #: the smallest factor a domain's Adam steps are scaled by (see ``Bounder._optimise``): deep in a tree dozens of
-#: split multipliers each moved by a full first step can lift a warm-started bound 100-fold for the whole batch
+#: split multipliers each moved by a full first step can lift a warm-started bound 100-fold
 LR_MIN_SCALE = 1 / 64
 ADAM_BETAS = (0.9, 0.999)
 #: a float64 evaluation (the only kind that tightens bounds or settles a domain) every this many Adam steps,

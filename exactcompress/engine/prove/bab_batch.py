@@ -337,20 +337,22 @@ class Bounder:
                                                       guard=False)
             work_lb, work_ub, _ = tighten(U32, work_lb, work_ub, inject32)
             gs = [glam * qmask] + [x * qmask[..., None] for x in gal] + [x * qmask[..., None] for x in get_]
-            slow = torch.nonzero(lr_scale[rows] < 1.0).flatten()
+            factors = lr_scale[rows]
+            slow = torch.nonzero(factors < 1.0).flatten()
             before = [p[slow] for p in params] if slow.numel() else None
             _adam_step(params, gs, m1, m2, lr_list, step + 1)
             if before is not None:  # those domains take only their factor of Adam's step
-                factor = lr_scale[rows[slow]]
+                factor = factors[slow]
                 for p, b in zip(params, before):
                     p[slow] = b + factor.view(-1, *[1] * (p.dim() - 1)) * (p[slow] - b)
             self._project(params, split)
         # a domain whose steps never bounded it below its warm start passes its children half its step factor (at
-        # most down to LR_MIN_SCALE), one whose steps did, twice it (at most 1); a single evaluation says nothing
-        progressed = own64 < first64
-        lr_next = torch.where(progressed, (lr_scale * 2).clamp(max=1.0), (lr_scale / 2).clamp(min=LR_MIN_SCALE))
-        if steps_run <= CERTIFY_EVERY:
-            lr_next = lr_scale
+        # most down to LR_MIN_SCALE), one whose steps did, twice it (at most 1); a bounding that a deadline cut within
+        # its first CERTIFY_EVERY steps says too little, and passes its factors on unchanged
+        lr_next = lr_scale
+        if steps_run > CERTIFY_EVERY:
+            lr_next = torch.where(own64 < first64, (lr_scale * 2).clamp(max=1.0),
+                                  (lr_scale / 2).clamp(min=LR_MIN_SCALE))
         return _Optimised(out_params, tgt, lb64, ub64, best64, empty64, A64, cf64, steps_run, lr_next)
 
     def _stored(self, batch, opt: _Optimised, qs, ncols, ecols, eta_pos):

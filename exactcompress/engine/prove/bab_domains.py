@@ -17,7 +17,7 @@ nU: neurons of the query universe, t: splits made so far):
 * ``lr``: (B,) float32, the factor of Adam's steps for the domain (1 at the root; ``bab_batch.Bounder._optimise``
   halves it for the children of a domain whose steps never bounded it below its warm start; a domain whose
   bounding a deadline cut after its first ``CERTIFY_EVERY`` steps goes back to the pool with the factor updated the
-  same way).
+  same way; the hypothesis multipliers' steps are scaled further by depth, ``bab_batch.lam_step_factors``).
 
 Branching splits, in each open domain, the unsplit unstable neuron with the largest intercept score
 ``a * (-l u / (u - l))`` among those with a positive coefficient ``a`` into the target; where there is none

@@ -570,3 +570,21 @@ def test_a_failure_on_the_spare_thread_reaches_the_analysis(monkeypatch):
     companion = analyze_module._Companion(network, box, state, None)
     companion.wait()
     assert "failed (SCIP failed)" in companion.absorb(network, box, state) and not companion.settled.is_set()
+
+
+def test_a_round_resumes_the_search_closest_to_a_proof_first():
+    """Five hard questions stopped after 0.3 s each, then a round with time for one question on one thread: it
+    goes on with the search whose bound is lowest (the nearest to a proof), and the others wait untouched."""
+    network = _hard_questions_then_an_easy_one()
+    box = Box(np.zeros(64), np.ones(64))
+    bounds = propagate(network, box)
+    ask = np.array([True] * 5 + [False])
+    none = np.zeros(6, bool)
+    first = bab_layer(network, box, bounds, 1, ask_max=ask, ask_min=none, question_limit=0.3)
+    waiting = dict(first.suspended)
+    assert len(waiting) >= 2  # a fast machine may settle some of them
+    nearest = min(waiting, key=lambda key: waiting[key].best_bound)
+    assert len({search.best_bound for search in waiting.values()}) == len(waiting)
+    bab_layer(network, box, bounds, 1, ask_max=ask, ask_min=none, question_limit=0.5,
+              deadline=time.monotonic() + 0.5, resume=waiting, nearest_first=True)
+    assert set(waiting) == set(first.suspended) - {nearest}

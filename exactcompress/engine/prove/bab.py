@@ -87,6 +87,11 @@ class SuspendedSearch:
     def nbytes(self) -> int:
         return self._search.pool.nbytes()
 
+    @property
+    def best_bound(self) -> float:
+        """The best float64-valid bound on ``max(sign * g)`` the search has reached."""
+        return self._search.best_bound
+
 
 def resume_sign(suspended: SuspendedSearch, *, deadline: float | None = None,
                 stop: threading.Event | None = None) -> BabResult:

@@ -74,7 +74,7 @@ def bab_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
               time_left: float | None, question_limit: float | None, device: str, threads: int = 1,
               progress: Progress = ignore, resume: MutableMapping[tuple[int, int], SuspendedSearch] | None = None,
               keep_suspended: bool = False, stop: threading.Event | None = None,
-              suspended_budget: int | None = None) -> BabLayer:
+              suspended_budget: int | None = None, nearest_first: bool = False) -> BabLayer:
     """Answer ``questions`` (k, 2) rows (neuron, sign); one worker's share of ``bab_layer``.
     A question found in ``resume`` goes on from where its search stopped (taken out of ``resume`` as it starts, so
     that a search dropped below is freed); with ``keep_suspended`` the result
@@ -87,19 +87,22 @@ def bab_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
 
     ``time_left`` (seconds, not an instant: clocks of other processes differ) bounds the whole chunk,
     ``question_limit`` each question. ``threads`` questions are answered at once, each in a thread of this
-    process taking the next question when it is done; torch runs every operation on its calling thread meanwhile
-    (one intra-op thread, restored after). The batched products are small: threads within one operation only
-    add synchronisation (d64-2x100-l1_0's 9 questions: 28 s on one thread, over 300 s with two intra-op threads
-    on a busy 2-core machine), while two long searches at once bound 1.7-2x the domains per second of one on 2
-    cores; short questions, mostly their roots, contend for the GIL (measured: ``benchmarks/README.md``). Each
-    answer depends only on its question, so the result is the same for any ``threads``, apart from where time
-    limits cut; each running search holds its own open domains (up to ``bab.MAX_POOL_BYTES``).
+    process taking the next question when it is done, in neuron order; with ``nearest_first``, questions new to
+    this round first, then those going on from an earlier round, lowest bound first (the nearest to a proof: where
+    a round's time runs out before its questions do, it goes to them; ``benchmarks/README.md``). torch runs every
+    operation on its calling thread meanwhile (one intra-op thread, restored after). The batched products are
+    small: threads within one operation only add synchronisation (d64-2x100-l1_0's 9 questions: 28 s on one thread,
+    over 300 s with two intra-op threads on a busy 2-core machine), while two long searches at once bound 1.7-2x the
+    domains per second of one on 2 cores; short questions, mostly their roots, contend for the GIL
+    (``benchmarks/README.md``). Each answer depends only on its question, so the result is the same for any
+    ``threads``, apart from where time limits cut; each running search holds its own open domains (up to
+    ``bab.MAX_POOL_BYTES``).
     """
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         return _answer(network, box, bounds, layer, questions, deadline_in(time_left), question_limit, device,
-                       max(1, threads), progress, resume or {}, keep_suspended, stop, suspended_budget)
+                       max(1, threads), progress, resume or {}, keep_suspended, stop, suspended_budget, nearest_first)
     finally:
         torch.set_num_threads(before)
 
@@ -107,7 +110,7 @@ def bab_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
 def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, questions: np.ndarray,
             deadline: float | None, question_limit: float | None, device: str, threads: int, progress: Progress,
             resume: MutableMapping[tuple[int, int], SuspendedSearch], keep_suspended: bool,
-            stop: threading.Event | None, suspended_budget: int | None) -> BabLayer:
+            stop: threading.Event | None, suspended_budget: int | None, nearest_first: bool) -> BabLayer:
     width = network.hidden[layer].out_features
     proved_inactive, proved_active = np.zeros(width, bool), np.zeros(width, bool)
     weights = [hidden.weight for hidden in network.hidden[: layer + 1]]
@@ -136,6 +139,8 @@ def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: in
         return result
 
     keys = [(int(neuron), int(sign)) for neuron, sign in questions]
+    if nearest_first:
+        keys.sort(key=lambda key: resume[key].best_bound if key in resume else -math.inf)
     label = f"branch and bound, layer {layer}" + (f" ({threads} threads)" if threads > 1 and len(keys) > 1 else "")
     progress(label, 0, len(keys))
     with ThreadPoolExecutor(max_workers=min(threads, max(1, len(keys)))) as pool:
@@ -206,7 +211,8 @@ def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
               workers: int = 1, threads: int = 1, parallel_map: ParallelMap | None = None,
               device: Device = "auto", progress: Progress = ignore,
               resume: MutableMapping[tuple[int, int], SuspendedSearch] | None = None,
-              stop: threading.Event | None = None, suspended_budget: int | None = None) -> BabLayer:
+              stop: threading.Event | None = None, suspended_budget: int | None = None,
+              nearest_first: bool = False) -> BabLayer:
     """Branch and bound on every asked question of hidden layer ``layer``.
 
     ``bounds[k]`` (k < layer): valid bounds on the layers below over the whole box (proven states applied:
@@ -218,7 +224,8 @@ def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     hears done/total questions (per question in this process; at start and end when chunks run elsewhere).
     ``resume``: searches stopped earlier, by (neuron, sign); they go on (taken out of it), and the result's ``suspended`` holds
     those stopped this time, when the questions run in this process (one chunk), at most ``suspended_budget`` bytes
-    of them (``bab_chunk``); chunks run elsewhere start afresh. ``stop``: a set event ends the questions in this process like the deadline (``bab_chunk``).
+    of them (``bab_chunk``, which also takes ``nearest_first``); chunks run elsewhere start afresh. ``stop``: a set
+    event ends the questions in this process like the deadline (``bab_chunk``).
     """
     rows = [(neuron, sign) for neuron in range(len(ask_max)) for sign, asked in ((1, ask_max), (-1, ask_min))
             if asked[neuron]]
@@ -229,7 +236,7 @@ def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     if len(chunks) <= 1:
         return bab_chunk(network, box, bounds, layer, questions, time_left, question_limit, where, threads=threads,
                          progress=progress, resume=resume, keep_suspended=True, stop=stop,
-                         suspended_budget=suspended_budget)
+                         suspended_budget=suspended_budget, nearest_first=nearest_first)
     arguments = [(network, box, tuple(bounds), layer, chunk, time_left, question_limit, where) for chunk in chunks]
     label = f"branch and bound, layer {layer} ({len(chunks)} workers)"
     progress(label, 0, len(questions))

@@ -319,7 +319,8 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
         if _count_open(state) and not expired(deadline) and not (companion and companion.settled.is_set()):
             share = 1.0 if companion is not None else BAB_SECOND_ROUND_SHARE
             steps.append(f"{_count_open(state)} left: branch and bound ({share:.0%} of the time left, "
-                         f"{2 * BAB_FIRST_ROUND_LIMIT:.0f} s per question and doubling, resumed)")
+                         f"{2 * BAB_FIRST_ROUND_LIMIT:.0f} s per question and doubling, resumed nearest to a proof "
+                         "first)")
             round_deadline = None if deadline is None else time.monotonic() + share * seconds_left(deadline)
             _bab_rounds(network, box, state, round_deadline, fanout, say, 2 * BAB_FIRST_ROUND_LIMIT, companion)
         if companion is not None and _count_open(state):

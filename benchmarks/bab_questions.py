@@ -38,6 +38,18 @@ def open_questions(network, box, layer: int, sign: int) -> tuple[list[int], list
     return [int(j) for j in np.flatnonzero(ask_max if sign > 0 else ask_min)], state.bounds
 
 
+def question_setup(model: Path, layer: int, lower: float = 0.0, upper: float = 1.0):
+    """(network, box, below, weights, biases) for branch and bound on ``layer``'s questions of ``model`` on the box
+    ``[lower, upper]^d``: ``below`` the (lower, upper) bounds of the layers under ``layer`` as ``auto`` finds them,
+    ``weights``/``biases`` the hidden layers up to ``layer`` (what ``bab.prove_sign`` takes)."""
+    network, _ = load_network(Path(model))
+    box = scalar_box(lower, upper).broadcast(network.input_dim).boxes[0]
+    _, layer_bounds = open_questions(network, box, layer, 1)
+    below = [(b.lower, b.upper) for b in layer_bounds[:layer]]
+    hidden = network.hidden[: layer + 1]
+    return network, box, below, [h.weight for h in hidden], [h.bias for h in hidden]
+
+
 def ask(network, box, below, layer: int, questions, sign: int, limit: float, steps: int = bab.STEPS) -> list[dict]:
     """Branch and bound on each question (a neuron of ``layer``, sign ``sign``) under ``limit`` seconds, with
     ``below`` the (lower, upper) bounds of the layers under it; prints and returns one row per question."""

@@ -24,11 +24,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from bab_questions import open_questions  # noqa: E402
+from bab_questions import question_setup  # noqa: E402
 from exactcompress.engine.prove import bab  # noqa: E402
 from exactcompress.engine.prove.bab_domains import concatenate, unsplit  # noqa: E402
-from exactcompress.io import load_network  # noqa: E402
-from exactcompress.io.domain_files import scalar_box  # noqa: E402
 from exactcompress.tolerances import BOUND_MARGIN, WITNESS_MARGIN  # noqa: E402
 
 torch.set_num_threads(1)
@@ -40,12 +38,7 @@ parser.add_argument("--limit", type=float, default=120)
 parser.add_argument("--rounds", type=int, default=3)
 parser.add_argument("--max-leaves", type=int, default=400)
 args = parser.parse_args()
-network, _ = load_network(Path(args.model))
-box = scalar_box(0, 1).broadcast(network.input_dim).boxes[0]
-_, lbs = open_questions(network, box, args.layer, 1)
-below = [(b.lower, b.upper) for b in lbs[: args.layer]]
-W = [h.weight for h in network.hidden[: args.layer + 1]]
-B = [h.bias for h in network.hidden[: args.layer + 1]]
+_, box, below, W, B = question_setup(Path(args.model), args.layer)
 
 # 1. the tree
 records = []  # (frozenset of (flat, sign), closed)

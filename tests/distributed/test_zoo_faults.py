@@ -161,7 +161,8 @@ def test_a_worker_node_lost_mid_job_is_retried_elsewhere(tmp_path, ray_tmpdir):
         ray.shutdown()
         cluster.shutdown()
     assert list(scratch["victim"].glob("exactcompress-*")), "no model was cut off on the lost node"
-    assert run.exit_code == 0 and run.reused == 0
+    failed = [(model.source_key, model.error) for model in run.summary.models if model.status == "failed"]
+    assert run.exit_code == 0 and run.reused == 0, f"failed models: {failed}"
     models = {str(path) for path in (tmp_path / "zoo").iterdir()}
     assert_every_model_done_once(open_storage(spec.output), run.summary, models)
 

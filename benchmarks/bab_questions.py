@@ -38,23 +38,26 @@ def open_questions(network, box, layer: int, sign: int) -> tuple[list[int], list
     return [int(j) for j in np.flatnonzero(ask_max if sign > 0 else ask_min)], state.bounds
 
 
-def question_setup(model: Path, layer: int, lower: float = 0.0, upper: float = 1.0):
-    """(network, box, below, weights, biases) for branch and bound on ``layer``'s questions of ``model`` on the box
-    ``[lower, upper]^d``: ``below`` the (lower, upper) bounds of the layers under ``layer`` as ``auto`` finds them,
-    ``weights``/``biases`` the hidden layers up to ``layer`` (what ``bab.prove_sign`` takes)."""
+def question_setup(model: Path, layer: int, sign: int = 1, lower: float = 0.0, upper: float = 1.0):
+    """(questions, network, box, below) for branch and bound on ``layer``'s sign questions (``sign``) of ``model`` on
+    the box ``[lower, upper]^d``: ``open_questions``' neurons, and ``below`` the (lower, upper) bounds of the layers
+    under ``layer`` as ``auto`` finds them."""
     network, _ = load_network(Path(model))
     box = scalar_box(lower, upper).broadcast(network.input_dim).boxes[0]
-    _, layer_bounds = open_questions(network, box, layer, 1)
-    below = [(b.lower, b.upper) for b in layer_bounds[:layer]]
+    questions, layer_bounds = open_questions(network, box, layer, sign)
+    return questions, network, box, [(b.lower, b.upper) for b in layer_bounds[:layer]]
+
+
+def hidden_layers(network, layer: int) -> tuple[list, list]:
+    """(weights, biases) of the hidden layers up to ``layer``, as ``bab.prove_sign`` takes them."""
     hidden = network.hidden[: layer + 1]
-    return network, box, below, [h.weight for h in hidden], [h.bias for h in hidden]
+    return [h.weight for h in hidden], [h.bias for h in hidden]
 
 
 def ask(network, box, below, layer: int, questions, sign: int, limit: float, steps: int = bab.STEPS) -> list[dict]:
     """Branch and bound on each question (a neuron of ``layer``, sign ``sign``) under ``limit`` seconds, with
     ``below`` the (lower, upper) bounds of the layers under it; prints and returns one row per question."""
-    weights = [hidden.weight for hidden in network.hidden[: layer + 1]]
-    biases = [hidden.bias for hidden in network.hidden[: layer + 1]]
+    weights, biases = hidden_layers(network, layer)
     rows = []
     for neuron in questions:
         result = bab.prove_sign(weights, biases, box.lower, box.upper, below, layer, neuron, sign,
@@ -90,11 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     tune_allocator()
     torch.set_num_threads(1)
-    network, _ = load_network(args.model)
-    box = scalar_box(args.lower, args.upper).broadcast(network.input_dim).boxes[0]
-    questions, layer_bounds = open_questions(network, box, args.layer, args.sign)
+    questions, network, box, below = question_setup(args.model, args.layer, args.sign, args.lower, args.upper)
     questions = args.neurons or questions
-    below = [(b.lower, b.upper) for b in layer_bounds[: args.layer]]
     print(f"{args.model.name}: layer {args.layer}, sign {args.sign:+d}, {len(questions)} questions, "
           f"{args.limit:g} s each")
     rows = ask(network, box, below, args.layer, questions, args.sign, args.limit, args.steps)

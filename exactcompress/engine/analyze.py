@@ -357,8 +357,9 @@ def _bab_rounds(network: Network, box: Box, state: _BoxState, deadline, fanout: 
     3 undecided instead of 4 in three runs; not in ``auto``'s first round, where its spare thread takes the hardest
     question and branch and bound settled it sooner in neuron order: d3072-5x100-l1_2e-4 needed another round in
     2 of 3 runs). The rounds end when no question of the last one was stopped by its limit (another would only
-    repeat it). Without a deadline, one round without a limit. Beside a running ``companion`` the rounds use one thread fewer, tell it
-    what they settled, and end once it has settled every question (its ``settled`` ends the running searches)."""
+    repeat it). Without a deadline, one round without a limit. Beside a running ``companion`` the rounds use one
+    thread fewer, tell it what they settled, and end once it has settled every question (its ``settled`` ends the
+    running searches)."""
     fanout, stop = _beside(fanout, companion), None if companion is None else companion.settled
     if deadline is None:
         _bab(network, box, state, None, fanout, say, None, stop, companion)

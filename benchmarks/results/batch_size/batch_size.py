@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from bab_questions import question_setup  # noqa: E402
+from bab_questions import hidden_layers, question_setup  # noqa: E402
 from exactcompress.engine.prove import bab  # noqa: E402
 from exactcompress.tolerances import BOUND_MARGIN, WITNESS_MARGIN  # noqa: E402
 
@@ -28,7 +28,8 @@ parser.add_argument("--sizes", type=int, nargs="+", default=[16, 32, 64, 0])
 parser.add_argument("--limit", type=float, default=60)
 parser.add_argument("--repeat", type=int, default=1)
 args = parser.parse_args()
-_, box, below, W, B = question_setup(Path(args.model), args.layer)
+_, network, box, below = question_setup(Path(args.model), args.layer)
+W, B = hidden_layers(network, args.layer)
 totals = {size: [0, 0.0, 0] for size in args.sizes}
 for _ in range(args.repeat):
     for size in args.sizes:

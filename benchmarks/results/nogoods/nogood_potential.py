@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from bab_questions import question_setup  # noqa: E402
+from bab_questions import hidden_layers, question_setup  # noqa: E402
 from exactcompress.engine.prove import bab  # noqa: E402
 from exactcompress.engine.prove.bab_domains import concatenate, unsplit  # noqa: E402
 from exactcompress.tolerances import BOUND_MARGIN, WITNESS_MARGIN  # noqa: E402
@@ -38,7 +38,8 @@ parser.add_argument("--limit", type=float, default=120)
 parser.add_argument("--rounds", type=int, default=3)
 parser.add_argument("--max-leaves", type=int, default=400)
 args = parser.parse_args()
-_, box, below, W, B = question_setup(Path(args.model), args.layer)
+_, network, box, below = question_setup(Path(args.model), args.layer)
+W, B = hidden_layers(network, args.layer)
 
 # 1. the tree
 records = []  # (frozenset of (flat, sign), closed)

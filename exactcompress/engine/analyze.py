@@ -82,10 +82,10 @@ BAB_SWEEP_LIMIT = 2.0
 #: the last fifth)
 BAB_SECOND_ROUND_SHARE = 0.8
 #: rounds of branch and bound with at least this many seconds per question (or no limit) answer ``Fanout.threads``
-#: questions at once (one fewer beside the spare thread); shorter ones, one: ``auto``'s 2 s sweep, whose questions
-#: spend most of their time in their roots (a witness search of many small torch steps, the LP), where threads
-#: contend for the GIL (threaded, d64-5x100-l1_0's sweep and first round under a 120 s cap used 63 more CPU
-#: seconds for 1% more domains).
+#: questions at once (one fewer beside the spare thread); shorter ones, one: ``auto``'s 2 s sweep (threaded,
+#: d64-5x100-l1_0's sweep and first round under a 120 s cap used 63 more CPU seconds for 1% more domains; the sweep
+#: alone in threads gave the same verdicts within a question on the four unpenalised d64 nets at 300 s, and 400 MiB
+#: more on the 5x100 one).
 #: From the 20 s first round on, the searches take the time, and two threads bound 1.06-1.48x the domains of one
 #: in 300 s runs with the same verdicts (the first round of 40 s and more before; ``benchmarks/README.md``)
 THREADED_QUESTION_SECONDS = BAB_FIRST_ROUND_LIMIT

@@ -93,7 +93,7 @@ def bab_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     operation on its calling thread meanwhile (one intra-op thread, restored after). The batched products are
     small: threads within one operation only add synchronisation (d64-2x100-l1_0's 9 questions: 28 s on one thread,
     over 300 s with two intra-op threads on a busy 2-core machine), while two long searches at once bound 1.7-2x the
-    domains per second of one on 2 cores; short questions, mostly their roots, contend for the GIL
+    domains per second of one on 2 cores; in ``auto``'s 2 s sweep threads settled nothing more
     (``benchmarks/README.md``). Each answer depends only on its question, so the result is the same for any
     ``threads``, apart from where time limits cut; each running search holds its own open domains (up to
     ``bab.MAX_POOL_BYTES``).

@@ -50,8 +50,10 @@ def highs_optima(A, b, E, e, vlo, vhi, objs):
     return np.array(out)
 
 
-def pdhg(A, b, E, e, vlo, vhi, objs, iters, every, optima, tol, dtype=torch.float64):
-    """Batched PDHG (Pock-Chambolle diagonal steps); prints progress rows; returns seconds per iteration."""
+def pdhg(A, b, E, e, vlo, vhi, objs, iters, every, optima, tol, dtype=torch.float64, restart=0, weight=1.0):
+    """Batched PDHG (Pock-Chambolle diagonal steps, the primal steps divided and the dual ones multiplied by
+    ``weight``; with ``restart`` > 0, every ``restart`` iterations both iterates restart from their averages since
+    the last restart); returns the progress rows and the seconds per iteration."""
     K = sparse.vstack([A, E]).tocsr()
     m_ub = A.shape[0]
     absK = abs(K)
@@ -59,18 +61,28 @@ def pdhg(A, b, E, e, vlo, vhi, objs, iters, every, optima, tol, dtype=torch.floa
     sigma = 1.0 / np.maximum(np.asarray(absK.sum(1)).ravel(), 1e-12)
     t = lambda a: torch.as_tensor(np.asarray(a), dtype=dtype)
     Kd, rhs = t(K.toarray()), t(np.concatenate([b, e]))
-    lo_, hi_, tau_, sig_ = t(vlo), t(vhi), t(tau), t(sigma)
+    lo_, hi_, tau_, sig_ = t(vlo), t(vhi), t(tau) / weight, t(sigma) * weight
     C = t(objs)
     Q = C.shape[0]
     v = ((lo_ + hi_) / 2).expand(Q, -1).clone()
     y = torch.zeros(Q, Kd.shape[0], dtype=dtype)
     rows = []
+    v_sum, y_sum, count = torch.zeros_like(v), torch.zeros_like(y), 0
     start = time.perf_counter()
     for it in range(1, iters + 1):
         v_new = torch.minimum(torch.maximum(v - tau_ * (C + y @ Kd), lo_), hi_)
         y = y + sig_ * ((2 * v_new - v) @ Kd.T - rhs)
         y[:, :m_ub].clamp_(min=0.0)
         v = v_new
+        if restart:
+            v_sum += v
+            y_sum += y
+            count += 1
+            if count == restart:
+                v, y = v_sum / count, y_sum / count
+                v_sum.zero_()
+                y_sum.zero_()
+                count = 0
         if it % every == 0:
             g = C + y @ Kd
             bound = torch.where(g > 0, g * lo_, g * hi_).sum(1) - y @ rhs  # a lower bound of each minimum
@@ -91,6 +103,8 @@ def main():
     ap.add_argument("--iters", type=int, default=3000)
     ap.add_argument("--every", type=int, default=250)
     ap.add_argument("--tol", type=float, default=0.01)
+    ap.add_argument("--restart", type=int, nargs="+", default=[0])
+    ap.add_argument("--weight", type=float, nargs="+", default=[1.0])
     a = ap.parse_args()
     torch.set_num_threads(1)
     j = a.neuron
@@ -102,11 +116,15 @@ def main():
             t0 = time.perf_counter()
             optima = highs_optima(*lps[:7])
             highs_s = time.perf_counter() - t0
-            for dtype in (torch.float64, torch.float32):
-                rows, per_it = pdhg(*lps[:7], a.iters, a.every, optima, a.tol, dtype)
-                print(json.dumps({"depth": depth, "queries": len(optima), "rows": lps[0].shape[0] + lps[2].shape[0],
-                                  "columns": lps[0].shape[1], "highs_s": round(highs_s, 2), "dtype": str(dtype)[6:],
-                                  "ms_per_iteration": round(1e3 * per_it, 3), "progress": rows}), flush=True)
+            for dtype in (torch.float64, torch.float32) if a.restart == [0] and a.weight == [1.0] else (torch.float32,):
+                for restart in a.restart:
+                    for weight in a.weight:
+                        rows, per_it = pdhg(*lps[:7], a.iters, a.every, optima, a.tol, dtype, restart, weight)
+                        print(json.dumps({"depth": depth, "queries": len(optima),
+                                          "rows": lps[0].shape[0] + lps[2].shape[0], "columns": lps[0].shape[1],
+                                          "highs_s": round(highs_s, 2), "dtype": str(dtype)[6:], "restart": restart,
+                                          "weight": weight, "ms_per_iteration": round(1e3 * per_it, 3),
+                                          "progress": rows}), flush=True)
 
 
 if __name__ == "__main__":

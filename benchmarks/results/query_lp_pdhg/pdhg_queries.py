@@ -7,8 +7,10 @@ HiGHS gives each optimum. PDHG runs on all of them at once; every ``--every`` it
 valid Lagrangian bound (any multipliers do: ``min over the variable box of (c + A'y + E'w) . v - b.y - e.w``), and
 the script prints the share of queries whose bound is within ``--tol`` of the optimum, and the time per iteration.
 
-    python benchmarks/results/query_lp_pdhg/pdhg_queries.py out/bench_zoo/d64-2x100-l1_0.pt --neuron 78
-    (from the repository root, with benchmarks/results/query_lp_gap on PYTHONPATH)
+    PYTHONPATH=benchmarks/results/query_lp_gap python benchmarks/results/query_lp_pdhg/pdhg_queries.py \
+        out/bench_zoo/d64-2x100-l1_0.pt --neuron 78 --sample 1 --iters 5000 --every 1000     (pdhg_n78.log)
+    ... --iters 2000 --every 1000 --restart 0 100 400 --weight 0.1 1 10 --dtypes float32  (pdhg_n78_restart_weight.log)
+    ... --iters 2000 --every 500 --restart 200 400 --weight 0.01 0.03 --dtypes float32    (pdhg_n78_small_weights.log)
 
 A measurement, not a proof (no rounding guard)."""
 import argparse
@@ -105,6 +107,7 @@ def main():
     ap.add_argument("--tol", type=float, default=0.01)
     ap.add_argument("--restart", type=int, nargs="+", default=[0])
     ap.add_argument("--weight", type=float, nargs="+", default=[1.0])
+    ap.add_argument("--dtypes", nargs="+", choices=["float64", "float32"], default=["float64", "float32"])
     a = ap.parse_args()
     torch.set_num_threads(1)
     j = a.neuron
@@ -116,7 +119,7 @@ def main():
             t0 = time.perf_counter()
             optima = highs_optima(*lps[:7])
             highs_s = time.perf_counter() - t0
-            for dtype in (torch.float64, torch.float32) if a.restart == [0] and a.weight == [1.0] else (torch.float32,):
+            for dtype in (getattr(torch, name) for name in a.dtypes):
                 for restart in a.restart:
                     for weight in a.weight:
                         rows, per_it = pdhg(*lps[:7], a.iters, a.every, optima, a.tol, dtype, restart, weight)

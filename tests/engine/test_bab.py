@@ -480,6 +480,39 @@ def test_layer0_target_and_sign_minus():
         assert_consistent(r, t_minus, Ws, b2, lo, hi, 1, j, -1)
 
 
+def test_a_dead_layer_below_the_target_leaves_the_constant_the_layers_above_it_make():
+    """Layer 0 is inactive on the whole box, so the target is the constant c . relu(b1) + d, not d alone: it is
+    proved only where that constant is below the margin, and its bound is that constant."""
+    Ws = [np.array([[1.0]]), np.array([[1.0]]), np.array([[1.0]])]
+    lo, hi = np.zeros(1), np.ones(1)
+    for top_bias, truth in ((-0.5, 0.5), (-1.5, -0.5)):  # g2 = relu(relu(x - 10) + 1) + top_bias
+        bs = [np.array([-10.0]), np.array([1.0]), np.array([top_bias])]
+        res = bab.prove_sign(Ws, bs, lo, hi, interval_bounds(Ws, bs, lo, hi)[:2], 2, 0, 1)
+        if truth > 0:
+            assert res.status == "witness" and forward(Ws, bs, res.witness)[2][0, 0] == pytest.approx(truth)
+        else:
+            assert res.status == "proved"
+        assert res.best_bound == pytest.approx(max(truth, -1e-9), abs=1e-9)
+
+
+def test_a_bound_that_overflows_proves_nothing():
+    """NaN from relaxations of infinite (valid) bounds, and from float32 steering steps past float32's range on
+    bounds finite in float64, never prune a domain: max g1 = 0 here, and a bump of 5e32 there."""
+    Ws, bs = [np.eye(2), np.array([[-1.0, -1.0]])], [np.zeros(2), np.zeros(1)]
+    lo, hi = -np.ones(2), np.ones(2)
+    res = bab.prove_sign(Ws, bs, lo, hi, [(np.full(2, -np.inf), np.full(2, np.inf))], 1, 0, 1)
+    assert res.status == "undecided" and res.best_bound == math.inf
+    scale, peak, width = 1e39, 0.3, 1e-6  # a triangle bump of height scale * width at x = peak + width, less half
+    Ws = [scale * np.ones((3, 1)), np.array([[1.0, -2.0, 1.0]])]
+    bs = [-scale * np.array([peak, peak + width, peak + 2 * width]), np.array([-scale * width / 2])]
+    lo, hi = np.zeros(1), np.ones(1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        res = bab.prove_sign(Ws, bs, lo, hi, interval_bounds(Ws, bs, lo, hi)[:1], 1, 0, 1,
+                             deadline=time.monotonic() + 20)
+    assert forward(Ws, bs, np.array([peak + width]))[1][0, 0] > 1e32
+    assert res.status != "proved" and not res.best_bound <= 0
+
+
 def test_domains_sampled_inside_are_sound():
     """Every bounded domain: sampled inputs satisfying its splits never exceed its bound where f >= -margin,
     and the hypothesis-tightened bounds hold on the sampled hypothesis set; pruned domains never show

@@ -164,6 +164,23 @@ def _target_values(weights, biases, layer, neuron, sign, X) -> np.ndarray:
     return sign * (h @ w + float(biases[layer][neuron]))
 
 
+def _worst(bounds: np.ndarray) -> float:
+    """The largest of valid upper bounds (n,), +inf where one is NaN (an overflowed bound proves nothing)."""
+    return math.inf if np.isnan(bounds).any() else float(np.max(bounds, initial=-math.inf))
+
+
+def _constant_above(weights, biases, c, d, dead: int) -> float:
+    """Upper bound on the target ``c . h^{L-1} + d`` when hidden layer ``dead`` (below L) is inactive on the whole
+    box: the layers above it are constants, propagated from ``h^dead = 0`` in float64 with the rounding guard
+    (the size of every term added up the way the bounds do)."""
+    h = size = np.zeros(np.asarray(weights[dead]).shape[0])
+    for w, b in zip(weights[dead + 1:-1], biases[dead + 1:-1]):
+        h = np.maximum(w @ h + b, 0.0)
+        size = np.abs(w) @ size + np.abs(b)
+    value = float(c @ h + d)
+    return value + GUARD * (1.0 + abs(value) + float(np.abs(c) @ size) + abs(d))
+
+
 def root_attack_size(n_weights: int) -> tuple[int, int]:
     """(starts, steps) of the witness search at a question's root for a network of ``n_weights`` weights:
     ROOT_ATTACK_STARTS and ROOT_ATTACK_STEPS, cut to about ROOT_ATTACK_WORK weight multiply-adds."""
@@ -233,7 +250,7 @@ class _Search:
         self.pool = None  # the open domains, once the root is bounded (None before: nothing to resume)
 
     def result(self, status, witness=None) -> BabResult:
-        bb = -self.margin if status == "proved" else self.best_bound
+        bb = -self.margin if status == "proved" else _worst(np.array([self.best_bound]))
         return BabResult(status, witness, self.domains, time.monotonic() - self.t0, float(bb))
 
     def stopped(self) -> BabResult:
@@ -290,7 +307,7 @@ class _Search:
             if ut <= -self.margin:
                 return self.result("proved")
         # drop stably inactive neurons of the layers below (exact: their output is 0 on the box)
-        self.keep = [np.nonzero(u > 0)[0] for (l, u) in LB]
+        self.keep = [np.nonzero(~(u <= 0))[0] for (l, u) in LB]  # (a NaN bound keeps its neuron)
         self.W, self.b, lb, ub = [], [], [], []
         for k in range(layer):
             kk = self.keep[k]
@@ -301,8 +318,9 @@ class _Search:
             self.b.append(bs[k][kk])
             lb.append(LB[k][0][kk])
             ub.append(LB[k][1][kk])
-        if min(len(kk) for kk in self.keep) == 0:  # a layer entirely inactive: the target is the constant d
-            return self._closed_form(d + GUARD * (1 + 2 * abs(d)), lo[None])
+        dead = [k for k, kk in enumerate(self.keep) if len(kk) == 0]
+        if dead:  # a layer entirely inactive: the target is constant on the box
+            return self._closed_form(_constant_above(Ws, bs, c_full, d, dead[-1]), lo[None])
         self.c, self.d = c_full[self.keep[layer - 1]], d
         self.P = Net(self.W, self.b, self.c, d, lo, hi, torch.float64, torch.device(device))
         rng = np.random.default_rng(seed)
@@ -386,14 +404,14 @@ class _Search:
             w = self.check(out["xmax"])
             if w is not None:
                 return self.result("witness", w)
-            open_ = bnd > -margin
+            open_ = ~(bnd <= -margin)  # (a NaN bound proves nothing: open)
             unfinished = open_ & (spent < needed)
             if unfinished.any():
                 pool.push(unsplit(batch, out, np.nonzero(unfinished)[0], spent[unfinished]))
                 open_ &= ~unfinished
             else:
                 self.first = False
-            self.best_bound = min(self.best_bound, max(-margin, float(bnd.max()), pool.max_prio(), self.stuck_max))
+            self.best_bound = min(self.best_bound, max(-margin, _worst(bnd), pool.max_prio(), self.stuck_max))
             if not open_.any():
                 continue
             if not self.late():
@@ -435,7 +453,7 @@ class _Search:
                 bsc, bk, bj = leaf_choice(lbs, ubs, [x[i] for x in out["coefs"]], [x[i] for x in batch["split"]])
                 if bk < 0:
                     self.stuck += 1
-                    self.stuck_max = max(self.stuck_max, min(float(out["bound"][i]), lpb))
+                    self.stuck_max = max(self.stuck_max, _worst(np.array([min(float(out["bound"][i]), lpb)])))
                     score[pos] = -2.0
                 else:
                     score[pos], layers[pos], neurons[pos] = bsc, bk, bj

@@ -149,7 +149,8 @@ def lagrangian(P: Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, gr
     (eta >= 0) or ``eta (z_j - u_j)`` (eta <= 0), nonnegative on S, on the columns ``ecols[k]``.  ReLUs are
     relaxed per query: exact when stable, the upper triangle line where the coefficient is >= 0, ``alpha z``
     where it is < 0.  For every lam >= 0, alpha in [0, 1] and eta of the right signs the result is a valid
-    bound on S as long as lb/ub are valid on S; the rounding guard GUARD * (1 + |U| + magnitude) is added.
+    bound on S as long as lb/ub are valid on S; the rounding guard GUARD * (1 + |U| + magnitude) is added (a bound
+    that overflowed comes back +inf).
     ``guard=False`` leaves the guard out, with the full-size passes that size it: for the float32 steps that only
     steer the parameters, whose results are no bound; so is ``smoothing`` > 0 (``box_max``: the box term's gradient
     and value Huber-smoothed).
@@ -259,8 +260,9 @@ def lagrangian(P: Net, lb, ub, inject, lam, alpha, eta, ncols, ecols, margin, gr
     # cz: the coefficients on z^0
     value, magnitude, gz0 = box_max(P, cz, grad, magnitude=guard and L == 1, smoothing=smoothing)
     U = value + const
-    if guard:
-        U = U + GUARD * (1.0 + U.abs() + (magnitude if L == 1 else 0.0) + cabs)
+    if guard:  # a bound that overflowed (NaN, or -inf from terms past float64's range) proves nothing: +inf
+        U = torch.nan_to_num(U + GUARD * (1.0 + U.abs() + (magnitude if L == 1 else 0.0) + cabs),
+                             nan=math.inf, neginf=math.inf)
     A = cz[:, 0, :] @ P.W[0]
     if not grad:
         return U, A, coefs, None
@@ -392,6 +394,8 @@ def lp_certificate(Ws, bs, c, d, lo, hi, lb, ub, want_alpha=False):
     val = d + y @ b + mu @ e + np.maximum(g, 0) @ vhi + np.minimum(g, 0) @ vlo
     mag = np.abs(g) @ np.maximum(np.abs(vlo), np.abs(vhi)) + abs(d) + np.abs(y) @ np.abs(b) + np.abs(mu) @ np.abs(e)
     bound = float(val + GUARD * (1.0 + abs(val) + mag))
+    if not math.isfinite(bound):  # overflowed: no bound
+        bound = math.inf
     x = np.clip(res.x[:len(lo)], lo, hi)
     if not want_alpha:
         return bound, x

@@ -126,11 +126,20 @@ def state_dict_network(
     """The network of a state dict of tensors; returns (network, dtype name of the first weight).
 
     Modules are taken in key order; for formats that do not keep key order (``keeps_order=False``,
-    e.g. safetensors) in the order of the numbers in their names (see ``indexed_order``).
+    e.g. safetensors) in the order of the numbers in their names (see ``indexed_order``). Where every name
+    holds distinct layer numbers and they order the modules otherwise than the keys do (e.g. a dict re-sorted
+    as text: ``0, 10, 2``), the file is refused: square layers chain in either order, so neither can be trusted.
     """
     modules = module_groups(source, tensors)
     if not keeps_order:
         modules = indexed_order(source, modules)
+    elif (numbered := _numbered_order(modules)) is not None and numbered != [prefix for prefix, _ in modules]:
+        raise InputError(
+            source,
+            f"its tensors are stored in the module order {', '.join(prefix for prefix, _ in modules)} but the layer "
+            f"numbers in their names give {', '.join(numbered)}, so the layer order is ambiguous (save "
+            "model.state_dict() unchanged, which keeps module order, or export ONNX)",
+        )
     layers: list[NamedAffine] = []
     follows_linear = False
     for prefix, params in modules:
@@ -175,6 +184,16 @@ def indexed_order(
                 "layer numbers, so the layer order is ambiguous",
             )
     return ordered
+
+
+def _numbered_order(modules: list[tuple[str, dict[str, torch.Tensor]]]) -> list[str] | None:
+    """The module names in the order of the numbers in them (a batch norm after the Linear with its numbers), or
+    None where a name holds no number or two names hold the same numbers (then the numbers fix no order)."""
+    keys = [(tuple(int(n) for n in re.findall(r"\d+", prefix)), _is_batchnorm(params), prefix)
+            for prefix, params in modules]
+    if any(not numbers for numbers, _, _ in keys) or len({key[:2] for key in keys}) < len(keys):
+        return None
+    return [prefix for _, _, prefix in sorted(keys)]
 
 
 def module_groups(source: str, tensors: Mapping[str, torch.Tensor]) -> list[tuple[str, dict[str, torch.Tensor]]]:

@@ -163,6 +163,24 @@ def test_safetensors_orders_layers_by_number(tmp_path: Path) -> None:
     assert load_network(path)[1].format == "safetensors" and network.dtype == "float32"
 
 
+def test_a_torch_file_whose_key_order_contradicts_its_layer_numbers_is_refused(tmp_path: Path) -> None:
+    """A state dict re-sorted as text (0, 10, 12, 2, ...) of square layers chains in either order: refused, never
+    read in the wrong one; the same tensors in module order load, and so do names whose numbers fix no order."""
+    torch.manual_seed(3)
+    model = nn.Sequential(*[m for _ in range(6) for m in (nn.Linear(4, 4), nn.ReLU())], nn.Linear(4, 4)).eval()
+    state = model.state_dict()
+    torch.save(dict(sorted(state.items())), tmp_path / "sorted.pt")
+    with pytest.raises(InputError, match=r"sorted\.pt: .*module order 0, 10, 12, 2, .* numbers in their names give 0, 2, 4"):
+        load_network(tmp_path / "sorted.pt")
+    torch.save(state, tmp_path / "ordered.pt")
+    assert_matches_torch(tmp_path / "ordered.pt", model, [4] * 6)
+    names = {"0": "input", "2": "hidden", "4": "output"}
+    small = relu_mlp(sizes=(4, 4, 4, 4))
+    torch.save({f"{names[k.split('.')[0]]}.{k.split('.')[1]}": v for k, v in small.state_dict().items()},
+               tmp_path / "named.pt")
+    assert_matches_torch(tmp_path / "named.pt", small, [4, 4])
+
+
 def test_safetensors_named_batchnorm(tmp_path: Path) -> None:
     model = batchnorm_mlp()
     names = {"0": "fc1", "1": "bn1", "3": "fc2", "4": "bn2", "6": "fc3"}

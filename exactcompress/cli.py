@@ -156,13 +156,13 @@ def compress(
                                         "either."),
     fmt: list[FormatChoice] = typer.Option([FormatChoice.torch], "--format", help="Compressed model format(s); repeat "
                                            "for several."),
-    seed: int = typer.Option(0, help="Seed for sampling and the gradient search."),
+    seed: int = typer.Option(0, min=0, help="Seed for sampling and the gradient search."),
     verify_samples: int = typer.Option(100_000, "--verify-samples", min=0, help="Uniform random inputs on which the "
                                        "compressed model is checked against the original (float64), besides the box "
                                        "corners, every witness and the --data rows."),
     force: bool = typer.Option(False, "--force", help="Replace another model's results in --out, or write into a "
-                               "folder holding other files (they are kept). A previous output of the same model is "
-                               "always replaced, as a whole."),
+                               "folder holding other files (they are kept). A previous output of the same model "
+                               "alone is always replaced, as a whole."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Analyse MODEL on an input domain (a box, a data set's box or a union of L∞ balls), compress it exactly
@@ -183,7 +183,7 @@ def compress(
         chosen_domain.check_dim(loaded[0].input_dim)
         resolve_device(device.value)
         whole = _check_out(out, loaded[1].sha256, force)
-    with _replacing(out, whole) as target:
+    with _one_line_errors(), _replacing(out, whole) as target:
         if quiet:
             report = compress_model(loaded, target, domain=chosen_domain, data=points, method=method.value,
                                     time_limit=time_limit, workers=workers, threads=threads,
@@ -218,7 +218,7 @@ def compress(
         )
     typer.echo(f"report: {out / 'report.html'}")
     if report.time_limit_reached and counts["undecided"]:
-        err.print(_time_limit_hint(report, max(workers, report.threads)), highlight=False, soft_wrap=True)
+        err.print(_time_limit_hint(report), highlight=False, soft_wrap=True)
 
 
 def _usable_cpus() -> int:
@@ -226,17 +226,22 @@ def _usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _time_limit_hint(report: CompressionReport, parallel: int) -> str:
+def _time_limit_hint(report: CompressionReport) -> str:
     """One line for a run cut by --time-limit: its undecided neurons are kept, what settling them could gain at
     most (``report.if_undecided_settled``), and what could settle them (more time; questions in parallel where
-    this process may use more CPUs than the ``parallel`` questions it ran)."""
+    this process may use more CPUs than the method's flag for that, --threads or --workers, gave it; the single
+    MILP has none)."""
     from .reports.report import settled_as_asked_line
 
     cpus = _usable_cpus()
     remedies = "a longer --time-limit"
-    if parallel < cpus:
-        remedies += f", or --threads {cpus} (independent questions in parallel on this machine's {cpus} CPUs)"
-    return (f"[yellow]hint:[/yellow] {report.counts()['undecided']} neurons were undecided at the time limit and "
+    flag, parallel = (("--workers", report.workers) if report.method == "per-neuron"
+                      else ("--threads", max(report.workers, report.threads)))
+    if report.method != "milp" and parallel < cpus:
+        remedies += f", or {flag} {cpus} (independent questions in parallel on this machine's {cpus} CPUs)"
+    undecided = report.counts()["undecided"]
+    were = "neuron was" if undecided == 1 else "neurons were"
+    return (f"[yellow]hint:[/yellow] {undecided} {were} undecided at the time limit and "
             f"are kept, so the output is still exact; {remedies} may settle them; {settled_as_asked_line(report)}")
 
 
@@ -286,6 +291,9 @@ def _check_out(out: Path, model_sha256: str, force: bool) -> bool:
 
     if out.exists() and not out.is_dir():
         raise InputError(str(out), "exists and is not a directory; --out needs a directory for the outputs")
+    existing = next(parent for parent in out.absolute().parents if parent.exists())
+    if not out.exists() and not existing.is_dir():
+        raise InputError(str(out), f"cannot be created: {existing} is not a directory")
     if not out.exists() or not any(out.iterdir()):
         return True
     try:
@@ -297,7 +305,24 @@ def _check_out(out: Path, model_sha256: str, force: bool) -> bool:
                          "--force") from None
     if (previous.model is None or previous.model.sha256 != model_sha256) and not force:
         raise InputError(str(out), "holds the results of another model; choose another --out or pass --force")
+    others = sorted(path.name for path in out.iterdir() if path.name not in _written_by(previous))
+    if others:
+        if force:
+            return False
+        raise InputError(str(out), f"holds an earlier output and other files ({', '.join(others[:3])}"
+                         f"{', ...' if len(others) > 3 else ''}) that replacing it would delete; choose another --out "
+                         "or pass --force (the other files are kept)")
     return True
+
+
+def _written_by(report) -> set[str]:
+    """The file names an output with this report consists of."""
+    from .reports.report import CONVERGENCE_FIGURE, LAYER_FIGURE
+
+    outputs = report.outputs
+    named = [outputs.architecture, outputs.witnesses, outputs.report_md, outputs.report_html] if outputs else []
+    listed = [*outputs.compressed, *outputs.files] if outputs else []
+    return {"report.json", LAYER_FIGURE, CONVERGENCE_FIGURE, *listed, *(name for name in named if name)}
 
 
 @contextmanager
@@ -307,12 +332,19 @@ def _replacing(out: Path, whole: bool) -> Iterator[Path]:
     import shutil
     import tempfile
 
+    from .errors import InputError
+
+    try:
+        if not whole:
+            out.mkdir(parents=True, exist_ok=True)
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    except OSError as error:
+        raise InputError(str(out), f"cannot be written: {error.strerror or error}") from None
     if not whole:
-        out.mkdir(parents=True, exist_ok=True)
         yield out
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     try:
         yield staging
         if out.exists():
@@ -498,11 +530,19 @@ _job_commands(zoo_app, "zoo", "zoo job")
 @zoo_app.command("digits")
 def zoo_digits(
     out: Path = typer.Option(..., "--out", help="Directory for the models, zoo.json and digits_test_X.npy."),
-    seed: int = typer.Option(0, help="Training seed (same seed → identical files)."),
+    seed: int = typer.Option(0, min=0, help="Training seed (same seed → identical files)."),
 ) -> None:
     """Train the bundled zoo: small MLPs on scikit-learn's digits at several L1 strengths."""
+    from .errors import InputError
     from .training.digits_zoo import build_digits_zoo
 
+    with _one_line_errors():
+        if out.exists() and not out.is_dir():
+            raise InputError(str(out), "exists and is not a directory; --out needs a directory for the zoo")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise InputError(str(out), f"cannot be written: {error.strerror or error}") from None
     paths = build_digits_zoo(out, seed=seed)
     for path in paths:
         typer.echo(str(path))

@@ -106,6 +106,8 @@ def test_verify_samples_sets_the_uniform_draws_and_is_checked(digits_zoo, tmp_pa
     assert check.passed and check.n_samples == 0 and 1024 <= check.n_inputs < 100_000  # corners and witnesses
     refused = run("compress", str(model), "--out", str(tmp_path / "b"), "--verify-samples", "-1")
     assert refused.returncode == 2 and "--verify-samples" in refused.stderr and not (tmp_path / "b").exists()
+    refused = run("compress", str(model), "--out", str(tmp_path / "c"), "--seed", "-1")  # a usage error, not internal
+    assert refused.returncode == 2 and "--seed" in refused.stderr and not (tmp_path / "c").exists()
 
 
 def test_out_is_never_a_file_nor_someone_elses_directory(digits_zoo, tmp_path):
@@ -114,6 +116,9 @@ def test_out_is_never_a_file_nor_someone_elses_directory(digits_zoo, tmp_path):
     a_file.write_text("keep me")
     result = run("compress", str(model), "--out", str(a_file))
     assert result.returncode == 2 and "is not a directory" in result.stderr and a_file.read_text() == "keep me"
+    result = run("compress", str(model), "--out", str(a_file / "sub"))  # under a file: no traceback either
+    assert result.returncode == 2 and f"cannot be created: {a_file} is not a directory" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and a_file.read_text() == "keep me"
 
     foreign = tmp_path / "foreign"
     foreign.mkdir()
@@ -187,6 +192,14 @@ def test_a_previous_output_is_replaced_as_a_whole_and_forced_writes_keep_other_f
     assert run("compress", str(model), "--out", str(out), *quick).returncode == 0
     assert (out / "compressed.pt").exists() and not (out / "compressed.onnx").exists()  # nothing stale is left
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out"]  # no staging folders left behind
+
+    (out / "notes.txt").write_text("mine")  # a previous output with the user's own files is not replaced
+    kept = (out / "report.json").read_bytes()
+    refused = run("compress", str(model), "--out", str(out), *quick)
+    assert refused.returncode == 2 and "other files (notes.txt)" in refused.stderr and "--force" in refused.stderr
+    assert (out / "report.json").read_bytes() == kept and (out / "notes.txt").read_text() == "mine"
+    assert run("compress", str(model), "--out", str(out), "--force", *quick).returncode == 0
+    assert (out / "notes.txt").read_text() == "mine" and (out / "report.json").read_bytes() != kept
 
     shared = tmp_path / "shared"
     shared.mkdir()
@@ -275,13 +288,21 @@ def test_a_run_cut_by_the_time_limit_says_its_undecided_neurons_are_kept_and_wha
     assert f"{report.counts()['undecided']} neurons were undecided" in hint and "longer --time-limit" in hint
     fewer = report.neurons_after - report.if_undecided_settled.neurons_after
     assert fewer >= 0 and ("settling them could remove at most" in hint) == (fewer > 0)
-    assert (f"at most {fewer} more neurons" in hint or "settling them cannot shrink the compressed model" in hint)
+    assert (f"at most {fewer} more neuron{'s' * (fewer != 1)} " in hint
+            or "settling them cannot shrink the compressed model" in hint)
     assert report.threads == 1 and (f"--threads {cpus}" in hint) == (cpus > 1)  # more at once where CPUs are idle
     # by default a question per CPU (at most DEFAULT_MAX_THREADS); with one per CPU, only more time is suggested
     every_cpu = run("compress", str(model), "--out", str(tmp_path / "all"), "--time-limit", "0.001")
     threads = CompressionReport.model_validate_json((tmp_path / "all" / "report.json").read_text()).threads
     assert threads == min(cpus, DEFAULT_MAX_THREADS) and ("--threads" in every_cpu.stderr) == (cpus > threads)
     assert "longer --time-limit" in every_cpu.stderr
+    # the single MILP answers no questions in parallel, and per-neuron MILPs take --workers, not --threads
+    for method, flag in (("milp", None), ("per-neuron", "--workers")):
+        cut = run("compress", str(model), "--out", str(tmp_path / method), "--time-limit", "0.001", "--threads", "1",
+                  "--method", method, "--verify-samples", "10")
+        hint = " ".join(line for line in cut.stderr.splitlines() if "hint:" in line)
+        assert "longer --time-limit" in hint and "--threads" not in hint, method
+        assert (flag is not None and cpus > 1) == (f"{flag} {cpus}" in hint), method
     # stderr is a pipe here, not a terminal: progress comes as plain lines, one per stage (none with --quiet)
     stages = [line.split(f"] {model.name}: ", 1)[1] for line in every_cpu.stderr.splitlines()
               if re.match(r"\[ +[0-9.]+ s\] ", line)]

@@ -62,7 +62,8 @@ def settled_as_asked_line(report: CompressionReport) -> str:
     fewer, fewer_parameters = report.neurons_after - best.neurons_after, report.parameters_after - best.parameters_after
     if fewer == 0 and fewer_parameters == 0:
         return "settling them cannot shrink the compressed model"
-    return (f"settling them could remove at most {fewer} more neurons and {fewer_parameters} more parameters "
+    return (f"settling them could remove at most {fewer} more neuron{'s' * (fewer != 1)} and {fewer_parameters} more "
+            f"parameter{'s' * (fewer_parameters != 1)} "
             f"({best.neurons_after} neurons, {best.parameters_after} parameters left)")
 
 

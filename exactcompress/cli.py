@@ -205,7 +205,7 @@ def compress(
         f"{report.status}: {report.neurons_before} → {report.neurons_after} neurons ({removed} removed; "
         f"{counts['stably_active']} stably active, {counts['stably_inactive']} stably inactive, "
         f"{counts['unstable']} unstable, {counts['undecided']} undecided) in {report.seconds.get('total', 0):.1f} s; "
-        f"max error {report.verification.max_abs_error:.2e}"
+        f"max error {report.verification.max_abs_error:.2e}{_saved_dtype_error(report.verification)}"
     )
     convs = [layer.conv for layer in report.layers if layer.conv is not None]
     if convs:
@@ -219,6 +219,13 @@ def compress(
     typer.echo(f"report: {out / 'report.html'}")
     if report.time_limit_reached and counts["undecided"]:
         err.print(_time_limit_hint(report), highlight=False, soft_wrap=True)
+
+
+def _saved_dtype_error(check) -> str:
+    """`` (E as saved in DTYPE)`` where rounding the compressed weights to the saved dtype changed some, else ''."""
+    if check.max_abs_error_saved_dtype is None or check.n_saved_dtype_inputs == 0:
+        return ""
+    return f" ({check.max_abs_error_saved_dtype:.2e} as saved in {check.saved_dtype})"
 
 
 def _usable_cpus() -> int:

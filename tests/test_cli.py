@@ -308,3 +308,18 @@ def test_a_run_cut_by_the_time_limit_says_its_undecided_neurons_are_kept_and_wha
               if re.match(r"\[ +[0-9.]+ s\] ", line)]
     assert stages[0] == "loading" and {"witness search", "verifying", "writing outputs"} <= set(stages), stages
     assert not re.search(r"^\[ +[0-9.]+ s\]", one.stderr, re.MULTILINE)
+
+
+def test_the_summary_line_gives_the_error_of_the_saved_dtype_where_rounding_changed_the_weights(tmp_path):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2)).half()
+    with torch.no_grad():
+        model[0].bias += 3  # the first layer is active on [0, 1]^4: folded, so the float16 weights are rounded
+    torch.save(model.state_dict(), tmp_path / "half.pt")
+    result = run("compress", str(tmp_path / "half.pt"), "--out", str(tmp_path / "out"), "-q")
+    check = CompressionReport.model_validate_json((tmp_path / "out" / "report.json").read_text()).verification
+    assert result.returncode == 0 and check.saved_dtype == "float16" and check.max_abs_error_saved_dtype > 1e-6
+    assert f"({check.max_abs_error_saved_dtype:.2e} as saved in float16)" in result.stdout

@@ -117,7 +117,9 @@ def checked_network(
             )
     if require_hidden_layer and len(layers) < 2:
         raise InputError(
-            source, f"fewer than one hidden layer: found {len(layers)} affine layer, need a hidden and an output layer"
+            source, f"fewer than one hidden layer: found {len(layers)} affine layer{'s' * (len(layers) != 1)} and no ReLU, "
+            "so there is nothing to compress (a compressed model whose every hidden neuron was removed or folded is "
+            "a single affine map)"
         )
     return Network(tuple(AffineLayer(layer.weight, layer.bias, layer.conv) for layer in layers), dtype=dtype)
 

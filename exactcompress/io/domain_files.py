@@ -163,7 +163,10 @@ def _balls_domain(path: Path, spec: dict) -> Domain:
     points = spec["points"]
     if isinstance(points, str):
         points_path = Path(points) if Path(points).is_absolute() else path.parent / points
-        array = load_data(points_path)
+        try:
+            array = load_data(points_path)
+        except InputError as error:  # the points file's own problem, told as the domain file's field
+            raise InputError(str(path), f"field 'points': {error}") from None
     else:
         array = _numeric(path, "points", points)
         array = np.atleast_2d(array)

@@ -32,3 +32,12 @@ def test_bad_data_files_get_one_line_naming_the_file(tmp_path, source, message):
     with pytest.raises(InputError, match=message) as caught:
         load_data(tmp_path / source)
     assert "\n" not in str(caught.value) and str(tmp_path / source.partition(":")[0]) in str(caught.value)
+
+
+def test_a_balls_domain_whose_points_file_is_missing_names_the_domain_file_and_its_field(tmp_path):
+    from exactcompress.io.domain_files import from_file
+
+    domain = tmp_path / "balls.json"
+    domain.write_text('{"points": "missing.npy", "epsilon": 0.1}')
+    with pytest.raises(InputError, match=r"balls\.json: field 'points': .*missing\.npy: no such file"):
+        from_file(domain)

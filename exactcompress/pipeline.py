@@ -7,10 +7,14 @@ Outputs in ``out_dir``: ``compressed.<ext>`` (per requested format), ``witnesses
 from __future__ import annotations
 
 import hashlib
+import math
+import numbers
+import os
 import platform
+import reprlib
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence, get_args
 
 import numpy as np
 from torch import nn
@@ -26,7 +30,7 @@ from .engine.prove.parallel import ParallelMap
 from .engine.verify import DEFAULT_SAMPLES, verify
 from .errors import InputError, SolverError, SoundnessError
 from .io import from_sequential, load_network, network_info, save_network
-from .io.domain_files import load_data, scalar_box
+from .io.domain_files import from_file, load_data, scalar_box
 from .io.save import arch_file_written
 from .reports.report import write_report_json, write_reports
 from .schema import (
@@ -217,42 +221,62 @@ def compress_model(
 
     ``model`` is a file path, an ``nn.Sequential`` (``from_sequential``: activations checked), a ``Network``
     or an already loaded ``(Network, ModelInfo)``; an ``nn.Sequential`` CNN needs ``input_shape`` (C, H, W).
-    ``domain`` defaults to the box [0, 1] on every input (flattened, channel-major, for a CNN). Bad input does not raise: the returned (and written) report has status
-    ``failed`` and a one-line ``error``. A failed verification is also ``failed`` and writes no model.
+    ``domain`` is a ``Domain``, a domain file's path (as ``--domain`` takes: ``io.domain_files.from_file``) or None
+    for the box [0, 1] on every input (flattened, channel-major, for a CNN); ``data`` an array (n, features) or a
+    ``.npy``/``.npz`` path (as ``--data`` takes).
+
+    Bad input does not raise: the returned (and written) report has status ``failed``, ``error_kind`` ``input``
+    and a one-line ``error`` naming what was wrong, and no model or witnesses are written. That includes every
+    setting, checked before anything is loaded or analysed, with the command line's rules: ``method`` one of
+    auto, per-neuron, milp, bab; ``time_limit`` None or a finite number of seconds > 0; ``workers`` and
+    ``threads`` integers >= 1; ``formats`` one or more of torch, safetensors, onnx (or one such name); ``seed``
+    an integer >= 0; ``device`` auto, cpu or cuda (cuda only where torch sees a GPU); ``verify_samples`` an
+    integer >= 0. Only an ``out_dir`` that cannot be created leaves the failed report unwritten. A failed
+    verification is also ``failed`` and writes no model.
     ``workers``/``parallel_map`` split independent questions, ``threads`` answers branch-and-bound questions
     at once in this process (and verifies that many passes of draws at once), ``device`` places branch and bound
     (see ``analyze``); ``verify_samples`` uniform draws check the compressed model besides the corners,
     witnesses and data rows (see ``verify``).
     """
-    say = progress or ignore
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model_path = (model[1].path if isinstance(model, tuple) else str(model) if isinstance(model, (str, Path))
-                  else f"<in-memory {type(model).__name__}>")
     seconds: dict[str, float] = {}
     started = time.monotonic()
-    base = dict(model_path=model_path, method=method, time_limit_s=time_limit, workers=workers, threads=threads,
-                versions=versions())
+    checked, bad_setting = _checked_settings(
+        method=method, time_limit=time_limit, workers=workers, threads=threads, formats=formats, seed=seed,
+        device=device, verify_samples=verify_samples, input_shape=input_shape, parallel_map=parallel_map,
+        progress=progress)
+    base = dict(model_path=_model_path(model), method=checked.get("method", "auto"),
+                time_limit_s=checked.get("time_limit"), workers=checked.get("workers", 1),
+                threads=checked.get("threads", 1), versions=versions())
+    out_dir, bad_out_dir = _out_folder(out_dir)
 
     def failed(kind: ErrorKind, reason: str, **known) -> CompressionReport:
         seconds["total"] = time.monotonic() - started
         report = CompressionReport(status="failed", error=reason, error_kind=kind, seconds=seconds, **base, **known)
-        write_reports(report, out_dir)
-        write_report_json(report, out_dir)
+        if out_dir is not None:
+            write_reports(report, out_dir)
+            write_report_json(report, out_dir)
         return report
+
+    if bad_out_dir is not None or bad_setting is not None:
+        return failed("input", str(bad_out_dir or bad_setting))
+    method, time_limit, workers, threads = (checked[name] for name in ("method", "time_limit", "workers", "threads"))
+    formats, seed, device, verify_samples = (checked[name] for name in ("formats", "seed", "device", "verify_samples"))
+    say = progress or ignore
+    say("loading")
 
     try:
         clock = time.monotonic()
-        say("loading")
         network, info = _loaded(model, input_shape)
         seconds["load"] = time.monotonic() - clock
         clock = time.monotonic()
-        domain = (domain or scalar_box(0.0, 1.0)).broadcast(network.input_dim)
+        domain = _domain(domain).broadcast(network.input_dim)
         points = _data_points(data, network.input_dim)
-        resolve_device(device)
         seconds["domain"] = time.monotonic() - clock
     except InputError as error:
         return failed("input", str(error))
+    except Exception as error:  # a loader's own bug: this model fails with its reason, as in the analysis below
+        return failed("internal", f"internal error while loading ({type(error).__name__}: "
+                      f"{' '.join(str(error).split())})")
 
     try:
         analysis = analyze(network, domain, method=method, data=points, time_limit=time_limit, workers=workers,
@@ -330,10 +354,147 @@ def file_digest(path: Path) -> FileDigest:
         return FileDigest(bytes=path.stat().st_size, sha256=hashlib.file_digest(handle, "sha256").hexdigest())
 
 
+def _shown(value: Any) -> str:
+    """``value`` as an error message shows it: its repr, shortened."""
+    return reprlib.repr(value)
+
+
+def _one_of(name: str, choices: Sequence[str]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise InputError(name, f"{_shown(value)} is not one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def _integer(name: str, least: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+            raise InputError(name, f"{_shown(value)} is not an integer >= {least}")
+        return int(value)
+
+    return check
+
+
+def _seconds(value: Any) -> float | None:
+    """``time_limit``: None (no limit) or a finite number of seconds > 0 (``--time-limit``'s rule)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+        raise InputError("time_limit", f"{_shown(value)} is not a positive number of seconds (None: no limit)")
+    return float(value)
+
+
+def _formats(value: Any) -> list[str]:
+    """``formats``: one or more of ``SaveFormat`` (a single name counts as one)."""
+    expected = list(get_args(SaveFormat))
+    if isinstance(value, str):
+        value = [value]
+    try:
+        names = list(value)
+    except TypeError:
+        raise InputError("formats", f"{_shown(value)} is not a list of save formats; expected any of "
+                         f"{expected}") from None
+    if not names:
+        raise InputError("formats", f"is empty; name at least one of {expected}")
+    unknown = [name for name in names if not isinstance(name, str) or name not in expected]
+    if unknown:
+        raise InputError("formats", f"unknown save format(s) {_shown(unknown)}; expected any of {expected}")
+    return names
+
+
+def _device(value: Any) -> str:
+    """``device``: auto, cpu or cuda, and cuda only where torch sees a GPU."""
+    resolve_device(_one_of("device", get_args(Device))(value))
+    return value
+
+
+def _input_shape(value: Any) -> Sequence[int] | None:
+    """``input_shape``: None or a sequence of integers (``from_sequential`` checks its length and sizes)."""
+    if value is not None and (isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not all(
+            isinstance(size, numbers.Integral) and not isinstance(size, bool) for size in value)):
+        raise InputError("input_shape", f"{_shown(value)} is not a sequence of integers (C, H, W)")
+    return value
+
+
+def _callable_or_none(name: str) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        if value is not None and not callable(value):
+            raise InputError(name, f"is a {type(value).__name__}; expected a function or None")
+        return value
+
+    return check
+
+
+#: how ``compress_model`` checks each setting (the command line's rules for its flags); each check returns the
+#: value to use or raises an ``InputError`` naming the setting
+_SETTING_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "method": _one_of("method", get_args(Method)),
+    "time_limit": _seconds,
+    "workers": _integer("workers", 1),
+    "threads": _integer("threads", 1),
+    "formats": _formats,
+    "seed": _integer("seed", 0),  # numpy's generators take no negative seed
+    "device": _device,
+    "verify_samples": _integer("verify_samples", 0),
+    "input_shape": _input_shape,
+    "parallel_map": _callable_or_none("parallel_map"),
+    "progress": _callable_or_none("progress"),
+}
+
+
+def _checked_settings(**given: Any) -> tuple[dict[str, Any], InputError | None]:
+    """The settings that pass their checks (``_SETTING_CHECKS``), and the first one's error that does not (None
+    if all pass)."""
+    checked, first = {}, None
+    for name, value in given.items():
+        try:
+            checked[name] = _SETTING_CHECKS[name](value)
+        except InputError as error:
+            first = first or error
+    return checked, first
+
+
+def _model_path(model: Any) -> str:
+    """What the report records as the model's path."""
+    if isinstance(model, tuple) and len(model) == 2 and isinstance(model[1], ModelInfo):
+        return model[1].path
+    if isinstance(model, (str, os.PathLike)):
+        return os.fsdecode(model)
+    return f"<in-memory {type(model).__name__}>"
+
+
+def _out_folder(out_dir: Any) -> tuple[Path | None, InputError | None]:
+    """``out_dir`` as a created folder, or why it cannot be one (then no report can be written)."""
+    if not isinstance(out_dir, (str, os.PathLike)):
+        return None, InputError("out_dir", f"is a {type(out_dir).__name__}; expected a folder path")
+    path = Path(out_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return None, InputError(str(path), f"cannot create the output folder ({type(error).__name__}: "
+                                f"{error.strerror or error})")
+    return path, None
+
+
+def _domain(domain: Any) -> Domain:
+    """``compress_model``'s ``domain``: a ``Domain``, a domain file's path (``from_file``) or None ([0, 1])."""
+    if domain is None:
+        return scalar_box(0.0, 1.0)
+    if isinstance(domain, Domain):
+        return domain
+    if isinstance(domain, (str, os.PathLike)):
+        return from_file(domain)
+    raise InputError("domain", f"is a {type(domain).__name__}; expected a Domain, a domain file path or None")
+
+
 def _loaded(model, input_shape: Sequence[int] | None = None) -> tuple[Network, ModelInfo]:
     """``compress_model``'s ``model`` as ``(Network, ModelInfo)``; InputError for a bad file or module."""
     if isinstance(model, tuple):
-        return model
+        if len(model) == 2 and isinstance(model[0], Network) and isinstance(model[1], ModelInfo):
+            return model
+        raise InputError("model", "is a tuple but not a loaded (Network, ModelInfo) pair")
     if isinstance(model, Network):
         return network_info(model)
     if isinstance(model, (str, Path)):
@@ -345,8 +506,22 @@ def _loaded(model, input_shape: Sequence[int] | None = None) -> tuple[Network, M
 
 
 def _data_points(data, input_dim: int) -> np.ndarray | None:
+    """``compress_model``'s ``data`` as points (n, input_dim), float64: an array (rows are points, flattened) or
+    a file (``load_data``, as ``--data`` takes); InputError for anything else, or for points that are no fit."""
     if data is None:
         return None
-    if isinstance(data, np.ndarray):
-        return np.asarray(data, dtype=np.float64).reshape(len(data), -1)
-    return load_data(data, input_dim)
+    if isinstance(data, (str, os.PathLike)):
+        return load_data(data, input_dim)
+    if not isinstance(data, np.ndarray):
+        raise InputError("data", f"is a {type(data).__name__}; expected an array (n, features), a .npy/.npz path "
+                         "or None")
+    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
+        raise InputError("data", f"array has non-numeric dtype {data.dtype}")
+    if data.ndim == 0 or len(data) == 0:
+        raise InputError("data", f"array of shape {data.shape} holds no points")
+    points = np.asarray(data, dtype=np.float64).reshape(len(data), -1)
+    if not np.all(np.isfinite(points)):
+        raise InputError("data", "array contains NaN or Inf")
+    if points.shape[1] != input_dim:
+        raise InputError("data", f"points have {points.shape[1]} features but the network takes {input_dim} inputs")
+    return points

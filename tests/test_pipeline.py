@@ -130,9 +130,9 @@ def test_a_network_with_nothing_stable_is_reported_unchanged_without_the_uniform
     assert "equal outputs by construction" in (tmp_path / "report.md").read_text()
 
 
-def test_time_limit_zero_is_partial_and_still_exact(tmp_path):
+def test_a_time_limit_already_spent_is_partial_and_still_exact(tmp_path):
     network = random_net(5, 2, [10, 10, 10], bias_shift=0.5)
-    report = compress_model((network, _info(network)), tmp_path, domain=scalar_box(-1, 1), time_limit=0.0)
+    report = compress_model((network, _info(network)), tmp_path, domain=scalar_box(-1, 1), time_limit=1e-9)
     assert report.status == "partial"
     counts = report.counts()
     assert counts["undecided"] > 0
@@ -223,6 +223,95 @@ def test_failed_input_gets_a_failed_report(tmp_path):
     on_disk = json.loads((tmp_path / "out" / "report.json").read_text())
     assert on_disk["status"] == "failed"
     assert not (tmp_path / "out" / "compressed.pt").exists()
+
+
+REPORT_FILES = {"report.json", "report.md", "report.html", "report_layers.png"}
+
+
+@pytest.fixture
+def small_model_file(tmp_path):
+    """A 3-input ReLU net as a torch state dict file, as the command line takes it."""
+    from exactcompress.io import to_sequential
+
+    path = tmp_path / "a.pt"
+    torch.save(to_sequential(random_net(4, 3, [6, 5]), "float64").state_dict(), path)
+    return path
+
+
+@pytest.mark.parametrize("setting,value", [
+    ("method", "bogus"), ("formats", ["bogus"]), ("formats", []), ("formats", 7), ("verify_samples", -1),
+    ("time_limit", 0), ("time_limit", -5), ("time_limit", float("nan")), ("time_limit", float("inf")),
+    ("time_limit", "60"), ("threads", 0), ("threads", 1.5), ("workers", 0), ("device", "tpu"), ("seed", -1),
+    ("seed", "0"), ("input_shape", "3"), ("progress", "loud"), ("parallel_map", 1),
+])
+def test_a_bad_setting_fails_as_input_before_anything_is_loaded_analysed_or_written(tmp_path, small_model_file,
+                                                                                     monkeypatch, setting, value):
+    import exactcompress.pipeline as pipeline
+
+    def never(*args, **kwargs):
+        raise AssertionError("reached past the settings' checks")
+
+    monkeypatch.setattr(pipeline, "_loaded", never)
+    monkeypatch.setattr(pipeline, "analyze", never)
+    out = tmp_path / "api_bogus"
+    report = compress_model(small_model_file, out, **{setting: value})
+    assert report.status == "failed" and report.error_kind == "input", report.error
+    assert report.error.startswith(f"{setting}: ") and "\n" not in report.error
+    assert {path.name for path in out.iterdir()} <= REPORT_FILES  # no compressed model, no witnesses
+    on_disk = CompressionReport.model_validate_json((out / "report.json").read_text())
+    assert on_disk.status == "failed" and on_disk.error == report.error and on_disk.model_path == str(small_model_file)
+
+
+def test_settings_that_pass_are_recorded_in_the_failed_report_of_another(tmp_path, small_model_file):
+    report = compress_model(small_model_file, tmp_path / "out", method="bogus", time_limit=30, workers=2, threads=3)
+    assert report.error == "method: 'bogus' is not one of auto, per-neuron, milp, bab"
+    assert (report.method, report.time_limit_s, report.workers, report.threads) == ("auto", 30.0, 2, 3)
+
+
+def test_formats_takes_one_name_and_numpy_numbers_pass(tmp_path, small_model_file):
+    report = compress_model(small_model_file, tmp_path / "out", formats="safetensors", verify_samples=np.int64(100),
+                            threads=np.int32(1), time_limit=np.float32(60), seed=np.int64(3))
+    assert report.status == "exact", report.error
+    assert report.outputs.compressed == ["compressed.safetensors"] and report.time_limit_s == 60.0
+
+
+def test_a_domain_may_be_given_as_a_domain_file(tmp_path, small_model_file):
+    domain_file = tmp_path / "dom.json"
+    domain_file.write_text(json.dumps({"lower": -1, "upper": 1}))
+    for given in (str(domain_file), domain_file):
+        report = compress_model(small_model_file, tmp_path / "out", domain=given, verify_samples=100)
+        assert report.status == "exact", report.error
+        assert report.domain.source == str(domain_file)
+        assert (report.domain.scalar_lower, report.domain.scalar_upper) == (-1.0, 1.0)
+    missing = compress_model(small_model_file, tmp_path / "missing", domain=str(tmp_path / "nowhere.json"))
+    assert missing.status == "failed" and missing.error_kind == "input" and "domain file not found" in missing.error
+    other = compress_model(small_model_file, tmp_path / "other", domain=[0, 1])
+    assert other.status == "failed" and other.error_kind == "input" and other.error.startswith("domain: is a list")
+    assert {path.name for path in (tmp_path / "other").iterdir()} <= REPORT_FILES
+
+
+@pytest.mark.parametrize("data,message", [
+    (np.zeros((4, 5)), "data: points have 5 features but the network takes 3 inputs"),
+    (np.array([[0.0, np.nan, 0.0]]), "data: array contains NaN or Inf"),
+    (np.zeros((0, 3)), "data: array of shape (0, 3) holds no points"),
+    (np.array([["a", "b", "c"]]), "data: array has non-numeric dtype <U1"),
+    ([[0.0, 0.0, 0.0]], "data: is a list; expected an array"),
+])
+def test_bad_data_points_fail_as_input(tmp_path, small_model_file, data, message):
+    report = compress_model(small_model_file, tmp_path / "out", data=data)
+    assert report.status == "failed" and report.error_kind == "input" and report.error.startswith(message)
+    assert {path.name for path in (tmp_path / "out").iterdir()} <= REPORT_FILES
+
+
+def test_an_out_dir_that_cannot_be_created_fails_without_raising(tmp_path, small_model_file):
+    blocker = tmp_path / "a file"
+    blocker.write_text("")
+    report = compress_model(small_model_file, blocker / "out")
+    assert report.status == "failed" and report.error_kind == "input" and "cannot create the output folder" in report.error
+    wrong = compress_model(small_model_file, None)
+    assert wrong.status == "failed" and wrong.error == "out_dir: is a NoneType; expected a folder path"
+    pair = compress_model((1, 2), tmp_path / "pair")
+    assert pair.status == "failed" and pair.error == "model: is a tuple but not a loaded (Network, ModelInfo) pair"
 
 
 def _info(network):

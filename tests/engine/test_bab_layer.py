@@ -265,7 +265,7 @@ def test_an_exhausted_budget_leaves_questions_undecided_and_the_model_exact(tmp_
     network = random_net(2, 2, [8, 6, 4], bias_shift=0.5)
     _no_witness_search(monkeypatch)
     info = from_sequential(to_sequential(network, "float64"), name="random")[1]
-    report = compress_model((network, info), tmp_path, domain=scalar_box(-1, 1), method="bab", time_limit=0.0)
+    report = compress_model((network, info), tmp_path, domain=scalar_box(-1, 1), method="bab", time_limit=1e-9)
     assert report.status == "partial" and report.counts()["undecided"] > 0 and report.time_limit_reached
     assert report.verification.passed
 

@@ -183,6 +183,10 @@ def compress(
         chosen_domain.check_dim(loaded[0].input_dim)
         resolve_device(device.value)
         whole = _check_out(out, loaded[1].sha256, force)
+    if points is not None and (outside := int((~chosen_domain.broadcast(len(points[0])).contains(points)).sum())):
+        err.print(f"[yellow]note:[/yellow] {data}: {outside} of {len(points)} rows lie outside the domain and are not "
+                  "used (the witnesses and the verification take inputs in the domain only)", highlight=False,
+                  soft_wrap=True)
     with _one_line_errors(), _replacing(out, whole) as target:
         if quiet:
             report = compress_model(loaded, target, domain=chosen_domain, data=points, method=method.value,

@@ -323,3 +323,13 @@ def test_the_summary_line_gives_the_error_of_the_saved_dtype_where_rounding_chan
     check = CompressionReport.model_validate_json((tmp_path / "out" / "report.json").read_text()).verification
     assert result.returncode == 0 and check.saved_dtype == "float16" and check.max_abs_error_saved_dtype > 1e-6
     assert f"({check.max_abs_error_saved_dtype:.2e} as saved in float16)" in result.stdout
+
+
+def test_data_rows_outside_the_domain_are_named_as_unused(digits_zoo, tmp_path):
+    model = _zoo_model(digits_zoo, "32x32-l1")
+    rows = np.vstack([np.full((2, 64), 2.0), np.full((1, 64), 0.5)])  # two rows outside [0, 1]^64, one inside
+    np.save(tmp_path / "rows.npy", rows)
+    result = run("compress", str(model), "--out", str(tmp_path / "out"), "-q", "--verify-samples", "10", "--data",
+                 str(tmp_path / "rows.npy"))
+    assert result.returncode == 0, result.stderr
+    assert f"{tmp_path / 'rows.npy'}: 2 of 3 rows lie outside the domain and are not used" in result.stderr

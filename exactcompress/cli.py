@@ -30,7 +30,8 @@ zoo_app = typer.Typer(no_args_is_help=True, help="Model zoos: compress a whole z
 study_app = typer.Typer(no_args_is_help=True, help="Hyperparameter studies: train every architecture × "
                         "regulariser strength × seed on Ray, compress each exactly, and tabulate and plot accuracy "
                         "against what was removed (run, or submit to a cluster and follow it with status/logs).")
-schema_app = typer.Typer(no_args_is_help=True, help="Print the JSON Schema of a file this tool writes.")
+schema_app = typer.Typer(no_args_is_help=True, help="Print the JSON Schema of a file this tool reads (specs, "
+                         "architecture files) or writes (reports, summaries).")
 app.add_typer(zoo_app, name="zoo")
 app.add_typer(study_app, name="study")
 app.add_typer(schema_app, name="schema")
@@ -429,7 +430,7 @@ def zoo_run(
         if take_over_leases and not incremental:
             raise InputError("--take-over-leases", "only applies with --incremental (plain runs take no leases)")
         run = run_zoo_job(job, address=address, num_cpus=num_cpus, console=None if quiet else err,
-                          incremental=incremental, take_over_leases=take_over_leases)
+                          incremental=incremental, take_over_leases=take_over_leases, spec_file=str(spec))
     typer.echo(render_summary_table(run.summary))
     totals = run.summary.totals
     unchanged = f" ({run.unchanged} unchanged per the ledger, not downloaded)" if incremental else ""

@@ -3,21 +3,92 @@
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from typing import Any, Callable, Sequence
+from urllib.parse import urlsplit
 
 import ray
 
+from ..errors import InputError
+
+#: seconds a Ray address gets to accept a TCP connection before ``connect`` gives up on it (``ray.init`` itself
+#: would retry an unreachable GCS for minutes, printing a warning every few seconds)
+CONNECT_TIMEOUT_S = 5.0
+#: what ``zoo run --address`` / ``study run --address`` take (and what they do not)
+ADDRESS_FORMS = ("expected a Ray cluster address: HOST:PORT (the head's GCS port, 6379 by default), ray://HOST:PORT "
+                 "(Ray Client, 10001 by default) or auto; http://HEAD:8265 is the dashboard, for `zoo submit`")
+
 
 def connect(address: str | None, num_cpus: int | None = None) -> None:
-    """Join ``address`` or start an embedded local Ray (dashboard off, quiet); no-op if already connected."""
+    """Join ``address`` or start an embedded local Ray (dashboard off, quiet); no-op if already connected.
+
+    Raises InputError (one line naming ``address``) within ``CONNECT_TIMEOUT_S`` when nothing answers there."""
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        check_reachable(address)
+        try:
+            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+        except ConnectionError as error:
+            raise InputError(address, f"cannot join the Ray cluster there ({' '.join(str(error).split())})") from None
         return
     os.environ.setdefault("RAY_TMPDIR", tempfile.gettempdir())
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise InputError, one line naming ``address``, unless something accepts a TCP connection within
+    ``timeout`` seconds where ``ray.init(address=address)`` would connect: ``HOST:PORT`` (the head's GCS),
+    ``ray://HOST:PORT`` (Ray Client), or ``auto`` (``RAY_ADDRESS``, else the cluster started on this machine).
+    An address whose host or port it cannot tell (``local``, a port-less form) is left to ``ray.init``."""
+    target, via = _resolved(address)
+    host_port = _host_port(address, target, via)
+    if host_port is None:
+        return
+    host, port = host_port
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as error:
+        reason = "timed out" if isinstance(error, TimeoutError) else type(error).__name__
+        where = f"{via}; {reason}" if via else reason
+        raise InputError(address, f"cannot reach a Ray cluster there ({where}): is the head up and its port {port} "
+                         "open to this machine?") from None
+
+
+def _resolved(address: str) -> tuple[str, str]:
+    """The address ``ray.init`` would use for ``address``, and where it came from (for messages): ``auto`` is
+    ``RAY_ADDRESS`` when set, else the latest cluster ``ray start`` started on this machine."""
+    target = address.strip()
+    if target != "auto":
+        return target, ""
+    if os.environ.get("RAY_ADDRESS"):
+        return os.environ["RAY_ADDRESS"].strip(), f"RAY_ADDRESS={os.environ['RAY_ADDRESS']}"
+    from ray._private.services import canonicalize_bootstrap_address
+
+    try:
+        found = canonicalize_bootstrap_address("auto")
+    except ConnectionError as error:
+        raise InputError(address, " ".join(str(error).split())) from None
+    return (found, found) if found else ("local", "")
+
+
+def _host_port(address: str, target: str, via: str) -> tuple[str, int] | None:
+    """(host, port) of the resolved address ``target``; None where it cannot be told."""
+    if target in ("local", "auto"):
+        return None
+    parts = urlsplit(target if "://" in target else f"//{target}")
+    if parts.scheme in ("http", "https"):
+        raise InputError(address, (f"{via} is not one: " if via else "") + ADDRESS_FORMS)
+    if parts.scheme not in ("", "ray"):
+        return None
+    try:
+        port = parts.port
+    except ValueError:
+        raise InputError(address, (f"{via}: " if via else "") + ADDRESS_FORMS) from None
+    if not parts.hostname or port is None:
+        return None
+    return parts.hostname, port
 
 
 def ray_parallel_map(function: Callable[..., Any], argument_tuples: Sequence[tuple]) -> list:

@@ -33,7 +33,7 @@ from ..storage import open_storage
 from ..zoo.incremental import plan_incremental
 from ..zoo.leases import LeaseTerms
 from ..zoo.ledger import consolidate
-from ..zoo.plan import plan_tasks
+from ..zoo.plan import check_inputs, plan_tasks
 from ..zoo.summary import SUMMARY, failed_result, summarize, write_summary
 from ..zoo.task import TaskOutcome, run_model_task
 from .cluster import connect, ray_parallel_map
@@ -93,15 +93,19 @@ def _describe(outcome: TaskOutcome) -> str:
 
 
 def run_zoo_job(spec: ZooJobSpec, *, address: str | None = None, num_cpus: int | None = None,
-                console: Console | None = None, incremental: bool = False, take_over_leases: bool = False) -> ZooRun:
+                console: Console | None = None, incremental: bool = False, take_over_leases: bool = False,
+                spec_file: str | None = None) -> ZooRun:
     """Compress every model of ``spec`` on Ray and write ``summary.json`` last at the output prefix.
 
-    Raises InputError before any work if the source is empty or a key is unsafe. ``console``: where the
-    progress bar goes (None: no bar). ``incremental``: use the ledger and leases (module docstring);
-    ``take_over_leases``: take over the leases of other runs too (only when those runs are known to be dead).
+    Raises InputError before any work if the source is empty, a key is unsafe, the spec's data file or a domain
+    file does not exist (naming ``spec_file``, the spec's path, and the field), or nothing answers at ``address``.
+    ``console``: where the progress bar goes (None: no bar). ``incremental``: use the ledger and leases (module
+    docstring); ``take_over_leases``: take over the leases of other runs too (only when those runs are known to
+    be dead).
     """
     started = time.monotonic()
     tasks = plan_tasks(spec)
+    check_inputs(spec, tasks, spec_file)
     plan = plan_incremental(spec, tasks, run_id=uuid.uuid4().hex, take_over_leases=take_over_leases) if incremental else None
     results: list[ZooModelResult] = list(plan.unchanged) if plan else []
     connect(address, num_cpus)

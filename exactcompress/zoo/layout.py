@@ -6,7 +6,9 @@ always maps to the same place and a re-run finds it):
     summary_*.png, summary.md, summary.html, summary.json (last)
 
 The settings hash covers the domain's bounds, the time limit, the formats, the seed and a non-default
-``verify_samples``.
+``verify_samples``. A model that failed before its domain resolved or its file was read has its failed report
+under a settings hash of the reason and of the spec's inputs (``failure_digest``), so only a run that fails the
+same way on the same inputs reuses it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ..engine.verify import DEFAULT_SAMPLES
 from ..schema import ModelTask
 from ..storage import safe_key
 
-#: the domain digest of a model whose domain or model never resolved (its failure is committed there)
+#: what the domain digest of a model whose domain or model never resolved begins with (``failure_digest``)
 UNRESOLVED = "unresolved"
 
 
@@ -38,6 +40,16 @@ def settings_digest(domain: Domain, arch_sha256: str | None) -> str:
     architecture file is another model: its reports are never reused across them)."""
     digest = domain_digest(domain)
     return digest if arch_sha256 is None else hashlib.sha256(f"{digest}|arch:{arch_sha256}".encode()).hexdigest()
+
+
+def failure_digest(task: ModelTask, reason: str) -> str:
+    """The domain digest standing in for a model whose failure is committed before its domain resolved or its
+    model was read: ``unresolved-`` and a hash of the reason and of the inputs it can stem from (the task's domain
+    as the spec gives it, the spec's data file, the source root). A later run reuses that failure only when it
+    would fail the same way on the same inputs, never one whose spec names another domain or data file."""
+    inputs = json.dumps({"domain": task.domain.model_dump(mode="json"), "data": task.spec.data,
+                         "source_root": task.source_root, "reason": reason}, sort_keys=True)
+    return f"{UNRESOLVED}-{hashlib.sha256(inputs.encode()).hexdigest()[:16]}"
 
 
 def run_prefix(task: ModelTask, model_sha256: str, domain_digest: str) -> str:

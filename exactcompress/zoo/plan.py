@@ -4,7 +4,7 @@ any work starts; and how files named in a spec resolve to storage."""
 from __future__ import annotations
 
 from ..errors import InputError
-from ..schema import MODEL_SUFFIXES, Manifest, ManifestSource, ModelTask, ZooJobSpec
+from ..schema import MODEL_SUFFIXES, FileDomainSpec, Manifest, ManifestSource, ModelTask, ZooJobSpec
 from ..schema.specfile import parse_spec
 from ..storage import Storage, open_storage, safe_key
 
@@ -65,3 +65,32 @@ def _manifest_tasks(spec: ZooJobSpec, manifest_url: str) -> list[ModelTask]:
         ModelTask(source_root=root, key=entry.key, domain=entry.domain or spec.domain, spec=spec)
         for entry in sorted(manifest.models, key=lambda entry: entry.key)
     ]
+
+
+def check_inputs(spec: ZooJobSpec, tasks: list[ModelTask], spec_file: str | None = None) -> None:
+    """Raise InputError, one line naming the spec file (``spec_file``) and the field, when the spec's data file or
+    its domain file does not exist where the tasks would read it (a relative key from each task's source root, as
+    ``resolve_reference`` resolves it): a bad spec, refused before any model is dispatched rather than failing
+    every model. A manifest entry's own domain file is that model's input: a missing one fails that model alone."""
+    where = spec_file or "job spec"
+    seen: set[tuple[str, str]] = set()
+    for task in tasks:
+        named = [("data", spec.data)] if spec.data is not None else []
+        if isinstance(task.domain, FileDomainSpec) and task.domain == spec.domain:
+            named.append(("domain.file", task.domain.file))
+        for field, reference in named:
+            if (reference, task.source_root) not in seen:
+                seen.add((reference, task.source_root))
+                _check_exists(reference, task.source_root, where, field)
+
+
+def _check_exists(reference: str, source_root: str, source: str, field: str) -> None:
+    absolute = "://" in reference or reference.startswith("/")
+    relative = "" if absolute else " (a relative key is read from the job's source)"
+    try:
+        storage, key = resolve_reference(reference, source_root)
+        found = storage.exists(key)
+    except InputError as error:  # e.g. a key that would leave its prefix
+        raise InputError(source, f"field '{field}': {error}") from None
+    if not found:
+        raise InputError(source, f"field '{field}': {storage.url(key)} does not exist{relative}")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
@@ -36,7 +38,7 @@ from ..schema import (
 )
 from ..storage import Storage, open_storage
 from .committed import read_committed
-from .layout import UNRESOLVED, run_prefix, settings_digest
+from .layout import failure_digest, run_prefix, settings_digest
 from .leases import LeaseTerms, holding, lease_key, read_lease
 from .ledger import new_entry, record
 from .plan import resolve_reference
@@ -49,7 +51,8 @@ def _domain(domain: DomainSpec, source_root: str, scratch: Path) -> Domain:
     storage, key = resolve_reference(domain.file, source_root)
     local = scratch / ("domain" + PurePosixPath(key).suffix)
     storage.download(key, local)
-    loaded = from_file(local)
+    with _named_as(storage.url(key), local):
+        loaded = from_file(local)
     return Domain(loaded.kind, loaded.boxes, storage.url(key), loaded.margin, loaded.epsilon)
 
 
@@ -260,7 +263,8 @@ def _analyse(place: _Place, local_model: Path, data: np.ndarray | None, out_dir:
 
 
 def _commit_failure(task: ModelTask, output: Storage, source_url: str, digest: str, reason: str, scratch: Path) -> TaskOutcome:
-    place = _Place(task, output, source_url, run_prefix(task, digest, UNRESOLVED), None)
+    prefix = run_prefix(task, digest, failure_digest(task, reason))  # never one that another failure's reason shares
+    place = _Place(task, output, source_url, prefix, None)
     found = place.reused()
     if found.result is not None:
         return found
@@ -276,7 +280,18 @@ def _data(spec: ZooJobSpec, source_root: str, scratch: Path) -> np.ndarray | Non
     storage, key = resolve_reference(spec.data, source_root)
     local = scratch / "data.npy"
     storage.download(key, local)
-    return load_data(local)
+    with _named_as(storage.url(key), local):
+        return load_data(local)
+
+
+@contextmanager
+def _named_as(url: str, local: Path) -> Iterator[None]:
+    """An InputError about the scratch copy ``local`` of a downloaded file, re-raised naming ``url`` instead (a
+    scratch path means nothing to the user, and differs on every run)."""
+    try:
+        yield
+    except InputError as error:
+        raise InputError(url, error.reason.replace(str(local), url)) from None
 
 
 # ------------------------------------------------------------------------------------------ summary

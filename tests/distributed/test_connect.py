@@ -1,0 +1,81 @@
+"""Joining a Ray cluster by address (``zoo run --address``): an address where nothing answers ends at once with
+one line naming it and exit code 2, as for `zoo status/logs/stop/submit`, instead of ``ray.init`` retrying for
+minutes while Ray prints warnings."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import ray
+
+from exactcompress.distributed.cluster import check_reachable, connect
+from exactcompress.errors import ExitCode, InputError
+
+SCRIPT = shutil.which("exactcompress", path=str(Path(sys.executable).parent))
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_zoo_run_against_an_address_where_nothing_listens_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "zoo").mkdir()
+    (tmp_path / "zoo" / "a.pt").write_bytes(b"PK not really a model")  # never read: the address is refused first
+    spec = tmp_path / "zoo.yaml"
+    spec.write_text(f"source: {tmp_path / 'zoo'}\noutput: {tmp_path / 'out'}\n")
+    address = f"127.0.0.1:{closed_port()}"
+    environment = {name: value for name, value in os.environ.items() if name not in ("RAY_ADDRESS",)}
+    started = time.monotonic()
+    result = subprocess.run([SCRIPT, "zoo", "run", str(spec), "--address", address, "--quiet"],
+                            capture_output=True, text=True, timeout=60, env=environment)
+    assert time.monotonic() - started < 20, result.stderr[-2000:]
+    assert result.returncode == ExitCode.USAGE, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"{address}: cannot reach a Ray cluster there" in lines[0], lines
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_connect_refuses_a_closed_port_before_ray_init(scheme):
+    assert not ray.is_initialized()
+    address = f"{scheme}127.0.0.1:{closed_port()}"
+    started = time.monotonic()
+    with pytest.raises(InputError) as raised:
+        connect(address)
+    assert time.monotonic() - started < 10
+    assert str(raised.value).startswith(f"{address}: cannot reach a Ray cluster there (ConnectionRefusedError)")
+    assert raised.value.exit_code == ExitCode.USAGE and not ray.is_initialized()
+
+
+def test_a_dashboard_address_is_refused_saying_which_address_zoo_run_takes():
+    expected = r"http://127.0.0.1:8265: expected a Ray cluster address: HOST:PORT .*zoo submit"
+    with pytest.raises(InputError, match=expected):
+        check_reachable("http://127.0.0.1:8265")
+
+
+def test_an_open_port_passes_and_local_is_left_to_ray():
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        check_reachable(f"127.0.0.1:{server.getsockname()[1]}")
+    check_reachable("local")
+
+
+def test_auto_is_checked_where_ray_address_points(monkeypatch):
+    port = closed_port()
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    with pytest.raises(InputError, match=rf"auto: cannot reach a Ray cluster there \(RAY_ADDRESS=127.0.0.1:{port};"):
+        check_reachable("auto")
+    monkeypatch.setenv("RAY_ADDRESS", "http://127.0.0.1:8265")
+    with pytest.raises(InputError, match=r"auto: RAY_ADDRESS=http://127.0.0.1:8265 is not one: expected"):
+        check_reachable("auto")

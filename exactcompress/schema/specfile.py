@@ -14,8 +14,14 @@ from ..errors import InputError
 from .job import ZooJobSpec
 from .study import StudySpec
 
-#: what pydantic puts into an error's location for the member of a union tried (not field names)
-UNION_LABELS = ("box", "file", "str", "ManifestSource", "NpzDataset", "none", "l1", "lp", "tl1", "float", "list[float]")
+#: what pydantic puts into an error's location for the member of a union tried (not field names), besides model
+#: names (capitalised) and validator or type labels (``function-after[...]``, ``list[float]``)
+UNION_LABELS = ("box", "file", "str", "none", "l1", "lp", "tl1", "float", "int", "bool", "list", "dict")
+
+
+def _is_label(part) -> bool:
+    text = str(part)
+    return not isinstance(part, int) and (text in UNION_LABELS or "[" in text or text[:1].isupper())
 SpecModel = TypeVar("SpecModel", bound=BaseModel)
 
 
@@ -23,7 +29,7 @@ def validation_message(source: str, error: ValidationError, known_fields: set[st
     """A pydantic error as one line naming every wrong field: ``spec.yaml: field 'method': …; …``."""
     problems = []
     for item in error.errors():
-        field = ".".join(str(part) for part in item["loc"] if part not in UNION_LABELS and not str(part).startswith("literal["))
+        field = ".".join(str(part) for part in item["loc"] if not _is_label(part))
         message = item["msg"]
         if item["type"] == "extra_forbidden" and known_fields is not None:
             close = difflib.get_close_matches(str(item["loc"][-1]), sorted(known_fields), n=1, cutoff=0.6)

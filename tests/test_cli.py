@@ -162,6 +162,21 @@ def test_version_and_spec_typos_get_the_closest_field(tmp_path):
     assert "did you mean 'lower'?" in result.stderr
 
 
+def test_a_spec_error_names_fields_not_the_union_member_or_validator_pydantic_tried(tmp_path):
+    from exactcompress.errors import InputError
+    from exactcompress.schema.specfile import read_study_spec
+
+    spec = tmp_path / "study.yaml"
+    spec.write_text("dataset: digits\narchitectures:\n  - {kind: cnn, channels: [8, 16], strides: [1]}\n  - [a]\n"
+                    "regularizers: [{kind: none}]\noutput: out\n")
+    with pytest.raises(InputError) as raised:
+        read_study_spec(spec)
+    message = str(raised.value)
+    assert "field 'architectures.0': Value error, strides has 1 entries, channels 2" in message
+    assert "field 'architectures.1.0'" in message
+    assert not any(label in message for label in ("function-after", "list.", "field 'architectures.0.Cnn"))
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--lower", "1", "--upper", "0"], "lower bound exceeds upper bound"),
     (["--lower", "nan"], "must be finite"),

@@ -184,6 +184,17 @@ def test_union_of_balls_requires_stability_on_every_ball():
     assert union.settled_by[0][0] == SETTLERS.index("witnesses")
 
 
+def test_the_report_of_a_union_of_balls_states_its_rule(tmp_path):
+    from exactcompress.engine.domain import UNION_SEMANTICS
+
+    network = Network.from_arrays([np.array([[1.0]]), np.array([[1.0]])], [np.zeros(1), np.zeros(1)], dtype="float64")
+    both = Domain("linf-balls", (Box(np.array([0.5]), np.array([1.5])), Box(np.array([2.5]), np.array([3.5]))),
+                  epsilon=0.5)
+    compress_model((network, _info(network)), tmp_path, domain=both, verify_samples=10)
+    assert UNION_SEMANTICS in (tmp_path / "report.md").read_text()
+    assert UNION_SEMANTICS in (tmp_path / "report.html").read_text()
+
+
 def test_milp_without_a_time_limit_never_reports_one(tmp_path):
     # g = relu(x) - 2 relu(x - 0.5) - 0.5 - 1e-7 on [-1, 1] peaks at -1e-7 (x = 0.5), inside the tolerance
     # band, while its bounds allow +0.5: neither witnessable nor provable, so it stays undecided; no time

@@ -111,6 +111,8 @@ def _summary(report: CompressionReport) -> Table:
         for label, value in (("domain margin", domain.margin), ("domain epsilon", domain.epsilon)):
             if value is not None:
                 rows.append([label, _num(value)])
+        if domain.n_boxes > 1:
+            rows.append(["on a union of boxes", domain.union_semantics])
     if report.verification is not None:
         check = report.verification
         verdict = "passed" if check.passed else "FAILED"

@@ -791,6 +791,26 @@ def test_the_rounding_guard_covers_the_box_term_and_only_steering_steps_leave_it
         assert torch.equal(mine, theirs)
 
 
+def test_the_rounding_guard_covers_products_whose_coefficients_cancel():
+    """The target's coefficients on the first layer's outputs cancel (c = [1, -1] on two equal rows), while those
+    outputs are about 1e8: the products that formed the coefficients had terms of 1e8 however small the result,
+    and a certified evaluation's guard is at least GUARD * |c| |W_1| max h^0 (it was not before)."""
+    big = 1e8
+    Ws = [np.ones((2, 1)), np.array([[0.1, 0.3], [0.1, 0.3]])]
+    bs = [np.full(2, big), np.zeros(2)]
+    lo, hi = np.zeros(1), np.ones(1)
+    c = np.array([1.0, -1.0])
+    P = bab_bounds.Net(Ws, bs, c, 0.0, lo, hi, torch.float64, torch.device("cpu"))
+    bounds = interval_bounds(Ws, bs, lo, hi)
+    lb, ub = ([torch.tensor(side[None]) for side in sides] for sides in zip(*bounds))
+    ncols = torch.tensor(np.nonzero(c < 0)[0])
+    args = (P, lb, ub, [(None, None, None)] * 2, torch.zeros(1, 1, dtype=torch.float64),
+            [torch.ones(1, 1, 2, dtype=torch.float64), torch.ones(1, 1, len(ncols), dtype=torch.float64)],
+            [torch.zeros(1, 1, 0, dtype=torch.float64)] * 2, ncols, [torch.zeros(0, dtype=torch.long)] * 2, 1e-9, False)
+    guard = float((bab_bounds.lagrangian(*args)[0] - bab_bounds.lagrangian(*args, guard=False)[0])[0, 0])
+    assert guard >= bab_bounds.GUARD * float(np.abs(c) @ np.abs(Ws[1]) @ bounds[0][1])  # about 8e-5
+
+
 def test_box_max_is_the_maximum_over_the_box_corners():
     """``box_max`` (the first layer's coefficients taken to the input box, formed in row chunks) equals the
     largest value over every corner of the box, including a degenerate input and more rows than one chunk."""

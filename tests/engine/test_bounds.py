@@ -209,3 +209,16 @@ def test_term_signs_fix_the_signs_the_guarded_bounds_leave_open():
     points = box.lower + (box.upper - box.lower) * np.random.default_rng(0).random((2000, 3))
     g = points @ weight.T + bias
     assert np.all(g[:, [0, 1, 4]] <= 0) and np.all(g[:, [0, 2, 4]] >= 0)
+
+
+def test_bounds_contain_the_float64_pass_where_back_substitution_cancels_large_terms():
+    """g1 = relu(x + 1e8) - relu((1 - 2^-30) x + 1e8) + d: in exact arithmetic at most d < 0, but the float64 pass
+    rounds x + 1e8 to about 1.5e-8 and reaches +1.2e-8. The symbolic bound's constant cancels 1e8 against 1e8; its
+    guard must size those terms, not the cancelled result, and so contain every float64 value."""
+    big, d = 1e8, -2e-9 - 2**-30
+    network = Network.from_arrays([np.array([[1.0], [1.0 - 2**-30]]), np.array([[1.0, -1.0]]), np.array([[1.0]])],
+                                  [np.array([big, big]), np.array([d]), np.zeros(1)], dtype="float64")
+    box = Box(np.zeros(1), np.ones(1))
+    values = network.preactivations(np.linspace(0, 1, 20001)[:, None])[1][:, 0]
+    bounds = propagate(network, box)[1]
+    assert values.max() > 1e-8 and bounds.upper[0] >= values.max() and bounds.lower[0] <= values.min()

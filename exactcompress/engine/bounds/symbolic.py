@@ -41,6 +41,10 @@ def symbolic_layer(network: Network, box: Box, below: Sequence[LayerBounds], ind
     layer = network.layers[index]
     upper_coef, upper_const = layer.weight, layer.bias.copy()
     lower_coef, lower_const = layer.weight, layer.bias.copy()
+    # the size of the terms that formed the coefficients and constants (for the rounding guard): each product
+    # ``on_g @ weight`` is off by at most n u |on_g| |weight| entry-wise, which moves the bound by that times
+    # max |input of layer j| at most, however much the computed coefficients cancelled
+    upper_formed = lower_formed = np.zeros(layer.out_features)
     for j in range(index - 1, -1, -1):
         upper_slope, upper_intercept, lower_slope = relu_relaxation(below[j])
         # upper bound: positive coefficients take the upper line, negative ones the lower line
@@ -52,8 +56,12 @@ def symbolic_layer(network: Network, box: Box, below: Sequence[LayerBounds], ind
         lower_const = lower_const + low_neg @ upper_intercept
         lower_on_g = low_pos * lower_slope + low_neg * upper_slope
         weight, bias = network.layers[j].weight, network.layers[j].bias
+        reach = np.abs(weight) @ (np.maximum(below[j - 1].upper, 0.0) if j else
+                                  np.maximum(np.abs(box.lower), np.abs(box.upper))) + np.abs(bias)
+        upper_formed = upper_formed + up_pos @ upper_intercept + np.abs(upper_on_g) @ reach
+        lower_formed = lower_formed - low_neg @ upper_intercept + np.abs(lower_on_g) @ reach
         upper_coef, upper_const = upper_on_g @ weight, upper_const + upper_on_g @ bias
         lower_coef, lower_const = lower_on_g @ weight, lower_const + lower_on_g @ bias
-    upper = concretise(upper_coef, upper_const, box.lower, box.upper).upper
-    lower = concretise(lower_coef, lower_const, box.lower, box.upper).lower
+    upper = concretise(upper_coef, upper_const, box.lower, box.upper, upper_formed).upper
+    lower = concretise(lower_coef, lower_const, box.lower, box.upper, lower_formed).lower
     return LayerBounds(lower=lower, upper=upper)

@@ -322,7 +322,7 @@ class _Search:
         if dead:  # a layer entirely inactive: the target is constant on the box
             return self._closed_form(_constant_above(Ws, bs, c_full, d, dead[-1]), lo[None])
         self.c, self.d = c_full[self.keep[layer - 1]], d
-        self.P = Net(self.W, self.b, self.c, d, lo, hi, torch.float64, torch.device(device))
+        self.P = Net(self.W, self.b, self.c, d, lo, hi, torch.float64, torch.device(device), upper=ub)
         rng = np.random.default_rng(seed)
         # witness search from random starts
         n_starts, n_steps = root_attack_size(sum(weight.size for weight in self.W) + self.c.size)

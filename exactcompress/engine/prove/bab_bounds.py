@@ -37,16 +37,34 @@ LP_METHOD = "highs-ipm"
 GUARD = ROUNDING_WIDENING  # the outward rounding guard every bound of the project uses
 
 
+def _term_sizes(Ws, bs, lo, hi, upper=None) -> list[np.ndarray]:
+    """Per hidden layer k (n_k,): |b_k| + |W_k| max(h^{k-1}, 0) (k >= 1), max h from ``upper`` or by intervals."""
+    Ws = [np.asarray(w, dtype=np.float64) for w in Ws]
+    bs = [np.asarray(b, dtype=np.float64) for b in bs]
+    if upper is None:
+        upper = [np.maximum(Ws[0], 0) @ np.asarray(hi, dtype=np.float64)
+                 + np.minimum(Ws[0], 0) @ np.asarray(lo, dtype=np.float64) + bs[0]]
+        for w, b in zip(Ws[1:], bs[1:]):
+            upper.append(np.maximum(w, 0) @ np.maximum(upper[-1], 0) + b)
+    return [np.abs(bs[0])] + [np.abs(b) + np.abs(w) @ np.maximum(np.asarray(u, dtype=np.float64), 0)
+                              for w, b, u in zip(Ws[1:], bs[1:], upper)]
+
+
 class Net:
     """Hidden layers 0..L-1 below the target (stably inactive neurons removed) and the target row."""
 
-    def __init__(self, Ws, bs, c, d, lo, hi, dtype, device):
+    def __init__(self, Ws, bs, c, d, lo, hi, dtype, device, upper=None):
         def t(a):
             return torch.as_tensor(np.array(a, dtype=np.float64), dtype=dtype, device=device)
 
         self.W = [t(w) for w in Ws]
         self.b = [t(b) for b in bs]
-        self.babs = [x.abs() for x in self.b]
+        # the size of layer k's terms, for the rounding guard: |b_k| and, above the first layer, |W_k| times the
+        # largest h^{k-1} on the box (``upper``: valid upper bounds on the pre-activations of the layers below the
+        # target; interval bounds where None). The guard multiplies the coefficients on z^k by it, which covers the
+        # rounding of the product that takes them to h^{k-1}, cancellation included: an error δ there moves the
+        # bound by δ · h^{k-1} at most, and |δ| <= n u |coefficients| |W_k| with n u < GUARD for n < 9,000 terms
+        self.babs = [t(size) for size in _term_sizes(Ws, bs, lo, hi, upper)]
         self.c = t(c)
         self.d = float(d)
         self.lo, self.hi = t(lo), t(hi)
@@ -392,7 +410,9 @@ def lp_certificate(Ws, bs, c, d, lo, hi, lb, ub, want_alpha=False):
     mu = -np.asarray(res.eqlin.marginals, dtype=np.float64)
     g = cv - A.T @ y - E.T @ mu
     val = d + y @ b + mu @ e + np.maximum(g, 0) @ vhi + np.minimum(g, 0) @ vlo
-    mag = np.abs(g) @ np.maximum(np.abs(vlo), np.abs(vhi)) + abs(d) + np.abs(y) @ np.abs(b) + np.abs(mu) @ np.abs(e)
+    vmag = np.maximum(np.abs(vlo), np.abs(vhi))
+    formed = (np.abs(cv) + abs(A).T @ y + abs(E).T @ np.abs(mu)) @ vmag  # the terms of g, before they cancel
+    mag = formed + abs(d) + np.abs(y) @ np.abs(b) + np.abs(mu) @ np.abs(e)
     bound = float(val + GUARD * (1.0 + abs(val) + mag))
     if not math.isfinite(bound):  # overflowed: no bound
         bound = math.inf
@@ -431,7 +451,7 @@ def farkas(Asp, bub, vlo, vhi):
     y = np.maximum(-np.asarray(res.ineqlin.marginals, dtype=np.float64), 0.0)
     g = Asp.T @ y
     low = np.maximum(g, 0) @ vlo + np.minimum(g, 0) @ vhi - y @ bub
-    mag = np.abs(g) @ np.maximum(np.abs(vlo), np.abs(vhi)) + np.abs(y) @ np.abs(bub)
+    mag = (abs(Asp).T @ y) @ np.maximum(np.abs(vlo), np.abs(vhi)) + np.abs(y) @ np.abs(bub)  # (y >= 0)
     if low - GUARD * (1.0 + abs(low) + mag) > 0:
         return y
     return None

@@ -52,11 +52,20 @@ def first_line(error: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+#: the largest size of a weight or bias accepted: SCIP's infinity (its MILPs read larger coefficients as infinite)
+MAX_PARAMETER_SIZE = 1e20
+
+
 def finite_float64(source: str, key: str, values: np.ndarray) -> np.ndarray:
-    """``values`` as a float64 array; InputError naming ``key`` if it holds NaN or Inf."""
+    """``values`` as a float64 array; InputError naming ``key`` if it holds NaN or Inf, or values beyond
+    ``MAX_PARAMETER_SIZE`` in size."""
     array = np.asarray(values, dtype=np.float64)
     if not np.all(np.isfinite(array)):
         raise InputError(source, f"tensor '{key}' contains NaN or Inf values")
+    largest = float(np.abs(array).max(initial=0.0))
+    if largest > MAX_PARAMETER_SIZE:
+        raise InputError(source, f"tensor '{key}' holds a value of size {largest:.3g}; at most {MAX_PARAMETER_SIZE:g} "
+                         "is accepted (the MILP solver reads larger coefficients as infinite)")
     return array
 
 

@@ -478,6 +478,8 @@ BAD_INPUTS = {
     "nan_torch": (lambda tmp_path: state_dict_with(tmp_path, "nan.pt", set_item("2.bias", lambda s: s["2.bias"] * np.nan)), "2.bias' contains NaN"),
     "inf_safetensors": (lambda tmp_path: state_dict_with(tmp_path, "inf.safetensors", set_item("0.weight", lambda s: s["0.weight"] / 0)), "0.weight' contains NaN or Inf"),
     "nan_onnx": (onnx_nan, "W1' contains NaN"),
+    "huge_torch": (lambda tmp_path: state_dict_with(tmp_path, "huge.pt", set_item("0.weight", lambda s: s["0.weight"] * 1e25)),
+                   "0.weight' holds a value of size"),
     "shape_mismatch": (lambda tmp_path: state_dict_with(tmp_path, "shape.pt", set_item("2.weight", lambda s: torch.ones(6, 8))), "shape mismatch"),
     "no_hidden_layer": (lambda tmp_path: _save(tmp_path / "single.pt", {"weight": torch.ones(2, 3), "bias": torch.ones(2)}), "fewer than one hidden layer"),
     "conv_weight": (lambda tmp_path: state_dict_with(tmp_path, "conv.pt", set_item("0.weight", lambda s: torch.ones(7, 5, 3, 3))), "'0.weight' has shape (7, 5, 3, 3)"),

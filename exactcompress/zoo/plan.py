@@ -3,6 +3,8 @@ any work starts; and how files named in a spec resolve to storage."""
 
 from __future__ import annotations
 
+import os
+
 from ..errors import InputError
 from ..schema import MODEL_SUFFIXES, FileDomainSpec, Manifest, ManifestSource, ModelTask, ZooJobSpec
 from ..schema.specfile import parse_spec
@@ -46,8 +48,9 @@ def plan_tasks(spec: ZooJobSpec) -> list[ModelTask]:
 
 def _output_inside(source: str, output: str) -> str | None:
     """The output prefix relative to the source when it lies inside it (its files are not models), given
-    both as canonical storage URLs; InputError when they are the same place."""
-    source, output = source.rstrip("/"), output.rstrip("/")
+    both as canonical storage URLs (local paths are compared as real paths: ``a/x/..`` and symlinks are the
+    place they name); InputError when they are the same place."""
+    source, output = (os.path.realpath(url) if "://" not in url else url.rstrip("/") for url in (source, output))
     if output == source:
         raise InputError(output, "is the job's source too; write the results elsewhere (their compressed models "
                          "would be read as new models on the next run)")

@@ -73,13 +73,16 @@ def test_an_unsafe_model_name_stops_planning_naming_it_locally_and_on_s3(tmp_pat
     assert s3_storage.child("zoo").list_keys() == ["good.pt"]  # other listings keep to safe keys
 
 
-@pytest.mark.parametrize("spelling", ["{root}", "{root}/", "file://{root}", "file://{root}/"])
+@pytest.mark.parametrize("spelling", ["{root}", "{root}/", "file://{root}", "file://{root}/", "{root}/sub/..",
+                                      "{link}"])
 def test_output_equal_to_the_source_is_refused_however_spelled(tmp_path, spelling):
     from exactcompress.zoo.plan import plan_tasks
 
     _models(tmp_path / "zoo", "a.pt")
+    (tmp_path / "link").symlink_to(tmp_path / "zoo")
     with pytest.raises(InputError, match="is the job's source too"):
-        plan_tasks(ZooJobSpec(source=str(tmp_path / "zoo"), output=spelling.format(root=tmp_path / "zoo")))
+        plan_tasks(ZooJobSpec(source=str(tmp_path / "zoo"),
+                              output=spelling.format(root=tmp_path / "zoo", link=tmp_path / "link")))
 
 
 def test_results_inside_the_source_are_not_read_as_models(tmp_path):
@@ -88,3 +91,6 @@ def test_results_inside_the_source_are_not_read_as_models(tmp_path):
     _models(tmp_path / "zoo", "a.pt", "out/runs/abc/auto-1/compressed.pt")
     spec = ZooJobSpec(source=f"file://{tmp_path / 'zoo'}/", output=str(tmp_path / "zoo" / "out"))
     assert [task.key for task in plan_tasks(spec)] == ["a.pt"]
+    spec = ZooJobSpec(source=str(tmp_path / "zoo"), output=str(tmp_path / "zoo" / "sub" / ".." / "out"))
+    assert [task.key for task in plan_tasks(spec)] == ["a.pt"]  # the same place, spelled with '..'
+

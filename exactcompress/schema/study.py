@@ -11,7 +11,7 @@ from .common import Method, Status, Strict
 from .job import DomainSpec
 from .report import Versions
 
-STUDY_SCHEMA_VERSION = "1.2"
+STUDY_SCHEMA_VERSION = "1.3"
 
 
 class NoRegularizer(Strict):
@@ -124,6 +124,9 @@ class StudyConfig(Strict):
     """One configuration; its hash (``config_hash``) keys everything it writes."""
 
     dataset: str = Field(description="digits | digits-784 | digits-3072 | the .npz URL")
+    dataset_sha256: str | None = Field(
+        None, description="an .npz data set's sha256 when the study was planned: a changed file is another "
+        "configuration, trained again (since 1.3)")
     hidden: list[int] = Field(description="hidden widths (a CNN: its dense widths after Flatten)")
     cnn: CnnArchitecture | None = Field(None, description="set for a CNN (since 1.1)")
     regularizer: Literal["none", "l1", "lp", "tl1", "group-l1"]

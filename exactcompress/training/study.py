@@ -23,6 +23,7 @@ import torch
 from pydantic import ValidationError
 
 from ..engine.prove.parallel import ParallelMap
+from ..errors import InputError
 from ..io.architecture import arch_path
 from ..pipeline import versions
 from ..reports.study import (
@@ -73,6 +74,7 @@ def plan_configs(spec: StudySpec) -> list[StudyConfig]:
     """Every architecture × regulariser strength × seed (``none`` has the one strength 0), without
     duplicates, in spec order."""
     dataset = spec.dataset.npz if isinstance(spec.dataset, NpzDataset) else spec.dataset
+    digest = _npz_sha256(spec.dataset.npz) if isinstance(spec.dataset, NpzDataset) else None
     configs: dict[str, StudyConfig] = {}
     for architecture in spec.architectures:
         cnn_architecture = architecture if isinstance(architecture, CnnArchitecture) else None
@@ -82,7 +84,7 @@ def plan_configs(spec: StudySpec) -> list[StudyConfig]:
             for strength in getattr(regularizer, "strengths", [0.0]):
                 for seed in spec.seeds:
                     config = StudyConfig(
-                        dataset=dataset, hidden=hidden, cnn=cnn_architecture, regularizer=regularizer.kind,
+                        dataset=dataset, dataset_sha256=digest, hidden=hidden, cnn=cnn_architecture, regularizer=regularizer.kind,
                         strength=strength, seed=seed,
                         epochs=spec.epochs, batch_size=spec.batch_size, learning_rate=spec.learning_rate, **parameters,
                     )
@@ -90,10 +92,20 @@ def plan_configs(spec: StudySpec) -> list[StudyConfig]:
     return list(configs.values())
 
 
+def _npz_sha256(url: str) -> str:
+    """sha256 of an .npz data set's bytes; InputError naming it when it cannot be read."""
+    storage, name = split_url(url)
+    if not storage.exists(name):
+        raise InputError(url, "no such .npz data set")
+    return hashlib.sha256(storage.get_bytes(name)).hexdigest()
+
+
 def config_hash(config: StudyConfig) -> str:
-    """sha256 (16 hex) of the configuration's canonical JSON (sorted keys, no spaces; an MLP's ``cnn: null`` is
-    left out, so MLP configurations keep the hashes of study schema 1.0)."""
-    settings = config.model_dump(mode="json", exclude={"cnn"} if config.cnn is None else set())
+    """sha256 (16 hex) of the configuration's canonical JSON (sorted keys, no spaces; an MLP's ``cnn: null`` and
+    a bundled data set's ``dataset_sha256: null`` are left out, so those configurations keep the hashes of study
+    schema 1.0)."""
+    unset = {name for name in ("cnn", "dataset_sha256") if getattr(config, name) is None}
+    settings = config.model_dump(mode="json", exclude=unset)
     canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -284,3 +284,20 @@ def test_a_cnn_architecture_is_refused_with_flat_npz_data():
         small_spec("out", dataset={"npz": "data.npz"}, architectures=[{"kind": "cnn", "channels": [4]}])
     with pytest.raises(ValueError, match="strides has 1 entries"):
         small_spec("out", architectures=[{"kind": "cnn", "channels": [4, 8], "strides": [2]}])
+
+
+def test_a_changed_npz_data_set_is_another_configuration(tmp_path):
+    """The configurations of an .npz study carry the file's sha256: replacing the file (the same URL) plans other
+    configurations, so nothing trained on the old data is reused with its old accuracy."""
+    from exactcompress.training.study import config_hash, plan_configs
+
+    data = tmp_path / "data.npz"
+    arrays = dict(X_train=np.random.default_rng(0).random((20, 3)), y_train=np.arange(20) % 2,
+                  X_test=np.random.default_rng(1).random((6, 3)), y_test=np.arange(6) % 2)
+    np.savez(data, **arrays)
+    spec = small_spec(str(tmp_path / "study"), dataset={"npz": str(data)})
+    before = [config_hash(config) for config in plan_configs(spec)]
+    assert plan_configs(spec)[0].dataset_sha256 is not None and before == [config_hash(c) for c in plan_configs(spec)]
+    np.savez(data, **{**arrays, "y_train": 1 - arrays["y_train"]})
+    assert not set(before) & {config_hash(config) for config in plan_configs(spec)}
+    assert all(config.dataset_sha256 is None for config in plan_configs(small_spec(str(tmp_path / "s"))))

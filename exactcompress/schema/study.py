@@ -146,6 +146,9 @@ class TrainingRecord(Strict):
     config: StudyConfig
     config_hash: str
     model_key: str
+    model_sha256: str | None = Field(
+        None, description="sha256 of model.pt as written: a record whose model.pt no longer matches does not count, "
+        "and the configuration is trained again (since 1.3)")
     train_accuracy: float
     test_accuracy: float
     loss_curve: list[float] = Field(description="mean training loss (with the penalty) per epoch")

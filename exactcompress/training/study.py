@@ -115,7 +115,8 @@ def _config_storage(spec: StudySpec, config: StudyConfig) -> Storage:
 
 
 def committed_record(spec: StudySpec, config: StudyConfig) -> TrainingRecord | None:
-    """The configuration's ``training.json`` if it exists, validates and is for ``config``; else None."""
+    """The configuration's ``training.json`` if it exists, validates, is for ``config`` and its ``model.pt`` is
+    the one it records (records before study schema 1.3 record none); else None."""
     storage = _config_storage(spec, config)
     if not storage.exists(TRAINING):
         return None
@@ -123,7 +124,12 @@ def committed_record(spec: StudySpec, config: StudyConfig) -> TrainingRecord | N
         record = TrainingRecord.model_validate_json(storage.get_bytes(TRAINING))
     except ValidationError:
         return None  # a damaged record does not count: the configuration is trained again
-    return record if record.config == config else None
+    if record.config != config:
+        return None
+    if record.model_sha256 is not None and (
+            not storage.exists(MODEL) or hashlib.sha256(storage.get_bytes(MODEL)).hexdigest() != record.model_sha256):
+        return None  # its model was replaced or damaged since
+    return record
 
 
 def train_config(spec: StudySpec, config: StudyConfig) -> TrainingRecord:
@@ -159,13 +165,19 @@ def train_config(spec: StudySpec, config: StudyConfig) -> TrainingRecord:
         if input_shape:  # the architecture file goes first: a model.pt is never there without it
             storage.upload(arch_path(Path(scratch) / MODEL), arch_path(Path(MODEL)).name)
         storage.upload(Path(scratch) / MODEL, MODEL)
+        model_sha256 = hashlib.sha256((Path(scratch) / MODEL).read_bytes()).hexdigest()
     record = TrainingRecord(
-        config=config, config_hash=config_hash(config), model_key=storage.url(MODEL), train_accuracy=train_accuracy,
-        test_accuracy=test_accuracy, loss_curve=losses, seconds=seconds, torch=torch.__version__,
+        config=config, config_hash=config_hash(config), model_key=storage.url(MODEL), model_sha256=model_sha256,
+        train_accuracy=train_accuracy, test_accuracy=test_accuracy, loss_curve=losses, seconds=seconds,
+        torch=torch.__version__,
     )
-    if storage.put_if_absent(TRAINING, record.model_dump_json(indent=2).encode()):
+    data = record.model_dump_json(indent=2).encode()
+    if storage.put_if_absent(TRAINING, data):
         return record
-    return committed_record(spec, config) or record  # a concurrent run committed first
+    committed = committed_record(spec, config)  # a concurrent run committed first: its record, if it still counts
+    if committed is None:
+        storage.put_bytes(TRAINING, data)  # what was there does not count (its model.pt is ours now): replace it
+    return committed or record
 
 
 def study_domain(spec: StudySpec) -> DomainSpec:

@@ -302,3 +302,20 @@ def test_a_changed_npz_data_set_is_another_configuration(tmp_path):
     np.savez(data, **{**arrays, "y_train": 1 - arrays["y_train"]})
     assert not set(before) & {config_hash(config) for config in plan_configs(spec)}
     assert all(config.dataset_sha256 is None for config in plan_configs(small_spec(str(tmp_path / "s"))))
+
+
+def test_a_configuration_whose_model_was_replaced_since_its_record_is_trained_again(tmp_path):
+    """training.json records model.pt's sha256: a model.pt damaged or replaced since no longer lets the record
+    count, so the configuration is trained (and compressed) again rather than reported with the old accuracy."""
+    from exactcompress.training.study import CONFIGS, MODEL, committed_record, config_hash, plan_configs, run_config
+
+    spec = small_spec(str(tmp_path / "study"), architectures=[[8]], regularizers=[{"kind": "none"}], time_limit_s=5)
+    (config,) = plan_configs(spec)
+    first = run_config(spec, config)
+    record = committed_record(spec, config)
+    assert first.trained and record is not None and record.model_sha256 is not None
+    model = tmp_path / "study" / CONFIGS / config_hash(config) / MODEL
+    model.write_bytes(model.read_bytes()[:-8] + b"damaged!")
+    assert committed_record(spec, config) is None
+    again = run_config(spec, config)
+    assert again.trained and committed_record(spec, config) is not None

@@ -329,12 +329,20 @@ def _check_out(out: Path, model_sha256: str, force: bool) -> bool:
 
 def _written_by(report) -> set[str]:
     """The file names an output with this report consists of."""
-    from .reports.report import CONVERGENCE_FIGURE, LAYER_FIGURE
+    from .reports.report import CONVERGENCE_FIGURE, LAYER_FIGURE, output_files
 
-    outputs = report.outputs
-    named = [outputs.architecture, outputs.witnesses, outputs.report_md, outputs.report_html] if outputs else []
-    listed = [*outputs.compressed, *outputs.files] if outputs else []
-    return {"report.json", LAYER_FIGURE, CONVERGENCE_FIGURE, *listed, *(name for name in named if name)}
+    return {"report.json", LAYER_FIGURE, CONVERGENCE_FIGURE, *output_files(report)}
+
+
+@contextmanager
+def _cannot_write(out: Path) -> Iterator[None]:
+    """An OSError within, the file system refusing to create what ``out`` needs, as an InputError naming ``out``."""
+    from .errors import InputError
+
+    try:
+        yield
+    except OSError as error:
+        raise InputError(str(out), f"cannot be written: {error.strerror or error}") from None
 
 
 @contextmanager
@@ -344,19 +352,14 @@ def _replacing(out: Path, whole: bool) -> Iterator[Path]:
     import shutil
     import tempfile
 
-    from .errors import InputError
-
-    try:
-        if not whole:
-            out.mkdir(parents=True, exist_ok=True)
-        else:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
-    except OSError as error:
-        raise InputError(str(out), f"cannot be written: {error.strerror or error}") from None
     if not whole:
+        with _cannot_write(out):
+            out.mkdir(parents=True, exist_ok=True)
         yield out
         return
+    with _cannot_write(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     try:
         yield staging
         if out.exists():
@@ -551,10 +554,8 @@ def zoo_digits(
     with _one_line_errors():
         if out.exists() and not out.is_dir():
             raise InputError(str(out), "exists and is not a directory; --out needs a directory for the zoo")
-        try:
+        with _cannot_write(out):
             out.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise InputError(str(out), f"cannot be written: {error.strerror or error}") from None
     paths = build_digits_zoo(out, seed=seed)
     for path in paths:
         typer.echo(str(path))

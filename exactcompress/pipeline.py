@@ -30,7 +30,7 @@ from .engine.prove.parallel import ParallelMap
 from .engine.verify import DEFAULT_SAMPLES, verify
 from .errors import InputError, SolverError, SoundnessError
 from .io import from_sequential, load_network, network_info, save_network
-from .io.domain_files import from_file, load_data, scalar_box
+from .io.domain_files import data_points, from_file, load_data, scalar_box
 from .io.save import arch_file_written
 from .reports.report import write_report_json, write_reports
 from .schema import (
@@ -515,13 +515,4 @@ def _data_points(data, input_dim: int) -> np.ndarray | None:
     if not isinstance(data, np.ndarray):
         raise InputError("data", f"is a {type(data).__name__}; expected an array (n, features), a .npy/.npz path "
                          "or None")
-    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
-        raise InputError("data", f"array has non-numeric dtype {data.dtype}")
-    if data.ndim == 0 or len(data) == 0:
-        raise InputError("data", f"array of shape {data.shape} holds no points")
-    points = np.asarray(data, dtype=np.float64).reshape(len(data), -1)
-    if not np.all(np.isfinite(points)):
-        raise InputError("data", "array contains NaN or Inf")
-    if points.shape[1] != input_dim:
-        raise InputError("data", f"points have {points.shape[1]} features but the network takes {input_dim} inputs")
-    return points
+    return data_points("data", data, input_dim)

@@ -58,7 +58,12 @@ def _load_array(path: Path) -> np.ndarray:
             array = loaded[key or names[0]]
     else:
         array = loaded
-    if not np.issubdtype(array.dtype, np.number):
+    return _finite_float64(source, array)
+
+
+def _finite_float64(source: str, array: np.ndarray) -> np.ndarray:
+    """``array`` as float64; InputError naming ``source`` if it is not numeric or holds NaN or Inf."""
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
         raise InputError(source, f"array has non-numeric dtype {array.dtype}")
     array = array.astype(np.float64)
     if not np.all(np.isfinite(array)):
@@ -66,18 +71,24 @@ def _load_array(path: Path) -> np.ndarray:
     return array
 
 
+def data_points(source: str, array: np.ndarray, input_dim: int | None = None) -> np.ndarray:
+    """Points (n, features), float64, from an array of n points of any shape (one point if 1-D); InputError naming
+    ``source`` if it is not numeric, holds NaN or Inf, holds no point or (given ``input_dim``) the wrong width."""
+    array = _finite_float64(source, array)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim == 0 or array.shape[0] == 0:
+        raise InputError(source, f"array of shape {array.shape} holds no points")
+    array = array.reshape(array.shape[0], -1)
+    if input_dim is not None and array.shape[1] != input_dim:
+        raise InputError(source, f"points have {array.shape[1]} features but the network takes {input_dim} inputs")
+    return array
+
+
 def load_data(path: str | Path, input_dim: int | None = None) -> np.ndarray:
     """Data points from a ``.npy`` / ``.npz`` file (see ``_load_array``), flattened to shape (n, features), float64."""
     path = Path(path)
-    array = _load_array(path)
-    if array.ndim == 1:
-        array = array[None, :]
-    array = array.reshape(array.shape[0], -1)
-    if array.shape[0] == 0:
-        raise InputError(str(path), "data file holds no points")
-    if input_dim is not None and array.shape[1] != input_dim:
-        raise InputError(str(path), f"points have {array.shape[1]} features but the network takes {input_dim} inputs")
-    return array
+    return data_points(str(path), _load_array(path), input_dim)
 
 
 def from_data(path: str | Path, margin: float = 0.0) -> Domain:

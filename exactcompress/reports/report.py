@@ -276,12 +276,17 @@ def _versions(report: CompressionReport) -> Table:
     return ["", ""], rows
 
 
-def _outputs(report: CompressionReport) -> Table:
+def output_files(report: CompressionReport) -> list[str]:
+    """The file names ``report.outputs`` records: compressed models, architecture file, witnesses, report.md/html."""
     if report.outputs is None:
-        return ["", ""], []
+        return []
     files = [*report.outputs.compressed, report.outputs.architecture, report.outputs.witnesses,
              report.outputs.report_md, report.outputs.report_html]
-    return ["", ""], [["file", name] for name in files if name]
+    return [name for name in files if name]
+
+
+def _outputs(report: CompressionReport) -> Table:
+    return ["", ""], [["file", name] for name in output_files(report)]
 
 
 def _sections(report: CompressionReport) -> list[Section]:

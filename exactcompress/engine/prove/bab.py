@@ -164,8 +164,10 @@ def _target_values(weights, biases, layer, neuron, sign, X) -> np.ndarray:
     return sign * (h @ w + float(biases[layer][neuron]))
 
 
-def _worst(bounds: np.ndarray) -> float:
-    """The largest of valid upper bounds (n,), +inf where one is NaN (an overflowed bound proves nothing)."""
+def _worst(bounds) -> float:
+    """The largest of valid upper bounds (a number or (n,)), +inf where one is NaN (an overflowed bound proves
+    nothing)."""
+    bounds = np.asarray(bounds, dtype=np.float64)
     return math.inf if np.isnan(bounds).any() else float(np.max(bounds, initial=-math.inf))
 
 
@@ -250,7 +252,7 @@ class _Search:
         self.pool = None  # the open domains, once the root is bounded (None before: nothing to resume)
 
     def result(self, status, witness=None) -> BabResult:
-        bb = -self.margin if status == "proved" else _worst(np.array([self.best_bound]))
+        bb = -self.margin if status == "proved" else _worst(self.best_bound)
         return BabResult(status, witness, self.domains, time.monotonic() - self.t0, float(bb))
 
     def stopped(self) -> BabResult:
@@ -453,7 +455,7 @@ class _Search:
                 bsc, bk, bj = leaf_choice(lbs, ubs, [x[i] for x in out["coefs"]], [x[i] for x in batch["split"]])
                 if bk < 0:
                     self.stuck += 1
-                    self.stuck_max = max(self.stuck_max, _worst(np.array([min(float(out["bound"][i]), lpb)])))
+                    self.stuck_max = max(self.stuck_max, _worst(min(float(out["bound"][i]), lpb)))
                     score[pos] = -2.0
                 else:
                     score[pos], layers[pos], neurons[pos] = bsc, bk, bj

@@ -8,6 +8,7 @@ import tempfile
 from typing import Any, Callable, Sequence
 from urllib.parse import urlsplit
 
+import grpc
 import ray
 
 from ..errors import InputError
@@ -15,6 +16,8 @@ from ..errors import InputError
 #: seconds a Ray address gets to accept a TCP connection before ``connect`` gives up on it (``ray.init`` itself
 #: would retry an unreachable GCS for minutes, printing a warning every few seconds)
 CONNECT_TIMEOUT_S = 5.0
+#: a cheap call every Ray GCS of this Ray version serves (its reply is not read)
+GCS_PROBE_METHOD = "/ray.rpc.NodeInfoGcsService/GetClusterId"
 #: what ``zoo run --address`` / ``study run --address`` take (and what they do not)
 ADDRESS_FORMS = ("expected a Ray cluster address: HOST:PORT (the head's GCS port, 6379 by default), ray://HOST:PORT "
                  "(Ray Client, 10001 by default) or auto; http://HEAD:8265 is the dashboard, for `zoo submit`")
@@ -54,6 +57,28 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         where = f"{via}; {reason}" if via else reason
         raise InputError(address, f"cannot reach a Ray cluster there ({where}): is the head up and its port {port} "
                          "open to this machine?") from None
+    if not target.startswith("ray://"):
+        _check_gcs(address, f"{host}:{port}", via, timeout)
+
+
+def _check_gcs(address: str, host_port: str, via: str, timeout: float) -> None:
+    """Raise InputError unless the service at ``host_port`` answers a Ray GCS call (any reply, an authentication
+    refusal included) within ``timeout`` seconds: ``ray.init`` would wait for minutes on anything else that
+    accepts connections there (the dashboard's port, Ray Client's, another server)."""
+    with grpc.insecure_channel(host_port) as channel:
+        call = channel.unary_unary(GCS_PROBE_METHOD)
+        try:
+            call(b"", timeout=timeout)
+            return
+        except grpc.RpcError as error:
+            code = error.code()
+    if code not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return
+    answer = {grpc.StatusCode.UNIMPLEMENTED: "a gRPC service that is not a Ray GCS answers",
+              grpc.StatusCode.DEADLINE_EXCEEDED: f"nothing answered as a Ray GCS within {timeout:g} s"}
+    what = answer.get(code, "the service there is not a Ray GCS")
+    where = f" ({via})" if via else ""
+    raise InputError(address, f"{what}{where}; " + ADDRESS_FORMS)
 
 
 def _resolved(address: str) -> tuple[str, str]:

@@ -63,12 +63,45 @@ def test_a_dashboard_address_is_refused_saying_which_address_zoo_run_takes():
         check_reachable("http://127.0.0.1:8265")
 
 
-def test_an_open_port_passes_and_local_is_left_to_ray():
+def test_an_open_port_that_is_not_a_ray_gcs_is_refused_and_local_is_left_to_ray():
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen()
-        check_reachable(f"127.0.0.1:{server.getsockname()[1]}")
+        address = f"127.0.0.1:{server.getsockname()[1]}"
+        with pytest.raises(InputError, match=rf"{address}: nothing answered as a Ray GCS within 0.5 s; expected"):
+            check_reachable(address, timeout=0.5)
     check_reachable("local")
+
+
+def test_zoo_run_against_a_web_server_is_one_line_and_exit_2(tmp_path):
+    """Before the GCS probe, `ray.init` waited for minutes on any port that accepted connections."""
+    spec = tmp_path / "zoo.yaml"
+    spec.write_text(f"source: {tmp_path / 'zoo'}\noutput: {tmp_path / 'out'}\n")
+    (tmp_path / "zoo").mkdir()
+    (tmp_path / "zoo" / "a.pt").write_bytes(b"PK not really a model")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "http.server did not start"
+                time.sleep(0.1)
+        environment = {name: value for name, value in os.environ.items() if name != "RAY_ADDRESS"}
+        result = subprocess.run([SCRIPT, "zoo", "run", str(spec), "--address", f"127.0.0.1:{port}", "--quiet"],
+                                capture_output=True, text=True, timeout=60, env=environment)
+    finally:
+        server.kill()
+        server.wait()
+    assert result.returncode == ExitCode.USAGE, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"127.0.0.1:{port}: the service there is not a Ray GCS" in lines[0], lines
 
 
 def test_auto_is_checked_where_ray_address_points(monkeypatch):

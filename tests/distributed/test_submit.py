@@ -33,6 +33,7 @@ from exactcompress.distributed.submit import (
     zoo_entrypoint,
     zoo_runtime_env,
 )
+from exactcompress.distributed.cluster import check_reachable
 from exactcompress.errors import InputError
 
 HEAD_START_TIMEOUT_S = 60
@@ -78,14 +79,16 @@ def _group_alive(pgid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def ray_head():
-    """A one-CPU Ray head with the dashboard on 127.0.0.1 and token auth: (address, token, temp dir)."""
+    """A one-CPU Ray head with the dashboard on 127.0.0.1 and token auth: (dashboard address, token, temp dir,
+    ports: {"gcs": …, "client": …})."""
     temp_dir = Path(tempfile.mkdtemp(prefix="ecray-"))  # short: Ray's socket paths live under it
     token = secrets.token_hex(16)
     dashboard_port = _free_port()
+    ports = {"gcs": _free_port(), "client": _free_port()}
     command = [
         str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--disable-usage-stats",
-        f"--port={_free_port()}", f"--dashboard-port={dashboard_port}", "--dashboard-host=127.0.0.1",
-        f"--ray-client-server-port={_free_port()}", f"--dashboard-agent-listen-port={_free_port()}",
+        f"--port={ports['gcs']}", f"--dashboard-port={dashboard_port}", "--dashboard-host=127.0.0.1",
+        f"--ray-client-server-port={ports['client']}", f"--dashboard-agent-listen-port={_free_port()}",
         "--num-cpus=1", "--include-dashboard=true", f"--temp-dir={temp_dir / 'ray'}",
     ]
     environment = _clean_environment(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token, RAY_TMPDIR=str(temp_dir),
@@ -100,7 +103,7 @@ def ray_head():
             assert head.poll() is None, (temp_dir / "head.log").read_text()
             assert time.monotonic() < deadline, "Ray head did not come up"
             time.sleep(0.5)
-        yield address, token, temp_dir
+        yield address, token, temp_dir, ports
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:
@@ -152,7 +155,7 @@ print(json.dumps({"submission": submission, "logs": logs, "status": status.statu
 def test_submitted_job_runs_the_shipped_code_with_only_storage_settings(ray_head, tmp_path):
     import exactcompress
 
-    address, token, head_dir = ray_head
+    address, token, head_dir, _ = ray_head
     (tmp_path / "zoo.yaml").write_text("name: probe-spec\n")
     result = _run_client(
         SUBMIT_AND_FOLLOW, [address, "probe-1", f"python -c {shlex.quote(PROBE)}"], tmp_path,
@@ -175,7 +178,7 @@ def test_the_zoo_job_runs_on_the_cluster_with_the_default_entrypoint(ray_head, t
     import torch
     from torch import nn
 
-    address, token, _ = ray_head
+    address, token, _, _ = ray_head
     torch.manual_seed(0)
     (tmp_path / "models").mkdir()
     torch.save(nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 2)).state_dict(), tmp_path / "models/tiny.pt")
@@ -190,6 +193,7 @@ def test_the_zoo_job_runs_on_the_cluster_with_the_default_entrypoint(ray_head, t
 
 STOP = """
 import json, sys, time
+from exactcompress.distributed.cluster import check_reachable
 from exactcompress.errors import InputError
 from exactcompress.distributed.submit import job_status, stop_job, submit_zoo_job
 address = sys.argv[1]
@@ -213,7 +217,7 @@ print(json.dumps({"stopped": stopped, "status": status.status.value, "again": st
 
 @pytest.mark.slow
 def test_stop_job_stops_a_running_job(ray_head, tmp_path):
-    address, token, _ = ray_head
+    address, token, _, _ = ray_head
     (tmp_path / "zoo.yaml").write_text("name: sleeper\n")
     result = _run_client(STOP, [address], tmp_path, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
     assert result.pop("duplicate") == (f"{address}: ValueError: Job with submission_id sleeper already exists. "
@@ -223,6 +227,7 @@ def test_stop_job_stops_a_running_job(ray_head, tmp_path):
 
 STATUS_ERROR = """
 import json, sys
+from exactcompress.distributed.cluster import check_reachable
 from exactcompress.errors import InputError
 from exactcompress.distributed.submit import job_status
 try:
@@ -240,7 +245,7 @@ except InputError as error:
     ids=["missing-token", "wrong-token"],
 )
 def test_auth_failures_are_one_line_saying_what_to_set(ray_head, tmp_path, environment, expected):
-    address, _, _ = ray_head
+    address, _, _, _ = ray_head
     # HOME without ~/.ray/auth_token: the client must not find a token by accident
     result = _run_client(STATUS_ERROR, [address], tmp_path, HOME=str(tmp_path), **environment)
     assert result["error"].startswith(f"{address}: the cluster {expected}")
@@ -249,6 +254,7 @@ def test_auth_failures_are_one_line_saying_what_to_set(ray_head, tmp_path, envir
 
 UNKNOWN_JOB = """
 import json, sys
+from exactcompress.distributed.cluster import check_reachable
 from exactcompress.errors import InputError
 from exactcompress.distributed.submit import job_logs, job_status, stop_job
 errors = []
@@ -264,7 +270,7 @@ print(json.dumps(errors))
 
 @pytest.mark.slow
 def test_unknown_job_is_a_one_line_error(ray_head, tmp_path):
-    address, token, _ = ray_head
+    address, token, _, _ = ray_head
     errors = _run_client(UNKNOWN_JOB, [address], tmp_path, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
     assert errors == [f"{address}: Request failed with status code 404: Job nope does not exist."] * 3
 
@@ -333,3 +339,16 @@ def test_default_entrypoint_runs_the_zoo_job_joined_to_the_cluster():
     assert argv[:5] == ["python", "-m", "exactcompress", "zoo", "run"]
     params = typer.main.get_command(app).commands["zoo"].commands["run"].make_context("run", argv[5:]).params
     assert params["address"] == "auto" and params["spec"] == Path("my zoo.yaml")
+
+
+def test_only_the_heads_gcs_port_passes_the_address_check_of_zoo_run(ray_head):
+    """`zoo run --address` probes the GCS with one gRPC call: the GCS passes (its token refusal is an answer), the
+    dashboard's and Ray Client's ports given as HOST:PORT are refused at once instead of `ray.init` waiting."""
+    dashboard, _, _, ports = ray_head
+    check_reachable(f"127.0.0.1:{ports['gcs']}")
+    started = time.monotonic()
+    with pytest.raises(InputError, match="the service there is not a Ray GCS; expected a Ray cluster address"):
+        check_reachable(dashboard.removeprefix("http://"))
+    with pytest.raises(InputError, match="a gRPC service that is not a Ray GCS answers; expected"):
+        check_reachable(f"127.0.0.1:{ports['client']}")
+    assert time.monotonic() - started < 5

@@ -13,6 +13,7 @@ import os
 import platform
 import reprlib
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence, get_args
 
@@ -31,7 +32,7 @@ from .engine.verify import DEFAULT_SAMPLES, verify
 from .errors import InputError, SolverError, SoundnessError
 from .io import from_sequential, load_network, network_info, save_network
 from .io.domain_files import data_points, from_file, load_data, scalar_box
-from .io.save import arch_file_written
+from .io.save import arch_file_written, dtype_holding
 from .reports.report import write_report_json, write_reports
 from .schema import (
     BoxRecord,
@@ -286,6 +287,7 @@ def compress_model(
         clock = time.monotonic()
         say("compressing")
         compressed, log = compress(network, analysis.stably_active, analysis.stably_inactive)
+        compressed = replace(compressed, dtype=dtype_holding(compressed))
         best_case = _if_undecided_settled(network, analysis)
         seconds["compress"] = time.monotonic() - clock
 
@@ -294,7 +296,7 @@ def compress_model(
         extra = analysis.witnesses.points if points is None else np.concatenate([analysis.witnesses.points, points])
         verification = verify(
             network, compressed, domain, extra_points=extra, n_samples=verify_samples,
-            rng=np.random.default_rng(seed + 1), saved_dtype=network.dtype, threads=threads
+            rng=np.random.default_rng(seed + 1), saved_dtype=compressed.dtype, threads=threads
         )
         seconds["verify"] = time.monotonic() - clock
     except SoundnessError as error:  # a bug in a proof: nothing is written but this report

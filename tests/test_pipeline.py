@@ -14,6 +14,7 @@ from exactcompress.engine.analyze import SETTLERS, Analysis, analyze
 from exactcompress.engine.compression import compress
 from exactcompress.engine.domain import Box, Domain
 from exactcompress.engine.network import Network
+from exactcompress.engine.verify import verify
 from exactcompress.engine.witnesses import WitnessSet
 from exactcompress.errors import SolverError, SoundnessError
 from exactcompress.io import from_sequential
@@ -116,6 +117,39 @@ def test_compress_model_writes_an_exact_smaller_model(tmp_path):
         for neuron in entry.unstable:
             g = network.preactivations(witnesses["points"])[layer][:, neuron]
             assert g[witnesses[f"layer{layer}_positive"][neuron]] > 0 > g[witnesses[f"layer{layer}_negative"][neuron]]
+
+
+def test_merged_weights_past_float16s_range_are_written_in_float32_not_as_inf(tmp_path):
+    """A float16 layer stably active on the box merges into the next: 300 · 300 = 90,000 is past float16's 65,504,
+    so written in float16 the file held inf and computed NaN while the report said exact with a saved error 0."""
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Linear(2, 2), torch.nn.ReLU(),
+                                torch.nn.Linear(2, 2)).to(torch.float16)
+    weights = ([[300.0, 0.0], [0.0, 1.0]], [[300.0, 1.0], [-1.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]])
+    biases = ([1.0, 1.0], [-100.0, 0.0], [0.0, 0.0])
+    with torch.no_grad():
+        for linear, weight, bias in zip(model[::2], weights, biases):
+            linear.weight.copy_(torch.tensor(weight))
+            linear.bias.copy_(torch.tensor(bias))
+    report = compress_model(model, tmp_path, domain=scalar_box(0.0, 0.001))
+    assert report.status == "exact" and report.layers[0].compression.merged
+    assert report.verification.passed and report.verification.saved_dtype == "float32"
+    assert report.verification.max_abs_error_saved_dtype is not None
+    assert np.isfinite(report.verification.max_abs_error_saved_dtype)
+    state = torch.load(tmp_path / "compressed.pt", weights_only=True)
+    assert all(tensor.dtype == torch.float32 and torch.isfinite(tensor).all() for tensor in state.values())
+    x = np.random.default_rng(0).uniform(0.0, 0.001, size=(100, 2))
+    original = model.double()(torch.as_tensor(x)).detach().numpy()
+    assert np.allclose(_torch_forward(state, x), original, rtol=1e-6, atol=1e-3)
+
+
+def test_verification_fails_on_a_compressed_output_that_is_not_a_number():
+    network = random_net(1, 3, [6], bias_shift=0.0)
+    broken = Network.from_arrays([layer.weight for layer in network.layers],
+                                 [layer.bias for layer in network.layers[:-1]] + [np.full(network.output_dim, np.nan)],
+                                 dtype="float64")
+    check = verify(network, broken, Domain("box", (Box(-np.ones(3), np.ones(3)),)), n_samples=1000,
+                   rng=np.random.default_rng(0), saved_dtype="float16")
+    assert not check.passed and check.max_abs_error == np.inf and check.max_abs_error_saved_dtype == np.inf
 
 
 def test_a_network_with_nothing_stable_is_reported_unchanged_without_the_uniform_draws(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -218,6 +219,12 @@ class _Tally:
         self.passed &= other.passed
 
 
+def _largest(errors: np.ndarray) -> float:
+    """The largest of ``errors`` (>= 0), and inf where any is NaN or inf (a NaN would vanish in a later ``max``)."""
+    largest = float(np.max(errors))
+    return largest if np.isfinite(largest) else math.inf
+
+
 @dataclass
 class _Comparison:
     """The comparison of one chunk of inputs, as ``verify`` sets it up (see there); safe to run in several
@@ -250,11 +257,11 @@ class _Comparison:
             outputs = _outputs_from_first(self.compressed, first[:, self.rows])
         scale = 1.0 + np.abs(reference)
         error = np.abs(reference - outputs)
-        tally = _Tally(n_inputs=len(points), max_abs=float(np.max(error)), max_rel=float(np.max(error / scale)),
+        tally = _Tally(n_inputs=len(points), max_abs=_largest(error), max_rel=_largest(error / scale),
                        passed=bool(np.all(error <= self.tolerance * scale)))
         take = points[:saved_rows]
         if self.saved is not None and len(take):
-            tally.saved_error = float(np.max(np.abs(reference[: len(take)] - self.saved.forward(take))))
+            tally.saved_error = _largest(np.abs(reference[: len(take)] - self.saved.forward(take)))
             tally.n_saved = len(take)
         return tally
 

@@ -11,7 +11,7 @@ import torch
 from ..engine.network import Network
 from ..errors import InputError
 from ..schema import SaveFormat
-from .sequential import to_sequential
+from .sequential import to_sequential, torch_float_dtype
 
 FILE_NAMES: dict[str, str] = {
     "torch": "compressed.pt",
@@ -20,6 +20,22 @@ FILE_NAMES: dict[str, str] = {
 }
 #: the architecture file of a compressed CNN's state dict (``compressed.pt`` and ``compressed.safetensors``)
 ARCH_FILE_NAME = "compressed.arch.json"
+
+
+#: the dtypes a compressed model is written in when its own does not hold every weight, narrowest first
+WIDER_DTYPES = ("float32", "float64")
+
+
+def dtype_holding(network: Network) -> str:
+    """``network.dtype`` when every weight and bias is finite in it, else the narrowest of ``WIDER_DTYPES`` that
+    holds them all: folding and merging multiply weights, and a product past a float16's 65,504 would be written
+    as inf (a file that computes NaN)."""
+    for dtype in (network.dtype, *WIDER_DTYPES):
+        torch_dtype = torch_float_dtype(dtype)
+        if all(torch.isfinite(torch.tensor(array, dtype=torch.float64).to(torch_dtype)).all()
+               for layer in network.layers for array in (layer.weight, layer.bias)):
+            return dtype
+    return "float64"
 
 
 def save_network(network: Network, out_dir: Path, formats: Sequence[str]) -> list[str]:

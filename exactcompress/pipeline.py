@@ -33,7 +33,7 @@ from .errors import InputError, SolverError, SoundnessError
 from .io import from_sequential, load_network, network_info, save_network
 from .io.domain_files import data_points, from_file, load_data, scalar_box
 from .io.save import arch_file_written, dtype_holding
-from .reports.report import write_report_json, write_reports
+from .reports.report import remove_earlier_outputs, write_report_json, write_reports
 from .schema import (
     BoxRecord,
     ChannelReport,
@@ -254,6 +254,7 @@ def compress_model(
         seconds["total"] = time.monotonic() - started
         report = CompressionReport(status="failed", error=reason, error_kind=kind, seconds=seconds, **base, **known)
         if out_dir is not None:
+            remove_earlier_outputs(out_dir)
             write_reports(report, out_dir)
             write_report_json(report, out_dir)
         return report
@@ -335,6 +336,7 @@ def compress_model(
 
     clock = time.monotonic()
     say("writing outputs")
+    remove_earlier_outputs(out_dir)
     written = save_network(compressed, out_dir, formats)
     architecture = arch_file_written(compressed, formats)
     save_witnesses(analysis, out_dir / "witnesses.npz")

@@ -213,8 +213,9 @@ def test_a_previous_output_is_replaced_as_a_whole_and_forced_writes_keep_other_f
     refused = run("compress", str(model), "--out", str(out), *quick)
     assert refused.returncode == 2 and "other files (notes.txt)" in refused.stderr and "--force" in refused.stderr
     assert (out / "report.json").read_bytes() == kept and (out / "notes.txt").read_text() == "mine"
-    assert run("compress", str(model), "--out", str(out), "--force", *quick).returncode == 0
+    assert run("compress", str(model), "--out", str(out), "--force", "--format", "onnx", *quick).returncode == 0
     assert (out / "notes.txt").read_text() == "mine" and (out / "report.json").read_bytes() != kept
+    assert (out / "compressed.onnx").exists() and not (out / "compressed.pt").exists()  # written into: none stale
 
     shared = tmp_path / "shared"
     shared.mkdir()

@@ -142,6 +142,22 @@ def test_merged_weights_past_float16s_range_are_written_in_float32_not_as_inf(tm
     assert np.allclose(_torch_forward(state, x), original, rtol=1e-6, atol=1e-3)
 
 
+def test_a_rerun_into_the_same_folder_leaves_none_of_the_earlier_runs_files(tmp_path, small_model_file):
+    """A failed rerun used to leave the earlier run's compressed model beside its report saying none was written."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    first = compress_model(small_model_file, out, formats=["torch", "onnx"], verify_samples=100)
+    assert first.status == "exact" and (out / "compressed.onnx").exists()
+    second = compress_model(small_model_file, out, verify_samples=100)
+    assert second.status == "exact" and (out / "compressed.pt").exists()
+    assert not (out / "compressed.onnx").exists()
+    failed = compress_model(small_model_file, out, domain=tmp_path / "missing.json")
+    assert failed.status == "failed" and failed.error_kind == "input"
+    left = sorted(path.name for path in out.iterdir())
+    assert left == ["notes.txt", "report.html", "report.json", "report.md", "report_layers.png"], left
+
+
 def test_verification_fails_on_a_compressed_output_that_is_not_a_number():
     network = random_net(1, 3, [6], bias_shift=0.0)
     broken = Network.from_arrays([layer.weight for layer in network.layers],

@@ -285,6 +285,19 @@ def output_files(report: CompressionReport) -> list[str]:
     return [name for name in files if name]
 
 
+def remove_earlier_outputs(out_dir: Path) -> None:
+    """Delete what an earlier run wrote into ``out_dir``: its report.json first, then the files it lists and the
+    figures, so that none of them (a compressed model for another domain, say) stays beside this run's report.
+    Other files are kept; an unreadable report.json lists nothing."""
+    out_dir = Path(out_dir)
+    try:
+        earlier = output_files(CompressionReport.model_validate_json((out_dir / REPORT_JSON).read_bytes()))
+    except (OSError, ValueError):
+        earlier = []
+    for name in (REPORT_JSON, *earlier, LAYER_FIGURE, CONVERGENCE_FIGURE):
+        (out_dir / name).unlink(missing_ok=True)
+
+
 def _outputs(report: CompressionReport) -> Table:
     return ["", ""], [["file", name] for name in output_files(report)]
 

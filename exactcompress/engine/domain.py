@@ -19,6 +19,10 @@ import numpy as np
 
 from ..errors import InputError
 
+#: the largest bound magnitude a box may have: below SCIP's infinity (1e20), so a bound is never read as
+#: unbounded, and small enough that widths and the products of bounds with weights stay finite.
+MAX_BOUND = 1e15
+
 UNION_SEMANTICS = (
     "The domain is the union of the boxes listed. A neuron is stably active (inactive) on the domain only "
     "if it is proven stably active (inactive) on every box; it is unstable if witnesses of both signs "
@@ -28,7 +32,8 @@ UNION_SEMANTICS = (
 
 @dataclass(frozen=True)
 class Box:
-    """Axis-aligned box ``lower <= x <= upper``; arrays of shape (input_dim,), float64, read-only."""
+    """Axis-aligned box ``lower <= x <= upper``; arrays of shape (input_dim,), float64, read-only, each bound at most
+    ``MAX_BOUND`` in magnitude (ValueError otherwise)."""
 
     lower: np.ndarray
     upper: np.ndarray
@@ -44,6 +49,11 @@ class Box:
             raise ValueError(f"box bounds differ in length: {lower.shape[0]} vs {upper.shape[0]}")
         if not (np.all(np.isfinite(lower)) and np.all(np.isfinite(upper))):
             raise ValueError("box bounds must be finite")
+        for name, bound in (("lower", lower), ("upper", upper)):
+            if np.any(np.abs(bound) > MAX_BOUND):
+                feature = int(np.argmax(np.abs(bound) > MAX_BOUND))
+                raise ValueError(f"'{name}' bound {bound[feature]:g} at feature {feature} exceeds {MAX_BOUND:g} in "
+                                 "magnitude, the largest supported")
         if np.any(lower > upper):
             raise ValueError(f"box lower bound exceeds upper bound at feature {int(np.argmax(lower > upper))}")
 
@@ -108,11 +118,12 @@ class Domain:
         return np.concatenate([box.sample(len(share), rng) for box, share in zip(self.boxes, shares)])
 
     def check_dim(self, input_dim: int) -> None:
-        if self.dim != 1 and self.dim != input_dim:
+        """InputError unless the domain has ``input_dim`` features or is a scalar (1-feature) ``box``."""
+        if self.dim != input_dim and not (self.kind == "box" and self.dim == 1):
             raise InputError(self.source or "domain", f"has {self.dim} features but the network takes {input_dim} inputs")
 
     def broadcast(self, input_dim: int) -> "Domain":
-        """Scalar (1-feature) boxes widened to ``input_dim`` features; others checked and returned."""
+        """A scalar (1-feature) ``box`` widened to ``input_dim`` features; others checked and returned."""
         self.check_dim(input_dim)
         if self.dim == input_dim:
             return self

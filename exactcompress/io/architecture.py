@@ -54,7 +54,8 @@ def read_arch_file(path: Path) -> ArchFile:
 
 
 def sequential_from_arch(source: str, arch: ArchFile, tensors: Mapping[str, torch.Tensor]) -> nn.Sequential:
-    """The ``nn.Sequential`` that ``arch`` describes, holding ``tensors`` (keys ``KEY.weight`` ...), in float64.
+    """The ``nn.Sequential`` that ``arch`` describes, holding ``tensors`` (keys ``KEY.weight`` ...), in float64;
+    wrapper prefixes (``module.``) are stripped from the tensors' keys and the architecture file's alike.
 
     InputError when a listed key has no tensor, a tensor is not used by any layer, or the sizes disagree.
     """
@@ -62,10 +63,11 @@ def sequential_from_arch(source: str, arch: ArchFile, tensors: Mapping[str, torc
     used: set[str] = set()
 
     def tensor(key: str, param: str, required: bool = True) -> torch.Tensor | None:
-        name = f"{key}.{param}"
+        name = strip_wrappers(f"{key}.{param}")  # stripped as the tensors' keys are
         if name not in tensors:
             if required:
-                raise InputError(source, f"the architecture file lists '{key}' but the state dict has no '{name}'")
+                raise InputError(source, f"the architecture file lists '{key}' but the state dict has no "
+                                 f"'{key}.{param}'")
             return None
         used.add(name)
         value = tensors[name]

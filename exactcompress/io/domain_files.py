@@ -96,7 +96,10 @@ def from_data(path: str | Path, margin: float = 0.0) -> Domain:
     if not np.isfinite(margin) or margin < 0:
         raise InputError("--margin", f"must be a finite number >= 0, got {margin}")
     data = load_data(path)
-    box = Box(data.min(axis=0) - margin, data.max(axis=0) + margin)
+    try:
+        box = Box(data.min(axis=0) - margin, data.max(axis=0) + margin)
+    except ValueError as error:
+        raise InputError(str(path), f"{error} (bounding box widened by --margin {margin})") from None
     return Domain("data", (box,), source=str(path), margin=float(margin))
 
 
@@ -128,7 +131,11 @@ def from_file(path: str | Path) -> Domain:
     unknown = set(spec) - {"lower", "upper", "points", "epsilon"}
     if unknown:
         raise InputError(str(path), f"unknown field(s) {sorted(unknown)}; expected lower/upper or points/epsilon")
-    if "points" in spec or "epsilon" in spec:
+    box_fields, ball_fields = sorted(set(spec) & {"lower", "upper"}), sorted(set(spec) & {"points", "epsilon"})
+    if box_fields and ball_fields:
+        raise InputError(str(path), f"mixes box field(s) {box_fields} with L∞-ball field(s) {ball_fields}; give "
+                         "lower/upper or points/epsilon, not both")
+    if ball_fields:
         return _balls_domain(path, spec)
     if "lower" not in spec or "upper" not in spec:
         raise InputError(str(path), "needs both 'lower' and 'upper'")
@@ -183,6 +190,11 @@ def _balls_domain(path: Path, spec: dict) -> Domain:
         array = np.atleast_2d(array)
         if array.ndim != 2:
             raise InputError(str(path), "field 'points' must be a list of points")
+        if array.size == 0:
+            raise InputError(str(path), "field 'points' holds no points")
     eps = float(epsilon[0])
-    boxes = tuple(Box(point - eps, point + eps) for point in array)
+    try:
+        boxes = tuple(Box(point - eps, point + eps) for point in array)
+    except ValueError as error:
+        raise InputError(str(path), f"{error} (a ball of 'points' ± 'epsilon')") from None
     return Domain("linf-balls", boxes, source=str(path), epsilon=eps)

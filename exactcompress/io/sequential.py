@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Sequence
 
 import numpy as np
@@ -41,7 +42,8 @@ def from_sequential(
     Identity, Dropout and Flatten (start_dim 1) modules, nested Sequentials flattened; and for CNNs
     Conv2d (dilation 1, groups 1, zero padding; held as its dense unrolled matrix), BatchNorm2d (folded
     into the Conv2d before it) and AvgPool2d (after a ReLU, composed into the Linear after the Flatten
-    that follows it). A CNN needs ``input_shape`` (C, H, W) of one input.
+    that follows it). A CNN needs ``input_shape`` (C, H, W) of one input; given for an MLP, its size must be
+    the first Linear's input count.
 
     ``ModelInfo.sha256`` hashes the float64 weights and biases of the IR, layer by layer.
     Raises InputError (source ``name``) for other modules, two ReLUs in a row, a ReLU after the last
@@ -63,6 +65,9 @@ def from_sequential(
             layer = _linear(name, path, child)
             if pool is not None:
                 layer, pool = pooled_linear(name, label, layer, pool, pool_channels), None
+            if not layers and input_shape is not None and layer.weight.shape[1] != math.prod(input_shape):
+                raise InputError(name, f"{label} takes {layer.weight.shape[1]} inputs but input_shape "
+                                 f"{list(input_shape)} has {math.prod(input_shape)} features")
             layers.append(layer)
             dtype = dtype or torch_dtype_name(child.weight.dtype)
         elif isinstance(child, nn.Conv2d):

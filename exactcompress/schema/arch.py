@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .common import Strict
 
@@ -20,6 +20,9 @@ ARCH_SUFFIX = ".arch.json"
 
 IntOrPair = Union[Annotated[int, Field(ge=0)], Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=2,
                                                                                                     max_length=2)]]
+#: a kernel size or stride: one int or an (h, w) pair, each >= 1
+PositiveIntOrPair = Union[Annotated[int, Field(ge=1)],
+                          Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)]]
 
 
 class Conv2dLayer(Strict):
@@ -28,8 +31,8 @@ class Conv2dLayer(Strict):
     kind: Literal["conv2d"]
     key: str = Field(description="module prefix in the state dict: KEY.weight (out, in, kh, kw), KEY.bias")
     out_channels: int | None = Field(None, ge=1, description="checked against KEY.weight when given")
-    kernel_size: IntOrPair | None = Field(None, description="checked against KEY.weight when given")
-    stride: IntOrPair = 1
+    kernel_size: PositiveIntOrPair | None = Field(None, description="checked against KEY.weight when given")
+    stride: PositiveIntOrPair = 1
     padding: IntOrPair = 0
 
 
@@ -61,8 +64,8 @@ class AvgPool2dLayer(Strict):
     """``nn.AvgPool2d`` after a ReLU, followed by ``flatten`` and ``linear`` (composed into that Linear)."""
 
     kind: Literal["avgpool2d"]
-    kernel_size: IntOrPair
-    stride: IntOrPair | None = Field(None, description="default: kernel_size")
+    kernel_size: PositiveIntOrPair
+    stride: PositiveIntOrPair | None = Field(None, description="default: kernel_size")
     padding: IntOrPair = 0
 
 
@@ -86,3 +89,12 @@ class ArchFile(Strict):
     input_shape: list[Annotated[int, Field(ge=1)]] = Field(
         min_length=1, max_length=3, description="(C, H, W) of one input, or (features,) for an MLP")
     layers: list[ArchLayer] = Field(min_length=1)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_major_version(cls, version: str) -> str:
+        """Versions of another major (an incompatible format) are refused."""
+        if version.split(".")[0] != ARCH_SCHEMA_VERSION.split(".")[0]:
+            raise ValueError(f"version '{version}' is not supported; this release reads "
+                             f"{ARCH_SCHEMA_VERSION.split('.')[0]}.x")
+        return version

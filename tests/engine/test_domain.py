@@ -1,11 +1,12 @@
-"""Uniform points of a box, drawn into a caller's buffer."""
+"""Boxes and domains: uniform points drawn into a caller's buffer, bound limits, spreading over the inputs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from exactcompress.engine.domain import Box
+from exactcompress.engine.domain import MAX_BOUND, Box, Domain
+from exactcompress.errors import InputError
 
 BOXES = {
     "unit": (np.zeros(7), np.ones(7)),
@@ -27,3 +28,23 @@ def test_points_drawn_in_place_are_the_textbook_draws_and_lie_in_the_box(name):
     np.testing.assert_array_equal(drawn, textbook)  # the same values, bit for bit, as drawing afresh
     np.testing.assert_array_equal(box.sample(25, np.random.default_rng(4)), textbook)
     assert box.contains(drawn).all()
+
+
+def test_only_a_scalar_box_is_spread_over_the_inputs():
+    one_feature = (Box(np.array([0.1]), np.array([0.4])),)
+    spread = Domain("box", one_feature, source="--lower 0.1 --upper 0.4").broadcast(4)
+    np.testing.assert_array_equal(spread.boxes[0].lower, np.full(4, 0.1))
+    for kind in ("data", "linf-balls"):
+        with pytest.raises(InputError, match=r"^x\.npy: has 1 features but the network takes 4 inputs$"):
+            Domain(kind, one_feature, source="x.npy").broadcast(4)
+        assert Domain(kind, one_feature, source="x.npy").broadcast(1).dim == 1
+
+
+@pytest.mark.parametrize("lower, upper, message", [
+    ([-1e308, 0.0], [1e308, 1.0], r"'lower' bound -1e\+308 at feature 0 exceeds 1e\+15"),
+    ([0.0, 0.0], [1.0, 1e200], r"'upper' bound 1e\+200 at feature 1 exceeds 1e\+15"),
+], ids=["1e308", "1e200"])
+def test_bounds_beyond_the_limit_are_refused(lower, upper, message):
+    with pytest.raises(ValueError, match=message):
+        Box(np.array(lower), np.array(upper))
+    assert Box(np.full(2, -MAX_BOUND), np.full(2, MAX_BOUND)).dim == 2

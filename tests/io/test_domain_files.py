@@ -41,3 +41,52 @@ def test_a_balls_domain_whose_points_file_is_missing_names_the_domain_file_and_i
     domain.write_text('{"points": "missing.npy", "epsilon": 0.1}')
     with pytest.raises(InputError, match=r"balls\.json: field 'points': .*missing\.npy: no such file"):
         from_file(domain)
+
+
+def test_one_feature_data_and_ball_domains_are_not_spread_over_the_inputs(tmp_path):
+    from exactcompress.io.domain_files import from_file, scalar_box
+
+    np.save(tmp_path / "one_column.npy", np.array([[0.1], [0.4], [0.2]]))
+    (tmp_path / "balls.json").write_text('{"points": [[0.3]], "epsilon": 0.1}')
+    for domain in (from_data(tmp_path / "one_column.npy"), from_file(tmp_path / "balls.json")):
+        with pytest.raises(InputError) as caught:
+            domain.broadcast(4)
+        assert str(caught.value) == f"{domain.source}: has 1 features but the network takes 4 inputs"
+    assert scalar_box(0.0, 1.0).broadcast(4).dim == 4
+
+
+def test_a_domain_file_mixing_box_and_ball_fields_is_refused_naming_the_fields(tmp_path):
+    from exactcompress.io.domain_files import from_file
+
+    domain = tmp_path / "mixed.json"
+    domain.write_text('{"points": [[0.3, 0.5]], "epsilon": 0.1, "lower": 0, "upper": 1}')
+    with pytest.raises(InputError) as caught:
+        from_file(domain)
+    assert str(caught.value).startswith(f"{domain}: mixes box field(s) ['lower', 'upper'] with L∞-ball field(s) "
+                                        "['epsilon', 'points']") and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("points", ["[]", "[[]]"])
+def test_a_balls_domain_without_points_says_it_holds_none(tmp_path, points):
+    from exactcompress.io.domain_files import from_file
+
+    domain = tmp_path / "balls.json"
+    domain.write_text(f'{{"points": {points}, "epsilon": 0.1}}')
+    with pytest.raises(InputError, match=r"balls\.json: field 'points' holds no points$"):
+        from_file(domain)
+
+
+def test_huge_finite_bounds_are_refused_naming_the_flag_or_file_and_field(tmp_path):
+    from exactcompress.io.domain_files import from_file, scalar_box
+
+    with pytest.raises(InputError, match=r"^--lower/--upper: 'lower' bound -1e\+308 at feature 0 exceeds 1e\+15"):
+        scalar_box(-1e308, 1e308)
+    (tmp_path / "box.json").write_text('{"lower": 0, "upper": [1, 1e200]}')
+    with pytest.raises(InputError, match=r"box\.json: 'upper' bound 1e\+200 at feature 1 exceeds 1e\+15"):
+        from_file(tmp_path / "box.json")
+    (tmp_path / "balls.json").write_text('{"points": [[0.5]], "epsilon": 1e300}')
+    with pytest.raises(InputError, match=r"balls\.json: 'lower' bound -1e\+300 at feature 0 exceeds 1e\+15"):
+        from_file(tmp_path / "balls.json")
+    np.save(tmp_path / "x.npy", np.array([[0.0], [1.0]]))
+    with pytest.raises(InputError, match=r"x\.npy: 'lower' bound -1e\+20 at feature 0 exceeds 1e\+15"):
+        from_data(tmp_path / "x.npy", margin=1e20)

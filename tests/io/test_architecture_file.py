@@ -1,0 +1,76 @@
+"""Architecture files (``NAME.arch.json``): the input shape checked against the first Linear, kernel sizes and
+strides of at least 1, DataParallel keys, and the schema version."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from exactcompress.errors import InputError
+from exactcompress.io import load_network
+
+MLP_LAYERS = [{"kind": "linear", "key": "0"}, {"kind": "relu"}, {"kind": "linear", "key": "2"}]
+CNN_LAYERS = [{"kind": "conv2d", "key": "0"}, {"kind": "relu"}, {"kind": "flatten"}, {"kind": "linear", "key": "3"}]
+
+
+def _saved(tmp_path: Path, module: nn.Module, arch: dict, state: dict | None = None) -> Path:
+    torch.save(state if state is not None else module.state_dict(), tmp_path / "m.pt")
+    (tmp_path / "m.arch.json").write_text(json.dumps(arch))
+    return tmp_path / "m.pt"
+
+
+def _refusal(path: Path) -> str:
+    with pytest.raises(InputError) as caught:
+        load_network(path)
+    assert "\n" not in str(caught.value)
+    return str(caught.value)
+
+
+def _mlp() -> nn.Sequential:
+    return nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+
+
+def _cnn() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(1, 2, 2), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2))
+
+
+@pytest.mark.parametrize("input_shape, layers, telling", [
+    ([10], MLP_LAYERS, "module 0 (Linear) takes 4 inputs but input_shape [10] has 10 features"),
+    ([1, 3, 3], [{"kind": "flatten"}, *MLP_LAYERS], "module 1 (Linear) takes 4 inputs but input_shape [1, 3, 3] has 9"),
+], ids=["features", "flattened"])
+def test_an_input_shape_that_is_not_the_first_linears_input_count_is_refused(tmp_path, input_shape, layers, telling):
+    message = _refusal(_saved(tmp_path, _mlp(), {"input_shape": input_shape, "layers": layers}))
+    assert telling in message and "m.arch.json" in message, message
+    for right, right_layers in (([4], MLP_LAYERS), ([1, 2, 2], [{"kind": "flatten"}, *MLP_LAYERS])):
+        arch = {"input_shape": right, "layers": right_layers}
+        assert load_network(_saved(tmp_path, _mlp(), arch))[0].input_dim == 4
+
+
+@pytest.mark.parametrize("field, value", [("stride", 0), ("stride", [1, 0]), ("kernel_size", 0)])
+def test_a_kernel_size_or_stride_of_0_is_refused_naming_the_field(tmp_path, field, value):
+    layers = [{**CNN_LAYERS[0], field: value}, *CNN_LAYERS[1:]]
+    message = _refusal(_saved(tmp_path, _cnn(), {"input_shape": [1, 3, 3], "layers": layers}))
+    assert "m.arch.json" in message and f"layers.0.conv2d.{field}" in message, message
+
+
+def test_data_parallel_keys_in_the_architecture_file_are_stripped_like_the_tensors(tmp_path):
+    module = _cnn()
+    state = {f"module.{key}": value for key, value in module.state_dict().items()}
+    layers = [{**layer, "key": f"module.{layer['key']}"} if "key" in layer else layer for layer in CNN_LAYERS]
+    network, _ = load_network(_saved(tmp_path, module, {"input_shape": [1, 3, 3], "layers": layers}, state))
+    assert network.input_dim == 9 and network.hidden_widths == [8]
+
+
+@pytest.mark.parametrize("version, accepted", [("1.0", True), ("1.7", True), ("9.9", False), ("2.0", False)])
+def test_architecture_schema_versions_of_another_major_are_refused(tmp_path, version, accepted):
+    path = _saved(tmp_path, _mlp(), {"schema_version": version, "input_shape": [4], "layers": MLP_LAYERS})
+    if accepted:
+        assert load_network(path)[0].input_dim == 4
+    else:
+        message = _refusal(path)
+        assert "m.arch.json" in message, message
+        assert f"schema_version: Value error, version '{version}' is not supported" in message, message

@@ -180,8 +180,8 @@ def compress(
     threads = threads or min(DEFAULT_MAX_THREADS, _usable_cpus())
     with _one_line_errors():
         loaded = load_network(model)
-        points = load_data(data, loaded[0].input_dim) if data is not None else None
-        chosen_domain.check_dim(loaded[0].input_dim)
+        points = load_data(data, loaded[0].input_dim, loaded[0].input_shape) if data is not None else None
+        chosen_domain.check_dim(loaded[0].input_dim, loaded[0].input_shape)
         resolve_device(device.value)
         whole = _check_out(out, loaded[1].sha256, force)
     if points is not None and (outside := int((~chosen_domain.broadcast(len(points[0])).contains(points)).sum())):

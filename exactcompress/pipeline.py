@@ -271,8 +271,8 @@ def compress_model(
         network, info = _loaded(model, input_shape)
         seconds["load"] = time.monotonic() - clock
         clock = time.monotonic()
-        domain = _domain(domain).broadcast(network.input_dim)
-        points = _data_points(data, network.input_dim)
+        domain = _domain(domain).broadcast(network.input_dim, network.input_shape)
+        points = _data_points(data, network.input_dim, network.input_shape)
         seconds["domain"] = time.monotonic() - clock
     except InputError as error:
         return failed("input", str(error))
@@ -509,14 +509,14 @@ def _loaded(model, input_shape: Sequence[int] | None = None) -> tuple[Network, M
                      "or a (Network, ModelInfo) pair")
 
 
-def _data_points(data, input_dim: int) -> np.ndarray | None:
+def _data_points(data, input_dim: int, input_shape: tuple[int, ...]) -> np.ndarray | None:
     """``compress_model``'s ``data`` as points (n, input_dim), float64: an array (rows are points, flattened) or
     a file (``load_data``, as ``--data`` takes); InputError for anything else, or for points that are no fit."""
     if data is None:
         return None
     if isinstance(data, (str, os.PathLike)):
-        return load_data(data, input_dim)
+        return load_data(data, input_dim, input_shape)
     if not isinstance(data, np.ndarray):
         raise InputError("data", f"is a {type(data).__name__}; expected an array (n, features), a .npy/.npz path "
                          "or None")
-    return data_points("data", data, input_dim)
+    return data_points("data", data, input_dim, input_shape)

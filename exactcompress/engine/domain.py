@@ -95,6 +95,8 @@ class Domain:
     source: str = ""
     margin: float | None = None
     epsilon: float | None = None
+    #: the shape of one point in the data or points file the domain was made from, where it had several axes
+    point_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "boxes", tuple(self.boxes))
@@ -117,15 +119,28 @@ class Domain:
         shares = np.array_split(np.arange(n), len(self.boxes))
         return np.concatenate([box.sample(len(share), rng) for box, share in zip(self.boxes, shares)])
 
-    def check_dim(self, input_dim: int) -> None:
-        """InputError unless the domain has ``input_dim`` features or is a scalar (1-feature) ``box``."""
+    def check_dim(self, input_dim: int, input_shape: tuple[int, ...] | None = None) -> None:
+        """InputError unless the domain has ``input_dim`` features or is a scalar (1-feature) ``box``, and (for a
+        network taking (C, H, W) inputs) unless points of several axes it was made from have that shape."""
         if self.dim != input_dim and not (self.kind == "box" and self.dim == 1):
             raise InputError(self.source or "domain", f"has {self.dim} features but the network takes {input_dim} inputs")
+        check_point_shape(self.source or "domain", self.point_shape, input_shape)
 
-    def broadcast(self, input_dim: int) -> "Domain":
+    def broadcast(self, input_dim: int, input_shape: tuple[int, ...] | None = None) -> "Domain":
         """A scalar (1-feature) ``box`` widened to ``input_dim`` features; others checked and returned."""
-        self.check_dim(input_dim)
+        self.check_dim(input_dim, input_shape)
         if self.dim == input_dim:
             return self
         boxes = tuple(Box(np.full(input_dim, b.lower[0]), np.full(input_dim, b.upper[0])) for b in self.boxes)
-        return Domain(self.kind, boxes, self.source, self.margin, self.epsilon)
+        return Domain(self.kind, boxes, self.source, self.margin, self.epsilon, self.point_shape)
+
+
+def check_point_shape(source: str, point_shape: tuple[int, ...] | None, input_shape: tuple[int, ...] | None) -> None:
+    """InputError naming ``source`` when points of shape ``point_shape`` (several axes) would be flattened into a
+    network taking (C, H, W) inputs ``input_shape`` in another layout, e.g. channels last: read in the wrong order
+    they would describe other inputs."""
+    if point_shape is None or input_shape is None or len(input_shape) < 2 or tuple(point_shape) == tuple(input_shape):
+        return
+    raise InputError(source, f"holds points of shape {tuple(point_shape)} but the network takes inputs of shape "
+                     f"{tuple(input_shape)} (channels first, as torch); reorder the axes (e.g. "
+                     "np.moveaxis(x, -1, 1) for channels last) or flatten in the network's order")

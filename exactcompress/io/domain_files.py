@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.domain import Box, Domain
+from ..engine.domain import Box, Domain, check_point_shape
 from ..errors import InputError
 
 
@@ -71,10 +71,14 @@ def _finite_float64(source: str, array: np.ndarray) -> np.ndarray:
     return array
 
 
-def data_points(source: str, array: np.ndarray, input_dim: int | None = None) -> np.ndarray:
+def data_points(source: str, array: np.ndarray, input_dim: int | None = None,
+                input_shape: tuple[int, ...] | None = None) -> np.ndarray:
     """Points (n, features), float64, from an array of n points of any shape (one point if 1-D); InputError naming
-    ``source`` if it is not numeric, holds NaN or Inf, holds no point or (given ``input_dim``) the wrong width."""
+    ``source`` if it is not numeric, holds NaN or Inf, holds no point or (given ``input_dim``) the wrong width, or
+    (given a network's (C, H, W) ``input_shape``) points of several axes in another layout."""
     array = _finite_float64(source, array)
+    if array.ndim > 2:
+        check_point_shape(source, array.shape[1:], input_shape)
     if array.ndim == 1:
         array = array[None, :]
     if array.ndim == 0 or array.shape[0] == 0:
@@ -85,22 +89,29 @@ def data_points(source: str, array: np.ndarray, input_dim: int | None = None) ->
     return array
 
 
-def load_data(path: str | Path, input_dim: int | None = None) -> np.ndarray:
-    """Data points from a ``.npy`` / ``.npz`` file (see ``_load_array``), flattened to shape (n, features), float64."""
+def load_data(path: str | Path, input_dim: int | None = None, input_shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """Data points from a ``.npy`` / ``.npz`` file (see ``_load_array``), flattened to shape (n, features), float64
+    (checked as ``data_points`` checks them)."""
     path = Path(path)
-    return data_points(str(path), _load_array(path), input_dim)
+    return data_points(str(path), _load_array(path), input_dim, input_shape)
+
+
+def _load_points(path: Path) -> tuple[np.ndarray, tuple[int, ...] | None]:
+    """``load_data(path)`` and the shape of one point where the file's array has several axes per point."""
+    array = _load_array(path)
+    return data_points(str(path), array), (tuple(array.shape[1:]) if array.ndim > 2 else None)
 
 
 def from_data(path: str | Path, margin: float = 0.0) -> Domain:
     """Bounding box of the points in ``path`` (.npy, (n, features)) widened by ``margin`` on each side."""
     if not np.isfinite(margin) or margin < 0:
         raise InputError("--margin", f"must be a finite number >= 0, got {margin}")
-    data = load_data(path)
+    data, point_shape = _load_points(Path(path))
     try:
         box = Box(data.min(axis=0) - margin, data.max(axis=0) + margin)
     except ValueError as error:
         raise InputError(str(path), f"{error} (bounding box widened by --margin {margin})") from None
-    return Domain("data", (box,), source=str(path), margin=float(margin))
+    return Domain("data", (box,), source=str(path), margin=float(margin), point_shape=point_shape)
 
 
 def from_file(path: str | Path) -> Domain:
@@ -182,11 +193,11 @@ def _balls_domain(path: Path, spec: dict) -> Domain:
     if isinstance(points, str):
         points_path = Path(points) if Path(points).is_absolute() else path.parent / points
         try:
-            array = load_data(points_path)
+            array, point_shape = _load_points(points_path)
         except InputError as error:  # the points file's own problem, told as the domain file's field
             raise InputError(str(path), f"field 'points': {error}") from None
     else:
-        array = _numeric(path, "points", points)
+        array, point_shape = _numeric(path, "points", points), None
         array = np.atleast_2d(array)
         if array.ndim != 2:
             raise InputError(str(path), "field 'points' must be a list of points")
@@ -197,4 +208,4 @@ def _balls_domain(path: Path, spec: dict) -> Domain:
         boxes = tuple(Box(point - eps, point + eps) for point in array)
     except ValueError as error:
         raise InputError(str(path), f"{error} (a ball of 'points' ± 'epsilon')") from None
-    return Domain("linf-balls", boxes, source=str(path), epsilon=eps)
+    return Domain("linf-balls", boxes, source=str(path), epsilon=eps, point_shape=point_shape)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from exactcompress.errors import InputError
-from exactcompress.io.domain_files import from_data, load_data
+from exactcompress.io.domain_files import from_data, from_file, load_data, scalar_box
 
 
 def test_npy_npz_and_named_npz_arrays_load_alike(tmp_path):
@@ -35,7 +35,6 @@ def test_bad_data_files_get_one_line_naming_the_file(tmp_path, source, message):
 
 
 def test_a_balls_domain_whose_points_file_is_missing_names_the_domain_file_and_its_field(tmp_path):
-    from exactcompress.io.domain_files import from_file
 
     domain = tmp_path / "balls.json"
     domain.write_text('{"points": "missing.npy", "epsilon": 0.1}')
@@ -44,7 +43,6 @@ def test_a_balls_domain_whose_points_file_is_missing_names_the_domain_file_and_i
 
 
 def test_one_feature_data_and_ball_domains_are_not_spread_over_the_inputs(tmp_path):
-    from exactcompress.io.domain_files import from_file, scalar_box
 
     np.save(tmp_path / "one_column.npy", np.array([[0.1], [0.4], [0.2]]))
     (tmp_path / "balls.json").write_text('{"points": [[0.3]], "epsilon": 0.1}')
@@ -56,7 +54,6 @@ def test_one_feature_data_and_ball_domains_are_not_spread_over_the_inputs(tmp_pa
 
 
 def test_a_domain_file_mixing_box_and_ball_fields_is_refused_naming_the_fields(tmp_path):
-    from exactcompress.io.domain_files import from_file
 
     domain = tmp_path / "mixed.json"
     domain.write_text('{"points": [[0.3, 0.5]], "epsilon": 0.1, "lower": 0, "upper": 1}')
@@ -68,7 +65,6 @@ def test_a_domain_file_mixing_box_and_ball_fields_is_refused_naming_the_fields(t
 
 @pytest.mark.parametrize("points", ["[]", "[[]]"])
 def test_a_balls_domain_without_points_says_it_holds_none(tmp_path, points):
-    from exactcompress.io.domain_files import from_file
 
     domain = tmp_path / "balls.json"
     domain.write_text(f'{{"points": {points}, "epsilon": 0.1}}')
@@ -77,7 +73,6 @@ def test_a_balls_domain_without_points_says_it_holds_none(tmp_path, points):
 
 
 def test_huge_finite_bounds_are_refused_naming_the_flag_or_file_and_field(tmp_path):
-    from exactcompress.io.domain_files import from_file, scalar_box
 
     with pytest.raises(InputError, match=r"^--lower/--upper: 'lower' bound -1e\+308 at feature 0 exceeds 1e\+15"):
         scalar_box(-1e308, 1e308)
@@ -90,3 +85,23 @@ def test_huge_finite_bounds_are_refused_naming_the_flag_or_file_and_field(tmp_pa
     np.save(tmp_path / "x.npy", np.array([[0.0], [1.0]]))
     with pytest.raises(InputError, match=r"x\.npy: 'lower' bound -1e\+20 at feature 0 exceeds 1e\+15"):
         from_data(tmp_path / "x.npy", margin=1e20)
+
+
+def test_channels_last_points_are_refused_for_a_network_taking_channels_first(tmp_path):
+    """(n, H, W, C) images were flattened as given, so a CNN's domain from them described other inputs (a neuron
+    was called stable that is not on the user's images, and the compressed model differed there)."""
+    images = np.random.default_rng(0).random((20, 2, 3, 3))  # (n, C, H, W) as torch takes them
+    np.save(tmp_path / "first.npy", images)
+    np.save(tmp_path / "last.npy", images.transpose(0, 2, 3, 1))
+    np.save(tmp_path / "flat.npy", images.reshape(20, -1))
+    (tmp_path / "balls.json").write_text('{"points": "last.npy", "epsilon": 0.1}')
+    for domain in (from_data(tmp_path / "first.npy"), from_data(tmp_path / "flat.npy")):
+        domain.check_dim(18, (2, 3, 3))
+    from_data(tmp_path / "last.npy").check_dim(18, (18,))  # an MLP takes the points flattened as given
+    for domain in (from_data(tmp_path / "last.npy"), from_file(tmp_path / "balls.json")):
+        with pytest.raises(InputError, match=r"holds points of shape \(3, 3, 2\) but the network takes inputs of "
+                                             r"shape \(2, 3, 3\) \(channels first, as torch\)"):
+            domain.broadcast(18, (2, 3, 3))
+    np.testing.assert_array_equal(load_data(tmp_path / "first.npy", 18, (2, 3, 3)), images.reshape(20, -1))
+    with pytest.raises(InputError, match="last.npy: holds points of shape"):
+        load_data(tmp_path / "last.npy", 18, (2, 3, 3))

@@ -40,9 +40,21 @@ def read_committed(output: Storage, key: str, spec: ZooJobSpec, domain: Domain |
         report = CompressionReport.model_validate_json(output.get_bytes(key))
     except ValidationError:
         return Committed(None, "report.json does not validate")
-    problem = (settings_mismatch(report, key, spec, domain) or inconsistency(report)
+    problem = (settings_mismatch(report, key, spec, domain) or inconsistency(report) or passing_failure(report)
                or changed_output(output, key, report))
     return Committed(None, problem) if problem else Committed(report)
+
+
+#: failures that another run may not meet (out of memory, an LP solver's numerical trouble): tried again
+PASSING_FAILURES = ("internal", "solver")
+
+
+def passing_failure(report: CompressionReport) -> str | None:
+    """Why a failed report is tried again: its error is of a kind in ``PASSING_FAILURES``; None otherwise (a bad
+    input, a verification or soundness failure comes back the same)."""
+    if report.status == "failed" and report.error_kind in PASSING_FAILURES:
+        return f"it failed with an error of kind {report.error_kind}, which another run may not meet"
+    return None
 
 
 def settings_mismatch(report: CompressionReport, key: str, spec: ZooJobSpec, domain: Domain | None) -> str | None:
@@ -103,8 +115,13 @@ def inconsistency(report: CompressionReport) -> str | None:
 
 
 def changed_output(output: Storage, key: str, report: CompressionReport) -> str | None:
-    """Which output listed in ``outputs.files`` is missing or differs from its recorded size and sha256."""
+    """Which output listed in ``outputs.files`` is missing or differs from its recorded size and sha256, or which
+    report page it lists is missing."""
     folder = key.rpartition("/")[0]
+    pages = [report.outputs.report_md, report.outputs.report_html] if report.outputs else []
+    for name in filter(None, pages):
+        if not output.exists(f"{folder}/{name}" if folder else name):
+            return f"{name} is missing"
     for name, digest in (report.outputs.files.items() if report.outputs else ()):
         file_key = f"{folder}/{name}" if folder else name
         if not output.exists(file_key):

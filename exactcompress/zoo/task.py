@@ -25,7 +25,8 @@ from ..io import load_network
 from ..io.architecture import arch_path
 from ..io.domain_files import from_bounds, from_file, load_data
 from ..pipeline import compress_model, versions
-from ..reports.report import REPORT_JSON, write_report_json
+from ..reports.report import (CONVERGENCE_FIGURE, LAYER_FIGURE, REPORT_HTML, REPORT_JSON, REPORT_MD, write_report_json,
+                              write_reports)
 from ..schema import (
     BoxDomainSpec,
     CompressionReport,
@@ -137,16 +138,20 @@ class _Place:
     def commit(self, out_dir: Path, report: CompressionReport) -> ZooModelResult:
         """Upload every output file, then ``report.json`` last and only if no report that counts is there yet;
         the row of the report committed there (ours, or the one found)."""
-        for path in sorted(out_dir.iterdir()):
-            if path.is_file() and path.name != REPORT_JSON:
+        pages = {REPORT_MD, REPORT_HTML, LAYER_FIGURE, CONVERGENCE_FIGURE}
+        files = [path for path in sorted(out_dir.iterdir()) if path.is_file() and path.name != REPORT_JSON]
+        for path in files:
+            if path.name not in pages:
                 self.output.upload(path, f"{self.prefix}/{path.name}")
         data = (out_dir / REPORT_JSON).read_bytes()
         if not self.output.put_if_absent(self.report_key, data):
             existing = read_committed(self.output, self.report_key, self.task.spec, self.domain).report
-            if existing is not None:
-                report = existing
-            else:
-                self.output.put_bytes(self.report_key, data)  # what was there does not count: replace it
+            if existing is not None:  # another task's report counts: its pages stay
+                return result_from_report(self.source_url, self.output, self.prefix, existing)
+            self.output.put_bytes(self.report_key, data)  # what was there does not count: replace it
+        for path in files:  # the pages of the report committed, so that they never describe another one
+            if path.name in pages:
+                self.output.upload(path, f"{self.prefix}/{path.name}")
         return result_from_report(self.source_url, self.output, self.prefix, report)
 
     def elsewhere(self) -> TaskOutcome:
@@ -248,7 +253,8 @@ def _analyse(place: _Place, local_model: Path, data: np.ndarray | None, out_dir:
     try:
         network, info = load_network(local_model)
     except InputError as error:
-        report = _failed_report(task, place.source_url, f"{place.source_url}: {error.reason}")
+        report = _failed_report(task, place.source_url, error.reason)  # the row names its own file
+        write_reports(report, out_dir)
         write_report_json(report, out_dir)
     else:
         model = (network, info.model_copy(update={"name": PurePosixPath(task.key).stem, "path": place.source_url}))
@@ -270,6 +276,7 @@ def _commit_failure(task: ModelTask, output: Storage, source_url: str, digest: s
         return found
     report = _failed_report(task, source_url, reason)
     out_dir = scratch / "failed"
+    write_reports(report, out_dir)
     write_report_json(report, out_dir)
     return TaskOutcome(place.commit(out_dir, report), analysed=True, redone=found.redone)
 

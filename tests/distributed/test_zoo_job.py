@@ -218,6 +218,41 @@ def test_a_report_whose_outputs_are_missing_or_changed_is_not_reused(tmp_path, d
     assert not run_model_task(task).analysed
 
 
+def test_a_deleted_report_page_does_not_count_and_the_model_is_redone(tmp_path):
+    write_good(tmp_path / "m/a.pt", seed=1)
+    [task] = plan_tasks(ZooJobSpec(source=str(tmp_path / "m"), output=str(tmp_path / "out")))
+    folder = Path(run_model_task(task).result.report_key).parent
+    (folder / "report.html").unlink()
+    again = run_model_task(task)
+    assert again.analysed and again.redone.reason == "report.html is missing" and (folder / "report.html").is_file()
+
+
+def test_a_failure_that_another_run_may_not_meet_is_tried_again_and_a_bad_model_is_not(tmp_path, monkeypatch):
+    """A failed report of kind internal (out of memory, say) used to count as done forever."""
+    import exactcompress.pipeline
+
+    write_good(tmp_path / "m/a.pt", seed=1)
+    (tmp_path / "m/bad.pt").write_bytes(b"PK not a checkpoint")
+    spec = ZooJobSpec(source=str(tmp_path / "m"), output=str(tmp_path / "out"))
+    good, bad = sorted(plan_tasks(spec), key=lambda task: task.key)
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("no room")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(exactcompress.pipeline, "analyze", out_of_memory)
+        first = run_model_task(good).result
+    assert first.status == "failed" and "MemoryError" in first.error
+    again = run_model_task(good)
+    assert again.analysed and again.result.status == "exact" and "kind internal" in again.redone.reason
+
+    failed = run_model_task(bad).result
+    assert failed.status == "failed" and "bad.pt" not in failed.error, failed.error  # its row names the file
+    folder = Path(failed.report_key).parent
+    assert {"report.json", "report.md", "report.html"} <= {path.name for path in folder.iterdir()}
+    assert not run_model_task(bad).analysed  # a bad input fails the same way again: reused
+
+
 def test_spec_errors_name_the_field(tmp_path):
     path = tmp_path / "spec.yaml"
     path.write_text("source: models\noutput: out\nmetod: milp\ndomain: {lower: 0, uper: 1}\n")

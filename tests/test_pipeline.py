@@ -158,6 +158,21 @@ def test_a_rerun_into_the_same_folder_leaves_none_of_the_earlier_runs_files(tmp_
     assert left == ["notes.txt", "report.html", "report.json", "report.md", "report_layers.png"], left
 
 
+def test_a_fold_within_tolerance_that_moves_the_outputs_is_left_out_instead_of_failing_the_model(tmp_path):
+    """Rows [1e6, 1] and [1e6, 1.0001] are independent, but at this scale the rank test calls them dependent and
+    the residual 1e-4 passes the fold's tolerance; the fold moved the output by 1e-4 and the model failed."""
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1)).double()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1e6, 1.0], [1e6, 1.0001], [1.0, -1.0]]))
+        model[0].bias.copy_(torch.tensor([1.0, 1.0, 0.0]))
+        model[2].weight.copy_(torch.tensor([[1.0, -1.0, 1.0]]))
+        model[2].bias.zero_()
+    report = compress_model(model, tmp_path, verify_samples=1000)
+    assert report.status == "exact" and report.verification.passed, report.error
+    assert report.layers[0].stably_active == [0, 1]
+    assert report.layers[0].compression.folded_active == 0 and report.layers[0].compression.skipped_folds == 1
+
+
 def test_verification_fails_on_a_compressed_output_that_is_not_a_number():
     network = random_net(1, 3, [6], bias_shift=0.0)
     broken = Network.from_arrays([layer.weight for layer in network.layers],

@@ -29,7 +29,7 @@ class CompressionLog:
     removed_inactive: tuple[int, ...]  # neurons removed as stably inactive
     folded_active: tuple[int, ...]  # stably active neurons folded into the next layer (dependent rows)
     merged_layers: tuple[int, ...]  # layers merged into the next affine map (the layer became affine)
-    skipped_folds: tuple[int, ...]  # dependent active rows NOT folded because the residual exceeded fold_atol
+    skipped_folds: tuple[int, ...]  # dependent active rows NOT folded: residual over fold_atol, or folds off
     removed_channels: tuple[tuple[int, ...], ...] = ()  # per layer: channels removed (() for an MLP)
 
 
@@ -157,6 +157,7 @@ def compress(
     *,
     rank_rtol: float = RANK_RTOL,
     fold_atol: float = FOLD_ATOL,
+    fold_dependent: bool = True,
 ) -> tuple[Network, CompressionLog]:
     """Compress ``network`` exactly on the domain the stability flags hold on.
 
@@ -165,7 +166,8 @@ def compress(
     stably inactive rows are deleted; a layer whose remaining neurons are all stably active (or that
     has none left) is merged into the next affine map (no fold needed); otherwise dependent stably
     active rows are folded into the next layer (rank: singular values < ``rank_rtol * s_max`` count as
-    zero; fold only if the residual max |W_D - K W_I| <= ``fold_atol * (1 + max |W_S|)``).
+    zero; fold only if the residual max |W_D - K W_I| <= ``fold_atol * (1 + max |W_S|)``; with ``fold_dependent`` False
+    none is folded, each counted as skipped).
     A convolution layer loses only the channels stably inactive at every position (never folded or merged).
     The result may have zero hidden layers and keeps ``network.dtype``. Flags are trusted: a wrong flag
     gives a wrong network (``verify`` catches it).
@@ -195,7 +197,7 @@ def compress(
             merged.append(index)
             layer = _merge(layer, following)
             continue
-        fold = _fold_dependent_active(layer, following, active[keep], rank_rtol, fold_atol)
+        fold = _fold_dependent_active(layer, following, active[keep], rank_rtol, fold_atol if fold_dependent else -1.0)
         folded.append(fold.n_folded)
         skipped.append(fold.n_skipped)
         hidden.append(fold.layer)

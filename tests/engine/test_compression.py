@@ -74,6 +74,9 @@ def test_linearly_dependent_active_rows_are_folded():
     assert compressed.hidden_widths == [4, 3]
     assert log.folded_active == (2, 0) and log.skipped_folds == (0, 0)
     assert_same_function(net, compressed)
+    unfolded, log = compress(net, active, inactive, fold_dependent=False)  # even exact folds are left out
+    assert unfolded.hidden_widths == [6, 3] and log.folded_active == (0, 0) and log.skipped_folds == (2, 0)
+    assert_same_function(net, unfolded)
 
 
 def test_fold_with_rank_zero_active_rows_moves_their_constant_into_the_next_bias():

@@ -31,6 +31,7 @@ from .rules import (
     finite_float64,
     first_line,
     fold_batchnorm,
+    wider_dtype_name,
 )
 
 PASS_THROUGH_OPS = frozenset({"Identity", "Dropout", "Flatten"})
@@ -153,7 +154,7 @@ def _affine_chain(
             pending, weight_dtype = _gemm(source, constants, node, label, attributes)
             if pool is not None:
                 pending, pool = pooled_linear(source, label, pending, pool, pool_channels), None
-            dtype = dtype or weight_dtype
+            dtype = wider_dtype_name(dtype, weight_dtype)
         elif op == "Conv":
             if pending is not None:
                 raise InputError(source, f"{label} follows another affine layer without an activation between them")
@@ -165,7 +166,7 @@ def _affine_chain(
                                  "[batch, C, H, W] and no Flatten may come before it")
             pending, weight_dtype = _conv(source, constants, node, label, attributes, shape)
             shape = (pending.conv.out_channels, pending.conv.out_height, pending.conv.out_width)
-            dtype = dtype or weight_dtype
+            dtype = wider_dtype_name(dtype, weight_dtype)
         elif op == "AveragePool":
             if pending is not None or shape is None:
                 raise InputError(source, f"{label} is supported only after a Relu on a C×H×W tensor (then Flatten "

@@ -133,6 +133,19 @@ def checked_network(
     return Network(tuple(AffineLayer(layer.weight, layer.bias, layer.conv) for layer in layers), dtype=dtype)
 
 
+def wider_dtype_name(*names: str) -> str:
+    """The dtype that holds every one of ``names`` exactly ("" where none is given), as torch promotes them:
+    ``("float16", "float64")`` → ``"float64"``, ``("float16", "bfloat16")`` → ``"float32"``. A model whose layers
+    have several dtypes is saved compressed in this one, so that no layer loses digits."""
+    dtypes = [getattr(torch, name) for name in names if name]
+    if not dtypes:
+        return ""
+    widest = dtypes[0]
+    for dtype in dtypes[1:]:
+        widest = torch.promote_types(widest, dtype)
+    return torch_dtype_name(widest)
+
+
 def torch_dtype_name(dtype: torch.dtype) -> str:
     """``torch.float32`` → ``"float32"`` (numpy's names; ``"bfloat16"`` has no numpy counterpart)."""
     return str(dtype).removeprefix("torch.")

@@ -27,6 +27,7 @@ from .rules import (
     finite_float64,
     fold_batchnorm,
     torch_dtype_name,
+    wider_dtype_name,
 )
 
 #: modules that are the identity in eval mode
@@ -69,7 +70,7 @@ def from_sequential(
                 raise InputError(name, f"{label} takes {layer.weight.shape[1]} inputs but input_shape "
                                  f"{list(input_shape)} has {math.prod(input_shape)} features")
             layers.append(layer)
-            dtype = dtype or torch_dtype_name(child.weight.dtype)
+            dtype = wider_dtype_name(dtype, torch_dtype_name(child.weight.dtype))
         elif isinstance(child, nn.Conv2d):
             if len(layers) > closed:
                 raise InputError(name, f"{label} follows another layer without a ReLU between them")
@@ -82,7 +83,7 @@ def from_sequential(
                 raise InputError(name, f"{label} {where}")
             layers.append(_conv2d(name, path, child, shape))
             shape = (layers[-1].conv.out_channels, layers[-1].conv.out_height, layers[-1].conv.out_width)
-            dtype = dtype or torch_dtype_name(child.weight.dtype)
+            dtype = wider_dtype_name(dtype, torch_dtype_name(child.weight.dtype))
         elif isinstance(child, nn.BatchNorm2d):
             if len(layers) == closed or layers[-1].conv is None:
                 raise InputError(name, f"{label} does not directly follow a Conv2d")

@@ -27,6 +27,7 @@ from .rules import (
     fold_batchnorm,
     strip_wrappers,
     torch_dtype_name,
+    wider_dtype_name,
 )
 
 #: ``BatchNorm1d``'s default epsilon, used when folding a BN layer of a state dict
@@ -79,12 +80,12 @@ def load_torch_file(path: Path, require_hidden_layer: bool = True) -> tuple[Netw
 
 def arch_state_dict_network(source: str, arch_file: Path, tensors: Mapping[str, torch.Tensor],
                             require_hidden_layer: bool = True) -> tuple[Network, str]:
-    """The network of a state dict described by its architecture file; returns (network, dtype of the first
-    floating tensor)."""
+    """The network of a state dict described by its architecture file; returns (network, the dtype that holds
+    every floating tensor's)."""
     from .architecture import arch_network
 
     floats = [tensor for tensor in tensors.values() if tensor.is_floating_point()]
-    dtype = torch_dtype_name(floats[0].dtype) if floats else ""
+    dtype = wider_dtype_name(*(torch_dtype_name(tensor.dtype) for tensor in floats))
     return arch_network(source, arch_file, tensors, dtype, require_hidden_layer), dtype
 
 
@@ -151,7 +152,7 @@ def state_dict_network(
         else:
             layers.append(_linear(source, prefix, params))
             follows_linear = True
-    dtype = torch_dtype_name(modules[0][1]["weight"].dtype) if layers else ""
+    dtype = wider_dtype_name(*(torch_dtype_name(params["weight"].dtype) for _, params in modules)) if layers else ""
     return checked_network(source, layers, dtype, require_hidden_layer), dtype
 
 

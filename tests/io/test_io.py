@@ -141,6 +141,27 @@ def test_linear_without_bias_and_float64_dtype(tmp_path: Path) -> None:
     assert not np.any(network.layers[0].bias)
 
 
+def test_a_model_of_several_dtypes_is_saved_in_the_one_that_holds_them_all(tmp_path: Path) -> None:
+    """A float16 first layer and a float64 last one used to be saved all in float16 (the first weight's dtype),
+    cutting the float64 layer's digits (0.123456789 → 0.12347) while the run said exact."""
+    model = relu_mlp(sizes=(3, 4, 2))
+    model[0].half()
+    model[2].double()
+    with torch.no_grad():
+        model[2].bias.copy_(torch.tensor([0.123456789, -1.0001], dtype=torch.float64))
+    torch.save(model.state_dict(), tmp_path / "mixed.pt")
+    network, info = load_network(tmp_path / "mixed.pt")
+    assert info.dtype == "float64" and network.dtype == "float64"
+    assert from_sequential(model)[0].dtype == "float64"
+    save_network(network, tmp_path / "out", ["torch"])
+    saved = torch.load(tmp_path / "out" / "compressed.pt", weights_only=True)
+    assert saved["2.bias"].dtype == torch.float64 and saved["2.bias"][0].item() == 0.123456789
+    halves = relu_mlp(sizes=(3, 4, 2))
+    halves[0].half()
+    halves[2].bfloat16()
+    assert from_sequential(halves)[0].dtype == "float32"  # neither half type holds the other
+
+
 def test_unknown_suffix_is_sniffed(tmp_path: Path) -> None:
     model = relu_mlp()
     torch.save(model.state_dict(), tmp_path / "a.ckpt")

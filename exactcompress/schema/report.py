@@ -276,8 +276,9 @@ class CompressionReport(Strict):
     layers: list[LayerReport] = Field(default_factory=list)
     neurons_before: int = 0
     neurons_after: int = 0
-    parameters_before: int = 0
-    parameters_after: int = 0
+    parameters_before: int = Field(0, description="weight and bias entries of the original network (a layer saved "
+                                   "without a bias counts one zero bias per neuron, as the compressed file holds)")
+    parameters_after: int = Field(0, description="weight and bias entries of the compressed network, as written")
     hidden_widths_after: list[int] = Field(default_factory=list)
     if_undecided_settled: IfUndecidedSettled | None = Field(
         None, description="for a run with undecided neurons: the compressed model had each been proved stable the "

@@ -32,7 +32,7 @@ from .engine.verify import DEFAULT_SAMPLES, verify
 from .errors import InputError, SolverError, SoundnessError
 from .io import from_sequential, load_network, network_info, save_network
 from .io.domain_files import data_points, from_file, load_data, scalar_box
-from .io.save import arch_file_written, dtype_holding
+from .io.save import arch_file_written, dtype_holding, reload_mismatch
 from .reports.report import remove_earlier_outputs, write_report_json, write_reports
 from .schema import (
     BoxRecord,
@@ -343,6 +343,11 @@ def compress_model(
     remove_earlier_outputs(out_dir)
     written = save_network(compressed, out_dir, formats)
     architecture = arch_file_written(compressed, formats)
+    if (problem := reload_mismatch(compressed, out_dir, written)) is not None:
+        for name in [*written, *filter(None, [architecture])]:
+            (out_dir / name).unlink(missing_ok=True)
+        return failed("verification", f"a written file does not hold the verified model ({problem}); no compressed "
+                      "model written", **known)
     save_witnesses(analysis, out_dir / "witnesses.npz")
     seconds["write"] = time.monotonic() - clock
     seconds["total"] = time.monotonic() - started

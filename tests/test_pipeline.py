@@ -4,6 +4,7 @@ compression, the time-limit path, union-of-balls domains, and report files that 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -171,6 +172,29 @@ def test_a_fold_within_tolerance_that_moves_the_outputs_is_left_out_instead_of_f
     assert report.status == "exact" and report.verification.passed, report.error
     assert report.layers[0].stably_active == [0, 1]
     assert report.layers[0].compression.folded_active == 0 and report.layers[0].compression.skipped_folds == 1
+
+
+def test_a_written_file_that_does_not_hold_the_verified_model_fails_the_model_and_is_removed(tmp_path,
+                                                                                         small_model_file, monkeypatch):
+    """Verification compares networks in memory; the files as written are read back and compared with them."""
+    import exactcompress.pipeline
+    from exactcompress.io.save import reload_mismatch, save_network
+
+    def transposing_save(network, out_dir, formats):  # a writer that swaps two hidden rows
+        weight = np.array(network.layers[0].weight)
+        weight[[0, 1]] = weight[[1, 0]]
+        wrong = Network((replace(network.layers[0], weight=weight), *network.layers[1:]), dtype=network.dtype)
+        return save_network(wrong, out_dir, formats)
+
+    monkeypatch.setattr(exactcompress.pipeline, "save_network", transposing_save)
+    report = compress_model(small_model_file, tmp_path / "out", verify_samples=100)
+    assert report.status == "failed" and report.error_kind == "verification"
+    assert "compressed.pt: the weight of affine layer 0 differs" in report.error
+    assert not (tmp_path / "out" / "compressed.pt").exists()
+    network = random_net(4, 3, [6, 5])
+    save_network(network, tmp_path / "good", ["torch", "safetensors", "onnx"])
+    assert reload_mismatch(network, tmp_path / "good", ["compressed.pt", "compressed.safetensors",
+                                                         "compressed.onnx"]) is None
 
 
 def test_verification_fails_on_a_compressed_output_that_is_not_a_number():

@@ -142,7 +142,8 @@ def layer_reports(analysis: Analysis, log: CompressionLog, network: Network | No
                 compression=LayerCompression(removed_inactive=log.removed_inactive[index],
                                              folded_active=log.folded_active[index],
                                              skipped_folds=log.skipped_folds[index],
-                                             merged=index in log.merged_layers),
+                                             merged=index in log.merged_layers,
+                                             removed_unused=log.removed_unused[index] if log.removed_unused else 0),
                 conv=(conv_layer_report(network, compressed, analysis, log, index)
                       if network is not None and compressed is not None else None),
             )

@@ -197,6 +197,17 @@ def test_a_written_file_that_does_not_hold_the_verified_model_fails_the_model_an
                                                          "compressed.onnx"]) is None
 
 
+def test_pruned_columns_remove_their_neurons_without_a_proof(tmp_path):
+    network = random_net(4, 3, [8, 6], bias_shift=0.0)
+    weights = [np.array(layer.weight) for layer in network.layers]
+    weights[2][:, :4] = 0.0  # unstructured pruning left four last-layer neurons feeding nothing
+    pruned = Network.from_arrays(weights, [layer.bias for layer in network.layers], dtype="float64")
+    report = compress_model((pruned, _info(pruned)), tmp_path, domain=scalar_box(-1, 1), verify_samples=1000)
+    assert report.verification.passed and report.layers[1].compression.removed_unused >= 4
+    assert report.hidden_widths_after[1] <= 2 and report.neurons_after == sum(report.hidden_widths_after)
+    assert "unread" in (tmp_path / "report.md").read_text()
+
+
 def test_verification_fails_on_a_compressed_output_that_is_not_a_number():
     network = random_net(1, 3, [6], bias_shift=0.0)
     broken = Network.from_arrays([layer.weight for layer in network.layers],

@@ -31,6 +31,7 @@ class CompressionLog:
     merged_layers: tuple[int, ...]  # layers merged into the next affine map (the layer became affine)
     skipped_folds: tuple[int, ...]  # dependent active rows NOT folded: residual over fold_atol, or folds off
     removed_channels: tuple[tuple[int, ...], ...] = ()  # per layer: channels removed (() for an MLP)
+    removed_unused: tuple[int, ...] = ()  # neurons removed because nothing reads them (outgoing weights all 0)
 
 
 @dataclass(frozen=True)
@@ -150,6 +151,30 @@ def _merge(layer: AffineLayer, following: AffineLayer) -> AffineLayer:
     return AffineLayer(following.weight @ layer.weight, following.weight @ layer.bias + following.bias)
 
 
+def _drop_unused(layers: list[AffineLayer], origins: list[int], n_hidden: int) -> tuple[list[AffineLayer], list[int]]:
+    """Remove, from the last hidden layer back, the fully connected neurons that nothing reads (their column in
+    the next fully connected map is exactly zero: pruned weights, or a layer after them gone); exact on every
+    input, whatever their state. A layer left without neurons is merged into the next (a map constant in its
+    input), which leaves the layer before it unread in turn. ``layers``: the hidden maps and the output map;
+    ``origins``: each hidden map's original layer. Returns the maps and the count removed per original layer."""
+    layers, origins, unused = list(layers), list(origins), [0] * n_hidden
+    for position in reversed(range(len(layers) - 1)):
+        layer, following = layers[position], layers[position + 1]
+        if layer.conv is not None or following.conv is not None:
+            continue
+        read = np.any(following.weight != 0, axis=0)
+        if read.all():
+            continue
+        unused[origins[position]] += int(np.sum(~read))
+        layer, following = _remove_rows(layer, following, read)
+        if layer.out_features:
+            layers[position:position + 2] = [layer, following]
+        else:
+            layers[position:position + 2] = [_merge(layer, following)]
+            del origins[position]
+    return layers, unused
+
+
 def compress(
     network: Network,
     stably_active: Sequence[np.ndarray],
@@ -169,11 +194,13 @@ def compress(
     zero; fold only if the residual max |W_D - K W_I| <= ``fold_atol * (1 + max |W_S|)``; with ``fold_dependent`` False
     none is folded, each counted as skipped).
     A convolution layer loses only the channels stably inactive at every position (never folded or merged).
+    Last, fully connected neurons that nothing reads are removed (``_drop_unused``), whatever their flags.
     The result may have zero hidden layers and keeps ``network.dtype``. Flags are trusted: a wrong flag
     gives a wrong network (``verify`` catches it).
     """
     _check_flags(network, stably_active, stably_inactive)
     hidden: list[AffineLayer] = []
+    origins: list[int] = []  # the original hidden layer of each map in ``hidden``
     removed, folded, merged, skipped, channels = [], [], [], [], []
     layer = network.layers[0]
     for index, following in enumerate(network.layers[1:]):
@@ -184,6 +211,7 @@ def compress(
             folded.append(0)
             skipped.append(0)
             hidden.append(layer)
+            origins.append(index)
             layer = following
             continue
         channels.append(())
@@ -201,7 +229,9 @@ def compress(
         folded.append(fold.n_folded)
         skipped.append(fold.n_skipped)
         hidden.append(fold.layer)
+        origins.append(index)
         layer = fold.following
+    layers, unused = _drop_unused([*hidden, layer], origins, len(network.hidden))
     log = CompressionLog(tuple(removed), tuple(folded), tuple(merged), tuple(skipped),
-                         tuple(channels) if network.is_convolutional else ())
-    return Network(tuple(hidden) + (layer,), dtype=network.dtype), log
+                         tuple(channels) if network.is_convolutional else (), tuple(unused))
+    return Network(tuple(layers), dtype=network.dtype), log

@@ -187,8 +187,11 @@ def _compression_cells(compression: LayerCompression | None) -> list[str]:
         return ["—", "—", "—"]
     folded = str(compression.folded_active)
     if compression.skipped_folds:
-        folded += f" ({compression.skipped_folds} kept: residual > fold_atol)"
-    return [str(compression.removed_inactive), folded, "yes" if compression.merged else "no"]
+        folded += f" ({compression.skipped_folds} kept: fold not exact)"
+    removed = str(compression.removed_inactive)
+    if compression.removed_unused:
+        removed += f" (+{compression.removed_unused} unread)"
+    return [removed, folded, "yes" if compression.merged else "no"]
 
 
 #: undecided neurons listed in report.md / report.html (all of them are in report.json)

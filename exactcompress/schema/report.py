@@ -53,8 +53,11 @@ class LayerCompression(Strict):
     removed_inactive: int = Field(description="stably inactive neurons removed")
     folded_active: int = Field(description="linearly dependent stably active neurons folded into the next layer")
     skipped_folds: int = Field(description="dependent stably active neurons kept: the fold's residual exceeded "
-                               "fold_atol")
+                               "fold_atol, or the folds moved the outputs past verification's tolerance")
     merged: bool = Field(description="every remaining neuron was stably active: the layer was merged into the next")
+    removed_unused: int = Field(0, description="neurons removed because nothing reads them: every outgoing weight "
+                                "is zero (pruned, or the layers after them were removed), whatever their state "
+                                "(since 1.12)")
 
 
 class UndecidedNeuron(Strict):

@@ -53,7 +53,30 @@ def test_stably_inactive_neurons_are_removed():
     net, active, inactive = build(4, ["iuuiu", "uiuu"], 2, seed=1)
     compressed, log = compress(net, active, inactive)
     assert compressed.hidden_widths == [3, 3]
-    assert log == CompressionLog(removed_inactive=(2, 1), folded_active=(0, 0), merged_layers=(), skipped_folds=(0, 0))
+    assert log == CompressionLog(removed_inactive=(2, 1), folded_active=(0, 0), merged_layers=(), skipped_folds=(0, 0),
+                                 removed_unused=(0, 0))
+    assert_same_function(net, compressed)
+
+
+def test_neurons_that_nothing_reads_are_removed_whatever_their_state():
+    """A pruned column (every outgoing weight 0) makes its neuron unread: removed exactly, though unflagged."""
+    net, active, inactive = build(4, ["uuuu", "uuu"], 2, seed=6)
+    weights = [np.array(layer.weight) for layer in net.layers]
+    weights[2][:, 1] = 0.0  # second layer's neuron 1 feeds nothing
+    weights[1][:, 3] = 0.0  # first layer's neuron 3 feeds nothing
+    net = Network.from_arrays(weights, [layer.bias for layer in net.layers], dtype="float64")
+    compressed, log = compress(net, active, inactive)
+    assert compressed.hidden_widths == [3, 2] and log.removed_unused == (1, 1) and log.removed_inactive == (0, 0)
+    assert_same_function(net, compressed)
+
+
+def test_a_layer_stably_inactive_everywhere_leaves_a_constant_network():
+    """Every neuron of the second layer inactive: the output is the last bias, and the first layer, unread once
+    the second is gone, goes too (it was kept before, feeding zeros)."""
+    net, active, inactive = build(3, ["uuau", "iii"], 2, seed=7)
+    compressed, log = compress(net, active, inactive)
+    assert compressed.hidden_widths == [] and log.removed_inactive == (0, 3) and log.removed_unused == (4, 0)
+    np.testing.assert_array_equal(compressed.layers[0].weight, np.zeros((2, 3)))
     assert_same_function(net, compressed)
 
 
@@ -122,10 +145,10 @@ def test_layer_of_inactive_and_active_neurons_only_is_merged():
 def test_all_inactive_layer_makes_the_next_layer_input_constant():
     net, active, inactive = build(3, ["uuu", "iiii", "uuu"], 2, seed=8)
     compressed, log = compress(net, active, inactive)
-    assert compressed.hidden_widths == [3, 3]
-    assert log.removed_inactive == (0, 4, 0) and log.merged_layers == (1,)
-    np.testing.assert_array_equal(compressed.layers[1].weight, 0.0)
-    np.testing.assert_array_equal(compressed.layers[1].bias, net.layers[2].bias)
+    assert compressed.hidden_widths == [3]  # the first layer, read by nothing once the second is gone, goes too
+    assert log.removed_inactive == (0, 4, 0) and log.merged_layers == (1,) and log.removed_unused == (3, 0, 0)
+    np.testing.assert_array_equal(compressed.layers[0].weight, 0.0)
+    np.testing.assert_array_equal(compressed.layers[0].bias, net.layers[2].bias)
     assert_same_function(net, compressed)
 
 
@@ -133,8 +156,8 @@ def test_active_neurons_behind_an_all_inactive_layer_fold_to_constants():
     # after layer 1 is removed, layer 2's active rows have zero weights (rank 0): all are folded
     net, active, inactive = build(3, ["uuu", "iiii", "aaau", "uu"], 2, seed=14)
     compressed, log = compress(net, active, inactive)
-    assert compressed.hidden_widths == [3, 1, 2]
-    assert log.folded_active == (0, 0, 3, 0)
+    assert compressed.hidden_widths == [1, 2]
+    assert log.folded_active == (0, 0, 3, 0) and log.removed_unused == (3, 0, 0, 0)
     assert_same_function(net, compressed)
 
 

@@ -437,8 +437,8 @@ def zoo_run(
     typer.echo(render_summary_table(run.summary))
     totals = run.summary.totals
     unchanged = f" ({run.unchanged} unchanged per the ledger, not downloaded)" if incremental else ""
-    typer.echo(f"{run.reused} of {totals.models} models reused from earlier runs{unchanged}; wall time "
-               f"{run.wall_seconds:.1f} s")
+    typer.echo(f"{run.reused} of {totals.models} models reused from earlier runs or identical files{unchanged}; "
+               f"wall time {run.wall_seconds:.1f} s")
     if totals.in_progress_elsewhere:
         leases = run.summary.leases_elsewhere
         last = max(lease.expires_at for lease in leases)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import math
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Iterable, Sequence, get_args
 from urllib.parse import quote
@@ -29,6 +30,7 @@ from ..schema import (
     ZooSummary,
     ZooTotals,
 )
+from ..storage import open_storage
 from .common import (
     FIGURE_DPI,
     FIGURE_SIZE_IN,
@@ -112,17 +114,21 @@ def _path_segments(key: str) -> list[str]:
 
 
 def model_names(models: Sequence[ZooModelResult]) -> list[str]:
-    """Display name per model: the last path segment of ``source_key`` without its model suffix; models that
-    share it get as many parent folders as make their names unique (``a/net``, ``b/net``)."""
-    paths = [_path_segments(model.source_key) for model in models]
-    names = []
-    for index, segments in enumerate(paths):
-        others = [other for position, other in enumerate(paths) if position != index]
-        depth = next(
-            (d for d in range(1, len(segments) + 1) if all(other[-d:] != segments[-d:] for other in others)),
-            max(len(segments), 1),
-        )
-        names.append("/".join(segments[-depth:]))
+    """Display name per model: the last path segment of ``source_key`` without its model suffix (kept where
+    models differ by it alone: ``m.pt``, ``m.onnx``); models that share it get as many parent folders as make
+    their names unique (``a/net``, ``b/net``)."""
+    stripped = [tuple(_path_segments(model.source_key)) for model in models]
+    shared = Counter(stripped)
+    paths = [path if shared[path] == 1 else tuple(segment for segment in model.source_key.split("/") if segment)
+             for path, model in zip(stripped, models)]
+    names = [""] * len(paths)
+    pending, depth = list(range(len(paths))), 1
+    while pending:  # one count of every path's last ``depth`` segments per depth; deepen the names still shared
+        tails = Counter(path[-depth:] for path in paths)
+        shared_tail = [index for index in pending if depth < len(paths[index]) and tails[paths[index][-depth:]] > 1]
+        for index in set(pending) - set(shared_tail):
+            names[index] = "/".join(paths[index][-depth:])
+        pending, depth = shared_tail, depth + 1
     return names
 
 
@@ -171,13 +177,14 @@ def _settled_text(settled_by: dict[str, int]) -> str:
     return " · ".join(counts) or "—"
 
 
-def _report_href(summary: ZooSummary, report_key: str | None) -> str:
-    """Percent-encoded link to the report.html next to ``report_key``; relative ("./…") when it lies under the
-    job's output prefix (where the summary is written), so a downloaded output folder keeps working links."""
+def _report_href(output_url: str, report_key: str | None) -> str:
+    """Percent-encoded link to the report.html next to ``report_key``; relative ("./…") when it lies under
+    ``output_url`` (the canonical URL of the job's output, where the summary is written), so a downloaded output
+    folder keeps working links."""
     if report_key is None:
         return ""
     page = report_key[: -len(REPORT_JSON)] + REPORT_HTML if report_key.endswith(REPORT_JSON) else report_key
-    prefix = summary.spec.output.rstrip("/") + "/"
+    prefix = output_url.rstrip("/") + "/"
     target = "./" + page[len(prefix):] if page.startswith(prefix) else page
     return quote(target, safe="/:")
 
@@ -215,6 +222,7 @@ def _model_rows(summary: ZooSummary) -> list[dict[str, str]]:
     """One dict per model, keyed by column name (``MODEL_COLUMNS``, ``channels`` and ``error``); failed models show "—"
     instead of counts."""
     rows = []
+    output_url = open_storage(summary.spec.output).url()  # report keys are in this spelling
     for name, model in zip(model_names(summary.models), summary.models):
         failed = model.status == "failed"
         removed = 100 * _removed_fraction(model.neurons_before, model.neurons_after)
@@ -230,7 +238,7 @@ def _model_rows(summary: ZooSummary) -> list[dict[str, str]]:
                 "settled by": _settled_text(model.settled_by),
                 "undecided": "—" if failed else _undecided_text(model),
                 "seconds": f"{model.seconds:.2f}",
-                "report": _report_href(summary, model.report_key),
+                "report": _report_href(output_url, model.report_key),
                 "error": model.error or "",
             }
         )

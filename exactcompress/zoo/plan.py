@@ -40,7 +40,7 @@ def plan_tasks(spec: ZooJobSpec) -> list[ModelTask]:
         try:
             safe_key(key)
         except InputError as error:
-            raise InputError(f"{source.url()}/{key}", f"{error.reason}; rename the file") from None
+            raise InputError(repr(f"{source.url()}/{key}"), f"{error.reason}; rename the file") from None
     if not keys:
         raise InputError(spec.source, f"no model files ({', '.join(MODEL_SUFFIXES)}) under this prefix")
     return [ModelTask(source_root=spec.source, key=key, domain=spec.domain, spec=spec) for key in sorted(keys)]

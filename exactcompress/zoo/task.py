@@ -37,7 +37,7 @@ from ..schema import (
     ZooJobSpec,
     ZooModelResult,
 )
-from ..storage import Storage, open_storage
+from ..storage import Storage, open_storage, safe_key
 from .committed import read_committed
 from .layout import failure_digest, run_prefix, settings_digest
 from .leases import LeaseTerms, holding, lease_key, read_lease
@@ -225,9 +225,15 @@ STATE_DICT_SUFFIXES = (".pt", ".pth", ".safetensors")
 
 def arch_key(key: str) -> str | None:
     """The key of the architecture file ``NAME.arch.json`` that a state dict ``NAME.pt`` / ``.pth`` /
-    ``.safetensors`` may have beside it; None for other model files."""
+    ``.safetensors`` may have beside it; None for other model files, and where that key would be invalid
+    (a name near the 255-byte limit: no such file can exist)."""
     path = PurePosixPath(key)
-    return str(arch_path(path)) if path.suffix.lower() in STATE_DICT_SUFFIXES else None
+    if path.suffix.lower() not in STATE_DICT_SUFFIXES:
+        return None
+    try:
+        return safe_key(str(arch_path(path)))
+    except InputError:
+        return None
 
 
 def joined_fingerprint(model_fingerprint: str, arch_fingerprint: str) -> str:

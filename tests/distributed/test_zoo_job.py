@@ -121,6 +121,15 @@ def test_same_model_different_domain_goes_to_a_different_place(tmp_path):
     assert outcomes[0].result.sha256 == outcomes[1].result.sha256
 
 
+def test_a_model_whose_architecture_file_name_would_be_too_long_has_none_and_is_analysed(tmp_path):
+    write_good(tmp_path / "m" / ("n" * 247 + ".pt"), seed=1)  # a legal name; NAME.arch.json would be 257 bytes
+    [task] = plan_tasks(ZooJobSpec(source=str(tmp_path / "m"), output=str(tmp_path / "out"), verify_samples=100))
+    assert zoo_task.arch_key(task.key) is None
+    outcome = run_model_task(task)
+    assert outcome.analysed and outcome.result.status == "exact", outcome.result.error
+    assert Path(outcome.result.report_key).is_file()
+
+
 def test_a_failed_report_never_replaces_a_valid_one_but_a_damaged_one_is_redone(tmp_path):
     write_good(tmp_path / "m/a.pt", seed=1)
     spec = ZooJobSpec(source=str(tmp_path / "m"), output=str(tmp_path / "out"))

@@ -2,6 +2,7 @@ import base64
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -22,11 +23,12 @@ from exactcompress.schema import (
     ZooSummary,
     ZooTotals,
 )
+from exactcompress.storage import open_storage
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = {"summary_removed.png", "summary_seconds.png", "summary_settled.png"}
 VERSIONS = Versions(exactcompress="0.1.0", python="3.11", numpy="1.26", torch="2.13", pyscipopt="6.3", scip="10.0")
-OUTPUT = "s3://zoo-out/run 1"
+OUTPUT = "s3://zoo-out/run-1"
 HOSTILE_ERROR = "load failed | <script>alert('x')</script>\nsecond line of the traceback " + "x" * 80
 
 
@@ -82,6 +84,22 @@ def test_model_names_drop_folders_and_suffix_unless_needed():
     assert model_names([_model("x", source_key=key) for key in keys]) == ["a/net", "b/net", "other.v2", "plain"]
 
 
+def test_models_that_differ_only_by_suffix_keep_it_in_the_tables():
+    keys = [f"s3://b/zoo/m{suffix}" for suffix in (".pt", ".onnx", ".pth", ".safetensors")] + ["s3://b/zoo/other.pt"]
+    models = [_model("x", source_key=key) for key in keys]
+    assert model_names(models) == ["m.pt", "m.onnx", "m.pth", "m.safetensors", "other"]
+    assert [row.split(" | ")[0] for row in _table_rows(render_summary_markdown(_summary(models)))] == [
+        "| m.pt", "| m.onnx", "| m.pth", "| m.safetensors", "| other"]
+
+
+def test_model_names_of_a_large_zoo_take_near_linear_time():
+    models = [_model("x", source_key=f"s3://b/zoo/group{i % 50}/net{i}.pt") for i in range(5000)]
+    started = time.perf_counter()
+    names = model_names(models)
+    assert time.perf_counter() - started < 1.0  # quadratic: ~6 s
+    assert names[:2] == ["net0", "net1"] and len(set(names)) == 5000
+
+
 def test_markdown_has_totals_settings_and_one_escaped_row_per_model():
     text = render_summary_markdown(_mixed())
     assert text.startswith("# exactcompress zoo: 3 models\n")
@@ -115,6 +133,16 @@ def test_markdown_links_figures_when_named():
 def test_reports_outside_the_output_prefix_keep_their_url():
     summary = _summary([_model("elsewhere", report_key="s3://other/elsewhere/report.json")])
     assert "[report](s3://other/elsewhere/report.html)" in render_summary_markdown(summary)
+
+
+@pytest.mark.parametrize("spelling", ["out", "./out/", "file://{root}/out", "{root}/./out"])
+def test_report_links_are_relative_however_the_output_is_spelled(tmp_path, monkeypatch, spelling):
+    monkeypatch.chdir(tmp_path)
+    output = spelling.format(root=tmp_path)
+    model = _model("net", report_key=open_storage(output).url("runs/abc/net/report.json"))  # as the job writes it
+    summary = _summary([model]).model_copy(update={"spec": ZooJobSpec(source="s3://zoo-in/models", output=output)})
+    assert "[report](./runs/abc/net/report.html)" in render_summary_markdown(summary)
+    assert 'href="./runs/abc/net/report.html"' in render_summary_html(summary)
 
 
 def test_html_is_self_contained_escaped_and_embeds_three_figures():

@@ -94,7 +94,8 @@ def test_second_run_compresses_only_the_new_model(tmp_path, s3_storage, local_ra
     spec_path.write_text(yaml.safe_dump(spec.model_dump(mode="json")))
     cli = CliRunner().invoke(app, ["zoo", "run", str(spec_path), "--incremental", "--quiet"])
     assert cli.exit_code == 0, cli.output
-    assert "2 of 3 models reused from earlier runs (2 unchanged per the ledger, not downloaded)" in cli.output
+    assert ("2 of 3 models reused from earlier runs or identical files (2 unchanged per the ledger, not "
+            "downloaded)") in cli.output
 
     summary = ZooSummary.model_validate_json(output.get_bytes("summary.json"))
     assert {row.source_key.rsplit("/zoo/", 1)[1]: row.sha256 for row in summary.models} == shas

@@ -63,14 +63,23 @@ def test_an_unsafe_model_name_stops_planning_naming_it_locally_and_on_s3(tmp_pat
     from exactcompress.zoo.plan import plan_tasks
 
     _models(tmp_path / "zoo", "good.pt", "space name.pt")
-    with pytest.raises(InputError, match=r"zoo/space name.pt: character ' ' not allowed.*rename the file"):
+    with pytest.raises(InputError, match=r"zoo/space name.pt': character ' ' not allowed.*rename the file"):
         plan_tasks(ZooJobSpec(source=str(tmp_path / "zoo"), output=str(tmp_path / "out")))
     s3_storage.put_bytes("zoo/good.pt", b"x")
     # a key the tool would never write, put there by another client
     s3_storage._client().put_object(Bucket=s3_storage.bucket, Key=f"{s3_storage.prefix}/zoo/space name.pt", Body=b"x")
-    with pytest.raises(InputError, match=r"zoo/space name.pt: character ' ' not allowed"):
+    with pytest.raises(InputError, match=r"zoo/space name.pt': character ' ' not allowed"):
         plan_tasks(ZooJobSpec(source=s3_storage.url("zoo"), output=s3_storage.url("out")))
     assert s3_storage.child("zoo").list_keys() == ["good.pt"]  # other listings keep to safe keys
+
+
+def test_a_model_name_with_a_newline_is_named_escaped_on_one_line(tmp_path):
+    from exactcompress.zoo.plan import plan_tasks
+
+    _models(tmp_path / "zoo", "good.pt", "a\nb.pt")
+    with pytest.raises(InputError) as caught:
+        plan_tasks(ZooJobSpec(source=str(tmp_path / "zoo"), output=str(tmp_path / "out")))
+    assert "\n" not in str(caught.value) and "zoo/a\\nb.pt'" in str(caught.value)
 
 
 @pytest.mark.parametrize("spelling", ["{root}", "{root}/", "file://{root}", "file://{root}/", "{root}/sub/..",

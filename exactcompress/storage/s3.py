@@ -84,9 +84,17 @@ class S3Storage(Storage):
         self.__init__(state["bucket"], state["prefix"])
 
     def _client(self):
+        """The shared client; InputError (one line) when the AWS environment cannot make one (an endpoint without
+        a scheme, ``AWS_MAX_ATTEMPTS=three``, an unknown ``AWS_RETRY_MODE``)."""
+        from botocore.exceptions import BotoCoreError
+
         if self._environment is None:  # fixed at first use, like a client made then
             self._environment = tuple((name, os.environ.get(name)) for name in CLIENT_ENVIRONMENT)
-        return _s3_client(self._environment)
+        try:
+            return _s3_client(self._environment)
+        except (ValueError, BotoCoreError) as error:
+            raise InputError("AWS environment", f"cannot make an S3 client for {self.url()}: "
+                             f"{' '.join(str(error).split())}") from None
 
     def _key(self, key: str) -> str:
         key = safe_key(key)
@@ -104,7 +112,9 @@ class S3Storage(Storage):
             ClientError,
             ConnectionError,
             HTTPClientError,
+            IncompleteReadError,
             NoCredentialsError,
+            PartialCredentialsError,
         )
 
         deadline = time.monotonic() + CONNECTION_RETRY_SECONDS
@@ -115,12 +125,15 @@ class S3Storage(Storage):
             except NoCredentialsError:
                 raise InputError(source, "no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
                                  "or a profile (AWS_PROFILE)") from None
+            except PartialCredentialsError as error:
+                raise InputError(source, f"incomplete AWS credentials ({error}); set both AWS_ACCESS_KEY_ID and "
+                                 "AWS_SECRET_ACCESS_KEY, or a profile (AWS_PROFILE)") from None
             except ClientError as error:
                 if not _is_transient(error):
                     raise self._error(error, source) from None
                 trouble = f"the storage server at {self._endpoint()} keeps failing"
                 failure = error
-            except (ConnectionError, HTTPClientError) as error:
+            except (ConnectionError, HTTPClientError, IncompleteReadError) as error:  # a body cut off too
                 trouble = f"cannot reach the storage server at {self._endpoint()}"
                 failure = error
             attempt += 1

@@ -85,7 +85,7 @@ class S3Storage(Storage):
 
     def _client(self):
         """The shared client; InputError (one line) when the AWS environment cannot make one (an endpoint without
-        a scheme, ``AWS_MAX_ATTEMPTS=three``, an unknown ``AWS_RETRY_MODE``)."""
+        a scheme, ``AWS_MAX_ATTEMPTS=three``, an unknown ``AWS_RETRY_MODE``, a key id without its secret)."""
         from botocore.exceptions import BotoCoreError
 
         if self._environment is None:  # fixed at first use, like a client made then
@@ -114,7 +114,6 @@ class S3Storage(Storage):
             HTTPClientError,
             IncompleteReadError,
             NoCredentialsError,
-            PartialCredentialsError,
         )
 
         deadline = time.monotonic() + CONNECTION_RETRY_SECONDS
@@ -125,9 +124,6 @@ class S3Storage(Storage):
             except NoCredentialsError:
                 raise InputError(source, "no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
                                  "or a profile (AWS_PROFILE)") from None
-            except PartialCredentialsError as error:
-                raise InputError(source, f"incomplete AWS credentials ({error}); set both AWS_ACCESS_KEY_ID and "
-                                 "AWS_SECRET_ACCESS_KEY, or a profile (AWS_PROFILE)") from None
             except ClientError as error:
                 if not _is_transient(error):
                     raise self._error(error, source) from None

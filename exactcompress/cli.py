@@ -252,9 +252,9 @@ def _time_limit_hint(report: CompressionReport) -> str:
     if report.method != "milp" and parallel < cpus:
         remedies += f", or {flag} {cpus} (independent questions in parallel on this machine's {cpus} CPUs)"
     undecided = report.counts()["undecided"]
-    were = "neuron was" if undecided == 1 else "neurons were"
+    were, are = ("neuron was", "is") if undecided == 1 else ("neurons were", "are")
     return (f"[yellow]hint:[/yellow] {undecided} {were} undecided at the time limit and "
-            f"are kept, so the output is still exact; {remedies} may settle them; {settled_as_asked_line(report)}")
+            f"{are} kept, so the output is still exact; {remedies} may settle them; {settled_as_asked_line(report)}")
 
 
 @contextmanager

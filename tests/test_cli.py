@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from exactcompress.cli import DEFAULT_MAX_THREADS
 from exactcompress.schema import CompressionReport
@@ -349,3 +350,18 @@ def test_data_rows_outside_the_domain_are_named_as_unused(digits_zoo, tmp_path):
                  str(tmp_path / "rows.npy"))
     assert result.returncode == 0, result.stderr
     assert f"{tmp_path / 'rows.npy'}: 2 of 3 rows lie outside the domain and are not used" in result.stderr
+
+
+def test_the_time_limit_hint_agrees_with_one_undecided_neuron(tmp_path):
+    from exactcompress.cli import _time_limit_hint
+    from exactcompress.pipeline import compress_model
+    from exactcompress.schema import IfUndecidedSettled
+
+    model = tmp_path / "a.pt"
+    torch.save(torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.ReLU(), torch.nn.Linear(1, 1)).state_dict(), model)
+    report = compress_model(model, tmp_path / "out", verify_samples=10)
+    layer = report.layers[0].model_copy(update={"stably_active": [], "stably_inactive": [], "unstable": [],
+                                                "undecided": [0]})
+    best = IfUndecidedSettled(neurons_after=0, parameters_after=1, hidden_widths_after=[])
+    hint = _time_limit_hint(report.model_copy(update={"layers": [layer], "if_undecided_settled": best}))
+    assert "1 neuron was undecided at the time limit and is kept" in hint

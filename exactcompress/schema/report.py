@@ -157,7 +157,8 @@ class VerificationReport(Strict):
         None, description="the same comparison after casting the compressed weights to the saved dtype"
     )
     n_samples: int | None = Field(
-        None, description="uniform draws in the domain among n_inputs (--verify-samples; default 100000) (since 1.3)")
+        None, description="uniform draws in the domain asked for (--verify-samples; default 100000), counted in "
+        "n_inputs where drawn; none are drawn when identical (since 1.3)")
     n_saved_dtype_inputs: int | None = Field(
         None, description="inputs of the saved-dtype comparison: the first 16384 draws, the corners and the "
         "witnesses/data rows (since 1.3); 0 when rounding to the saved dtype changes no weight, so that the "

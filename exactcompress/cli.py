@@ -464,8 +464,8 @@ DASHBOARD_HELP = "Ray dashboard (Jobs API) address of the cluster, http://HEAD:8
 JOB_ID_OPTION = typer.Option(None, "--job-id", help="Submission id (default: chosen by Ray).")
 PIP_OPTION = typer.Option([], "--pip", help="Extra pip requirement for the job's environment; repeat.")
 PASS_CREDENTIALS_OPTION = typer.Option(False, "--pass-credentials", help="Forward AWS_ACCESS_KEY_ID/"
-                                       "AWS_SECRET_ACCESS_KEY to the job (dev clusters only: the job table "
-                                       "shows them).")
+                                       "AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN when set) to the job (dev "
+                                       "clusters only: the job table shows them).")
 
 
 def _submit(spec: Path, address: str, command: str, job_id: Optional[str], pip: list[str],

@@ -57,15 +57,16 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         where = f"{via}; {reason}" if via else reason
         raise InputError(address, f"cannot reach a Ray cluster there ({where}): is the head up and its port {port} "
                          "open to this machine?") from None
-    if not target.startswith("ray://"):
-        _check_gcs(address, f"{host}:{port}", via, timeout)
+    if not target.startswith("ray://") and os.environ.get("RAY_USE_TLS", "0").lower() in ("0", "false", ""):
+        _check_gcs(address, f"[{host}]:{port}" if ":" in host else f"{host}:{port}", via, timeout)
 
 
 def _check_gcs(address: str, host_port: str, via: str, timeout: float) -> None:
     """Raise InputError unless the service at ``host_port`` answers a Ray GCS call (any reply, an authentication
     refusal included) within ``timeout`` seconds: ``ray.init`` would wait for minutes on anything else that
-    accepts connections there (the dashboard's port, Ray Client's, another server)."""
-    with grpc.insecure_channel(host_port) as channel:
+    accepts connections there (the dashboard's port, Ray Client's, another server). Like Ray's own channels it
+    ignores HTTP proxies; a cluster with TLS (``RAY_USE_TLS``) is left to ``ray.init``."""
+    with grpc.insecure_channel(host_port, options=[("grpc.enable_http_proxy", 0)]) as channel:
         call = channel.unary_unary(GCS_PROBE_METHOD)
         try:
             call(b"", timeout=timeout)

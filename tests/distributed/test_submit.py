@@ -193,7 +193,6 @@ def test_the_zoo_job_runs_on_the_cluster_with_the_default_entrypoint(ray_head, t
 
 STOP = """
 import json, sys, time
-from exactcompress.distributed.cluster import check_reachable
 from exactcompress.errors import InputError
 from exactcompress.distributed.submit import job_status, stop_job, submit_zoo_job
 address = sys.argv[1]
@@ -227,7 +226,6 @@ def test_stop_job_stops_a_running_job(ray_head, tmp_path):
 
 STATUS_ERROR = """
 import json, sys
-from exactcompress.distributed.cluster import check_reachable
 from exactcompress.errors import InputError
 from exactcompress.distributed.submit import job_status
 try:
@@ -254,7 +252,6 @@ def test_auth_failures_are_one_line_saying_what_to_set(ray_head, tmp_path, envir
 
 UNKNOWN_JOB = """
 import json, sys
-from exactcompress.distributed.cluster import check_reachable
 from exactcompress.errors import InputError
 from exactcompress.distributed.submit import job_logs, job_status, stop_job
 errors = []

@@ -329,9 +329,9 @@ def _check_out(out: Path, model_sha256: str, force: bool) -> bool:
 
 def _written_by(report) -> set[str]:
     """The file names an output with this report consists of."""
-    from .reports.report import CONVERGENCE_FIGURE, LAYER_FIGURE, output_files
+    from .reports.report import written_files
 
-    return {"report.json", LAYER_FIGURE, CONVERGENCE_FIGURE, *output_files(report)}
+    return set(written_files(report))
 
 
 @contextmanager

@@ -344,7 +344,11 @@ def compress_model(
     remove_earlier_outputs(out_dir)
     written = save_network(compressed, out_dir, formats)
     architecture = arch_file_written(compressed, formats)
-    if (problem := reload_mismatch(compressed, out_dir, written)) is not None:
+    try:
+        problem = reload_mismatch(compressed, out_dir, written)
+    except InputError as error:  # a written file the loaders refuse
+        problem = str(error)
+    if problem is not None:
         for name in [*written, *filter(None, [architecture])]:
             (out_dir / name).unlink(missing_ok=True)
         return failed("verification", f"a written file does not hold the verified model ({problem}); no compressed "

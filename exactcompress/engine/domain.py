@@ -135,11 +135,19 @@ class Domain:
         return Domain(self.kind, boxes, self.source, self.margin, self.epsilon, self.point_shape)
 
 
+def point_shape_fits(point_shape: tuple[int, ...] | None, input_shape: tuple[int, ...] | None) -> bool:
+    """Whether points of shape ``point_shape`` (several axes; None: flat or unknown), flattened, are inputs of a
+    network taking ``input_shape`` in its own layout: the shapes agree but for axes of size 1 ((28, 28) and
+    (28, 28, 1) fit (1, 28, 28); (8, 8, 3) does not fit (3, 8, 8))."""
+    if point_shape is None or input_shape is None or len(input_shape) < 2:
+        return True
+    return [size for size in point_shape if size != 1] == [size for size in input_shape if size != 1]
+
+
 def check_point_shape(source: str, point_shape: tuple[int, ...] | None, input_shape: tuple[int, ...] | None) -> None:
-    """InputError naming ``source`` when points of shape ``point_shape`` (several axes) would be flattened into a
-    network taking (C, H, W) inputs ``input_shape`` in another layout, e.g. channels last: read in the wrong order
-    they would describe other inputs."""
-    if point_shape is None or input_shape is None or len(input_shape) < 2 or tuple(point_shape) == tuple(input_shape):
+    """InputError naming ``source`` unless ``point_shape_fits``: points flattened in another layout than the
+    network's, e.g. channels last, would describe other inputs."""
+    if point_shape_fits(point_shape, input_shape):
         return
     raise InputError(source, f"holds points of shape {tuple(point_shape)} but the network takes inputs of shape "
                      f"{tuple(input_shape)} (channels first, as torch); reorder the axes (e.g. "

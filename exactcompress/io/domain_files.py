@@ -96,8 +96,9 @@ def load_data(path: str | Path, input_dim: int | None = None, input_shape: tuple
     return data_points(str(path), _load_array(path), input_dim, input_shape)
 
 
-def _load_points(path: Path) -> tuple[np.ndarray, tuple[int, ...] | None]:
-    """``load_data(path)`` and the shape of one point where the file's array has several axes per point."""
+def load_points(path: Path) -> tuple[np.ndarray, tuple[int, ...] | None]:
+    """``load_data(path)`` and the shape of one point where the file's array has several axes per point (for
+    ``engine.domain.point_shape_fits``), else None."""
     array = _load_array(path)
     return data_points(str(path), array), (tuple(array.shape[1:]) if array.ndim > 2 else None)
 
@@ -106,7 +107,7 @@ def from_data(path: str | Path, margin: float = 0.0) -> Domain:
     """Bounding box of the points in ``path`` (.npy, (n, features)) widened by ``margin`` on each side."""
     if not np.isfinite(margin) or margin < 0:
         raise InputError("--margin", f"must be a finite number >= 0, got {margin}")
-    data, point_shape = _load_points(Path(path))
+    data, point_shape = load_points(Path(path))
     try:
         box = Box(data.min(axis=0) - margin, data.max(axis=0) + margin)
     except ValueError as error:
@@ -193,7 +194,7 @@ def _balls_domain(path: Path, spec: dict) -> Domain:
     if isinstance(points, str):
         points_path = Path(points) if Path(points).is_absolute() else path.parent / points
         try:
-            array, point_shape = _load_points(points_path)
+            array, point_shape = load_points(points_path)
         except InputError as error:  # the points file's own problem, told as the domain file's field
             raise InputError(str(path), f"field 'points': {error}") from None
     else:

@@ -22,17 +22,15 @@ FILE_NAMES: dict[str, str] = {
 ARCH_FILE_NAME = "compressed.arch.json"
 
 
-#: the dtypes a compressed model is written in when its own does not hold every weight, narrowest first
-WIDER_DTYPES = ("float32", "float64")
-
-
 def dtype_holding(network: Network) -> str:
-    """``network.dtype`` when every weight and bias is finite in it, else the narrowest of ``WIDER_DTYPES`` that
-    holds them all: folding and merging multiply weights, and a product past a float16's 65,504 would be written
-    as inf (a file that computes NaN)."""
-    for dtype in (network.dtype, *WIDER_DTYPES):
+    """``network.dtype`` when every weight and bias is finite in it, else float32 where that holds them, else
+    float64: folding and merging multiply weights, and a product past a float16's 65,504 would be written as inf
+    (a file that computes NaN)."""
+    if network.dtype == "float64":
+        return "float64"
+    for dtype in dict.fromkeys((network.dtype, "float32")):
         torch_dtype = torch_float_dtype(dtype)
-        if all(torch.isfinite(torch.tensor(array, dtype=torch.float64).to(torch_dtype)).all()
+        if all(torch.isfinite(torch.tensor(array).to(torch_dtype)).all()
                for layer in network.layers for array in (layer.weight, layer.bias)):
             return dtype
     return "float64"

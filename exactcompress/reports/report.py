@@ -288,17 +288,28 @@ def output_files(report: CompressionReport) -> list[str]:
     return [name for name in files if name]
 
 
+#: the files a run writes beside its report.json that describe the report (the rest are its outputs)
+PAGES = (REPORT_MD, REPORT_HTML, LAYER_FIGURE, CONVERGENCE_FIGURE)
+
+
+def written_files(report: CompressionReport) -> list[str]:
+    """Every file name a run with this report writes: report.json first, its outputs, then its pages."""
+    return list(dict.fromkeys([REPORT_JSON, *output_files(report), *PAGES]))
+
+
 def remove_earlier_outputs(out_dir: Path) -> None:
     """Delete what an earlier run wrote into ``out_dir``: its report.json first, then the files it lists and the
-    figures, so that none of them (a compressed model for another domain, say) stays beside this run's report.
-    Other files are kept; an unreadable report.json lists nothing."""
+    pages, so that none of them (a compressed model for another domain, say) stays beside this run's report.
+    Other files are kept; an unreadable report.json lists nothing but itself and the pages, and only plain
+    file names in it count (never a path elsewhere)."""
     out_dir = Path(out_dir)
     try:
-        earlier = output_files(CompressionReport.model_validate_json((out_dir / REPORT_JSON).read_bytes()))
+        earlier = written_files(CompressionReport.model_validate_json((out_dir / REPORT_JSON).read_bytes()))
     except (OSError, ValueError):
-        earlier = []
-    for name in (REPORT_JSON, *earlier, LAYER_FIGURE, CONVERGENCE_FIGURE):
-        (out_dir / name).unlink(missing_ok=True)
+        earlier = [REPORT_JSON, *PAGES]
+    for name in earlier:
+        if name not in ("", ".", "..") and Path(name).name == name:
+            (out_dir / name).unlink(missing_ok=True)
 
 
 def _outputs(report: CompressionReport) -> Table:

@@ -117,10 +117,12 @@ def model_names(models: Sequence[ZooModelResult]) -> list[str]:
     """Display name per model: the last path segment of ``source_key`` without its model suffix (kept where
     models differ by it alone: ``m.pt``, ``m.onnx``); models that share it get as many parent folders as make
     their names unique (``a/net``, ``b/net``)."""
-    stripped = [tuple(_path_segments(model.source_key)) for model in models]
-    shared = Counter(stripped)
-    paths = [path if shared[path] == 1 else tuple(segment for segment in model.source_key.split("/") if segment)
-             for path, model in zip(stripped, models)]
+    paths = [tuple(_path_segments(model.source_key)) for model in models]
+    whole = [tuple(segment for segment in model.source_key.split("/") if segment) for model in models]
+    while clash := [index for index, count in enumerate(map(Counter(paths).__getitem__, paths))
+                    if count > 1 and paths[index] != whole[index]]:  # m.pt and m.onnx; m.pt.pth and m.pt
+        for index in clash:
+            paths[index] = whole[index]
     names = [""] * len(paths)
     pending, depth = list(range(len(paths))), 1
     while pending:  # one count of every path's last ``depth`` segments per depth; deepen the names still shared

@@ -17,7 +17,9 @@ from pydantic import ValidationError
 
 from .. import __version__
 from ..engine.domain import Domain
+from ..errors import InputError
 from ..io.save import FILE_NAMES
+from ..reports.report import REPORT_HTML, REPORT_MD
 from ..schema import CompressionReport, ZooJobSpec
 from ..storage import Storage
 
@@ -73,7 +75,11 @@ def settings_mismatch(report: CompressionReport, key: str, spec: ZooJobSpec, dom
         if claimed != expected:
             return f"the report says {name} {claimed}, its folder stands for {expected}"
     if report.model is not None and report.domain is not None and domain is not None:
-        if not _same_domain(report, domain.broadcast(report.model.input_dim)):
+        try:
+            widened = domain.broadcast(report.model.input_dim)
+        except InputError:  # a domain an earlier version spread over the inputs, refused now
+            return "the report's model does not take the domain its folder stands for"
+        if not _same_domain(report, widened):
             return "the report's domain is not the one its folder stands for"
     return None
 
@@ -116,9 +122,9 @@ def inconsistency(report: CompressionReport) -> str | None:
 
 def changed_output(output: Storage, key: str, report: CompressionReport) -> str | None:
     """Which output listed in ``outputs.files`` is missing or differs from its recorded size and sha256, or which
-    report page it lists is missing."""
+    report page is missing (those it lists; a failed report lists none, and has report.md and report.html)."""
     folder = key.rpartition("/")[0]
-    pages = [report.outputs.report_md, report.outputs.report_html] if report.outputs else []
+    pages = [report.outputs.report_md, report.outputs.report_html] if report.outputs else [REPORT_MD, REPORT_HTML]
     for name in filter(None, pages):
         if not output.exists(f"{folder}/{name}" if folder else name):
             return f"{name} is missing"

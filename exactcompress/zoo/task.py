@@ -17,16 +17,15 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from ..engine.domain import Domain
+from ..engine.domain import Domain, point_shape_fits
 from ..engine.progress import Progress
 from ..engine.prove.parallel import ParallelMap
 from ..errors import InputError, KeyNotFound
 from ..io import load_network
 from ..io.architecture import arch_path
-from ..io.domain_files import from_bounds, from_file, load_data
+from ..io.domain_files import from_bounds, from_file, load_points
 from ..pipeline import compress_model, versions
-from ..reports.report import (CONVERGENCE_FIGURE, LAYER_FIGURE, REPORT_HTML, REPORT_JSON, REPORT_MD, write_report_json,
-                              write_reports)
+from ..reports.report import PAGES, REPORT_JSON, write_report_json, write_reports
 from ..schema import (
     BoxDomainSpec,
     CompressionReport,
@@ -54,7 +53,7 @@ def _domain(domain: DomainSpec, source_root: str, scratch: Path) -> Domain:
     storage.download(key, local)
     with _named_as(storage.url(key), local):
         loaded = from_file(local)
-    return Domain(loaded.kind, loaded.boxes, storage.url(key), loaded.margin, loaded.epsilon)
+    return replace(loaded, source=storage.url(key))
 
 
 def resolve_domain(domain: DomainSpec, source_root: str) -> Domain:
@@ -138,10 +137,9 @@ class _Place:
     def commit(self, out_dir: Path, report: CompressionReport) -> ZooModelResult:
         """Upload every output file, then ``report.json`` last and only if no report that counts is there yet;
         the row of the report committed there (ours, or the one found)."""
-        pages = {REPORT_MD, REPORT_HTML, LAYER_FIGURE, CONVERGENCE_FIGURE}
         files = [path for path in sorted(out_dir.iterdir()) if path.is_file() and path.name != REPORT_JSON]
         for path in files:
-            if path.name not in pages:
+            if path.name not in PAGES:
                 self.output.upload(path, f"{self.prefix}/{path.name}")
         data = (out_dir / REPORT_JSON).read_bytes()
         if not self.output.put_if_absent(self.report_key, data):
@@ -150,7 +148,7 @@ class _Place:
                 return result_from_report(self.source_url, self.output, self.prefix, existing)
             self.output.put_bytes(self.report_key, data)  # what was there does not count: replace it
         for path in files:  # the pages of the report committed, so that they never describe another one
-            if path.name in pages:
+            if path.name in PAGES:
                 self.output.upload(path, f"{self.prefix}/{path.name}")
         return result_from_report(self.source_url, self.output, self.prefix, report)
 
@@ -252,7 +250,7 @@ def _download_arch_file(source: Storage, key: str, local_model: Path) -> tuple[s
     return hashlib.sha256(local.read_bytes()).hexdigest(), fingerprint
 
 
-def _analyse(place: _Place, local_model: Path, data: np.ndarray | None, out_dir: Path,
+def _analyse(place: _Place, local_model: Path, data: tuple[np.ndarray, tuple[int, ...] | None] | None, out_dir: Path,
              parallel_map: ParallelMap | None, progress: Progress | None) -> TaskOutcome:
     """Load and compress the downloaded model (or record why it cannot be loaded), commit, return its row."""
     task, spec = place.task, place.task.spec
@@ -264,7 +262,10 @@ def _analyse(place: _Place, local_model: Path, data: np.ndarray | None, out_dir:
         write_report_json(report, out_dir)
     else:
         model = (network, info.model_copy(update={"name": PurePosixPath(task.key).stem, "path": place.source_url}))
-        points = data if data is not None and data.shape[1] == network.input_dim else None
+        rows, point_shape = data if data is not None else (None, None)
+        fits = rows is not None and rows.shape[1] == network.input_dim and point_shape_fits(point_shape,
+                                                                                           network.input_shape)
+        points = rows if fits else None  # the spec's data serves the models it fits
         report = compress_model(
             model, out_dir, domain=place.domain, data=points, method=spec.method, time_limit=spec.time_limit_s,
             workers=spec.fallback_tasks, threads=max(1, int(spec.cpus_per_task)), parallel_map=parallel_map,
@@ -287,14 +288,15 @@ def _commit_failure(task: ModelTask, output: Storage, source_url: str, digest: s
     return TaskOutcome(place.commit(out_dir, report), analysed=True, redone=found.redone)
 
 
-def _data(spec: ZooJobSpec, source_root: str, scratch: Path) -> np.ndarray | None:
+def _data(spec: ZooJobSpec, source_root: str, scratch: Path) -> tuple[np.ndarray, tuple[int, ...] | None] | None:
+    """The spec's data rows (n, features) and the shape of one point as the file has it (``load_points``)."""
     if spec.data is None:
         return None
     storage, key = resolve_reference(spec.data, source_root)
     local = scratch / "data.npy"
     storage.download(key, local)
     with _named_as(storage.url(key), local):
-        return load_data(local)
+        return load_points(local)
 
 
 @contextmanager

@@ -236,6 +236,31 @@ def test_a_deleted_report_page_does_not_count_and_the_model_is_redone(tmp_path):
     assert again.analysed and again.redone.reason == "report.html is missing" and (folder / "report.html").is_file()
 
 
+def test_a_report_for_a_domain_this_version_refuses_is_redone_instead_of_stopping_the_task(tmp_path):
+    """Earlier versions spread a one-feature ball domain over every input; reading such a committed report raised."""
+    from exactcompress.engine.domain import Box, Domain
+    from exactcompress.zoo.committed import settings_mismatch
+
+    write_good(tmp_path / "m/a.pt", seed=1)
+    [task] = plan_tasks(ZooJobSpec(source=str(tmp_path / "m"), output=str(tmp_path / "out")))
+    first = run_model_task(task).result
+    report = CompressionReport.model_validate_json(Path(first.report_key).read_bytes())
+    key = str(Path(first.report_key).relative_to(tmp_path / "out"))
+    one_feature = Domain("linf-balls", (Box(np.array([0.5]), np.array([1.5])),), epsilon=0.5)
+    assert settings_mismatch(report, key, task.spec, one_feature) == (
+        "the report's model does not take the domain its folder stands for")
+
+
+def test_a_failed_report_without_its_pages_is_redone(tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m/bad.pt").write_bytes(b"PK not a checkpoint")
+    [task] = plan_tasks(ZooJobSpec(source=str(tmp_path / "m"), output=str(tmp_path / "out")))
+    folder = Path(run_model_task(task).result.report_key).parent
+    (folder / "report.html").unlink()  # as a version that wrote no pages for failed models left it
+    again = run_model_task(task)
+    assert again.analysed and again.redone.reason == "report.html is missing" and (folder / "report.html").is_file()
+
+
 def test_a_failure_that_another_run_may_not_meet_is_tried_again_and_a_bad_model_is_not(tmp_path, monkeypatch):
     """A failed report of kind internal (out of memory, say) used to count as done forever."""
     import exactcompress.pipeline

@@ -48,3 +48,12 @@ def test_bounds_beyond_the_limit_are_refused(lower, upper, message):
     with pytest.raises(ValueError, match=message):
         Box(np.array(lower), np.array(upper))
     assert Box(np.full(2, -MAX_BOUND), np.full(2, MAX_BOUND)).dim == 2
+
+
+def test_points_fit_a_network_whose_shape_differs_only_by_axes_of_size_one():
+    from exactcompress.engine.domain import point_shape_fits
+
+    for fitting in ((28, 28), (28, 28, 1), (1, 28, 28), None):
+        assert point_shape_fits(fitting, (1, 28, 28)), fitting
+    assert point_shape_fits((8, 8, 3), (64 * 3,))  # an MLP takes any points flattened as given
+    assert not point_shape_fits((8, 8, 3), (3, 8, 8)) and not point_shape_fits((2, 8), (1, 4, 4))

@@ -70,3 +70,20 @@ def test_an_incremental_plan_skips_a_done_cnn_state_dict_without_a_task_until_it
     source.upload(tmp_path / "tiny.arch.json", "tiny.arch.json")
     plan = plan_incremental(spec, plan_tasks(spec), "third")
     assert [task.key for task in plan.tasks] == ["tiny.pt"] and plan.unchanged == []
+
+
+def test_points_of_another_shape_fail_a_cnn_in_a_zoo(tmp_path: Path) -> None:
+    """The zoo rebuilt a domain file's domain without the points' shape, so images in another layout than the
+    CNN's were read as other inputs."""
+    import numpy as np
+
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    torch.save(known_cnn().float().state_dict(), zoo / "tiny.pt")
+    (zoo / "tiny.arch.json").write_text(json.dumps(ARCH))
+    np.save(tmp_path / "wrong.npy", np.random.default_rng(0).random((6, 2, 8)))  # 16 values in another shape
+    (tmp_path / "balls.json").write_text(json.dumps({"points": str(tmp_path / "wrong.npy"), "epsilon": 0.1}))
+    [task] = plan_tasks(ZooJobSpec(source=str(zoo), output=str(tmp_path / "out"), time_limit_s=60,
+                                   verify_samples=1000, domain={"file": str(tmp_path / "balls.json")}))
+    failed = run_model_task(task).result
+    assert failed.status == "failed" and "holds points of shape (2, 8)" in failed.error

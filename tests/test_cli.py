@@ -365,3 +365,38 @@ def test_the_time_limit_hint_agrees_with_one_undecided_neuron(tmp_path):
     best = IfUndecidedSettled(neurons_after=0, parameters_after=1, hidden_widths_after=[])
     hint = _time_limit_hint(report.model_copy(update={"layers": [layer], "if_undecided_settled": best}))
     assert "1 neuron was undecided at the time limit and is kept" in hint
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method, extra, sent, status, word", [
+    ("milp", (), "SIGINT", 130, "interrupted"),  # SCIP caught Ctrl-C and the run went on as if cut by its limit
+    ("per-neuron", ("--workers", "2"), "SIGTERM", 143, "terminated"),  # the pool's processes ran on, orphaned
+])
+def test_ctrl_c_and_sigterm_end_a_run_at_once_leaving_the_earlier_output(tmp_path, method, extra, sent, status,
+                                                                          word):
+    import signal
+    import time
+
+    from nets import random_net
+
+    from exactcompress.io import to_sequential
+
+    model, out = tmp_path / "hard.pt", tmp_path / "out"
+    torch.save(to_sequential(random_net(0, 30, [60, 60, 60]), "float32").state_dict(), model)
+    assert run("compress", str(model), "--out", str(out), "--time-limit", "0.5", "-q").returncode == 0
+    earlier = (out / "report.json").read_bytes()
+    process = subprocess.Popen(
+        [SCRIPT, "compress", str(model), "--out", str(out), "--method", method, "--time-limit", "300", "--threads",
+         "1", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal's foreground job
+    time.sleep(8)  # into the solves
+    sent_at = time.monotonic()
+    process.send_signal(getattr(signal, sent))
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == status and stderr.strip().splitlines()[-1] == word, stderr[-2000:]
+    assert time.monotonic() - sent_at < 20 and "Traceback" not in stderr
+    assert (out / "report.json").read_bytes() == earlier
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["hard.pt", "out"]  # no staging folder left
+    time.sleep(1)
+    children = subprocess.run(["pgrep", "-f", "multiprocessing.spawn"], capture_output=True, text=True).stdout
+    assert not children.strip(), children

@@ -49,7 +49,7 @@ from ..network import Network
 from ..progress import Progress, ignore
 from .encoding import LayerModel, build_layer_model, proof_margins
 from .parallel import ParallelMap, process_pool_map
-from .stop import StopSignal
+from .stop import StopSignal, user_interrupt
 
 #: SCIP's value for "no primal/dual limit"
 _NO_LIMIT = 1e99
@@ -139,6 +139,8 @@ def _run(layer_model: LayerModel, weights_in: np.ndarray, neuron: int, sense: in
         except Exception as error:  # SCIP raises plain Exception, e.g. "SCIP: error in LP solver!"
             raise SolverError(source, f"SCIP failed: {error}") from None
         status = model.getStatus()
+        if status == "userinterrupt" and not (stop is not None and stop.is_set()):  # the user's Ctrl-C
+            user_interrupt()
         if hypothesis is not None and status == "infeasible":  # no input reaches the hypothesis: proved
             return "optimal", dual_limit, None, int(model.getNNodes()), int(model.getNLPIterations())
         if status in _IMPOSSIBLE_STATUSES:

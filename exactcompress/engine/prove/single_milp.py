@@ -62,6 +62,7 @@ from ..domain import Box
 from ..network import Network
 from ..witnesses import WitnessSet, record
 from .encoding import add_preactivations, add_relus, new_model, proof_margins
+from .stop import user_interrupt
 
 #: the witness-side child of an ambiguity branch demands ``sign * g_i >= WITNESS_TARGET``: far enough
 #: above WITNESS_MARGIN that the float64 pass confirms any solution there despite SCIP's tolerances
@@ -534,11 +535,13 @@ def solve_network(network: Network, box: Box, bounds: Sequence[LayerBounds], wit
         if harvest.error is not None:
             raise SolverError("single MILP", f"a harvesting plugin failed: {harvest.error!r}") from harvest.error
         status = model.getStatus()
+        if status == "userinterrupt":  # not a harvesting plugin's (that sets harvest.error): the user's Ctrl-C
+            user_interrupt()
         nodes, iterations = int(model.getNNodes()), int(model.getNLPIterations())
         dual = float(model.getDualbound())
         if not model.isInfinity(abs(dual)):
             harvest.trace.append((harvest.elapsed(), dual))
-        if status in ("timelimit", "userinterrupt"):
+        if status == "timelimit":
             return result(harvest, none_proved, False, nodes, iterations)
         if status not in _STATUSES_WITH_VALID_DUAL:
             raise SolverError("single MILP", f"SCIP ended with status '{status}'; no state can be trusted")

@@ -1,7 +1,9 @@
-"""Ending SCIP solves from another thread (``StopSignal``): ``auto``'s spare thread's sign solves."""
+"""Ending SCIP solves from another thread (``StopSignal``): ``auto``'s spare thread's sign solves; and a user's
+Ctrl-C that SCIP caught (``user_interrupt``)."""
 
 from __future__ import annotations
 
+import _thread
 import threading
 from contextlib import contextmanager
 
@@ -50,3 +52,12 @@ class StopSignal:
         finally:
             with self._lock:
                 self._solving = None
+
+
+def user_interrupt() -> None:
+    """Raise KeyboardInterrupt for a Ctrl-C that SCIP caught: SCIP handles SIGINT while it solves and ends the solve
+    as "userinterrupt", so Python never sees the signal, and a solve not interrupted by this package must stop the
+    run as Ctrl-C does elsewhere. From a helper thread the main thread is interrupted too."""
+    if threading.current_thread() is not threading.main_thread():
+        _thread.interrupt_main()
+    raise KeyboardInterrupt

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import grpc
 import ray
 
+from ..engine.prove.parallel import thread_map
 from ..errors import InputError
 
 #: seconds a Ray address gets to accept a TCP connection before ``connect`` gives up on it (``ray.init`` itself
@@ -120,11 +121,14 @@ def _host_port(address: str, target: str, via: str) -> tuple[str, int] | None:
 def ray_parallel_map(function: Callable[..., Any], argument_tuples: Sequence[tuple]) -> list:
     """``ParallelMap`` over Ray tasks (one CPU each): the per-neuron fallback across the cluster.
 
-    Fans out only while the cluster has an idle CPU; otherwise the calls run here, one after the other. (A
-    task blocked on its children lends its CPU back, so fanning out on a busy cluster would let further
+    Fans out only while the cluster has an idle CPU; otherwise the calls run here, at once in threads (one
+    after the other, each would take the whole time left that its arguments give: twice the time limit for
+    two). (A task blocked on its children lends its CPU back, so fanning out on a busy cluster would let further
     model tasks start, each in a new worker process, instead of the children: more processes, no speed.)
     """
-    if len(argument_tuples) < 2 or ray.available_resources().get("CPU", 0) < 1:
+    if len(argument_tuples) < 2:
         return [function(*arguments) for arguments in argument_tuples]
+    if ray.available_resources().get("CPU", 0) < 1:
+        return thread_map(function, argument_tuples)
     remote = ray.remote(num_cpus=1, max_retries=3)(function)
     return ray.get([remote.remote(*arguments) for arguments in argument_tuples])

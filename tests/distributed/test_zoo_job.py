@@ -334,6 +334,15 @@ class CpuHolder:
         return True
 
 
+def busy_interval(seconds: float) -> tuple[float, float]:
+    """When a call that waits ``seconds`` began and ended (this process's monotonic clock)."""
+    import time
+
+    started = time.monotonic()
+    time.sleep(seconds)
+    return started, time.monotonic()
+
+
 def test_fallback_fans_out_only_while_a_cpu_is_idle(local_ray):
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
     assert os.getpid() not in ray_parallel_map(process_id, [(0,), (1,)])
@@ -341,6 +350,9 @@ def test_fallback_fans_out_only_while_a_cpu_is_idle(local_ray):
     ray.get(holder.ready.remote())
     try:
         assert ray_parallel_map(process_id, [(0,), (1,)]) == [os.getpid()] * 2
+        # here, at once: one after the other, each call took the whole time its arguments left it
+        (first_start, first_end), (second_start, _) = ray_parallel_map(busy_interval, [(1.0,), (1.0,)])
+        assert second_start < first_end and first_start < first_end
     finally:
         ray.kill(holder)
 

@@ -363,3 +363,16 @@ def test_a_stop_signal_set_before_the_solves_start_ends_them_at_once():
     assert time.monotonic() - start < 5.0
     assert solve.timed_out.all() and solve.nodes == 0
     assert not solve.proved_inactive.any() and not solve.proved_active.any()
+
+
+def test_a_layer_asked_after_the_deadline_starts_no_workers():
+    """Each layer after the deadline started a pool of processes (~0.75 s each) that then did nothing."""
+    net = random_net([6, 5], 0)
+
+    def no_pool(function, argument_tuples):
+        raise AssertionError("a pool was started after the deadline")
+
+    asked = np.ones(5, dtype=bool)
+    result = solve_layer(net, BOX, propagate(net, BOX), 1, ask_max=asked, ask_min=asked, mode="sign",
+                         deadline=time.monotonic() - 1, workers=2, parallel_map=no_pool)
+    assert result.timed_out.all() and result.solves == 0

@@ -233,7 +233,7 @@ def bab_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     where = resolve_device(device)
     time_left = None if deadline is None else max(0.0, seconds_left(deadline))
     chunks = [chunk for chunk in (questions[offset::max(workers, 1)] for offset in range(max(workers, 1))) if len(chunk)]
-    if len(chunks) <= 1:
+    if len(chunks) <= 1 or time_left == 0:  # no pool of processes to start for nothing
         return bab_chunk(network, box, bounds, layer, questions, time_left, question_limit, where, threads=threads,
                          progress=progress, resume=resume, keep_suspended=True, stop=stop,
                          suspended_budget=suspended_budget, nearest_first=nearest_first)

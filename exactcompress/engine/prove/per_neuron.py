@@ -330,7 +330,7 @@ def solve_layer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer
     bounds = tuple(bounds)
     asked = np.flatnonzero(ask_max | ask_min)
     chunks = [chunk for chunk in (asked[offset::max(workers, 1)] for offset in range(max(workers, 1))) if len(chunk)]
-    if len(chunks) <= 1:
+    if len(chunks) <= 1 or seconds_left(deadline) <= 0:  # no pool of processes to start for nothing
         return _solve_in_process(network, box, bounds, layer, ask_max, ask_min, mode, deadline, solve_limit, progress,
                                  stop, aggressive_separation)
     start = time.monotonic()

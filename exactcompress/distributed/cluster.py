@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import tempfile
-from typing import Any, Callable, Sequence
+import threading
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 from urllib.parse import urlsplit
 
 import grpc
@@ -30,15 +33,29 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
     Raises InputError (one line naming ``address``) within ``CONNECT_TIMEOUT_S`` when nothing answers there."""
     if ray.is_initialized():
         return
-    if address:
-        check_reachable(address)
-        try:
-            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
-        except ConnectionError as error:
-            raise InputError(address, f"cannot join the Ray cluster there ({' '.join(str(error).split())})") from None
-        return
-    os.environ.setdefault("RAY_TMPDIR", tempfile.gettempdir())
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    with _keeping_sigterm_handler():
+        if address:
+            check_reachable(address)
+            try:
+                ray.init(address=address, log_to_driver=False, logging_level="ERROR")
+            except ConnectionError as error:
+                raise InputError(address, f"cannot join the Ray cluster there ({' '.join(str(error).split())})") from None
+            return
+        os.environ.setdefault("RAY_TMPDIR", tempfile.gettempdir())
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                 logging_level="ERROR")
+
+
+@contextmanager
+def _keeping_sigterm_handler() -> Iterator[None]:
+    """Restore the SIGTERM handler Python had (the CLI's: a clean stop, 'terminated', status 143) after
+    ``ray.init``, which installs one that prints a stack dump and exits 1."""
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if callable(before) and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, before)
 
 
 def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:

@@ -364,3 +364,28 @@ def test_cli_bad_spec_exits_2_naming_the_problem_and_writes_nothing(tmp_path, ra
         assert name in message, message
     assert not out.exists()
     assert not processes_with_env("RAY_TMPDIR", str(ray_tmpdir))  # no Ray was started
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_zoo_run_in_one_line_and_leaves_no_ray_process(tmp_path, ray_tmpdir):
+    """ray.init installed a SIGTERM handler that printed a stack dump and exited 1; a scheduler's stop is now the
+    CLI's clean one: 'terminated', status 143, the embedded Ray shut down, and a rerun resumes."""
+    write_slow(tmp_path / "zoo/slow.pt", seed=0)
+    out = tmp_path / "out"
+    spec = write_spec(tmp_path / "spec.yaml", source=str(tmp_path / "zoo"), output=str(out),
+                      **{**SLOW_SPEC, "time_limit_s": 120.0})
+    env = {**os.environ, "RAY_TMPDIR": str(ray_tmpdir)}
+    job = subprocess.Popen([SCRIPT, "zoo", "run", str(spec), "--num-cpus", "1", "--quiet"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        wait_for(lambda: any("raylet" in line for line in processes_with_env("RAY_TMPDIR", str(ray_tmpdir)).values()),
+                 90, "the job's Ray")
+        time.sleep(5)  # the model's task under way
+        job.send_signal(signal.SIGTERM)
+        _, stderr = job.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(job.pid, signal.SIGKILL)
+    assert job.returncode == 143 and stderr.strip().splitlines()[-1] == "terminated", stderr[-3000:]
+    assert "SIGTERM received" not in stderr
+    wait_for(lambda: not processes_with_env("RAY_TMPDIR", str(ray_tmpdir)), 30, "Ray's processes to end")

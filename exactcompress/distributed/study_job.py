@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import ray
 from rich.console import Console
 
-from ..errors import ExitCode
+from ..errors import ExitCode, InputError
+from ..reports.study import setting_text, varying_settings
 from ..schema import StudyConfig, StudyResult, StudySpec
 from ..storage import open_storage
 from ..training.study import (
@@ -27,7 +28,7 @@ from ..training.study import (
     failed_row,
     plan_configs,
     run_config,
-    study_domain,
+    checked_study_domain,
     summarize_study,
     write_study,
 )
@@ -56,32 +57,46 @@ def _config_task(spec: StudySpec, config: StudyConfig, board) -> ConfigOutcome:
     return run_config(spec, config, parallel_map=ray_parallel_map)
 
 
-def _describe(outcome: ConfigOutcome) -> str:
-    """One configuration's outcome for a log line: regulariser, strength, architecture, seed, status, accuracy."""
+def _describe(outcome: ConfigOutcome, shown: frozenset[tuple[str, str]]) -> str:
+    """One configuration's outcome for a log line: its settings as the tables name them (``setting_text``), seed,
+    status, accuracy."""
     row = outcome.row
     accuracy = "" if row.test_accuracy is None else f", test accuracy {row.test_accuracy:.3f}"
-    return (f"{row.regularizer} {row.strength:g} {row.hidden} seed {row.seed}: {row.status}{accuracy}"
+    return (f"{setting_text(row, shown)} seed {row.seed}: {row.status}{accuracy}"
             + (f" ({row.error})" if row.error else ""))
+
+
+def _check_cpus(spec: StudySpec) -> None:
+    """InputError unless the embedded Ray has ``spec.cpus_per_task`` CPUs: else no task could start and the study
+    would wait forever."""
+    cpus = ray.cluster_resources().get("CPU", 0.0)
+    if spec.cpus_per_task > cpus:
+        raise InputError("cpus_per_task", f"{spec.cpus_per_task:g} CPUs per task, but the Ray cluster has {cpus:g}: "
+                         "no task could start")
 
 
 def run_study(spec: StudySpec, *, address: str | None = None, num_cpus: int | None = None,
               console: Console | None = None) -> StudyRun:
     """Train and compress every configuration of ``spec`` on Ray; write ``study.json`` last at the output.
 
-    The default domain is resolved first (an .npz data set is read and checked here: InputError before
-    any work). ``console``: where the progress bar goes (None: no bar).
+    The data set and the domain are checked and the default domain resolved first (an .npz data set is read
+    here), then ``cpus_per_task`` against the embedded Ray's CPUs: InputError before any work. ``console``: where the
+    progress bar goes (None: no bar).
     """
     started = time.monotonic()
-    spec = spec.model_copy(update={"domain": study_domain(spec)})
+    spec = spec.model_copy(update={"domain": checked_study_domain(spec)})
     configs = plan_configs(spec)
     connect(address, num_cpus)
+    if address is None:  # the embedded Ray never grows; a cluster may still add nodes (autoscaling)
+        _check_cpus(spec)
+    shown = varying_settings(spec)
     board = driver_board()
     remote = ray.remote(_config_task).options(num_cpus=spec.cpus_per_task, max_retries=spec.retries,
                                               retry_exceptions=list(STORAGE_FAILURES))
     outcomes = gather(
         {remote.remote(spec, config, board): config for config in configs}, board, label="training + compressing",
         console=console, on_failure=lambda config, reason: ConfigOutcome(failed_row(spec, config, reason), False, False),
-        is_failed=lambda outcome: outcome.row.status == "failed", describe=_describe,
+        is_failed=lambda outcome: outcome.row.status == "failed", describe=lambda outcome: _describe(outcome, shown),
     )
     result = summarize_study(spec, [outcome.row for outcome in outcomes])
     html = write_study(open_storage(spec.output), result)

@@ -1,11 +1,13 @@
 """Human-readable views of a study's ``StudyResult``: study.md, a self-contained study.html, study.csv, PNG
 figures and a plain-text table for the terminal.
 
-Tables: one row per configuration, and the mean ± sample standard deviation over seeds per (regulariser,
-strength, architecture). Percentages are of the configuration's hidden neurons (parameters for "parameters
-removed"); failed configurations show "—" and are left out of means. Figures plot the means over seeds with
-the spread as error bars; matplotlib's object API with the Agg canvas, no PNG metadata, so the same result
-always gives the same bytes.
+Tables: one row per configuration, and the mean ± sample standard deviation over seeds per setting (every
+setting but the seed: regulariser with its p, smoothing or a, strength, architecture with its kernel size; a
+regulariser setting is shown where the study has several values of it). Percentages are of the configuration's
+hidden neurons (parameters for "parameters removed"); failed configurations show "—" and are left out of every
+mean. Figures plot the means over seeds with the spread as error bars, and say how many failed configurations
+they leave out; matplotlib's object API with the Agg canvas, no PNG metadata, so the same result always gives
+the same bytes.
 """
 
 from __future__ import annotations
@@ -50,7 +52,15 @@ FIGURE_CAPTIONS = {
 #: regulariser → (colour, marker), in the order rows are sorted
 REGULARIZER_STYLE = {"none": ("#8d99ae", "s"), "l1": ("#2a9d8f", "o"), "lp": ("#e76f51", "^"), "tl1": ("#264653", "D"),
                      "group-l1": ("#9b5de5", "v")}
+#: markers of the architectures in the accuracy figure, in the order they appear (cycled)
+ARCHITECTURE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+#: (line style of curves, fill style of points) of regularisers of one kind with different settings, in the
+#: order they appear (cycled; ":" is the strength-0 level)
+SETTING_STYLES = (("-", "full"), ("--", "none"), ("-.", "left"))
+#: regulariser settings a row carries besides its strength
+REGULARIZER_SETTINGS = ("p", "smoothing", "a")
 FRONT_COLOUR = "#222222"
+ARCHITECTURE_COLOUR = "#555555"
 PANELS_PER_ROW = 3
 LOG_SCALE_RATIO = 100.0
 TERMINAL_ERROR_CHARS = 60
@@ -85,13 +95,40 @@ def spec_architecture_text(architecture: list[int] | CnnArchitecture) -> str:
     return architecture.label if isinstance(architecture, CnnArchitecture) else hidden_text(architecture)
 
 
+def varying_settings(spec: StudySpec) -> frozenset[tuple[str, str]]:
+    """(kind, setting) of the regulariser settings that take several values among the spec's regularisers of
+    one kind: those tell groups apart, so tables and logs show them."""
+    values: dict[tuple[str, str], set[float]] = {}
+    for regularizer in spec.regularizers:
+        for name, value in regularizer.model_dump(exclude={"kind", "strengths"}).items():
+            values.setdefault((regularizer.kind, name), set()).add(value)
+    return frozenset(key for key, seen in values.items() if len(seen) > 1)
+
+
+def regularizer_text(row: StudyRow, shown: frozenset[tuple[str, str]] = frozenset()) -> str:
+    """``lp``, or ``lp p=0.25`` where ``shown`` (``varying_settings``) has ``("lp", "p")``."""
+    settings = [(name, getattr(row, name)) for name in REGULARIZER_SETTINGS if (row.regularizer, name) in shown]
+    return row.regularizer + "".join(f" {name}={value:g}" for name, value in settings if value is not None)
+
+
+def setting_text(row: StudyRow, shown: frozenset[tuple[str, str]] = frozenset()) -> str:
+    """Every setting of a row but its seed, as tables name them: ``lp p=0.25 0.001 conv4k5s2-8``, ``none 16``."""
+    return " ".join(_key_cells(row.regularizer, regularizer_text(row, shown), row.strength,
+                               architecture_text(row))).replace(" —", "")
+
+
+def _settings_key(row: StudyRow) -> tuple:
+    """Every setting of a row but its seed."""
+    return (row.regularizer, row.strength, row.p, row.smoothing, row.a, architecture_text(row), row.kernel_size)
+
+
 def _percent(part: int, whole: int) -> float:
     return 100.0 * part / whole if whole > 0 else 0.0
 
 
 def row_metrics(row: StudyRow) -> dict[str, float]:
     """The row's metrics by column name (``METRICS`` and ``STABLE``); a failed row has only its test accuracy
-    (when it was trained)."""
+    (when it was trained), for its own line: groups leave failed rows out."""
     metrics = {} if row.test_accuracy is None else {ACCURACY: 100.0 * row.test_accuracy}
     if row.status != "failed":
         metrics.update({
@@ -116,9 +153,11 @@ class Spread:
 
 @dataclass(frozen=True)
 class Group:
-    """The seeds of one (regulariser, strength, architecture), with the spread of each metric over them."""
+    """The seeds of one setting (every setting but the seed), with the spread of each metric over those that did
+    not fail."""
 
     regularizer: str
+    label: str  # regularizer_text of its rows
     strength: float
     architecture: str  # architecture_text of its rows
     rows: tuple[StudyRow, ...]
@@ -134,19 +173,23 @@ def _spread(values: list[float]) -> Spread:
     return Spread(statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None, len(values))
 
 
-def groups(rows: Sequence[StudyRow]) -> list[Group]:
-    """Rows grouped by (regulariser, strength, architecture), in the order the groups first appear."""
+def groups(rows: Sequence[StudyRow], shown: frozenset[tuple[str, str]] = frozenset()) -> list[Group]:
+    """Rows grouped by every setting but the seed, in the order the groups first appear; failed rows are left
+    out of every spread. ``shown``: the settings labels name (``varying_settings``)."""
     members: dict[tuple, list[StudyRow]] = {}
     for row in rows:
-        members.setdefault((row.regularizer, row.strength, architecture_text(row)), []).append(row)
+        members.setdefault(_settings_key(row), []).append(row)
     result = []
-    for (regularizer, strength, architecture), group_rows in members.items():
+    for group_rows in members.values():
         values: dict[str, list[float]] = {}
         for row in group_rows:
-            for name, value in row_metrics(row).items():
-                values.setdefault(name, []).append(value)
+            if row.status != "failed":
+                for name, value in row_metrics(row).items():
+                    values.setdefault(name, []).append(value)
         spreads = {name: _spread(values[name]) for name in (*METRICS, STABLE) if name in values}
-        result.append(Group(regularizer, strength, architecture, tuple(group_rows), spreads))
+        first = group_rows[0]
+        result.append(Group(first.regularizer, regularizer_text(first, shown), first.strength,
+                            architecture_text(first), tuple(group_rows), spreads))
     return result
 
 
@@ -161,8 +204,8 @@ def _spread_text(name: str, spread: Spread | None) -> str:
     return mean if spread.std is None else f"{mean} ± {_number(name, spread.std)}"
 
 
-def _key_cells(regularizer: str, strength: float, architecture: str) -> list[str]:
-    return [regularizer, "—" if regularizer == "none" else f"{strength:g}", architecture]
+def _key_cells(kind: str, label: str, strength: float, architecture: str) -> list[str]:
+    return [label, "—" if kind == "none" else f"{strength:g}", architecture]
 
 
 # ---------------------------------------------------------------- tables
@@ -175,10 +218,12 @@ def _has_errors(result: StudyResult) -> bool:
 def config_table(result: StudyResult) -> Table:
     """One row per configuration (``CONFIG_COLUMNS``, plus ``error`` when some configuration has one)."""
     columns = CONFIG_COLUMNS + (["error"] if _has_errors(result) else [])
+    shown = varying_settings(result.spec)
     rows = []
     for row in result.rows:
         metrics = row_metrics(row)
-        cells = [*_key_cells(row.regularizer, row.strength, architecture_text(row)), str(row.seed)]
+        cells = [*_key_cells(row.regularizer, regularizer_text(row, shown), row.strength, architecture_text(row)),
+                 str(row.seed)]
         cells += [_number(name, metrics[name]) if name in metrics else "—" for name in METRICS]
         cells += [row.method, row.status] + ([row.error or ""] if _has_errors(result) else [])
         rows.append(cells)
@@ -186,12 +231,12 @@ def config_table(result: StudyResult) -> Table:
 
 
 def group_table(result: StudyResult) -> Table:
-    """Mean ± std over seeds per (regulariser, strength, architecture); ``seeds`` counts those not failed."""
+    """Mean ± std over seeds per setting (``groups``); ``seeds`` counts those not failed, the seeds averaged."""
     rows = []
-    for group in groups(result.rows):
+    for group in groups(result.rows, varying_settings(result.spec)):
         ok = sum(row.status != "failed" for row in group.rows)
         seeds = str(ok) if ok == len(group.rows) else f"{ok} of {len(group.rows)}"
-        rows.append([*_key_cells(group.regularizer, group.strength, group.architecture), seeds,
+        rows.append([*_key_cells(group.regularizer, group.label, group.strength, group.architecture), seeds,
                      *(_spread_text(name, group.spreads.get(name)) for name in METRICS)])
     return GROUP_COLUMNS, rows
 
@@ -294,16 +339,23 @@ def render_study_table(result: StudyResult) -> str:
 # ---------------------------------------------------------------- figures
 
 
-def _figure(title: str, n_panels: int = 1, height_in: float = FIGURE_SIZE_IN[1]) -> tuple[Figure, list[Axes]]:
+def _figure(title: str, n_panels: int = 1, height_in: float = FIGURE_SIZE_IN[1],
+            failed: int = 0) -> tuple[Figure, list[Axes]]:
+    """A figure of ``n_panels`` axes; ``failed`` configurations (not plotted) are named under the title."""
     columns = min(n_panels, PANELS_PER_ROW)
     rows = math.ceil(n_panels / columns)
-    size = (max(FIGURE_SIZE_IN[0], 1.5 + 3.2 * columns), height_in * rows + 0.5)
+    size = (max(FIGURE_SIZE_IN[0], 1.5 + 3.2 * columns), height_in * rows + 0.5 + (0.2 if failed else 0.0))
     figure = Figure(figsize=size, dpi=FIGURE_DPI, layout="constrained")
-    figure.suptitle(title, fontsize=10)
+    note = f"\n{failed} failed configuration{'' if failed == 1 else 's'}, not shown" if failed else ""
+    figure.suptitle(title + note, fontsize=10)
     axes = figure.subplots(rows, columns, squeeze=False).ravel().tolist()
     for unused in axes[n_panels:]:
         unused.set_axis_off()
     return figure, axes[:n_panels]
+
+
+def _failed(result: StudyResult) -> int:
+    return sum(row.status == "failed" for row in result.rows)
 
 
 def _no_data(axes: Axes) -> None:
@@ -311,10 +363,39 @@ def _no_data(axes: Axes) -> None:
     axes.set_axis_off()
 
 
-def _legend(figure: Figure, kinds: Sequence[str], extra: Sequence[Line2D] = ()) -> None:
-    handles = [Line2D([], [], color=REGULARIZER_STYLE[kind][0], marker=REGULARIZER_STYLE[kind][1], linestyle="",
-                      label=kind) for kind in kinds]
-    figure.legend(handles=[*handles, *extra], loc="outside right upper", fontsize=8, frameon=False)
+@dataclass(frozen=True)
+class _Style:
+    """How one regulariser label is drawn: its kind's colour and marker, and per label of one kind a line style
+    (curves) and a fill style (points)."""
+
+    colour: str
+    marker: str
+    linestyle: str
+    fillstyle: str
+
+
+def _styles(shown: Sequence[Group]) -> dict[str, _Style]:
+    """Regulariser label → its style, in the order the labels appear."""
+    styles: dict[str, _Style] = {}
+    per_kind: dict[str, int] = {}
+    for group in shown:
+        if group.label not in styles:
+            index = per_kind.get(group.regularizer, 0)
+            per_kind[group.regularizer] = index + 1
+            colour, marker = REGULARIZER_STYLE[group.regularizer]
+            linestyle, fillstyle = SETTING_STYLES[index % len(SETTING_STYLES)]
+            styles[group.label] = _Style(colour, marker, linestyle, fillstyle)
+    return styles
+
+
+def _legend(figure: Figure, handles: Sequence[Line2D]) -> None:
+    """The legend right of the panels, below the title's height."""
+    figure.legend(handles=list(handles), loc="outside right center", fontsize=8, frameon=False)
+
+
+def _label_handles(styles: dict[str, _Style], lines: bool = False, markers: bool = True) -> list[Line2D]:
+    return [Line2D([], [], color=style.colour, marker=style.marker if markers else "o", fillstyle=style.fillstyle,
+                   linestyle=style.linestyle if lines else "", label=label) for label, style in styles.items()]
 
 
 def _error(spread: Spread, scale: float = 1.0) -> float:
@@ -331,75 +412,83 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 
 def _accuracy_png(result: StudyResult) -> bytes:
-    figure, [axes] = _figure("Test accuracy vs neurons removed (mean ± std over seeds)", height_in=4.5)
-    shown = [group for group in groups(result.rows) if REMOVED in group.spreads and ACCURACY in group.spreads]
+    figure, [axes] = _figure("Test accuracy vs neurons removed (mean ± std over seeds)", height_in=4.5,
+                             failed=_failed(result))
+    shown = [group for group in groups(result.rows, varying_settings(result.spec))
+             if REMOVED in group.spreads and ACCURACY in group.spreads]
     if not shown:
         _no_data(axes)
         return png_bytes(figure)
+    styles = _styles(shown)
+    architectures = list(dict.fromkeys(group.architecture for group in shown))
+    markers = {name: ARCHITECTURE_MARKERS[i % len(ARCHITECTURE_MARKERS)] for i, name in enumerate(architectures)}
     points = [(group.spreads[REMOVED].mean / 100, group.spreads[ACCURACY].mean / 100) for group in shown]
     for group, (x, y) in zip(shown, points):
-        colour, marker = REGULARIZER_STYLE[group.regularizer]
+        style = styles[group.label]
         axes.errorbar(x, y, xerr=_error(group.spreads[REMOVED], 0.01), yerr=_error(group.spreads[ACCURACY], 0.01),
-                      color=colour, marker=marker, markersize=6, capsize=2, linestyle="")
+                      color=style.colour, marker=markers[group.architecture], fillstyle=style.fillstyle,
+                      markersize=6, capsize=2, linestyle="")
     front = pareto_front(points)
     axes.plot([points[i][0] for i in front], [points[i][1] for i in front], color=FRONT_COLOUR, linestyle="--",
               linewidth=1, marker="o", markersize=12, markerfacecolor="none", zorder=3)
     for index in front:
         group = shown[index]
-        label = " ".join(_key_cells(group.regularizer, group.strength, group.architecture)).replace(" —", "")
-        axes.annotate(label, points[index], textcoords="offset points", xytext=(8, 4), fontsize=7)
+        label = " ".join(_key_cells(group.regularizer, group.label, group.strength, group.architecture))
+        axes.annotate(label.replace(" —", ""), points[index], textcoords="offset points", xytext=(8, 4), fontsize=7)
     axes.set_xlabel("fraction of hidden neurons removed (exactly)")
     axes.set_ylabel("test accuracy")
     axes.set_xlim(-0.03, min(1.03, max(x for x, _ in points) + 0.15))
+    architecture_handles = [Line2D([], [], color=ARCHITECTURE_COLOUR, marker=marker, linestyle="", label=name)
+                            for name, marker in markers.items()]
     front_handle = Line2D([], [], color=FRONT_COLOUR, linestyle="--", marker="o", markerfacecolor="none",
                           label="Pareto front")
-    _legend(figure, list(dict.fromkeys(group.regularizer for group in shown)), [front_handle])
+    _legend(figure, [*_label_handles(styles, markers=False), *architecture_handles, front_handle])
     return png_bytes(figure)
 
 
 def _stable_png(result: StudyResult) -> bytes:
     architectures = list(dict.fromkeys(map(spec_architecture_text, result.spec.architectures)))
-    figure, panels = _figure("Neurons proved stable vs strength (mean ± std over seeds)", len(architectures))
-    by_architecture = {name: [g for g in groups(result.rows) if g.architecture == name and STABLE in g.spreads]
-                       for name in architectures}
-    kinds = list(dict.fromkeys(g.regularizer for shown in by_architecture.values() for g in shown))
-    positive = [g.strength for shown in by_architecture.values() for g in shown if g.strength > 0]
+    figure, panels = _figure("Neurons proved stable vs strength (mean ± std over seeds)", len(architectures),
+                             failed=_failed(result))
+    every = [g for g in groups(result.rows, varying_settings(result.spec)) if STABLE in g.spreads]
+    styles = _styles(every)
+    positive = [g.strength for g in every if g.strength > 0]
     for axes, name in zip(panels, architectures):
         axes.set_title(name, fontsize=9)
-        for kind in kinds:
-            colour, marker = REGULARIZER_STYLE[kind]
-            shown = [g for g in by_architecture[name] if g.regularizer == kind]
+        for label, style in styles.items():
+            shown = [g for g in every if g.architecture == name and g.label == label]
             for group in (g for g in shown if g.strength == 0):
-                axes.axhline(group.spreads[STABLE].mean / 100, color=colour, linestyle=":", linewidth=1.5)
+                axes.axhline(group.spreads[STABLE].mean / 100, color=style.colour, linestyle=":", linewidth=1.5)
             curve = [g for g in shown if g.strength > 0]
             if curve:
                 axes.errorbar([g.strength for g in curve], [g.spreads[STABLE].mean / 100 for g in curve],
-                              yerr=[_error(g.spreads[STABLE], 0.01) for g in curve], color=colour, marker=marker,
-                              capsize=2)
+                              yerr=[_error(g.spreads[STABLE], 0.01) for g in curve], color=style.colour,
+                              marker=style.marker, linestyle=style.linestyle, capsize=2)
         if positive:
             axes.set_xscale("log")
             axes.set_xlim(min(positive) / 3, max(positive) * 3)
         axes.set_ylim(-0.03, 1.03)
         axes.set_xlabel("strength (log scale)")
         axes.set_ylabel("fraction stable")
-    zero = Line2D([], [], color="#555555", linestyle=":", label="strength 0 (dotted level)")
-    _legend(figure, kinds, [zero] if any(g.strength == 0 for s in by_architecture.values() for g in s) else [])
+    zero = Line2D([], [], color=ARCHITECTURE_COLOUR, linestyle=":", label="strength 0 (dotted level)")
+    _legend(figure, [*_label_handles(styles, lines=True), *([zero] if any(g.strength == 0 for g in every) else [])])
     return png_bytes(figure)
 
 
 def _seconds_png(result: StudyResult) -> bytes:
-    figure, [axes] = _figure("Solve seconds vs width (mean ± std over seeds)")
-    shown = [group for group in groups(result.rows) if SECONDS in group.spreads]
+    figure, [axes] = _figure("Solve seconds vs width (mean ± std over seeds)", failed=_failed(result))
+    shown = [group for group in groups(result.rows, varying_settings(result.spec)) if SECONDS in group.spreads]
     if not shown:
         _no_data(axes)
         return png_bytes(figure)
-    kinds = list(dict.fromkeys(group.regularizer for group in shown))
+    styles = _styles(shown)
+    labels = list(styles)
     dodge = 0.01 * max(group.width for group in shown)
     for group in shown:
-        colour, marker = REGULARIZER_STYLE[group.regularizer]
-        offset = (kinds.index(group.regularizer) - (len(kinds) - 1) / 2) * dodge
+        style = styles[group.label]
+        offset = (labels.index(group.label) - (len(labels) - 1) / 2) * dodge
         axes.errorbar(group.width + offset, group.spreads[SECONDS].mean, yerr=_error(group.spreads[SECONDS]),
-                      color=colour, marker=marker, capsize=2, linestyle="")
+                      color=style.colour, marker=style.marker, fillstyle=style.fillstyle, capsize=2, linestyle="")
     seconds = [group.spreads[SECONDS].mean for group in shown if group.spreads[SECONDS].mean > 0]
     if seconds and max(seconds) > LOG_SCALE_RATIO * min(seconds):
         axes.set_yscale("log")
@@ -409,13 +498,14 @@ def _seconds_png(result: StudyResult) -> bytes:
     axes.set_xticks(widths, [str(width) for width in widths])
     axes.set_xlabel("hidden neurons (sum of layer widths)")
     axes.set_ylabel("solve seconds" + (" (log scale)" if axes.get_yscale() == "log" else ""))
-    _legend(figure, kinds)
+    _legend(figure, _label_handles(styles))
     return png_bytes(figure)
 
 
 def study_figures(result: StudyResult) -> dict[str, bytes]:
-    """The study's PNG figures by file name (accuracy vs removed with the Pareto front, fraction stable vs
-    strength per architecture, solve seconds vs width); byte-identical for equal results."""
+    """The study's PNG figures by file name (accuracy vs removed with the Pareto front, a marker per
+    architecture; fraction stable vs strength per architecture; solve seconds vs width); byte-identical for
+    equal results."""
     return {
         ACCURACY_FIGURE: _accuracy_png(result),
         STABLE_FIGURE: _stable_png(result),

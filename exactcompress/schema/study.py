@@ -11,7 +11,7 @@ from .common import Method, Status, Strict
 from .job import DomainSpec
 from .report import Versions
 
-STUDY_SCHEMA_VERSION = "1.3"
+STUDY_SCHEMA_VERSION = "1.4"
 
 
 class NoRegularizer(Strict):
@@ -79,8 +79,11 @@ class CnnArchitecture(Strict):
 
     @property
     def label(self) -> str:
-        """``conv8s1-conv16s2-64``: what tables and figures call it."""
-        return "-".join([*(f"conv{c}s{s}" for c, s in zip(self.channels, self.conv_strides)), *map(str, self.dense)])
+        """``conv8s1-conv16s2-64``: what tables and figures call it; a kernel size other than 3 is named too
+        (``conv8k5s1-64``, since study schema 1.4)."""
+        kernel = "" if self.kernel_size == 3 else f"k{self.kernel_size}"
+        return "-".join([*(f"conv{c}{kernel}s{s}" for c, s in zip(self.channels, self.conv_strides)),
+                         *map(str, self.dense)])
 
 
 Architecture = Union[list[Annotated[int, Field(ge=1)]], CnnArchitecture]
@@ -184,6 +187,10 @@ class StudyRow(Strict):
         None, description="for a partial configuration: neurons left had every undecided neuron been settled as "
         "its open question asks, so neurons_after is what was proved and this the most a longer run could reach "
         "(the report's if_undecided_settled; since 1.2)")
+    p: float | None = Field(None, description="the lp regulariser's p (since 1.4)")
+    smoothing: float | None = Field(None, description="the lp regulariser's smoothing (since 1.4)")
+    a: float | None = Field(None, description="the tl1 regulariser's a (since 1.4)")
+    kernel_size: int | None = Field(None, description="a CNN's kernel size; None for an MLP (since 1.4)")
 
 
 class StudyResult(Strict):

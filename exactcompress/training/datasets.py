@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +66,20 @@ UPSAMPLED = {"digits-784": (28, 1), "digits-3072": (32, 3)}
 NPZ_ARRAYS = ("X_train", "y_train", "X_test", "y_test")
 
 
+#: most classes an .npz may have (labels 0 .. MAX_CLASSES - 1): the network has one output per label up to the
+#: largest, so a stray huge label would allocate gigabytes; 1000 is ImageNet's count
+MAX_CLASSES = 1000
+
+
 Dataset = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def input_width(dataset: str) -> int:
+    """Features of one input of a bundled data set: 64, 784 or 3072."""
+    if dataset == "digits":
+        return INPUT_DIM
+    side, channels = UPSAMPLED[dataset]
+    return channels * side * side
 
 
 def load_dataset(dataset: str | NpzDataset, scratch: Path) -> Dataset:
@@ -89,6 +103,8 @@ def load_dataset(dataset: str | NpzDataset, scratch: Path) -> Dataset:
 
 
 def _checked_arrays(source: str, path: Path) -> Dataset:
+    if not zipfile.is_zipfile(path):
+        raise InputError(source, "not an .npz (zip) archive")
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in NPZ_ARRAYS if name in archive.files}
@@ -99,13 +115,22 @@ def _checked_arrays(source: str, path: Path) -> Dataset:
         raise InputError(source, f"missing arrays {missing}; a data set needs {list(NPZ_ARRAYS)}")
     for split in ("train", "test"):
         X, y = arrays[f"X_{split}"], arrays[f"y_{split}"]
-        if X.ndim != 2 or X.shape[0] == 0 or not np.issubdtype(X.dtype, np.number):
-            raise InputError(source, f"X_{split} must be a non-empty numeric array (n, d), not {X.dtype} {X.shape}")
+        real = np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)
+        if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0 or not real:
+            raise InputError(source, f"X_{split} must be a real (float or integer) array (n, d) with n, d >= 1, "
+                             f"not {X.dtype} {X.shape}")
         if not np.all(np.isfinite(X)):
             raise InputError(source, f"X_{split} contains NaN or Inf")
         if y.shape != (X.shape[0],) or not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
             raise InputError(source, f"y_{split} must hold one integer label >= 0 per row of X_{split}, "
                              f"not {y.dtype} {y.shape}")
+    if arrays["y_train"].max() >= MAX_CLASSES:
+        raise InputError(source, f"y_train has label {arrays['y_train'].max()}: at most {MAX_CLASSES} classes "
+                         f"(labels 0 to {MAX_CLASSES - 1}), one network output each")
+    unseen = np.setdiff1d(arrays["y_test"], arrays["y_train"])
+    if unseen.size:
+        raise InputError(source, f"y_test has labels y_train lacks: {unseen[:5].tolist()}"
+                         + (f" and {unseen.size - 5} more" if unseen.size > 5 else ""))
     if arrays["X_train"].shape[1] != arrays["X_test"].shape[1]:
         raise InputError(source, f"X_train has {arrays['X_train'].shape[1]} features but X_test has "
                          f"{arrays['X_test'].shape[1]}")

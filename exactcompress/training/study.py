@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from ..engine.prove.parallel import ParallelMap
 from ..errors import InputError
 from ..io.architecture import arch_path
+from ..io.domain_files import from_bounds
 from ..pipeline import versions
 from ..reports.study import (
     render_study_csv,
@@ -48,8 +49,8 @@ from ..schema import (
 )
 from ..storage import Storage, open_storage, safe_key
 from ..zoo.plan import split_url
-from ..zoo.task import run_model_task
-from .datasets import UPSAMPLED, load_dataset
+from ..zoo.task import resolve_domain, run_model_task
+from .datasets import UPSAMPLED, input_width, load_dataset
 from .trainer import (
     PenaltyKind,
     Regularization,
@@ -181,15 +182,33 @@ def train_config(spec: StudySpec, config: StudyConfig) -> TrainingRecord:
 
 
 def study_domain(spec: StudySpec) -> DomainSpec:
-    """The spec's domain, else ``[0, 1]`` for the digits sets, else the bounding box of the .npz's X_train
-    (per feature). Raises InputError for a bad .npz."""
-    if spec.domain is not None:
-        return spec.domain
-    if not isinstance(spec.dataset, NpzDataset):
-        return IMAGE_BOX
-    with tempfile.TemporaryDirectory(prefix="exactcompress-study-") as scratch:
-        X_train = load_dataset(spec.dataset, Path(scratch))[0]
-    return BoxDomainSpec(lower=X_train.min(axis=0).tolist(), upper=X_train.max(axis=0).tolist())
+    """The spec's domain, else ``checked_study_domain``'s."""
+    return spec.domain if spec.domain is not None else checked_study_domain(spec)
+
+
+def checked_study_domain(spec: StudySpec) -> DomainSpec:
+    """The spec's domain, else ``[0, 1]`` for the digits sets, else the bounding box of the .npz's X_train (per
+    feature). An .npz is read and checked even when the spec has a domain, and a domain (a box, or a file named
+    by a full URL or absolute path) must have the data's features: InputError otherwise, before any work."""
+    if isinstance(spec.dataset, NpzDataset):
+        with tempfile.TemporaryDirectory(prefix="exactcompress-study-") as scratch:
+            X_train = load_dataset(spec.dataset, Path(scratch))[0]
+        features = X_train.shape[1]
+        default = BoxDomainSpec(lower=X_train.min(axis=0).tolist(), upper=X_train.max(axis=0).tolist())
+    else:
+        features, default = input_width(spec.dataset), IMAGE_BOX
+    if spec.domain is None:
+        return default
+    domain = spec.domain
+    if isinstance(domain, BoxDomainSpec):
+        resolved = from_bounds(domain.lower, domain.upper, source="domain")
+    elif "://" in domain.file or domain.file.startswith("/"):
+        resolved = resolve_domain(domain, spec.output)
+    else:
+        return domain  # a key relative to each configuration's folder: checked by its task
+    if resolved.dim not in (1, features):
+        raise InputError("domain", f"has {resolved.dim} features but the data set has {features}")
+    return domain
 
 
 def compress_config(
@@ -222,7 +241,9 @@ def compress_config(
 
 def _identity(config: StudyConfig) -> dict:
     return dict(config_hash=config_hash(config), regularizer=config.regularizer, strength=config.strength,
-                hidden=config.hidden, seed=config.seed, architecture=config.cnn.label if config.cnn else None)
+                hidden=config.hidden, seed=config.seed, architecture=config.cnn.label if config.cnn else None,
+                p=config.p, smoothing=config.smoothing, a=config.a,
+                kernel_size=config.cnn.kernel_size if config.cnn else None)
 
 
 def image_shape(dataset: str) -> tuple[int, int, int]:
@@ -256,13 +277,14 @@ def failed_row(spec: StudySpec, config: StudyConfig, reason: str) -> StudyRow:
 
 
 def _row_order(row: StudyRow) -> tuple:
-    return (get_args(PenaltyKind).index(row.regularizer), row.strength, row.architecture or "", row.hidden, row.seed,
-            row.config_hash)
+    settings = tuple(value or 0.0 for value in (row.p, row.smoothing, row.a))  # each > 0 where set
+    return (get_args(PenaltyKind).index(row.regularizer), settings, row.strength, row.architecture or "", row.hidden,
+            row.seed, row.config_hash)
 
 
 def summarize_study(spec: StudySpec, rows: list[StudyRow]) -> StudyResult:
-    """The study's result: rows sorted by regulariser (none, l1, lp, tl1, group-l1), strength, architecture and
-    seed."""
+    """The study's result: rows sorted by regulariser (none, l1, lp, tl1, group-l1) and its p, smoothing or a,
+    strength, architecture and seed."""
     return StudyResult(spec=spec, versions=versions(), rows=sorted(rows, key=_row_order))
 
 

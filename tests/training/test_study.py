@@ -16,11 +16,12 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from exactcompress.cli import app
-from exactcompress.distributed.study_job import run_study
+from exactcompress.distributed.study_job import _describe, run_study
 from exactcompress.errors import InputError
 from exactcompress.pipeline import versions
 from exactcompress.reports.study import (
     group_table,
+    varying_settings,
     render_study_html,
     render_study_markdown,
     study_figures,
@@ -38,7 +39,10 @@ from exactcompress.schema.specfile import read_study_spec
 from exactcompress.storage import open_storage
 from exactcompress.training.datasets import digits_data, load_dataset
 from exactcompress.training.study import (
+    ConfigOutcome,
+    checked_study_domain,
     config_hash,
+    failed_row,
     plan_configs,
     run_config,
     write_study,
@@ -82,7 +86,7 @@ def test_study_end_to_end_then_a_rerun_trains_and_solves_nothing(tmp_path, local
 
     assert (run.trained, run.analysed, run.exit_code) == (4, 4, 0)
     finished = [line for line in log.getvalue().splitlines() if "training + compressing: " in line and " seed " in line]
-    assert len(finished) == 4 and all(re.search(r"(none|l1) [0-9.e-]+ \[\d+, \d+\] seed \d+: (exact|partial), "
+    assert len(finished) == 4 and all(re.search(r"(none|l1 [0-9.e-]+) \d+x\d+ seed \d+: (exact|partial), "
                                                 r"test accuracy [0-9.]+ · done \d", line) for line in finished), finished
     result = StudyResult.model_validate_json((output / "study.json").read_bytes())
     assert result == run.result and result.spec.domain == BoxDomainSpec(lower=0.0, upper=1.0)
@@ -215,8 +219,65 @@ def test_spec_and_data_errors_name_the_field_or_array(tmp_path):
     with pytest.raises(InputError, match="bad.npz: y_train must hold one integer label"):
         load_dataset(NpzDataset(npz=str(bad)), tmp_path)
     bad.write_bytes(b"not a zip")
-    with pytest.raises(InputError, match="bad.npz: not a readable .npz"):
+    with pytest.raises(InputError, match=r"bad.npz: not an .npz \(zip\) archive$"):
         load_dataset(NpzDataset(npz=str(bad)), tmp_path)
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"y_train": np.r_[np.arange(9) % 3, 10 ** 9]}, r"y_train has label 1000000000: at most 1000 classes"),
+    ({"y_test": np.array([0, 1, 2, 12])}, r"y_test has labels y_train lacks: \[12\]$"),
+    ({"y_test": np.array([0, 1, 2, 10 ** 9])}, r"y_test has labels y_train lacks: \[1000000000\]$"),
+    ({"X_train": np.zeros((10, 0)), "X_test": np.zeros((4, 0))},
+     r"X_train must be a real .* d >= 1, not float64 \(10, 0\)"),
+    ({"X_train": np.ones((10, 3)) * (1 + 1j)}, r"X_train must be a real \(float or integer\) array .* not complex128"),
+    ({"X_test": np.ones((4, 3), dtype=bool)}, r"X_test must be a real"),
+])
+def test_npz_labels_features_and_dtypes_are_checked(tmp_path, change, expected):
+    data = tmp_path / "data.npz"
+    arrays = dict(X_train=np.ones((10, 3)), y_train=np.arange(10) % 3, X_test=np.ones((4, 3)), y_test=np.arange(4) % 3)
+    np.savez(data, **{**arrays, **change})
+    with pytest.raises(InputError, match=f"^{re.escape(str(data))}: {expected}"):
+        load_dataset(NpzDataset(npz=str(data)), tmp_path)
+
+
+def test_a_spec_domain_is_checked_against_the_data_before_any_work(tmp_path):
+    data = tmp_path / "data.npz"
+    X = np.random.default_rng(0).random((20, 3))
+    np.savez(data, X_train=X, y_train=np.arange(20) % 2, X_test=X[:4], y_test=np.arange(4) % 2)
+    output = tmp_path / "study"
+    box = {"lower": [0, 0], "upper": [1, 1]}
+    for dataset, features in (({"npz": str(data)}, 3), ("digits", 64), ("digits-784", 784)):
+        with pytest.raises(InputError, match=f"^domain: has 2 features but the data set has {features}$"):
+            run_study(small_spec(str(output), dataset=dataset, architectures=[[4]], domain=box))
+    assert checked_study_domain(small_spec(str(output), dataset={"npz": str(data)}, domain={"upper": 2.0})).upper == 2.0
+    points = tmp_path / "box.json"
+    points.write_text(json.dumps({"lower": [0.0] * 64, "upper": [1.0] * 64}))
+    with pytest.raises(InputError, match="has 64 features but the data set has 3"):
+        checked_study_domain(small_spec(str(output), dataset={"npz": str(data)}, domain={"file": str(points)}))
+
+    X[3, 1] = np.nan  # a bad .npz is refused even when the spec names the domain
+    np.savez(data, X_train=X, y_train=np.arange(20) % 2, X_test=X[4:8], y_test=np.arange(4) % 2)
+    with pytest.raises(InputError, match="data.npz: X_train contains NaN or Inf"):
+        run_study(small_spec(str(output), dataset={"npz": str(data)}, domain={"lower": 0.0, "upper": 1.0}))
+    assert not output.exists()
+
+
+def test_more_cpus_per_task_than_the_cluster_has_is_refused_before_any_work(tmp_path, local_ray):
+    output = tmp_path / "study"
+    with pytest.raises(InputError, match=r"^cpus_per_task: 3 CPUs per task, but the Ray cluster has 2: no task"):
+        run_study(small_spec(str(output), cpus_per_task=3))
+    assert not output.exists()
+
+
+def test_the_progress_log_names_a_configuration_as_the_tables_do():
+    spec = small_spec("out", architectures=[{"kind": "cnn", "channels": [4], "strides": [2], "dense": [8],
+                                             "kernel_size": 5}],
+                      regularizers=[{"kind": "lp", "strengths": [1e-3], "p": 0.5},
+                                    {"kind": "lp", "strengths": [1e-3], "p": 0.25}])
+    rows = [failed_row(spec, config, "boom") for config in plan_configs(spec)]
+    lines = [_describe(ConfigOutcome(row, False, False), varying_settings(spec)) for row in rows]
+    assert lines == ["lp p=0.5 0.001 conv4k5s2-8 seed 0: failed (boom)",
+                     "lp p=0.25 0.001 conv4k5s2-8 seed 0: failed (boom)"]
 
 
 def test_bundled_data_sets_have_their_input_widths(tmp_path):

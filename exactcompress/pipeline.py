@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, get_args
 
 import numpy as np
+import torch
 from torch import nn
 
 from . import __version__
@@ -32,7 +33,8 @@ from .engine.verify import DEFAULT_SAMPLES, verify
 from .errors import InputError, SolverError, SoundnessError
 from .io import from_sequential, load_network, network_info, save_network
 from .io.domain_files import data_points, from_file, load_data, scalar_box
-from .io.save import arch_file_written, dtype_holding, reload_mismatch
+from .io.save import arch_file_written, dtype_holding
+from .io.sequential import torch_float_dtype
 from .reports.report import remove_earlier_outputs, write_report_json, write_reports
 from .schema import (
     BoxRecord,
@@ -61,7 +63,6 @@ MAX_LISTED_BOXES = 16
 
 def versions() -> Versions:
     import pyscipopt
-    import torch
 
     return Versions(
         exactcompress=__version__,
@@ -364,6 +365,25 @@ def compress_model(
     write_reports(report, out_dir)
     write_report_json(report, out_dir)
     return report
+
+
+def reload_mismatch(network: Network, out_dir: Path, written: Sequence[str]) -> str | None:
+    """Why a file of ``written`` (names in ``out_dir``), read back by this package's loaders, does not hold
+    ``network`` with every weight and bias rounded to ``network.dtype`` exactly; None when each one does. This
+    checks the writing (layer order, transposes, kernels, dtype) that verification of the network in memory
+    cannot see."""
+    for name in written:
+        loaded, info = load_network(Path(out_dir) / name, require_hidden_layer=False)
+        if info.dtype != network.dtype:
+            return f"{name} holds {info.dtype} weights, not {network.dtype}"
+        if len(loaded.layers) != len(network.layers):
+            return f"{name} holds {len(loaded.layers)} affine layers, not {len(network.layers)}"
+        for index, (read, meant) in enumerate(zip(loaded.layers, network.layers)):
+            for part in ("weight", "bias"):
+                expected = torch.tensor(getattr(meant, part)).to(torch_float_dtype(network.dtype)).double().numpy()
+                if getattr(read, part).shape != expected.shape or not (getattr(read, part) == expected).all():
+                    return f"{name}: the {part} of affine layer {index} differs from the compressed network's"
+    return None
 
 
 def file_digest(path: Path) -> FileDigest:

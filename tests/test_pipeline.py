@@ -178,7 +178,8 @@ def test_a_written_file_that_does_not_hold_the_verified_model_fails_the_model_an
                                                                                          small_model_file, monkeypatch):
     """Verification compares networks in memory; the files as written are read back and compared with them."""
     import exactcompress.pipeline
-    from exactcompress.io.save import reload_mismatch, save_network
+    from exactcompress.io.save import save_network
+    from exactcompress.pipeline import reload_mismatch
 
     def transposing_save(network, out_dir, formats):  # a writer that swaps two hidden rows
         weight = np.array(network.layers[0].weight)

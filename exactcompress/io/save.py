@@ -76,27 +76,6 @@ def save_network(network: Network, out_dir: Path, formats: Sequence[str]) -> lis
     return written
 
 
-def reload_mismatch(network: Network, out_dir: Path, written: Sequence[str]) -> str | None:
-    """Why a file of ``written`` (names in ``out_dir``), read back by this package's loaders, does not hold
-    ``network`` with every weight and bias rounded to ``network.dtype`` exactly; None when each one does. This
-    checks the writing (layer order, transposes, kernels, dtype) that verification of the network in memory
-    cannot see."""
-    from . import load_network
-
-    for name in written:
-        loaded, info = load_network(Path(out_dir) / name, require_hidden_layer=False)
-        if info.dtype != network.dtype:
-            return f"{name} holds {info.dtype} weights, not {network.dtype}"
-        if len(loaded.layers) != len(network.layers):
-            return f"{name} holds {len(loaded.layers)} affine layers, not {len(network.layers)}"
-        for index, (read, meant) in enumerate(zip(loaded.layers, network.layers)):
-            for part in ("weight", "bias"):
-                expected = torch.tensor(getattr(meant, part)).to(torch_float_dtype(network.dtype)).double().numpy()
-                if getattr(read, part).shape != expected.shape or not (getattr(read, part) == expected).all():
-                    return f"{name}: the {part} of affine layer {index} differs from the compressed network's"
-    return None
-
-
 def arch_file_written(network: Network, formats: Sequence[str]) -> str | None:
     """``ARCH_FILE_NAME`` when ``save_network(network, ..., formats)`` writes it, else None."""
     return ARCH_FILE_NAME if network.is_convolutional and {"torch", "safetensors"} & set(formats) else None

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence, get_args
 
 import numpy as np
-import torch
 from torch import nn
 
 from . import __version__
@@ -29,12 +28,11 @@ from .engine.network import Network
 from .engine.progress import Progress, ignore
 from .engine.prove.bab_layer import resolve_device
 from .engine.prove.parallel import ParallelMap
-from .engine.verify import DEFAULT_SAMPLES, verify
+from .engine.verify import DEFAULT_SAMPLES, round_to_dtype, verify
 from .errors import InputError, SolverError, SoundnessError
 from .io import from_sequential, load_network, network_info, save_network
 from .io.domain_files import data_points, from_file, load_data, scalar_box
 from .io.save import arch_file_written, dtype_holding
-from .io.sequential import torch_float_dtype
 from .reports.report import remove_earlier_outputs, write_report_json, write_reports
 from .schema import (
     BoxRecord,
@@ -63,6 +61,7 @@ MAX_LISTED_BOXES = 16
 
 def versions() -> Versions:
     import pyscipopt
+    import torch
 
     return Versions(
         exactcompress=__version__,
@@ -380,8 +379,8 @@ def reload_mismatch(network: Network, out_dir: Path, written: Sequence[str]) -> 
             return f"{name} holds {len(loaded.layers)} affine layers, not {len(network.layers)}"
         for index, (read, meant) in enumerate(zip(loaded.layers, network.layers)):
             for part in ("weight", "bias"):
-                expected = torch.tensor(getattr(meant, part)).to(torch_float_dtype(network.dtype)).double().numpy()
-                if getattr(read, part).shape != expected.shape or not (getattr(read, part) == expected).all():
+                expected = round_to_dtype(getattr(meant, part), network.dtype)
+                if getattr(read, part).shape != expected.shape or not np.array_equal(getattr(read, part), expected):
                     return f"{name}: the {part} of affine layer {index} differs from the compressed network's"
     return None
 

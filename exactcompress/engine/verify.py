@@ -69,8 +69,10 @@ def _inside(points: np.ndarray, domain: Domain) -> np.ndarray:
     return points[domain.contains(points)]
 
 
-def _round_to_dtype(array: np.ndarray, dtype: str) -> np.ndarray:
-    """``array`` cast to ``dtype`` (a numpy float dtype name or "bfloat16") and back to float64."""
+def round_to_dtype(array: np.ndarray, dtype: str) -> np.ndarray:
+    """``array`` cast to ``dtype`` (a numpy float dtype name or "bfloat16") and back to float64 (float64: itself)."""
+    if dtype == "float64":
+        return array
     if dtype == "bfloat16":
         import torch
 
@@ -83,7 +85,7 @@ def _round_to_dtype(array: np.ndarray, dtype: str) -> np.ndarray:
 def _as_saved(network: Network, dtype: str) -> Network:
     """``network`` with its weights rounded to ``dtype`` (values kept in float64)."""
     rounded = tuple(
-        AffineLayer(_round_to_dtype(layer.weight, dtype), _round_to_dtype(layer.bias, dtype)) for layer in network.layers
+        AffineLayer(round_to_dtype(layer.weight, dtype), round_to_dtype(layer.bias, dtype)) for layer in network.layers
     )
     return Network(rounded, dtype=dtype)
 

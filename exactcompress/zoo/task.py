@@ -135,21 +135,26 @@ class _Place:
         return TaskOutcome(None, analysed=False, redone=redone)
 
     def commit(self, out_dir: Path, report: CompressionReport) -> ZooModelResult:
-        """Upload every output file, then ``report.json`` last and only if no report that counts is there yet;
-        the row of the report committed there (ours, or the one found)."""
-        files = [path for path in sorted(out_dir.iterdir()) if path.is_file() and path.name != REPORT_JSON]
-        for path in files:
-            if path.name not in PAGES:
+        """Upload every output file and the report's pages, then ``report.json`` last and only if no report that
+        counts is there yet; the row of the report committed there (ours, or the one found). Where another task's
+        report counts (an identical model), its pages are written again from it, as ours replaced them."""
+        for path in sorted(out_dir.iterdir()):
+            if path.is_file() and path.name != REPORT_JSON:
                 self.output.upload(path, f"{self.prefix}/{path.name}")
         data = (out_dir / REPORT_JSON).read_bytes()
         if not self.output.put_if_absent(self.report_key, data):
             existing = read_committed(self.output, self.report_key, self.task.spec, self.domain).report
-            if existing is not None:  # another task's report counts: its pages stay
-                return result_from_report(self.source_url, self.output, self.prefix, existing)
-            self.output.put_bytes(self.report_key, data)  # what was there does not count: replace it
-        for path in files:  # the pages of the report committed, so that they never describe another one
-            if path.name in PAGES:
-                self.output.upload(path, f"{self.prefix}/{path.name}")
+            if existing is None:
+                self.output.put_bytes(self.report_key, data)  # what was there does not count: replace it
+            else:
+                pages = out_dir / "committed"
+                write_reports(existing, pages)
+                for name in PAGES:
+                    if (pages / name).is_file():
+                        self.output.upload(pages / name, f"{self.prefix}/{name}")
+                    elif (out_dir / name).is_file():  # a figure of ours that the committed report has not
+                        self.output.delete(f"{self.prefix}/{name}")
+                report = existing
         return result_from_report(self.source_url, self.output, self.prefix, report)
 
     def elsewhere(self) -> TaskOutcome:

@@ -22,6 +22,7 @@ from exactcompress.distributed.zoo_job import run_zoo_job
 from exactcompress.engine.analyze import analyze
 from exactcompress.errors import InputError
 from exactcompress.io.domain_files import scalar_box
+from exactcompress.reports.report import write_reports
 from exactcompress.schema import CompressionReport, ZooJobSpec, ZooSummary
 from exactcompress.schema.specfile import read_job_spec
 from exactcompress.storage import open_storage
@@ -143,10 +144,13 @@ def test_a_failed_report_never_replaces_a_valid_one_but_a_damaged_one_is_redone(
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     (scratch / "report.json").write_text(failed.model_dump_json())
+    write_reports(failed, scratch)  # the losing task's pages go up before its report.json is refused
+    pages_before = (report_path.parent / "report.md").read_bytes()
     domain = zoo_task.resolve_domain(task.domain, task.source_root)
     place = zoo_task._Place(task, open_storage(str(tmp_path / "out")), first.source_key, prefix, domain)
     kept = place.commit(scratch, failed)
     assert kept.status == "exact" and report_path.read_bytes() == committed
+    assert (report_path.parent / "report.md").read_bytes() == pages_before  # the committed report's own pages
 
     report_path.write_text('{"status": "exa')  # a torn or damaged report does not count as done
     again = run_model_task(task)

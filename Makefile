@@ -27,7 +27,7 @@ study: setup
 	$(BIN)/exactcompress study run examples/study_cnn.yaml
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -X faulthandler -m pytest -q
 
 clean:
 	rm -rf out .pytest_cache

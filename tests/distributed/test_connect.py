@@ -73,26 +73,36 @@ def test_an_open_port_that_is_not_a_ray_gcs_is_refused_and_local_is_left_to_ray(
     check_reachable("local")
 
 
+FAKE_GCS = """
+import sys
+from concurrent import futures
+
+import grpc
+
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("ray.rpc.NodeInfoGcsService", {
+    "GetClusterId": grpc.unary_unary_rpc_method_handler(lambda request, context: b"")})])
+print(server.add_insecure_port("[::]:0"), flush=True)
+server.start()
+sys.stdin.read()
+"""
+
+
 def test_the_gcs_probe_ignores_http_proxies_and_takes_ipv6_hosts(monkeypatch):
     """A GCS-shaped gRPC server (any answer counts, as the GCS's token refusal does) is found directly, as Ray's
     own channels find it, with http_proxy set and at [::1]; the probe used to go through the proxy and drop the
     brackets of an IPv6 host."""
-    from concurrent import futures
-
-    import grpc
-
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("ray.rpc.NodeInfoGcsService", {
-        "GetClusterId": grpc.unary_unary_rpc_method_handler(lambda request, context: b"")})])
-    port = server.add_insecure_port("[::]:0")
-    server.start()
+    server = subprocess.Popen([sys.executable, "-c", FAKE_GCS], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)  # its own process: a gRPC server's threads in pytest's can crash its exit
     try:
+        port = int(server.stdout.readline())
         monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
         monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")
         for host in ("127.0.0.1", "[::1]"):
             check_reachable(f"{host}:{port}")
     finally:
-        server.stop(None)
+        server.kill()
+        server.wait()
 
 
 def test_zoo_run_against_a_web_server_is_one_line_and_exit_2(tmp_path):

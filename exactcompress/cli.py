@@ -300,6 +300,7 @@ def _check_out(out: Path, model_sha256: str, force: bool) -> bool:
     from pydantic import ValidationError
 
     from .errors import InputError
+    from .reports.report import written_files
     from .schema import CompressionReport
 
     if out.exists() and not out.is_dir():
@@ -318,7 +319,8 @@ def _check_out(out: Path, model_sha256: str, force: bool) -> bool:
                          "--force") from None
     if (previous.model is None or previous.model.sha256 != model_sha256) and not force:
         raise InputError(str(out), "holds the results of another model; choose another --out or pass --force")
-    others = sorted(path.name for path in out.iterdir() if path.name not in _written_by(previous))
+    ours = written_files(previous)
+    others = sorted(path.name for path in out.iterdir() if path.name not in ours)
     if others:
         if force:
             return False
@@ -326,13 +328,6 @@ def _check_out(out: Path, model_sha256: str, force: bool) -> bool:
                          f"{', ...' if len(others) > 3 else ''}) that replacing it would delete; choose another --out "
                          "or pass --force (the other files are kept)")
     return True
-
-
-def _written_by(report) -> set[str]:
-    """The file names an output with this report consists of."""
-    from .reports.report import written_files
-
-    return set(written_files(report))
 
 
 @contextmanager

@@ -74,14 +74,6 @@ MAX_CLASSES = 1000
 Dataset = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
-def input_width(dataset: str) -> int:
-    """Features of one input of a bundled data set: 64, 784 or 3072."""
-    if dataset == "digits":
-        return INPUT_DIM
-    side, channels = UPSAMPLED[dataset]
-    return channels * side * side
-
-
 def load_dataset(dataset: str | NpzDataset, scratch: Path) -> Dataset:
     """``(X_train, y_train, X_test, y_test)``: X float64 (n, d), y int64 (n,).
 

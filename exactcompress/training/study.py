@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tempfile
 import time
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ from ..schema import (
 from ..storage import Storage, open_storage, safe_key
 from ..zoo.plan import split_url
 from ..zoo.task import resolve_domain, run_model_task
-from .datasets import UPSAMPLED, input_width, load_dataset
+from .datasets import UPSAMPLED, load_dataset
 from .trainer import (
     PenaltyKind,
     Regularization,
@@ -196,7 +197,7 @@ def checked_study_domain(spec: StudySpec) -> DomainSpec:
         features = X_train.shape[1]
         default = BoxDomainSpec(lower=X_train.min(axis=0).tolist(), upper=X_train.max(axis=0).tolist())
     else:
-        features, default = input_width(spec.dataset), IMAGE_BOX
+        features, default = math.prod(image_shape(spec.dataset)), IMAGE_BOX
     if spec.domain is None:
         return default
     domain = spec.domain

@@ -30,6 +30,19 @@ MILP_AGGRESSIVE_RELATIVE_MARGIN = 1e-5
 #: its LP tolerances at 1e-10, which SCIP reaches from 1e-7 when it tightens them by 1e-3 on resolves)
 SCIP_FEASTOL = 1e-9
 SCIP_DUALFEASTOL = 1e-7
+#: the valid bounds [L, U] on a pre-activation that a MILP states as its variable's bounds are widened outward by
+#: SCIP_BOUND_PAD * (1 + |bound|) (looser bounds stay valid; the big-M rows keep the exact L and U). SCIP counts
+#: values within its epsilon (1e-9) as equal: given a layer of neurons that are constants near 1e-10 with bounds
+#: only 2e-12 wide, its presolve declared a whole model infeasible (found by ``benchmarks/soundness_fuzz.py``,
+#: seed 16); a sign solve reads an infeasible model under its hypothesis as a proof
+SCIP_BOUND_PAD = 1e-8
+#: no MILP is built (its questions are left to branch and bound, or undecided) where an encoded weight exceeds
+#: MILP_MAX_WEIGHT or a bound of the box or of an encoded pre-activation exceeds MILP_MAX_BOUND in magnitude:
+#: with first-layer weights of 1e6 and 1e7 SCIP's presolve and LP lost thin regions of the box (a neuron whose
+#: minimum is -1e-8 "proved" >= +0.076, a hypothesis that a point satisfies declared infeasible), far beyond any
+#: margin; 1e3 is clean in every fuzz run (``benchmarks/README.md``, "MILPs refused on extreme scales")
+MILP_MAX_WEIGHT = 1e5
+MILP_MAX_BOUND = 1e9
 #: singular values below RANK_RTOL * s_max count as zero when folding stably active neurons
 RANK_RTOL = 1e-10
 #: a fold is applied only if max |W_D - K W_I| <= FOLD_ATOL * (1 + max |W|)
@@ -57,6 +70,7 @@ def record() -> Tolerances:
         milp_aggressive_relative_margin=MILP_AGGRESSIVE_RELATIVE_MARGIN,
         scip_feastol=SCIP_FEASTOL,
         scip_dualfeastol=SCIP_DUALFEASTOL,
+        scip_bound_pad=SCIP_BOUND_PAD,
         rank_rtol=RANK_RTOL,
         fold_atol=FOLD_ATOL,
         rounding_widening=ROUNDING_WIDENING,

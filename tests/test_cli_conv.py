@@ -15,7 +15,7 @@ import torch
 from cnn_nets import IN, box_inputs, known_cnn
 
 from exactcompress.io import load_network
-from exactcompress.schema import CompressionReport
+from exactcompress.schema import REPORT_SCHEMA_VERSION, CompressionReport
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +54,7 @@ def test_compress_a_cnn_end_to_end(tmp_path: Path, given_as: str) -> None:
         "0 undecided)" in result.stdout
     assert "ReLU was assumed" not in result.stderr  # the architecture file (or the ONNX graph) names the ReLUs
     raw = json.loads((out / "report.json").read_text())
-    assert raw["schema_version"] == "1.12" and raw["model"]["input_shape"] == list(IN)
+    assert raw["schema_version"] == REPORT_SCHEMA_VERSION and raw["model"]["input_shape"] == list(IN)
     channels = raw["layers"][0]["conv"]["channels"]
     assert [channel["state"] for channel in channels] == ["mixed", "inactive_everywhere", "active_everywhere"]
     assert [channel["removed"] for channel in channels] == [False, True, False]

@@ -296,7 +296,8 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
         weights = sum(int(np.count_nonzero(layer.weight)) for layer in network.hidden)
         if weights <= SIGN_SOLVES_FIRST_MAX_WEIGHTS:
             steps.append(f"per-neuron sign solves ({FIRST_ROUND_SOLVE_LIMIT:.0f} s each)")
-            _per_neuron_signs(network, box, state, deadline, fanout, say, rounds=(FIRST_ROUND_SOLVE_LIMIT,))
+            steps += _per_neuron_signs(network, box, state, deadline, fanout, say,
+                                       rounds=(FIRST_ROUND_SOLVE_LIMIT,))
         else:
             steps.append(f"{weights:,} hidden weights: no sign solves first (seconds each at this size)")
     companion = None
@@ -332,7 +333,7 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
         steps.append(companion.absorb(network, box, state))
     if _count_open(state) and not expired(deadline):
         steps.append(f"{_count_open(state)} left: per-neuron sign solves")
-        _per_neuron_signs(network, box, state, deadline, fanout, say, rounds=(None,))
+        steps += _per_neuron_signs(network, box, state, deadline, fanout, say, rounds=(None,))
     state.policy = "; ".join(steps) + ("; settled all" if _count_open(state) == 0 else "")
     state.timed_out |= _count_open(state) > 0 and expired(deadline)
     return state
@@ -495,19 +496,26 @@ def _single_milp(network: Network, box: Box, state: _BoxState, deadline, say: Pr
 
 
 def _per_neuron_signs(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout, say: Progress,
-                      rounds: Sequence[float | None] = (FIRST_ROUND_SOLVE_LIMIT, None)) -> None:
+                      rounds: Sequence[float | None] = (FIRST_ROUND_SOLVE_LIMIT, None)) -> list[str]:
     """Per-neuron sign solves with early stopping for every open question, layer by layer, one round per cap
     in ``rounds`` (seconds per solve; None: the time that is left). A capped round first keeps a few hard
     questions from starving the easy ones. Without ``workers`` processes, a layer's questions are solved in
-    ``fanout.threads`` interleaved chunks in threads of this process (SCIP solves without the GIL)."""
+    ``fanout.threads`` interleaved chunks in threads of this process (SCIP solves without the GIL). Returns the
+    policy's lines on layers whose solves failed (``_prove_layer``)."""
     if fanout.workers == 1 and fanout.threads > 1:
         fanout = replace(fanout, workers=fanout.threads, parallel_map=thread_map)
+    failures = []
     for layer in range(len(network.hidden)):
         for solve_limit in rounds:
             ask_max, ask_min = _open_questions(state, layer)
             if not (ask_max.any() or ask_min.any()):
                 break
-            _prove_layer(network, box, state, layer, ask_max, ask_min, "sign", deadline, fanout, say, solve_limit)
+            failure = _prove_layer(network, box, state, layer, ask_max, ask_min, "sign", deadline, fanout, say,
+                                   solve_limit)
+            if failure is not None:
+                failures.append(failure)
+                break
+    return failures
 
 
 def _per_neuron(network: Network, box: Box, deadline, fanout: Fanout, say: Progress) -> _BoxState:
@@ -515,19 +523,29 @@ def _per_neuron(network: Network, box: Box, deadline, fanout: Fanout, say: Progr
     start = time.monotonic()
     state = _new_state(network, box, bounds_mod.propagate(network, box))
     state.seconds["bounds"] += time.monotonic() - start
+    failures = []
     for layer, width in enumerate(network.hidden_widths):
         _apply_term_signs(network, box, state, layer)  # exact signs no MILP margin can prove (a pruned neuron)
         everything = np.ones(width, bool)
-        _prove_layer(network, box, state, layer, everything, everything, "optimize", deadline, fanout, say)
+        failures.append(_prove_layer(network, box, state, layer, everything, everything, "optimize", deadline,
+                                     fanout, say))
+    state.policy = "; ".join(failure for failure in failures if failure) or None
     return state
 
 
 def _prove_layer(network, box, state: _BoxState, layer: int, ask_max, ask_min, mode, deadline, fanout: Fanout,
-                 say: Progress, solve_limit: float | None = None) -> None:
+                 say: Progress, solve_limit: float | None = None) -> str | None:
+    """Per-neuron MILPs of ``layer`` into ``state``. If they fail (``SolverError``: SCIP failed, or the net's scale
+    is beyond what it solves reliably), nothing is claimed from them and their questions stay open; returns a line
+    for the policy saying so, else None."""
     start = time.monotonic()
-    solved = solve_layer(network, box, state.bounds, layer, ask_max=ask_max, ask_min=ask_min, mode=mode,
-                         deadline=deadline, workers=fanout.workers, solve_limit=solve_limit,
-                         parallel_map=fanout.parallel_map, progress=say)
+    try:
+        solved = solve_layer(network, box, state.bounds, layer, ask_max=ask_max, ask_min=ask_min, mode=mode,
+                             deadline=deadline, workers=fanout.workers, solve_limit=solve_limit,
+                             parallel_map=fanout.parallel_map, progress=say)
+    except SolverError as error:
+        state.seconds["prove"] += time.monotonic() - start
+        return f"per-neuron MILPs of hidden layer {layer} failed ({error.reason}); nothing taken from them"
     state.timed_out |= bool(solved.timed_out.any()) and solve_limit is None
     _absorb_solves(network, box, state, layer, solved)
     # Tighter bounds for this layer come from the dual bounds; the layers above are recomputed with them.
@@ -536,6 +554,7 @@ def _prove_layer(network, box, state: _BoxState, layer: int, ask_max, ask_min, m
     )
     state.bounds = bounds_mod.propagate(network, box, known=[*state.bounds[:layer], tightened])
     state.seconds["prove"] += time.monotonic() - start
+    return None
 
 
 def _absorb_solves(network: Network, box: Box, state: _BoxState, layer: int, solved: LayerSolve) -> None:

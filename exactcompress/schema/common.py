@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-REPORT_SCHEMA_VERSION = "1.12"
+REPORT_SCHEMA_VERSION = "1.13"
 JOB_SCHEMA_VERSION = "1.3"
 SUMMARY_SCHEMA_VERSION = "1.3"
 MODEL_SUFFIXES = (".pt", ".pth", ".safetensors", ".onnx")

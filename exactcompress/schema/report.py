@@ -217,6 +217,9 @@ class Tolerances(Strict):
         "aggressive (auto's free sign solves on a spare thread) (since 1.11)")
     scip_feastol: float
     scip_dualfeastol: float
+    scip_bound_pad: float | None = Field(
+        None, description="bounds a MILP states on a pre-activation variable are widened outward by scip_bound_pad * "
+        "(1 + |bound|); absent: 0 (since 1.13)")
     rank_rtol: float = Field(description="singular values below rank_rtol * s_max count as zero")
     fold_atol: float = Field(description="a fold is applied only if max |W_D - K W_I| <= fold_atol * (1 + max |W|)")
     rounding_widening: float | None = Field(

@@ -15,7 +15,7 @@ from exactcompress.engine.compression import compress
 from exactcompress.engine.network import Network
 from exactcompress.io import from_sequential, load_network, to_sequential
 from exactcompress.pipeline import compress_model
-from exactcompress.schema import CompressionReport
+from exactcompress.schema import REPORT_SCHEMA_VERSION, CompressionReport
 
 
 @pytest.mark.parametrize("method", ["auto", "per-neuron"])
@@ -24,7 +24,7 @@ def test_the_engine_removes_the_channel_inactive_everywhere_and_keeps_the_others
     report = compress_model(module, tmp_path, input_shape=IN, method=method, formats=("torch", "onnx"),
                             verify_samples=2000)
     assert report.status == "exact", report.error
-    assert report.schema_version == "1.12" and report.model.input_shape == list(IN)
+    assert report.schema_version == REPORT_SCHEMA_VERSION and report.model.input_shape == list(IN)
     conv = report.layers[0].conv
     states = {channel.channel: channel for channel in conv.channels}
     assert states[1].state == "inactive_everywhere" and states[1].removed and states[1].stably_inactive == 16

@@ -11,7 +11,7 @@ import pytest
 from exactcompress.engine.bounds import LayerBounds, propagate
 from exactcompress.engine.domain import Box
 from exactcompress.engine.network import Network
-from exactcompress.engine.prove.encoding import proof_margins
+from exactcompress.engine.prove.encoding import build_layer_model, proof_margins
 from exactcompress.engine.prove.parallel import thread_map
 from exactcompress.engine.prove.per_neuron import SIGN_PRIMAL_THRESHOLD, solve_layer
 from exactcompress.engine.prove.stop import StopSignal
@@ -233,6 +233,89 @@ def test_infeasible_model_is_an_error():
     wrong = LayerBounds(bounds[0].upper + 1.0, bounds[0].upper + 2.0)  # g_0 can never reach these values
     with pytest.raises(RuntimeError, match="infeasible"):
         solve_layer(net, BOX, [wrong], 1, ask_max=everything(5), ask_min=everything(5), mode="sign")
+
+
+def constants_near_scips_epsilon() -> Network:
+    """Hidden layer 2 holds constants of about 1e-10 (a dead neuron of layer 1 with bias 1e-9 times small weights),
+    whose interval bounds are only ~2e-12 wide, and one constant 0.3 (from soundness_fuzz.py, seed 16, net 128)."""
+    weights = [np.array([[1.0, -0.5], [0.3, 0.8]]), np.array([[0.0, 0.0]]),
+               np.array([[0.180260179175233], [-0.155225557539866], [-0.842723065780782], [-0.685232257824964],
+                         [-1.28184166047768], [0.0]]), np.ones((1, 6))]
+    biases = [np.array([0.1, -0.2]), np.array([1e-9]),
+              np.array([0.0, 0.0, -8.42723065780782e-10, -1.0685232257825e-08, 0.0, 0.3]), np.zeros(1)]
+    return Network.from_arrays(weights, biases)
+
+
+@pytest.mark.parametrize("mode", ["optimize", "sign"])
+def test_bounds_narrower_than_scips_epsilon_leave_the_model_feasible(mode):
+    """Stated exactly, such bounds made SCIP's presolve call the whole model infeasible (optimize mode raised; sign
+    mode read every hypothesis as refuted); widened by SCIP_BOUND_PAD the questions are answered."""
+    net = constants_near_scips_epsilon()
+    solve = solve_layer(net, BOX, propagate(net, BOX), 2, ask_max=everything(6), ask_min=everything(6), mode=mode)
+    assert not solve.proved_inactive.any()
+    np.testing.assert_array_equal(solve.proved_active, [False] * 5 + [True])
+
+
+def test_no_proof_from_a_hypothesis_where_the_model_alone_is_infeasible(monkeypatch):
+    """A model that SCIP finds infeasible without any hypothesis refutes every hypothesis: that must fail the solve,
+    never prove the neuron stable in both directions."""
+    import exactcompress.engine.prove.per_neuron as per_neuron
+
+    def broken(*args, **kwargs):  # a model SCIP cannot satisfy, as its numerics once made one
+        layer_model = build_layer_model(*args, **kwargs)
+        layer_model.model.addCons(layer_model.x[0] >= 2.0)  # outside the box [-1, 1]^2
+        return layer_model
+
+    monkeypatch.setattr(per_neuron, "build_layer_model", broken)
+    net = random_net([4, 3], 2)
+    with pytest.raises(RuntimeError, match="no proof is taken"):
+        solve_layer(net, BOX, propagate(net, BOX), 1, ask_max=everything(3), ask_min=everything(3), mode="sign")
+
+
+def test_sign_solves_return_bounds_valid_where_their_hypothesis_is_false():
+    """A sign solve of max g_j states g_j >= -m; where no input satisfies it, the dual bound SCIP stops with says
+    nothing about g_j. The returned bound is the weaker of it and -m (the mirror for min). On this net (weights near
+    -1e3, found by a review) the bound returned for neuron 0 was -0.23 where its maximum is -0.057, and the next
+    layer's big-M used it."""
+    weights = [np.array([[0.16896517943704198, -999.2073884887101], [0.7578072102733953, -998.1189738857807],
+                         [1.555657850196471, -1.6711822478750038], [0.9366335755557045, -1.0798874964107446]]),
+               np.array([[-1.3894935551890548, 0.749714038050878, -0.6637461649694971, -0.2774606662465995],
+                         [1.1084840430363248, -0.62494802561938, -0.8568428776511895, 0.36520937495405337]]),
+               np.ones((1, 2))]
+    biases = [np.array([0.6307998123612263, 0.2835963426348868, -0.757617354743083, -0.30632718168832]),
+              np.array([-0.056851158035962496, 0.6043170270166096]), np.zeros(1)]
+    net, box = Network.from_arrays(weights, biases), Box(np.zeros(2), np.ones(2))
+    grid = np.stack(np.meshgrid(np.linspace(0, 1, 401), np.linspace(0, 1, 401)), -1).reshape(-1, 2)
+    probes = np.concatenate([grid, [[0.32784302173268404, 0.00068673818394531], [0.0, 0.0]]])
+    values = net.preactivations(probes)[1]
+    solve = solve_layer(net, box, propagate(net, box), 1, ask_max=everything(2), ask_min=everything(2), mode="sign")
+    assert np.all(solve.upper >= values.max(axis=0)) and np.all(solve.lower <= values.min(axis=0))
+    assert solve.proved_inactive[0] and values[:, 0].max() < -0.05  # the proof itself stands
+
+
+def test_no_milp_on_weights_beyond_scips_reliable_range():
+    """With a first-layer weight of -1e6 SCIP's presolve lost a thin region of the box and 'proved' a neuron whose
+    minimum is -1e-8 to be >= +0.076. Such a net gets no MILP at all: SolverError, nothing claimed."""
+    net = Network.from_arrays([np.array([[-1e6, 1.0], [0.5, 0.5]]), np.array([[1.0, 1.0]]), np.ones((1, 1))],
+                              [np.array([0.1, 0.0]), np.array([-0.2]), np.zeros(1)])
+    box = Box(np.zeros(2), np.ones(2))
+    with pytest.raises(RuntimeError, match="beyond what SCIP solves reliably"):
+        solve_layer(net, box, propagate(net, box), 1, ask_max=everything(1), ask_min=everything(1), mode="sign")
+
+
+def test_a_net_beyond_scips_range_is_left_undecided_with_the_reason():
+    """The per-neuron method on such a net claims nothing from SCIP: its questions stay undecided (partial), the
+    policy says why, and the model does not fail (the single MILP's failure was already handled so)."""
+    from exactcompress.engine.analyze import analyze
+    from exactcompress.engine.domain import Domain
+
+    net = Network.from_arrays([np.array([[-1e6, 1.0], [0.5, 0.5]]), np.array([[1.0, 1.0]]), np.ones((1, 1))],
+                              [np.array([0.1, 0.0]), np.array([-0.2]), np.zeros(1)])
+    analysis = analyze(net, Domain("box", (Box(np.zeros(2), np.ones(2)),)), method="per-neuron",
+                       time_limit=30)
+    assert "beyond what SCIP solves reliably" in analysis.policy
+    assert not any(inactive.any() or active.any() for inactive, active
+                   in zip(analysis.stably_inactive[1:], analysis.stably_active[1:]))
 
 
 @pytest.mark.parametrize("parallel_map", [None, thread_map])

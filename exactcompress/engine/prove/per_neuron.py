@@ -113,7 +113,12 @@ def _run(layer_model: LayerModel, weights_in: np.ndarray, neuron: int, sense: in
          stop: StopSignal | None = None) -> tuple[str, float | None, np.ndarray | None, int, int]:
     """One SCIP solve; returns (status, dual bound in the original sense or None, clipped x or None, nodes, LP iters).
     A ``dual_limit`` (sign mode: ``-sense * margin``) is also stated as the hypothesis ``sense * g >= sense *
-    dual_limit``; an infeasible model then returns ``dual_limit`` as its bound.
+    dual_limit``; an infeasible model then returns ``dual_limit`` as its bound, once SCIP has found a point of
+    the model without it (``_feasible_alone``; cut short: status "timelimit"; none: SolverError). Under the
+    hypothesis a dual bound d holds only where the hypothesis can hold; elsewhere the hypothesis is false, so the
+    bound returned is the weaker of d and ``dual_limit`` (for a max, max(d, dual_limit)): a solve stopped at its
+    dual limit once returned a lower bound of 0.2295 on a neuron whose minimum is 0.0569, and the next layer's
+    big-M used it. The proof test (beyond the margin) is the same either way.
     ``weights_in``: the neuron's weights from the layer below (``phase_free_binaries``). A set ``stop`` ends it
     with status "userinterrupt" (no bound)."""
     model = layer_model.model
@@ -141,27 +146,68 @@ def _run(layer_model: LayerModel, weights_in: np.ndarray, neuron: int, sense: in
         status = model.getStatus()
         if status == "userinterrupt" and not (stop is not None and stop.is_set()):  # the user's Ctrl-C
             user_interrupt()
-        if hypothesis is not None and status == "infeasible":  # no input reaches the hypothesis: proved
-            return "optimal", dual_limit, None, int(model.getNNodes()), int(model.getNLPIterations())
-        if status in _IMPOSSIBLE_STATUSES:
+        counts = int(model.getNNodes()), int(model.getNLPIterations())
+        refuted = hypothesis is not None and status == "infeasible"  # no input reaches the hypothesis
+        if status in _IMPOSSIBLE_STATUSES and not refuted:
             raise SolverError(source, f"SCIP reports it {status}; the box is non-empty, so the given bounds or the "
                               "model are wrong")
-        if status not in _VALID_DUAL_STATUSES and status not in _CUT_STATUSES:
+        if status not in _VALID_DUAL_STATUSES and status not in _CUT_STATUSES and not refuted:
             raise SolverError(source, f"SCIP ended with status '{status}'; no bound can be trusted")
         dual = float(model.getDualbound()) if status in _VALID_DUAL_STATUSES else None
         if dual is not None and model.isInfinity(abs(dual)):
             dual = None
+        if dual is not None and hypothesis is not None:  # see below
+            dual = sense * max(sense * dual, sense * dual_limit)
         x = None
         if model.getNSols() > 0:
             solution = model.getBestSol()
             x = box.clip(np.array([solution[var] for var in layer_model.x], dtype=np.float64))
-        return status, dual, x, int(model.getNNodes()), int(model.getNLPIterations())
     finally:
         model.freeTransform()
         if hypothesis is not None:
             model.delCons(hypothesis)
         for binary in relaxed:
             model.chgVarType(binary, "BINARY")
+    if not refuted:
+        return status, dual, x, *counts
+    feasible = _feasible_alone(layer_model, deadline, stop)  # a proof only where the model alone has a point
+    if feasible is None:
+        return "timelimit", None, None, *counts
+    if not feasible:
+        raise SolverError(source, "SCIP reports the model infeasible without a hypothesis too, though the box's "
+                          "centre satisfies it: its numerics fail on this model, so no proof is taken from it")
+    return "optimal", dual_limit, None, *counts
+
+
+def _feasible_alone(layer_model: LayerModel, deadline: float | None, stop: StopSignal | None) -> bool | None:
+    """Whether SCIP finds a point of ``layer_model`` without any hypothesis: True, False (SCIP says infeasible), or
+    None (cut by the deadline or ``stop``: nothing shown). Solved once per model, then remembered in
+    ``layer_model.found_feasible``. An infeasible model under a hypothesis is a proof only if the model alone is
+    feasible, as it is in exact arithmetic (the box's centre satisfies it); SCIP's numerics once made a whole
+    model infeasible (``tolerances.SCIP_BOUND_PAD``)."""
+    if layer_model.found_feasible:
+        return True
+    model = layer_model.model
+    model.setParam("limits/primal", _NO_LIMIT)
+    model.setParam("limits/dual", _NO_LIMIT)
+    model.setParam("limits/time", min(float(seconds_left(deadline)), 1e20))
+    model.setParam("limits/solutions", 1)
+    try:
+        try:
+            with nullcontext() if stop is None else stop.watching(model):
+                model.optimizeNogil()
+        except Exception as error:  # SCIP raises plain Exception, e.g. "SCIP: error in LP solver!"
+            raise SolverError(f"MILP of hidden layer {layer_model.layer}", f"SCIP failed: {error}") from None
+        status, found = model.getStatus(), model.getNSols() > 0
+    finally:
+        model.freeTransform()
+        model.setParam("limits/solutions", -1)
+    if status == "userinterrupt" and not (stop is not None and stop.is_set()):
+        user_interrupt()
+    if found:
+        layer_model.found_feasible.append(True)
+        return True
+    return False if status == "infeasible" else None
 
 
 def phase_free_binaries(layer_model: LayerModel, weights_in: np.ndarray, sense: int) -> list:

@@ -61,7 +61,7 @@ from ..deadline import seconds_left
 from ..domain import Box
 from ..network import Network
 from ..witnesses import WitnessSet, record
-from .encoding import add_preactivations, add_relus, new_model, proof_margins
+from .encoding import add_preactivations, add_relus, check_scale, new_model, proof_margins
 from .stop import user_interrupt
 
 #: the witness-side child of an ambiguity branch demands ``sign * g_i >= WITNESS_TARGET``: far enough
@@ -148,6 +148,7 @@ def _open_states(witnesses: WitnessSet, settled: Sequence[LayerBounds]) -> _Stat
 
 
 def _build(network: Network, box: Box, settled: Sequence[LayerBounds], states: _States) -> _Encoding:
+    check_scale(network, box, settled, len(network.hidden), "single MILP")
     model = new_model("single_milp")
     model.setParam("misc/usesymmetry", 0)  # (dual reductions are off in every model: new_model)
     model.setParam("constraints/components/maxprerounds", 0)  # would solve parts in sub-SCIPs without harvesting

@@ -40,7 +40,7 @@ SCIP_BOUND_PAD = 1e-8
 #: MILP_MAX_WEIGHT or a bound of the box or of an encoded pre-activation exceeds MILP_MAX_BOUND in magnitude:
 #: with first-layer weights of 1e6 and 1e7 SCIP's presolve and LP lost thin regions of the box (a neuron whose
 #: minimum is -1e-8 "proved" >= +0.076, a hypothesis that a point satisfies declared infeasible), far beyond any
-#: margin; 1e3 is clean in every fuzz run (``benchmarks/README.md``, "MILPs refused on extreme scales")
+#: margin; 1e3 is clean in every fuzz run (``docs/method.md``, Tolerances)
 MILP_MAX_WEIGHT = 1e5
 MILP_MAX_BOUND = 1e9
 #: singular values below RANK_RTOL * s_max count as zero when folding stably active neurons

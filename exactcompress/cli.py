@@ -103,6 +103,21 @@ def _one_line_errors() -> Iterator[None]:
         _fail(str(error), int(error.exit_code))
 
 
+def _load_model(model: Path):
+    """``load_network(model)``; a loader's own bug (any exception but an ``ExactCompressError``) ends the command
+    with one line and exit code 1, as ``pipeline.compress_model`` reports it, instead of a traceback."""
+    from .errors import ExactCompressError, ExitCode
+    from .io import load_network
+
+    try:
+        return load_network(model)
+    except ExactCompressError:
+        raise
+    except Exception as error:
+        _fail(f"internal error while loading {model} ({type(error).__name__}: {' '.join(str(error).split())})",
+              ExitCode.FAILED)
+
+
 def _domain(lower, upper, domain_file, data_box, margin):
     from .errors import ExitCode
     from .io.domain_files import from_data, from_file, scalar_box
@@ -125,7 +140,7 @@ def _domain(lower, upper, domain_file, data_box, margin):
              "and witnesses.")
 def compress(
     model: Path = typer.Argument(..., help="Model file: torch state_dict (.pt/.pth), .safetensors or .onnx. A CNN "
-                                 "state dict needs its architecture file NAME.arch.json beside it."),
+                                 "or BatchNorm1d state dict needs its architecture file NAME.arch.json beside it."),
     out: Path = typer.Option(..., "--out", help="Output directory (created)."),
     lower: Optional[float] = typer.Option(None, help="Lower bound of every input (default 0)."),
     upper: Optional[float] = typer.Option(None, help="Upper bound of every input (default 1)."),
@@ -173,14 +188,14 @@ def compress(
     written."""
     from .engine.prove.bab_layer import resolve_device
     from .errors import ExitCode
-    from .io import ACTIVATION_ASSUMED_NOTE, load_network
+    from .io import ACTIVATION_ASSUMED_NOTE
     from .io.domain_files import load_data
     from .pipeline import compress_model
 
     chosen_domain = _domain(lower, upper, domain, domain_from_data, margin)
     threads = threads or min(DEFAULT_MAX_THREADS, _usable_cpus())
     with _one_line_errors():
-        loaded = load_network(model)
+        loaded = _load_model(model)
         points = load_data(data, loaded[0].input_dim, loaded[0].input_shape) if data is not None else None
         chosen_domain.check_dim(loaded[0].input_dim, loaded[0].input_shape)
         resolve_device(device.value)
@@ -375,7 +390,7 @@ SCHEMA_COMMANDS = {
     "job": ("ZooJobSpec", "JSON Schema of a zoo job spec file (ZooJobSpec; YAML or JSON)."),
     "summary": ("ZooSummary", "JSON Schema of a zoo job's summary.json (ZooSummary)."),
     "study": ("StudySpec", "JSON Schema of a study spec file (StudySpec; YAML or JSON)."),
-    "arch": ("ArchFile", "JSON Schema of a state dict's architecture file NAME.arch.json (ArchFile; CNNs need one)."),
+    "arch": ("ArchFile", "JSON Schema of a state dict's architecture file NAME.arch.json (ArchFile; CNNs and state dicts with BatchNorm1d need one)."),
 }
 
 

@@ -31,7 +31,7 @@ from ..schema.arch import (
     ReluLayer,
 )
 from .conv import pair
-from .rules import strip_wrappers
+from .rules import float_dtype, strip_wrappers, stripped_keys, torch_dtype_name
 
 AnyPath = TypeVar("AnyPath", bound=PurePath)
 
@@ -58,8 +58,9 @@ def sequential_from_arch(source: str, arch: ArchFile, tensors: Mapping[str, torc
     wrapper prefixes (``module.``) are stripped from the tensors' keys and the architecture file's alike.
 
     InputError when a listed key has no tensor, a tensor is not used by any layer, or the sizes disagree.
+    A batch norm without ``KEY.weight`` / ``KEY.bias`` (``affine=False``) scales by 1 and shifts by 0.
     """
-    tensors = {strip_wrappers(key): value for key, value in tensors.items()}
+    tensors = stripped_keys(source, tensors)
     used: set[str] = set()
 
     def tensor(key: str, param: str, required: bool = True) -> torch.Tensor | None:
@@ -71,8 +72,8 @@ def sequential_from_arch(source: str, arch: ArchFile, tensors: Mapping[str, torc
             return None
         used.add(name)
         value = tensors[name]
-        if not value.is_floating_point() and param != "num_batches_tracked":
-            raise InputError(source, f"tensor '{name}' is not a float tensor")
+        if param != "num_batches_tracked":
+            float_dtype(source, name, torch_dtype_name(value.dtype))
         return value.detach().to(torch.float64)
 
     modules: list[nn.Module] = []
@@ -114,7 +115,9 @@ def sequential_from_arch(source: str, arch: ArchFile, tensors: Mapping[str, torc
         elif isinstance(layer, AvgPool2dLayer):
             module = nn.AvgPool2d(pair(layer.kernel_size, "kernel_size"),
                                   pair(layer.stride, "stride") if layer.stride is not None else None,
-                                  pair(layer.padding, "padding"))
+                                  pair(layer.padding, "padding"), ceil_mode=layer.ceil_mode,
+                                  count_include_pad=layer.count_include_pad,
+                                  divisor_override=layer.divisor_override)
         elif isinstance(layer, ReluLayer):
             module = nn.ReLU()
         else:

@@ -3,8 +3,9 @@
 Supported: one chain from the single data input to the single output made of ``Gemm`` (transA=0,
 any transB, alpha, beta) or ``MatMul`` (data on the left) optionally followed by ``Add`` of a
 constant, ``BatchNormalization`` (inference mode, folded into the preceding affine), ``Relu`` between
-affine layers, and the pass-through ops ``Flatten`` (axis 1), ``Identity`` and ``Dropout``. Weights
-must be initializers or ``Constant`` nodes. The output layer must be linear.
+affine layers, and the pass-through ops ``Flatten`` (axis 1), ``Identity`` and ``Dropout`` (inference
+mode). Weights must be float16, bfloat16, float32 or float64 initializers or dense ``Constant`` nodes. Only
+standard ops (domain ``""`` or ``ai.onnx``) are read. The output layer must be linear.
 
 CNNs (the data input declares a fixed [batch, C, H, W]): ``Conv`` (dilation 1, group 1, symmetric pads or
 auto_pad VALID; held as its dense unrolled matrix), ``BatchNormalization`` after it (folded per channel),
@@ -30,6 +31,7 @@ from .rules import (
     checked_network,
     finite_float64,
     first_line,
+    float_dtype,
     fold_batchnorm,
     wider_dtype_name,
 )
@@ -44,6 +46,10 @@ OTHER_ACTIVATION_OPS = frozenset({
 })
 #: BatchNormalization's default epsilon in ONNX
 ONNX_BATCHNORM_EPS = 1e-5
+#: the domains of the standard ONNX ops (a node of another domain may compute anything under a known name)
+STANDARD_DOMAINS = ("", "ai.onnx")
+#: before this opset, Dropout and BatchNormalization have ``is_test`` (default 0: training mode)
+IS_TEST_OPSET = 7
 #: the ONNX opset and IR version written (opset 13 has Gemm and Relu with every float type)
 ONNX_OPSET = 13
 ONNX_IR_VERSION = 8
@@ -66,8 +72,9 @@ def load_onnx_file(path: Path, require_hidden_layer: bool = True) -> tuple[Netwo
         ) from None
     if not model.graph.node:
         raise InputError(source, "holds no ONNX graph nodes (not an ONNX model, or truncated?)")
+    _check_domains(source, model.graph)
     constants = _constants(source, model.graph)
-    layers, dtype = _affine_chain(source, model.graph, constants)
+    layers, dtype = _affine_chain(source, model.graph, constants, _opset(model))
     _check_input_shape(source, model.graph, constants, layers[0].weight.shape[1])
     return checked_network(source, layers, dtype, require_hidden_layer), dtype
 
@@ -80,18 +87,47 @@ def _attributes(node: onnx.NodeProto) -> dict[str, object]:
     return {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
 
 
+def _opset(model: onnx.ModelProto) -> int | None:
+    """The version of the standard op set the model imports (None where it names none)."""
+    versions = [entry.version for entry in model.opset_import if entry.domain in STANDARD_DOMAINS]
+    return versions[0] if versions else None
+
+
+def _check_domains(source: str, graph: onnx.GraphProto) -> None:
+    """InputError for a node outside ``STANDARD_DOMAINS``: a custom ``Relu`` may compute anything."""
+    for index, node in enumerate(graph.node):
+        if node.domain not in STANDARD_DOMAINS:
+            raise InputError(source, f"{_label(node, index)} is of domain '{node.domain}'; only standard ONNX ops "
+                             "(domain '' or 'ai.onnx') are supported")
+
+
 def _constants(source: str, graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    """Initializers and ``Constant`` node outputs by tensor name, in their stored dtype."""
+    """Initializers and dense ``Constant`` node outputs by tensor name, in their stored dtype."""
     try:
         constants = {tensor.name: numpy_helper.to_array(tensor) for tensor in graph.initializer}
-        for node in graph.node:
-            if node.op_type == "Constant":
-                (value,) = _attributes(node).values()
-                array = numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else np.asarray(value)
-                constants[node.output[0]] = array
     except Exception as error:
         raise InputError(source, f"could not read the ONNX weights: {first_line(error)}") from None
+    for index, node in enumerate(graph.node):
+        if node.op_type == "Constant":
+            constants[node.output[0]] = _constant_value(source, node, _label(node, index))
     return constants
+
+
+def _constant_value(source: str, node: onnx.NodeProto, label: str) -> np.ndarray:
+    """The array of a ``Constant`` node: a dense tensor (``value``) or numbers (``value_float(s)``,
+    ``value_int(s)``); InputError naming ``label`` for a sparse tensor or strings."""
+    if len(node.attribute) != 1:
+        raise InputError(source, f"{label} has {len(node.attribute)} attributes; a Constant has exactly one")
+    (attribute,) = node.attribute
+    if attribute.name in ("sparse_value", "value_string", "value_strings"):
+        kind = "a sparse tensor" if attribute.name == "sparse_value" else "strings"
+        raise InputError(source, f"{label} holds {kind} ({attribute.name}); only dense numeric constants are "
+                         "supported")
+    value = helper.get_attribute_value(attribute)
+    try:
+        return numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else np.asarray(value)
+    except Exception as error:
+        raise InputError(source, f"{label}: its value could not be read: {first_line(error)}") from None
 
 
 def _constant(source: str, constants: dict[str, np.ndarray], name: str, label: str) -> np.ndarray:
@@ -102,7 +138,9 @@ def _constant(source: str, constants: dict[str, np.ndarray], name: str, label: s
 
 def _vector(source: str, constants: dict[str, np.ndarray], name: str, width: int, label: str) -> np.ndarray:
     """A finite float64 constant broadcast to shape (width,) (scalar, (width,) or (1, width))."""
-    array = finite_float64(source, name, _constant(source, constants, name, label))
+    raw = _constant(source, constants, name, label)
+    float_dtype(source, name, raw.dtype.name)
+    array = finite_float64(source, name, raw)
     try:
         return np.broadcast_to(array, (1, width)).reshape(width)
     except ValueError:
@@ -113,15 +151,18 @@ def _vector(source: str, constants: dict[str, np.ndarray], name: str, width: int
 
 def _matrix(source: str, constants: dict[str, np.ndarray], name: str, label: str) -> np.ndarray:
     array = _constant(source, constants, name, label)
+    float_dtype(source, name, array.dtype.name)
     if array.ndim != 2:
         raise InputError(source, f"weight '{name}' of {label} has shape {tuple(array.shape)}; expected 2-D")
     return array
 
 
 def _affine_chain(
-    source: str, graph: onnx.GraphProto, constants: dict[str, np.ndarray]
+    source: str, graph: onnx.GraphProto, constants: dict[str, np.ndarray], opset: int | None = None
 ) -> tuple[list[NamedAffine], str]:
-    """Walk the nodes from the data input to the output; returns the affine layers and the weight dtype."""
+    """Walk the nodes from the data input to the output; returns the affine layers and the weight dtype.
+    ``opset`` (the standard op set's version; None: unknown, read as recent) decides how a node says it is in
+    training mode."""
     data_inputs = [value.name for value in graph.input if value.name not in constants]
     if len(data_inputs) != 1:
         raise InputError(source, f"expected one data input, found {len(data_inputs)}: {data_inputs}")
@@ -146,6 +187,11 @@ def _affine_chain(
         if data_position != 0 and op != "Add":
             raise InputError(source, f"{label} takes the data as input {data_position}; expected it as input 0")
         attributes = _attributes(node)
+        if op in ("Dropout", "BatchNormalization"):
+            _check_inference_mode(source, constants, node, label, attributes, opset)
+        if op == "Add" and inputs[1 - data_position] not in constants:
+            raise InputError(source, f"{label} adds two computed tensors (a residual connection), which is not "
+                             "supported; only a chain of layers with constant biases is")
         if op in ("Gemm", "MatMul"):
             if pending is not None:
                 raise InputError(source, f"{label} follows another affine layer without an activation between them")
@@ -186,8 +232,6 @@ def _affine_chain(
         elif op == "BatchNormalization":
             if pending is None:
                 raise InputError(source, f"{label} does not directly follow a Gemm or MatMul")
-            if attributes.get("training_mode", 0):
-                raise InputError(source, f"{label} is in training mode")
             width = pending.weight.shape[0] if pending.conv is None else pending.conv.out_channels
             scale, shift, mean, var = (_vector(source, constants, name, width, label) for name in inputs[1:5])
             eps = float(attributes.get("epsilon", ONNX_BATCHNORM_EPS))
@@ -215,6 +259,30 @@ def _affine_chain(
         reason = "no Gemm or MatMul layers found" if not closed else "the output passes through Relu; expected a linear output layer"
         raise InputError(source, reason)
     return closed + [pending], dtype
+
+
+def _check_inference_mode(source: str, constants: dict[str, np.ndarray], node: onnx.NodeProto, label: str,
+                          attributes: dict[str, object], opset: int | None) -> None:
+    """InputError for a Dropout or BatchNormalization in training mode (random, or batch statistics), as its
+    opset says it: ``is_test`` 0 or absent (opset < 7); a ``training_mode`` input that is not a constant False
+    (Dropout, opset >= 12); ``training_mode`` 1, or more than one output (BatchNormalization)."""
+    has_is_test = "is_test" in attributes or (opset is not None and opset < IS_TEST_OPSET)
+    if has_is_test and not attributes.get("is_test", 0):
+        raise InputError(source, f"{label} is in training mode (is_test {attributes.get('is_test', 0)}; before opset "
+                         f"{IS_TEST_OPSET} its default is 0); export the model in eval mode")
+    if node.op_type == "Dropout":
+        name = node.input[2] if len(node.input) > 2 else ""
+        value = constants.get(name)
+        if name and (value is None or value.size != 1 or bool(value.reshape(-1)[0])):
+            what = "is not a constant" if value is None else f"is {value.reshape(-1)[:1].tolist()}"
+            raise InputError(source, f"{label} may be in training mode: its training_mode input '{name}' {what}; "
+                             "only a constant False (inference: the identity) is supported")
+        return
+    outputs = [name for name in node.output if name]
+    if attributes.get("training_mode", 0) or len(outputs) > 1:
+        raise InputError(source, f"{label} is in training mode (batch statistics: training_mode "
+                         f"{attributes.get('training_mode', 0)}, {len(outputs)} outputs); export the model in eval "
+                         "mode")
 
 
 def _unsupported(op: str, label: str) -> str:
@@ -254,6 +322,7 @@ def _conv(source: str, constants: dict[str, np.ndarray], node: onnx.NodeProto, l
           attributes: dict[str, object], shape: tuple[int, int, int]) -> tuple[NamedAffine, str]:
     """The dense unrolled layer of a Conv node (weight (out, in, kh, kw), optional bias)."""
     raw = _constant(source, constants, node.input[1], label)
+    float_dtype(source, node.input[1], raw.dtype.name)
     if raw.ndim != 4:
         raise InputError(source, f"{label} has a weight of shape {tuple(raw.shape)}; only 2-D convolutions "
                          "(out, in, kh, kw) are supported")
@@ -267,6 +336,8 @@ def _conv(source: str, constants: dict[str, np.ndarray], node: onnx.NodeProto, l
     strides = tuple(int(value) for value in attributes.get("strides", [1, 1]))
     has_bias = len(node.input) > 2 and node.input[2]
     bias = _constant(source, constants, node.input[2], label) if has_bias else None
+    if bias is not None:
+        float_dtype(source, node.input[2], bias.dtype.name)
     layer = conv_layer(source, node.name or node.input[1], shape, raw, bias, strides,
                        _symmetric_pads(source, label, attributes))
     return layer, raw.dtype.name

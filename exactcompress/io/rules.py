@@ -7,8 +7,9 @@ file and the layer.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -18,6 +19,10 @@ from ..errors import InputError
 
 #: key prefixes added by ``nn.DataParallel`` (``module.``) and ``torch.compile`` (``_orig_mod.``)
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+#: the dtypes a weight may have (torch's and numpy's names): each holds its values exactly in float64
+FLOAT_DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+Value = TypeVar("Value")
 
 
 def strip_wrappers(key: str) -> str:
@@ -29,6 +34,28 @@ def strip_wrappers(key: str) -> str:
             if key.startswith(prefix):
                 key, stripped = key[len(prefix):], True
     return key
+
+
+def stripped_keys(source: str, tensors: Mapping[str, Value]) -> dict[str, Value]:
+    """``tensors`` keyed without their ``WRAPPER_PREFIXES``, in order; InputError naming both keys where two
+    become one (``module.0.weight`` and ``0.weight``: neither may silently replace the other)."""
+    stripped: dict[str, Value] = {}
+    raw_keys: dict[str, str] = {}
+    for key, value in tensors.items():
+        name = strip_wrappers(key)
+        if name in stripped:
+            raise InputError(source, f"keys '{raw_keys[name]}' and '{key}' are both '{name}' once the wrapper prefixes "
+                             f"({', '.join(WRAPPER_PREFIXES)}) are stripped; keep one of them")
+        stripped[name], raw_keys[name] = value, key
+    return stripped
+
+
+def float_dtype(source: str, key: str, dtype_name: str) -> str:
+    """``dtype_name`` (torch's or numpy's) when it is one of ``FLOAT_DTYPES``; InputError naming tensor ``key``
+    otherwise (integers, bool, complex, float8, strings, ...)."""
+    if dtype_name not in FLOAT_DTYPES:
+        raise InputError(source, f"tensor '{key}' has dtype {dtype_name}, not one of {', '.join(FLOAT_DTYPES)}")
+    return dtype_name
 
 
 @dataclass(frozen=True)
@@ -58,8 +85,12 @@ MAX_PARAMETER_SIZE = 1e20
 
 def finite_float64(source: str, key: str, values: np.ndarray) -> np.ndarray:
     """``values`` as a float64 array; InputError naming ``key`` if it holds NaN or Inf, or values beyond
-    ``MAX_PARAMETER_SIZE`` in size."""
-    array = np.asarray(values, dtype=np.float64)
+    ``MAX_PARAMETER_SIZE`` in size, or values that are not numbers (strings, sparse tensors, ...)."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        kind = getattr(values, "dtype", None) or type(values).__name__
+        raise InputError(source, f"tensor '{key}' holds {kind} values, not numbers") from None
     if not np.all(np.isfinite(array)):
         raise InputError(source, f"tensor '{key}' contains NaN or Inf values")
     largest = float(np.abs(array).max(initial=0.0))
@@ -104,8 +135,9 @@ def checked_network(
 ) -> Network:
     """The ``Network`` of ``layers`` after the structure rules shared by every format.
 
-    Rules: weights 2-D and biases (out,); consecutive shapes match; at least one hidden layer
-    (two affine layers) unless ``require_hidden_layer`` is False. Finiteness is checked when reading.
+    Rules: weights 2-D and biases (out,); at least one input and one output per layer; consecutive shapes
+    match; at least one hidden layer (two affine layers) unless ``require_hidden_layer`` is False. Finiteness is
+    checked when reading.
     """
     if not layers:
         raise InputError(source, "no Linear (affine) layers found")
@@ -116,6 +148,10 @@ def checked_network(
                 f"layer '{layer.name}' has weight shape {tuple(layer.weight.shape)} and bias shape "
                 f"{tuple(layer.bias.shape)}; expected (out, in) and (out,)",
             )
+        if 0 in layer.weight.shape:
+            raise InputError(source, f"layer '{layer.name}' has weight shape {tuple(layer.weight.shape)}: "
+                             f"{layer.weight.shape[0]} outputs and {layer.weight.shape[1]} inputs; every layer needs "
+                             "at least one of each")
     for before, after in zip(layers, layers[1:]):
         if after.weight.shape[1] != before.weight.shape[0]:
             raise InputError(

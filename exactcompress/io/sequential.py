@@ -25,6 +25,7 @@ from .rules import (
     NamedAffine,
     checked_network,
     finite_float64,
+    float_dtype,
     fold_batchnorm,
     torch_dtype_name,
     wider_dtype_name,
@@ -208,6 +209,7 @@ def _leaf_modules(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Mod
 
 
 def _tensor64(source: str, key: str, tensor: torch.Tensor) -> np.ndarray:
+    float_dtype(source, key, torch_dtype_name(tensor.dtype))
     return finite_float64(source, key, tensor.detach().to(torch.float64).cpu().numpy())
 
 

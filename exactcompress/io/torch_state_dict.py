@@ -1,9 +1,9 @@
 """State-dict layouts of ReLU MLPs (torch files; safetensors files share the layout).
 
-A state dict is read as Linear weight/bias pairs in module order, each optionally followed by a
-``BatchNorm1d`` that is folded into it (eval mode). Activations are invisible in a state dict:
-loading one *assumes* a ReLU after every Linear but the last, and a BatchNorm1d directly after its
-Linear (before the ReLU).
+A state dict is read as Linear weight/bias pairs in module order. Activations are invisible in a state dict:
+loading one *assumes* a ReLU after every Linear but the last. A ``BatchNorm1d`` is refused: its tensors tell
+neither its eps nor whether it comes before or after the ReLU (an architecture file, ONNX or the
+``nn.Sequential`` says both).
 """
 
 from __future__ import annotations
@@ -24,19 +24,19 @@ from .rules import (
     NamedAffine,
     checked_network,
     finite_float64,
-    fold_batchnorm,
-    strip_wrappers,
+    float_dtype,
+    stripped_keys,
     torch_dtype_name,
     wider_dtype_name,
 )
 
-#: ``BatchNorm1d``'s default epsilon, used when folding a BN layer of a state dict
-BATCHNORM_EPS = 1e-5
 #: checkpoint keys whose value is the model's state dict (other keys such as ``epoch`` are ignored)
 NESTED_STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
 
 _LINEAR_PARAMS = frozenset({"weight", "bias"})
 _BATCHNORM_PARAMS = frozenset({"weight", "bias", "running_mean", "running_var", "num_batches_tracked"})
+#: the parameters only a batch norm has (``BatchNorm1d`` with running statistics), as error messages name them
+_BATCHNORM_ONLY_PARAMS = ("running_mean", "running_var", "num_batches_tracked")
 
 
 #: a torch zip archive may declare at most this many times its own size (+ the slack) unpacked
@@ -45,6 +45,8 @@ MAX_UNPACK_SLACK_BYTES = 16 * 2**20
 #: the first bytes of a torch.save zip archive, and of a legacy (pre-1.6) pickled checkpoint
 ZIP_MAGIC = b"PK"
 PICKLE_PROTOCOL = b"\x80"
+#: entries of a ``torch.jit.save`` archive (under its top folder) that a ``torch.save`` checkpoint never holds
+TORCHSCRIPT_ENTRIES = ("constants.pkl", "code/")
 
 
 def load_torch_file(path: Path, require_hidden_layer: bool = True) -> tuple[Network, str]:
@@ -58,7 +60,10 @@ def load_torch_file(path: Path, require_hidden_layer: bool = True) -> tuple[Netw
     if head != ZIP_MAGIC and head[:1] != PICKLE_PROTOCOL:
         raise InputError(source, f"is not a torch checkpoint (torch.save writes a zip archive; this file starts with "
                          f"{head!r}); accepted: a .pt/.pth state dict, .safetensors or .onnx")
-    _check_unpacked_size(source, Path(path))
+    entries = _zip_entries(Path(path))
+    if entries is not None:
+        _check_unpacked_size(source, Path(path), entries)
+        _check_not_torchscript(source, entries)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -84,26 +89,41 @@ def arch_state_dict_network(source: str, arch_file: Path, tensors: Mapping[str, 
     every floating tensor's)."""
     from .architecture import arch_network
 
-    floats = [tensor for tensor in tensors.values() if tensor.is_floating_point()]
-    dtype = wider_dtype_name(*(torch_dtype_name(tensor.dtype) for tensor in floats))
+    dtype = wider_dtype_name(*(float_dtype(source, key, torch_dtype_name(tensor.dtype))
+                               for key, tensor in tensors.items() if tensor.is_floating_point()))
     return arch_network(source, arch_file, tensors, dtype, require_hidden_layer), dtype
 
 
-def _check_unpacked_size(source: str, path: Path) -> None:
-    """InputError when the zip archive declares far more bytes than it holds (a zip bomb): torch.save stores
-    its entries uncompressed, so a real checkpoint unpacks to about its own size. Declared sizes are read from
-    the archive's directory, before anything is inflated."""
+def _zip_entries(path: Path) -> list[zipfile.ZipInfo] | None:
+    """The entries of the zip archive at ``path`` (read from its directory, nothing inflated); None where it is
+    not a readable zip archive (a legacy pickle, or damaged: ``torch.load`` says what is wrong with it)."""
     if not zipfile.is_zipfile(path):
-        return
-    packed = path.stat().st_size
+        return None
     try:
         with zipfile.ZipFile(path) as archive:
-            unpacked = sum(entry.file_size for entry in archive.infolist())
+            return archive.infolist()
     except (zipfile.BadZipFile, OSError):
-        return  # torch.load says what is wrong with it
+        return None
+
+
+def _check_unpacked_size(source: str, path: Path, entries: list[zipfile.ZipInfo]) -> None:
+    """InputError when the zip archive declares far more bytes than it holds (a zip bomb): torch.save stores
+    its entries uncompressed, so a real checkpoint unpacks to about its own size."""
+    packed = path.stat().st_size
+    unpacked = sum(entry.file_size for entry in entries)
     if unpacked > MAX_UNPACK_RATIO * packed + MAX_UNPACK_SLACK_BYTES:
         raise InputError(source, f"declares {unpacked} bytes unpacked from {packed} bytes (more than "
                          f"{MAX_UNPACK_RATIO}x + {MAX_UNPACK_SLACK_BYTES >> 20} MiB); refusing to inflate it")
+
+
+def _check_not_torchscript(source: str, entries: list[zipfile.ZipInfo]) -> None:
+    """InputError for a ``torch.jit.save`` archive (``TORCHSCRIPT_ENTRIES`` under its top folder), found before
+    ``torch.load`` would warn and fail on it."""
+    for entry in entries:
+        inner = entry.filename.partition("/")[2]
+        if inner.startswith(TORCHSCRIPT_ENTRIES):
+            raise InputError(source, "is a TorchScript archive (torch.jit.save); save the state_dict "
+                             "(torch.save(model.state_dict(), path)) or export ONNX")
 
 
 def unwrap_checkpoint(source: str, loaded: object) -> dict[str, torch.Tensor]:
@@ -118,90 +138,105 @@ def unwrap_checkpoint(source: str, loaded: object) -> dict[str, torch.Tensor]:
             raise InputError(
                 source, f"key '{key}' holds a {type(value).__name__}, not a tensor; expected a state_dict of tensors"
             )
+        if value.layout != torch.strided:
+            raise InputError(source, f"tensor '{key}' is a sparse tensor ({str(value.layout).removeprefix('torch.')}); "
+                             "save it dense (tensor.to_dense())")
+        if value.is_meta:
+            raise InputError(source, f"tensor '{key}' is on the meta device, so it holds no values; save the state "
+                             "dict of a model whose weights are loaded")
     return dict(loaded)
 
 
 def state_dict_network(
     source: str, tensors: Mapping[str, torch.Tensor], require_hidden_layer: bool = True, keeps_order: bool = True
 ) -> tuple[Network, str]:
-    """The network of a state dict of tensors; returns (network, dtype name of the first weight).
+    """The network of a state dict of Linear layers; returns (network, the dtype that holds every weight's).
 
     Modules are taken in key order; for formats that do not keep key order (``keeps_order=False``,
-    e.g. safetensors) in the order of the numbers in their names (see ``indexed_order``). Where every name
-    holds distinct layer numbers and they order the modules otherwise than the keys do (e.g. a dict re-sorted
-    as text: ``0, 10, 2``), the file is refused: square layers chain in either order, so neither can be trusted.
+    e.g. safetensors) in the order of the numbers in their names (see ``indexed_order``). Where the names that
+    hold distinct layer numbers order their modules otherwise than the keys do (a dict re-sorted as text:
+    ``0, 10, 2``; modules registered as ``fc2, fc1, out``), the file is refused: square layers chain in either
+    order, so neither can be trusted. A batch norm is refused (``_refuse_batchnorm``).
     """
     modules = module_groups(source, tensors)
+    _refuse_batchnorm(source, modules)
     if not keeps_order:
         modules = indexed_order(source, modules)
-    elif (numbered := _numbered_order(modules)) is not None and numbered != [prefix for prefix, _ in modules]:
-        raise InputError(
-            source,
-            f"its tensors are stored in the module order {', '.join(prefix for prefix, _ in modules)} but the layer "
-            f"numbers in their names give {', '.join(numbered)}, so the layer order is ambiguous (save "
-            "model.state_dict() unchanged, which keeps module order, or export ONNX)",
-        )
-    layers: list[NamedAffine] = []
-    follows_linear = False
-    for prefix, params in modules:
-        if _is_batchnorm(params):
-            if not follows_linear:
-                raise InputError(source, f"batch norm '{prefix}' does not directly follow a Linear layer")
-            layers[-1] = _folded_state_dict_batchnorm(source, layers[-1], prefix, params)
-            follows_linear = False
-        else:
-            layers.append(_linear(source, prefix, params))
-            follows_linear = True
+    else:
+        _check_numbered_order(source, [prefix for prefix, _ in modules])
+    layers = [_linear(source, prefix, params) for prefix, params in modules]
     dtype = wider_dtype_name(*(torch_dtype_name(params["weight"].dtype) for _, params in modules)) if layers else ""
     return checked_network(source, layers, dtype, require_hidden_layer), dtype
+
+
+def _refuse_batchnorm(source: str, modules: list[tuple[str, dict[str, torch.Tensor]]]) -> None:
+    """InputError for the first batch norm: its tensors tell neither its eps nor whether it comes before or after
+    the ReLU, and a guess of either computes another function."""
+    for prefix, params in modules:
+        if _is_batchnorm(params):
+            param = next(param for param in _BATCHNORM_ONLY_PARAMS if param in params)
+            raise InputError(
+                source,
+                f"key '{_key(prefix, param)}' is a BatchNorm1d: a state dict tells neither its eps nor whether it "
+                f"comes before or after the ReLU, so it is not guessed; put {arch_path(Path(source)).name} beside it "
+                f"listing the layers in order, this one as {{\"kind\": \"batchnorm1d\", \"key\": \"{prefix}\", "
+                "\"eps\": ...} (see README, 'Convolutional networks'), export ONNX, or give the nn.Sequential to the "
+                "Python API",
+            )
+
+
+def _check_numbered_order(source: str, prefixes: list[str]) -> None:
+    """InputError where the module names holding layer numbers are stored in another order than their numbers
+    give (names without a number, or with the same numbers as another, fix no order and are left out)."""
+    numbered = [prefix for prefix in prefixes if _numbers(prefix)]
+    if len({_numbers(prefix) for prefix in numbered}) < len(numbered):
+        return
+    by_number = sorted(numbered, key=_numbers)
+    if by_number != numbered:
+        raise InputError(
+            source,
+            f"its tensors are stored in the module order {', '.join(prefixes)} but the layer numbers in their names "
+            f"give {', '.join(by_number)}, so the layer order is ambiguous (save model.state_dict() of an "
+            f"nn.Sequential, which keeps module order, put {arch_path(Path(source)).name} beside it listing the "
+            "layers in order, or export ONNX)",
+        )
+
+
+def _numbers(prefix: str) -> tuple[int, ...]:
+    """The numbers in a module name: ``layers.2`` → (2,), ``fc1`` → (1,), ``out`` → ()."""
+    return tuple(int(number) for number in re.findall(r"\d+", prefix))
 
 
 def indexed_order(
     source: str, modules: list[tuple[str, dict[str, torch.Tensor]]]
 ) -> list[tuple[str, dict[str, torch.Tensor]]]:
-    """Modules sorted by the numbers in their names (``layers.2`` < ``layers.10``, ``fc1`` < ``bn1`` < ``fc2``).
+    """Modules sorted by the numbers in their names (``layers.2`` < ``layers.10``, ``fc1`` < ``fc2``).
 
-    A Linear sorts before a batch norm with the same numbers. Every name must hold a number, as
-    names alone (``input``, ``hidden``, ``output``) do not fix an order.
+    Every name must hold a number, as names alone (``input``, ``hidden``, ``output``) do not fix an order,
+    and no two names the same numbers.
     """
-    unnumbered = [prefix or "(no prefix)" for prefix, _ in modules if not re.search(r"\d", prefix)]
+    unnumbered = [prefix or "(no prefix)" for prefix, _ in modules if not _numbers(prefix)]
     if unnumbered and len(modules) > 1:
         raise InputError(
             source,
             f"the file does not keep tensor order and module name(s) {', '.join(unnumbered)} hold no layer "
             "number, so the layer order is ambiguous (name layers like '0.weight' or 'fc1.weight')",
         )
-
-    def order(item: tuple[str, dict[str, torch.Tensor]]) -> tuple[tuple[int, ...], bool]:
-        prefix, params = item
-        return tuple(int(number) for number in re.findall(r"\d+", prefix)), _is_batchnorm(params)
-
-    ordered = sorted(modules, key=order)
-    for before, after in zip(ordered, ordered[1:]):
-        if order(before) == order(after):
+    ordered = sorted(modules, key=lambda item: _numbers(item[0]))
+    for (before, _), (after, _) in zip(ordered, ordered[1:]):
+        if _numbers(before) == _numbers(after):
             raise InputError(
                 source,
-                f"the file does not keep tensor order and modules '{before[0]}' and '{after[0]}' hold the same "
+                f"the file does not keep tensor order and modules '{before}' and '{after}' hold the same "
                 "layer numbers, so the layer order is ambiguous",
             )
     return ordered
 
 
-def _numbered_order(modules: list[tuple[str, dict[str, torch.Tensor]]]) -> list[str] | None:
-    """The module names in the order of the numbers in them (a batch norm after the Linear with its numbers), or
-    None where a name holds no number or two names hold the same numbers (then the numbers fix no order)."""
-    keys = [(tuple(int(n) for n in re.findall(r"\d+", prefix)), _is_batchnorm(params), prefix)
-            for prefix, params in modules]
-    if any(not numbers for numbers, _, _ in keys) or len({key[:2] for key in keys}) < len(keys):
-        return None
-    return [prefix for _, _, prefix in sorted(keys)]
-
-
 def module_groups(source: str, tensors: Mapping[str, torch.Tensor]) -> list[tuple[str, dict[str, torch.Tensor]]]:
     """Tensors grouped by module prefix (``fc1.weight`` → ``fc1``), wrapper prefixes stripped, in key order."""
     groups: dict[str, dict[str, torch.Tensor]] = {}
-    for raw_key, tensor in tensors.items():
-        key = strip_wrappers(raw_key)
+    for key, tensor in stripped_keys(source, tensors).items():
         prefix, _, param = key.rpartition(".")
         groups.setdefault(prefix, {})[param] = tensor
     for prefix, params in groups.items():
@@ -215,7 +250,7 @@ def module_groups(source: str, tensors: Mapping[str, torch.Tensor]) -> list[tupl
 
 
 def _is_batchnorm(params: Mapping[str, torch.Tensor]) -> bool:
-    return "running_mean" in params
+    return any(param in params for param in _BATCHNORM_ONLY_PARAMS)
 
 
 def _key(prefix: str, param: str) -> str:
@@ -223,8 +258,7 @@ def _key(prefix: str, param: str) -> str:
 
 
 def _float64(source: str, key: str, tensor: torch.Tensor) -> np.ndarray:
-    if not tensor.is_floating_point():
-        raise InputError(source, f"tensor '{key}' has dtype {torch_dtype_name(tensor.dtype)}, not a float dtype")
+    float_dtype(source, key, torch_dtype_name(tensor.dtype))
     return finite_float64(source, key, tensor.detach().to(torch.float64).numpy())
 
 
@@ -243,8 +277,8 @@ def _linear(source: str, prefix: str, params: dict[str, torch.Tensor]) -> NamedA
     if weight.ndim != 2:
         raise InputError(
             source,
-            f"key '{weight_key}' has shape {tuple(weight.shape)}; only Linear (2-D weight) and BatchNorm1d "
-            "layers are supported",
+            f"key '{weight_key}' has shape {tuple(weight.shape)}; a state dict without an architecture file is read "
+            "as Linear layers (2-D weights) only",
         )
     weight64 = _float64(source, weight_key, weight)
     if "bias" in params:
@@ -252,21 +286,3 @@ def _linear(source: str, prefix: str, params: dict[str, torch.Tensor]) -> NamedA
     else:
         bias64 = np.zeros(weight64.shape[0])
     return NamedAffine(prefix or "weight", weight64, bias64)
-
-
-def _folded_state_dict_batchnorm(
-    source: str, affine: NamedAffine, prefix: str, params: dict[str, torch.Tensor]
-) -> NamedAffine:
-    if "running_var" not in params:
-        raise InputError(source, f"batch norm '{prefix}' has running_mean but no running_var")
-    width = affine.weight.shape[0]
-
-    def vector(param: str, default: float) -> np.ndarray:
-        if param not in params:
-            return np.full(width, default)
-        return _float64(source, _key(prefix, param), params[param])
-
-    return fold_batchnorm(
-        source, affine, prefix, vector("weight", 1.0), vector("bias", 0.0),
-        vector("running_mean", 0.0), vector("running_var", 1.0), BATCHNORM_EPS,
-    )

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 
 from .common import Strict
 
-ARCH_SCHEMA_VERSION = "1.0"
+ARCH_SCHEMA_VERSION = "1.1"  # 1.1: avgpool2d ceil_mode, count_include_pad, divisor_override
 #: ``NAME.pt`` → ``NAME.arch.json``
 ARCH_SUFFIX = ".arch.json"
 
@@ -61,12 +61,16 @@ class FlattenLayer(Strict):
 
 
 class AvgPool2dLayer(Strict):
-    """``nn.AvgPool2d`` after a ReLU, followed by ``flatten`` and ``linear`` (composed into that Linear)."""
+    """``nn.AvgPool2d`` after a ReLU, followed by ``flatten`` and ``linear`` (composed into that Linear); the
+    defaults are torch's."""
 
     kind: Literal["avgpool2d"]
     kernel_size: PositiveIntOrPair
     stride: PositiveIntOrPair | None = Field(None, description="default: kernel_size")
     padding: IntOrPair = 0
+    ceil_mode: bool = Field(False, description="round the output size up (since 1.1)")
+    count_include_pad: bool = Field(True, description="divide by the whole window, padding included (since 1.1)")
+    divisor_override: int | None = Field(None, ge=1, description="divide every window by this (since 1.1)")
 
 
 class LinearLayer(Strict):

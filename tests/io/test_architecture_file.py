@@ -74,3 +74,38 @@ def test_architecture_schema_versions_of_another_major_are_refused(tmp_path, ver
         message = _refusal(path)
         assert "m.arch.json" in message, message
         assert f"schema_version: Value error, version '{version}' is not supported" in message, message
+
+
+@pytest.mark.parametrize("ceil_mode, count_include_pad, divisor_override", [
+    (False, False, None), (True, False, None), (True, True, None), (False, True, 5)])
+def test_avgpool2d_options_are_read_from_the_architecture_file(tmp_path, ceil_mode, count_include_pad,
+                                                               divisor_override):
+    """ceil_mode, count_include_pad and divisor_override change what an AvgPool2d computes (and its output size);
+    the architecture file could not state them, so a pool with count_include_pad=False was read as torch's default."""
+    torch.manual_seed(0)
+    pool = nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=ceil_mode, count_include_pad=count_include_pad,
+                        divisor_override=divisor_override)
+    features = nn.Sequential(nn.Conv2d(2, 3, 2), nn.ReLU(), pool, nn.Flatten())
+    width = features(torch.zeros(1, 2, 7, 7)).shape[1]
+    module = nn.Sequential(*features, nn.Linear(width, 5), nn.ReLU(), nn.Linear(5, 2)).double().eval()
+    options = {"ceil_mode": ceil_mode, "count_include_pad": count_include_pad, "divisor_override": divisor_override}
+    layers = [{"kind": "conv2d", "key": "0"}, {"kind": "relu"},
+              {"kind": "avgpool2d", "kernel_size": 3, "stride": 2, "padding": 1, **options}, {"kind": "flatten"},
+              {"kind": "linear", "key": "4"}, {"kind": "relu"}, {"kind": "linear", "key": "6"}]
+    network, _ = load_network(_saved(tmp_path, module, {"input_shape": [2, 7, 7], "layers": layers}))
+    x = torch.rand(16, 2, 7, 7, dtype=torch.float64)
+    with torch.no_grad():
+        expected = module(x).numpy()
+    assert abs(network.forward(x.reshape(16, -1).numpy()) - expected).max() < 1e-12
+
+
+def test_avgpool2d_options_default_to_torchs_and_are_checked():
+    from exactcompress.schema.arch import ARCH_SCHEMA_VERSION, AvgPool2dLayer
+
+    assert ARCH_SCHEMA_VERSION == "1.1"
+    layer = AvgPool2dLayer(kind="avgpool2d", kernel_size=2)
+    default = nn.AvgPool2d(2)
+    assert (layer.ceil_mode, layer.count_include_pad, layer.divisor_override) == (
+        default.ceil_mode, default.count_include_pad, default.divisor_override)
+    with pytest.raises(ValueError, match="divisor_override"):
+        AvgPool2dLayer(kind="avgpool2d", kernel_size=2, divisor_override=0)

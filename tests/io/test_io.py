@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -29,19 +30,22 @@ def relu_mlp(sizes=(5, 7, 6, 3), seed=0, bias=True, dtype=torch.float32) -> nn.S
     return nn.Sequential(*modules[:-1]).eval()
 
 
-def batchnorm_mlp(seed=1) -> nn.Sequential:
-    """Linear-BN-ReLU blocks with non-trivial running statistics and affine parameters, in eval mode."""
+def batchnorm_mlp(seed=1, eps=1e-5, affine=True) -> nn.Sequential:
+    """Linear-BN-ReLU blocks with non-trivial running statistics (and affine parameters), in eval mode."""
     torch.manual_seed(seed)
     model = nn.Sequential(
-        nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 2)
+        nn.Linear(5, 8), nn.BatchNorm1d(8, eps=eps, affine=affine), nn.ReLU(), nn.Linear(8, 6),
+        nn.BatchNorm1d(6, eps=eps, affine=affine), nn.ReLU(), nn.Linear(6, 2)
     )
     model.train()
     with torch.no_grad():
         for _ in range(5):
             model(torch.randn(64, 5) * 3 + 2)
         for bn in (model[1], model[4]):
-            bn.weight.uniform_(0.5, 2.0)
-            bn.bias.uniform_(-1.0, 1.0)
+            bn.running_var.mul_(1e-3)  # small variances: eps matters
+            if affine:
+                bn.weight.uniform_(0.5, 2.0)
+                bn.bias.uniform_(-1.0, 1.0)
     return model.eval()
 
 
@@ -120,12 +124,61 @@ def test_module_prefix_and_nested_names(tmp_path: Path) -> None:
     assert_matches_torch(path, model, [7, 6])
 
 
-def test_batchnorm_is_folded(tmp_path: Path) -> None:
-    model = batchnorm_mlp()
+BATCHNORM_MLP_ARCH = {"input_shape": [5], "layers": [
+    {"kind": "linear", "key": "0"}, {"kind": "batchnorm1d", "key": "1", "eps": 1e-3}, {"kind": "relu"},
+    {"kind": "linear", "key": "3"}, {"kind": "batchnorm1d", "key": "4", "eps": 1e-3}, {"kind": "relu"},
+    {"kind": "linear", "key": "6"}]}
+
+
+def test_a_state_dict_batchnorm_is_refused_and_read_as_its_architecture_file_says(tmp_path: Path) -> None:
+    """A state dict tells neither a BatchNorm1d's eps nor whether it sits before or after the ReLU: it used to be
+    folded with eps 1e-5 before the ReLU, another function than the model's, reported exact. Now it is refused
+    unless NAME.arch.json says both."""
+    model = batchnorm_mlp(eps=1e-3)
     assert not torch.allclose(model[1].running_var, torch.ones(8))
     path = tmp_path / "bn.pt"
     torch.save(model.state_dict(), path)
+    with pytest.raises(InputError) as caught:
+        load_network(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: key '1.running_mean' is a BatchNorm1d: a state dict tells neither its eps "
+                              "nor whether it comes before or after the ReLU"), message
+    assert "put bn.arch.json beside it" in message and "batchnorm1d" in message and "\n" not in message
+    (tmp_path / "bn.arch.json").write_text(json.dumps(BATCHNORM_MLP_ARCH))
+    network = assert_matches_torch(path, model, [8, 6])
+    assert not load_network(path)[1].activation_assumed
+    assert network.dtype == "float32"
+
+
+def test_a_batchnorm_after_the_relu_is_refused_not_folded_before_it(tmp_path: Path) -> None:
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.BatchNorm1d(6), nn.Linear(6, 3)).eval()
+    torch.save(model.state_dict(), tmp_path / "after.pt")
+    with pytest.raises(InputError, match=r"after\.pt: key '2\.running_mean' is a BatchNorm1d"):
+        load_network(tmp_path / "after.pt")
+    arch = {"input_shape": [4], "layers": [{"kind": "linear", "key": "0"}, {"kind": "relu"},
+                                           {"kind": "batchnorm1d", "key": "2"}, {"kind": "linear", "key": "3"}]}
+    (tmp_path / "after.arch.json").write_text(json.dumps(arch))
+    with pytest.raises(InputError, match=r"module 2 \(BatchNorm1d\) does not directly follow a Linear"):
+        load_network(tmp_path / "after.pt")
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_a_batchnorm_without_affine_parameters_is_refused_in_a_state_dict_and_read_elsewhere(tmp_path: Path,
+                                                                                              suffix: str) -> None:
+    """BatchNorm1d(affine=False) has no weight or bias: a state dict of one used to end in KeyError 'weight'."""
+    model = batchnorm_mlp(affine=False)
+    path = tmp_path / f"plain{suffix}"
+    (safetensors.torch.save_file if suffix == ".safetensors" else torch.save)(model.state_dict(), path)
+    with pytest.raises(InputError, match=r"key '1\.running_mean' is a BatchNorm1d"):
+        load_network(path)
+    arch = {**BATCHNORM_MLP_ARCH, "layers": [{**layer, "eps": 1e-5} if "eps" in layer else layer
+                                             for layer in BATCHNORM_MLP_ARCH["layers"]]}
+    (tmp_path / "plain.arch.json").write_text(json.dumps(arch))
     assert_matches_torch(path, model, [8, 6])
+    network, _ = from_sequential(model)
+    x = sample_inputs(5)
+    np.testing.assert_allclose(network.forward(x), torch_outputs(model, x), atol=ATOL, rtol=ATOL)
 
 
 def test_linear_without_bias_and_float64_dtype(tmp_path: Path) -> None:
@@ -202,12 +255,17 @@ def test_a_torch_file_whose_key_order_contradicts_its_layer_numbers_is_refused(t
     assert_matches_torch(tmp_path / "named.pt", small, [4, 4])
 
 
-def test_safetensors_named_batchnorm(tmp_path: Path) -> None:
-    model = batchnorm_mlp()
+def test_safetensors_named_batchnorm_needs_its_architecture_file(tmp_path: Path) -> None:
+    model = batchnorm_mlp(eps=1e-3)
     names = {"0": "fc1", "1": "bn1", "3": "fc2", "4": "bn2", "6": "fc3"}
     state = {f"{names[key.split('.')[0]]}.{key.split('.')[1]}": value for key, value in model.state_dict().items()}
     path = tmp_path / "named_bn.safetensors"
     safetensors.torch.save_file(state, path)
+    with pytest.raises(InputError, match=r"named_bn\.safetensors: key 'bn\d\.running_(mean|var)' is a BatchNorm1d"):
+        load_network(path)
+    arch = {**BATCHNORM_MLP_ARCH, "layers": [{**layer, "key": names[layer["key"]]} if "key" in layer else layer
+                                             for layer in BATCHNORM_MLP_ARCH["layers"]]}
+    (tmp_path / "named_bn.arch.json").write_text(json.dumps(arch))
     assert_matches_torch(path, model, [8, 6])
 
 
@@ -505,7 +563,7 @@ BAD_INPUTS = {
     "no_hidden_layer": (lambda tmp_path: _save(tmp_path / "single.pt", {"weight": torch.ones(2, 3), "bias": torch.ones(2)}), "fewer than one hidden layer"),
     "conv_weight": (lambda tmp_path: state_dict_with(tmp_path, "conv.pt", set_item("0.weight", lambda s: torch.ones(7, 5, 3, 3))), "'0.weight' has shape (7, 5, 3, 3)"),
     "unknown_key": (lambda tmp_path: state_dict_with(tmp_path, "norm.pt", set_item("0.weight_g", lambda s: torch.ones(7))), "0.weight_g"),
-    "batchnorm_first": (lambda tmp_path: _save(tmp_path / "bnfirst.pt", {k: v for k, v in batchnorm_mlp().state_dict().items() if not k.startswith("0.")}), "batch norm '1'"),
+    "batchnorm_first": (lambda tmp_path: _save(tmp_path / "bnfirst.pt", {k: v for k, v in batchnorm_mlp().state_dict().items() if not k.startswith("0.")}), "key '1.running_mean' is a BatchNorm1d"),
     "unnumbered_safetensors": (lambda tmp_path: _save_safetensors(tmp_path / "names.safetensors", {"hidden.weight": torch.ones(3, 2), "output.weight": torch.ones(1, 3)}), "ambiguous"),
     "same_number_safetensors": (lambda tmp_path: _save_safetensors(tmp_path / "same.safetensors", {"block1.a.weight": torch.ones(3, 2), "block1.b.weight": torch.ones(1, 3)}), "same layer numbers"),
     "onnx_sigmoid": (onnx_with_activation("Sigmoid"), "Sigmoid node 'my_sigmoid'"),

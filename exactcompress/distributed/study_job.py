@@ -32,7 +32,8 @@ from ..training.study import (
     summarize_study,
     write_study,
 )
-from .cluster import connect, ray_parallel_map
+from ..zoo.plan import output_problem
+from .cluster import check_cpus, connect, ray_parallel_map
 from .gather import driver_board, gather
 from .zoo_job import STORAGE_FAILURES
 
@@ -66,29 +67,24 @@ def _describe(outcome: ConfigOutcome, shown: frozenset[tuple[str, str]]) -> str:
             + (f" ({row.error})" if row.error else ""))
 
 
-def _check_cpus(spec: StudySpec) -> None:
-    """InputError unless the embedded Ray has ``spec.cpus_per_task`` CPUs: else no task could start and the study
-    would wait forever."""
-    cpus = ray.cluster_resources().get("CPU", 0.0)
-    if spec.cpus_per_task > cpus:
-        raise InputError("cpus_per_task", f"{spec.cpus_per_task:g} CPUs per task, but the Ray cluster has {cpus:g}: "
-                         "no task could start")
-
-
 def run_study(spec: StudySpec, *, address: str | None = None, num_cpus: int | None = None,
               console: Console | None = None) -> StudyRun:
     """Train and compress every configuration of ``spec`` on Ray; write ``study.json`` last at the output.
 
-    The data set and the domain are checked and the default domain resolved first (an .npz data set is read
-    here), then ``cpus_per_task`` against the embedded Ray's CPUs: InputError before any work. ``console``: where the
-    progress bar goes (None: no bar).
+    A local output that cannot be written (``zoo.plan.output_problem``) is refused first; then the data set and
+    the domain are checked and the default domain resolved (an .npz data set is read here), then ``cpus_per_task``
+    against the embedded Ray's CPUs: InputError before any work. ``console``: where the progress bar goes (None: no
+    bar).
     """
     started = time.monotonic()
+    problem = output_problem(spec.output)
+    if problem:
+        raise InputError("output", problem)
     spec = spec.model_copy(update={"domain": checked_study_domain(spec)})
     configs = plan_configs(spec)
     connect(address, num_cpus)
     if address is None:  # the embedded Ray never grows; a cluster may still add nodes (autoscaling)
-        _check_cpus(spec)
+        check_cpus(spec.cpus_per_task)
     shown = varying_settings(spec)
     board = driver_board()
     remote = ray.remote(_config_task).options(num_cpus=spec.cpus_per_task, max_retries=spec.retries,

@@ -34,9 +34,9 @@ from ..zoo.incremental import plan_incremental
 from ..zoo.leases import LeaseTerms
 from ..zoo.ledger import consolidate
 from ..zoo.plan import check_inputs, plan_tasks
-from ..zoo.summary import SUMMARY, failed_result, summarize, write_summary
+from ..zoo.summary import SUMMARY, domain_overrides, failed_result, summarize, write_summary
 from ..zoo.task import TaskOutcome, run_model_task
-from .cluster import connect, ray_parallel_map
+from .cluster import check_cpus, connect, ray_parallel_map
 from .gather import driver_board, gather
 
 #: storage failures that outlived the client's own retries: the task is retried like a lost worker
@@ -97,8 +97,9 @@ def run_zoo_job(spec: ZooJobSpec, *, address: str | None = None, num_cpus: int |
                 spec_file: str | None = None) -> ZooRun:
     """Compress every model of ``spec`` on Ray and write ``summary.json`` last at the output prefix.
 
-    Raises InputError before any work if the source is empty, a key is unsafe, the spec's data file or a domain
-    file does not exist (naming ``spec_file``, the spec's path, and the field), or nothing answers at ``address``.
+    Raises InputError before any work if the source is empty, a key is unsafe, a local output cannot be written,
+    the spec's data file or a domain file does not exist (naming ``spec_file``, the spec's path, and the field),
+    nothing answers at ``address``, or (embedded Ray) ``cpus_per_task`` exceeds its CPUs.
     ``console``: where the progress bar goes (None: no bar). ``incremental``: use the ledger and leases (module
     docstring); ``take_over_leases``: take over the leases of other runs too (only when those runs are known to
     be dead).
@@ -109,6 +110,8 @@ def run_zoo_job(spec: ZooJobSpec, *, address: str | None = None, num_cpus: int |
     plan = plan_incremental(spec, tasks, run_id=uuid.uuid4().hex, take_over_leases=take_over_leases) if incremental else None
     results: list[ZooModelResult] = list(plan.unchanged) if plan else []
     connect(address, num_cpus)
+    if address is None:  # the embedded Ray never grows; a cluster may still add nodes (autoscaling)
+        check_cpus(spec.cpus_per_task)
     remote = ray.remote(_compress_task).options(num_cpus=spec.cpus_per_task, max_retries=spec.retries,
                                                 retry_exceptions=list(STORAGE_FAILURES))
     board = driver_board()
@@ -129,7 +132,7 @@ def run_zoo_job(spec: ZooJobSpec, *, address: str | None = None, num_cpus: int |
     output = open_storage(spec.output)
     if plan:
         consolidate(output)
-    summary = summarize(spec, results, elsewhere, redone)
+    summary = summarize(spec, results, elsewhere, redone, domain_overrides(spec, tasks))
     html = write_summary(output, summary)
     return ZooRun(summary=summary, summary_html=html, wall_seconds=time.monotonic() - started, reused=reused,
                   unchanged=unchanged)

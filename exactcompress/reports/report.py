@@ -75,8 +75,9 @@ def _seconds(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
-def _before_after(before: int, after: int) -> str:
-    return f"{before} → {after}"
+def _before_after(before: object, after: object | None) -> str:
+    """``before → after``; ``before → —`` without an after side (a failed run wrote no compressed model)."""
+    return f"{before} → {'—' if after is None else after}"
 
 
 #: what each neuron state means, shown under the layer table of report.md / report.html
@@ -90,13 +91,22 @@ STATE_LEGEND = (
 # ---------------------------------------------------------------- section data
 
 
+def _counts(report: CompressionReport) -> list[list[str]]:
+    """The neuron and parameter rows: before → after, only the before side for a failed run (nothing written; "—"
+    where it was never analysed)."""
+    if report.status != "failed":
+        removed = f" ({100 * removed_fraction(report):.1f}% removed)"
+        return [["neurons", _before_after(report.neurons_before, report.neurons_after) + removed],
+                ["parameters", _before_after(report.parameters_before, report.parameters_after)]]
+    return [[name, _before_after(before, None) if before > 0 else "—"]
+            for name, before in (("neurons", report.neurons_before), ("parameters", report.parameters_before))]
+
+
 def _summary(report: CompressionReport) -> Table:
-    analysed = report.status != "failed" or report.neurons_before > 0
+    failed = report.status == "failed"
     rows = [
         ["status", report.status],
-        ["neurons", f"{_before_after(report.neurons_before, report.neurons_after)} ({100 * removed_fraction(report):.1f}% removed)"
-         if analysed else "—"],
-        ["parameters", _before_after(report.parameters_before, report.parameters_after) if analysed else "—"],
+        *_counts(report),
         *([["undecided neurons", settled_as_asked_line(report)]] if report.if_undecided_settled else []),
         ["method", report.method],
         ["workers · threads", f"{report.workers} · {report.threads}"],
@@ -124,7 +134,8 @@ def _summary(report: CompressionReport) -> Table:
         if check.max_abs_error_saved_dtype is not None:
             rows.append([f"max abs error as {check.saved_dtype}", _num(check.max_abs_error_saved_dtype)])
     if report.model is not None:
-        rows.insert(3, ["hidden widths", f"{report.model.hidden_widths} → {report.hidden_widths_after}"])
+        rows.insert(3, ["hidden widths", _before_after(report.model.hidden_widths,
+                                                       None if failed else report.hidden_widths_after)])
         rows.append(["model file", f"{report.model.path} ({report.model.format}, {report.model.dtype})"])
         if report.model.activation_assumed is not None:
             rows.append(["activation", "ReLU assumed: a state dict records no activations (export ONNX for a checked "
@@ -290,6 +301,12 @@ def output_files(report: CompressionReport) -> list[str]:
 
 #: the files a run writes beside its report.json that describe the report (the rest are its outputs)
 PAGES = (REPORT_MD, REPORT_HTML, LAYER_FIGURE, CONVERGENCE_FIGURE)
+
+
+def linked_figures(report: CompressionReport) -> list[str]:
+    """The figure files report.md links as ``write_reports`` writes it: the layer figure, and the single MILP's
+    convergence figure when it was traced."""
+    return [LAYER_FIGURE, *([CONVERGENCE_FIGURE] if report.milp.dual_trace else [])]
 
 
 def written_files(report: CompressionReport) -> list[str]:

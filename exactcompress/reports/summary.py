@@ -205,6 +205,13 @@ def domain_text(domain: DomainSpec) -> str:
     return f"box: lower {bound(domain.lower)}, upper {bound(domain.upper)}"
 
 
+def _overrides_text(count: int) -> str:
+    """What the domain row adds when ``count`` models have a domain of their own (a manifest entry's)."""
+    if not count:
+        return ""
+    return f" (job default; {_plural(count, 'model')} override{'s' if count == 1 else ''} it)"
+
+
 def _settings(summary: ZooSummary) -> Table:
     spec = summary.spec
     source = f"manifest {spec.source.manifest}" if isinstance(spec.source, ManifestSource) else spec.source
@@ -212,7 +219,7 @@ def _settings(summary: ZooSummary) -> Table:
     rows = [
         ["source", source],
         ["output", spec.output],
-        ["domain", domain_text(spec.domain)],
+        ["domain", domain_text(spec.domain) + _overrides_text(len(summary.domain_overrides))],
         ["method", spec.method],
         ["time limit", time_limit],
         ["exactcompress", summary.versions.exactcompress],

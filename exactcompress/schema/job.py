@@ -206,6 +206,9 @@ class ZooSummary(Strict):
     redone: list[RedoneModel] = Field(
         default_factory=list, description="models whose committed report did not count and that this run did "
         "again, with why (since 1.2)")
+    domain_overrides: list[str] = Field(
+        default_factory=list, description="source keys of the models whose manifest entry names a domain other than "
+        "the spec's `domain` (each report records the domain it used) (since 1.4)")
 
 
 # --- incremental zoo runs ------------------------------------------------------------------------------

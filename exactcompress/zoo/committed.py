@@ -1,5 +1,6 @@
 """Whether a committed ``report.json`` counts: a model is done only when its report validates, every output it
-lists is there as recorded, and the report agrees with itself and with the settings its folder stands for.
+lists is there as recorded (so are its pages and the figures report.md links), and the report agrees with itself
+and with the settings its folder stands for.
 
 Anything else (a torn or edited report, a missing or changed output, a report that claims other settings than
 its folder's) does not count: the model is done again and the summary lists why (``ZooSummary.redone``).
@@ -19,7 +20,7 @@ from .. import __version__
 from ..engine.domain import Domain
 from ..errors import InputError
 from ..io.save import FILE_NAMES
-from ..reports.report import REPORT_HTML, REPORT_MD
+from ..reports.report import REPORT_HTML, REPORT_MD, linked_figures
 from ..schema import CompressionReport, ZooJobSpec
 from ..storage import Storage
 
@@ -122,10 +123,11 @@ def inconsistency(report: CompressionReport) -> str | None:
 
 def changed_output(output: Storage, key: str, report: CompressionReport) -> str | None:
     """Which output listed in ``outputs.files`` is missing or differs from its recorded size and sha256, or which
-    report page is missing (those it lists; a failed report lists none, and has report.md and report.html)."""
+    report page or figure that report.md links is missing (the pages it lists; a failed report lists none, and has
+    report.md and report.html)."""
     folder = key.rpartition("/")[0]
     pages = [report.outputs.report_md, report.outputs.report_html] if report.outputs else [REPORT_MD, REPORT_HTML]
-    for name in filter(None, pages):
+    for name in filter(None, [*pages, *linked_figures(report)]):
         if not output.exists(f"{folder}/{name}" if folder else name):
             return f"{name} is missing"
     for name, digest in (report.outputs.files.items() if report.outputs else ()):

@@ -4,11 +4,13 @@ any work starts; and how files named in a spec resolve to storage."""
 from __future__ import annotations
 
 import os
+import tempfile
 
 from ..errors import InputError
 from ..schema import MODEL_SUFFIXES, FileDomainSpec, Manifest, ManifestSource, ModelTask, ZooJobSpec
 from ..schema.specfile import parse_spec
-from ..storage import Storage, open_storage, safe_key
+from ..storage import LocalStorage, Storage, open_storage, safe_key
+from ..storage.files import TEMP_SUFFIX
 
 
 def split_url(url: str) -> tuple[Storage, str]:
@@ -70,12 +72,36 @@ def _manifest_tasks(spec: ZooJobSpec, manifest_url: str) -> list[ModelTask]:
     ]
 
 
+def output_problem(output: str) -> str | None:
+    """Why a local ``output`` cannot take a job's files: it, or a folder on its way, is not a directory, or its
+    nearest existing folder refuses a temporary file (created and removed); None when it can, and for S3 (a
+    bucket shows what it allows only when written)."""
+    storage = open_storage(output)
+    if not isinstance(storage, LocalStorage):
+        return None
+    root = storage.root
+    existing = next(path for path in (root, *root.parents) if os.path.lexists(path))
+    if not existing.is_dir():
+        return (f"{root} exists and is not a directory" if existing == root
+                else f"{root} cannot be created: {existing} is not a directory")
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".exactcompress-", suffix=TEMP_SUFFIX):
+            pass
+    except OSError as error:
+        return f"{root} cannot be written: {error.strerror or error}"
+    return None
+
+
 def check_inputs(spec: ZooJobSpec, tasks: list[ModelTask], spec_file: str | None = None) -> None:
-    """Raise InputError, one line naming the spec file (``spec_file``) and the field, when the spec's data file or
-    its domain file does not exist where the tasks would read it (a relative key from each task's source root, as
-    ``resolve_reference`` resolves it): a bad spec, refused before any model is dispatched rather than failing
-    every model. A manifest entry's own domain file is that model's input: a missing one fails that model alone."""
+    """Raise InputError, one line naming the spec file (``spec_file``) and the field, when a local ``output`` cannot
+    be written (``output_problem``), or the spec's data file or its domain file does not exist where the tasks
+    would read it (a relative key from each task's source root, as ``resolve_reference`` resolves it): a bad spec,
+    refused before any model is dispatched rather than failing every model. A manifest entry's own domain file is
+    that model's input: a missing one fails that model alone."""
     where = spec_file or "job spec"
+    problem = output_problem(spec.output)
+    if problem:
+        raise InputError(where, f"field 'output': {problem}")
     seen: set[tuple[str, str]] = set()
     for task in tasks:
         named = [("data", spec.data)] if spec.data is not None else []

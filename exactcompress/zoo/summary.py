@@ -26,11 +26,17 @@ from ..storage import Storage, open_storage
 SUMMARY = "summary.json"
 
 
+def domain_overrides(spec: ZooJobSpec, tasks: Sequence[ModelTask]) -> list[str]:
+    """Source keys (URLs) of the tasks whose domain is not the spec's (a manifest entry's own)."""
+    return [open_storage(task.source_root).url(task.key) for task in tasks if task.domain != spec.domain]
+
+
 def summarize(spec: ZooJobSpec, results: list[ZooModelResult], elsewhere: Sequence[LeaseElsewhere] = (),
-              redone: Sequence[RedoneModel] = ()) -> ZooSummary:
+              redone: Sequence[RedoneModel] = (), overrides: Sequence[str] = ()) -> ZooSummary:
     """The job's summary: rows sorted by source key, totals; a pure function of its arguments.
     ``elsewhere``: models another run holds (incremental runs), listed with their leases, not rows;
-    ``redone``: models whose committed report did not count, with why."""
+    ``redone``: models whose committed report did not count, with why; ``overrides``: source keys of the models
+    with a domain of their own (``domain_overrides``)."""
     rows = sorted(results, key=lambda row: row.source_key)
     totals = ZooTotals(
         models=len(rows),
@@ -47,7 +53,7 @@ def summarize(spec: ZooJobSpec, results: list[ZooModelResult], elsewhere: Sequen
     held = sorted(elsewhere, key=lambda lease: lease.source_key)
     return ZooSummary(spec=spec, versions=versions(), models=rows, totals=totals,
                       in_progress_elsewhere=[lease.source_key for lease in held], leases_elsewhere=held,
-                      redone=sorted(redone, key=lambda model: model.source_key))
+                      redone=sorted(redone, key=lambda model: model.source_key), domain_overrides=sorted(overrides))
 
 
 def write_summary(output: Storage, summary: ZooSummary) -> str:

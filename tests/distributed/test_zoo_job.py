@@ -99,6 +99,18 @@ def test_local_paths_and_a_manifest_with_domain_override(tmp_path, local_ray):
         domains[Path(row.source_key).name] = (report.domain.scalar_lower, report.domain.scalar_upper)
     assert domains == {"a.pt": (0.0, 1.0), "b.pt": (-1.0, 1.0)}
     assert (tmp_path / "out/summary.json").is_file()
+    assert run.summary.domain_overrides == [f"{tmp_path}/models/b.pt"]
+    for page in ("summary.md", "summary.html"):  # the settings name the job's domain as a default only
+        assert "box: lower 0, upper 1 (job default; 1 model overrides it)" in (tmp_path / "out" / page).read_text()
+
+
+@pytest.mark.timeout(120)
+def test_more_cpus_per_task_than_the_embedded_ray_has_is_refused_instead_of_waiting_forever(tmp_path, local_ray):
+    write_good(tmp_path / "models/a.pt", seed=1)
+    spec = ZooJobSpec(source=str(tmp_path / "models"), output=str(tmp_path / "out"), cpus_per_task=3)
+    with pytest.raises(InputError, match=r"^cpus_per_task: 3 CPUs per task, but the Ray cluster has 2: no task"):
+        run_zoo_job(spec)
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_partial_models_row_says_what_settling_its_undecided_neurons_could_remove(tmp_path):
@@ -231,13 +243,30 @@ def test_a_report_whose_outputs_are_missing_or_changed_is_not_reused(tmp_path, d
     assert not run_model_task(task).analysed
 
 
-def test_a_deleted_report_page_does_not_count_and_the_model_is_redone(tmp_path):
+@pytest.mark.parametrize("page", ["report.html", "report_layers.png"])
+def test_a_deleted_report_page_does_not_count_and_the_model_is_redone(tmp_path, page):
     write_good(tmp_path / "m/a.pt", seed=1)
     [task] = plan_tasks(ZooJobSpec(source=str(tmp_path / "m"), output=str(tmp_path / "out")))
     folder = Path(run_model_task(task).result.report_key).parent
-    (folder / "report.html").unlink()
+    (folder / page).unlink()
     again = run_model_task(task)
-    assert again.analysed and again.redone.reason == "report.html is missing" and (folder / "report.html").is_file()
+    assert again.analysed and again.redone.reason == f"{page} is missing" and (folder / page).is_file()
+
+
+def test_a_missing_convergence_figure_counts_only_where_report_md_links_it(tmp_path):
+    from exactcompress.schema import SolverStats, Versions
+    from exactcompress.zoo.committed import changed_output
+
+    versions = Versions(exactcompress="0.1.0", python="3.11", numpy="1.26", torch="2.13", pyscipopt="6.3", scip="10.0")
+    report = CompressionReport(model_path="m/a.pt", method="milp", status="failed", error="boom", versions=versions,
+                               milp=SolverStats(dual_trace=[(0.0, 3.0), (0.5, 0.4)]))
+    write_reports(report, tmp_path / "r")
+    output = open_storage(str(tmp_path))
+    assert changed_output(output, "r/report.json", report) is None
+    (tmp_path / "r/report_dual_bound.png").unlink()
+    assert changed_output(output, "r/report.json", report) == "report_dual_bound.png is missing"
+    untraced = report.model_copy(update={"milp": SolverStats()})
+    assert changed_output(output, "r/report.json", untraced) is None
 
 
 def test_a_report_for_a_domain_this_version_refuses_is_redone_instead_of_stopping_the_task(tmp_path):

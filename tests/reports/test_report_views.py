@@ -129,6 +129,18 @@ def test_failed_report_renders_its_error(tmp_path):
     assert all((tmp_path / name).is_file() for name in names.values())
 
 
+def test_a_failed_run_shows_no_after_side():
+    """A failed run wrote no compressed model: its pages must not read as if every neuron had been removed."""
+    loaded = _failed().model_copy(update={"model": _report().model})  # e.g. a solver error after loading
+    verified = _report().model_copy(update={"status": "failed", "error": "verification failed"})
+    for report, neurons, parameters in ((loaded, "—", "—"), (verified, "10 → —", "500 → —")):
+        text, page = render_markdown(report), render_html(report)
+        assert "| hidden widths | [6, 4] → — |" in text and "<td>[6, 4] → —</td>" in page
+        assert f"| neurons | {neurons} |" in text and f"| parameters | {parameters} |" in text
+        assert "→ []" not in text + page and "[2, 2]" not in text + page and "% removed" not in text
+    assert "| hidden widths | [6, 4] → [2, 2] |" in render_markdown(_report())
+
+
 def test_write_reports_writes_three_files(tmp_path):
     names = write_reports(_report(), tmp_path / "out")
     assert names == {"report_md": "report.md", "report_html": "report.html", "figure": "report_layers.png"}

@@ -294,3 +294,13 @@ def test_the_undecided_column_says_what_settling_them_could_remove_where_the_rep
     assert "| 3 |" in rows[0]
     assert "| 4 (at best 4 fewer neurons) |" in rows[1]
     assert "| 1 (cannot shrink the model) |" in rows[2]
+
+
+def test_the_settings_name_the_jobs_domain_a_default_where_models_override_it():
+    plain = _summary([_model("a"), _model("b")])
+    assert "| domain | box: lower 0, upper 1 |" in render_summary_markdown(plain)
+    for keys, note in ((["s3://zoo-in/models/b.pt"], "1 model overrides it"),
+                       (["s3://zoo-in/models/a.pt", "s3://zoo-in/models/b.pt"], "2 models override it")):
+        summary = plain.model_copy(update={"domain_overrides": keys})
+        assert f"| domain | box: lower 0, upper 1 (job default; {note}) |" in render_summary_markdown(summary)
+        assert f"<td>box: lower 0, upper 1 (job default; {note})</td>" in render_summary_html(summary)

@@ -4,6 +4,7 @@ never reused by a later run whose spec names other inputs, and the reason never 
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,29 @@ def test_a_missing_data_or_domain_file_stops_the_job_before_any_work(zoo, tmp_pa
     assert message.startswith(f"zoo.yaml: field '{field}': ") and missing in message and "\n" not in message
     assert raised.value.exit_code == ExitCode.USAGE
     assert not ray.is_initialized() and not (tmp_path / "out" / "runs").exists()
+
+
+@pytest.mark.parametrize("output, reason", [
+    ("afile", "{output} exists and is not a directory"),
+    ("afile/results", "{output} cannot be created: {tmp}/afile is not a directory"),
+    ("/sys/exactcompress-out", "{output} cannot be written: "),  # sysfs refuses new files, even to root
+])
+def test_an_output_that_cannot_be_written_stops_the_job_before_any_work(zoo, tmp_path, output, reason):
+    if output.startswith("/sys") and not os.path.isdir("/sys/kernel"):
+        pytest.skip("no sysfs here")
+    (tmp_path / "afile").write_text("not a folder")
+    output = str(tmp_path / output)  # an absolute path stays itself
+    with pytest.raises(InputError) as raised:
+        run_zoo_job(ZooJobSpec(source=str(zoo), output=output), spec_file="zoo.yaml")
+    expected = "zoo.yaml: field 'output': " + reason.format(output=output, tmp=tmp_path)
+    assert str(raised.value).startswith(expected) and "\n" not in str(raised.value), str(raised.value)
+    assert raised.value.exit_code == ExitCode.USAGE and not ray.is_initialized()
+
+
+def test_an_output_folder_yet_to_be_created_passes(zoo, tmp_path):
+    spec = ZooJobSpec(source=str(zoo), output=str(tmp_path / "new" / "out"))
+    check_inputs(spec, plan_tasks(spec), "zoo.yaml")
+    assert os.listdir(tmp_path) == ["zoo"]  # nothing created, nothing left behind
 
 
 def test_files_that_exist_pass_and_relative_keys_resolve_from_the_source(zoo, tmp_path):

@@ -309,6 +309,14 @@ def _stage_bar(name: str) -> Iterator:
 
 
 def _check_out(out: Path, model_sha256: str, force: bool) -> bool:
+    """Whether ``out`` is replaced as a whole (``_replaced_whole``), once the folders that needs take a new file
+    (``_check_writable``); InputError naming ``out`` otherwise, before any analysis."""
+    whole = _replaced_whole(out, model_sha256, force)
+    _check_writable(out, whole)
+    return whole
+
+
+def _replaced_whole(out: Path, model_sha256: str, force: bool) -> bool:
     """Whether ``out`` is replaced as a whole (absent, empty, or an exactcompress output: of this model, or of
     another with ``force``) rather than written into (other files, with ``force``: they are kept). InputError
     for a file, or without ``force`` for other files or another model's results."""
@@ -345,6 +353,26 @@ def _check_out(out: Path, model_sha256: str, force: bool) -> bool:
     return True
 
 
+def _check_writable(out: Path, whole: bool) -> None:
+    """InputError naming ``out`` where a folder the run writes in refuses a file (``pipeline.probe_writable``):
+    ``out`` when it exists (written into, or moved aside when replaced), and the folder that receives a new
+    ``out`` (its parent, or the nearest existing folder above it)."""
+    from .errors import InputError
+    from .pipeline import probe_writable
+
+    folders = [out.absolute()] if out.exists() else []
+    if whole or not out.exists():
+        folders.append(next(parent for parent in out.absolute().parents if parent.exists()))
+    for folder in folders:
+        try:
+            probe_writable(folder)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            if folder != out.absolute():
+                reason = f"no file can be created in {folder} ({reason})"
+            raise InputError(str(out), f"cannot be written: {reason}") from None
+
+
 @contextmanager
 def _cannot_write(out: Path) -> Iterator[None]:
     """An OSError within, the file system refusing to create what ``out`` needs, as an InputError naming ``out``."""
@@ -373,15 +401,35 @@ def _replacing(out: Path, whole: bool) -> Iterator[Path]:
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
     try:
         yield staging
-        if out.exists():
-            previous = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, previous / out.name)
-            os.replace(staging, out)
-            shutil.rmtree(previous)
-        else:
-            os.replace(staging, out)
+        with _cannot_write(out):
+            _swap_in(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Put the folder ``staging`` in the place of ``out`` (absent, or a folder then deleted). On an OSError ``out``
+    is left as it was and no ``.NAME.old-*`` folder stays behind (unless putting ``out`` back failed too)."""
+    import shutil
+    import tempfile
+
+    if not out.exists():
+        os.replace(staging, out)
+        return
+    previous = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+    old = previous / out.name
+    try:
+        os.replace(out, old)
+        try:
+            os.replace(staging, out)
+        except OSError:
+            os.replace(old, out)
+            raise
+    except OSError:
+        if not old.exists():
+            previous.rmdir()
+        raise
+    shutil.rmtree(previous, ignore_errors=True)
 
 
 #: ``exactcompress schema NAME`` prints the JSON Schema of this pydantic model (in ``schema.py``)
@@ -391,6 +439,8 @@ SCHEMA_COMMANDS = {
     "summary": ("ZooSummary", "JSON Schema of a zoo job's summary.json (ZooSummary)."),
     "study": ("StudySpec", "JSON Schema of a study spec file (StudySpec; YAML or JSON)."),
     "arch": ("ArchFile", "JSON Schema of a state dict's architecture file NAME.arch.json (ArchFile; CNNs and state dicts with BatchNorm1d need one)."),
+    "manifest": ("Manifest", "JSON Schema of a zoo's manifest file (Manifest; YAML or JSON), named by a job spec's "
+                 "source: {manifest: …}."),
 }
 
 
@@ -491,7 +541,8 @@ def _submit(spec: Path, address: str, command: str, job_id: Optional[str], pip: 
         submission = submit_zoo_job(spec, address, job_id=job_id, extra_pip=pip or None,
                                     pass_credentials=pass_credentials, entrypoint=zoo_entrypoint(spec.name, command))
     typer.echo(submission)
-    err.print(f"follow it: exactcompress {command} logs {submission} --address {address} --follow", highlight=False)
+    err.print(f"follow it: exactcompress {command} logs {submission} --address {address} --follow", highlight=False,
+              soft_wrap=True)
 
 
 def _submit_command(command: str, what: str, doc: str):
@@ -515,6 +566,21 @@ zoo_app.command("submit")(_submit_command(
     prints the submission id for `zoo status` and `zoo logs`."""))
 
 
+def job_exit_code(status: str, message: str | None) -> int:
+    """The exit code of ``status``/``logs --follow`` for a job in Ray's ``status``: 0 while it is pending or
+    running and when it succeeded; for FAILED, the exit code its own run ended with (3 some models failed, 2 bad
+    spec or input; Ray's ``message`` gives it) or else 1; 1 for STOPPED (its run did not finish)."""
+    from .errors import ExitCode
+
+    if status == "FAILED":
+        import re
+
+        found = re.search(r"failed with exit code (\d+)", message or "")
+        code = int(found.group(1)) if found else None
+        return code if code in (ExitCode.FAILED, ExitCode.USAGE, ExitCode.PARTIAL_FAILURE) else ExitCode.FAILED
+    return ExitCode.FAILED if status == "STOPPED" else ExitCode.OK
+
+
 def _job_commands(group: typer.Typer, command: str, what: str) -> None:
     """``<command> status|logs|stop``: follow a job that ``<command> submit`` sent to a cluster."""
     job_id_argument = typer.Argument(..., help=f"Submission id printed by `{command} submit`.")
@@ -526,14 +592,19 @@ def _job_commands(group: typer.Typer, command: str, what: str) -> None:
         with _one_line_errors():
             info = job_status(address, job_id)
         typer.echo(f"{info.submission_id}: {info.status.value}" + (f" — {info.message}" if info.message else ""))
+        raise typer.Exit(job_exit_code(info.status.value, info.message))
 
     def logs(job_id: str = job_id_argument, address: str = address_option,
              follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing until the job ends.")) -> None:
-        from .distributed.submit import job_logs
+        from .distributed.submit import job_logs, job_status
 
         with _one_line_errors():
             for chunk in job_logs(address, job_id, follow=follow):
                 typer.echo(chunk, nl=False)
+            if follow:
+                info = job_status(address, job_id)
+        if follow:
+            raise typer.Exit(job_exit_code(info.status.value, info.message))
 
     def stop(job_id: str = job_id_argument, address: str = address_option) -> None:
         from .distributed.submit import stop_job
@@ -542,8 +613,11 @@ def _job_commands(group: typer.Typer, command: str, what: str) -> None:
             stopped = stop_job(address, job_id)
         typer.echo("stopped" if stopped else "already finished")
 
-    status.__doc__ = f"Status of a submitted {what} (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED)."
-    logs.__doc__ = f"The driver log of a submitted {what}."
+    status.__doc__ = (f"Status of a submitted {what} (PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED). Exit code 0 "
+                      "while pending or running and once succeeded; once FAILED its run's own (3: some failed, 2: bad "
+                      "spec, else 1); 1 once STOPPED.")
+    logs.__doc__ = (f"The driver log of a submitted {what}; with --follow, until it ends, then the exit code of "
+                    "`status`.")
     stop.__doc__ = f"Stop a submitted {what} (models already committed stay; a new run resumes the rest)."
     group.command("status")(status)
     group.command("logs")(logs)
@@ -553,20 +627,29 @@ def _job_commands(group: typer.Typer, command: str, what: str) -> None:
 _job_commands(zoo_app, "zoo", "zoo job")
 
 
+def _make_out_dir(out: Path, what: str) -> None:
+    """Create the folder ``out`` for ``what``; one line and exit code 2 where it is a file or cannot be created or
+    written."""
+    from .errors import InputError
+    from .pipeline import probe_writable
+
+    with _one_line_errors():
+        if out.exists() and not out.is_dir():
+            raise InputError(str(out), f"exists and is not a directory; --out needs a directory for {what}")
+        with _cannot_write(out):
+            out.mkdir(parents=True, exist_ok=True)
+            probe_writable(out)
+
+
 @zoo_app.command("digits")
 def zoo_digits(
     out: Path = typer.Option(..., "--out", help="Directory for the models, zoo.json and digits_test_X.npy."),
     seed: int = typer.Option(0, min=0, help="Training seed (same seed → identical files)."),
 ) -> None:
     """Train the bundled zoo: small MLPs on scikit-learn's digits at several L1 strengths."""
-    from .errors import InputError
     from .training.digits_zoo import build_digits_zoo
 
-    with _one_line_errors():
-        if out.exists() and not out.is_dir():
-            raise InputError(str(out), "exists and is not a directory; --out needs a directory for the zoo")
-        with _cannot_write(out):
-            out.mkdir(parents=True, exist_ok=True)
+    _make_out_dir(out, "the zoo")
     paths = build_digits_zoo(out, seed=seed)
     for path in paths:
         typer.echo(str(path))
@@ -625,6 +708,7 @@ def demo(
     from .storage.local_s3 import LocalS3Server, create_buckets
     from .training.digits_zoo import build_digits_zoo
 
+    _make_out_dir(out, "the demo")
     with err.status("training the digits zoo"):
         models = build_digits_zoo(out / "zoo")
     with LocalS3Server(out / "s3") as server:

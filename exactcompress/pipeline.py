@@ -12,7 +12,9 @@ import numbers
 import os
 import platform
 import reprlib
+import tempfile
 import time
+from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence, get_args
@@ -32,7 +34,7 @@ from .engine.verify import DEFAULT_SAMPLES, round_to_dtype, verify
 from .errors import InputError, SolverError, SoundnessError
 from .io import from_sequential, load_network, network_info, save_network
 from .io.domain_files import data_points, from_file, load_data, scalar_box
-from .io.save import arch_file_written, dtype_holding
+from .io.save import ARCH_FILE_NAME, FILE_NAMES, arch_file_written, dtype_holding
 from .reports.report import remove_earlier_outputs, write_report_json, write_reports
 from .schema import (
     BoxRecord,
@@ -233,8 +235,10 @@ def compress_model(
     auto, per-neuron, milp, bab; ``time_limit`` None or a finite number of seconds > 0; ``workers`` and
     ``threads`` integers >= 1; ``formats`` one or more of torch, safetensors, onnx (or one such name); ``seed``
     an integer >= 0; ``device`` auto, cpu or cuda (cuda only where torch sees a GPU); ``verify_samples`` an
-    integer >= 0. Only an ``out_dir`` that cannot be created leaves the failed report unwritten. A failed
-    verification is also ``failed`` and writes no model.
+    integer >= 0; ``out_dir`` a folder that can be created and written (``probe_writable``). Only an ``out_dir``
+    that cannot be created or written leaves the failed report unwritten. A failed verification is also
+    ``failed`` and writes no model, and so is a failure to write the outputs (a full disk: error kind
+    ``internal``).
     ``workers``/``parallel_map`` split independent questions, ``threads`` answers branch-and-bound questions
     at once in this process (and verifies that many passes of draws at once), ``device`` places branch and bound
     (see ``analyze``); ``verify_samples`` uniform draws check the compressed model besides the corners,
@@ -255,9 +259,10 @@ def compress_model(
         seconds["total"] = time.monotonic() - started
         report = CompressionReport(status="failed", error=reason, error_kind=kind, seconds=seconds, **base, **known)
         if out_dir is not None:
-            remove_earlier_outputs(out_dir)
-            write_reports(report, out_dir)
-            write_report_json(report, out_dir)
+            with suppress(OSError):  # a folder that refuses it (a full disk): the report is returned only
+                remove_earlier_outputs(out_dir)
+                write_reports(report, out_dir)
+                write_report_json(report, out_dir)
         return report
 
     if bad_out_dir is not None or bad_setting is not None:
@@ -341,29 +346,49 @@ def compress_model(
 
     clock = time.monotonic()
     say("writing outputs")
-    remove_earlier_outputs(out_dir)
-    written = save_network(compressed, out_dir, formats)
     architecture = arch_file_written(compressed, formats)
     try:
-        problem = reload_mismatch(compressed, out_dir, written)
-    except InputError as error:  # a written file the loaders refuse
-        problem = str(error)
-    if problem is not None:
-        for name in [*written, *filter(None, [architecture])]:
-            (out_dir / name).unlink(missing_ok=True)
-        return failed("verification", f"a written file does not hold the verified model ({problem}); no compressed "
-                      "model written", **known)
-    save_witnesses(analysis, out_dir / "witnesses.npz")
-    seconds["write"] = time.monotonic() - clock
-    seconds["total"] = time.monotonic() - started
-    status = "partial" if any(mask.any() for mask in analysis.undecided) else "exact"
-    files = {name: file_digest(out_dir / name) for name in [*written, *filter(None, [architecture]), "witnesses.npz"]}
-    outputs = Outputs(compressed=written, architecture=architecture, witnesses="witnesses.npz", report_md="report.md",
-                      report_html="report.html", files=files)
-    report = CompressionReport(status=status, outputs=outputs, seconds=seconds, **base, **known)
-    write_reports(report, out_dir)
-    write_report_json(report, out_dir)
+        remove_earlier_outputs(out_dir)
+        written = save_network(compressed, out_dir, formats)
+        try:
+            problem = reload_mismatch(compressed, out_dir, written)
+        except InputError as error:  # a written file the loaders refuse
+            problem = str(error)
+        if problem is not None:
+            for name in [*written, *filter(None, [architecture])]:
+                (out_dir / name).unlink(missing_ok=True)
+            return failed("verification", f"a written file does not hold the verified model ({problem}); no "
+                          "compressed model written", **known)
+        save_witnesses(analysis, out_dir / "witnesses.npz")
+        seconds["write"] = time.monotonic() - clock
+        seconds["total"] = time.monotonic() - started
+        status = "partial" if any(mask.any() for mask in analysis.undecided) else "exact"
+        files = {name: file_digest(out_dir / name)
+                 for name in [*written, *filter(None, [architecture]), "witnesses.npz"]}
+        outputs = Outputs(compressed=written, architecture=architecture, witnesses="witnesses.npz",
+                          report_md="report.md", report_html="report.html", files=files)
+        report = CompressionReport(status=status, outputs=outputs, seconds=seconds, **base, **known)
+        write_reports(report, out_dir)
+        write_report_json(report, out_dir)
+    except (OSError, RuntimeError) as error:  # a full disk; torch.save reports a failed write as a RuntimeError
+        _remove_outputs(out_dir, formats)
+        return failed("internal", f"{out_dir}: cannot write the outputs ({type(error).__name__}: "
+                      f"{' '.join(str(error).split())}); no compressed model written", **known)
     return report
+
+
+def _remove_outputs(out_dir: Path, formats: Sequence[str]) -> None:
+    """Delete what a failed write of the outputs in ``formats`` may have left in ``out_dir`` (names a successful
+    one would have overwritten), as far as the folder allows."""
+    for name in [*(FILE_NAMES[name] for name in formats), ARCH_FILE_NAME, "witnesses.npz"]:
+        with suppress(OSError):
+            (out_dir / name).unlink(missing_ok=True)
+
+
+def probe_writable(folder: Path) -> None:
+    """Create and delete a temporary file in ``folder``: the OSError of a file system that refuses it."""
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".exactcompress-probe-"):
+        pass
 
 
 def reload_mismatch(network: Network, out_dir: Path, written: Sequence[str]) -> str | None:
@@ -503,7 +528,7 @@ def _model_path(model: Any) -> str:
 
 
 def _out_folder(out_dir: Any) -> tuple[Path | None, InputError | None]:
-    """``out_dir`` as a created folder, or why it cannot be one (then no report can be written)."""
+    """``out_dir`` as a created folder that takes files, or why it cannot be one (then no report can be written)."""
     if not isinstance(out_dir, (str, os.PathLike)):
         return None, InputError("out_dir", f"is a {type(out_dir).__name__}; expected a folder path")
     path = Path(out_dir)
@@ -511,6 +536,11 @@ def _out_folder(out_dir: Any) -> tuple[Path | None, InputError | None]:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         return None, InputError(str(path), f"cannot create the output folder ({type(error).__name__}: "
+                                f"{error.strerror or error})")
+    try:
+        probe_writable(path)
+    except OSError as error:
+        return None, InputError(str(path), f"cannot write into the output folder ({type(error).__name__}: "
                                 f"{error.strerror or error})")
     return path, None
 

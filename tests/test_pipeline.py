@@ -426,6 +426,45 @@ def test_an_out_dir_that_cannot_be_created_fails_without_raising(tmp_path, small
     assert pair.status == "failed" and pair.error == "model: is a tuple but not a loaded (Network, ModelInfo) pair"
 
 
+def test_an_out_dir_that_cannot_be_written_fails_as_input_before_the_analysis(tmp_path, small_model_file,
+                                                                               monkeypatch):
+    import exactcompress.pipeline as pipeline
+
+    def never(*args, **kwargs):
+        raise AssertionError("analysed into a folder that cannot be written")
+
+    monkeypatch.setattr(pipeline, "analyze", never)
+    report = compress_model(small_model_file, "/sys/kernel")  # sysfs refuses new files, even to root
+    assert report.status == "failed" and report.error_kind == "input", report.error
+    assert report.error.startswith("/sys/kernel: cannot write into the output folder (PermissionError")
+
+
+@pytest.mark.parametrize("step,error", [
+    ("save_network", RuntimeError("File /out/compressed.pt cannot be opened.")),  # torch.save on a full disk
+    ("save_witnesses", OSError(28, "No space left on device")),
+])
+def test_a_failed_write_of_the_outputs_is_a_failed_report_not_an_exception(tmp_path, small_model_file, monkeypatch,
+                                                                           step, error):
+    import exactcompress.pipeline as pipeline
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(pipeline, step, fail)
+    out = tmp_path / "out"
+    report = compress_model(small_model_file, out, verify_samples=10)
+    assert report.status == "failed" and report.error_kind == "internal", report.error
+    assert report.error.startswith(f"{out}: cannot write the outputs ({type(error).__name__}: ")
+    assert {path.name for path in out.iterdir()} <= REPORT_FILES  # nothing of the model is left
+    assert CompressionReport.model_validate_json((out / "report.json").read_text()).error == report.error
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pipeline, "write_reports", disk_full)  # nor where the failed report cannot be written
+    assert compress_model(small_model_file, tmp_path / "full", verify_samples=10).error_kind == "internal"
+
+
 def _info(network):
     from exactcompress.io import from_sequential, to_sequential
 

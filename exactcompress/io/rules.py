@@ -14,6 +14,7 @@ from typing import Sequence, TypeVar
 import numpy as np
 import torch
 
+from ..engine.domain import MAX_BOUND
 from ..engine.network import AffineLayer, ConvShape, Network
 from ..errors import InputError
 
@@ -79,8 +80,9 @@ def first_line(error: BaseException, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-#: the largest size of a weight or bias accepted: SCIP's infinity (its MILPs read larger coefficients as infinite)
-MAX_PARAMETER_SIZE = 1e20
+#: the largest size of a weight or bias accepted: the domain's bound limit, so that bounds, big-M constants and
+#: SCIP's coefficients stay finite and below SCIP's infinity (1e20); larger weights fail in the solver otherwise
+MAX_PARAMETER_SIZE = MAX_BOUND
 
 
 def finite_float64(source: str, key: str, values: np.ndarray) -> np.ndarray:
@@ -96,7 +98,7 @@ def finite_float64(source: str, key: str, values: np.ndarray) -> np.ndarray:
     largest = float(np.abs(array).max(initial=0.0))
     if largest > MAX_PARAMETER_SIZE:
         raise InputError(source, f"tensor '{key}' holds a value of size {largest:.3g}; at most {MAX_PARAMETER_SIZE:g} "
-                         "is accepted (the MILP solver reads larger coefficients as infinite)")
+                         "is accepted (beyond, bounds and the solver's coefficients would not stay finite)")
     return array
 
 

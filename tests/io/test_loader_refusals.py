@@ -150,6 +150,21 @@ def test_finite_float64_turns_values_that_are_not_numbers_into_an_input_error() 
         finite_float64("f", "k", object())
 
 
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_weights_past_the_domain_bound_limit_are_refused_as_input_naming_the_tensor(tmp_path: Path, suffix) -> None:
+    """A weight or bias of 4.8e17 used to fail in the solver (SCIP's errors, a zoo retrying it every run); at
+    most 1e15 in magnitude is read, as for domain bounds."""
+    state = {"0.weight": torch.tensor(W1), "0.bias": torch.tensor(B1), "2.weight": torch.tensor(W2),
+             "2.bias": torch.tensor(B2)}
+    path = tmp_path / f"huge{suffix}"
+    save = safetensors.torch.save_file if suffix == ".safetensors" else torch.save
+    save({**state, "2.bias": torch.full_like(state["2.bias"], 4.8e17)}, path)
+    message = _refusal(path)
+    assert "tensor '2.bias' holds a value of size 4.8e+17; at most 1e+15 is accepted" in message, message
+    torch.save({**state, "0.weight": torch.full_like(state["0.weight"], 9e14)}, tmp_path / "large.pt")
+    assert load_network(tmp_path / "large.pt")[0].layers[0].weight.max() == 9e14
+
+
 @pytest.mark.parametrize("element_type", [TensorProto.INT32, TensorProto.INT64, TensorProto.FLOAT8E4M3FN])
 def test_onnx_weights_of_a_dtype_other_than_float16_to_float64_are_refused(tmp_path: Path, element_type) -> None:
     """Integer weights used to fail only in the analysis (exit 1), float8 ones with a torch promotion error."""

@@ -163,7 +163,7 @@ def state_dict_network(
     if not keeps_order:
         modules = indexed_order(source, modules)
     else:
-        _check_numbered_order(source, [prefix for prefix, _ in modules])
+        _check_numbered_order(source, modules)
     layers = [_linear(source, prefix, params) for prefix, params in modules]
     dtype = wider_dtype_name(*(torch_dtype_name(params["weight"].dtype) for _, params in modules)) if layers else ""
     return checked_network(source, layers, dtype, require_hidden_layer), dtype
@@ -178,28 +178,42 @@ def _refuse_batchnorm(source: str, modules: list[tuple[str, dict[str, torch.Tens
             raise InputError(
                 source,
                 f"key '{_key(prefix, param)}' is a BatchNorm1d: a state dict tells neither its eps nor whether it "
-                f"comes before or after the ReLU, so it is not guessed; put {arch_path(Path(source)).name} beside it "
-                f"listing the layers in order, this one as {{\"kind\": \"batchnorm1d\", \"key\": \"{prefix}\", "
-                "\"eps\": ...} (see README, 'Convolutional networks'), export ONNX, or give the nn.Sequential to the "
-                "Python API",
+                f"comes before or after the ReLU, so it is not guessed; one directly after a Linear (before its "
+                f"ReLU) can be read: put {arch_path(Path(source)).name} beside it listing the layers in order, this "
+                f"one as {{\"kind\": \"batchnorm1d\", \"key\": \"{prefix}\", \"eps\": ...}} (see README, "
+                "'Convolutional networks'), export ONNX, or give the nn.Sequential to the Python API",
             )
 
 
-def _check_numbered_order(source: str, prefixes: list[str]) -> None:
-    """InputError where the module names holding layer numbers are stored in another order than their numbers
-    give (names without a number, or with the same numbers as another, fix no order and are left out)."""
-    numbered = [prefix for prefix in prefixes if _numbers(prefix)]
-    if len({_numbers(prefix) for prefix in numbered}) < len(numbered):
+def _check_numbered_order(source: str, modules: list[tuple[str, dict[str, torch.Tensor]]]) -> None:
+    """InputError where the modules holding layer numbers in their names are stored in another order than their
+    numbers give and that order chains too (each weight taking the previous one's outputs): then both orders are
+    networks, and neither can be trusted. Names without a number keep their places; where two names hold the same
+    numbers, or the numbers' order does not chain (``fc_256, fc_128``: sizes, not places), the stored order stands."""
+    prefixes = [prefix for prefix, _ in modules]
+    numbered = [index for index, prefix in enumerate(prefixes) if _numbers(prefix)]
+    if len({_numbers(prefixes[index]) for index in numbered}) < len(numbered):
         return
-    by_number = sorted(numbered, key=_numbers)
-    if by_number != numbered:
-        raise InputError(
-            source,
-            f"its tensors are stored in the module order {', '.join(prefixes)} but the layer numbers in their names "
-            f"give {', '.join(by_number)}, so the layer order is ambiguous (save model.state_dict() of an "
-            f"nn.Sequential, which keeps module order, put {arch_path(Path(source)).name} beside it listing the "
-            "layers in order, or export ONNX)",
-        )
+    by_number = list(range(len(modules)))
+    for place, index in zip(numbered, sorted(numbered, key=lambda index: _numbers(prefixes[index]))):
+        by_number[place] = index
+    if by_number == list(range(len(modules))) or not _chains([modules[index][1] for index in by_number]):
+        return
+    raise InputError(
+        source,
+        f"its tensors are stored in the module order {', '.join(prefixes)} but the layer numbers in their names "
+        f"give {', '.join(prefixes[index] for index in by_number)}, which chains as well, so the layer order is "
+        f"ambiguous (save model.state_dict() of an nn.Sequential, which keeps module order, put "
+        f"{arch_path(Path(source)).name} beside it listing the layers in order, or export ONNX)",
+    )
+
+
+def _chains(params: list[dict[str, torch.Tensor]]) -> bool:
+    """Whether 2-D weights in this order each take the previous one's outputs."""
+    weights = [group.get("weight") for group in params]
+    if any(weight is None or weight.ndim != 2 for weight in weights):
+        return False
+    return all(later.shape[1] == earlier.shape[0] for earlier, later in zip(weights, weights[1:]))
 
 
 def _numbers(prefix: str) -> tuple[int, ...]:

@@ -204,6 +204,22 @@ def test_partly_numbered_names_stored_against_their_numbers_are_refused(tmp_path
     assert load_network(tmp_path / "ordered.pt")[1].hidden_widths == [6, 6]
 
 
+@pytest.mark.parametrize("names", [("fc_256", "fc_128", "out"), ("hidden512", "hidden256", "output"),
+                                   ("fc_in", "fc_256", "fc_128")])
+def test_numbers_that_are_sizes_not_places_keep_the_stored_order(tmp_path: Path, names) -> None:
+    """Where the numbers' order does not chain (fc_128 first would need 256 inputs), they are not layer places:
+    the stored order stands (a review found these refused)."""
+    sizes = {"fc_256": (4, 256), "fc_128": (256, 128), "out": (128, 3), "hidden512": (4, 512),
+             "hidden256": (512, 256), "output": (256, 3), "fc_in": (4, 256)}
+    if names[0] == "fc_in":
+        sizes.update(fc_256=(256, 128), fc_128=(128, 3))
+    state = {f"{name}.{param}": value for name in names
+             for param, value in nn.Linear(*sizes[name]).state_dict().items()}
+    torch.save(state, tmp_path / "sized.pt")
+    network = load_network(tmp_path / "sized.pt")[0]
+    assert network.input_dim == 4 and network.output_dim == 3
+
+
 STATE = _mlp(4, 6, 3).state_dict()
 BAD_STATE_DICTS = {
     "float8": ({**STATE, "0.weight": STATE["0.weight"].to(torch.float8_e4m3fn)},

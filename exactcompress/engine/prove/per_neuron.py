@@ -170,7 +170,8 @@ def _run(layer_model: LayerModel, weights_in: np.ndarray, neuron: int, sense: in
             model.chgVarType(binary, "BINARY")
     if not refuted:
         return status, dual, x, *counts
-    feasible = _feasible_alone(layer_model, deadline, stop)  # a proof only where the model alone has a point
+    remaining = min(seconds_left(deadline), np.inf if solve_limit is None else solve_limit)
+    feasible = _feasible_alone(layer_model, remaining, stop)  # a proof only where the model alone has a point
     if feasible is None:
         return "timelimit", None, None, *counts
     if not feasible:
@@ -179,9 +180,9 @@ def _run(layer_model: LayerModel, weights_in: np.ndarray, neuron: int, sense: in
     return "optimal", dual_limit, None, *counts
 
 
-def _feasible_alone(layer_model: LayerModel, deadline: float | None, stop: StopSignal | None) -> bool | None:
+def _feasible_alone(layer_model: LayerModel, seconds: float, stop: StopSignal | None) -> bool | None:
     """Whether SCIP finds a point of ``layer_model`` without any hypothesis: True, False (SCIP says infeasible), or
-    None (cut by the deadline or ``stop``: nothing shown). Solved once per model, then remembered in
+    None (cut by its ``seconds`` or ``stop``: nothing shown). Solved once per model, then remembered in
     ``layer_model.found_feasible``. An infeasible model under a hypothesis is a proof only if the model alone is
     feasible, as it is in exact arithmetic (the box's centre satisfies it); SCIP's numerics once made a whole
     model infeasible (``tolerances.SCIP_BOUND_PAD``)."""
@@ -190,7 +191,7 @@ def _feasible_alone(layer_model: LayerModel, deadline: float | None, stop: StopS
     model = layer_model.model
     model.setParam("limits/primal", _NO_LIMIT)
     model.setParam("limits/dual", _NO_LIMIT)
-    model.setParam("limits/time", min(float(seconds_left(deadline)), 1e20))
+    model.setParam("limits/time", min(float(seconds), 1e20))
     model.setParam("limits/solutions", 1)
     try:
         try:

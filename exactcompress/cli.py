@@ -581,6 +581,14 @@ def job_exit_code(status: str, message: str | None) -> int:
     return ExitCode.FAILED if status == "STOPPED" else ExitCode.OK
 
 
+def _status_line(message: str | None, logs_command: str) -> str:
+    """Ray's message on a job in one line: a failed job's carries up to 20,000 characters of its log after
+    "last available logs", which ``logs_command`` prints instead."""
+    first = (message or "").strip().splitlines()[0] if (message or "").strip() else ""
+    cut = first.find(", last available logs")
+    return f"{first[:cut]} (its log: {logs_command})" if cut >= 0 else first
+
+
 def _job_commands(group: typer.Typer, command: str, what: str) -> None:
     """``<command> status|logs|stop``: follow a job that ``<command> submit`` sent to a cluster."""
     job_id_argument = typer.Argument(..., help=f"Submission id printed by `{command} submit`.")
@@ -591,7 +599,8 @@ def _job_commands(group: typer.Typer, command: str, what: str) -> None:
 
         with _one_line_errors():
             info = job_status(address, job_id)
-        typer.echo(f"{info.submission_id}: {info.status.value}" + (f" — {info.message}" if info.message else ""))
+        summary = _status_line(info.message, f"exactcompress {command} logs {job_id} --address {address}")
+        typer.echo(f"{info.submission_id}: {info.status.value}" + (f" — {summary}" if summary else ""))
         raise typer.Exit(job_exit_code(info.status.value, info.message))
 
     def logs(job_id: str = job_id_argument, address: str = address_option,

@@ -136,7 +136,9 @@ def failed_job(monkeypatch):
 @pytest.mark.parametrize("group", ["zoo", "study"])
 def test_status_and_followed_logs_of_a_failed_job_exit_with_its_code(failed_job, group):
     status = invoke(group, "status", "raysubmit_x", "--address", "http://head:8265")
-    assert status.exit_code == 3 and status.output.startswith("raysubmit_x: FAILED — Job entrypoint"), status.output
+    assert status.exit_code == 3, status.output
+    assert status.output == ("raysubmit_x: FAILED — Job entrypoint command failed with exit code 3 (its log: "
+                             f"exactcompress {group} logs raysubmit_x --address http://head:8265)\n")
     followed = invoke(group, "logs", "raysubmit_x", "--address", "http://head:8265", "--follow")
     assert followed.exit_code == 3 and followed.output == "line 1\nline 2\n"
     assert invoke(group, "logs", "raysubmit_x", "--address", "http://head:8265").exit_code == 0  # not followed

@@ -885,3 +885,16 @@ def test_the_smoothed_box_term_stays_finite_where_rounding_makes_its_scale_negat
     assert int((((rows @ P.gram) * rows).sum(-1) < 0).sum()) > 100
     value, _, gradient = bab_bounds.box_max(P, cz0, True, smoothing=0.1)
     assert torch.isfinite(value).all() and torch.isfinite(gradient).all()
+
+
+def test_stored_slopes_are_in_range_and_a_nan_is_stored_as_zero_without_a_warning():
+    """A float32 step that overflowed on a net of extreme scale leaves NaN slopes; storing them for a resumed search
+    warned ("invalid value encountered in cast") and stored an arbitrary byte."""
+    import warnings
+
+    from exactcompress.engine.prove.bab_domains import quantized_alpha
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stored = quantized_alpha(np.array([np.nan, -0.1, 0.5, 1.2, 1.0]))
+    np.testing.assert_array_equal(stored, [0, 0, 128, 255, 255])

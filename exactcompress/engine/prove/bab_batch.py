@@ -19,7 +19,7 @@ import torch
 from torch.optim.adam import adam
 
 from .bab_bounds import Net, lagrangian, tighten
-from .bab_domains import flat_positions, splits_by_layer
+from .bab_domains import flat_positions, quantized_alpha, splits_by_layer
 
 MAX_QUERY_NEURONS = 256  # size of the query universe
 LR_LAMBDA = 0.3  # Adam learning rates of the hypothesis multipliers lam, the slopes alpha, the bound rows eta
@@ -406,7 +406,7 @@ class Bounder:
         if nq:
             bi = np.arange(B)
             for k in range(L):
-                ak = np.rint(alpha[k].cpu().numpy() * 255.0).astype(np.uint8)
+                ak = quantized_alpha(alpha[k].cpu().numpy())
                 ca = U.alpha_columns(k, acols[k])
                 qa[np.ix_(bi, qs, ca)] = ak[:, 1:1 + nq]
                 qa[np.ix_(bi, nU + qs, ca)] = ak[:, 1 + nq:]

@@ -39,11 +39,17 @@ def flat_positions(widths):
     return layer_of, pos_of
 
 
+def quantized_alpha(alpha: np.ndarray) -> np.ndarray:
+    """Slopes in [0, 1] stored as uint8 (times 255) to warm-start a resumed search; a NaN (a step that overflowed
+    float32 on a net of extreme scale) is stored as 0, any slope being valid there."""
+    return np.rint(np.clip(np.nan_to_num(alpha, nan=0.0), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
 def root_domain(lb, ub, alpha, top_cols, n_queries, prio):
     """The batch of the one unsplit domain: bounds ``lb``/``ub`` (lists of (n_k,)), target alphas ``alpha``
     (lists of (n_k,)), every query's alpha the same; ``top_cols`` the top-layer columns of stored query alphas."""
     widths = [len(x) for x in lb]
-    query_alpha = np.rint(np.concatenate(alpha[:-1] + [alpha[-1][top_cols]]) * 255).astype(np.uint8)
+    query_alpha = quantized_alpha(np.concatenate(alpha[:-1] + [alpha[-1][top_cols]]))
     return {
         "lb": [x[None].copy() for x in lb],
         "ub": [x[None].copy() for x in ub],

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import ray
 from rich.console import Console
 
-from ..errors import ExitCode, InputError
+from ..errors import ExitCode
 from ..reports.study import setting_text, varying_settings
 from ..schema import StudyConfig, StudyResult, StudySpec
 from ..storage import open_storage
@@ -32,7 +32,7 @@ from ..training.study import (
     summarize_study,
     write_study,
 )
-from ..zoo.plan import output_problem
+from ..zoo.plan import check_output
 from .cluster import check_cpus, connect, ray_parallel_map
 from .gather import driver_board, gather
 from .zoo_job import STORAGE_FAILURES
@@ -71,15 +71,14 @@ def run_study(spec: StudySpec, *, address: str | None = None, num_cpus: int | No
               console: Console | None = None) -> StudyRun:
     """Train and compress every configuration of ``spec`` on Ray; write ``study.json`` last at the output.
 
-    A local output that cannot be written (``zoo.plan.output_problem``) is refused first; then the data set and
+    An output that cannot take its files (``zoo.plan.output_problem``: a local folder that cannot be written, an
+    S3 bucket that does not exist or that these credentials cannot reach) is refused first; then the data set and
     the domain are checked and the default domain resolved (an .npz data set is read here), then ``cpus_per_task``
     against the embedded Ray's CPUs: InputError before any work. ``console``: where the progress bar goes (None: no
     bar).
     """
     started = time.monotonic()
-    problem = output_problem(spec.output)
-    if problem:
-        raise InputError("output", problem)
+    check_output(spec.output, "output")
     spec = spec.model_copy(update={"domain": checked_study_domain(spec)})
     configs = plan_configs(spec)
     connect(address, num_cpus)

@@ -97,7 +97,8 @@ def run_zoo_job(spec: ZooJobSpec, *, address: str | None = None, num_cpus: int |
                 spec_file: str | None = None) -> ZooRun:
     """Compress every model of ``spec`` on Ray and write ``summary.json`` last at the output prefix.
 
-    Raises InputError before any work if the source is empty, a key is unsafe, a local output cannot be written,
+    Raises InputError before any work if the source is empty, a key is unsafe, a local output cannot be written
+    or an S3 output's bucket does not exist or cannot be reached with these credentials,
     the spec's data file or a domain file does not exist (naming ``spec_file``, the spec's path, and the field),
     nothing answers at ``address``, or (embedded Ray) ``cpus_per_task`` exceeds its CPUs.
     ``console``: where the progress bar goes (None: no bar). ``incremental``: use the ledger and leases (module

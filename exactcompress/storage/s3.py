@@ -268,6 +268,32 @@ class S3Storage(Storage):
     def child(self, prefix: str) -> "S3Storage":
         return S3Storage(self.bucket, self._key(prefix))
 
+    def bucket_problem(self) -> str | None:
+        """Why this storage's bucket cannot take a job's files: it does not exist at the endpoint, or these
+        credentials may not reach it; None when it can. One HEAD request on the bucket, so nothing is written
+        (and it needs no permission beyond ``s3:ListBucket``, which a job needs anyway: without it S3 answers
+        a HEAD of a missing object with 403, not 404). Raises as any call does: ``StorageUnavailable`` for a
+        server still unreachable after the retries, ``InputError`` for missing credentials or an AWS
+        environment that cannot make a client, ``StorageError`` for another S3 error."""
+        from botocore.exceptions import ClientError
+
+        def head() -> str | None:
+            try:
+                self._client().head_bucket(Bucket=self.bucket)
+                return None
+            except ClientError as error:  # a HEAD answer has no body: the code is the HTTP status
+                code = error.response.get("Error", {}).get("Code", "")
+                status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                if code in ("404", "NoSuchBucket", "NotFound") or status == 404:
+                    return f"bucket {self.bucket!r} does not exist at {self._endpoint()}"
+                if code in ("403", "AccessDenied", "Forbidden", "InvalidAccessKeyId",
+                            "SignatureDoesNotMatch") or status == 403:
+                    return (f"bucket {self.bucket!r} is not accessible with these credentials at "
+                            f"{self._endpoint()} (HTTP 403; check the AWS credentials)")
+                raise  # transient ones are retried by _call, the rest become one line there
+
+        return self._call(self.url(), head)
+
     def ensure_bucket(self) -> None:
         """Create the bucket unless it exists (for demos and tests; normally buckets are provisioned)."""
         from botocore.exceptions import ClientError

@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import tempfile
 
-from ..errors import InputError
+from ..errors import ExactCompressError, InputError
 from ..schema import MODEL_SUFFIXES, FileDomainSpec, Manifest, ManifestSource, ModelTask, ZooJobSpec
 from ..schema.specfile import parse_spec
-from ..storage import LocalStorage, Storage, open_storage, safe_key
+from ..storage import LocalStorage, S3Storage, Storage, open_storage, safe_key
 from ..storage.files import TEMP_SUFFIX
 
 
@@ -73,10 +73,14 @@ def _manifest_tasks(spec: ZooJobSpec, manifest_url: str) -> list[ModelTask]:
 
 
 def output_problem(output: str) -> str | None:
-    """Why a local ``output`` cannot take a job's files: it, or a folder on its way, is not a directory, or its
-    nearest existing folder refuses a temporary file (created and removed); None when it can, and for S3 (a
-    bucket shows what it allows only when written)."""
+    """Why ``output`` cannot take a job's files; None when it can. Local: it, or a folder on its way, is not a
+    directory, or its nearest existing folder refuses a temporary file (created and removed). S3: its bucket does
+    not exist at the endpoint or these credentials cannot reach it (``S3Storage.bucket_problem``: one HEAD of the
+    bucket, nothing written). Raises what an S3 call raises when the server stays unreachable
+    (``StorageUnavailable``) or no client can be made (``InputError``)."""
     storage = open_storage(output)
+    if isinstance(storage, S3Storage):
+        return storage.bucket_problem()
     if not isinstance(storage, LocalStorage):
         return None
     root = storage.root
@@ -92,16 +96,27 @@ def output_problem(output: str) -> str | None:
     return None
 
 
+def check_output(output: str, source: str, prefix: str = "") -> None:
+    """Raise, on one line ``"<source>: <prefix><reason>"``, when ``output`` cannot take the job's files
+    (``output_problem``: an InputError), or when checking it failed (the S3 server stays unreachable, no
+    credentials: that error's own kind and exit code, its line after the prefix) — before any work starts."""
+    try:
+        problem = output_problem(output)
+    except ExactCompressError as error:
+        raise type(error)(source, f"{prefix}{error}") from None
+    if problem:
+        raise InputError(source, f"{prefix}{problem}")
+
+
 def check_inputs(spec: ZooJobSpec, tasks: list[ModelTask], spec_file: str | None = None) -> None:
-    """Raise InputError, one line naming the spec file (``spec_file``) and the field, when a local ``output`` cannot
-    be written (``output_problem``), or the spec's data file or its domain file does not exist where the tasks
+    """Raise InputError, one line naming the spec file (``spec_file``) and the field, when ``output`` cannot
+    take the job's files (``output_problem``: a local folder that cannot be written, an S3 bucket that does not exist
+    or that these credentials cannot reach), or the spec's data file or its domain file does not exist where the tasks
     would read it (a relative key from each task's source root, as ``resolve_reference`` resolves it): a bad spec,
     refused before any model is dispatched rather than failing every model. A manifest entry's own domain file is
     that model's input: a missing one fails that model alone."""
     where = spec_file or "job spec"
-    problem = output_problem(spec.output)
-    if problem:
-        raise InputError(where, f"field 'output': {problem}")
+    check_output(spec.output, where, "field 'output': ")
     seen: set[tuple[str, str]] = set()
     for task in tasks:
         named = [("data", spec.data)] if spec.data is not None else []

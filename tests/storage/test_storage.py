@@ -265,6 +265,19 @@ def test_missing_bucket_is_an_input_error(s3_storage):
         open_storage("s3://no-such-bucket-here/x").get_bytes("k")
 
 
+def test_bucket_problem_heads_the_bucket_and_writes_nothing(s3_storage, s3_server, monkeypatch):
+    url = s3_server.endpoint.url
+    assert s3_storage.bucket_problem() is None
+    missing = open_storage("s3://reslts/zoo")
+    assert missing.bucket_problem() == f"bucket 'reslts' does not exist at {url}"
+    assert "reslts" not in [bucket["Name"] for bucket in s3_server.endpoint.client().list_buckets()["Buckets"]]
+    assert s3_storage.list_keys() == []  # nothing written into an existing bucket either
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-" + os.environ["AWS_SECRET_ACCESS_KEY"][6:])
+    assert open_storage(s3_storage.url()).bucket_problem() == (
+        f"bucket {s3_storage.bucket!r} is not accessible with these credentials at {url} (HTTP 403; check the AWS "
+        "credentials)")
+
+
 def test_restart_keeps_data_and_credentials(tmp_path, use_s3_endpoint):
     server = LocalS3Server(tmp_path / "s3")
     try:

@@ -397,3 +397,42 @@ def test_a_configuration_whose_model_was_replaced_since_its_record_is_trained_ag
     assert committed_record(spec, config) is None
     again = run_config(spec, config)
     assert again.trained and committed_record(spec, config) is not None
+
+
+class _RayWouldStart(Exception):
+    """Raised in place of starting Ray: the study got past every up-front check."""
+
+
+def _no_ray(monkeypatch) -> None:
+    import exactcompress.distributed.study_job as study_job
+
+    def refuse(*args, **kwargs):
+        raise _RayWouldStart
+
+    monkeypatch.setattr(study_job, "connect", refuse)
+
+
+def test_an_s3_output_bucket_that_does_not_exist_is_refused_before_any_work(s3_storage, s3_server, monkeypatch):
+    _no_ray(monkeypatch)
+    with pytest.raises(InputError) as caught:
+        run_study(small_spec("s3://reslts/study"))
+    assert str(caught.value) == f"output: bucket 'reslts' does not exist at {s3_server.endpoint.url}"
+    assert "reslts" not in [bucket["Name"] for bucket in s3_server.endpoint.client().list_buckets()["Buckets"]]
+    with pytest.raises(_RayWouldStart):  # an existing bucket passes, and nothing is written into it
+        run_study(small_spec(s3_storage.url("study")))
+    assert s3_storage.list_keys() == []
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
+    with pytest.raises(InputError, match=rf"^output: bucket '{s3_storage.bucket}' is not accessible with these "
+                       "credentials at "):
+        run_study(small_spec(s3_storage.url("study")))
+
+
+def test_the_cli_refuses_a_study_with_a_missing_s3_output_bucket_with_exit_2(tmp_path, s3_storage, s3_server,
+                                                                             monkeypatch):
+    _no_ray(monkeypatch)
+    spec_file = tmp_path / "study.yaml"
+    spec_file.write_text("architectures: [[8]]\nregularizers: [{kind: none}]\noutput: s3://reslts/study\n")
+    result = CliRunner().invoke(app, ["study", "run", str(spec_file), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: output: bucket 'reslts' does not exist at {s3_server.endpoint.url}"]

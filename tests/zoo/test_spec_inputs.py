@@ -141,3 +141,77 @@ def test_a_corrupt_domain_files_failure_names_it_not_a_scratch_copy_and_is_reuse
     assert all(o.analysed and o.result.error.startswith(f"{zoo / 'bad.npy'}: ") for o in first)
     assert not any("scratch" in o.result.error for o in first)
     assert not any(o.analysed for o in _run_all(spec))  # the same failure on the same inputs is reused
+
+
+class _RayWouldStart(Exception):
+    """Raised in place of starting Ray: the run got past every up-front check."""
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """``connect`` (the first thing that starts Ray) raises ``_RayWouldStart`` instead."""
+    import exactcompress.distributed.zoo_job as zoo_job
+
+    def refuse(*args, **kwargs):
+        raise _RayWouldStart
+
+    monkeypatch.setattr(zoo_job, "connect", refuse)
+
+
+def test_an_s3_output_bucket_that_does_not_exist_stops_the_job_before_any_work(zoo, s3_storage, s3_server, no_ray):
+    spec = ZooJobSpec(source=str(zoo), output="s3://reslts/zoo")
+    with pytest.raises(InputError) as raised:
+        run_zoo_job(spec, spec_file="zoo.yaml")
+    assert str(raised.value) == f"zoo.yaml: field 'output': bucket 'reslts' does not exist at {s3_server.endpoint.url}"
+    assert raised.value.exit_code == ExitCode.USAGE
+    buckets = [bucket["Name"] for bucket in s3_server.endpoint.client().list_buckets()["Buckets"]]
+    assert "reslts" not in buckets  # the check created nothing
+
+
+def test_an_existing_s3_output_bucket_passes_and_nothing_is_written_into_it(zoo, s3_storage, no_ray):
+    with pytest.raises(_RayWouldStart):  # every check passed: the next step would start Ray
+        run_zoo_job(ZooJobSpec(source=str(zoo), output=s3_storage.url("results")), spec_file="zoo.yaml")
+    assert s3_storage.list_keys() == []
+
+
+def test_an_s3_output_bucket_these_credentials_cannot_reach_stops_the_job(zoo, s3_storage, monkeypatch, no_ray):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-" + os.environ["AWS_SECRET_ACCESS_KEY"][6:])
+    with pytest.raises(InputError) as raised:
+        run_zoo_job(ZooJobSpec(source=str(zoo), output=s3_storage.url("results")), spec_file="zoo.yaml")
+    message = str(raised.value)
+    assert message.startswith(f"zoo.yaml: field 'output': bucket {s3_storage.bucket!r} is not accessible with these "
+                              "credentials at ") and "\n" not in message, message
+    assert raised.value.exit_code == ExitCode.USAGE
+
+
+def test_an_unreachable_s3_output_stops_the_job_naming_the_field(zoo, monkeypatch, no_ray):
+    import socket
+
+    import exactcompress.storage.s3 as s3
+    from exactcompress.errors import StorageUnavailable
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name, value in {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "x",
+                        "AWS_SECRET_ACCESS_KEY": "y"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(s3, "CONNECTION_RETRY_SECONDS", 1.0)
+    with pytest.raises(StorageUnavailable) as raised:
+        run_zoo_job(ZooJobSpec(source=str(zoo), output="s3://results/zoo"), spec_file="zoo.yaml")
+    message = str(raised.value)
+    assert message.startswith("zoo.yaml: field 'output': s3://results/zoo: cannot reach the storage server at "
+                              f"http://127.0.0.1:{port}") and "\n" not in message, message
+    assert raised.value.exit_code == ExitCode.USAGE
+
+
+def test_the_cli_refuses_a_missing_s3_output_bucket_with_one_line_and_exit_2(zoo, tmp_path, s3_server):
+    spec = tmp_path / "zoo.yaml"
+    spec.write_text(f"source: {zoo}\noutput: s3://reslts/zoo\n")
+    unrelated = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+    environment = {**{k: v for k, v in os.environ.items() if k not in unrelated}, **s3_server.endpoint.env()}
+    result = subprocess.run([SCRIPT, "zoo", "run", str(spec), "--quiet"], capture_output=True, text=True, timeout=120,
+                            env=environment)
+    assert result.returncode == ExitCode.USAGE, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"error: {spec}: field 'output': bucket 'reslts' does not exist at {s3_server.endpoint.url}"], lines

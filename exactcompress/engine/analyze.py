@@ -165,7 +165,8 @@ def analyze(
     device: Device = "auto",
     progress: Progress | None = None,
 ) -> Analysis:
-    """Classify every hidden neuron of ``network`` on ``domain`` (already broadcast to its input size).
+    """Classify every hidden neuron of ``network`` on ``domain`` (already broadcast to its input size) with
+    ``method`` (one of ``Method``; ValueError otherwise).
 
     ``time_limit`` is in wall seconds for the whole analysis; neurons not settled in time are undecided.
     ``data`` (n, input_dim) adds witness candidates (rows outside the domain are ignored). Per-neuron
@@ -176,6 +177,8 @@ def analyze(
     GPU), its proofs in float64 either way. After each round of branch and bound, the single MILP and the whole
     analysis, the free heap goes back to the kernel (``allocator.release_free_memory``).
     """
+    if method not in get_args(Method):
+        raise ValueError(f"method must be one of {', '.join(get_args(Method))}, got {method!r}")
     fanout = Fanout(workers, threads, parallel_map, device)
     deadline = None if time_limit is None else time.monotonic() + time_limit
     rng = np.random.default_rng(seed)

@@ -459,3 +459,13 @@ def test_a_layer_asked_after_the_deadline_starts_no_workers():
     result = solve_layer(net, BOX, propagate(net, BOX), 1, ask_max=asked, ask_min=asked, mode="sign",
                          deadline=time.monotonic() - 1, workers=2, parallel_map=no_pool)
     assert result.timed_out.all() and result.solves == 0
+
+
+@pytest.mark.parametrize("method", ["per_neuron", "MILP", "nope"])
+def test_analyze_refuses_a_method_it_does_not_know(method):
+    """An unknown method ran auto's policy silently (a review found 'per_neuron' and 'MILP' doing so)."""
+    from exactcompress.engine.analyze import analyze
+    from exactcompress.engine.domain import Domain
+
+    with pytest.raises(ValueError, match="method must be one of auto, per-neuron, milp, bab"):
+        analyze(random_net([3, 2], 0), Domain("box", (BOX,)), method=method)

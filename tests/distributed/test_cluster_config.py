@@ -175,7 +175,7 @@ def _assert_aws_keys_from_a_secret_only(rayjob: dict) -> None:
         env = {item["name"]: item for item in container["env"]}
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             assert "value" not in env[name] and env[name]["valueFrom"]["secretKeyRef"]["key"] == name
-        assert env["AWS_REGION"]["value"]
+        assert env["AWS_DEFAULT_REGION"]["value"] and "AWS_REGION" not in env  # botocore reads AWS_DEFAULT_REGION
 
 
 def test_rayjob_takes_aws_keys_from_a_secret_only(kuberay_documents):
@@ -244,7 +244,10 @@ def test_nightly_cronjob_creates_a_rayjob_from_its_template(nightly_documents):
     fields = cronjob["spec"]["schedule"].split()
     assert len(fields) == 5 and 0 <= int(fields[0]) < 60 and 0 <= int(fields[1]) < 24 and fields[2:] == ["*"] * 3
     pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    # with Forbid, a creator pod stuck Pending (which never counts against backoffLimit) would skip every later night
+    assert cronjob["spec"]["concurrencyPolicy"] != "Forbid" or cronjob["spec"]["jobTemplate"]["spec"]["activeDeadlineSeconds"]
     [container] = pod["containers"]
+    assert not container["image"].startswith("bitnami/")  # its versioned tags were withdrawn in 2025
     assert container["command"][:3] == ["kubectl", "create", "-f"]  # create: the template has a generateName
     template_path = Path(container["command"][3])
     template_map = nightly_documents[_mounted_config_map(pod, container, template_path)]

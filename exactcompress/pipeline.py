@@ -35,7 +35,7 @@ from .errors import InputError, SolverError, SoundnessError
 from .io import from_sequential, load_network, network_info, save_network
 from .io.domain_files import data_points, from_file, load_data, scalar_box
 from .io.save import ARCH_FILE_NAME, FILE_NAMES, arch_file_written, dtype_holding
-from .reports.report import remove_earlier_outputs, write_report_json, write_reports
+from .reports.report import PAGES, REPORT_JSON, remove_earlier_outputs, write_report_json, write_reports
 from .schema import (
     BoxRecord,
     ChannelReport,
@@ -223,8 +223,9 @@ def compress_model(
 ) -> CompressionReport:
     """Run the whole engine on one model and write its outputs into ``out_dir``.
 
-    ``model`` is a file path, an ``nn.Sequential`` (``from_sequential``: activations checked), a ``Network``
-    or an already loaded ``(Network, ModelInfo)``; an ``nn.Sequential`` CNN needs ``input_shape`` (C, H, W).
+    ``model`` is a file path, an ``nn.Sequential`` in eval mode (``from_sequential``: exactly ``nn.Sequential``
+    of supported modules, no hooks, activations checked), a ``Network`` or an already loaded
+    ``(Network, ModelInfo)``; an ``nn.Sequential`` CNN needs ``input_shape`` (C, H, W).
     ``domain`` is a ``Domain``, a domain file's path (as ``--domain`` takes: ``io.domain_files.from_file``) or None
     for the box [0, 1] on every input (flattened, channel-major, for a CNN); ``data`` an array (n, features) or a
     ``.npy``/``.npz`` path (as ``--data`` takes).
@@ -542,7 +543,22 @@ def _out_folder(out_dir: Any) -> tuple[Path | None, InputError | None]:
     except OSError as error:
         return None, InputError(str(path), f"cannot write into the output folder ({type(error).__name__}: "
                                 f"{error.strerror or error})")
+    foreign = _foreign_outputs(path)
+    if foreign:
+        return None, InputError(str(path), f"holds {', '.join(foreign)}, which this run would replace, but no "
+                                "report.json of an earlier exactcompress run: choose another folder, or remove them")
     return path, None
+
+
+def _foreign_outputs(folder: Path) -> list[str]:
+    """Names this run writes (report, pages, figures, models, witnesses) that exist in ``folder`` although it holds
+    no report.json of an earlier run (one that validates): the user's own files, never to be replaced."""
+    try:
+        CompressionReport.model_validate_json((folder / REPORT_JSON).read_bytes())
+        return []
+    except (OSError, ValueError):
+        names = [REPORT_JSON, *PAGES, *FILE_NAMES.values(), ARCH_FILE_NAME, "witnesses.npz"]
+        return [name for name in names if (folder / name).exists()]
 
 
 def _domain(domain: Any) -> Domain:

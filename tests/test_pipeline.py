@@ -124,7 +124,7 @@ def test_merged_weights_past_float16s_range_are_written_in_float32_not_as_inf(tm
     """A float16 layer stably active on the box merges into the next: 300 · 300 = 90,000 is past float16's 65,504,
     so written in float16 the file held inf and computed NaN while the report said exact with a saved error 0."""
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU(), torch.nn.Linear(2, 2), torch.nn.ReLU(),
-                                torch.nn.Linear(2, 2)).to(torch.float16)
+                                torch.nn.Linear(2, 2)).to(torch.float16).eval()
     weights = ([[300.0, 0.0], [0.0, 1.0]], [[300.0, 1.0], [-1.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]])
     biases = ([1.0, 1.0], [-100.0, 0.0], [0.0, 0.0])
     with torch.no_grad():
@@ -162,7 +162,7 @@ def test_a_rerun_into_the_same_folder_leaves_none_of_the_earlier_runs_files(tmp_
 def test_a_fold_within_tolerance_that_moves_the_outputs_is_left_out_instead_of_failing_the_model(tmp_path):
     """Rows [1e6, 1] and [1e6, 1.0001] are independent, but at this scale the rank test calls them dependent and
     the residual 1e-4 passes the fold's tolerance; the fold moved the output by 1e-4 and the model failed."""
-    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1)).double()
+    model = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU(), torch.nn.Linear(3, 1)).double().eval()
     with torch.no_grad():
         model[0].weight.copy_(torch.tensor([[1e6, 1.0], [1e6, 1.0001], [1.0, -1.0]]))
         model[0].bias.copy_(torch.tensor([1.0, 1.0, 0.0]))
@@ -465,6 +465,22 @@ def test_a_failed_write_of_the_outputs_is_a_failed_report_not_an_exception(tmp_p
     assert compress_model(small_model_file, tmp_path / "full", verify_samples=10).error_kind == "internal"
 
 
+def test_a_failed_safetensors_write_is_a_failed_report_and_leaves_no_model(tmp_path, small_model_file, monkeypatch):
+    """safetensors raises its own SafetensorError on a full disk; it escaped compress_model and left compressed.pt."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    def disk_full(tensors, path, *args, **kwargs):
+        raise SafetensorError("Error while serializing: IoError(No space left on device)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
+    out = tmp_path / "out"
+    report = compress_model(small_model_file, out, formats=["torch", "safetensors"], verify_samples=10)
+    assert report.status == "failed" and report.error_kind == "internal", report.error
+    assert "No space left on device" in report.error
+    assert {path.name for path in out.iterdir()} <= REPORT_FILES
+
+
 def _info(network):
     from exactcompress.io import from_sequential, to_sequential
 
@@ -503,7 +519,7 @@ def test_auto_leaves_the_single_milp_out_and_its_sign_solves_settle_what_branch_
 
 def test_compress_model_takes_a_sequential_or_a_network_and_refuses_anything_else(tmp_path):
     torch.manual_seed(0)
-    module = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    module = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).eval()
     report = compress_model(module, tmp_path / "sequential", verify_samples=100)
     assert report.status == "exact" and report.model.format == "sequential" and not report.model.activation_assumed
     network, _ = from_sequential(module)
@@ -514,6 +530,18 @@ def test_compress_model_takes_a_sequential_or_a_network_and_refuses_anything_els
     assert sigmoid.status == "failed" and sigmoid.error_kind == "input" and "Sigmoid" in sigmoid.error
     other = compress_model(42, tmp_path / "other")
     assert other.status == "failed" and "expected a file path, an nn.Sequential" in other.error
+
+    class Doubled(torch.nn.Sequential):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    doubled = compress_model(Doubled(*module).eval(), tmp_path / "doubled")  # was 'exact' on the undoubled function
+    assert doubled.status == "failed" and doubled.error_kind == "input" and "its forward is its own" in doubled.error
+    dropout = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Dropout(0.5), torch.nn.Linear(8, 2))
+    training = compress_model(dropout.train(), tmp_path / "training")
+    assert training.status == "failed" and training.error_kind == "input" and "training mode" in training.error
+    plain = compress_model(module.train(), tmp_path / "plain", verify_samples=100)  # Linear and ReLU: either mode
+    assert plain.status == "exact"
 
 
 @pytest.mark.parametrize("method", ["per-neuron", "bab"])
@@ -575,3 +603,20 @@ def test_pruned_neurons_and_sums_of_nonpositive_terms_are_removed_by_every_metho
     assert sum(compressed.hidden_widths) <= sum(network.hidden_widths) - 3
     points = domain.sample(20_000, rng)
     np.testing.assert_allclose(compressed.forward(points), network.forward(points), rtol=1e-12, atol=1e-12)
+
+
+def test_compress_model_leaves_a_folder_holding_someone_elses_report_alone(tmp_path):
+    """A folder with the user's own report.md (no report.json of an earlier run) was overwritten, even by a run
+    refused for a bad setting; now it is bad input and nothing there changes. An earlier run's folder is replaced."""
+    module = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)).eval()
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "report.md").write_text("my notes")
+    for method in ("auto", "typo"):
+        report = compress_model(module, folder, method=method, verify_samples=100)
+        assert report.status == "failed" and report.error_kind == "input" and "holds report.md" in report.error
+        assert sorted(path.name for path in folder.iterdir()) == ["report.md"]
+        assert (folder / "report.md").read_text() == "my notes"
+    earlier = tmp_path / "earlier"
+    assert compress_model(module, earlier, verify_samples=100).status == "exact"
+    assert compress_model(module, earlier, verify_samples=100).status == "exact"

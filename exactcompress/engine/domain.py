@@ -57,6 +57,12 @@ class Box:
         if np.any(lower > upper):
             raise ValueError(f"box lower bound exceeds upper bound at feature {int(np.argmax(lower > upper))}")
 
+    def __setstate__(self, state: dict) -> None:
+        """Unpickled (or deep-copied) bounds come back writeable: read-only again, as ``__post_init__`` makes them."""
+        self.__dict__.update(state)
+        self.lower.setflags(write=False)
+        self.upper.setflags(write=False)
+
     @property
     def dim(self) -> int:
         return self.lower.shape[0]

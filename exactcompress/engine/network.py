@@ -100,6 +100,12 @@ class AffineLayer:
             raise ValueError(f"convolution {self.conv} needs a dense weight of shape "
                              f"{(self.conv.out_features, self.conv.in_features)}, got {self.weight.shape}")
 
+    def __setstate__(self, state: dict) -> None:
+        """Unpickled (or deep-copied) arrays come back writeable: read-only again, as ``__post_init__`` makes them."""
+        self.__dict__.update(state)
+        self.weight.setflags(write=False)
+        self.bias.setflags(write=False)
+
     @property
     def in_features(self) -> int:
         return self.weight.shape[1]

@@ -7,6 +7,7 @@ from typing import Sequence, get_args
 
 import safetensors.torch
 import torch
+from safetensors import SafetensorError
 
 from ..engine.network import Network
 from ..errors import InputError
@@ -64,7 +65,7 @@ def save_network(network: Network, out_dir: Path, formats: Sequence[str]) -> lis
         if save_format == "torch":
             torch.save(state_dict, path)
         elif save_format == "safetensors":
-            safetensors.torch.save_file(state_dict, path)
+            _save_safetensors(state_dict, path)
         else:  # onnx takes about a second to import: only when an ONNX file is asked for
             from .onnx_format import save_onnx, save_onnx_sequential
 
@@ -74,6 +75,15 @@ def save_network(network: Network, out_dir: Path, formats: Sequence[str]) -> lis
                 save_onnx(state_dict, path)
         written.append(path.name)
     return written
+
+
+def _save_safetensors(state_dict: dict[str, torch.Tensor], path: Path) -> None:
+    """``safetensors.torch.save_file``, whose failed write (a full disk) raises an OSError as ``torch.save``'s
+    and ``open``'s do, not a SafetensorError."""
+    try:
+        safetensors.torch.save_file(state_dict, path)
+    except SafetensorError as error:
+        raise OSError(f"{path.name}: {error}") from error
 
 
 def arch_file_written(network: Network, formats: Sequence[str]) -> str | None:

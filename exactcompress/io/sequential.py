@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules import module as torch_module
 
 from ..engine.convolution import conv_kernel
 from ..engine.network import Network
@@ -33,6 +34,11 @@ from .rules import (
 
 #: modules that are the identity in eval mode
 PASS_THROUGH_MODULES = (nn.Identity, nn.Dropout, nn.Flatten)
+#: the leaf modules ``from_sequential`` reads, by exact type: a subclass may compute something else
+SUPPORTED_MODULES = (nn.Linear, nn.Conv2d, nn.ReLU, nn.BatchNorm1d, nn.BatchNorm2d, nn.AvgPool2d,
+                     *PASS_THROUGH_MODULES)
+#: the advice of a refusal of a module whose forward is not its type's
+OWN_FORWARD = "export ONNX or rebuild the model as an nn.Sequential of plain torch modules"
 IN_MEMORY_PATH = "<in-memory nn.Sequential>"
 
 
@@ -47,9 +53,13 @@ def from_sequential(
     that follows it). A CNN needs ``input_shape`` (C, H, W) of one input; given for an MLP, its size must be
     the first Linear's input count.
 
+    Only what ``nn.Sequential`` computes is read: ``module`` and its nested Sequentials must be exactly
+    ``nn.Sequential`` and the modules in them exactly of the types above (a subclass may have a forward of its
+    own), with no forward hooks (nor global ones), and every BatchNorm and Dropout in eval mode (``module.eval()``).
+
     ``ModelInfo.sha256`` hashes the float64 weights and biases of the IR, layer by layer.
-    Raises InputError (source ``name``) for other modules, two ReLUs in a row, a ReLU after the last
-    Linear, NaN/Inf weights, mismatched shapes or no hidden layer.
+    Raises InputError (source ``name``) for other modules, subclasses, hooks, training mode, two ReLUs in a
+    row, a ReLU after the last Linear, NaN/Inf weights, mismatched shapes or no hidden layer.
     """
     layers: list[NamedAffine] = []
     closed = 0  # layers[:closed] are followed by a ReLU
@@ -57,7 +67,7 @@ def from_sequential(
     shape = _image_shape(name, input_shape)  # (C, H, W) of the tensor between modules; None once flat
     pool: np.ndarray | None = None  # pending per-channel AvgPool2d map, composed into the next Linear
     pool_channels = 0
-    for path, child in _leaf_modules(module):
+    for path, child in _leaf_modules(name, module):
         label = f"module {path} ({type(child).__name__})"
         if isinstance(child, nn.Linear):
             if len(layers) > closed:
@@ -116,6 +126,7 @@ def from_sequential(
         raise InputError(name, "an AvgPool2d is not followed by Flatten and Linear; only that is supported")
     if layers and closed == len(layers):
         raise InputError(name, "the output passes through a ReLU; expected a linear output layer")
+    _check_eval_mode(name, module)
     network = checked_network(name, layers, dtype, require_hidden_layer)
     return network, ModelInfo(
         name=name,
@@ -146,7 +157,8 @@ def to_sequential(network: Network, dtype: str | None = None) -> nn.Sequential:
     The state dict keys are ``0.weight``, ``0.bias``, ``2.weight``, ... (ReLUs hold no parameters).
     Convolution layers become ``Conv2d`` (kernel recovered from the dense matrix), and a ``Flatten`` goes
     between the last convolution's ReLU and the next Linear (or after a convolution output layer): the module
-    takes inputs of shape (N, C, H, W) when the first layer is a convolution.
+    takes inputs of shape (N, C, H, W) when the first layer is a convolution. The module is in eval mode; building
+    it leaves torch's random number generator as it was (no random initialisation).
     """
     torch_dtype = torch_float_dtype(dtype or network.dtype)
     modules: list[nn.Module] = []
@@ -154,13 +166,13 @@ def to_sequential(network: Network, dtype: str | None = None) -> nn.Sequential:
         if layer.conv is not None:
             kernel, bias = conv_kernel(layer)
             shape = layer.conv
-            module = nn.Conv2d(shape.in_channels, shape.out_channels, shape.kernel_size, shape.stride, shape.padding,
-                               dtype=torch_dtype)
+            module = nn.utils.skip_init(nn.Conv2d, shape.in_channels, shape.out_channels, shape.kernel_size,
+                                        shape.stride, shape.padding, dtype=torch_dtype)
             weight, bias = torch.from_numpy(kernel), torch.from_numpy(bias)
         else:
             if position and network.layers[position - 1].conv is not None:
                 modules.append(nn.Flatten())
-            module = nn.Linear(layer.in_features, layer.out_features, dtype=torch_dtype)
+            module = nn.utils.skip_init(nn.Linear, layer.in_features, layer.out_features, dtype=torch_dtype)
             weight, bias = torch.from_numpy(np.array(layer.weight)), torch.from_numpy(np.array(layer.bias))
         with torch.no_grad():
             module.weight.copy_(weight)
@@ -169,7 +181,7 @@ def to_sequential(network: Network, dtype: str | None = None) -> nn.Sequential:
     modules = modules[:-1]
     if network.layers[-1].conv is not None:
         modules.append(nn.Flatten())
-    return nn.Sequential(*modules)
+    return nn.Sequential(*modules).eval()
 
 
 def torch_float_dtype(name: str) -> torch.dtype:
@@ -199,13 +211,59 @@ def weights_sha256(network: Network) -> str:
     return digest.hexdigest()
 
 
-def _leaf_modules(module: nn.Module, prefix: str = "") -> list[tuple[str, nn.Module]]:
-    """(dotted path, module) of the non-Sequential modules, nested Sequentials expanded in order."""
+def _leaf_modules(source: str, module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(dotted path, module) of the non-Sequential modules in ``module``, nested Sequentials expanded in order;
+    InputError for a global forward hook and (``_check_forward``) for the model, a nested Sequential or a
+    supported module whose forward may not be its type's."""
+    _check_global_hooks(source)
+    _check_forward(source, "", module, nn.Sequential)
+    return _children(source, module, "")
+
+
+def _children(source: str, module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
     leaves = []
     for child_name, child in module.named_children():
         path = f"{prefix}{child_name}"
-        leaves += _leaf_modules(child, f"{path}.") if isinstance(child, nn.Sequential) else [(path, child)]
+        kind = next((kind for kind in (nn.Sequential, *SUPPORTED_MODULES) if isinstance(child, kind)), None)
+        if kind is not None:  # others are refused as unsupported by from_sequential
+            _check_forward(source, path, child, kind)
+        leaves += _children(source, child, f"{path}.") if kind is nn.Sequential else [(path, child)]
     return leaves
+
+
+def _label(path: str, module: nn.Module) -> str:
+    return f"module {path} ({type(module).__name__})" if path else f"the model ({type(module).__name__})"
+
+
+def _check_forward(source: str, path: str, module: nn.Module, kind: type[nn.Module]) -> None:
+    """InputError unless ``module`` (at ``path``; "" for the model itself) is exactly of type ``kind``, with no
+    forward of its own and no forward hooks."""
+    label, name = _label(path, module), f"nn.{kind.__name__}"
+    if type(module) is not kind:
+        relation = "a subclass of" if isinstance(module, kind) else "not"
+        raise InputError(source, f"{label} is {relation} {name}: its forward is its own, not {name}'s: {OWN_FORWARD}")
+    if "forward" in vars(module):
+        raise InputError(source, f"{label} has its forward replaced, not {name}'s: {OWN_FORWARD}")
+    if module._forward_hooks or module._forward_pre_hooks:
+        raise InputError(source, f"{label} has a forward hook or pre-hook, which changes what it computes: remove "
+                         "it or export ONNX")
+
+
+def _check_global_hooks(source: str) -> None:
+    """InputError while a global forward hook (``register_module_forward_hook``) changes what every module computes."""
+    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        raise InputError(source, "a global forward hook is registered (torch.nn.modules.module."
+                         "register_module_forward_hook), which changes what every module computes: remove it or export "
+                         "ONNX")
+
+
+def _check_eval_mode(source: str, module: nn.Module) -> None:
+    """InputError if a BatchNorm or Dropout in ``module`` is in training mode (BatchNorm would use the batch's
+    statistics, Dropout would drop inputs); the other supported modules compute the same in either mode."""
+    for path, child in module.named_modules():
+        if child.training and isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout)):
+            raise InputError(source, f"{_label(path, child)} is in training mode, where BatchNorm uses batch "
+                             "statistics and Dropout drops inputs: call .eval() on the model first")
 
 
 def _tensor64(source: str, key: str, tensor: torch.Tensor) -> np.ndarray:

@@ -57,3 +57,15 @@ def test_points_fit_a_network_whose_shape_differs_only_by_axes_of_size_one():
         assert point_shape_fits(fitting, (1, 28, 28)), fitting
     assert point_shape_fits((8, 8, 3), (64 * 3,))  # an MLP takes any points flattened as given
     assert not point_shape_fits((8, 8, 3), (3, 8, 8)) and not point_shape_fits((2, 8), (1, 4, 4))
+
+
+@pytest.mark.parametrize("round_trip", ["pickle", "deepcopy"])
+def test_an_unpickled_box_is_read_only(round_trip):
+    """Unpickled copies of a box's frozen bounds were writeable."""
+    import copy
+    import pickle
+
+    box = Box(np.zeros(3), np.ones(3))
+    again = pickle.loads(pickle.dumps(box)) if round_trip == "pickle" else copy.deepcopy(box)
+    np.testing.assert_array_equal(again.upper, box.upper)
+    assert not again.lower.flags.writeable and not again.upper.flags.writeable

@@ -225,7 +225,7 @@ def test_unsupported_cnn_modules_are_refused_with_one_line_naming_the_layer(modu
 
 
 def test_a_conv_needs_the_input_shape() -> None:
-    module = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 1))
+    module = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 1)).eval()
     with pytest.raises(InputError, match=r"input_shape=\(C, H, W\)"):
         from_sequential(module)
     assert from_sequential(module, input_shape=(1, 4, 4))[0].input_dim == 16

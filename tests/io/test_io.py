@@ -415,6 +415,99 @@ def test_from_sequential_refuses_other_activations() -> None:
         from_sequential(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1), nn.ReLU()))
 
 
+class Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.relu, self.fc2 = nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.relu(self.fc1(x)) + x)
+
+
+class Doubled(nn.Sequential):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2 * super().forward(x)
+
+
+class Halved(nn.Linear):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) / 2
+
+
+def hooked(hook: str, path: str) -> nn.Sequential:
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Sequential(nn.Linear(4, 2)))
+    getattr(model.get_submodule(path), hook)(lambda *args: None)
+    return model
+
+
+def forward_replaced() -> nn.Sequential:
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
+    model[2].forward = lambda x: x
+    return model
+
+
+@pytest.mark.parametrize("build,telling", [
+    (Residual, r"the model \(Residual\) is not nn.Sequential: its forward is its own"),
+    (lambda: Doubled(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)),
+     r"the model \(Doubled\) is a subclass of nn.Sequential"),
+    (lambda: nn.Sequential(Doubled(nn.Linear(4, 4)), nn.ReLU(), nn.Linear(4, 2)),
+     r"module 0 \(Doubled\) is a subclass"),
+    (lambda: nn.Sequential(Halved(4, 4), nn.ReLU(), nn.Linear(4, 2)),
+     r"module 0 \(Halved\) is a subclass of nn.Linear: its forward is its own, not nn.Linear's"),
+    (lambda: hooked("register_forward_hook", "2.0"), r"module 2.0 \(Linear\) has a forward hook"),
+    (lambda: hooked("register_forward_pre_hook", "2"), r"module 2 \(Sequential\) has a forward hook"),
+    (lambda: hooked("register_forward_hook", ""), r"the model \(Sequential\) has a forward hook"),
+    (forward_replaced, r"module 2 \(Linear\) has its forward replaced"),
+])
+def test_from_sequential_reads_only_what_nn_sequential_computes(build, telling) -> None:
+    """A custom forward, a subclass's forward or a hook was read as the children in order: a different function."""
+    with pytest.raises(InputError, match=telling) as caught:
+        from_sequential(build().eval())
+    assert "\n" not in str(caught.value)
+
+
+def test_from_sequential_refuses_a_global_forward_hook() -> None:
+    handle = torch.nn.modules.module.register_module_forward_hook(lambda *args: None)
+    try:
+        with pytest.raises(InputError, match="a global forward hook is registered"):
+            from_sequential(relu_mlp())
+    finally:
+        handle.remove()
+    from_sequential(relu_mlp())
+
+
+@pytest.mark.parametrize("train,telling", [
+    (lambda model: model.train(), r"module 1 \(BatchNorm1d\) is in training mode"),
+    (lambda model: model[1].train(), r"module 1 \(BatchNorm1d\) is in training mode.*call .eval\(\)"),
+])
+def test_from_sequential_refuses_a_module_in_training_mode(train, telling) -> None:
+    """BatchNorm in training mode uses the batch's statistics, Dropout drops: not the function folded."""
+    model = batchnorm_mlp()
+    train(model)
+    with pytest.raises(InputError, match=telling):
+        from_sequential(model)
+
+
+def test_a_model_of_linear_and_relu_in_training_mode_is_read() -> None:
+    """Only BatchNorm and Dropout compute differently in training mode; a fresh nn.Sequential is in it."""
+    assert from_sequential(relu_mlp().train())[0].hidden_widths
+
+
+def test_to_sequential_leaves_torchs_random_numbers_alone_and_is_in_eval_mode() -> None:
+    network, _ = from_sequential(small_cnn_for_rng(), input_shape=(1, 4, 4))
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    module = to_sequential(network)
+    assert torch.equal(torch.rand(3), expected)
+    assert not any(child.training for child in module.modules())
+
+
+def small_cnn_for_rng() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 3), nn.ReLU(),
+                         nn.Linear(3, 2)).eval()
+
+
 # ---------------------------------------------------------------- bad inputs
 
 

@@ -354,15 +354,15 @@ def _replaced_whole(out: Path, model_sha256: str, force: bool) -> bool:
 
 
 def _check_writable(out: Path, whole: bool) -> None:
-    """InputError naming ``out`` where a folder the run writes in refuses a file (``pipeline.probe_writable``):
+    """InputError naming ``out`` where a folder the run writes in refuses a file (``storage.files.probe_writable``):
     ``out`` when it exists (written into, or moved aside when replaced), and the folder that receives a new
     ``out`` (its parent, or the nearest existing folder above it)."""
     from .errors import InputError
-    from .pipeline import probe_writable
+    from .storage.files import nearest_existing, probe_writable
 
     folders = [out.absolute()] if out.exists() else []
     if whole or not out.exists():
-        folders.append(next(parent for parent in out.absolute().parents if parent.exists()))
+        folders.append(nearest_existing(out.absolute().parent))
     for folder in folders:
         try:
             probe_writable(folder)
@@ -640,7 +640,7 @@ def _make_out_dir(out: Path, what: str) -> None:
     """Create the folder ``out`` for ``what``; one line and exit code 2 where it is a file or cannot be created or
     written."""
     from .errors import InputError
-    from .pipeline import probe_writable
+    from .storage.files import probe_writable
 
     with _one_line_errors():
         if out.exists() and not out.is_dir():

@@ -12,7 +12,6 @@ import numbers
 import os
 import platform
 import reprlib
-import tempfile
 import time
 from contextlib import suppress
 from dataclasses import replace
@@ -55,6 +54,7 @@ from .schema import (
     UndecidedNeuron,
     Versions,
 )
+from .storage.files import probe_writable
 from .tolerances import VERIFY_TOLERANCE
 from .tolerances import record as tolerance_record
 
@@ -384,12 +384,6 @@ def _remove_outputs(out_dir: Path, formats: Sequence[str]) -> None:
     for name in [*(FILE_NAMES[name] for name in formats), ARCH_FILE_NAME, "witnesses.npz"]:
         with suppress(OSError):
             (out_dir / name).unlink(missing_ok=True)
-
-
-def probe_writable(folder: Path) -> None:
-    """Create and delete a temporary file in ``folder``: the OSError of a file system that refuses it."""
-    with tempfile.NamedTemporaryFile(dir=folder, prefix=".exactcompress-probe-"):
-        pass
 
 
 def reload_mismatch(network: Network, out_dir: Path, written: Sequence[str]) -> str | None:

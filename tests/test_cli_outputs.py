@@ -57,17 +57,18 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_analysis(model_file
 
 def test_an_earlier_output_that_cannot_be_written_is_refused_before_any_analysis(tmp_path, model_file, monkeypatch):
     import exactcompress.pipeline as pipeline
+    import exactcompress.storage.files as files
 
     out = tmp_path / "out"
     assert invoke("compress", str(model_file), "--out", str(out), *QUICK).exit_code == 0
-    probe = pipeline.probe_writable
+    probe = files.probe_writable
 
     def read_only_out(folder: Path) -> None:
         if folder == out:
             raise PermissionError(13, "Permission denied")
         probe(folder)
 
-    monkeypatch.setattr(pipeline, "probe_writable", read_only_out)
+    monkeypatch.setattr(files, "probe_writable", read_only_out)
     monkeypatch.setattr(pipeline, "analyze", lambda *args, **kwargs: pytest.fail("analysed"))
     result = invoke("compress", str(model_file), "--out", str(out), *QUICK)
     assert result.exit_code == 2 and lines(result.output) == [f"error: {out}: cannot be written: Permission denied"]

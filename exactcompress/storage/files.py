@@ -25,6 +25,17 @@ def temp_beside(path: Path) -> Iterator[Path]:
         temp.unlink(missing_ok=True)
 
 
+def probe_writable(folder: Path) -> None:
+    """Create and remove a file in ``folder``: raises the OSError of a folder (or file system) that refuses one."""
+    with temp_beside(folder / "exactcompress-probe"):
+        pass
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` itself if it exists (a broken link counts), else its nearest existing parent."""
+    return next(candidate for candidate in (path, *path.parents) if os.path.lexists(candidate))
+
+
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """Run ``write(temp)`` on a temp file beside ``path``, then rename it over ``path``."""
     with temp_beside(path) as temp:

@@ -4,13 +4,12 @@ any work starts; and how files named in a spec resolve to storage."""
 from __future__ import annotations
 
 import os
-import tempfile
 
 from ..errors import ExactCompressError, InputError
 from ..schema import MODEL_SUFFIXES, FileDomainSpec, Manifest, ManifestSource, ModelTask, ZooJobSpec
 from ..schema.specfile import parse_spec
 from ..storage import LocalStorage, S3Storage, Storage, open_storage, safe_key
-from ..storage.files import TEMP_SUFFIX
+from ..storage.files import nearest_existing, probe_writable
 
 
 def split_url(url: str) -> tuple[Storage, str]:
@@ -84,13 +83,12 @@ def output_problem(output: str) -> str | None:
     if not isinstance(storage, LocalStorage):
         return None
     root = storage.root
-    existing = next(path for path in (root, *root.parents) if os.path.lexists(path))
+    existing = nearest_existing(root)
     if not existing.is_dir():
         return (f"{root} exists and is not a directory" if existing == root
                 else f"{root} cannot be created: {existing} is not a directory")
     try:
-        with tempfile.NamedTemporaryFile(dir=existing, prefix=".exactcompress-", suffix=TEMP_SUFFIX):
-            pass
+        probe_writable(existing)
     except OSError as error:
         return f"{root} cannot be written: {error.strerror or error}"
     return None

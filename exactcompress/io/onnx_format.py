@@ -131,16 +131,16 @@ def _constant_value(source: str, node: onnx.NodeProto, label: str) -> np.ndarray
 
 
 def _constant(source: str, constants: dict[str, np.ndarray], name: str, label: str) -> np.ndarray:
+    """The weight ``name`` that ``label`` takes: an initializer or Constant of a float dtype (``float_dtype``)."""
     if name not in constants:
         raise InputError(source, f"input '{name}' of {label} is not an initializer or Constant")
+    float_dtype(source, name, constants[name].dtype.name)
     return constants[name]
 
 
 def _vector(source: str, constants: dict[str, np.ndarray], name: str, width: int, label: str) -> np.ndarray:
     """A finite float64 constant broadcast to shape (width,) (scalar, (width,) or (1, width))."""
-    raw = _constant(source, constants, name, label)
-    float_dtype(source, name, raw.dtype.name)
-    array = finite_float64(source, name, raw)
+    array = finite_float64(source, name, _constant(source, constants, name, label))
     try:
         return np.broadcast_to(array, (1, width)).reshape(width)
     except ValueError:
@@ -151,7 +151,6 @@ def _vector(source: str, constants: dict[str, np.ndarray], name: str, width: int
 
 def _matrix(source: str, constants: dict[str, np.ndarray], name: str, label: str) -> np.ndarray:
     array = _constant(source, constants, name, label)
-    float_dtype(source, name, array.dtype.name)
     if array.ndim != 2:
         raise InputError(source, f"weight '{name}' of {label} has shape {tuple(array.shape)}; expected 2-D")
     return array
@@ -322,7 +321,6 @@ def _conv(source: str, constants: dict[str, np.ndarray], node: onnx.NodeProto, l
           attributes: dict[str, object], shape: tuple[int, int, int]) -> tuple[NamedAffine, str]:
     """The dense unrolled layer of a Conv node (weight (out, in, kh, kw), optional bias)."""
     raw = _constant(source, constants, node.input[1], label)
-    float_dtype(source, node.input[1], raw.dtype.name)
     if raw.ndim != 4:
         raise InputError(source, f"{label} has a weight of shape {tuple(raw.shape)}; only 2-D convolutions "
                          "(out, in, kh, kw) are supported")
@@ -336,8 +334,6 @@ def _conv(source: str, constants: dict[str, np.ndarray], node: onnx.NodeProto, l
     strides = tuple(int(value) for value in attributes.get("strides", [1, 1]))
     has_bias = len(node.input) > 2 and node.input[2]
     bias = _constant(source, constants, node.input[2], label) if has_bias else None
-    if bias is not None:
-        float_dtype(source, node.input[2], bias.dtype.name)
     layer = conv_layer(source, node.name or node.input[1], shape, raw, bias, strides,
                        _symmetric_pads(source, label, attributes))
     return layer, raw.dtype.name

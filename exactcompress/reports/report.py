@@ -395,7 +395,7 @@ def render_markdown(report: CompressionReport, figure_name: str | None = None) -
             parts.append(f"*{STATE_LEGEND}*")
             if figure_name:
                 parts.append(f"![neuron states per layer]({figure_name})")
-        if title == "SCIP" and report.milp.dual_trace:
+        if title == "SCIP" and CONVERGENCE_FIGURE in linked_figures(report):
             parts.append(f"![single MILP dual bound]({CONVERGENCE_FIGURE})")
     return "\n\n".join(parts) + "\n"
 

@@ -272,6 +272,44 @@ def test_no_proof_from_a_hypothesis_where_the_model_alone_is_infeasible(monkeypa
         solve_layer(net, BOX, propagate(net, BOX), 1, ask_max=everything(3), ask_min=everything(3), mode="sign")
 
 
+class _DualLimitInsteadOfInfeasible:
+    """A SCIP model that reports "duallimit" with its dual limit as the bound where SCIP found it infeasible under a
+    sign solve's hypothesis: the same claim (no input reaches the hypothesis) in the other form SCIP can state it."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def _hypothesis_refuted(self):
+        return self._model.getStatus() == "infeasible" and abs(self._model.getParam("limits/dual")) < 1e98
+
+    def getStatus(self):
+        return "duallimit" if self._hypothesis_refuted() else self._model.getStatus()
+
+    def getDualbound(self):
+        return self._model.getParam("limits/dual") if self._hypothesis_refuted() else self._model.getDualbound()
+
+
+def test_no_proof_from_a_dual_bound_at_the_hypothesis_where_the_model_alone_is_infeasible(monkeypatch):
+    """A sign solve that stops at its dual limit says what a refuted hypothesis says; where SCIP cannot find a point
+    of the model at all, neither may prove the neuron stable."""
+    import dataclasses
+
+    import exactcompress.engine.prove.per_neuron as per_neuron
+
+    def broken(*args, **kwargs):
+        layer_model = build_layer_model(*args, **kwargs)
+        layer_model.model.addCons(layer_model.x[0] >= 2.0)  # outside the box [-1, 1]^2
+        return dataclasses.replace(layer_model, model=_DualLimitInsteadOfInfeasible(layer_model.model))
+
+    monkeypatch.setattr(per_neuron, "build_layer_model", broken)
+    net = random_net([4, 3], 2)
+    with pytest.raises(RuntimeError, match="no proof is taken"):
+        solve_layer(net, BOX, propagate(net, BOX), 1, ask_max=everything(3), ask_min=everything(3), mode="sign")
+
+
 def test_sign_solves_return_bounds_valid_where_their_hypothesis_is_false():
     """A sign solve of max g_j states g_j >= -m; where no input satisfies it, the dual bound SCIP stops with says
     nothing about g_j. The returned bound is the weaker of it and -m (the mirror for min). On this net (weights near

@@ -113,8 +113,9 @@ def _run(layer_model: LayerModel, weights_in: np.ndarray, neuron: int, sense: in
          stop: StopSignal | None = None) -> tuple[str, float | None, np.ndarray | None, int, int]:
     """One SCIP solve; returns (status, dual bound in the original sense or None, clipped x or None, nodes, LP iters).
     A ``dual_limit`` (sign mode: ``-sense * margin``) is also stated as the hypothesis ``sense * g >= sense *
-    dual_limit``; an infeasible model then returns ``dual_limit`` as its bound, once SCIP has found a point of
-    the model without it (``_feasible_alone``; cut short: status "timelimit"; none: SolverError). Under the
+    dual_limit``; an infeasible model then returns ``dual_limit`` as its bound. That, and a dual bound at or beyond
+    ``dual_limit`` (which says the same), counts only once SCIP has found a point of the model without the
+    hypothesis (``_feasible_alone``; cut short: status "timelimit"; none: SolverError). Under the
     hypothesis a dual bound d holds only where the hypothesis can hold; elsewhere the hypothesis is false, so the
     bound returned is the weaker of d and ``dual_limit`` (for a max, max(d, dual_limit)): a solve stopped at its
     dual limit once returned a lower bound of 0.2295 on a neuron whose minimum is 0.0569, and the next layer's
@@ -168,7 +169,11 @@ def _run(layer_model: LayerModel, weights_in: np.ndarray, neuron: int, sense: in
             model.delCons(hypothesis)
         for binary in relaxed:
             model.chgVarType(binary, "BINARY")
-    if not refuted:
+    if x is not None and not layer_model.found_feasible:  # a point of the model (so of the model alone too)
+        layer_model.found_feasible.append(True)
+    # a dual bound at the hypothesis's limit says as much as an infeasible model: no input reaches the hypothesis
+    proves = refuted or (hypothesis is not None and dual is not None and sense * dual <= sense * dual_limit)
+    if not proves:
         return status, dual, x, *counts
     remaining = min(seconds_left(deadline), np.inf if solve_limit is None else solve_limit)
     feasible = _feasible_alone(layer_model, remaining, stop)  # a proof only where the model alone has a point
@@ -177,7 +182,7 @@ def _run(layer_model: LayerModel, weights_in: np.ndarray, neuron: int, sense: in
     if not feasible:
         raise SolverError(source, "SCIP reports the model infeasible without a hypothesis too, though the box's "
                           "centre satisfies it: its numerics fail on this model, so no proof is taken from it")
-    return "optimal", dual_limit, None, *counts
+    return ("optimal", dual_limit, None, *counts) if refuted else (status, dual, x, *counts)
 
 
 def _feasible_alone(layer_model: LayerModel, seconds: float, stop: StopSignal | None) -> bool | None:

@@ -682,7 +682,8 @@ def study_run(
         study = read_study_spec(spec)
         from .distributed.study_job import run_study
 
-        run = run_study(study, address=address, num_cpus=num_cpus, console=None if quiet else err)
+        run = run_study(study, address=address, num_cpus=num_cpus, console=None if quiet else err,
+                        spec_file=str(spec))
     typer.echo(render_study_table(run.result))
     rows = len(run.result.rows)
     typer.echo(f"trained {run.trained} and compressed {run.analysed} of {rows} configurations in this run (the "

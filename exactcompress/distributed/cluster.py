@@ -46,13 +46,14 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
                  logging_level="ERROR")
 
 
-def check_cpus(cpus_per_task: float) -> None:
-    """InputError unless the embedded Ray has ``cpus_per_task`` CPUs: else no task could start and the job would
-    wait forever (a cluster given by address may still add nodes: not checked)."""
+def check_cpus(cpus_per_task: float, spec_file: str) -> None:
+    """InputError (``"<spec_file>: field 'cpus_per_task': …"``) unless the embedded Ray has ``cpus_per_task``
+    CPUs: else no task could start and the job would wait forever (a cluster given by address may still add
+    nodes: not checked)."""
     cpus = ray.cluster_resources().get("CPU", 0.0)
     if cpus_per_task > cpus:
-        raise InputError("cpus_per_task", f"{cpus_per_task:g} CPUs per task, but the Ray cluster has {cpus:g}: "
-                         "no task could start")
+        raise InputError(spec_file, f"field 'cpus_per_task': {cpus_per_task:g} CPUs per task, but the Ray cluster "
+                         f"has {cpus:g}: no task could start")
 
 
 @contextmanager

@@ -68,22 +68,23 @@ def _describe(outcome: ConfigOutcome, shown: frozenset[tuple[str, str]]) -> str:
 
 
 def run_study(spec: StudySpec, *, address: str | None = None, num_cpus: int | None = None,
-              console: Console | None = None) -> StudyRun:
+              console: Console | None = None, spec_file: str | None = None) -> StudyRun:
     """Train and compress every configuration of ``spec`` on Ray; write ``study.json`` last at the output.
 
     An output that cannot take its files (``zoo.plan.output_problem``: a local folder that cannot be written, an
     S3 bucket that does not exist or that these credentials cannot reach) is refused first; then the data set and
     the domain are checked and the default domain resolved (an .npz data set is read here), then ``cpus_per_task``
-    against the embedded Ray's CPUs: InputError before any work. ``console``: where the progress bar goes (None: no
-    bar).
+    against the embedded Ray's CPUs: InputError before any work, one line naming ``spec_file`` (the spec's path;
+    default "study spec") and the field. ``console``: where the progress bar goes (None: no bar).
     """
     started = time.monotonic()
-    check_output(spec.output, "output")
-    spec = spec.model_copy(update={"domain": checked_study_domain(spec)})
+    where = spec_file or "study spec"
+    check_output(spec.output, where, "field 'output': ")
+    spec = spec.model_copy(update={"domain": checked_study_domain(spec, where)})
     configs = plan_configs(spec)
     connect(address, num_cpus)
     if address is None:  # the embedded Ray never grows; a cluster may still add nodes (autoscaling)
-        check_cpus(spec.cpus_per_task)
+        check_cpus(spec.cpus_per_task, where)
     shown = varying_settings(spec)
     board = driver_board()
     remote = ray.remote(_config_task).options(num_cpus=spec.cpus_per_task, max_retries=spec.retries,

@@ -112,7 +112,7 @@ def run_zoo_job(spec: ZooJobSpec, *, address: str | None = None, num_cpus: int |
     results: list[ZooModelResult] = list(plan.unchanged) if plan else []
     connect(address, num_cpus)
     if address is None:  # the embedded Ray never grows; a cluster may still add nodes (autoscaling)
-        check_cpus(spec.cpus_per_task)
+        check_cpus(spec.cpus_per_task, spec_file or "job spec")
     remote = ray.remote(_compress_task).options(num_cpus=spec.cpus_per_task, max_retries=spec.retries,
                                                 retry_exceptions=list(STORAGE_FAILURES))
     board = driver_board()

@@ -16,15 +16,16 @@ import json
 import math
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import get_args
+from typing import Iterator, get_args
 
 import torch
 from pydantic import ValidationError
 
 from ..engine.prove.parallel import ParallelMap
-from ..errors import InputError
+from ..errors import ExactCompressError, InputError
 from ..io.architecture import arch_path
 from ..io.domain_files import from_bounds
 from ..pipeline import versions
@@ -187,12 +188,15 @@ def study_domain(spec: StudySpec) -> DomainSpec:
     return spec.domain if spec.domain is not None else checked_study_domain(spec)
 
 
-def checked_study_domain(spec: StudySpec) -> DomainSpec:
+def checked_study_domain(spec: StudySpec, spec_file: str = "study spec") -> DomainSpec:
     """The spec's domain, else ``[0, 1]`` for the digits sets, else the bounding box of the .npz's X_train (per
     feature). An .npz is read and checked even when the spec has a domain, and a domain (a box, or a file named
-    by a full URL or absolute path) must have the data's features: InputError otherwise, before any work."""
+    by a full URL or absolute path) must have the data's features: otherwise an error before any work, one line
+    ``"<spec_file>: field '<field>': <reason>"`` (InputError; the loader's own kind where a file is missing or
+    storage fails)."""
     if isinstance(spec.dataset, NpzDataset):
-        with tempfile.TemporaryDirectory(prefix="exactcompress-study-") as scratch:
+        with tempfile.TemporaryDirectory(prefix="exactcompress-study-") as scratch, \
+                _naming_field(spec_file, "dataset.npz"):
             X_train = load_dataset(spec.dataset, Path(scratch))[0]
         features = X_train.shape[1]
         default = BoxDomainSpec(lower=X_train.min(axis=0).tolist(), upper=X_train.max(axis=0).tolist())
@@ -202,14 +206,27 @@ def checked_study_domain(spec: StudySpec) -> DomainSpec:
         return default
     domain = spec.domain
     if isinstance(domain, BoxDomainSpec):
-        resolved = from_bounds(domain.lower, domain.upper, source="domain")
+        with _naming_field(spec_file, "domain"):
+            resolved = from_bounds(domain.lower, domain.upper, source="domain")
     elif "://" in domain.file or domain.file.startswith("/"):
-        resolved = resolve_domain(domain, spec.output)
+        with _naming_field(spec_file, "domain.file"):
+            resolved = resolve_domain(domain, spec.output)
     else:
         return domain  # a key relative to each configuration's folder: checked by its task
     if resolved.dim not in (1, features):
-        raise InputError("domain", f"has {resolved.dim} features but the data set has {features}")
+        raise InputError(spec_file, f"field 'domain': has {resolved.dim} features but the data set has {features}")
     return domain
+
+
+@contextmanager
+def _naming_field(spec_file: str, field: str) -> Iterator[None]:
+    """Re-raise an ``ExactCompressError`` as ``"<spec_file>: field '<field>': <its line>"`` (its own kind; the
+    field's name is not repeated where the error already starts with it)."""
+    try:
+        yield
+    except ExactCompressError as error:
+        line = error.reason if error.source == field else str(error)
+        raise type(error)(spec_file, f"field '{field}': {line}") from None
 
 
 def compress_config(

@@ -108,7 +108,7 @@ def test_local_paths_and_a_manifest_with_domain_override(tmp_path, local_ray):
 def test_more_cpus_per_task_than_the_embedded_ray_has_is_refused_instead_of_waiting_forever(tmp_path, local_ray):
     write_good(tmp_path / "models/a.pt", seed=1)
     spec = ZooJobSpec(source=str(tmp_path / "models"), output=str(tmp_path / "out"), cpus_per_task=3)
-    with pytest.raises(InputError, match=r"^cpus_per_task: 3 CPUs per task, but the Ray cluster has 2: no task"):
+    with pytest.raises(InputError, match=r"^job spec: field 'cpus_per_task': 3 CPUs per task, but the Ray cluster has 2: no task"):
         run_zoo_job(spec)
     assert not (tmp_path / "out").exists()
 

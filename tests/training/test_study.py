@@ -211,6 +211,12 @@ def test_spec_and_data_errors_name_the_field_or_array(tmp_path):
         assert "\n" not in str(caught.value) and str(spec_file) in str(caught.value)
     result = CliRunner().invoke(app, ["study", "run", str(spec_file)])
     assert result.exit_code == 2 and "field 'dataset'" in result.output
+    missing = tmp_path / "missing.npz"  # checked before Ray starts: the line names the spec, the field and the file
+    spec_file.write_text(f"dataset: {{npz: {missing}}}\narchitectures: [[8]]\nregularizers: [{{kind: none}}]\n"
+                         f"output: {tmp_path / 'out'}\n")
+    result = CliRunner().invoke(app, ["study", "run", str(spec_file)])
+    assert result.exit_code == 2 and result.output.strip().splitlines() == [
+        f"error: {spec_file}: field 'dataset.npz': {missing}: no such object"], result.output
 
     bad = tmp_path / "bad.npz"
     np.savez(bad, X_train=np.zeros((4, 2)), y_train=np.zeros(4, dtype=int), X_test=np.zeros((2, 2)))
@@ -248,7 +254,7 @@ def test_a_spec_domain_is_checked_against_the_data_before_any_work(tmp_path):
     output = tmp_path / "study"
     box = {"lower": [0, 0], "upper": [1, 1]}
     for dataset, features in (({"npz": str(data)}, 3), ("digits", 64), ("digits-784", 784)):
-        with pytest.raises(InputError, match=f"^domain: has 2 features but the data set has {features}$"):
+        with pytest.raises(InputError, match=f"^study spec: field 'domain': has 2 features but the data set has {features}$"):
             run_study(small_spec(str(output), dataset=dataset, architectures=[[4]], domain=box))
     assert checked_study_domain(small_spec(str(output), dataset={"npz": str(data)}, domain={"upper": 2.0})).upper == 2.0
     points = tmp_path / "box.json"
@@ -258,14 +264,16 @@ def test_a_spec_domain_is_checked_against_the_data_before_any_work(tmp_path):
 
     X[3, 1] = np.nan  # a bad .npz is refused even when the spec names the domain
     np.savez(data, X_train=X, y_train=np.arange(20) % 2, X_test=X[4:8], y_test=np.arange(4) % 2)
-    with pytest.raises(InputError, match="data.npz: X_train contains NaN or Inf"):
-        run_study(small_spec(str(output), dataset={"npz": str(data)}, domain={"lower": 0.0, "upper": 1.0}))
+    with pytest.raises(InputError, match=f"^study.yaml: field 'dataset.npz': {re.escape(str(data))}: X_train contains "
+                       "NaN or Inf"):
+        run_study(small_spec(str(output), dataset={"npz": str(data)}, domain={"lower": 0.0, "upper": 1.0}),
+                  spec_file="study.yaml")
     assert not output.exists()
 
 
 def test_more_cpus_per_task_than_the_cluster_has_is_refused_before_any_work(tmp_path, local_ray):
     output = tmp_path / "study"
-    with pytest.raises(InputError, match=r"^cpus_per_task: 3 CPUs per task, but the Ray cluster has 2: no task"):
+    with pytest.raises(InputError, match=r"^study spec: field 'cpus_per_task': 3 CPUs per task, but the Ray cluster has 2: no task"):
         run_study(small_spec(str(output), cpus_per_task=3))
     assert not output.exists()
 
@@ -273,7 +281,7 @@ def test_more_cpus_per_task_than_the_cluster_has_is_refused_before_any_work(tmp_
 def test_an_output_that_is_a_file_is_refused_before_any_work(tmp_path):
     (tmp_path / "afile").write_text("not a folder")
     output = str(tmp_path / "afile")
-    with pytest.raises(InputError, match=f"^output: {re.escape(output)} exists and is not a directory$"):
+    with pytest.raises(InputError, match=f"^study spec: field 'output': {re.escape(output)} exists and is not a directory$"):
         run_study(small_spec(output))
     assert [path.name for path in tmp_path.iterdir()] == ["afile"]
 
@@ -416,14 +424,14 @@ def test_an_s3_output_bucket_that_does_not_exist_is_refused_before_any_work(s3_s
     _no_ray(monkeypatch)
     with pytest.raises(InputError) as caught:
         run_study(small_spec("s3://reslts/study"))
-    assert str(caught.value) == f"output: bucket 'reslts' does not exist at {s3_server.endpoint.url}"
+    assert str(caught.value) == f"study spec: field 'output': bucket 'reslts' does not exist at {s3_server.endpoint.url}"
     assert "reslts" not in [bucket["Name"] for bucket in s3_server.endpoint.client().list_buckets()["Buckets"]]
     with pytest.raises(_RayWouldStart):  # an existing bucket passes, and nothing is written into it
         run_study(small_spec(s3_storage.url("study")))
     assert s3_storage.list_keys() == []
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret")
-    with pytest.raises(InputError, match=rf"^output: bucket '{s3_storage.bucket}' is not accessible with these "
-                       "credentials at "):
+    with pytest.raises(InputError, match=rf"^study spec: field 'output': bucket '{s3_storage.bucket}' is not "
+                       "accessible with these credentials at "):
         run_study(small_spec(s3_storage.url("study")))
 
 
@@ -435,4 +443,4 @@ def test_the_cli_refuses_a_study_with_a_missing_s3_output_bucket_with_exit_2(tmp
     result = CliRunner().invoke(app, ["study", "run", str(spec_file), "--quiet"])
     assert result.exit_code == 2, result.output
     assert result.output.strip().splitlines() == [
-        f"error: output: bucket 'reslts' does not exist at {s3_server.endpoint.url}"]
+        f"error: {spec_file}: field 'output': bucket 'reslts' does not exist at {s3_server.endpoint.url}"]

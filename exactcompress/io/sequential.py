@@ -53,9 +53,10 @@ def from_sequential(
     that follows it). A CNN needs ``input_shape`` (C, H, W) of one input; given for an MLP, its size must be
     the first Linear's input count.
 
-    Only what ``nn.Sequential`` computes is read: ``module`` and its nested Sequentials must be exactly
-    ``nn.Sequential`` and the modules in them exactly of the types above (a subclass may have a forward of its
-    own), with no forward hooks (nor global ones), and every BatchNorm and Dropout in eval mode (``module.eval()``).
+    Only what ``nn.Sequential`` computes is read: ``module`` and its nested Sequentials must be ``nn.Sequential``
+    or a subclass that only adds methods off its call path (``_check_forward``), and the modules in them exactly of
+    the types above (a subclass may have a forward of its own), with no forward hooks (nor global ones), and every
+    BatchNorm and Dropout in eval mode (``module.eval()``).
 
     ``ModelInfo.sha256`` hashes the float64 weights and biases of the IR, layer by layer.
     Raises InputError (source ``name``) for other modules, subclasses, hooks, training mode, two ReLUs in a
@@ -235,11 +236,19 @@ def _label(path: str, module: nn.Module) -> str:
     return f"module {path} ({type(module).__name__})" if path else f"the model ({type(module).__name__})"
 
 
+#: the methods through which ``nn.Sequential`` computes: a subclass that defines none of them computes as it does
+SEQUENTIAL_CALL_PATH = frozenset({"forward", "__call__", "_call_impl", "_wrapped_call_impl", "__iter__", "__len__",
+                                  "__getitem__", "_get_item_by_idx", "named_children", "children", "_modules"})
+
+
 def _check_forward(source: str, path: str, module: nn.Module, kind: type[nn.Module]) -> None:
-    """InputError unless ``module`` (at ``path``; "" for the model itself) is exactly of type ``kind``, with no
-    forward of its own and no forward hooks."""
+    """InputError unless ``module`` (at ``path``; "" for the model itself) is of type ``kind`` with no forward of its
+    own and no forward hooks. A subclass of ``nn.Sequential`` (e.g. one that only builds its layers in
+    ``__init__``) is read when no class between it and ``nn.Sequential`` defines a method of
+    ``SEQUENTIAL_CALL_PATH``; a subclass of any other type is refused."""
     label, name = _label(path, module), f"nn.{kind.__name__}"
-    if type(module) is not kind:
+    if not isinstance(module, kind) or (type(module) is not kind and (kind is not nn.Sequential or any(
+            SEQUENTIAL_CALL_PATH & vars(cls).keys() for cls in type(module).__mro__[:type(module).__mro__.index(kind)]))):
         relation = "a subclass of" if isinstance(module, kind) else "not"
         raise InputError(source, f"{label} is {relation} {name}: its forward is its own, not {name}'s: {OWN_FORWARD}")
     if "forward" in vars(module):

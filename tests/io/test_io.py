@@ -466,6 +466,34 @@ def test_from_sequential_reads_only_what_nn_sequential_computes(build, telling) 
     assert "\n" not in str(caught.value)
 
 
+class Built(nn.Sequential):
+    """The usual subclass: it only builds its layers."""
+
+    def __init__(self, widths: tuple[int, ...] = (4, 4, 2)) -> None:
+        layers = [module for fan_in, fan_out in zip(widths, widths[1:]) for module in (nn.Linear(fan_in, fan_out),
+                                                                                      nn.ReLU())]
+        super().__init__(*layers[:-1])
+
+    def describe(self) -> str:
+        return "a method off the call path"
+
+
+class Reordered(Built):
+    def __iter__(self):
+        return reversed(list(super().__iter__()))
+
+
+def test_from_sequential_reads_a_subclass_that_only_builds_its_layers() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(Built((4, 5, 3)), nn.ReLU(), nn.Linear(3, 2)).eval()
+    network, _ = from_sequential(model)
+    x = torch.rand(16, 4, dtype=torch.float64)
+    np.testing.assert_allclose(network.forward(x.numpy()), model.double()(x).detach().numpy(), atol=1e-12)
+    assert from_sequential(Built().eval())[0].hidden_widths == [4]
+    with pytest.raises(InputError, match=r"the model \(Reordered\) is a subclass of nn.Sequential: its forward"):
+        from_sequential(Reordered().eval())
+
+
 def test_from_sequential_refuses_a_global_forward_hook() -> None:
     handle = torch.nn.modules.module.register_module_forward_hook(lambda *args: None)
     try:

@@ -72,6 +72,13 @@ class WitnessSet:
             values = getattr(self, name) or tuple(np.full(a.shape, start) for a in self.positive)
             object.__setattr__(self, name, tuple(_frozen(a, np.float64) for a in values))
 
+    def __setstate__(self, state: dict) -> None:
+        """Unpickled (or deep-copied) arrays come back writeable: read-only again, as ``__post_init__`` makes them."""
+        self.__dict__.update(state)
+        for value in state.values():
+            for array in value if isinstance(value, tuple) else (value,):
+                array.setflags(write=False)
+
     def with_range_of(self, other: "WitnessSet") -> "WitnessSet":
         """This set with ``highest`` / ``lowest`` widened to cover ``other``'s (same network)."""
         return replace(self, highest=tuple(np.maximum(a, b) for a, b in zip(self.highest, other.highest)),

@@ -37,3 +37,18 @@ def test_a_network_comes_back_equal_and_read_only(round_trip):
             with pytest.raises(ValueError, match="read-only"):
                 array[0] = 1.0
     np.testing.assert_array_equal(again.forward(np.ones(4)), network.forward(np.ones(4)))
+
+
+@pytest.mark.parametrize("round_trip", ROUND_TRIPS)
+def test_a_witness_set_comes_back_equal_and_read_only(round_trip):
+    """Witness sets cross to pool processes and Ray tasks; their arrays stay read-only there too."""
+    from exactcompress.engine.witnesses import WitnessSet
+
+    witnesses = WitnessSet(np.ones((2, 3)), (np.array([0, -1]),), (np.array([-1, 1]),))
+    again = ROUND_TRIPS[round_trip](witnesses)
+    arrays = [again.points, *again.positive, *again.negative, *again.highest, *again.lowest]
+    originals = [witnesses.points, *witnesses.positive, *witnesses.negative, *witnesses.highest, *witnesses.lowest]
+    assert len(arrays) == 5
+    for array, original in zip(arrays, originals):
+        np.testing.assert_array_equal(array, original)
+        assert not array.flags.writeable

@@ -38,11 +38,11 @@ STATE_DICT_FORMATS = frozenset({"torch", "safetensors"})
 #: what the terminal and report.md/html say when it was assumed
 ACTIVATION_ASSUMED_NOTE = ("a state dict records no activations: ReLU was assumed between its Linear layers "
                            "(export ONNX, or give the nn.Sequential module to the Python API, for a checked one)")
-FORMAT_BY_SUFFIX = {".pt": "torch", ".pth": "torch", ".safetensors": "safetensors", ".onnx": "onnx"}
+FORMAT_BY_SUFFIX = {".pt": "torch", ".pth": "torch", ".ckpt": "torch", ".safetensors": "safetensors", ".onnx": "onnx"}
 
 
 def load_network(path: str | Path, require_hidden_layer: bool = True) -> tuple[Network, ModelInfo]:
-    """Load the ReLU network in ``path``: the format comes from the suffix (.pt/.pth, .safetensors, .onnx),
+    """Load the ReLU network in ``path``: the format comes from the suffix (.pt/.pth/.ckpt, .safetensors, .onnx),
     else from the file's first bytes (zip or pickle → torch, safetensors header, ONNX protobuf). A state dict
     with an architecture file ``NAME.arch.json`` beside it is read as that file describes (CNNs need one).
 

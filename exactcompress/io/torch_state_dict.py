@@ -127,12 +127,22 @@ def _check_not_torchscript(source: str, entries: list[zipfile.ZipInfo]) -> None:
 
 
 def unwrap_checkpoint(source: str, loaded: object) -> dict[str, torch.Tensor]:
-    """The state dict inside ``loaded``: itself, or the value under one of ``NESTED_STATE_DICT_KEYS``."""
+    """The state dict inside ``loaded``: itself, the value under one of ``NESTED_STATE_DICT_KEYS``, or else, where
+    ``loaded`` holds no tensor itself, its one value that is a dict of tensors (``{"net": …, "epoch": 5}``;
+    InputError naming them where there are several)."""
     if not isinstance(loaded, Mapping):
         raise InputError(source, f"holds a {type(loaded).__name__}, not a state_dict (a dict of tensors)")
     for key in NESTED_STATE_DICT_KEYS:
         if isinstance(loaded.get(key), Mapping):
             return unwrap_checkpoint(source, loaded[key])
+    if not any(isinstance(value, torch.Tensor) for value in loaded.values()):
+        nested = [key for key, value in loaded.items() if isinstance(value, Mapping) and value
+                  and all(isinstance(tensor, torch.Tensor) for tensor in value.values())]
+        if len(nested) == 1:
+            return unwrap_checkpoint(source, loaded[nested[0]])
+        if nested:
+            raise InputError(source, f"holds several state dicts (keys {', '.join(repr(str(key)) for key in nested)}); "
+                             "save the one to compress alone (torch.save(checkpoint[KEY], path))")
     for key, value in loaded.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
             raise InputError(

@@ -8,9 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 REPORT_SCHEMA_VERSION = "1.13"
-JOB_SCHEMA_VERSION = "1.3"
+JOB_SCHEMA_VERSION = "1.4"
 SUMMARY_SCHEMA_VERSION = "1.4"
-MODEL_SUFFIXES = (".pt", ".pth", ".safetensors", ".onnx")
+MODEL_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".onnx")
 #: a valid S3 bucket name (3-63 of a-z 0-9 . -, starting and ending with a letter or digit)
 S3_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 

@@ -91,8 +91,8 @@ class ZooJobSpec(Strict):
 
     schema_version: str = JOB_SCHEMA_VERSION
     source: Location | ManifestSource = Field(
-        description="a prefix (s3://bucket/prefix, file://… or a local path): every .pt, .pth, .safetensors and "
-        ".onnx under it is a model; or {manifest: …}"
+        description="a prefix (s3://bucket/prefix, file://… or a local path): every .pt, .pth, .ckpt (since 1.4), "
+        ".safetensors and .onnx under it is a model; or {manifest: …}"
     )
     output: Location = Field(description="prefix the results are written under (s3://…, file://… or a local path)")
     domain: DomainSpec = Field(default_factory=BoxDomainSpec, description="default input domain of every model")

@@ -116,6 +116,21 @@ def test_checkpoint_dict_with_extras(tmp_path: Path, nest_key: str) -> None:
     assert_matches_torch(path, model, [9, 4])
 
 
+def test_a_checkpoint_with_one_state_dict_under_another_key(tmp_path: Path) -> None:
+    """{"net": state_dict, "acc": …} was refused ("key 'net' holds a OrderedDict"); one dict of tensors beside
+    scalars and an optimizer's state is the state dict, two are refused naming both."""
+    model = NamedMLP()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(torch.randn(4, 5)).sum().backward()
+    optimizer.step()
+    path = tmp_path / "checkpoint.pth"
+    torch.save({"net": model.state_dict(), "acc": 0.9, "optimizer": optimizer.state_dict()}, path)
+    assert_matches_torch(path, model, [9, 4])
+    torch.save({"net": model.state_dict(), "ema": model.state_dict(), "epoch": 3}, path)
+    with pytest.raises(InputError, match=r"checkpoint.pth: holds several state dicts \(keys 'net', 'ema'\); save"):
+        load_network(str(path))
+
+
 def test_module_prefix_and_nested_names(tmp_path: Path) -> None:
     model = NestedMLP()
     path = tmp_path / "data_parallel.pt"

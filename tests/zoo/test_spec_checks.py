@@ -73,6 +73,14 @@ def test_an_unsafe_model_name_stops_planning_naming_it_locally_and_on_s3(tmp_pat
     assert s3_storage.child("zoo").list_keys() == ["good.pt"]  # other listings keep to safe keys
 
 
+def test_every_model_suffix_is_planned_and_nothing_else(tmp_path):
+    from exactcompress.zoo.plan import plan_tasks
+
+    _models(tmp_path / "zoo", "a.pt", "b.pth", "lightning.ckpt", "c.safetensors", "d.onnx", "notes.txt", "e.npy")
+    tasks = plan_tasks(ZooJobSpec(source=str(tmp_path / "zoo"), output=str(tmp_path / "out")))
+    assert sorted(task.key for task in tasks) == ["a.pt", "b.pth", "c.safetensors", "d.onnx", "lightning.ckpt"]
+
+
 def test_a_model_name_with_a_newline_is_named_escaped_on_one_line(tmp_path):
     from exactcompress.zoo.plan import plan_tasks
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from enum import Enum
@@ -16,6 +15,7 @@ from rich.console import Console
 
 from .allocator import tune_allocator
 from .process_exit import end_process, exit_status
+from .termination import SigtermAsCtrlC
 
 if TYPE_CHECKING:  # the schema is imported where it is used: `--help` stays fast
     from .schema import CompressionReport
@@ -751,15 +751,8 @@ def main() -> None:
     (a scheduler's stop) the same way with "terminated" and 143: running SCIP solves end, pools' processes are
     ended, and nothing half-written replaces an earlier output."""
     tune_allocator()
-    terminated = []
-
-    def on_sigterm(signum, frame) -> None:  # as Ctrl-C: SCIP's solves end on SIGINT, and cleanups run
-        terminated.append(signum)
-        signal.raise_signal(signal.SIGINT)
-        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:  # started in the background: no Ctrl-C to reuse
-            raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_sigterm)
+    sigterm = SigtermAsCtrlC()  # as Ctrl-C: SCIP's solves end on SIGINT, and cleanups run
+    sigterm.install()
     try:
         app()
         status = 0
@@ -768,6 +761,6 @@ def main() -> None:
     except KeyboardInterrupt:
         status = 130
     if status == 130:  # typer turns Ctrl-C into a silent exit 130
-        err.print("terminated" if terminated else "interrupted")
-        status = 143 if terminated else 130
+        err.print("terminated" if sigterm.terminated else "interrupted")
+        status = 143 if sigterm.terminated else 130
     end_process(status)

@@ -368,12 +368,16 @@ def test_the_time_limit_hint_agrees_with_one_undecided_neuron(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method, extra, sent, status, word", [
-    ("milp", (), "SIGINT", 130, "interrupted"),  # SCIP caught Ctrl-C and the run went on as if cut by its limit
-    ("per-neuron", ("--workers", "2"), "SIGTERM", 143, "terminated"),  # the pool's processes ran on, orphaned
+@pytest.mark.parametrize("method, extra, sent, status, word, sigint", [
+    ("milp", (), "SIGINT", 130, "interrupted", "SIG_DFL"),  # SCIP caught Ctrl-C; the run went on as if cut short
+    ("per-neuron", ("--workers", "2"), "SIGTERM", 143, "terminated", "SIG_DFL"),  # the pool's processes ran on
+    # the solve in the main thread held SIGTERM until it ended (191 s for a per-neuron solve of a bench net), in
+    # the foreground and in the background (SIGINT ignored, as for `cmd &` in a script)
+    ("per-neuron", (), "SIGTERM", 143, "terminated", "SIG_DFL"),
+    ("milp", (), "SIGTERM", 143, "terminated", "SIG_IGN"),
 ])
 def test_ctrl_c_and_sigterm_end_a_run_at_once_leaving_the_earlier_output(tmp_path, method, extra, sent, status,
-                                                                          word):
+                                                                          word, sigint):
     import signal
     import time
 
@@ -388,13 +392,15 @@ def test_ctrl_c_and_sigterm_end_a_run_at_once_leaving_the_earlier_output(tmp_pat
     process = subprocess.Popen(
         [SCRIPT, "compress", str(model), "--out", str(out), "--method", method, "--time-limit", "300", "--threads",
          "1", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal's foreground job
+        preexec_fn=lambda: signal.signal(signal.SIGINT, getattr(signal, sigint)))
     time.sleep(8)  # into the solves
     sent_at = time.monotonic()
     process.send_signal(getattr(signal, sent))
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == status and stderr.strip().splitlines()[-1] == word, stderr[-2000:]
-    assert time.monotonic() - sent_at < 20 and "Traceback" not in stderr
+    # a per-neuron solve of this net takes ~13 s: one in the main thread must end at once too
+    assert time.monotonic() - sent_at < (5 if extra == () and method == "per-neuron" else 20), stderr[-2000:]
+    assert "Traceback" not in stderr
     assert (out / "report.json").read_bytes() == earlier
     assert sorted(path.name for path in tmp_path.iterdir()) == ["hard.pt", "out"]  # no staging folder left
     time.sleep(1)

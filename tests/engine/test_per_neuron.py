@@ -310,6 +310,30 @@ def test_no_proof_from_a_dual_bound_at_the_hypothesis_where_the_model_alone_is_i
         solve_layer(net, BOX, propagate(net, BOX), 1, ask_max=everything(3), ask_min=everything(3), mode="sign")
 
 
+def test_a_point_of_a_relaxed_model_does_not_stand_in_for_the_model_alone(monkeypatch):
+    """A question's solve relaxes its phase-free binaries, so its solution is a point of a relaxation only; taken as a
+    point of the model (found by a review), it let later refutations skip the check, and a model SCIP cannot
+    satisfy with its binaries integral "proved" neurons whose minima are -3.2, -0.56 and -1.6 stably active."""
+    import exactcompress.engine.prove.per_neuron as per_neuron
+
+    rng = np.random.default_rng(2)
+    sizes = [2, 4, 3, 1]
+    net = Network.from_arrays([rng.normal(size=(o, i)) for i, o in zip(sizes, sizes[1:])],
+                              [rng.normal(size=o) + rng.choice([-1.5, 0.0, 1.5], size=o) for o in sizes[1:]])
+
+    def broken(*args, **kwargs):
+        layer_model = build_layer_model(*args, **kwargs)
+        weights = net.hidden[1].weight[0]
+        relaxed_by_the_first_question = next(binary for binary, weight in zip(layer_model.z_below, weights)
+                                             if binary is not None and weight <= 0)
+        layer_model.model.addCons(relaxed_by_the_first_question == 0.5)  # satisfiable only where it is relaxed
+        return layer_model
+
+    monkeypatch.setattr(per_neuron, "build_layer_model", broken)
+    with pytest.raises(RuntimeError, match="no proof is taken"):
+        solve_layer(net, BOX, propagate(net, BOX), 1, ask_max=everything(3), ask_min=everything(3), mode="sign")
+
+
 def test_sign_solves_return_bounds_valid_where_their_hypothesis_is_false():
     """A sign solve of max g_j states g_j >= -m; where no input satisfies it, the dual bound SCIP stops with says
     nothing about g_j. The returned bound is the weaker of it and -m (the mirror for min). On this net (weights near

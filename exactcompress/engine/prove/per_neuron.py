@@ -169,8 +169,8 @@ def _run(layer_model: LayerModel, weights_in: np.ndarray, neuron: int, sense: in
             model.delCons(hypothesis)
         for binary in relaxed:
             model.chgVarType(binary, "BINARY")
-    if x is not None and not layer_model.found_feasible:  # a point of the model (so of the model alone too)
-        layer_model.found_feasible.append(True)
+    if x is not None and not relaxed and not layer_model.found_feasible:  # a point of the model itself (with
+        layer_model.found_feasible.append(True)  # binaries relaxed, only of a relaxation: that shows nothing)
     # a dual bound at the hypothesis's limit says as much as an infeasible model: no input reaches the hypothesis
     proves = refuted or (hypothesis is not None and dual is not None and sense * dual <= sense * dual_limit)
     if not proves:

@@ -222,8 +222,10 @@ def _leaf_modules(source: str, module: nn.Module) -> list[tuple[str, nn.Module]]
 
 
 def _children(source: str, module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
+    """Every child in the order ``nn.Sequential.forward`` calls them, a module placed twice read twice (as it is
+    computed twice; ``named_children`` would yield it once)."""
     leaves = []
-    for child_name, child in module.named_children():
+    for child_name, child in module._modules.items():
         path = f"{prefix}{child_name}"
         kind = next((kind for kind in (nn.Sequential, *SUPPORTED_MODULES) if isinstance(child, kind)), None)
         if kind is not None:  # others are refused as unsupported by from_sequential
@@ -236,23 +238,30 @@ def _label(path: str, module: nn.Module) -> str:
     return f"module {path} ({type(module).__name__})" if path else f"the model ({type(module).__name__})"
 
 
-#: the methods through which ``nn.Sequential`` computes: a subclass that defines none of them computes as it does
-SEQUENTIAL_CALL_PATH = frozenset({"forward", "__call__", "_call_impl", "_wrapped_call_impl", "__iter__", "__len__",
-                                  "__getitem__", "_get_item_by_idx", "named_children", "children", "_modules"})
+#: the attributes through which ``nn.Sequential`` computes (``Module.__call__`` → ``_wrapped_call_impl`` →
+#: ``_compiled_call_impl`` or ``_call_impl`` → ``forward`` → ``__iter__``), and through which this module reads it:
+#: a subclass whose type resolves every one of them to ``nn.Sequential``'s computes as it does
+SEQUENTIAL_CALL_PATH = ("forward", "__call__", "_call_impl", "_wrapped_call_impl", "_compiled_call_impl", "_slow_forward",
+                        "__iter__", "__len__", "__getitem__", "_get_item_by_idx", "named_children", "children",
+                        "named_modules", "modules", "__getattribute__", "__getattr__", "__class__")
 
 
 def _check_forward(source: str, path: str, module: nn.Module, kind: type[nn.Module]) -> None:
     """InputError unless ``module`` (at ``path``; "" for the model itself) is of type ``kind`` with no forward of its
     own and no forward hooks. A subclass of ``nn.Sequential`` (e.g. one that only builds its layers in
-    ``__init__``) is read when no class between it and ``nn.Sequential`` defines a method of
-    ``SEQUENTIAL_CALL_PATH``; a subclass of any other type is refused."""
+    ``__init__``) is read where its type resolves every attribute of ``SEQUENTIAL_CALL_PATH`` to the very object
+    ``nn.Sequential`` does (over the whole method resolution order, mixins included); a subclass of any other type
+    is refused."""
     label, name = _label(path, module), f"nn.{kind.__name__}"
     if not isinstance(module, kind) or (type(module) is not kind and (kind is not nn.Sequential or any(
-            SEQUENTIAL_CALL_PATH & vars(cls).keys() for cls in type(module).__mro__[:type(module).__mro__.index(kind)]))):
+            getattr(type(module), attribute, None) is not getattr(nn.Sequential, attribute, None)
+            for attribute in SEQUENTIAL_CALL_PATH))):
         relation = "a subclass of" if isinstance(module, kind) else "not"
         raise InputError(source, f"{label} is {relation} {name}: its forward is its own, not {name}'s: {OWN_FORWARD}")
-    if "forward" in vars(module):
-        raise InputError(source, f"{label} has its forward replaced, not {name}'s: {OWN_FORWARD}")
+    replaced = [attribute for attribute in SEQUENTIAL_CALL_PATH if attribute in vars(module)]
+    if replaced:  # set on the instance, e.g. module.forward = … or module.compile()
+        what = "forward" if replaced == ["forward"] else ", ".join(replaced)
+        raise InputError(source, f"{label} has its {what} replaced, not {name}'s: {OWN_FORWARD}")
     if module._forward_hooks or module._forward_pre_hooks:
         raise InputError(source, f"{label} has a forward hook or pre-hook, which changes what it computes: remove "
                          "it or export ONNX")

@@ -127,7 +127,12 @@ def test_a_checkpoint_with_one_state_dict_under_another_key(tmp_path: Path) -> N
     torch.save({"net": model.state_dict(), "acc": 0.9, "optimizer": optimizer.state_dict()}, path)
     assert_matches_torch(path, model, [9, 4])
     torch.save({"net": model.state_dict(), "ema": model.state_dict(), "epoch": 3}, path)
-    with pytest.raises(InputError, match=r"checkpoint.pth: holds several state dicts \(keys 'net', 'ema'\); save"):
+    with pytest.raises(InputError, match=r"checkpoint.pth: holds tensors under several keys \('net', 'ema'\); save"):
+        load_network(str(path))
+    # a review found the discriminator read where the generator's state dict sat one level deeper
+    torch.save({"generator": {"state_dict": model.state_dict(), "step": 100}, "discriminator": model.state_dict()},
+               path)
+    with pytest.raises(InputError, match=r"holds tensors under several keys \('generator', 'discriminator'\)"):
         load_network(str(path))
 
 
@@ -498,6 +503,25 @@ class Reordered(Built):
         return reversed(list(super().__iter__()))
 
 
+class HalvingMixin(nn.Module):
+    def _call_impl(self, *args, **kwargs):
+        return super()._call_impl(*args, **kwargs) / 2
+
+
+class WithMixin(nn.Sequential, HalvingMixin):  # the mixin's _call_impl comes before Module's
+    pass
+
+
+class SwappedForward(Built):
+    def __getattribute__(self, name):
+        forward = super().__getattribute__("forward")
+        return (lambda x: 2 * forward(x)) if name == "forward" else super().__getattribute__(name)
+
+
+class Precompiled(Built):
+    _compiled_call_impl = staticmethod(lambda *args, **kwargs: 0)
+
+
 def test_from_sequential_reads_a_subclass_that_only_builds_its_layers() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(Built((4, 5, 3)), nn.ReLU(), nn.Linear(3, 2)).eval()
@@ -505,8 +529,26 @@ def test_from_sequential_reads_a_subclass_that_only_builds_its_layers() -> None:
     x = torch.rand(16, 4, dtype=torch.float64)
     np.testing.assert_allclose(network.forward(x.numpy()), model.double()(x).detach().numpy(), atol=1e-12)
     assert from_sequential(Built().eval())[0].hidden_widths == [4]
-    with pytest.raises(InputError, match=r"the model \(Reordered\) is a subclass of nn.Sequential: its forward"):
-        from_sequential(Reordered().eval())
+    for subclass in (Reordered, WithMixin, SwappedForward, Precompiled):  # a review found the last three read
+        model = (WithMixin(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)) if subclass is WithMixin else subclass()).eval()
+        with pytest.raises(InputError, match=rf"the model \({subclass.__name__}\) is a subclass of nn.Sequential: its"):
+            from_sequential(model)
+    compiled = Built().eval()
+    compiled._call_impl = lambda *args, **kwargs: 0
+    with pytest.raises(InputError, match=r"the model \(Built\) has its _call_impl replaced"):
+        from_sequential(compiled)
+
+
+def test_from_sequential_reads_a_module_placed_twice_twice() -> None:
+    """nn.Sequential computes a module it holds twice twice; named_children yields it once (found by a review: the
+    network read had one hidden layer where the module computes two)."""
+    torch.manual_seed(0)
+    block = nn.Sequential(nn.Linear(4, 4), nn.ReLU())
+    model = nn.Sequential(block, block, nn.Linear(4, 2)).eval()
+    network, _ = from_sequential(model)
+    assert network.hidden_widths == [4, 4]
+    x = torch.rand(16, 4, dtype=torch.float64)
+    np.testing.assert_allclose(network.forward(x.numpy()), model.double()(x).detach().numpy(), atol=1e-12)
 
 
 def test_from_sequential_refuses_a_global_forward_hook() -> None:
@@ -688,7 +730,7 @@ BAD_INPUTS = {
     "unknown_format": (write("model.weights", b"hello, I am not a model\n"), "unknown format"),
     "pickled_module": (full_pickled_module, "pickled"),
     "zero_bytes_pt": (write("zero.pt", b"\x00" * 10), "is not a torch checkpoint"),
-    "text_as_pt": (write("notes.pt", b"hello, I am text\n"), "accepted: a .pt/.pth state dict, .safetensors or .onnx"),
+    "text_as_pt": (write("notes.pt", b"hello, I am text\n"), "accepted: a .pt/.pth/.ckpt state dict, .safetensors or .onnx"),
     "not_a_dict": (lambda tmp_path: _save(tmp_path / "list.pt", [torch.ones(2)]), "not a state_dict"),
     "nan_torch": (lambda tmp_path: state_dict_with(tmp_path, "nan.pt", set_item("2.bias", lambda s: s["2.bias"] * np.nan)), "2.bias' contains NaN"),
     "inf_safetensors": (lambda tmp_path: state_dict_with(tmp_path, "inf.safetensors", set_item("0.weight", lambda s: s["0.weight"] / 0)), "0.weight' contains NaN or Inf"),

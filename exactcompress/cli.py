@@ -139,7 +139,7 @@ def _domain(lower, upper, domain_file, data_box, margin):
 @app.command(short_help="Compress one model exactly on an input domain; write its report, compressed model "
              "and witnesses.")
 def compress(
-    model: Path = typer.Argument(..., help="Model file: torch state_dict (.pt/.pth), .safetensors or .onnx. A CNN "
+    model: Path = typer.Argument(..., help="Model file: torch state_dict (.pt/.pth/.ckpt), .safetensors or .onnx. A CNN "
                                  "or BatchNorm1d state dict needs its architecture file NAME.arch.json beside it."),
     out: Path = typer.Option(..., "--out", help="Output directory (created)."),
     lower: Optional[float] = typer.Option(None, help="Lower bound of every input (default 0)."),

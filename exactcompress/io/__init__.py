@@ -60,7 +60,8 @@ def load_network(path: str | Path, require_hidden_layer: bool = True) -> tuple[N
         raise InputError(source, "is empty (0 bytes)")
     model_format = FORMAT_BY_SUFFIX.get(path.suffix.lower()) or sniff_format(data)
     if model_format is None:
-        raise InputError(source, "unknown format: expected a torch .pt/.pth state_dict, .safetensors or .onnx file")
+        raise InputError(source, "unknown format: expected a torch .pt/.pth/.ckpt state_dict, .safetensors or .onnx "
+                         "file")
     network, dtype = LOADERS[model_format](path, require_hidden_layer)
     with_arch = model_format in STATE_DICT_FORMATS and arch_path(path).exists()
     return network, ModelInfo(

@@ -59,7 +59,7 @@ def load_torch_file(path: Path, require_hidden_layer: bool = True) -> tuple[Netw
         head = file.read(2)
     if head != ZIP_MAGIC and head[:1] != PICKLE_PROTOCOL:
         raise InputError(source, f"is not a torch checkpoint (torch.save writes a zip archive; this file starts with "
-                         f"{head!r}); accepted: a .pt/.pth state dict, .safetensors or .onnx")
+                         f"{head!r}); accepted: a .pt/.pth/.ckpt state dict, .safetensors or .onnx")
     entries = _zip_entries(Path(path))
     if entries is not None:
         _check_unpacked_size(source, Path(path), entries)
@@ -128,8 +128,8 @@ def _check_not_torchscript(source: str, entries: list[zipfile.ZipInfo]) -> None:
 
 def unwrap_checkpoint(source: str, loaded: object) -> dict[str, torch.Tensor]:
     """The state dict inside ``loaded``: itself, the value under one of ``NESTED_STATE_DICT_KEYS``, or else, where
-    ``loaded`` holds no tensor itself, its one value that is a dict of tensors (``{"net": …, "epoch": 5}``;
-    InputError naming them where there are several)."""
+    ``loaded`` holds no tensor itself, its one value that is a dict of tensors (``{"net": …, "epoch": 5}``) when no
+    other value holds a tensor at any depth (an optimizer's state aside); InputError naming the keys otherwise."""
     if not isinstance(loaded, Mapping):
         raise InputError(source, f"holds a {type(loaded).__name__}, not a state_dict (a dict of tensors)")
     for key in NESTED_STATE_DICT_KEYS:
@@ -138,11 +138,12 @@ def unwrap_checkpoint(source: str, loaded: object) -> dict[str, torch.Tensor]:
     if not any(isinstance(value, torch.Tensor) for value in loaded.values()):
         nested = [key for key, value in loaded.items() if isinstance(value, Mapping) and value
                   and all(isinstance(tensor, torch.Tensor) for tensor in value.values())]
-        if len(nested) == 1:
+        holding = [key for key, value in loaded.items() if _holds_tensors(value) and not _is_optimizer_state(value)]
+        if len(nested) == 1 and holding == nested:
             return unwrap_checkpoint(source, loaded[nested[0]])
         if nested:
-            raise InputError(source, f"holds several state dicts (keys {', '.join(repr(str(key)) for key in nested)}); "
-                             "save the one to compress alone (torch.save(checkpoint[KEY], path))")
+            raise InputError(source, f"holds tensors under several keys ({', '.join(repr(str(key)) for key in holding)})"
+                             "; save the state dict to compress alone (torch.save(checkpoint[KEY], path))")
     for key, value in loaded.items():
         if not isinstance(key, str) or not isinstance(value, torch.Tensor):
             raise InputError(
@@ -155,6 +156,19 @@ def unwrap_checkpoint(source: str, loaded: object) -> dict[str, torch.Tensor]:
             raise InputError(source, f"tensor '{key}' is on the meta device, so it holds no values; save the state "
                              "dict of a model whose weights are loaded")
     return dict(loaded)
+
+
+def _holds_tensors(value: object) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, Mapping):
+        return any(_holds_tensors(item) for item in value.values())
+    return isinstance(value, (list, tuple)) and any(_holds_tensors(item) for item in value)
+
+
+def _is_optimizer_state(value: object) -> bool:
+    """An optimizer's ``state_dict()``: its ``state`` holds tensors, but no network's weights."""
+    return isinstance(value, Mapping) and set(value) == {"state", "param_groups"}
 
 
 def state_dict_network(

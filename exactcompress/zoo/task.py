@@ -21,7 +21,7 @@ from ..engine.domain import Domain, point_shape_fits
 from ..engine.progress import Progress
 from ..engine.prove.parallel import ParallelMap
 from ..errors import InputError, KeyNotFound
-from ..io import load_network
+from ..io import FORMAT_BY_SUFFIX, STATE_DICT_FORMATS, load_network
 from ..io.architecture import arch_path
 from ..io.domain_files import from_bounds, from_file, load_points
 from ..pipeline import compress_model, versions
@@ -223,11 +223,11 @@ def run_model_task(task: ModelTask, *, parallel_map: ParallelMap | None = None, 
 
 
 #: model files that may have an architecture file ``NAME.arch.json`` beside them (state dicts)
-STATE_DICT_SUFFIXES = (".pt", ".pth", ".safetensors")
+STATE_DICT_SUFFIXES = tuple(suffix for suffix, kind in FORMAT_BY_SUFFIX.items() if kind in STATE_DICT_FORMATS)
 
 
 def arch_key(key: str) -> str | None:
-    """The key of the architecture file ``NAME.arch.json`` that a state dict ``NAME.pt`` / ``.pth`` /
+    """The key of the architecture file ``NAME.arch.json`` that a state dict ``NAME.pt`` / ``.pth`` / ``.ckpt`` /
     ``.safetensors`` may have beside it; None for other model files, and where that key would be invalid
     (a name near the 255-byte limit: no such file can exist)."""
     path = PurePosixPath(key)

@@ -134,6 +134,12 @@ def test_same_model_different_domain_goes_to_a_different_place(tmp_path):
     assert outcomes[0].result.sha256 == outcomes[1].result.sha256
 
 
+def test_every_state_dict_suffix_has_its_architecture_file_read_and_fingerprinted():
+    """.ckpt was loaded with NAME.arch.json by compress but the zoo never fetched it (found by a review)."""
+    assert [zoo_task.arch_key(f"zoo/m{suffix}") for suffix in (".pt", ".pth", ".ckpt", ".safetensors", ".onnx")] == [
+        "zoo/m.arch.json"] * 4 + [None]
+
+
 def test_a_model_whose_architecture_file_name_would_be_too_long_has_none_and_is_analysed(tmp_path):
     write_good(tmp_path / "m" / ("n" * 247 + ".pt"), seed=1)  # a legal name; NAME.arch.json would be 257 bytes
     [task] = plan_tasks(ZooJobSpec(source=str(tmp_path / "m"), output=str(tmp_path / "out"), verify_samples=100))

@@ -106,7 +106,7 @@ def run_zoo_job(spec: ZooJobSpec, *, address: str | None = None, num_cpus: int |
     be dead).
     """
     started = time.monotonic()
-    tasks = plan_tasks(spec)
+    tasks = plan_tasks(spec, spec_file)
     check_inputs(spec, tasks, spec_file)
     plan = plan_incremental(spec, tasks, run_id=uuid.uuid4().hex, take_over_leases=take_over_leases) if incremental else None
     results: list[ZooModelResult] = list(plan.unchanged) if plan else []

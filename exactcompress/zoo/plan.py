@@ -25,13 +25,18 @@ def resolve_reference(reference: str, source_root: str) -> tuple[Storage, str]:
     return open_storage(source_root), reference
 
 
-def plan_tasks(spec: ZooJobSpec) -> list[ModelTask]:
+def plan_tasks(spec: ZooJobSpec, spec_file: str | None = None) -> list[ModelTask]:
     """Every model of the job as a ``ModelTask``, sorted by key. Raises InputError for a missing or empty
-    source, an invalid manifest, or a key that would escape its prefix — before any work starts."""
+    source or an output that is the source (naming ``spec_file``, default "job spec", and the field), an invalid
+    manifest, or a key that would escape its prefix — before any work starts."""
     if isinstance(spec.source, ManifestSource):
         return _manifest_tasks(spec, spec.source.manifest)
+    where = spec_file or "job spec"
     source = open_storage(spec.source)
-    output_inside = _output_inside(source.url(), open_storage(spec.output).url())
+    try:
+        output_inside = _output_inside(source.url(), open_storage(spec.output).url())
+    except InputError as error:
+        raise InputError(where, f"field 'output': {error}") from None
     keys = [
         key
         for key in source.list_keys(unsafe=True)
@@ -43,7 +48,8 @@ def plan_tasks(spec: ZooJobSpec) -> list[ModelTask]:
         except InputError as error:
             raise InputError(repr(f"{source.url()}/{key}"), f"{error.reason}; rename the file") from None
     if not keys:
-        raise InputError(spec.source, f"no model files ({', '.join(MODEL_SUFFIXES)}) under this prefix")
+        raise InputError(where, f"field 'source': {spec.source}: no model files ({', '.join(MODEL_SUFFIXES)}) under "
+                         "this prefix")
     return [ModelTask(source_root=spec.source, key=key, domain=spec.domain, spec=spec) for key in sorted(keys)]
 
 

@@ -352,8 +352,9 @@ def test_unsafe_manifest_key_is_refused_before_any_work(tmp_path):
 
 def test_empty_source_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match="no model files"):
-        plan_tasks(ZooJobSpec(source=str(tmp_path / "empty"), output=str(tmp_path / "out")))
+    with pytest.raises(InputError, match=rf"^zoo.yaml: field 'source': {re.escape(str(tmp_path / 'empty'))}: no model "
+                       "files"):
+        plan_tasks(ZooJobSpec(source=str(tmp_path / "empty"), output=str(tmp_path / "out")), "zoo.yaml")
 
 
 def test_output_inside_the_source_is_not_read_as_models(tmp_path):

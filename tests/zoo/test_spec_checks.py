@@ -97,7 +97,7 @@ def test_output_equal_to_the_source_is_refused_however_spelled(tmp_path, spellin
 
     _models(tmp_path / "zoo", "a.pt")
     (tmp_path / "link").symlink_to(tmp_path / "zoo")
-    with pytest.raises(InputError, match="is the job's source too"):
+    with pytest.raises(InputError, match=r"^job spec: field 'output': .* is the job's source too"):
         plan_tasks(ZooJobSpec(source=str(tmp_path / "zoo"),
                               output=spelling.format(root=tmp_path / "zoo", link=tmp_path / "link")))
 

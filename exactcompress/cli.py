@@ -106,7 +106,7 @@ def _one_line_errors() -> Iterator[None]:
 def _load_model(model: Path):
     """``load_network(model)``; a loader's own bug (any exception but an ``ExactCompressError``) ends the command
     with one line and exit code 1, as ``pipeline.compress_model`` reports it, instead of a traceback."""
-    from .errors import ExactCompressError, ExitCode
+    from .errors import ExactCompressError, ExitCode, described
     from .io import load_network
 
     try:
@@ -114,8 +114,7 @@ def _load_model(model: Path):
     except ExactCompressError:
         raise
     except Exception as error:
-        _fail(f"internal error while loading {model} ({type(error).__name__}: {' '.join(str(error).split())})",
-              ExitCode.FAILED)
+        _fail(f"internal error while loading {model} ({described(error)})", ExitCode.FAILED)
 
 
 def _domain(lower, upper, domain_file, data_box, margin):

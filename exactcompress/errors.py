@@ -44,6 +44,12 @@ class ExactCompressError(Exception):
         return (type(self), (self.source, self.reason))
 
 
+def described(error: BaseException) -> str:
+    """``"<type>: <message>"`` of an unexpected exception, its message on one line: the reason given for an
+    internal error (a bug of this package or of a library it calls)."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
+
+
 class InputError(ExactCompressError, ValueError):
     """Bad user input (model file, domain, data, spec, flag)."""
 

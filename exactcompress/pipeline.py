@@ -30,7 +30,7 @@ from .engine.progress import Progress, ignore
 from .engine.prove.bab_layer import resolve_device
 from .engine.prove.parallel import ParallelMap
 from .engine.verify import DEFAULT_SAMPLES, round_to_dtype, verify
-from .errors import InputError, SolverError, SoundnessError
+from .errors import InputError, SolverError, SoundnessError, described
 from .io import from_sequential, load_network, network_info, save_network
 from .io.domain_files import data_points, from_file, load_data, scalar_box
 from .io.save import ARCH_FILE_NAME, FILE_NAMES, arch_file_written, dtype_holding
@@ -284,8 +284,7 @@ def compress_model(
     except InputError as error:
         return failed("input", str(error))
     except Exception as error:  # a loader's own bug: this model fails with its reason, as in the analysis below
-        return failed("internal", f"internal error while loading ({type(error).__name__}: "
-                      f"{' '.join(str(error).split())})")
+        return failed("internal", f"internal error while loading ({described(error)})")
 
     try:
         analysis = analyze(network, domain, method=method, data=points, time_limit=time_limit, workers=workers,
@@ -317,8 +316,7 @@ def compress_model(
     except SolverError as error:
         return failed("solver", f"solver error: {error}", model=info)
     except Exception as error:  # an internal error fails this model loudly, with its reason
-        return failed("internal", f"internal error during analysis ({type(error).__name__}: "
-                      f"{' '.join(str(error).split())})", model=info)
+        return failed("internal", f"internal error during analysis ({described(error)})", model=info)
 
     known = dict(
         model=info,
@@ -373,8 +371,8 @@ def compress_model(
         write_report_json(report, out_dir)
     except (OSError, RuntimeError) as error:  # a full disk; torch.save reports a failed write as a RuntimeError
         _remove_outputs(out_dir, formats)
-        return failed("internal", f"{out_dir}: cannot write the outputs ({type(error).__name__}: "
-                      f"{' '.join(str(error).split())}); no compressed model written", **known)
+        return failed("internal", f"{out_dir}: cannot write the outputs ({described(error)}); no compressed model "
+                      "written", **known)
     return report
 
 

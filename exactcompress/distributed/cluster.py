@@ -39,7 +39,7 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
             try:
                 ray.init(address=address, log_to_driver=False, logging_level="ERROR")
             except ConnectionError as error:
-                raise InputError(address, f"cannot join the Ray cluster there ({' '.join(str(error).split())})") from None
+                raise InputError(address, f"cannot join the Ray cluster there ({error})") from None
             return
         os.environ.setdefault("RAY_TMPDIR", tempfile.gettempdir())
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
@@ -123,7 +123,7 @@ def _resolved(address: str) -> tuple[str, str]:
     try:
         found = canonicalize_bootstrap_address("auto")
     except ConnectionError as error:
-        raise InputError(address, " ".join(str(error).split())) from None
+        raise InputError(address, str(error)) from None
     return (found, found) if found else ("local", "")
 
 

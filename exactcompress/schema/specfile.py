@@ -65,7 +65,7 @@ def parse_spec(source: str, text: str, schema: type[SpecModel]) -> SpecModel:
         mapping = yaml.safe_load(text)  # YAML is a superset of JSON
         return schema.model_validate(mapping)
     except yaml.YAMLError as error:
-        raise InputError(source, f"not valid YAML/JSON ({' '.join(str(error).split())})") from None
+        raise InputError(source, f"not valid YAML/JSON ({error})") from None
     except ValidationError as error:
         raise validation_message(source, error, field_names(schema)) from None
     except RecursionError:

@@ -93,8 +93,7 @@ class S3Storage(Storage):
         try:
             return _s3_client(self._environment)
         except (ValueError, BotoCoreError) as error:
-            raise InputError("AWS environment", f"cannot make an S3 client for {self.url()}: "
-                             f"{' '.join(str(error).split())}") from None
+            raise InputError("AWS environment", f"cannot make an S3 client for {self.url()}: {error}") from None
 
     def _key(self, key: str) -> str:
         key = safe_key(key)

@@ -95,6 +95,9 @@ def sequential_from_arch(source: str, arch: ArchFile, tensors: Mapping[str, torc
             _fill(source, label, module, weight, bias)
         elif isinstance(layer, (BatchNorm2dLayer, BatchNorm1dLayer)):
             mean = tensor(layer.key, "running_mean")
+            if mean.ndim != 1:
+                raise InputError(source, f"{label}: '{layer.key}.running_mean' has shape {tuple(mean.shape)}; batch "
+                                 "norm statistics are one value per channel (a vector)")
             kind = nn.BatchNorm2d if isinstance(layer, BatchNorm2dLayer) else nn.BatchNorm1d
             module = kind(mean.shape[0], eps=layer.eps, dtype=torch.float64)
             with torch.no_grad():

@@ -73,6 +73,7 @@ def load_onnx_file(path: Path, require_hidden_layer: bool = True) -> tuple[Netwo
     if not model.graph.node:
         raise InputError(source, "holds no ONNX graph nodes (not an ONNX model, or truncated?)")
     _check_domains(source, model.graph)
+    _check_node_shapes(source, model.graph)
     constants = _constants(source, model.graph)
     layers, dtype = _affine_chain(source, model.graph, constants, _opset(model))
     _check_input_shape(source, model.graph, constants, layers[0].weight.shape[1])
@@ -99,6 +100,33 @@ def _check_domains(source: str, graph: onnx.GraphProto) -> None:
         if node.domain not in STANDARD_DOMAINS:
             raise InputError(source, f"{_label(node, index)} is of domain '{node.domain}'; only standard ONNX ops "
                              "(domain '' or 'ai.onnx') are supported")
+
+
+#: the fewest inputs each op reads here (an optional one past them may be empty)
+MIN_INPUTS = {"Gemm": 2, "MatMul": 2, "Conv": 2, "Add": 2, "BatchNormalization": 5, "Reshape": 2}
+
+
+def _check_node_shapes(source: str, graph: onnx.GraphProto) -> None:
+    """InputError for a node without an output or with fewer inputs than its op reads (``MIN_INPUTS``; the others
+    one), and for a tensor name defined twice (by initializers, graph inputs or node outputs): an ONNX graph
+    defines each name once, and a node output named like an initializer was read as that constant (a residual
+    Add read as a bias)."""
+    defined = {tensor.name for tensor in graph.initializer}
+    for value in graph.input:
+        if value.name not in defined:  # an initializer may also be listed as an input (IR version < 4)
+            defined.add(value.name)
+    for index, node in enumerate(graph.node):
+        label = _label(node, index)
+        needed = MIN_INPUTS.get(node.op_type, 0 if node.op_type == "Constant" else 1)
+        if len(node.input) < needed or any(not name for name in node.input[:needed]):
+            raise InputError(source, f"{label} has {len(node.input)} inputs; {node.op_type} needs {needed}")
+        if not node.output or not node.output[0]:
+            raise InputError(source, f"{label} has no output")
+        for name in node.output:
+            if name and name in defined:
+                raise InputError(source, f"tensor '{name}' is defined more than once (by {label} and an earlier "
+                                 "initializer, input or node); an ONNX graph defines each name once")
+            defined.add(name)
 
 
 def _constants(source: str, graph: onnx.GraphProto) -> dict[str, np.ndarray]:
@@ -332,6 +360,8 @@ def _conv(source: str, constants: dict[str, np.ndarray], node: onnx.NodeProto, l
         raise InputError(source, f"{label} has kernel_shape {list(attributes['kernel_shape'])} but a weight of shape "
                          f"{tuple(raw.shape)}")
     strides = tuple(int(value) for value in attributes.get("strides", [1, 1]))
+    if len(strides) != 2:
+        raise InputError(source, f"{label} has strides {list(strides)}; a 2-D convolution needs two")
     has_bias = len(node.input) > 2 and node.input[2]
     bias = _constant(source, constants, node.input[2], label) if has_bias else None
     layer = conv_layer(source, node.name or node.input[1], shape, raw, bias, strides,
@@ -375,9 +405,12 @@ def _gemm(
         raise InputError(source, f"{label} has transA=1; only transA=0 is supported")
     alpha = float(attributes.get("alpha", 1.0))
     beta = float(attributes.get("beta", 1.0))
-    weight = alpha * (matrix if attributes.get("transB", 0) else matrix.T)
+    weight = finite_float64(source, f"{weight_name} times alpha {alpha:g}",
+                            alpha * (matrix if attributes.get("transB", 0) else matrix.T))
     has_bias = len(node.input) > 2 and node.input[2]
-    bias = beta * _vector(source, constants, node.input[2], weight.shape[0], label) if has_bias else np.zeros(weight.shape[0])
+    bias = (finite_float64(source, f"{node.input[2]} times beta {beta:g}",
+                           beta * _vector(source, constants, node.input[2], weight.shape[0], label))
+            if has_bias else np.zeros(weight.shape[0]))
     return NamedAffine(node.name or weight_name, weight, bias), raw.dtype.name
 
 

@@ -286,6 +286,9 @@ def _check_eval_mode(source: str, module: nn.Module) -> None:
 
 def _tensor64(source: str, key: str, tensor: torch.Tensor) -> np.ndarray:
     float_dtype(source, key, torch_dtype_name(tensor.dtype))
+    if tensor.is_meta:
+        raise InputError(source, f"tensor '{key}' is on the meta device, so it holds no values; load the model's "
+                         "weights first")
     return finite_float64(source, key, tensor.detach().to(torch.float64).cpu().numpy())
 
 

@@ -188,6 +188,49 @@ def test_a_residual_add_of_two_computed_tensors_is_named_as_such(tmp_path: Path)
     assert "Add node 'residual' adds two computed tensors (a residual connection), which is not supported" in message
 
 
+def test_a_node_output_named_like_an_initializer_is_refused(tmp_path: Path) -> None:
+    """A review's graph: Gemm → g, Relu, Gemm → c, Add(c, g), and a zero initializer also named g. The loader read
+    the residual Add as adding the constant g; ONNX defines each name once."""
+    nodes = [helper.make_node("Gemm", ["x", "W1", "b1"], ["g"], transB=1), helper.make_node("Relu", ["g"], ["r"]),
+             helper.make_node("Gemm", ["r", "S", "b1"], ["c"], transB=1), helper.make_node("Add", ["c", "g"], ["y"])]
+    path = _onnx(tmp_path / "shadow.onnx", nodes, [_initializer("W1", W1), _initializer("b1", B1),
+                                                   _initializer("S", RNG.normal(size=(6, 6))),
+                                                   _initializer("g", np.zeros(6))], out_dims=("n", 6))
+    assert "tensor 'g' is defined more than once (by Gemm node #0" in _refusal(path)
+
+
+@pytest.mark.parametrize("attribute, value", [("alpha", float("nan")), ("alpha", 1e30), ("beta", float("inf"))])
+def test_gemm_alpha_and_beta_are_checked_with_the_weights(tmp_path: Path, attribute, value) -> None:
+    """The NaN/Inf and size checks ran before alpha and beta scaled the weights: NaN and 1e30 weights loaded."""
+    middle = [helper.make_node("Relu", ["h"], ["r"])]
+    path = _mlp_onnx(tmp_path / "scaled.onnx", middle)
+    model = onnx.load(path)
+    model.graph.node[0].attribute.append(helper.make_attribute(attribute, value))
+    onnx.save(model, path)
+    assert f"times {attribute}" in _refusal(path)
+
+
+@pytest.mark.parametrize("mutate, telling", [
+    (lambda graph: graph.node[0].input.pop(), "Gemm node 'gemm1' has 1 inputs; Gemm needs 2"),
+    (lambda graph: graph.node[1].output.pop(), "Relu node 'relu1' has no output"),
+])
+def test_malformed_onnx_nodes_are_refused_not_crashed_on(tmp_path: Path, mutate, telling) -> None:
+    path = _mlp_onnx(tmp_path / "malformed.onnx", [RELU])
+    model = onnx.load(path)
+    while len(model.graph.node[0].input) > 2:
+        model.graph.node[0].input.pop()
+    mutate(model.graph)
+    onnx.save(model, path)
+    assert telling in _refusal(path)
+
+
+def test_from_sequential_refuses_meta_parameters() -> None:
+    with torch.device("meta"):
+        model = _mlp(4, 6, 3)
+    with pytest.raises(InputError, match="tensor '0.weight' is on the meta device"):
+        from_sequential(model)
+
+
 # ---------------------------------------------------------------- torch state dicts
 
 

@@ -138,8 +138,9 @@ def checked_network(
     """The ``Network`` of ``layers`` after the structure rules shared by every format.
 
     Rules: weights 2-D and biases (out,); at least one input and one output per layer; consecutive shapes
-    match; at least one hidden layer (two affine layers) unless ``require_hidden_layer`` is False. Finiteness is
-    checked when reading.
+    match; at least one hidden layer (two affine layers) unless ``require_hidden_layer`` is False. Finiteness and
+    size are checked when reading, and again on the layers as read: folding a batch norm, adding bias shifts or
+    composing an average pool can take a value past ``MAX_PARAMETER_SIZE``.
     """
     if not layers:
         raise InputError(source, "no Linear (affine) layers found")
@@ -154,6 +155,8 @@ def checked_network(
             raise InputError(source, f"layer '{layer.name}' has weight shape {tuple(layer.weight.shape)}: "
                              f"{layer.weight.shape[0]} outputs and {layer.weight.shape[1]} inputs; every layer needs "
                              "at least one of each")
+        for part, values in (("weight", layer.weight), ("bias", layer.bias)):
+            finite_float64(source, f"{layer.name} {part} as read (batch norms folded, shifts added)", values)
     for before, after in zip(layers, layers[1:]):
         if after.weight.shape[1] != before.weight.shape[0]:
             raise InputError(

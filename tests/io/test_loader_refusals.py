@@ -224,6 +224,15 @@ def test_malformed_onnx_nodes_are_refused_not_crashed_on(tmp_path: Path, mutate,
     assert telling in _refusal(path)
 
 
+def test_bias_shifts_that_add_up_past_the_size_limit_are_refused(tmp_path: Path) -> None:
+    """Each Add's shift passes the 1e15 check alone; their sum is checked on the layer as read."""
+    shifts = [helper.make_node("Add", ["h", "s1"], ["h1"]), helper.make_node("Add", ["h1", "s2"], ["h2"]),
+              helper.make_node("Relu", ["h2"], ["r"])]
+    path = _mlp_onnx(tmp_path / "shifts.onnx", shifts, extra=[numpy_helper.from_array(np.full(6, 9e14), "s1"),
+                                                             numpy_helper.from_array(np.full(6, 9e14), "s2")])
+    assert "bias as read (batch norms folded, shifts added)' holds a value of size 1.8e+15" in _refusal(path)
+
+
 def test_from_sequential_refuses_meta_parameters() -> None:
     with torch.device("meta"):
         model = _mlp(4, 6, 3)

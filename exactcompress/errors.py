@@ -18,7 +18,9 @@ A model that fails inside a zoo job is not an exception: its report says ``faile
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from enum import IntEnum
+from typing import Iterator
 
 
 class ExitCode(IntEnum):
@@ -81,3 +83,15 @@ class SolverError(ExactCompressError, RuntimeError):
 
 class SoundnessError(ExactCompressError, RuntimeError):
     """A neuron is both proven stable and witnessed unstable: a bug in a proof, never a result to keep."""
+
+
+@contextmanager
+def naming_field(spec_file: str, field: str) -> Iterator[None]:
+    """Re-raise an ``ExactCompressError`` of the body as ``"<spec_file>: field '<field>': <its line>"``, of its own
+    kind (the field's name is not repeated where the error already names it as its source): how an up-front check
+    of a spec says which file and field are wrong."""
+    try:
+        yield
+    except ExactCompressError as error:
+        line = error.reason if error.source == field else str(error)
+        raise type(error)(spec_file, f"field '{field}': {line}") from None

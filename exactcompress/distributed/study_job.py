@@ -79,7 +79,7 @@ def run_study(spec: StudySpec, *, address: str | None = None, num_cpus: int | No
     """
     started = time.monotonic()
     where = spec_file or "study spec"
-    check_output(spec.output, where, "field 'output': ")
+    check_output(spec.output, where)
     spec = spec.model_copy(update={"domain": checked_study_domain(spec, where)})
     configs = plan_configs(spec)
     connect(address, num_cpus)

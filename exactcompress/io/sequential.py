@@ -253,9 +253,8 @@ def _check_forward(source: str, path: str, module: nn.Module, kind: type[nn.Modu
     ``nn.Sequential`` does (over the whole method resolution order, mixins included); a subclass of any other type
     is refused."""
     label, name = _label(path, module), f"nn.{kind.__name__}"
-    if not isinstance(module, kind) or (type(module) is not kind and (kind is not nn.Sequential or any(
-            getattr(type(module), attribute, None) is not getattr(nn.Sequential, attribute, None)
-            for attribute in SEQUENTIAL_CALL_PATH))):
+    computes_as_kind = type(module) is kind or (kind is nn.Sequential and _computes_as_sequential(type(module)))
+    if not isinstance(module, kind) or not computes_as_kind:
         relation = "a subclass of" if isinstance(module, kind) else "not"
         raise InputError(source, f"{label} is {relation} {name}: its forward is its own, not {name}'s: {OWN_FORWARD}")
     replaced = [attribute for attribute in SEQUENTIAL_CALL_PATH if attribute in vars(module)]
@@ -265,6 +264,12 @@ def _check_forward(source: str, path: str, module: nn.Module, kind: type[nn.Modu
     if module._forward_hooks or module._forward_pre_hooks:
         raise InputError(source, f"{label} has a forward hook or pre-hook, which changes what it computes: remove "
                          "it or export ONNX")
+
+
+def _computes_as_sequential(cls: type) -> bool:
+    """Whether ``cls`` resolves every attribute of ``SEQUENTIAL_CALL_PATH`` to ``nn.Sequential``'s own object."""
+    return all(getattr(cls, attribute, None) is getattr(nn.Sequential, attribute, None)
+               for attribute in SEQUENTIAL_CALL_PATH)
 
 
 def _check_global_hooks(source: str) -> None:

@@ -16,16 +16,15 @@ import json
 import math
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, get_args
+from typing import get_args
 
 import torch
 from pydantic import ValidationError
 
 from ..engine.prove.parallel import ParallelMap
-from ..errors import ExactCompressError, InputError
+from ..errors import InputError, naming_field
 from ..io.architecture import arch_path
 from ..io.domain_files import from_bounds
 from ..pipeline import versions
@@ -196,7 +195,7 @@ def checked_study_domain(spec: StudySpec, spec_file: str = "study spec") -> Doma
     storage fails)."""
     if isinstance(spec.dataset, NpzDataset):
         with tempfile.TemporaryDirectory(prefix="exactcompress-study-") as scratch, \
-                _naming_field(spec_file, "dataset.npz"):
+                naming_field(spec_file, "dataset.npz"):
             X_train = load_dataset(spec.dataset, Path(scratch))[0]
         features = X_train.shape[1]
         default = BoxDomainSpec(lower=X_train.min(axis=0).tolist(), upper=X_train.max(axis=0).tolist())
@@ -206,27 +205,16 @@ def checked_study_domain(spec: StudySpec, spec_file: str = "study spec") -> Doma
         return default
     domain = spec.domain
     if isinstance(domain, BoxDomainSpec):
-        with _naming_field(spec_file, "domain"):
+        with naming_field(spec_file, "domain"):
             resolved = from_bounds(domain.lower, domain.upper, source="domain")
     elif "://" in domain.file or domain.file.startswith("/"):
-        with _naming_field(spec_file, "domain.file"):
+        with naming_field(spec_file, "domain.file"):
             resolved = resolve_domain(domain, spec.output)
     else:
         return domain  # a key relative to each configuration's folder: checked by its task
     if resolved.dim not in (1, features):
         raise InputError(spec_file, f"field 'domain': has {resolved.dim} features but the data set has {features}")
     return domain
-
-
-@contextmanager
-def _naming_field(spec_file: str, field: str) -> Iterator[None]:
-    """Re-raise an ``ExactCompressError`` as ``"<spec_file>: field '<field>': <its line>"`` (its own kind; the
-    field's name is not repeated where the error already starts with it)."""
-    try:
-        yield
-    except ExactCompressError as error:
-        line = error.reason if error.source == field else str(error)
-        raise type(error)(spec_file, f"field '{field}': {line}") from None
 
 
 def compress_config(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from ..errors import ExactCompressError, InputError
+from ..errors import InputError, naming_field
 from ..schema import MODEL_SUFFIXES, FileDomainSpec, Manifest, ManifestSource, ModelTask, ZooJobSpec
 from ..schema.specfile import parse_spec
 from ..storage import LocalStorage, S3Storage, Storage, open_storage, safe_key
@@ -33,10 +33,8 @@ def plan_tasks(spec: ZooJobSpec, spec_file: str | None = None) -> list[ModelTask
         return _manifest_tasks(spec, spec.source.manifest)
     where = spec_file or "job spec"
     source = open_storage(spec.source)
-    try:
+    with naming_field(where, "output"):
         output_inside = _output_inside(source.url(), open_storage(spec.output).url())
-    except InputError as error:
-        raise InputError(where, f"field 'output': {error}") from None
     keys = [
         key
         for key in source.list_keys(unsafe=True)
@@ -100,16 +98,14 @@ def output_problem(output: str) -> str | None:
     return None
 
 
-def check_output(output: str, source: str, prefix: str = "") -> None:
-    """Raise, on one line ``"<source>: <prefix><reason>"``, when ``output`` cannot take the job's files
+def check_output(output: str, spec_file: str) -> None:
+    """Raise, on one line ``"<spec_file>: field 'output': <reason>"``, when ``output`` cannot take the job's files
     (``output_problem``: an InputError), or when checking it failed (the S3 server stays unreachable, no
-    credentials: that error's own kind and exit code, its line after the prefix) — before any work starts."""
-    try:
+    credentials: that error's own kind and exit code) — before any work starts."""
+    with naming_field(spec_file, "output"):
         problem = output_problem(output)
-    except ExactCompressError as error:
-        raise type(error)(source, f"{prefix}{error}") from None
     if problem:
-        raise InputError(source, f"{prefix}{problem}")
+        raise InputError(spec_file, f"field 'output': {problem}")
 
 
 def check_inputs(spec: ZooJobSpec, tasks: list[ModelTask], spec_file: str | None = None) -> None:
@@ -120,7 +116,7 @@ def check_inputs(spec: ZooJobSpec, tasks: list[ModelTask], spec_file: str | None
     refused before any model is dispatched rather than failing every model. A manifest entry's own domain file is
     that model's input: a missing one fails that model alone."""
     where = spec_file or "job spec"
-    check_output(spec.output, where, "field 'output': ")
+    check_output(spec.output, where)
     seen: set[tuple[str, str]] = set()
     for task in tasks:
         named = [("data", spec.data)] if spec.data is not None else []

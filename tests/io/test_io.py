@@ -762,3 +762,11 @@ def test_bad_inputs_raise_one_line_input_error(tmp_path: Path, case: str) -> Non
     assert str(path) in message
     assert telling.lower() in message.lower(), message
     assert "\n" not in message
+
+
+def test_every_model_suffix_has_a_format_and_every_format_suffix_is_a_model():
+    """The zoo's model suffixes (schema) and the loader's formats (io) are two lists: they must agree."""
+    from exactcompress.io import FORMAT_BY_SUFFIX
+    from exactcompress.schema import MODEL_SUFFIXES
+
+    assert sorted(FORMAT_BY_SUFFIX) == sorted(MODEL_SUFFIXES)

@@ -386,9 +386,9 @@ def _remove_outputs(out_dir: Path, formats: Sequence[str]) -> None:
 
 def reload_mismatch(network: Network, out_dir: Path, written: Sequence[str]) -> str | None:
     """Why a file of ``written`` (names in ``out_dir``), read back by this package's loaders, does not hold
-    ``network`` with every weight and bias rounded to ``network.dtype`` exactly; None when each one does. This
-    checks the writing (layer order, transposes, kernels, dtype) that verification of the network in memory
-    cannot see."""
+    ``network`` with every weight and bias rounded to ``network.dtype`` exactly (a pooled Linear: its pools and its
+    weight on the pooled tensor); None when each one does. This checks the writing (layer order, transposes,
+    kernels, pools, dtype) that verification of the network in memory cannot see."""
     for name in written:
         loaded, info = load_network(Path(out_dir) / name, require_hidden_layer=False)
         if info.dtype != network.dtype:
@@ -396,9 +396,15 @@ def reload_mismatch(network: Network, out_dir: Path, written: Sequence[str]) -> 
         if len(loaded.layers) != len(network.layers):
             return f"{name} holds {len(loaded.layers)} affine layers, not {len(network.layers)}"
         for index, (read, meant) in enumerate(zip(loaded.layers, network.layers)):
-            for part in ("weight", "bias"):
-                expected = round_to_dtype(getattr(meant, part), network.dtype)
-                if getattr(read, part).shape != expected.shape or not np.array_equal(getattr(read, part), expected):
+            if (read.pooled is None) != (meant.pooled is None) or (
+                    meant.pooled is not None and read.pooled.pools != meant.pooled.pools):
+                return f"{name}: the average pools before affine layer {index} differ from the compressed network's"
+            parts = {"bias": (read.bias, meant.bias)}
+            parts["weight"] = ((read.pooled.weight, meant.pooled.weight) if meant.pooled is not None
+                               else (read.weight, meant.weight))
+            for part, (value, meant_value) in parts.items():
+                expected = round_to_dtype(meant_value, network.dtype)
+                if value.shape != expected.shape or not np.array_equal(value, expected):
                     return f"{name}: the {part} of affine layer {index} differs from the compressed network's"
     return None
 

@@ -8,7 +8,9 @@ being processed, so the flags of the original hidden layer ``l`` always index th
 
 A convolution layer (``AffineLayer.conv`` set) loses only whole channels: those whose neurons are stably
 inactive at every position (its rows, and the next layer's columns: the next convolution's input channel);
-it is never folded or merged, so it stays a convolution.
+it is never folded or merged, so it stays a convolution. A Linear read after average pools (``AffineLayer.pooled``)
+keeps its pooled form through every step, so the compressed file holds the pools and a Linear on the pooled
+tensor, as the original did.
 """
 
 from __future__ import annotations
@@ -67,10 +69,7 @@ def _check_flags(network: Network, stably_active: Sequence[np.ndarray], stably_i
 
 def _remove_rows(layer: AffineLayer, following: AffineLayer, keep: np.ndarray) -> tuple[AffineLayer, AffineLayer]:
     """Drop the rows of ``layer`` (and the matching columns of ``following``) where ``keep`` is False."""
-    return (
-        AffineLayer(layer.weight[keep], layer.bias[keep]),
-        AffineLayer(following.weight[:, keep], following.bias),
-    )
+    return layer.rows(keep), AffineLayer(following.weight[:, keep], following.bias)
 
 
 def channel_states(shape: ConvShape, flags: np.ndarray) -> np.ndarray:
@@ -83,17 +82,24 @@ def _remove_channels(
 ) -> tuple[AffineLayer, AffineLayer, tuple[int, ...]]:
     """Drop the channels of the convolution ``layer`` stably inactive at every position, with the matching
     columns of ``following`` (its input channels when it is a convolution too). One channel is always kept,
-    even when every channel is removable, so that the layer stays a convolution."""
+    even when every channel is removable, so that the layer stays a convolution. A pooled Linear after it loses
+    the same channels of its pooled weight."""
     shape = layer.conv
     removable = channel_states(shape, inactive).all(axis=1)
     if removable.all():
         removable[0] = False
     keep = np.repeat(~removable, shape.positions)
     kept = int(np.sum(~removable))
-    following_conv = following.conv.with_channels(kept, following.conv.out_channels) if following.conv else None
+    if following.pooled is not None:
+        pooled = following.pooled
+        columns = np.repeat(~removable, pooled.matrix.shape[0])
+        following = AffineLayer.pooled_layer(pooled.with_weight(pooled.weight[:, columns]), following.bias)
+    else:
+        following_conv = following.conv.with_channels(kept, following.conv.out_channels) if following.conv else None
+        following = AffineLayer(following.weight[:, keep], following.bias, following_conv)
     return (
         AffineLayer(layer.weight[keep], layer.bias[keep], shape.with_channels(shape.in_channels, kept)),
-        AffineLayer(following.weight[:, keep], following.bias, following_conv),
+        following,
         tuple(np.flatnonzero(removable).tolist()),
     )
 
@@ -147,8 +153,12 @@ def _fold_dependent_active(
 
 
 def _merge(layer: AffineLayer, following: AffineLayer) -> AffineLayer:
-    """The composition ``following ∘ layer`` of two affine maps (no ReLU between them)."""
-    return AffineLayer(following.weight @ layer.weight, following.weight @ layer.bias + following.bias)
+    """The composition ``following ∘ layer`` of two affine maps (no ReLU between them); pooled when ``layer`` is
+    (``following`` applied to its pooled weight)."""
+    bias = following.weight @ layer.bias + following.bias
+    if layer.pooled is not None:
+        return AffineLayer.pooled_layer(layer.pooled.with_weight(following.weight @ layer.pooled.weight), bias)
+    return AffineLayer(following.weight @ layer.weight, bias)
 
 
 def _drop_unused(layers: list[AffineLayer], origins: list[int], n_hidden: int) -> tuple[list[AffineLayer], list[int]]:

@@ -80,16 +80,69 @@ class ConvShape:
 
 
 @dataclass(frozen=True)
+class AvgPool:
+    """An ``nn.AvgPool2d`` (torch's semantics; floor mode, no divisor override) as a compressed file holds it."""
+
+    kernel_size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    count_include_pad: bool = True
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """A Linear read after average pools and a Flatten, as a file holds it: ``pools`` (in order) on the C×H×W
+    tensor, then ``weight`` (out, C*h*w) on the pooled tensor. ``matrix`` (h*w, H*W) is the pools' map of one
+    channel; the layer's dense weight is ``compose_pool(weight, matrix)`` (``AffineLayer.pooled_layer``)."""
+
+    pools: tuple[AvgPool, ...]
+    matrix: np.ndarray
+    weight: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pools", tuple(self.pools))
+        object.__setattr__(self, "matrix", _frozen(self.matrix))
+        object.__setattr__(self, "weight", _frozen(self.weight))
+        if self.matrix.ndim != 2 or self.weight.ndim != 2 or self.weight.shape[1] % self.matrix.shape[0]:
+            raise ValueError(f"a pooled weight of shape {self.weight.shape} does not fit a pool map of shape "
+                             f"{self.matrix.shape}")
+
+    def __setstate__(self, state: dict) -> None:
+        """Read-only arrays again after unpickling (see ``AffineLayer.__setstate__``)."""
+        self.__dict__.update(state)
+        self.matrix.setflags(write=False)
+        self.weight.setflags(write=False)
+
+    @property
+    def channels(self) -> int:
+        return self.weight.shape[1] // self.matrix.shape[0]
+
+    def with_weight(self, weight: np.ndarray) -> "Pooled":
+        return Pooled(self.pools, self.matrix, weight)
+
+
+def compose_pool(weight: np.ndarray, pool: np.ndarray) -> np.ndarray:
+    """``weight`` (out, C*h*w) of a Linear after a pooled, flattened tensor, composed with the pool
+    (block-diagonal: the per-channel ``pool`` (h*w, H*W) for each channel): (out, C*H*W)."""
+    out, channels = weight.shape[0], weight.shape[1] // pool.shape[0]
+    blocks = weight.reshape(out, channels, pool.shape[0])
+    return np.einsum("ocp,pq->ocq", blocks, pool).reshape(out, channels * pool.shape[1])
+
+
+@dataclass(frozen=True)
 class AffineLayer:
     """``x ↦ weight @ x + bias``; ``weight`` has shape (out, in), ``bias`` shape (out,), float64, read-only.
 
     ``conv`` is set when the layer is a convolution stored as its dense unrolled matrix (see ``ConvShape``);
-    every engine step reads only ``weight`` and ``bias``.
+    ``pooled`` when it is a Linear after average pools, stored composed with them (``weight`` is
+    ``compose_pool(pooled.weight, pooled.matrix)``; build it with ``pooled_layer``) and written as the pools and
+    that Linear. Every engine step reads only ``weight`` and ``bias``.
     """
 
     weight: np.ndarray
     bias: np.ndarray
     conv: ConvShape | None = None
+    pooled: Pooled | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "weight", _frozen(self.weight))
@@ -99,6 +152,21 @@ class AffineLayer:
         if self.conv is not None and self.weight.shape != (self.conv.out_features, self.conv.in_features):
             raise ValueError(f"convolution {self.conv} needs a dense weight of shape "
                              f"{(self.conv.out_features, self.conv.in_features)}, got {self.weight.shape}")
+        if self.pooled is not None and self.weight.shape != (
+                self.pooled.weight.shape[0], self.pooled.channels * self.pooled.matrix.shape[1]):
+            raise ValueError(f"a pooled Linear of weight {self.pooled.weight.shape} after a pool of map "
+                             f"{self.pooled.matrix.shape} has no dense weight of shape {self.weight.shape}")
+
+    @classmethod
+    def pooled_layer(cls, pooled: Pooled, bias: np.ndarray) -> "AffineLayer":
+        """The layer of ``pooled`` (its weight composed with its pools) and ``bias`` (out,)."""
+        return cls(compose_pool(pooled.weight, pooled.matrix), bias, pooled=pooled)
+
+    def rows(self, keep: np.ndarray) -> "AffineLayer":
+        """The fully connected (or pooled) layer with only the rows (neurons) ``keep`` (a mask or indices)."""
+        if self.pooled is not None:
+            return AffineLayer.pooled_layer(self.pooled.with_weight(self.pooled.weight[keep]), self.bias[keep])
+        return AffineLayer(self.weight[keep], self.bias[keep])
 
     def __setstate__(self, state: dict) -> None:
         """Unpickled (or deep-copied) arrays come back writeable: read-only again, as ``__post_init__`` makes them."""
@@ -116,8 +184,11 @@ class AffineLayer:
 
     @property
     def n_params(self) -> int:
-        """Weight and bias entries; for a convolution its kernel and bias entries."""
-        return self.conv.n_params if self.conv is not None else self.weight.size + self.bias.size
+        """Weight and bias entries as a file holds them: a convolution's kernel and bias entries, a pooled Linear's
+        weight on the pooled tensor."""
+        if self.conv is not None:
+            return self.conv.n_params
+        return (self.pooled.weight if self.pooled is not None else self.weight).size + self.bias.size
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Apply to a batch ``x`` of shape (n, in) (or one input (in,)); returns (n, out) (or (out,)), float64.

@@ -83,9 +83,13 @@ def round_to_dtype(array: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def _as_saved(network: Network, dtype: str) -> Network:
-    """``network`` with its weights rounded to ``dtype`` (values kept in float64)."""
+    """``network`` with its weights rounded to ``dtype`` (values kept in float64); a pooled Linear's weight on the
+    pooled tensor is rounded, as a file holds it, and composed with its pools again."""
     rounded = tuple(
-        AffineLayer(round_to_dtype(layer.weight, dtype), round_to_dtype(layer.bias, dtype)) for layer in network.layers
+        AffineLayer.pooled_layer(layer.pooled.with_weight(round_to_dtype(layer.pooled.weight, dtype)),
+                                 round_to_dtype(layer.bias, dtype)) if layer.pooled is not None
+        else AffineLayer(round_to_dtype(layer.weight, dtype), round_to_dtype(layer.bias, dtype))
+        for layer in network.layers
     )
     return Network(rounded, dtype=dtype)
 

@@ -177,6 +177,11 @@ def arch_of(module: nn.Sequential, input_shape: tuple[int, ...]) -> ArchFile:
             layers.append(ReluLayer(kind="relu"))
         elif isinstance(child, nn.Flatten):
             layers.append(FlattenLayer(kind="flatten"))
+        elif isinstance(child, nn.AvgPool2d) and not child.ceil_mode and child.divisor_override is None:
+            layers.append(AvgPool2dLayer(kind="avgpool2d", kernel_size=list(pair(child.kernel_size, "kernel_size")),
+                                         stride=list(pair(child.stride, "stride")),
+                                         padding=list(pair(child.padding, "padding")),
+                                         count_include_pad=child.count_include_pad))
         else:
             raise ValueError(f"no architecture-file layer for {type(child).__name__}")
     return ArchFile(input_shape=list(input_shape), layers=layers)

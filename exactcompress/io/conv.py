@@ -2,7 +2,8 @@
 
 A ``Conv2d`` (dilation 1, groups 1, zero padding) is stored in the IR as the ``AffineLayer`` of its dense
 matrix plus a ``ConvShape`` (see ``engine/network.py``); ``AvgPool2d`` is a linear map per channel that
-is composed into the ``Linear`` after the ``Flatten`` that follows it. Every loader builds its
+is composed into the ``Linear`` after the ``Flatten`` that follows it, which keeps its pooled form for writing
+(``AffineLayer.pooled``). Every loader builds its
 convolutions here (``engine.convolution.unroll_conv``; ``engine.convolution.conv_kernel`` recovers the kernel
 from a (possibly channel-sliced) dense matrix to write the compressed model as a real convolution again).
 """
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.convolution import unroll_conv
-from ..engine.network import ConvShape
+from ..engine.network import AvgPool, ConvShape, Pooled, compose_pool
 from ..errors import InputError
 from .rules import NamedAffine, finite_float64, fold_batchnorm
 
@@ -103,19 +104,31 @@ def avgpool_matrix(source: str, name: str, in_shape: tuple[int, int, int], kerne
     return pooled.reshape(height * width, out_h * out_w).T.numpy().copy(), (channels, int(out_h), int(out_w))
 
 
-def pooled_linear(source: str, label: str, layer: NamedAffine, pool: np.ndarray, channels: int) -> NamedAffine:
-    """The Linear ``layer`` after an average pool (per channel ``pool`` (h*w, H*W), ``channels`` of them) and a
-    Flatten, composed into one affine map of the unpooled tensor; InputError naming ``label`` if its inputs do
-    not match the pooled tensor."""
+def pooled_linear(source: str, label: str, layer: NamedAffine, pool: np.ndarray, channels: int,
+                  pools: Sequence[AvgPool] | None) -> NamedAffine:
+    """The Linear ``layer`` after average pools (their map of one channel ``pool`` (h*w, H*W), ``channels`` of
+    them) and a Flatten, composed into one affine map of the unpooled tensor; InputError naming ``label`` if its
+    inputs do not match the pooled tensor. With ``pools`` (the pools as a file can hold them again, see
+    ``written_pool``) the layer keeps its pooled form (``AffineLayer.pooled``) for writing."""
     if layer.weight.shape[1] != channels * pool.shape[0]:
         raise InputError(source, f"{label} expects {layer.weight.shape[1]} inputs but the pooled tensor has "
                          f"{channels * pool.shape[0]} features")
-    return NamedAffine(layer.name, compose_pool(layer.weight, pool, channels), layer.bias)
+    pooled = Pooled(tuple(pools), pool, layer.weight) if pools is not None else None
+    return NamedAffine(layer.name, compose_pool(layer.weight, pool), layer.bias, pooled=pooled)
 
 
-def compose_pool(weight: np.ndarray, pool: np.ndarray, channels: int) -> np.ndarray:
-    """``weight`` (out, C*h*w) of a Linear after a pooled, flattened tensor, composed with the pool
-    (block-diagonal: the per-channel ``pool`` (h*w, H*W) for each of ``channels``): (out, C*H*W)."""
-    out = weight.shape[0]
-    blocks = weight.reshape(out, channels, pool.shape[0])
-    return np.einsum("ocp,pq->ocq", blocks, pool).reshape(out, channels * pool.shape[1])
+def written_pool(in_shape: tuple[int, int, int], kernel_size: Sequence[int], stride: Sequence[int],
+                 padding: Sequence[int], ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override: int | None = None) -> AvgPool | None:
+    """The ``AvgPool`` that computes what these ``AvgPool2d`` options compute on an ``in_shape`` (C, H, W)
+    tensor, for writing the pool back; None where a written ``AvgPool2d`` and ONNX ``AveragePool`` could not
+    both say it: a divisor override, or ceil mode where it changes the output size (torch and ONNX opsets differ
+    on its last window). Ceil mode that changes nothing is dropped."""
+    if divisor_override is not None:
+        return None
+    if ceil_mode:
+        sizes = [(size + 2 * pad - kernel) / step + 1 for size, pad, kernel, step
+                 in zip(in_shape[1:], padding, kernel_size, stride)]
+        if any(size != int(size) for size in sizes):
+            return None
+    return AvgPool(tuple(kernel_size), tuple(stride), tuple(padding), bool(count_include_pad))

@@ -15,6 +15,7 @@ auto_pad VALID; held as its dense unrolled matrix), ``BatchNormalization`` after
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Sequence
 
@@ -23,9 +24,9 @@ import onnx
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from ..engine.network import Network
+from ..engine.network import AvgPool, Network
 from ..errors import InputError
-from .conv import avgpool_matrix, conv_layer, fold_batchnorm2d, pooled_linear
+from .conv import avgpool_matrix, conv_layer, fold_batchnorm2d, pair, pooled_linear, written_pool
 from .rules import (
     NamedAffine,
     checked_network,
@@ -200,6 +201,7 @@ def _affine_chain(
     shape = _image_input_shape(graph, constants)  # (C, H, W) between nodes; None once flat
     pool: np.ndarray | None = None  # pending per-channel AveragePool map, composed into the next Gemm/MatMul
     pool_channels = 0
+    pools: list[AvgPool] | None = []  # the pending pools as they will be written (None: one cannot be)
     for index, node in enumerate(graph.node):
         if node.op_type == "Constant":
             continue
@@ -226,7 +228,8 @@ def _affine_chain(
                 raise InputError(source, f"{label} gets a C×H×W tensor; put a Flatten before it")
             pending, weight_dtype = _gemm(source, constants, node, label, attributes)
             if pool is not None:
-                pending, pool = pooled_linear(source, label, pending, pool, pool_channels), None
+                pending, pool = pooled_linear(source, label, pending, pool, pool_channels, pools), None
+                pools = []
             dtype = wider_dtype_name(dtype, weight_dtype)
         elif op == "Conv":
             if pending is not None:
@@ -244,8 +247,9 @@ def _affine_chain(
             if pending is not None or shape is None:
                 raise InputError(source, f"{label} is supported only after a Relu on a C×H×W tensor (then Flatten "
                                  "and Gemm/MatMul)")
-            matrix, shape = _average_pool(source, label, attributes, shape)
+            (matrix, written), shape = _average_pool(source, label, attributes, shape)
             pool, pool_channels = (matrix if pool is None else matrix @ pool), shape[0]
+            pools = None if pools is None or written is None or not closed else [*pools, written]  # not on the input
         elif op == "Reshape":
             shape = _flattening_reshape(source, constants, node, label, shape)
         elif op == "Add" and pending is not None and pending.conv is not None:
@@ -255,7 +259,7 @@ def _affine_chain(
                 raise InputError(source, f"{label} does not directly follow a Gemm or MatMul")
             other = inputs[1 - data_position]
             shift = _vector(source, constants, other, pending.weight.shape[0], label)
-            pending = NamedAffine(pending.name, pending.weight, pending.bias + shift)
+            pending = dataclasses.replace(pending, bias=pending.bias + shift)
         elif op == "BatchNormalization":
             if pending is None:
                 raise InputError(source, f"{label} does not directly follow a Gemm or MatMul")
@@ -370,15 +374,19 @@ def _conv(source: str, constants: dict[str, np.ndarray], node: onnx.NodeProto, l
 
 
 def _average_pool(source: str, label: str, attributes: dict[str, object], shape: tuple[int, int, int]
-                  ) -> tuple[np.ndarray, tuple[int, int, int]]:
+                  ) -> tuple[tuple[np.ndarray, AvgPool | None], tuple[int, int, int]]:
+    """The per-channel map of an AveragePool node with the pool as it can be written back (``written_pool``),
+    and its output shape."""
     kernel = tuple(int(value) for value in attributes.get("kernel_shape", []))
     if len(kernel) != 2:
         raise InputError(source, f"{label} has kernel_shape {list(kernel)}; only 2-D pools are supported")
     if any(int(value) != 1 for value in attributes.get("dilations", [1, 1])):
         raise InputError(source, f"{label} has dilations; only dilation 1 is supported")
     strides = tuple(int(value) for value in attributes.get("strides", [1, 1]))
-    return avgpool_matrix(source, label, shape, kernel, strides, _symmetric_pads(source, label, attributes),
-                          bool(attributes.get("ceil_mode", 0)), bool(attributes.get("count_include_pad", 0)))
+    options = (kernel, strides, _symmetric_pads(source, label, attributes), bool(attributes.get("ceil_mode", 0)),
+               bool(attributes.get("count_include_pad", 0)))
+    matrix, out_shape = avgpool_matrix(source, label, shape, *options)
+    return (matrix, written_pool(shape, *options)), out_shape
 
 
 def _flattening_reshape(source: str, constants: dict[str, np.ndarray], node: onnx.NodeProto, label: str,
@@ -469,7 +477,7 @@ def save_onnx_sequential(module: torch.nn.Sequential, input_shape: Sequence[int]
 
 
 def onnx_sequential_model(module: torch.nn.Sequential, input_shape: Sequence[int]) -> onnx.ModelProto:
-    """A Conv / Relu / Flatten / Gemm chain of a ``to_sequential`` CNN: input ``input`` of shape
+    """A Conv / Relu / AveragePool / Flatten / Gemm chain of a ``to_sequential`` CNN: input ``input`` of shape
     [batch, C, H, W], output ``output``; initializers named by the state dict keys (``0.weight``, ...)."""
     from torch import nn
 
@@ -496,6 +504,12 @@ def onnx_sequential_model(module: torch.nn.Sequential, input_shape: Sequence[int
             nodes.append(helper.make_node("Relu", [current], [name], name=name))
         elif isinstance(child, nn.Flatten):
             nodes.append(helper.make_node("Flatten", [current], [name], name=name, axis=1))
+        elif isinstance(child, nn.AvgPool2d) and not child.ceil_mode and child.divisor_override is None:
+            kernel, stride, padding = (pair(value, what) for value, what in (
+                (child.kernel_size, "kernel_size"), (child.stride, "stride"), (child.padding, "padding")))
+            nodes.append(helper.make_node("AveragePool", [current], [name], name=name, kernel_shape=list(kernel),
+                                          strides=list(stride), pads=[*padding, *padding],
+                                          count_include_pad=int(child.count_include_pad)))
         else:
             raise ValueError(f"no ONNX node for {type(child).__name__}")
         current = name

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..engine.domain import MAX_BOUND
-from ..engine.network import AffineLayer, ConvShape, Network
+from ..engine.network import AffineLayer, ConvShape, Network, Pooled
 from ..errors import InputError
 
 #: key prefixes added by ``nn.DataParallel`` (``module.``) and ``torch.compile`` (``_orig_mod.``)
@@ -64,13 +64,15 @@ class NamedAffine:
     """One affine layer as read from a file, float64, shapes not yet checked against its neighbours.
 
     ``name`` is how error messages call it (a module prefix such as ``fc1``, or an ONNX node name);
-    ``conv`` is set for a convolution held as its dense unrolled matrix (``io/conv.py``).
+    ``conv`` is set for a convolution held as its dense unrolled matrix (``io/conv.py``), ``pooled`` for a Linear
+    after average pools held composed with them (``AffineLayer.pooled``).
     """
 
     name: str
     weight: np.ndarray
     bias: np.ndarray
     conv: ConvShape | None = None
+    pooled: Pooled | None = None
 
 
 def first_line(error: BaseException, limit: int = 160) -> str:
@@ -127,8 +129,12 @@ def fold_batchnorm(
     if np.any(var + eps <= 0):
         raise InputError(source, f"batch norm '{bn_name}' has running_var + eps <= 0")
     factor = scale / np.sqrt(var + eps)
-    weight = finite_float64(source, bn_name, factor[:, None] * affine.weight)
     bias = finite_float64(source, bn_name, factor * (affine.bias - mean) + shift)
+    if affine.pooled is not None:
+        pooled = affine.pooled.with_weight(finite_float64(source, bn_name, factor[:, None] * affine.pooled.weight))
+        layer = AffineLayer.pooled_layer(pooled, bias)
+        return NamedAffine(affine.name, finite_float64(source, bn_name, layer.weight), bias, pooled=pooled)
+    weight = finite_float64(source, bn_name, factor[:, None] * affine.weight)
     return NamedAffine(affine.name, weight, bias, affine.conv)
 
 
@@ -155,7 +161,8 @@ def checked_network(
             raise InputError(source, f"layer '{layer.name}' has weight shape {tuple(layer.weight.shape)}: "
                              f"{layer.weight.shape[0]} outputs and {layer.weight.shape[1]} inputs; every layer needs "
                              "at least one of each")
-        for part, values in (("weight", layer.weight), ("bias", layer.bias)):
+        pooled_weight = () if layer.pooled is None else (("weight on the pooled tensor", layer.pooled.weight),)
+        for part, values in (("weight", layer.weight), ("bias", layer.bias), *pooled_weight):
             finite_float64(source, f"{layer.name} {part} as read (batch norms folded, shifts added)", values)
     for before, after in zip(layers, layers[1:]):
         if after.weight.shape[1] != before.weight.shape[0]:
@@ -171,7 +178,8 @@ def checked_network(
             "so there is nothing to compress (a compressed model whose every hidden neuron was removed or folded is "
             "a single affine map)"
         )
-    return Network(tuple(AffineLayer(layer.weight, layer.bias, layer.conv) for layer in layers), dtype=dtype)
+    return Network(tuple(AffineLayer(layer.weight, layer.bias, layer.conv, layer.pooled) for layer in layers),
+                   dtype=dtype)
 
 
 def wider_dtype_name(*names: str) -> str:

@@ -32,7 +32,8 @@ def dtype_holding(network: Network) -> str:
     for dtype in dict.fromkeys((network.dtype, "float32")):
         torch_dtype = torch_float_dtype(dtype)
         if all(torch.isfinite(torch.tensor(array).to(torch_dtype)).all()
-               for layer in network.layers for array in (layer.weight, layer.bias)):
+               for layer in network.layers
+               for array in (layer.pooled.weight if layer.pooled is not None else layer.weight, layer.bias)):
             return dtype
     return "float64"
 

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.modules import module as torch_module
 
 from ..engine.convolution import conv_kernel
-from ..engine.network import Network
+from ..engine.network import AvgPool, Network
 from ..errors import InputError
 from ..schema import ModelInfo
 from .conv import (
@@ -21,6 +21,7 @@ from .conv import (
     fold_batchnorm2d,
     pair,
     pooled_linear,
+    written_pool,
 )
 from .rules import (
     NamedAffine,
@@ -68,6 +69,7 @@ def from_sequential(
     shape = _image_shape(name, input_shape)  # (C, H, W) of the tensor between modules; None once flat
     pool: np.ndarray | None = None  # pending per-channel AvgPool2d map, composed into the next Linear
     pool_channels = 0
+    pools: list[AvgPool] | None = []  # the pending pools as they will be written (None: one cannot be)
     for path, child in _leaf_modules(name, module):
         label = f"module {path} ({type(child).__name__})"
         if isinstance(child, nn.Linear):
@@ -77,7 +79,8 @@ def from_sequential(
                 raise InputError(name, f"{label} gets a C×H×W tensor; put a Flatten before it")
             layer = _linear(name, path, child)
             if pool is not None:
-                layer, pool = pooled_linear(name, label, layer, pool, pool_channels), None
+                layer, pool = pooled_linear(name, label, layer, pool, pool_channels, pools), None
+                pools = []
             if not layers and input_shape is not None and layer.weight.shape[1] != math.prod(input_shape):
                 raise InputError(name, f"{label} takes {layer.weight.shape[1]} inputs but input_shape "
                                  f"{list(input_shape)} has {math.prod(input_shape)} features")
@@ -112,10 +115,12 @@ def from_sequential(
             if shape is None or len(layers) > closed:
                 raise InputError(name, f"{label} is supported only after a ReLU on a C×H×W tensor (then Flatten and "
                                  "Linear)")
-            matrix, shape = avgpool_matrix(name, path, shape, pair(child.kernel_size, "kernel_size"),
-                                           pair(child.stride, "stride"), pair(child.padding, "padding"),
-                                           child.ceil_mode, child.count_include_pad, child.divisor_override)
+            options = (pair(child.kernel_size, "kernel_size"), pair(child.stride, "stride"),
+                       pair(child.padding, "padding"), child.ceil_mode, child.count_include_pad, child.divisor_override)
+            written = written_pool(shape, *options) if layers else None  # on the input: nothing to write it after
+            matrix, shape = avgpool_matrix(name, path, shape, *options)
             pool, pool_channels = (matrix if pool is None else matrix @ pool), shape[0]
+            pools = None if pools is None or written is None else [*pools, written]
         elif isinstance(child, nn.Flatten) and child.start_dim != 1:
             raise InputError(name, f"{label} flattens from dim {child.start_dim}; only start_dim 1 is supported")
         elif isinstance(child, nn.Flatten):
@@ -157,7 +162,8 @@ def to_sequential(network: Network, dtype: str | None = None) -> nn.Sequential:
 
     The state dict keys are ``0.weight``, ``0.bias``, ``2.weight``, ... (ReLUs hold no parameters).
     Convolution layers become ``Conv2d`` (kernel recovered from the dense matrix), and a ``Flatten`` goes
-    between the last convolution's ReLU and the next Linear (or after a convolution output layer): the module
+    between the last convolution's ReLU and the next Linear (or after a convolution output layer), after the
+    ``AvgPool2d`` modules of a pooled Linear (``AffineLayer.pooled``), which takes the pooled tensor: the module
     takes inputs of shape (N, C, H, W) when the first layer is a convolution. The module is in eval mode; building
     it leaves torch's random number generator as it was (no random initialisation).
     """
@@ -172,9 +178,13 @@ def to_sequential(network: Network, dtype: str | None = None) -> nn.Sequential:
             weight, bias = torch.from_numpy(kernel), torch.from_numpy(bias)
         else:
             if position and network.layers[position - 1].conv is not None:
+                modules += [nn.AvgPool2d(pool.kernel_size, pool.stride, pool.padding,
+                                         count_include_pad=pool.count_include_pad)
+                            for pool in (layer.pooled.pools if layer.pooled is not None else ())]
                 modules.append(nn.Flatten())
-            module = nn.utils.skip_init(nn.Linear, layer.in_features, layer.out_features, dtype=torch_dtype)
-            weight, bias = torch.from_numpy(np.array(layer.weight)), torch.from_numpy(np.array(layer.bias))
+            dense = layer.pooled.weight if layer.pooled is not None else layer.weight
+            module = nn.utils.skip_init(nn.Linear, dense.shape[1], layer.out_features, dtype=torch_dtype)
+            weight, bias = torch.from_numpy(np.array(dense)), torch.from_numpy(np.array(layer.bias))
         with torch.no_grad():
             module.weight.copy_(weight)
             module.bias.copy_(bias)

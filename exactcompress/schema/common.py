@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-REPORT_SCHEMA_VERSION = "1.13"
+REPORT_SCHEMA_VERSION = "1.14"
 JOB_SCHEMA_VERSION = "1.4"
 SUMMARY_SCHEMA_VERSION = "1.4"
 MODEL_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".onnx")

@@ -284,10 +284,11 @@ class CompressionReport(Strict):
     neurons_before: int = 0
     neurons_after: int = 0
     parameters_before: int = Field(0, description="weight and bias entries of the original network as read, counted as "
-                                   "the compressed file is: batch norms folded into the layer before, an average pool "
-                                   "composed into the Linear after it (which then takes the un-pooled tensor: more "
-                                   "entries than the file's Linear), a layer saved without a bias with one zero bias "
-                                   "per neuron")
+                                   "the compressed file is: batch norms folded into the layer before, a Linear after "
+                                   "average pools on the pooled tensor (since 1.14; before, and still for a pool that "
+                                   "stays composed (divisor_override, or ceil_mode that changes the output size), "
+                                   "composed with the pools on the un-pooled tensor), a layer saved without a bias "
+                                   "with one zero bias per neuron")
     parameters_after: int = Field(0, description="weight and bias entries of the compressed network, as written")
     hidden_widths_after: list[int] = Field(default_factory=list)
     if_undecided_settled: IfUndecidedSettled | None = Field(

@@ -117,3 +117,70 @@ def test_three_convolutions_with_a_removed_first_channel_verify(tmp_path: Path) 
     assert report.status == "exact", report.error
     assert report.verification.passed and report.verification.first_layer_shared
     assert report.layers[0].conv.channels_removed == [1]
+
+
+def _pooled_cnn(*pools: torch.nn.Module, features: int) -> torch.nn.Sequential:
+    """``known_cnn``'s first convolution (channel 1 inactive everywhere on the box), then ``pools``, a Flatten and
+    a Linear on the pooled tensor (``features`` inputs), ReLU, Linear."""
+    torch.manual_seed(2)
+    return torch.nn.Sequential(known_cnn()[0], torch.nn.ReLU(), *pools, torch.nn.Flatten(),
+                               torch.nn.Linear(features, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)).double().eval()
+
+
+@pytest.mark.parametrize("pools, features, kept", [
+    ((torch.nn.AvgPool2d(2),), 12, True),
+    ((torch.nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False), torch.nn.AvgPool2d(2)), 12, True),
+    ((torch.nn.AvgPool2d(2, ceil_mode=True),), 12, True),  # ceil mode that changes no output size
+    ((torch.nn.AvgPool2d(3, stride=2, ceil_mode=True),), 12, False),  # it does here: written composed
+    ((torch.nn.AvgPool2d(2, divisor_override=3),), 12, False),  # ONNX cannot say it: written composed
+])
+def test_a_pooled_cnns_compressed_files_keep_the_pools(tmp_path: Path, pools, features, kept) -> None:
+    # before, the compressed files held the Linear composed with the pools: a Linear on the un-pooled tensor
+    # with more weights than the original's (here 4 x 32 + 4 = 132 instead of 4 x 12 + 4 = 52)
+    module = _pooled_cnn(*pools, features=features)
+    report = compress_model(module, tmp_path, input_shape=IN, formats=("torch", "safetensors", "onnx"),
+                            verify_samples=2000)
+    assert report.status == "exact" and report.verification.passed, report.error
+    assert report.layers[0].conv.channels_removed == [1]
+    if kept:  # counted as the files hold them: the original module's parameters, then fewer
+        assert report.parameters_before == sum(parameter.numel() for parameter in module.parameters())
+        assert report.parameters_after < report.parameters_before
+    x = box_inputs(1000, seed=3)
+    original = module(x).detach().numpy()
+    for name in ("compressed.pt", "compressed.safetensors", "compressed.onnx"):
+        compressed, _ = load_network(tmp_path / name)
+        assert compressed.n_params == report.parameters_after
+        assert (compressed.layers[1].pooled is not None) == kept
+        rebuilt = to_sequential(compressed, "float64")
+        names = [type(child).__name__ for child in rebuilt]
+        assert names.count("AvgPool2d") == (len(pools) if kept else 0)
+        np.testing.assert_allclose(rebuilt(x).detach().numpy(), original, rtol=1e-5, atol=1e-5)
+    if kept:  # as written: 2 of 3 channels, the Linear on the pooled tensor
+        linear = next(child for child in to_sequential(load_network(tmp_path / "compressed.pt")[0])
+                      if isinstance(child, torch.nn.Linear))
+        assert linear.in_features == 2 * features // 3
+        graph = onnx.load(tmp_path / "compressed.onnx").graph
+        assert [node.op_type for node in graph.node].count("AveragePool") == len(pools)
+        from onnx.reference import ReferenceEvaluator  # the ONNX file as ONNX's own semantics run it
+
+        ran = ReferenceEvaluator(str(tmp_path / "compressed.onnx")).run(None, {"input": x.float().numpy()})[0]
+        np.testing.assert_allclose(ran, original, rtol=1e-5, atol=1e-5)
+
+
+def test_a_pooled_linear_keeps_its_pools_through_removal_and_merging() -> None:
+    from exactcompress.engine.network import compose_pool
+
+    module = _pooled_cnn(torch.nn.AvgPool2d(2), features=12)
+    network, _ = from_sequential(module, input_shape=IN)
+    active, inactive = _flags(network, {0: [1]})
+    inactive[1][3] = True  # one Linear neuron removed
+    active[1][:] = ~inactive[1]  # the others all active: the layer merges into the output layer
+    compressed, log = compress(network, active, inactive)
+    assert log.removed_channels[0] == (1,) and log.merged_layers == (1,)
+    merged = compressed.layers[1]
+    assert merged.pooled is not None and merged.pooled.weight.shape == (2, 8) and merged.pooled.channels == 2
+    np.testing.assert_array_equal(merged.weight, compose_pool(merged.pooled.weight, merged.pooled.matrix))
+    linear, output = network.layers[1], network.layers[2]
+    kept_columns = np.repeat([True, False, True], 4)
+    expected = output.weight[:, :3] @ linear.pooled.weight[:3][:, kept_columns]
+    np.testing.assert_allclose(merged.pooled.weight, expected, rtol=1e-12, atol=1e-12)

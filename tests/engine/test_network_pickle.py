@@ -8,7 +8,7 @@ import pickle
 import numpy as np
 import pytest
 
-from exactcompress.engine.network import AffineLayer, ConvShape, Network
+from exactcompress.engine.network import AffineLayer, AvgPool, ConvShape, Network, Pooled
 
 
 def out_of_band(value):
@@ -52,3 +52,14 @@ def test_a_witness_set_comes_back_equal_and_read_only(round_trip):
     for array, original in zip(arrays, originals):
         np.testing.assert_array_equal(array, original)
         assert not array.flags.writeable
+
+
+@pytest.mark.parametrize("round_trip", ROUND_TRIPS)
+def test_a_pooled_layer_comes_back_with_its_pools_and_read_only(round_trip):
+    pooled = Pooled((AvgPool((2, 1), (2, 1), (0, 0)),), np.array([[0.5, 0.5]]), np.ones((3, 1)))
+    layer = AffineLayer.pooled_layer(pooled, np.arange(3.0))
+    again = ROUND_TRIPS[round_trip](layer)
+    assert again.pooled.pools == pooled.pools
+    for array in (again.pooled.matrix, again.pooled.weight):
+        assert not array.flags.writeable
+    np.testing.assert_array_equal(again.weight, layer.weight)

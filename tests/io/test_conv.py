@@ -328,3 +328,36 @@ def test_onnx_batchnorm_after_conv_and_a_flattening_reshape(tmp_path: Path) -> N
     with pytest.raises(InputError) as caught:
         load_network(tmp_path / "reshape3.onnx")
     assert "Reshape node 'flat' is supported only as a flatten" in str(caught.value)
+
+
+def test_a_batch_norm_after_a_pooled_linear_is_folded_into_its_pooled_weight() -> None:
+    torch.manual_seed(5)
+    module = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                           nn.Linear(3 * 3 * 4, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 2)).double().eval()
+    with torch.no_grad():
+        module[5].weight.uniform_(0.5, 2.0)
+        module[5].running_mean.normal_()
+        module[5].running_var.uniform_(0.3, 3.0)
+    network, _ = from_sequential(module, input_shape=IN)
+    pooled = network.layers[1].pooled
+    assert pooled is not None and pooled.weight.shape == (5, 36) and network.layers[1].in_features == 3 * 48
+    x = images(40, IN, seed=5)
+    reference = module(x).detach().numpy()
+    np.testing.assert_allclose(ir_forward(network, x), reference, rtol=1e-12, atol=1e-12)
+    rebuilt = to_sequential(network, "float64")
+    assert [type(child).__name__ for child in rebuilt] == [
+        "Conv2d", "ReLU", "AvgPool2d", "Flatten", "Linear", "ReLU", "Linear"]
+    np.testing.assert_allclose(rebuilt(x).detach().numpy(), reference, rtol=1e-12, atol=1e-12)
+
+
+def test_a_pool_on_the_input_stays_composed_into_the_first_linear(tmp_path: Path) -> None:
+    # no convolution before it: the written model is an MLP on the flat input, so there is no place for the pool
+    torch.manual_seed(6)
+    module = nn.Sequential(nn.AvgPool2d(2), nn.Flatten(), nn.Linear(2 * 3 * 4, 5), nn.ReLU(), nn.Linear(5, 2)).double()
+    network, _ = from_sequential(module.eval(), input_shape=IN)
+    assert network.layers[0].pooled is None and network.input_dim == 2 * 6 * 8
+    written = save_network(network, tmp_path, ["torch", "onnx"])
+    x = images(30, IN, seed=6)
+    for name in written:
+        loaded, _ = load_network(tmp_path / name)
+        np.testing.assert_allclose(ir_forward(loaded, x), module(x).detach().numpy(), rtol=1e-5, atol=1e-5)

@@ -20,7 +20,8 @@ record's ``policy`` names the steps ``auto`` took.
 
 The nets (``family`` in the log): Gaussian layers; biases shifted so that chosen neurons' true max or min is
 +-1e-5, +-1e-8 or exactly 0 on the box; duplicated and zero rows; a layer scaled by 1e3 or 1e-3; boxes with
-zero-width coordinates; domains of two boxes; float32 networks; with ``--families conv``, CNNs. Exit status 1
+zero-width coordinates; domains of two boxes; float32 networks; with ``--families conv``, CNNs (``conv-pool``: with an
+average pool). Exit status 1
 when any soundness check failed.
 """
 
@@ -48,12 +49,15 @@ METHODS = ("auto", "bab", "milp", "per-neuron")
 SLACK = 1e-9  # how far past 0 a stable neuron's true extreme may be (relative to 1 + the layer's scale)
 FAMILIES = ("gaussian", "edge", "duplicates", "scaled", "flat-box", "two-boxes", "float32")  # net i: i mod 7
 CONV = "conv"  # asked for with --families (the default seven keep the nets of a seed as they were)
+CONV_POOL = "conv-pool"  # CNNs with an AvgPool2d before the Flatten (kept in its pooled form through compression)
 
 
-def random_conv_net(rng: np.random.Generator):
+def random_conv_net(rng: np.random.Generator, pool: bool = False):
     """A CNN on a 1×3×3 or 1×4×4 input: one or two Conv2d layers (kernel 2, stride 1 or 2, padding 0 or 1) with
-    ReLUs, Flatten, one dense hidden layer, an output layer; its IR (convolutions as their dense unrolled
-    matrices) and a box. A channel's bias shifted so that one position's true max or min is at an edge."""
+    ReLUs, with ``pool`` an AvgPool2d (kernel 1 or 2, stride 1 or 2, padding 0 or 1 where the kernel allows,
+    count_include_pad either way), Flatten, one dense hidden layer, an output layer; its IR (convolutions as
+    their dense unrolled matrices, the pool composed into the Linear after it) and a box. A channel's bias
+    shifted so that one position's true max or min is at an edge."""
     import torch
     from torch import nn
 
@@ -67,6 +71,12 @@ def random_conv_net(rng: np.random.Generator):
             break
         layers += [nn.Conv2d(in_channels, out_channels, 2, stride=stride, padding=padding), nn.ReLU()]
         in_channels, size = out_channels, (size + 2 * padding - 2) // stride + 1
+    if pool:
+        kernel, stride = int(rng.choice([1, 2])), int(rng.choice([1, 2]))
+        padding = int(rng.choice([0, 1])) if kernel == 2 else 0
+        if size + 2 * padding >= kernel:
+            layers.append(nn.AvgPool2d(kernel, stride, padding, count_include_pad=bool(rng.random() < 0.5)))
+            size = (size + 2 * padding - kernel) // stride + 1
     width = int(rng.integers(2, 6))
     layers += [nn.Flatten(), nn.Linear(in_channels * size * size, width), nn.ReLU(), nn.Linear(width, 2)]
     module = nn.Sequential(*layers).double().eval()
@@ -94,8 +104,8 @@ def arrays(network: Network) -> tuple[list[np.ndarray], list[np.ndarray]]:
 
 
 def random_net(rng: np.random.Generator, family: str):
-    if family == CONV:
-        network, boxes = random_conv_net(rng)
+    if family in (CONV, CONV_POOL):
+        network, boxes = random_conv_net(rng, pool=family == CONV_POOL)
         return network, *arrays(network), boxes
     depth = int(rng.integers(1, 5))
     d = int(rng.integers(1, 7))
@@ -246,7 +256,7 @@ def main() -> int:
                              "usable CPUs, at most 4): 2 or more also fuzzes the spare thread's sign solves and the "
                              "sign solves and branch-and-bound rounds run in threads")
     parser.add_argument("--only", type=int, nargs="+", help="only these nets (their index within --seed)")
-    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=[*FAMILIES, CONV],
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=[*FAMILIES, CONV, CONV_POOL],
                         help="net i is of family i mod (number given), in this order")
     parser.add_argument("--out", type=Path, required=True, help="folder for fuzz.jsonl and summary.json")
     args = parser.parse_args()

@@ -21,6 +21,7 @@ from ..engine.network import Network
 from ..errors import InputError
 from ..schema.arch import (
     ARCH_SUFFIX,
+    AdaptiveAvgPool2dLayer,
     ArchFile,
     AvgPool2dLayer,
     BatchNorm1dLayer,
@@ -115,6 +116,9 @@ def sequential_from_arch(source: str, arch: ArchFile, tensors: Mapping[str, torc
                                  "layer needs (out, in)")
             module = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, dtype=torch.float64)
             _fill(source, label, module, weight, bias)
+        elif isinstance(layer, AdaptiveAvgPool2dLayer):
+            size = layer.output_size
+            module = nn.AdaptiveAvgPool2d(tuple(size) if isinstance(size, list) else size)
         elif isinstance(layer, AvgPool2dLayer):
             module = nn.AvgPool2d(pair(layer.kernel_size, "kernel_size"),
                                   pair(layer.stride, "stride") if layer.stride is not None else None,

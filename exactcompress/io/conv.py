@@ -104,6 +104,27 @@ def avgpool_matrix(source: str, name: str, in_shape: tuple[int, int, int], kerne
     return pooled.reshape(height * width, out_h * out_w).T.numpy().copy(), (channels, int(out_h), int(out_w))
 
 
+def adaptive_avgpool(source: str, name: str, in_shape: tuple[int, int, int], output_size
+                     ) -> tuple[np.ndarray, tuple[int, int, int], AvgPool | None]:
+    """An ``AdaptiveAvgPool2d(output_size)`` (an int, a pair, None keeping that side) or ONNX ``GlobalAveragePool``
+    (``output_size`` 1) on ``in_shape`` (C, H, W): its per-channel matrix (out_h*out_w, H*W), computed by torch's own
+    ``adaptive_avg_pool2d`` on the unit basis, its output shape (C, out_h, out_w), and the ``AvgPool`` that computes
+    the same where each output side divides the input side (equal windows that do not overlap), else None."""
+    channels, height, width = in_shape
+    sides = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+    out_h, out_w = (int(side) if side is not None else full for side, full in zip(sides, (height, width)))
+    if min(out_h, out_w) < 1:
+        raise InputError(source, f"adaptive average pool '{name}' has output size {list(sides)}; each side must be >= 1")
+    basis = torch.eye(height * width, dtype=torch.float64).reshape(height * width, 1, height, width)
+    pooled = F.adaptive_avg_pool2d(basis, (out_h, out_w))
+    matrix = pooled.reshape(height * width, out_h * out_w).T.numpy().copy()
+    written = None
+    if height % out_h == 0 and width % out_w == 0:
+        kernel = (height // out_h, width // out_w)
+        written = AvgPool(kernel, kernel, (0, 0), True)
+    return matrix, (channels, out_h, out_w), written
+
+
 def pooled_linear(source: str, label: str, layer: NamedAffine, pool: np.ndarray, channels: int,
                   pools: Sequence[AvgPool] | None) -> NamedAffine:
     """The Linear ``layer`` after average pools (their map of one channel ``pool`` (h*w, H*W), ``channels`` of

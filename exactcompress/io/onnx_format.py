@@ -9,7 +9,8 @@ standard ops (domain ``""`` or ``ai.onnx``) are read. The output layer must be l
 
 CNNs (the data input declares a fixed [batch, C, H, W]): ``Conv`` (dilation 1, group 1, symmetric pads or
 auto_pad VALID; held as its dense unrolled matrix), ``BatchNormalization`` after it (folded per channel),
-``AveragePool`` after a ``Relu`` (composed into the ``Gemm``/``MatMul`` after the ``Flatten``), and
+``AveragePool`` or ``GlobalAveragePool`` after a ``Relu`` (composed into the ``Gemm``/``MatMul`` after the
+``Flatten``), and
 ``Flatten`` or a ``Reshape`` to [batch, features] with a constant shape.
 """
 
@@ -26,7 +27,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..engine.network import AvgPool, Network
 from ..errors import InputError
-from .conv import avgpool_matrix, conv_layer, fold_batchnorm2d, pair, pooled_linear, written_pool
+from .conv import adaptive_avgpool, avgpool_matrix, conv_layer, fold_batchnorm2d, pair, pooled_linear, written_pool
 from .rules import (
     NamedAffine,
     checked_network,
@@ -39,7 +40,7 @@ from .rules import (
 
 PASS_THROUGH_OPS = frozenset({"Identity", "Dropout", "Flatten"})
 SUPPORTED_OPS = PASS_THROUGH_OPS | {"Gemm", "MatMul", "Add", "BatchNormalization", "Relu", "Conv", "AveragePool",
-                                    "Reshape"}
+                                    "GlobalAveragePool", "Reshape"}
 #: ops named as non-ReLU activations in error messages (any other unknown op is "unsupported")
 OTHER_ACTIVATION_OPS = frozenset({
     "Sigmoid", "Tanh", "LeakyRelu", "PRelu", "Elu", "Selu", "Celu", "Gelu", "Mish", "Softplus", "Softsign",
@@ -243,11 +244,14 @@ def _affine_chain(
             pending, weight_dtype = _conv(source, constants, node, label, attributes, shape)
             shape = (pending.conv.out_channels, pending.conv.out_height, pending.conv.out_width)
             dtype = wider_dtype_name(dtype, weight_dtype)
-        elif op == "AveragePool":
+        elif op in ("AveragePool", "GlobalAveragePool"):
             if pending is not None or shape is None:
                 raise InputError(source, f"{label} is supported only after a Relu on a C×H×W tensor (then Flatten "
                                  "and Gemm/MatMul)")
-            (matrix, written), shape = _average_pool(source, label, attributes, shape)
+            if op == "GlobalAveragePool":
+                matrix, shape, written = adaptive_avgpool(source, label, shape, 1)
+            else:
+                (matrix, written), shape = _average_pool(source, label, attributes, shape)
             pool, pool_channels = (matrix if pool is None else matrix @ pool), shape[0]
             pools = None if pools is None or written is None or not closed else [*pools, written]  # not on the input
         elif op == "Reshape":
@@ -321,7 +325,7 @@ def _unsupported(op: str, label: str) -> str:
         return f"non-ReLU activation {label} is not supported; only ReLU networks can be compressed"
     return (
         f"unsupported op {label}; expected Gemm, MatMul, Add, Relu, BatchNormalization, Flatten, Identity, Dropout, "
-        "Conv, AveragePool, Reshape"
+        "Conv, AveragePool, GlobalAveragePool, Reshape"
     )
 
 

@@ -16,6 +16,7 @@ from ..engine.network import AvgPool, Network
 from ..errors import InputError
 from ..schema import ModelInfo
 from .conv import (
+    adaptive_avgpool,
     avgpool_matrix,
     conv_layer,
     fold_batchnorm2d,
@@ -37,7 +38,7 @@ from .rules import (
 PASS_THROUGH_MODULES = (nn.Identity, nn.Dropout, nn.Flatten)
 #: the leaf modules ``from_sequential`` reads, by exact type: a subclass may compute something else
 SUPPORTED_MODULES = (nn.Linear, nn.Conv2d, nn.ReLU, nn.BatchNorm1d, nn.BatchNorm2d, nn.AvgPool2d,
-                     *PASS_THROUGH_MODULES)
+                     nn.AdaptiveAvgPool2d, *PASS_THROUGH_MODULES)
 #: the advice of a refusal of a module whose forward is not its type's
 OWN_FORWARD = "export ONNX or rebuild the model as an nn.Sequential of plain torch modules"
 IN_MEMORY_PATH = "<in-memory nn.Sequential>"
@@ -50,8 +51,8 @@ def from_sequential(
     """The IR of a Sequential of Linear, ReLU, BatchNorm1d (folded with its running stats, eval mode),
     Identity, Dropout and Flatten (start_dim 1) modules, nested Sequentials flattened; and for CNNs
     Conv2d (dilation 1, groups 1, zero padding; held as its dense unrolled matrix), BatchNorm2d (folded
-    into the Conv2d before it) and AvgPool2d (after a ReLU, composed into the Linear after the Flatten
-    that follows it). A CNN needs ``input_shape`` (C, H, W) of one input; given for an MLP, its size must be
+    into the Conv2d before it) and AvgPool2d or AdaptiveAvgPool2d (after a ReLU, composed into the Linear after
+    the Flatten that follows it). A CNN needs ``input_shape`` (C, H, W) of one input; given for an MLP, its size must be
     the first Linear's input count.
 
     Only what ``nn.Sequential`` computes is read: ``module`` and its nested Sequentials must be ``nn.Sequential``
@@ -111,14 +112,19 @@ def from_sequential(
             if len(layers) == closed:
                 raise InputError(name, f"{label} does not follow a Linear (two activations in a row?)")
             closed += 1
-        elif isinstance(child, nn.AvgPool2d):
+        elif isinstance(child, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
             if shape is None or len(layers) > closed:
                 raise InputError(name, f"{label} is supported only after a ReLU on a C×H×W tensor (then Flatten and "
                                  "Linear)")
-            options = (pair(child.kernel_size, "kernel_size"), pair(child.stride, "stride"),
-                       pair(child.padding, "padding"), child.ceil_mode, child.count_include_pad, child.divisor_override)
-            written = written_pool(shape, *options) if layers else None  # on the input: nothing to write it after
-            matrix, shape = avgpool_matrix(name, path, shape, *options)
+            if isinstance(child, nn.AdaptiveAvgPool2d):
+                matrix, out_shape, written = adaptive_avgpool(name, path, shape, child.output_size)
+            else:
+                options = (pair(child.kernel_size, "kernel_size"), pair(child.stride, "stride"),
+                           pair(child.padding, "padding"), child.ceil_mode, child.count_include_pad,
+                           child.divisor_override)
+                written = written_pool(shape, *options)
+                matrix, out_shape = avgpool_matrix(name, path, shape, *options)
+            written, shape = (written if layers else None), out_shape  # on the input: nothing to write it after
             pool, pool_channels = (matrix if pool is None else matrix @ pool), shape[0]
             pools = None if pools is None or written is None else [*pools, written]
         elif isinstance(child, nn.Flatten) and child.start_dim != 1:
@@ -127,7 +133,7 @@ def from_sequential(
             shape = None
         elif not isinstance(child, PASS_THROUGH_MODULES):
             raise InputError(name, f"unsupported {label}; only Linear, Conv2d, ReLU, BatchNorm1d, BatchNorm2d, "
-                             "AvgPool2d, Identity, Dropout, Flatten")
+                             "AvgPool2d, AdaptiveAvgPool2d, Identity, Dropout, Flatten")
     if pool is not None:
         raise InputError(name, "an AvgPool2d is not followed by Flatten and Linear; only that is supported")
     if layers and closed == len(layers):

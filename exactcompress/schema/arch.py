@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 
 from .common import Strict
 
-ARCH_SCHEMA_VERSION = "1.1"  # 1.1: avgpool2d ceil_mode, count_include_pad, divisor_override
+ARCH_SCHEMA_VERSION = "1.2"  # 1.1: avgpool2d ceil_mode, count_include_pad, divisor_override; 1.2: adaptiveavgpool2d
 #: ``NAME.pt`` → ``NAME.arch.json``
 ARCH_SUFFIX = ".arch.json"
 
@@ -73,6 +73,16 @@ class AvgPool2dLayer(Strict):
     divisor_override: int | None = Field(None, ge=1, description="divide every window by this (since 1.1)")
 
 
+class AdaptiveAvgPool2dLayer(Strict):
+    """``nn.AdaptiveAvgPool2d`` after a ReLU, followed by ``flatten`` and ``linear`` (composed into that Linear; since
+    1.2)."""
+
+    kind: Literal["adaptiveavgpool2d"]
+    output_size: Union[Annotated[int, Field(ge=1)],
+                       Annotated[list[Annotated[int, Field(ge=1)] | None], Field(min_length=2, max_length=2)]] = Field(
+        description="an int, or [h, w] where null keeps that side of the input")
+
+
 class LinearLayer(Strict):
     """``nn.Linear``: KEY.weight (out, in), KEY.bias when present."""
 
@@ -81,7 +91,8 @@ class LinearLayer(Strict):
 
 
 ArchLayer = Annotated[
-    Union[Conv2dLayer, BatchNorm2dLayer, BatchNorm1dLayer, ReluLayer, FlattenLayer, AvgPool2dLayer, LinearLayer],
+    Union[Conv2dLayer, BatchNorm2dLayer, BatchNorm1dLayer, ReluLayer, FlattenLayer, AvgPool2dLayer,
+          AdaptiveAvgPool2dLayer, LinearLayer],
     Field(discriminator="kind"),
 ]
 

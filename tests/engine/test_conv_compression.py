@@ -184,3 +184,33 @@ def test_a_pooled_linear_keeps_its_pools_through_removal_and_merging() -> None:
     kept_columns = np.repeat([True, False, True], 4)
     expected = output.weight[:, :3] @ linear.pooled.weight[:3][:, kept_columns]
     np.testing.assert_allclose(merged.pooled.weight, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("pool, features, kept", [
+    (torch.nn.AdaptiveAvgPool2d(1), 3, True),  # global average pooling: written as AvgPool2d(4)
+    (torch.nn.AdaptiveAvgPool2d((2, None)), 24, True),
+    (torch.nn.AdaptiveAvgPool2d(3), 27, False),  # 3 does not divide 4: overlapping windows, written composed
+])
+def test_an_adaptive_average_pool_is_read_and_written_back_as_a_pool(tmp_path: Path, pool, features, kept) -> None:
+    # before, AdaptiveAvgPool2d (and ONNX GlobalAveragePool, the export of a global one) was refused as unsupported
+    module = _pooled_cnn(pool, features=features)
+    x = box_inputs(500, seed=4)
+    original = module(x).detach().numpy()
+    given_as = [module]
+    if features == 3:  # torch exports only the global one with a free batch size: as GlobalAveragePool
+        torch.onnx.export(module.float(), (x[:1].float(),), str(tmp_path / "net.onnx"), dynamo=False,
+                          input_names=["input"], output_names=["output"], dynamic_axes={"input": {0: "batch"}})
+        assert "GlobalAveragePool" in [node.op_type for node in onnx.load(tmp_path / "net.onnx").graph.node]
+        given_as.append(tmp_path / "net.onnx")
+    module.double()
+    for given in given_as:
+        out = tmp_path / ("from_module" if given is module else "from_onnx")
+        report = compress_model(given, out, input_shape=IN if given is module else None,
+                                formats=("torch", "onnx"), verify_samples=2000)
+        assert report.status == "exact" and report.verification.passed, report.error
+        assert report.layers[0].conv.channels_removed == [1]
+        for name in ("compressed.pt", "compressed.onnx"):
+            compressed, _ = load_network(out / name)
+            assert (compressed.layers[1].pooled is not None) == kept
+            rebuilt = to_sequential(compressed, "float64")
+            np.testing.assert_allclose(rebuilt(x).detach().numpy(), original, rtol=1e-5, atol=1e-5)

@@ -102,10 +102,25 @@ def test_avgpool2d_options_are_read_from_the_architecture_file(tmp_path, ceil_mo
 def test_avgpool2d_options_default_to_torchs_and_are_checked():
     from exactcompress.schema.arch import ARCH_SCHEMA_VERSION, AvgPool2dLayer
 
-    assert ARCH_SCHEMA_VERSION == "1.1"
+    assert ARCH_SCHEMA_VERSION == "1.2"
     layer = AvgPool2dLayer(kind="avgpool2d", kernel_size=2)
     default = nn.AvgPool2d(2)
     assert (layer.ceil_mode, layer.count_include_pad, layer.divisor_override) == (
         default.ceil_mode, default.count_include_pad, default.divisor_override)
     with pytest.raises(ValueError, match="divisor_override"):
         AvgPool2dLayer(kind="avgpool2d", kernel_size=2, divisor_override=0)
+
+
+@pytest.mark.parametrize("output_size, written", [(1, 1), ([2, None], [2, None]), ((3, 2), [3, 2])])
+def test_an_adaptive_average_pool_is_read_from_the_architecture_file(tmp_path, output_size, written):
+    torch.manual_seed(1)
+    features = nn.Sequential(nn.Conv2d(2, 3, 2), nn.ReLU(), nn.AdaptiveAvgPool2d(output_size), nn.Flatten())
+    width = features(torch.zeros(1, 2, 7, 7)).shape[1]
+    module = nn.Sequential(*features, nn.Linear(width, 5), nn.ReLU(), nn.Linear(5, 2)).double().eval()
+    layers = [{"kind": "conv2d", "key": "0"}, {"kind": "relu"}, {"kind": "adaptiveavgpool2d", "output_size": written},
+              {"kind": "flatten"}, {"kind": "linear", "key": "4"}, {"kind": "relu"}, {"kind": "linear", "key": "6"}]
+    network, _ = load_network(_saved(tmp_path, module, {"input_shape": [2, 7, 7], "layers": layers}))
+    x = torch.rand(16, 2, 7, 7, dtype=torch.float64)
+    with torch.no_grad():
+        expected = module(x).numpy()
+    assert abs(network.forward(x.reshape(16, -1).numpy()) - expected).max() < 1e-12

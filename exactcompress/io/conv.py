@@ -107,14 +107,21 @@ def avgpool_matrix(source: str, name: str, in_shape: tuple[int, int, int], kerne
 def adaptive_avgpool(source: str, name: str, in_shape: tuple[int, int, int], output_size
                      ) -> tuple[np.ndarray, tuple[int, int, int], AvgPool | None]:
     """An ``AdaptiveAvgPool2d(output_size)`` (an int, a pair, None keeping that side) or ONNX ``GlobalAveragePool``
-    (``output_size`` 1) on ``in_shape`` (C, H, W): its per-channel matrix (out_h*out_w, H*W), computed by torch's own
+    (``output_size`` 1), called ``name`` in refusals, on ``in_shape`` (C, H, W): its per-channel matrix (out_h*out_w, H*W), computed by torch's own
     ``adaptive_avg_pool2d`` on the unit basis, its output shape (C, out_h, out_w), and the ``AvgPool`` that computes
     the same where each output side divides the input side (equal windows that do not overlap), else None."""
     channels, height, width = in_shape
-    sides = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+
+    def positive(side: object) -> bool:
+        return isinstance(side, (int, np.integer)) and not isinstance(side, bool) and side >= 1
+
+    pair_given = isinstance(output_size, (tuple, list))
+    sides = tuple(output_size) if pair_given else (output_size, output_size)
+    if not (positive(output_size) or (pair_given and len(sides) == 2
+                                      and all(side is None or positive(side) for side in sides))):
+        raise InputError(source, f"{name} has output size {output_size!r}; expected an int >= 1 or a pair of them "
+                         "(None keeps that side of the input)")
     out_h, out_w = (int(side) if side is not None else full for side, full in zip(sides, (height, width)))
-    if min(out_h, out_w) < 1:
-        raise InputError(source, f"adaptive average pool '{name}' has output size {list(sides)}; each side must be >= 1")
     basis = torch.eye(height * width, dtype=torch.float64).reshape(height * width, 1, height, width)
     pooled = F.adaptive_avg_pool2d(basis, (out_h, out_w))
     matrix = pooled.reshape(height * width, out_h * out_w).T.numpy().copy()

@@ -203,6 +203,7 @@ def _affine_chain(
     pool: np.ndarray | None = None  # pending per-channel AveragePool map, composed into the next Gemm/MatMul
     pool_channels = 0
     pools: list[AvgPool] | None = []  # the pending pools as they will be written (None: one cannot be)
+    pool_label = ""  # the first pending pool, as refusals name it
     for index, node in enumerate(graph.node):
         if node.op_type == "Constant":
             continue
@@ -236,7 +237,7 @@ def _affine_chain(
             if pending is not None:
                 raise InputError(source, f"{label} follows another affine layer without an activation between them")
             if pool is not None:
-                raise InputError(source, f"{label} follows an AveragePool; AveragePool is supported only before "
+                raise InputError(source, f"{label} follows {pool_label}; an average pool is supported only before "
                                  "Flatten and Gemm/MatMul")
             if shape is None:
                 raise InputError(source, f"{label} needs a C×H×W input: the data input must declare a fixed shape "
@@ -252,6 +253,7 @@ def _affine_chain(
                 matrix, shape, written = adaptive_avgpool(source, label, shape, 1)
             else:
                 (matrix, written), shape = _average_pool(source, label, attributes, shape)
+            pool_label = label if pool is None else pool_label
             pool, pool_channels = (matrix if pool is None else matrix @ pool), shape[0]
             pools = None if pools is None or written is None or not closed else [*pools, written]  # not on the input
         elif op == "Reshape":
@@ -287,7 +289,7 @@ def _affine_chain(
             raise InputError(source, _unsupported(op, label))
         current = node.output[0]
     if pool is not None:
-        raise InputError(source, "an AveragePool is not followed by Flatten and Gemm/MatMul; only that is supported")
+        raise InputError(source, f"{pool_label} is not followed by Flatten and Gemm/MatMul; only that is supported")
     if len(graph.output) != 1 or graph.output[0].name != current:
         raise InputError(source, f"the graph output is not the end of the node chain (ends at '{current}')")
     if pending is None:

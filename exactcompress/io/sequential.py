@@ -71,6 +71,7 @@ def from_sequential(
     pool: np.ndarray | None = None  # pending per-channel AvgPool2d map, composed into the next Linear
     pool_channels = 0
     pools: list[AvgPool] | None = []  # the pending pools as they will be written (None: one cannot be)
+    pool_label = ""  # the first pending pool, as refusals name it
     for path, child in _leaf_modules(name, module):
         label = f"module {path} ({type(child).__name__})"
         if isinstance(child, nn.Linear):
@@ -91,8 +92,8 @@ def from_sequential(
             if len(layers) > closed:
                 raise InputError(name, f"{label} follows another layer without a ReLU between them")
             if pool is not None:
-                raise InputError(name, f"{label} follows an AvgPool2d; AvgPool2d is supported only before Flatten and "
-                                 "Linear")
+                raise InputError(name, f"{label} follows {pool_label}; an average pool is supported only before "
+                                 "Flatten and Linear")
             if shape is None:
                 where = ("needs the input shape: pass input_shape=(C, H, W)" if not layers and input_shape is None
                          else "gets a flat tensor; only Conv2d before Flatten is supported")
@@ -117,7 +118,7 @@ def from_sequential(
                 raise InputError(name, f"{label} is supported only after a ReLU on a C×H×W tensor (then Flatten and "
                                  "Linear)")
             if isinstance(child, nn.AdaptiveAvgPool2d):
-                matrix, out_shape, written = adaptive_avgpool(name, path, shape, child.output_size)
+                matrix, out_shape, written = adaptive_avgpool(name, label, shape, child.output_size)
             else:
                 options = (pair(child.kernel_size, "kernel_size"), pair(child.stride, "stride"),
                            pair(child.padding, "padding"), child.ceil_mode, child.count_include_pad,
@@ -125,6 +126,7 @@ def from_sequential(
                 written = written_pool(shape, *options)
                 matrix, out_shape = avgpool_matrix(name, path, shape, *options)
             written, shape = (written if layers else None), out_shape  # on the input: nothing to write it after
+            pool_label = label if pool is None else pool_label
             pool, pool_channels = (matrix if pool is None else matrix @ pool), shape[0]
             pools = None if pools is None or written is None else [*pools, written]
         elif isinstance(child, nn.Flatten) and child.start_dim != 1:
@@ -135,7 +137,7 @@ def from_sequential(
             raise InputError(name, f"unsupported {label}; only Linear, Conv2d, ReLU, BatchNorm1d, BatchNorm2d, "
                              "AvgPool2d, AdaptiveAvgPool2d, Identity, Dropout, Flatten")
     if pool is not None:
-        raise InputError(name, "an AvgPool2d is not followed by Flatten and Linear; only that is supported")
+        raise InputError(name, f"{pool_label} is not followed by Flatten and Linear; only that is supported")
     if layers and closed == len(layers):
         raise InputError(name, "the output passes through a ReLU; expected a linear output layer")
     _check_eval_mode(name, module)

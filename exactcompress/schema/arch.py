@@ -78,9 +78,21 @@ class AdaptiveAvgPool2dLayer(Strict):
     1.2)."""
 
     kind: Literal["adaptiveavgpool2d"]
-    output_size: Union[Annotated[int, Field(ge=1)],
-                       Annotated[list[Annotated[int, Field(ge=1)] | None], Field(min_length=2, max_length=2)]] = Field(
-        description="an int, or [h, w] where null keeps that side of the input")
+    output_size: Union[int, list[int | None]] = Field(
+        description="an int >= 1, or [h, w] of ints >= 1 where null keeps that side of the input")
+
+    @field_validator("output_size", mode="before")
+    @classmethod
+    def _int_or_pair(cls, value: object) -> object:
+        """One message for every wrong shape (a union's own errors name an inner type)."""
+
+        def positive(side: object) -> bool:
+            return isinstance(side, int) and not isinstance(side, bool) and side >= 1
+
+        if positive(value) or (isinstance(value, list) and len(value) == 2
+                               and all(side is None or positive(side) for side in value)):
+            return value
+        raise ValueError(f"{value!r} is not an int >= 1 or [h, w] of ints >= 1 (null keeps that side)")
 
 
 class LinearLayer(Strict):

@@ -124,3 +124,14 @@ def test_an_adaptive_average_pool_is_read_from_the_architecture_file(tmp_path, o
     with torch.no_grad():
         expected = module(x).numpy()
     assert abs(network.forward(x.reshape(16, -1).numpy()) - expected).max() < 1e-12
+
+
+@pytest.mark.parametrize("output_size", [[2], [1, 0], True, "1", 1.0, [None, None, 1]])
+def test_a_wrong_adaptive_pool_output_size_in_the_architecture_file_is_named(tmp_path, output_size):
+    module = nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU(), nn.Flatten(), nn.Linear(2, 2)).double().eval()
+    layers = [{"kind": "conv2d", "key": "0"}, {"kind": "relu"},
+              {"kind": "adaptiveavgpool2d", "output_size": output_size}, {"kind": "flatten"}, {"kind": "linear", "key": "3"}]
+    with pytest.raises(InputError) as caught:
+        load_network(_saved(tmp_path, module, {"input_shape": [1, 4, 4], "layers": layers}))
+    message = str(caught.value)
+    assert "output_size: Value error" in message and "is not an int >= 1 or [h, w]" in message, message

@@ -215,7 +215,15 @@ def test_a_conv_state_dict_without_architecture_file_is_refused_naming_the_file(
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.Tanh(), nn.Flatten(), nn.Linear(8, 1)), "module 1 (Tanh)"),
     (nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Linear(6, 1)), "module 2 (Linear) gets a C×H×W tensor"),
     (nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(2, 2, 1), nn.ReLU(), nn.Flatten(),
-                   nn.Linear(8, 1)), "module 3 (Conv2d) follows an AvgPool2d"),
+                   nn.Linear(8, 1)), "module 3 (Conv2d) follows module 2 (AvgPool2d)"),
+    (nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Conv2d(2, 2, 1), nn.ReLU(),
+                   nn.Flatten(), nn.Linear(2, 1)), "module 3 (Conv2d) follows module 2 (AdaptiveAvgPool2d)"),
+    (nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()),
+     "module 2 (AdaptiveAvgPool2d) is not followed by Flatten and Linear"),
+    (nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d((2,)), nn.Flatten(), nn.Linear(8, 1)),
+     "module 2 (AdaptiveAvgPool2d) has output size (2,)"),
+    (nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(None), nn.Flatten(), nn.Linear(8, 1)),
+     "module 2 (AdaptiveAvgPool2d) has output size None"),
 ])
 def test_unsupported_cnn_modules_are_refused_with_one_line_naming_the_layer(module, telling) -> None:
     with pytest.raises(InputError) as caught:

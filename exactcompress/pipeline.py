@@ -396,11 +396,12 @@ def reload_mismatch(network: Network, out_dir: Path, written: Sequence[str]) -> 
         if len(loaded.layers) != len(network.layers):
             return f"{name} holds {len(loaded.layers)} affine layers, not {len(network.layers)}"
         for index, (read, meant) in enumerate(zip(loaded.layers, network.layers)):
-            if (read.pooled is None) != (meant.pooled is None) or (
-                    meant.pooled is not None and read.pooled.pools != meant.pooled.pools):
+            read_pooled, meant_pooled = read.written_pooled, meant.written_pooled
+            if (read_pooled is None) != (meant_pooled is None) or (
+                    meant_pooled is not None and read_pooled.pools != meant_pooled.pools):
                 return f"{name}: the average pools before affine layer {index} differ from the compressed network's"
             parts = {"bias": (read.bias, meant.bias)}
-            parts["weight"] = ((read.pooled.weight, meant.pooled.weight) if meant.pooled is not None
+            parts["weight"] = ((read_pooled.weight, meant_pooled.weight) if meant_pooled is not None
                                else (read.weight, meant.weight))
             for part, (value, meant_value) in parts.items():
                 expected = round_to_dtype(meant_value, network.dtype)

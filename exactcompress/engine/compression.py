@@ -10,7 +10,7 @@ A convolution layer (``AffineLayer.conv`` set) loses only whole channels: those 
 inactive at every position (its rows, and the next layer's columns: the next convolution's input channel);
 it is never folded or merged, so it stays a convolution. A Linear read after average pools (``AffineLayer.pooled``)
 keeps its pooled form through every step, so the compressed file holds the pools and a Linear on the pooled
-tensor, as the original did.
+tensor, as the original did (where no written pool computes its pools' map, it comes out plain: written composed).
 """
 
 from __future__ import annotations
@@ -242,6 +242,8 @@ def compress(
         origins.append(index)
         layer = fold.following
     layers, unused = _drop_unused([*hidden, layer], origins, len(network.hidden))
+    layers = [AffineLayer(layer.weight, layer.bias) if layer.pooled is not None and layer.written_pooled is None
+              else layer for layer in layers]  # pools no file holds: written composed, counted so
     log = CompressionLog(tuple(removed), tuple(folded), tuple(merged), tuple(skipped),
                          tuple(channels) if network.is_convolutional else (), tuple(unused))
     return Network(tuple(layers), dtype=network.dtype), log

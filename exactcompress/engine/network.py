@@ -93,14 +93,16 @@ class AvgPool:
 class Pooled:
     """A Linear read after average pools and a Flatten, as a file holds it: ``pools`` (in order) on the C×H×W
     tensor, then ``weight`` (out, C*h*w) on the pooled tensor. ``matrix`` (h*w, H*W) is the pools' map of one
-    channel; the layer's dense weight is ``compose_pool(weight, matrix)`` (``AffineLayer.pooled_layer``)."""
+    channel; the layer's dense weight is ``compose_pool(weight, matrix)`` (``AffineLayer.pooled_layer``).
+    ``pools`` is None where no written pool computes the map (the layer is then written composed, on the un-pooled
+    tensor); the weight still counts the original file's parameters."""
 
-    pools: tuple[AvgPool, ...]
+    pools: tuple[AvgPool, ...] | None
     matrix: np.ndarray
     weight: np.ndarray
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "pools", tuple(self.pools))
+        object.__setattr__(self, "pools", tuple(self.pools) if self.pools is not None else None)
         object.__setattr__(self, "matrix", _frozen(self.matrix))
         object.__setattr__(self, "weight", _frozen(self.weight))
         if self.matrix.ndim != 2 or self.weight.ndim != 2 or self.weight.shape[1] % self.matrix.shape[0]:
@@ -162,6 +164,12 @@ class AffineLayer:
         """The layer of ``pooled`` (its weight composed with its pools) and ``bias`` (out,)."""
         return cls(compose_pool(pooled.weight, pooled.matrix), bias, pooled=pooled)
 
+    @property
+    def written_pooled(self) -> Pooled | None:
+        """``pooled`` where a file can hold its pools (the layer is written as them and a Linear on the pooled
+        tensor), else None (written as ``weight``)."""
+        return self.pooled if self.pooled is not None and self.pooled.pools is not None else None
+
     def rows(self, keep: np.ndarray) -> "AffineLayer":
         """The fully connected (or pooled) layer with only the rows (neurons) ``keep`` (a mask or indices)."""
         if self.pooled is not None:
@@ -185,7 +193,7 @@ class AffineLayer:
     @property
     def n_params(self) -> int:
         """Weight and bias entries as a file holds them: a convolution's kernel and bias entries, a pooled Linear's
-        weight on the pooled tensor."""
+        weight on the pooled tensor (a layer that ``compress`` returns is pooled only where it is written so)."""
         if self.conv is not None:
             return self.conv.n_params
         return (self.pooled.weight if self.pooled is not None else self.weight).size + self.bias.size

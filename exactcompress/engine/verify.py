@@ -87,7 +87,7 @@ def _as_saved(network: Network, dtype: str) -> Network:
     pooled tensor is rounded, as a file holds it, and composed with its pools again."""
     rounded = tuple(
         AffineLayer.pooled_layer(layer.pooled.with_weight(round_to_dtype(layer.pooled.weight, dtype)),
-                                 round_to_dtype(layer.bias, dtype)) if layer.pooled is not None
+                                 round_to_dtype(layer.bias, dtype)) if layer.written_pooled is not None
         else AffineLayer(round_to_dtype(layer.weight, dtype), round_to_dtype(layer.bias, dtype))
         for layer in network.layers
     )

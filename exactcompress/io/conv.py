@@ -136,12 +136,12 @@ def pooled_linear(source: str, label: str, layer: NamedAffine, pool: np.ndarray,
                   pools: Sequence[AvgPool] | None) -> NamedAffine:
     """The Linear ``layer`` after average pools (their map of one channel ``pool`` (h*w, H*W), ``channels`` of
     them) and a Flatten, composed into one affine map of the unpooled tensor; InputError naming ``label`` if its
-    inputs do not match the pooled tensor. With ``pools`` (the pools as a file can hold them again, see
-    ``written_pool``) the layer keeps its pooled form (``AffineLayer.pooled``) for writing."""
+    inputs do not match the pooled tensor. The layer keeps its pooled form (``AffineLayer.pooled``): ``pools``, the
+    pools as a file can hold them again (``written_pool``), or None where one cannot."""
     if layer.weight.shape[1] != channels * pool.shape[0]:
         raise InputError(source, f"{label} expects {layer.weight.shape[1]} inputs but the pooled tensor has "
                          f"{channels * pool.shape[0]} features")
-    pooled = Pooled(tuple(pools), pool, layer.weight) if pools is not None else None
+    pooled = Pooled(tuple(pools) if pools is not None else None, pool, layer.weight)
     return NamedAffine(layer.name, compose_pool(layer.weight, pool), layer.bias, pooled=pooled)
 
 

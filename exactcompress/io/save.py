@@ -33,7 +33,8 @@ def dtype_holding(network: Network) -> str:
         torch_dtype = torch_float_dtype(dtype)
         if all(torch.isfinite(torch.tensor(array).to(torch_dtype)).all()
                for layer in network.layers
-               for array in (layer.pooled.weight if layer.pooled is not None else layer.weight, layer.bias)):
+               for array in (layer.written_pooled.weight if layer.written_pooled is not None else layer.weight,
+                             layer.bias)):
             return dtype
     return "float64"
 

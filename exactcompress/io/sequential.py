@@ -171,7 +171,7 @@ def to_sequential(network: Network, dtype: str | None = None) -> nn.Sequential:
     The state dict keys are ``0.weight``, ``0.bias``, ``2.weight``, ... (ReLUs hold no parameters).
     Convolution layers become ``Conv2d`` (kernel recovered from the dense matrix), and a ``Flatten`` goes
     between the last convolution's ReLU and the next Linear (or after a convolution output layer), after the
-    ``AvgPool2d`` modules of a pooled Linear (``AffineLayer.pooled``), which takes the pooled tensor: the module
+    ``AvgPool2d`` modules of a pooled Linear (``AffineLayer.written_pooled``), which takes the pooled tensor: the module
     takes inputs of shape (N, C, H, W) when the first layer is a convolution. The module is in eval mode; building
     it leaves torch's random number generator as it was (no random initialisation).
     """
@@ -188,9 +188,9 @@ def to_sequential(network: Network, dtype: str | None = None) -> nn.Sequential:
             if position and network.layers[position - 1].conv is not None:
                 modules += [nn.AvgPool2d(pool.kernel_size, pool.stride, pool.padding,
                                          count_include_pad=pool.count_include_pad)
-                            for pool in (layer.pooled.pools if layer.pooled is not None else ())]
+                            for pool in (layer.written_pooled.pools if layer.written_pooled is not None else ())]
                 modules.append(nn.Flatten())
-            dense = layer.pooled.weight if layer.pooled is not None else layer.weight
+            dense = layer.written_pooled.weight if layer.written_pooled is not None else layer.weight
             module = nn.utils.skip_init(nn.Linear, dense.shape[1], layer.out_features, dtype=torch_dtype)
             weight, bias = torch.from_numpy(np.array(dense)), torch.from_numpy(np.array(layer.bias))
         with torch.no_grad():

@@ -285,11 +285,12 @@ class CompressionReport(Strict):
     neurons_after: int = 0
     parameters_before: int = Field(0, description="weight and bias entries of the original network as read, counted as "
                                    "the compressed file is: batch norms folded into the layer before, a Linear after "
-                                   "average pools on the pooled tensor (since 1.14; before, and still for a pool that "
-                                   "stays composed (divisor_override, or ceil_mode that changes the output size), "
+                                   "average pools on the pooled tensor, as the file holds it (since 1.14; before, "
                                    "composed with the pools on the un-pooled tensor), a layer saved without a bias "
                                    "with one zero bias per neuron")
-    parameters_after: int = Field(0, description="weight and bias entries of the compressed network, as written")
+    parameters_after: int = Field(0, description="weight and bias entries of the compressed network, as written (a "
+                                  "Linear after pools that no written pool computes is written composed with them, on "
+                                  "the un-pooled tensor, and can hold more entries than the original's)")
     hidden_widths_after: list[int] = Field(default_factory=list)
     if_undecided_settled: IfUndecidedSettled | None = Field(
         None, description="for a run with undecided neurons: the compressed model had each been proved stable the "

@@ -363,7 +363,8 @@ def test_a_pool_on_the_input_stays_composed_into_the_first_linear(tmp_path: Path
     torch.manual_seed(6)
     module = nn.Sequential(nn.AvgPool2d(2), nn.Flatten(), nn.Linear(2 * 3 * 4, 5), nn.ReLU(), nn.Linear(5, 2)).double()
     network, _ = from_sequential(module.eval(), input_shape=IN)
-    assert network.layers[0].pooled is None and network.input_dim == 2 * 6 * 8
+    assert network.layers[0].written_pooled is None and network.input_dim == 2 * 6 * 8
+    assert network.n_params == sum(parameter.numel() for parameter in module.parameters())  # as its file holds them
     written = save_network(network, tmp_path, ["torch", "onnx"])
     x = images(30, IN, seed=6)
     for name in written:

@@ -10,6 +10,7 @@ from a (possibly channel-sliced) dense matrix to write the compressed model as a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -132,17 +133,36 @@ def adaptive_avgpool(source: str, name: str, in_shape: tuple[int, int, int], out
     return matrix, (channels, out_h, out_w), written
 
 
-def pooled_linear(source: str, label: str, layer: NamedAffine, pool: np.ndarray, channels: int,
-                  pools: Sequence[AvgPool] | None) -> NamedAffine:
-    """The Linear ``layer`` after average pools (their map of one channel ``pool`` (h*w, H*W), ``channels`` of
-    them) and a Flatten, composed into one affine map of the unpooled tensor; InputError naming ``label`` if its
-    inputs do not match the pooled tensor. The layer keeps its pooled form (``AffineLayer.pooled``): ``pools``, the
-    pools as a file can hold them again (``written_pool``), or None where one cannot."""
-    if layer.weight.shape[1] != channels * pool.shape[0]:
+@dataclass(frozen=True)
+class PendingPools:
+    """The average pools read since the last ReLU, waiting for the Linear after the Flatten: their map of one
+    channel (h*w, H*W), the channels, the pools as a file can hold them again (None where one cannot:
+    ``written_pool``, or a pool on the input) and the first one's label, which refusals name."""
+
+    matrix: np.ndarray
+    channels: int
+    written: tuple[AvgPool, ...] | None
+    label: str
+
+    def then(self, label: str, matrix: np.ndarray, channels: int, written: AvgPool | None) -> "PendingPools":
+        """These pools followed by one more (``label``, its map ``matrix`` of one channel, its written form)."""
+        return PendingPools(matrix @ self.matrix, channels,
+                            None if self.written is None or written is None else (*self.written, written), self.label)
+
+    @staticmethod
+    def first(label: str, matrix: np.ndarray, channels: int, written: AvgPool | None) -> "PendingPools":
+        return PendingPools(matrix, channels, None if written is None else (written,), label)
+
+
+def pooled_linear(source: str, label: str, layer: NamedAffine, pools: PendingPools) -> NamedAffine:
+    """The Linear ``layer`` after the average ``pools`` and a Flatten, composed into one affine map of the unpooled
+    tensor; InputError naming ``label`` if its inputs do not match the pooled tensor. The layer keeps its pooled
+    form (``AffineLayer.pooled``), with ``pools.written`` (None where a file cannot hold the pools)."""
+    if layer.weight.shape[1] != pools.channels * pools.matrix.shape[0]:
         raise InputError(source, f"{label} expects {layer.weight.shape[1]} inputs but the pooled tensor has "
-                         f"{channels * pool.shape[0]} features")
-    pooled = Pooled(tuple(pools) if pools is not None else None, pool, layer.weight)
-    return NamedAffine(layer.name, compose_pool(layer.weight, pool), layer.bias, pooled=pooled)
+                         f"{pools.channels * pools.matrix.shape[0]} features")
+    pooled = Pooled(pools.written, pools.matrix, layer.weight)
+    return NamedAffine(layer.name, compose_pool(layer.weight, pools.matrix), layer.bias, pooled=pooled)
 
 
 def written_pool(in_shape: tuple[int, int, int], kernel_size: Sequence[int], stride: Sequence[int],

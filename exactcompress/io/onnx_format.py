@@ -27,7 +27,16 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..engine.network import AvgPool, Network
 from ..errors import InputError
-from .conv import adaptive_avgpool, avgpool_matrix, conv_layer, fold_batchnorm2d, pair, pooled_linear, written_pool
+from .conv import (
+    PendingPools,
+    adaptive_avgpool,
+    avgpool_matrix,
+    conv_layer,
+    fold_batchnorm2d,
+    pair,
+    pooled_linear,
+    written_pool,
+)
 from .rules import (
     NamedAffine,
     checked_network,
@@ -200,10 +209,7 @@ def _affine_chain(
     pending: NamedAffine | None = None
     dtype = ""
     shape = _image_input_shape(graph, constants)  # (C, H, W) between nodes; None once flat
-    pool: np.ndarray | None = None  # pending per-channel AveragePool map, composed into the next Gemm/MatMul
-    pool_channels = 0
-    pools: list[AvgPool] | None = []  # the pending pools as they will be written (None: one cannot be)
-    pool_label = ""  # the first pending pool, as refusals name it
+    pool: PendingPools | None = None  # pools read, to compose into the next Gemm/MatMul
     for index, node in enumerate(graph.node):
         if node.op_type == "Constant":
             continue
@@ -230,14 +236,13 @@ def _affine_chain(
                 raise InputError(source, f"{label} gets a C×H×W tensor; put a Flatten before it")
             pending, weight_dtype = _gemm(source, constants, node, label, attributes)
             if pool is not None:
-                pending, pool = pooled_linear(source, label, pending, pool, pool_channels, pools), None
-                pools = []
+                pending, pool = pooled_linear(source, label, pending, pool), None
             dtype = wider_dtype_name(dtype, weight_dtype)
         elif op == "Conv":
             if pending is not None:
                 raise InputError(source, f"{label} follows another affine layer without an activation between them")
             if pool is not None:
-                raise InputError(source, f"{label} follows {pool_label}; an average pool is supported only before "
+                raise InputError(source, f"{label} follows {pool.label}; an average pool is supported only before "
                                  "Flatten and Gemm/MatMul")
             if shape is None:
                 raise InputError(source, f"{label} needs a C×H×W input: the data input must declare a fixed shape "
@@ -252,10 +257,9 @@ def _affine_chain(
             if op == "GlobalAveragePool":
                 matrix, shape, written = adaptive_avgpool(source, label, shape, 1)
             else:
-                (matrix, written), shape = _average_pool(source, label, attributes, shape)
-            pool_label = label if pool is None else pool_label
-            pool, pool_channels = (matrix if pool is None else matrix @ pool), shape[0]
-            pools = None if pools is None or written is None or not closed else [*pools, written]  # not on the input
+                matrix, shape, written = _average_pool(source, label, attributes, shape)
+            written = written if closed else None  # on the input: nothing to write it after
+            pool = (PendingPools.first if pool is None else pool.then)(label, matrix, shape[0], written)
         elif op == "Reshape":
             shape = _flattening_reshape(source, constants, node, label, shape)
         elif op == "Add" and pending is not None and pending.conv is not None:
@@ -289,7 +293,7 @@ def _affine_chain(
             raise InputError(source, _unsupported(op, label))
         current = node.output[0]
     if pool is not None:
-        raise InputError(source, f"{pool_label} is not followed by Flatten and Gemm/MatMul; only that is supported")
+        raise InputError(source, f"{pool.label} is not followed by Flatten and Gemm/MatMul; only that is supported")
     if len(graph.output) != 1 or graph.output[0].name != current:
         raise InputError(source, f"the graph output is not the end of the node chain (ends at '{current}')")
     if pending is None:
@@ -380,9 +384,9 @@ def _conv(source: str, constants: dict[str, np.ndarray], node: onnx.NodeProto, l
 
 
 def _average_pool(source: str, label: str, attributes: dict[str, object], shape: tuple[int, int, int]
-                  ) -> tuple[tuple[np.ndarray, AvgPool | None], tuple[int, int, int]]:
-    """The per-channel map of an AveragePool node with the pool as it can be written back (``written_pool``),
-    and its output shape."""
+                  ) -> tuple[np.ndarray, tuple[int, int, int], AvgPool | None]:
+    """The per-channel map of an AveragePool node, its output shape and the pool as it can be written back
+    (``written_pool``)."""
     kernel = tuple(int(value) for value in attributes.get("kernel_shape", []))
     if len(kernel) != 2:
         raise InputError(source, f"{label} has kernel_shape {list(kernel)}; only 2-D pools are supported")
@@ -392,7 +396,7 @@ def _average_pool(source: str, label: str, attributes: dict[str, object], shape:
     options = (kernel, strides, _symmetric_pads(source, label, attributes), bool(attributes.get("ceil_mode", 0)),
                bool(attributes.get("count_include_pad", 0)))
     matrix, out_shape = avgpool_matrix(source, label, shape, *options)
-    return (matrix, written_pool(shape, *options)), out_shape
+    return matrix, out_shape, written_pool(shape, *options)
 
 
 def _flattening_reshape(source: str, constants: dict[str, np.ndarray], node: onnx.NodeProto, label: str,

@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.modules import module as torch_module
 
 from ..engine.convolution import conv_kernel
-from ..engine.network import AvgPool, Network
+from ..engine.network import Network
 from ..errors import InputError
 from ..schema import ModelInfo
 from .conv import (
@@ -21,6 +21,7 @@ from .conv import (
     conv_layer,
     fold_batchnorm2d,
     pair,
+    PendingPools,
     pooled_linear,
     written_pool,
 )
@@ -68,10 +69,7 @@ def from_sequential(
     closed = 0  # layers[:closed] are followed by a ReLU
     dtype = ""
     shape = _image_shape(name, input_shape)  # (C, H, W) of the tensor between modules; None once flat
-    pool: np.ndarray | None = None  # pending per-channel AvgPool2d map, composed into the next Linear
-    pool_channels = 0
-    pools: list[AvgPool] | None = []  # the pending pools as they will be written (None: one cannot be)
-    pool_label = ""  # the first pending pool, as refusals name it
+    pool: PendingPools | None = None  # pools read, to compose into the next Linear
     for path, child in _leaf_modules(name, module):
         label = f"module {path} ({type(child).__name__})"
         if isinstance(child, nn.Linear):
@@ -81,8 +79,7 @@ def from_sequential(
                 raise InputError(name, f"{label} gets a C×H×W tensor; put a Flatten before it")
             layer = _linear(name, path, child)
             if pool is not None:
-                layer, pool = pooled_linear(name, label, layer, pool, pool_channels, pools), None
-                pools = []
+                layer, pool = pooled_linear(name, label, layer, pool), None
             if not layers and input_shape is not None and layer.weight.shape[1] != math.prod(input_shape):
                 raise InputError(name, f"{label} takes {layer.weight.shape[1]} inputs but input_shape "
                                  f"{list(input_shape)} has {math.prod(input_shape)} features")
@@ -92,7 +89,7 @@ def from_sequential(
             if len(layers) > closed:
                 raise InputError(name, f"{label} follows another layer without a ReLU between them")
             if pool is not None:
-                raise InputError(name, f"{label} follows {pool_label}; an average pool is supported only before "
+                raise InputError(name, f"{label} follows {pool.label}; an average pool is supported only before "
                                  "Flatten and Linear")
             if shape is None:
                 where = ("needs the input shape: pass input_shape=(C, H, W)" if not layers and input_shape is None
@@ -126,9 +123,7 @@ def from_sequential(
                 written = written_pool(shape, *options)
                 matrix, out_shape = avgpool_matrix(name, path, shape, *options)
             written, shape = (written if layers else None), out_shape  # on the input: nothing to write it after
-            pool_label = label if pool is None else pool_label
-            pool, pool_channels = (matrix if pool is None else matrix @ pool), shape[0]
-            pools = None if pools is None or written is None else [*pools, written]
+            pool = (PendingPools.first if pool is None else pool.then)(label, matrix, shape[0], written)
         elif isinstance(child, nn.Flatten) and child.start_dim != 1:
             raise InputError(name, f"{label} flattens from dim {child.start_dim}; only start_dim 1 is supported")
         elif isinstance(child, nn.Flatten):
@@ -137,7 +132,7 @@ def from_sequential(
             raise InputError(name, f"unsupported {label}; only Linear, Conv2d, ReLU, BatchNorm1d, BatchNorm2d, "
                              "AvgPool2d, AdaptiveAvgPool2d, Identity, Dropout, Flatten")
     if pool is not None:
-        raise InputError(name, f"{pool_label} is not followed by Flatten and Linear; only that is supported")
+        raise InputError(name, f"{pool.label} is not followed by Flatten and Linear; only that is supported")
     if layers and closed == len(layers):
         raise InputError(name, "the output passes through a ReLU; expected a linear output layer")
     _check_eval_mode(name, module)

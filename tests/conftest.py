@@ -15,15 +15,38 @@ def digits_zoo(tmp_path_factory):
     return directory
 
 
+#: (access key, secret) of a second identity of the session's S3 server that may read and list but not write
+READER_CREDENTIALS = ("AKREADONLYTESTS0000", "read-only-secret-of-the-test-server-0000")
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory):
-    """A real local S3 server (SeaweedFS) shared by the session; tests must leave it running."""
-    from exactcompress.storage.local_s3 import LocalS3Server
+    """A real local S3 server (SeaweedFS) shared by the session; tests must leave it running. Besides the
+    server's own identity it knows a read-only one (``reader_endpoint``)."""
+    import json
+
+    from exactcompress.storage.local_s3 import LocalS3Server, load_or_create_credentials
 
     server = LocalS3Server(tmp_path_factory.mktemp("s3"))
+    identities = server.data_dir / "identities.json"
+    load_or_create_credentials(identities)
+    config = json.loads(identities.read_text())
+    access_key, secret_key = READER_CREDENTIALS
+    config["identities"].append({"name": "reader", "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+                                 "actions": ["Read", "List"]})
+    identities.write_text(json.dumps(config))
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def reader_endpoint(s3_server):
+    """The session's S3 server with credentials that may read and list every bucket but write nothing."""
+    from dataclasses import replace
+
+    access_key, secret_key = READER_CREDENTIALS
+    return replace(s3_server.endpoint, access_key=access_key, secret_key=secret_key)
 
 
 @pytest.fixture

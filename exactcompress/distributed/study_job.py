@@ -72,7 +72,7 @@ def run_study(spec: StudySpec, *, address: str | None = None, num_cpus: int | No
     """Train and compress every configuration of ``spec`` on Ray; write ``study.json`` last at the output.
 
     An output that cannot take its files (``zoo.plan.output_problem``: a local folder that cannot be written, an
-    S3 bucket that does not exist or that these credentials cannot reach) is refused first; then the data set and
+    S3 output that does not exist or that these credentials cannot reach or write) is refused first; then the data set and
     the domain are checked and the default domain resolved (an .npz data set is read here), then ``cpus_per_task``
     against the embedded Ray's CPUs: InputError before any work, one line naming ``spec_file`` (the spec's path;
     default "study spec") and the field. ``console``: where the progress bar goes (None: no bar).

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import secrets
 import time
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Callable, TypeVar
 
 from ..errors import InputError, KeyNotFound, StorageError, StorageUnavailable
 from .base import Storage
-from .files import write_atomically
+from .files import TEMP_SUFFIX, write_atomically
 from .keys import BUCKET, _is_safe, common_folder, safe_key, safe_prefix
 
 # How long S3 calls keep retrying while the server cannot be reached or answers with a transient server error
@@ -292,6 +293,39 @@ class S3Storage(Storage):
                 raise  # transient ones are retried by _call, the rest become one line there
 
         return self._call(self.url(), head)
+
+    def write_problem(self) -> str | None:
+        """Why these credentials cannot write and delete objects under this storage's prefix; None when they can.
+        A job needs both: it writes its results and removes its leases. One PUT and one DELETE of an empty probe
+        object ``.exactcompress-probe.<random>~tmp`` at the prefix (a ``~`` is never part of a key, so listings
+        skip it while it exists). Raises as ``bucket_problem`` does."""
+        from botocore.exceptions import ClientError
+
+        probe = f".exactcompress-probe.{secrets.token_hex(6)}{TEMP_SUFFIX}"  # not a key: built here, not by _key
+        full = f"{self.prefix}/{probe}" if self.prefix else probe
+        probe_url = f"s3://{self.bucket}/{full}"
+
+        def denied(action: str, call: Callable[[], object]) -> Callable[[], str | None]:
+            def attempt() -> str | None:
+                try:
+                    call()
+                    return None
+                except ClientError as error:
+                    code = error.response.get("Error", {}).get("Code", "")
+                    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                    if code in ("AccessDenied", "Forbidden", "403") or status == 403:
+                        return f"{action} with these credentials at {self._endpoint()} (HTTP 403, {code or status})"
+                    raise  # transient ones are retried by _call, the rest become one line there
+
+            return attempt
+
+        written = self._call(probe_url, denied(
+            f"{self.url()} cannot be written: the job writes its results there, but a PUT was refused",
+            lambda: self._client().put_object(Bucket=self.bucket, Key=full, Body=b"")))
+        return written or self._call(probe_url, denied(
+            f"objects under {self.url()} cannot be deleted: the job removes its leases, but a DELETE was refused "
+            f"(its probe {probe_url} is left there)",
+            lambda: self._client().delete_object(Bucket=self.bucket, Key=full)))
 
     def ensure_bucket(self) -> None:
         """Create the bucket unless it exists (for demos and tests; normally buckets are provisioned)."""

@@ -79,11 +79,12 @@ def output_problem(output: str) -> str | None:
     """Why ``output`` cannot take a job's files; None when it can. Local: it, or a folder on its way, is not a
     directory, or its nearest existing folder refuses a temporary file (created and removed). S3: its bucket does
     not exist at the endpoint or these credentials cannot reach it (``S3Storage.bucket_problem``: one HEAD of the
-    bucket, nothing written). Raises what an S3 call raises when the server stays unreachable
+    bucket), or they may not write and delete under its prefix (``S3Storage.write_problem``: a probe object put
+    and deleted). Raises what an S3 call raises when the server stays unreachable
     (``StorageUnavailable``) or no client can be made (``InputError``)."""
     storage = open_storage(output)
     if isinstance(storage, S3Storage):
-        return storage.bucket_problem()
+        return storage.bucket_problem() or storage.write_problem()
     if not isinstance(storage, LocalStorage):
         return None
     root = storage.root
@@ -110,8 +111,8 @@ def check_output(output: str, spec_file: str) -> None:
 
 def check_inputs(spec: ZooJobSpec, tasks: list[ModelTask], spec_file: str | None = None) -> None:
     """Raise InputError, one line naming the spec file (``spec_file``) and the field, when ``output`` cannot
-    take the job's files (``output_problem``: a local folder that cannot be written, an S3 bucket that does not exist
-    or that these credentials cannot reach), or the spec's data file or its domain file does not exist where the tasks
+    take the job's files (``output_problem``: a local folder that cannot be written, an S3 output that does not exist
+    or that these credentials cannot reach or write), or the spec's data file or its domain file does not exist where the tasks
     would read it (a relative key from each task's source root, as ``resolve_reference`` resolves it): a bad spec,
     refused before any model is dispatched rather than failing every model. A manifest entry's own domain file is
     that model's input: a missing one fails that model alone."""

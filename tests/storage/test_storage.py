@@ -278,6 +278,19 @@ def test_bucket_problem_heads_the_bucket_and_writes_nothing(s3_storage, s3_serve
         "credentials)")
 
 
+def test_write_problem_puts_and_deletes_a_probe_that_leaves_nothing(s3_storage, s3_server, reader_endpoint,
+                                                                    use_s3_endpoint):
+    assert s3_storage.write_problem() is None
+    objects = s3_server.endpoint.client().list_objects_v2(Bucket=s3_storage.bucket).get("Contents", [])
+    assert objects == []  # the probe is gone again
+    use_s3_endpoint(reader_endpoint)
+    reader = open_storage(s3_storage.url())
+    assert reader.bucket_problem() is None  # the bucket is there and these credentials reach it
+    problem = reader.write_problem()
+    assert problem == (f"{s3_storage.url()} cannot be written: the job writes its results there, but a PUT was "
+                       f"refused with these credentials at {s3_server.endpoint.url} (HTTP 403, AccessDenied)")
+
+
 def test_restart_keeps_data_and_credentials(tmp_path, use_s3_endpoint):
     server = LocalS3Server(tmp_path / "s3")
     try:

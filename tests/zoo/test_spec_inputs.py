@@ -184,6 +184,17 @@ def test_an_s3_output_bucket_these_credentials_cannot_reach_stops_the_job(zoo, s
     assert raised.value.exit_code == ExitCode.USAGE
 
 
+def test_an_s3_output_these_credentials_may_only_read_stops_the_job(zoo, s3_storage, reader_endpoint, use_s3_endpoint,
+                                                                   no_ray):
+    use_s3_endpoint(reader_endpoint)
+    with pytest.raises(InputError) as raised:
+        run_zoo_job(ZooJobSpec(source=str(zoo), output=s3_storage.url("results")), spec_file="zoo.yaml")
+    message = str(raised.value)
+    assert message.startswith(f"zoo.yaml: field 'output': {s3_storage.url('results')} cannot be written: the job "
+                              "writes its results there, but a PUT was refused") and "\n" not in message, message
+    assert raised.value.exit_code == ExitCode.USAGE
+
+
 def test_an_unreachable_s3_output_stops_the_job_naming_the_field(zoo, monkeypatch, no_ray):
     import socket
 

@@ -285,6 +285,54 @@ def test_union_of_balls_requires_stability_on_every_ball():
     assert union.settled_by[0][0] == SETTLERS.index("witnesses")
 
 
+def _kink_net() -> Network:
+    """g = relu(x1) - relu(x1 - 0.5) + relu(x2) - 0.6 (second layer): at most -0.1 where x2 <= 0, which interval
+    and linear bounds cannot show (they allow +0.4), and at least 0.4 where x2 >= 1."""
+    first = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), np.array([0.0, -0.5, 0.0])
+    second = np.array([[1.0, -1.0, 1.0]]), np.array([-0.6])
+    return Network.from_arrays([first[0], second[0], np.array([[1.0]])], [first[1], second[1], np.zeros(1)],
+                               dtype="float64")
+
+
+@pytest.mark.parametrize("method", ["auto", "bab", "milp"])
+def test_a_sign_witnessed_in_one_box_is_asked_in_no_other(method):
+    network = _kink_net()
+    quiet = Box(np.array([-1.0, -1.0]), np.array([1.0, 0.0]))  # g < 0 here: a proof is needed, bounds fall short
+    alone = analyze(network, Domain("box", (quiet,)), method=method)
+    assert alone.stably_inactive[1][0] and alone.bab.questions + alone.milp.solves > 0
+    loud = Box(np.array([-1.0, 1.0]), np.array([1.0, 2.0]))  # g > 0 at every point: sampling shows it
+    union = analyze(network, Domain("box", (quiet, loud)), method=method)
+    assert union.unstable[1][0] and union.settled_by[1][0] == SETTLERS.index("witnesses")
+    # the quiet box's question (can g be positive?) is answered by the loud box's witnesses, and the loud box's
+    # (can g be negative?) by the quiet box's: no proof is attempted in either
+    assert union.bab.questions == 0 and union.milp.solves == 0, union.policy
+
+
+def test_boxes_share_the_time_and_pass_on_what_they_leave():
+    import time
+
+    from exactcompress.engine.analyze import _boxes_in_turn
+
+    network = _kink_net()
+    boxes = (Box(np.array([-1.0, -1.0]), np.array([1.0, 0.0])), Box(np.array([-1.0, -2.0]), np.array([1.0, -1.0])))
+    granted = []  # (box index, seconds granted)
+
+    def prove(box, state, box_deadline):  # the first box never settles, the second at once
+        index = next(i for i, candidate in enumerate(boxes) if candidate is box)
+        granted.append((index, box_deadline - time.monotonic()))
+        if index == 0:
+            time.sleep(max(0.0, box_deadline - time.monotonic()))
+        else:
+            state.proved_inactive[1][:] = True
+
+    total = 1.0
+    states = _boxes_in_turn(network, boxes, None, time.monotonic() + total, np.random.default_rng(0),
+                            lambda *args: None, prove)
+    assert [index for index, _ in granted] == [0, 1, 0]  # the first box's second turn takes what the second left
+    assert granted[0][1] < 0.6 * total  # half of the time, not all of it: the second box is asked too
+    assert states[1].proved_inactive[1][0] and not states[0].proved_inactive[1][0]
+
+
 def test_the_report_of_a_union_of_balls_states_its_rule(tmp_path):
     from exactcompress.engine.domain import UNION_SEMANTICS
 

@@ -13,7 +13,9 @@ Methods: ``per-neuron`` (the 2020 baseline: two full MILPs per neuron, layer by 
 ``milp`` (bounds, witnesses, then one MILP over the whole network that harvests every point it meets),
 ``bab`` (bounds, witnesses, then branch and bound on ReLU splits per question), ``auto`` (bounds and witnesses,
 then per question branch and bound and per-neuron sign solves; see ``_auto``).
-Domains that are unions of boxes are analysed box by box and combined (``domain.UNION_SEMANTICS``).
+Domains that are unions of boxes are analysed box by box and combined (``domain.UNION_SEMANTICS``): bounds and
+witnesses on every box first, then the proofs box by box, each asking only the sign questions that no box has
+witnessed (``_boxes_in_turn``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Sequence, get_args
+from typing import Callable, Mapping, Sequence, get_args
 
 import numpy as np
 
@@ -41,7 +43,7 @@ from .prove.parallel import ParallelMap, thread_map
 from .prove.per_neuron import LayerSolve, solve_layer
 from .prove.single_milp import solve_network
 from .prove.stop import StopSignal
-from .witnesses import WitnessSet, record, search
+from .witnesses import Masks, WitnessSet, record, search
 
 #: ``auto`` asks per-neuron sign solves directly when at most this many sign questions are open
 PER_NEURON_MAX_QUESTIONS = 4
@@ -132,6 +134,9 @@ class _BoxState:
     timed_out: bool = False
     policy: str | None = None
     suspended: dict[tuple[int, int, int], SuspendedSearch] = field(default_factory=dict)  # (layer, neuron, sign)
+    #: per hidden layer, masks (width,) of the neurons whose positive / negative sign a witness in another box of the
+    #: domain shows: that question is answered for the union, so this box does not ask it (None: no other box)
+    elsewhere: Masks | None = None
 
     def mark_unstable(self, code: int) -> None:
         for layer, settled in enumerate(self.settled_by):
@@ -183,20 +188,66 @@ def analyze(
     deadline = None if time_limit is None else time.monotonic() + time_limit
     rng = np.random.default_rng(seed)
     say = progress or ignore
-    per_box = []
-    for index, box in enumerate(domain.boxes):
-        if len(domain.boxes) > 1:
-            say(f"box {index + 1}/{len(domain.boxes)}")
-        if method == "per-neuron":
+    if method == "per-neuron":
+        per_box = []
+        for index, box in enumerate(domain.boxes):
+            if len(domain.boxes) > 1:
+                say(f"box {index + 1}/{len(domain.boxes)}")
             per_box.append(_per_neuron(network, box, deadline, fanout, say))
-        elif method == "milp":
-            per_box.append(_milp(network, box, data, deadline, rng, say))
-        elif method == "bab":
-            per_box.append(_bab_only(network, box, data, deadline, fanout, rng, say))
-        else:
-            per_box.append(_auto(network, box, data, deadline, fanout, rng, say))
+    else:
+        prove = {"milp": _milp, "bab": _bab_only, "auto": _auto}[method]
+        per_box = _boxes_in_turn(network, domain.boxes, data, deadline, rng, say,
+                                 lambda box, state, box_deadline: prove(network, box, state, box_deadline, fanout, say))
     release_free_memory()  # a long-lived worker analyses the next model with what it holds now
     return _combine(network, per_box)
+
+
+def _boxes_in_turn(network: Network, boxes: Sequence[Box], data, deadline, rng, say: Progress,
+                   prove: Callable[[Box, _BoxState, float | None], None]) -> list[_BoxState]:
+    """Bounds and witnesses on every box, then ``prove(box, state, box_deadline)`` box by box. Before its turn a
+    box learns the signs that the other boxes' witnesses show (``_BoxState.elsewhere``): a sign shown anywhere in
+    the domain answers its question for the union, so no box spends time on it (a fuzz net of two boxes left a
+    neuron undecided: the first box's branch and bound spent the whole limit on a sign that a sign solve
+    shows in 0.2 s in the second). Each box with questions left gets an equal share of the time left (the others pass theirs on),
+    so a hard first box cannot leave the later ones unasked; the time that boxes settled early leave goes, in a
+    second turn, to the boxes still open (their searches resume where they stopped)."""
+    states = []
+    for index, box in enumerate(boxes):
+        if len(boxes) > 1:
+            say(f"box {index + 1}/{len(boxes)}: bounds and witnesses")
+        states.append(_bounds_and_witnesses(network, box, data, deadline, rng, say))
+    for index, state in enumerate(states):
+        if len(boxes) > 1:
+            state.elsewhere = _witnessed_elsewhere(states, state)
+        if not _count_open(state):
+            state.policy = "bounds and witnesses settled every neuron; no MILP"
+    turns = [index for index, state in enumerate(states) if _count_open(state)]
+    for second_turn in (False, True):
+        for turn, index in enumerate(turns):
+            box, state = boxes[index], states[index]
+            if len(boxes) > 1:  # what the other boxes have shown so far, their proofs' witnesses included
+                state.elsewhere = _witnessed_elsewhere(states, state)
+                if not _count_open(state):
+                    continue
+                say(f"box {index + 1}/{len(boxes)}: proofs" + (" (time the other boxes left)" if second_turn else ""))
+            sharing = sum(_count_open(states[later]) > 0 for later in turns[turn:])
+            box_deadline = None if deadline is None else time.monotonic() + seconds_left(deadline) / sharing
+            first_policy = state.policy
+            state.timed_out = False  # as the turn that is now the last ends it
+            prove(box, state, box_deadline)
+            if second_turn:
+                state.policy = f"{first_policy}; with the time the other boxes left: {state.policy}"
+        turns = [index for index in turns if _count_open(states[index])]
+        if len(boxes) == 1 or not turns or expired(deadline):
+            break
+    return states
+
+
+def _witnessed_elsewhere(states: Sequence[_BoxState], state: _BoxState) -> Masks:
+    """Per hidden layer, (positive, negative) masks of the signs that the witnesses of the other ``states`` show."""
+    others = [other.witnesses for other in states if other is not state]
+    return ([np.logical_or.reduce([w.positive[layer] >= 0 for w in others]) for layer in range(len(state.bounds))],
+            [np.logical_or.reduce([w.negative[layer] >= 0 for w in others]) for layer in range(len(state.bounds))])
 
 
 def _new_state(network: Network, box: Box, bounds: list[LayerBounds]) -> _BoxState:
@@ -263,18 +314,22 @@ def _bounds_and_witnesses(network: Network, box: Box, data, deadline, rng, say: 
 
 
 def _open_questions(state: _BoxState, layer: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sign questions still open in ``layer``: (can it be positive?, can it be negative?) masks."""
+    """Sign questions still open in ``layer``: (can it be positive?, can it be negative?) masks; a sign that a
+    witness shows, in this box or in another (``state.elsewhere``), is no question."""
     missing_positive, missing_negative = state.witnesses.open_signs()
     undecided = ~state.proved_inactive[layer] & ~state.proved_active[layer]
-    return missing_positive[layer] & undecided, missing_negative[layer] & undecided
+    positive, negative = missing_positive[layer] & undecided, missing_negative[layer] & undecided
+    if state.elsewhere is not None:
+        positive, negative = positive & ~state.elsewhere[0][layer], negative & ~state.elsewhere[1][layer]
+    return positive, negative
 
 
 def _count_open(state: _BoxState) -> int:
     return sum(int(mask.sum()) for layer in range(len(state.bounds)) for mask in _open_questions(state, layer))
 
 
-def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: Progress) -> _BoxState:
-    """Bounds and witnesses, then per question. A few open questions (<= PER_NEURON_MAX_QUESTIONS) on a network
+def _auto(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout, say: Progress) -> None:
+    """After bounds and witnesses (``state``, with questions open), per question. A few open questions (<= PER_NEURON_MAX_QUESTIONS) on a network
     of at most SIGN_SOLVES_FIRST_MAX_WEIGHTS nonzero hidden weights first get per-neuron sign solves capped at
     FIRST_ROUND_SOLVE_LIMIT each: a question with a tiny margin that SCIP settles in a fraction of a second can
     take branch and bound many splits (on larger networks each solve costs seconds). Then branch and bound on every
@@ -289,11 +344,7 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
     and ``fanout`` has a thread to spare, a ``_Companion`` gives them sign solves in a thread of its own beside the
     steps after it (until they are settled, or the deadline); the rounds of branch and bound beside it then use all
     the time left, as its sign solves take the place of the last step."""
-    state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
     open_questions = _count_open(state)
-    if open_questions == 0:
-        state.policy = "bounds and witnesses settled every neuron; no MILP"
-        return state
     steps = [f"{open_questions} open sign questions"]
     if open_questions <= PER_NEURON_MAX_QUESTIONS:
         weights = sum(int(np.count_nonzero(layer.weight)) for layer in network.hidden)
@@ -339,17 +390,13 @@ def _auto(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: 
         steps += _per_neuron_signs(network, box, state, deadline, fanout, say, rounds=(None,))
     state.policy = "; ".join(steps) + ("; settled all" if _count_open(state) == 0 else "")
     state.timed_out |= _count_open(state) > 0 and expired(deadline)
-    return state
 
 
-def _bab_only(network: Network, box: Box, data, deadline, fanout: Fanout, rng, say: Progress) -> _BoxState:
-    """Bounds, witnesses, then branch and bound on every open question in rounds (``_bab_rounds``; what it
-    leaves is undecided)."""
-    state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
-    if _count_open(state):
-        _bab_rounds(network, box, state, deadline, fanout, say, BAB_FIRST_ROUND_LIMIT)
+def _bab_only(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout, say: Progress) -> None:
+    """After bounds and witnesses (``state``), branch and bound on every open question in rounds (``_bab_rounds``;
+    what it leaves is undecided)."""
+    _bab_rounds(network, box, state, deadline, fanout, say, BAB_FIRST_ROUND_LIMIT)
     state.timed_out |= _count_open(state) > 0 and expired(deadline)
-    return state
 
 
 def _bab_rounds(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout, say: Progress,
@@ -465,16 +512,13 @@ def _settled_bounds(state: _BoxState) -> list[LayerBounds]:
             for bounds, inactive, active in zip(state.bounds, state.proved_inactive, state.proved_active)]
 
 
-def _milp(network: Network, box: Box, data, deadline, rng, say: Progress) -> _BoxState:
-    """Bounds, witnesses, then the single MILP alone (what it leaves unsettled is undecided; if SCIP fails,
-    nothing is claimed from it and its questions stay undecided: the result is partial, not failed)."""
-    state = _bounds_and_witnesses(network, box, data, deadline, rng, say)
-    if _count_open(state):
-        try:  # a finished solve leaves open only states in the tolerance band (undecided, not timed out)
-            state.timed_out |= not _single_milp(network, box, state, deadline, say)
-        except SolverError as error:
-            state.policy = f"single MILP failed ({error.reason}); its {_count_open(state)} open questions stay undecided"
-    return state
+def _milp(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout, say: Progress) -> None:
+    """After bounds and witnesses (``state``), the single MILP alone (what it leaves unsettled is undecided; if SCIP
+    fails, nothing is claimed from it and its questions stay undecided: the result is partial, not failed)."""
+    try:  # a finished solve leaves open only states in the tolerance band (undecided, not timed out)
+        state.timed_out |= not _single_milp(network, box, state, deadline, say)
+    except SolverError as error:
+        state.policy = f"single MILP failed ({error.reason}); its {_count_open(state)} open questions stay undecided"
 
 
 def _single_milp(network: Network, box: Box, state: _BoxState, deadline, say: Progress) -> bool:

@@ -24,12 +24,12 @@ from typing import Sequence
 import numpy as np
 from torch import nn
 
+from exactcompress.engine.torch_threads import torch_threads
 from exactcompress.training.datasets import N_CLASSES, UPSAMPLED, digits_data, upsample_digits
 from exactcompress.training.trainer import (
     Regularization,
     accuracy,
     save_state_dict,
-    torch_threads,
     train_mlp,
 )
 

@@ -24,6 +24,7 @@ from typing import Sequence
 
 import numpy as np
 
+from exactcompress.engine.torch_threads import torch_threads
 from exactcompress.pipeline import compress_model
 from exactcompress.training.datasets import (
     N_CLASSES,
@@ -36,7 +37,6 @@ from exactcompress.training.trainer import (
     accuracy,
     cnn,
     save_state_dict,
-    torch_threads,
     train_network,
 )
 

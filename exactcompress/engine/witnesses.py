@@ -21,6 +21,7 @@ from .convolution import conv_kernel
 from .deadline import expired
 from .domain import Box
 from .network import AffineLayer, Network
+from .torch_threads import torch_threads
 from .progress import Progress, ignore
 
 #: memory cap on the float64 arrays of one forward-pass chunk
@@ -345,7 +346,8 @@ def search(
 
     Stages, each feeding candidates to ``record``: ``n_samples`` uniform samples; the first-layer box
     corners that attain each neuron's max / min; the rows of ``data`` (n, input_dim) inside the box
-    (others ignored); a batched projected-gradient search (torch, CPU, float32; ``gradient_starts``
+    (others ignored); a batched projected-gradient search (torch, CPU, float32, one intra-op thread;
+    ``gradient_starts``
     random starts per open neuron-sign, ``gradient_steps`` Adam steps with step ``learning_rate *
     (upper - lower)`` per feature, in batches of at most ``GRADIENT_ROWS`` rows). The gradient stage
     skips neuron-signs marked in ``skip`` (masks shaped like ``WitnessSet.open_signs``) and those that ``bounds``
@@ -353,7 +355,7 @@ def search(
     its corners have been tried. First-layer neurons negative on the whole box (``FirstLayerShortcut``) are
     left out of every forward pass and step (on L1-trained nets most of the widest layer). Work stops once
     ``time.monotonic() > deadline``; the set found so far is returned. ``rng`` drives samples and starts; torch's
-    global settings are left untouched.
+    global settings are as they were on return.
     """
     report = progress or ignore
 
@@ -390,17 +392,22 @@ def search(
         first = np.flatnonzero(targets[:, 0] == 0)  # (the mask is the first layer's: no other layer's index)
         targets = np.delete(targets, first[shortcut.negative[targets[first, 1]]], axis=0)
     per_chunk = max(1, GRADIENT_ROWS // max(1, gradient_starts))
-    for first in range(0, targets.shape[0], per_chunk):
-        if expired(deadline):
-            break
-        chunk = targets[first : first + per_chunk]
-        chunk = chunk[_still_open(witnesses, chunk)]
-        if chunk.shape[0] == 0:
-            continue
-        witnesses = _gradient_chunk(
-            network, box, witnesses, chunk, rng=rng, starts=gradient_starts, steps=gradient_steps,
-            learning_rate=learning_rate, deadline=deadline, shortcut=shortcut,
-        )
-        report(f"gradient search ({remaining()} neuron-signs open)", min(first + per_chunk, targets.shape[0]),
-               targets.shape[0])
+    # one intra-op thread: the steps' products are small, and a second thread only adds synchronisation, which
+    # collapses when another process holds a core (a 64-input 12x100 net: 1.3 s alone, 47-61 s beside a busy
+    # core with torch's default of two threads, 3.6 s with one); alone on 2 cores one thread took 0.4-0.8x the
+    # time on the MLP bench nets and 1.15x on a 784-input CNN (benchmarks/README.md, "Witness search threads")
+    with torch_threads(1):
+        for first in range(0, targets.shape[0], per_chunk):
+            if expired(deadline):
+                break
+            chunk = targets[first : first + per_chunk]
+            chunk = chunk[_still_open(witnesses, chunk)]
+            if chunk.shape[0] == 0:
+                continue
+            witnesses = _gradient_chunk(
+                network, box, witnesses, chunk, rng=rng, starts=gradient_starts, steps=gradient_steps,
+                learning_rate=learning_rate, deadline=deadline, shortcut=shortcut,
+            )
+            report(f"gradient search ({remaining()} neuron-signs open)", min(first + per_chunk, targets.shape[0]),
+                   targets.shape[0])
     return witnesses

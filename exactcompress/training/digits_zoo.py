@@ -15,8 +15,9 @@ from typing import Sequence
 
 import numpy as np
 
+from ..engine.torch_threads import torch_threads
 from .datasets import N_CLASSES, digits_data
-from .trainer import Regularization, accuracy, save_state_dict, torch_threads, train_mlp
+from .trainer import Regularization, accuracy, save_state_dict, train_mlp
 
 #: file holding the float64 test inputs, shape (n_test, 64), pixels in [0, 1]
 TEST_INPUTS_FILE = "digits_test_X.npy"

@@ -51,6 +51,7 @@ from ..schema import (
 from ..storage import Storage, open_storage, safe_key
 from ..zoo.plan import split_url
 from ..zoo.task import resolve_domain, run_model_task
+from ..engine.torch_threads import torch_threads
 from .datasets import UPSAMPLED, load_dataset
 from .trainer import (
     PenaltyKind,
@@ -58,7 +59,6 @@ from .trainer import (
     accuracy,
     cnn,
     save_state_dict,
-    torch_threads,
     train_mlp,
     train_network,
 )

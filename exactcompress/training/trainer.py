@@ -17,14 +17,15 @@ each times ``strength``. Same data, settings, seed and thread count → bit-iden
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import torch
 from torch import nn
+
+from ..engine.torch_threads import torch_threads
 
 PenaltyKind = Literal["none", "l1", "lp", "tl1", "group-l1"]
 
@@ -67,17 +68,6 @@ def penalty(
     if kind == "group-l1":  # 4-D conv kernels (out, in, kh, kw) by output channel; other weights elementwise
         return strength * sum(w.flatten(1).norm(dim=1).sum() if w.dim() == 4 else w.abs().sum() for w in weights)
     raise ValueError(f"unknown penalty {kind!r}")
-
-
-@contextmanager
-def torch_threads(n_threads: int) -> Iterator[None]:
-    """Run the block with ``n_threads`` intra-op threads, restoring the previous count afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def mlp(input_dim: int, hidden: Sequence[int], n_classes: int) -> nn.Sequential:

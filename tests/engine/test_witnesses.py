@@ -120,6 +120,27 @@ def test_gradient_search_leaves_torch_state_alone_and_works_without_autograd():
     assert torch.get_num_threads() == threads and torch.is_grad_enabled()
 
 
+def test_the_gradient_steps_run_on_one_torch_thread(monkeypatch):
+    import exactcompress.engine.witnesses as witnesses
+
+    network, box = corner_blind_network(), Box(-np.ones(2), np.ones(2))
+    threads_seen, gradient_chunk = [], witnesses._gradient_chunk
+
+    def watched(*args, **kwargs):
+        threads_seen.append(torch.get_num_threads())
+        return gradient_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(witnesses, "_gradient_chunk", watched)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        found = search(network, box, WitnessSet.empty(network), rng=np.random.default_rng(0), n_samples=0)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert found.positive[1][0] >= 0 and threads_seen == [1]
+
+
 def test_data_outside_the_box_is_ignored_and_data_inside_is_used():
     network, box = corner_blind_network(), Box(-np.ones(2), np.ones(2))
     outside = np.array([[3.0, 3.0], [1.0, 1.5]])  # both would show layer 1 positive

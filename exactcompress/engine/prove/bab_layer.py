@@ -27,6 +27,7 @@ from ..deadline import deadline_in, seconds_left
 from ..domain import Box
 from ..network import Network
 from ..progress import Progress, ignore
+from ..torch_threads import torch_threads
 from .bab import BabResult, SuspendedSearch, prove_sign, resume_sign
 from .parallel import ParallelMap, process_pool_map
 
@@ -98,13 +99,9 @@ def bab_chunk(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: 
     ``threads``, apart from where time limits cut; each running search holds its own open domains (up to
     ``bab.MAX_POOL_BYTES``).
     """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return _answer(network, box, bounds, layer, questions, deadline_in(time_left), question_limit, device,
                        max(1, threads), progress, resume or {}, keep_suspended, stop, suspended_budget, nearest_first)
-    finally:
-        torch.set_num_threads(before)
 
 
 def _answer(network: Network, box: Box, bounds: Sequence[LayerBounds], layer: int, questions: np.ndarray,

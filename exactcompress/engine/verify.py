@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,7 @@ from ..schema import VerificationReport
 from ..tolerances import VERIFY_TOLERANCE
 from .domain import Box, Domain
 from .network import AffineLayer, Network
+from .progress import Progress, ignore
 
 #: corners per box: all 2^d for d <= this, else this many random corners (2^10)
 MAX_CORNER_BITS = 10
@@ -283,6 +285,7 @@ def verify(
     tolerance: float = VERIFY_TOLERANCE,
     saved_dtype: str | None = None,
     threads: int = 1,
+    progress: Progress = ignore,
 ) -> VerificationReport:
     """Compare ``original`` and ``compressed`` outputs in float64 on inputs from ``domain``.
 
@@ -306,7 +309,8 @@ def verify(
     is 0 by construction and no input is spent on it (``n_saved_dtype_inputs`` 0). When ``compressed`` has
     ``original``'s layers bitwise (``same_layers``: nothing was stable enough to change), the comparison cannot
     differ: no uniform draws are compared (with a saved-dtype comparison to make, only its own
-    ``SAVED_DTYPE_SAMPLES``), and the report says ``identical``.
+    ``SAVED_DTYPE_SAMPLES``), and the report says ``identical``. ``progress`` hears "verifying" with the inputs
+    compared so far of all of them, after each pass.
     """
     if (original.input_dim, original.output_dim) != (compressed.input_dim, compressed.output_dim):
         raise ValueError(
@@ -344,15 +348,17 @@ def verify(
         return comparison(points, True, max(0, SAVED_DTYPE_SAMPLES - first_draw))
 
     tally = _Tally()
+    total = sum(len(points) for points in fixed_points) + n_draws
+    progress("verifying", 0, total)
     with contextlib.ExitStack() as stack:
         run = map
         if threads > 1:
             stack.enter_context(threadpool_limits(1))
             run = stack.enter_context(ThreadPoolExecutor(threads, thread_name_prefix="verify")).map
-        for part in run(lambda points: comparison(points, False, len(points)), fixed_points):
+        for part in itertools.chain(run(lambda points: comparison(points, False, len(points)), fixed_points),
+                                    run(compare_draws, range(0, n_draws, step))):
             tally.add(part)
-        for part in run(compare_draws, range(0, n_draws, step)):
-            tally.add(part)
+            progress("verifying", tally.n_inputs, total)
     return VerificationReport(
         n_inputs=tally.n_inputs,
         max_abs_error=tally.max_abs,

@@ -319,6 +319,23 @@ def _net_dropping_corner_neurons(top, seed: int = 0):
     return original, compressed, corners
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_progress_counts_the_inputs_compared_after_each_pass(monkeypatch, threads):
+    import exactcompress.engine.verify as verify_module
+
+    monkeypatch.setattr(verify_module, "CHUNK_ARRAY_BYTES", 8 * 8 * 5)  # passes of 5 rows
+    heard = []
+    net = random_net()
+    report = verify(net, twin(net), cube(3), extra_points=np.zeros((12, 3)), n_samples=23,
+                    rng=np.random.default_rng(0), threads=threads,
+                    progress=lambda message, done=None, total=None: heard.append((message, done, total)))
+    total = 8 + 12 + 23
+    assert report.n_inputs == total
+    assert {message for message, _, _ in heard} == {"verifying"} and {t for _, _, t in heard} == {total}
+    done = [d for _, d, _ in heard]
+    assert done[0] == 0 and done[-1] == total and done == sorted(done) and len(done) == 1 + 2 + 3 + 5
+
+
 def test_dropped_first_layer_neurons_screened_in_float32_give_the_float64_verdict(monkeypatch):
     import exactcompress.engine.verify as verify_module
 

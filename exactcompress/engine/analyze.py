@@ -207,10 +207,10 @@ def _boxes_in_turn(network: Network, boxes: Sequence[Box], data, deadline, rng, 
     """Bounds and witnesses on every box, then ``prove(box, state, box_deadline)`` box by box. Before its turn a
     box learns the signs that the other boxes' witnesses show (``_BoxState.elsewhere``): a sign shown anywhere in
     the domain answers its question for the union, so no box spends time on it (a fuzz net of two boxes left a
-    neuron undecided: the first box's branch and bound spent the whole limit on a sign that a sign solve
-    shows in 0.2 s in the second). Each box with questions left gets an equal share of the time left (the others pass theirs on),
-    so a hard first box cannot leave the later ones unasked; the time that boxes settled early leave goes, in a
-    second turn, to the boxes still open (their searches resume where they stopped)."""
+    neuron undecided: the first box's branch and bound spent the whole limit on a sign that a sign solve shows in
+    0.2 s in the second). Each box with questions left gets an equal share of the time left (the others pass
+    theirs on), so a hard first box cannot leave the later ones unasked; the time that boxes settled early leave
+    goes, in a second turn, to the boxes still open (their searches resume where they stopped)."""
     states = []
     for index, box in enumerate(boxes):
         if len(boxes) > 1:
@@ -329,21 +329,21 @@ def _count_open(state: _BoxState) -> int:
 
 
 def _auto(network: Network, box: Box, state: _BoxState, deadline, fanout: Fanout, say: Progress) -> None:
-    """After bounds and witnesses (``state``, with questions open), per question. A few open questions (<= PER_NEURON_MAX_QUESTIONS) on a network
-    of at most SIGN_SOLVES_FIRST_MAX_WEIGHTS nonzero hidden weights first get per-neuron sign solves capped at
-    FIRST_ROUND_SOLVE_LIMIT each: a question with a tiny margin that SCIP settles in a fraction of a second can
-    take branch and bound many splits (on larger networks each solve costs seconds). Then branch and bound on every
-    question for BAB_SWEEP_LIMIT seconds, and a first round that gives the questions it stopped
-    BAB_FIRST_ROUND_LIMIT more (the easy ones go quickly, a hard one cannot starve them); then rounds of branch and
-    bound with most of the time left, each round doubling the seconds per question and resuming the searches the
-    last one stopped; last, per-neuron sign solves without a cap. No single MILP: what these steps leave open is a
-    few hard questions, and its dual bound proves nothing until it refutes all of them at once (given 60 s there, it
-    settled nothing in any recorded run since the spare thread took the last few questions;
-    ``benchmarks/README.md``). When at most
-    COMPANION_MAX_AFTER_SWEEP questions are left after the sweep (COMPANION_MAX_AFTER_ROUND after the first round)
-    and ``fanout`` has a thread to spare, a ``_Companion`` gives them sign solves in a thread of its own beside the
-    steps after it (until they are settled, or the deadline); the rounds of branch and bound beside it then use all
-    the time left, as its sign solves take the place of the last step."""
+    """After bounds and witnesses (``state``, with questions open), per question. A few open questions
+    (<= PER_NEURON_MAX_QUESTIONS) on a network of at most SIGN_SOLVES_FIRST_MAX_WEIGHTS nonzero hidden weights first get
+    per-neuron sign solves capped at FIRST_ROUND_SOLVE_LIMIT each: a question with a tiny margin that SCIP settles
+    in a fraction of a second can take branch and bound many splits (on larger networks each solve costs seconds).
+    Then branch and bound on every question for BAB_SWEEP_LIMIT seconds, and a first round that gives the questions
+    it stopped BAB_FIRST_ROUND_LIMIT more (the easy ones go quickly, a hard one cannot starve them); then rounds of
+    branch and bound with most of the time left, each round doubling the seconds per question and resuming the
+    searches the last one stopped; last, per-neuron sign solves without a cap. No single MILP: what these steps
+    leave open is a few hard questions, and its dual bound proves nothing until it refutes all of them at once
+    (given 60 s there, it settled nothing in any recorded run since the spare thread took the last few questions;
+    ``benchmarks/README.md``). When at most COMPANION_MAX_AFTER_SWEEP questions are left after the sweep
+    (COMPANION_MAX_AFTER_ROUND after the first round) and ``fanout`` has a thread to spare, a ``_Companion`` gives
+    them sign solves in a thread of its own beside the steps after it (until they are settled, or the deadline); the
+    rounds of branch and bound beside it then use all the time left, as its sign solves take the place of the last
+    step."""
     open_questions = _count_open(state)
     steps = [f"{open_questions} open sign questions"]
     if open_questions <= PER_NEURON_MAX_QUESTIONS:

@@ -174,24 +174,22 @@ def test_an_existing_s3_output_bucket_passes_and_nothing_is_written_into_it(zoo,
     assert s3_storage.list_keys() == []
 
 
-def test_an_s3_output_bucket_these_credentials_cannot_reach_stops_the_job(zoo, s3_storage, monkeypatch, no_ray):
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-" + os.environ["AWS_SECRET_ACCESS_KEY"][6:])
+@pytest.mark.parametrize("credentials, reason", [
+    ("a wrong secret", "bucket {bucket!r} is not accessible with these credentials at "),
+    ("read-only", "{output} cannot be written: the job writes its results there, but a PUT was refused"),
+])
+def test_an_s3_output_these_credentials_cannot_write_stops_the_job(zoo, s3_storage, reader_endpoint, use_s3_endpoint,
+                                                                  monkeypatch, no_ray, credentials, reason):
+    if credentials == "read-only":
+        use_s3_endpoint(reader_endpoint)
+    else:
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong-" + os.environ["AWS_SECRET_ACCESS_KEY"][6:])
+    output = s3_storage.url("results")
     with pytest.raises(InputError) as raised:
-        run_zoo_job(ZooJobSpec(source=str(zoo), output=s3_storage.url("results")), spec_file="zoo.yaml")
+        run_zoo_job(ZooJobSpec(source=str(zoo), output=output), spec_file="zoo.yaml")
     message = str(raised.value)
-    assert message.startswith(f"zoo.yaml: field 'output': bucket {s3_storage.bucket!r} is not accessible with these "
-                              "credentials at ") and "\n" not in message, message
-    assert raised.value.exit_code == ExitCode.USAGE
-
-
-def test_an_s3_output_these_credentials_may_only_read_stops_the_job(zoo, s3_storage, reader_endpoint, use_s3_endpoint,
-                                                                   no_ray):
-    use_s3_endpoint(reader_endpoint)
-    with pytest.raises(InputError) as raised:
-        run_zoo_job(ZooJobSpec(source=str(zoo), output=s3_storage.url("results")), spec_file="zoo.yaml")
-    message = str(raised.value)
-    assert message.startswith(f"zoo.yaml: field 'output': {s3_storage.url('results')} cannot be written: the job "
-                              "writes its results there, but a PUT was refused") and "\n" not in message, message
+    expected = reason.format(bucket=s3_storage.bucket, output=output)
+    assert message.startswith(f"zoo.yaml: field 'output': {expected}") and "\n" not in message, message
     assert raised.value.exit_code == ExitCode.USAGE
 
 

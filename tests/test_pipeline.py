@@ -317,11 +317,12 @@ def test_boxes_share_the_time_and_pass_on_what_they_leave():
     boxes = (Box(np.array([-1.0, -1.0]), np.array([1.0, 0.0])), Box(np.array([-1.0, -2.0]), np.array([1.0, -1.0])))
     granted = []  # (box index, seconds granted)
 
-    def prove(box, state, box_deadline):  # the first box never settles, the second at once
+    def prove(box, state, box_deadline):  # the first box never settles (its share cuts it), the second at once
         index = next(i for i, candidate in enumerate(boxes) if candidate is box)
         granted.append((index, box_deadline - time.monotonic()))
         if index == 0:
             time.sleep(max(0.0, box_deadline - time.monotonic()))
+            state.timed_out = True
         else:
             state.proved_inactive[1][:] = True
 
@@ -331,6 +332,51 @@ def test_boxes_share_the_time_and_pass_on_what_they_leave():
     assert [index for index, _ in granted] == [0, 1, 0]  # the first box's second turn takes what the second left
     assert granted[0][1] < 0.6 * total  # half of the time, not all of it: the second box is asked too
     assert states[1].proved_inactive[1][0] and not states[0].proved_inactive[1][0]
+    assert states[0].timed_out and not states[1].timed_out
+
+
+@pytest.mark.parametrize("time_limit", [None, 5.0])
+def test_a_box_left_open_but_not_cut_short_gets_no_second_turn(time_limit):
+    # g = relu(x) - relu(x) is 0 everywhere: inside the tolerance band, so it stays undecided however long a prover
+    # works; no box's turn is cut by its share, so none is proved twice
+    network = Network.from_arrays([np.array([[1.0], [1.0]]), np.array([[1.0, -1.0]]), np.array([[1.0]])],
+                                  [np.zeros(2), np.zeros(1), np.zeros(1)], dtype="float64")
+    domain = Domain("box", (Box(np.array([-1.0]), np.array([1.0])), Box(np.array([2.0]), np.array([3.0]))))
+    for method in ("auto", "bab", "milp"):
+        analysis = analyze(network, domain, method=method, time_limit=time_limit)
+        assert analysis.undecided[1][0] and not analysis.timed_out
+        assert analysis.policy is None or ("None" not in analysis.policy and "other boxes left" not in analysis.policy)
+
+
+def test_a_box_cut_short_whose_question_another_box_answers_is_not_left_timed_out(monkeypatch):
+    import time
+
+    import exactcompress.engine.analyze as analyze_module
+    from exactcompress.engine.witnesses import record
+
+    network = _kink_net()
+    quiet = Box(np.array([-1.0, -1.0]), np.array([1.0, 0.0]))  # g < 0: "can g be positive?" needs a proof here
+    loud = Box(np.array([-1.0, 1.0]), np.array([1.0, 2.0]))  # g > 0 everywhere
+    search = analyze_module.search
+    # the loud box's witness stage finds nothing, so its sign turns up only during its proofs, after the quiet box
+    # has had its turn
+    monkeypatch.setattr(analyze_module, "search",
+                        lambda network, box, witnesses, **kwargs: witnesses if box is loud
+                        else search(network, box, witnesses, **kwargs))
+
+    def prove(box, state, box_deadline):
+        if box is quiet:  # its share cuts it with the question open
+            time.sleep(max(0.0, box_deadline - time.monotonic()))
+            state.timed_out = True
+            state.policy = "cut"
+        else:
+            state.witnesses = record(network, state.witnesses, (loud.lower + loud.upper)[None] / 2)
+
+    states = analyze_module._boxes_in_turn(network, (quiet, loud), None, time.monotonic() + 0.6,
+                                           np.random.default_rng(0), lambda *args: None, prove)
+    assert not states[0].timed_out and "answered by another box's witnesses" in states[0].policy
+    union = analyze_module._combine(network, states)
+    assert union.unstable[1][0] and not union.timed_out
 
 
 def test_the_report_of_a_union_of_balls_states_its_rule(tmp_path):

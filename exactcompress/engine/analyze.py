@@ -197,20 +197,23 @@ def analyze(
     else:
         prove = {"milp": _milp, "bab": _bab_only, "auto": _auto}[method]
         per_box = _boxes_in_turn(network, domain.boxes, data, deadline, rng, say,
-                                 lambda box, state, box_deadline: prove(network, box, state, box_deadline, fanout, say))
+                                 lambda box, state, box_deadline: prove(network, box, state, box_deadline, fanout, say),
+                                 "bounds and witnesses settled every neuron; no MILP" if method == "auto" else None)
     release_free_memory()  # a long-lived worker analyses the next model with what it holds now
     return _combine(network, per_box)
 
 
 def _boxes_in_turn(network: Network, boxes: Sequence[Box], data, deadline, rng, say: Progress,
-                   prove: Callable[[Box, _BoxState, float | None], None]) -> list[_BoxState]:
+                   prove: Callable[[Box, _BoxState, float | None], None],
+                   settled_policy: str | None = None) -> list[_BoxState]:
     """Bounds and witnesses on every box, then ``prove(box, state, box_deadline)`` box by box. Before its turn a
     box learns the signs that the other boxes' witnesses show (``_BoxState.elsewhere``): a sign shown anywhere in
     the domain answers its question for the union, so no box spends time on it (a fuzz net of two boxes left a
     neuron undecided: the first box's branch and bound spent the whole limit on a sign that a sign solve shows in
     0.2 s in the second). Each box with questions left gets an equal share of the time left (the others pass
     theirs on), so a hard first box cannot leave the later ones unasked; the time that boxes settled early leave
-    goes, in a second turn, to the boxes still open (their searches resume where they stopped)."""
+    goes, in a second turn, to the boxes whose share ran out with questions open (their searches resume where they
+    stopped). ``settled_policy``: the policy of a box that bounds and witnesses settle."""
     states = []
     for index, box in enumerate(boxes):
         if len(boxes) > 1:
@@ -220,7 +223,7 @@ def _boxes_in_turn(network: Network, boxes: Sequence[Box], data, deadline, rng, 
         if len(boxes) > 1:
             state.elsewhere = _witnessed_elsewhere(states, state)
         if not _count_open(state):
-            state.policy = "bounds and witnesses settled every neuron; no MILP"
+            state.policy = settled_policy
     turns = [index for index, state in enumerate(states) if _count_open(state)]
     for second_turn in (False, True):
         for turn, index in enumerate(turns):
@@ -236,11 +239,23 @@ def _boxes_in_turn(network: Network, boxes: Sequence[Box], data, deadline, rng, 
             state.timed_out = False  # as the turn that is now the last ends it
             prove(box, state, box_deadline)
             if second_turn:
-                state.policy = f"{first_policy}; with the time the other boxes left: {state.policy}"
-        turns = [index for index in turns if _count_open(states[index])]
-        if len(boxes) == 1 or not turns or expired(deadline):
+                state.policy = _joined(first_policy, "with the time the other boxes left", state.policy)
+        # a second turn only for the boxes their share cut short (not for a tolerance band or a failed solver)
+        turns = [index for index in turns if states[index].timed_out and _count_open(states[index])]
+        if len(boxes) == 1 or deadline is None or not turns or expired(deadline):
             break
+    for state in states:  # what the last boxes' witnesses answered of a box's questions cut short
+        if len(boxes) > 1:
+            state.elsewhere = _witnessed_elsewhere(states, state)
+        if state.timed_out and not _count_open(state):
+            state.timed_out = False
+            state.policy = _joined(state.policy, "its questions left answered by another box's witnesses")
     return states
+
+
+def _joined(*parts: str | None) -> str | None:
+    """The parts that are not None, joined by "; " (None when there are none)."""
+    return "; ".join(part for part in parts if part) or None
 
 
 def _witnessed_elsewhere(states: Sequence[_BoxState], state: _BoxState) -> Masks:

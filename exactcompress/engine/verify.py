@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -355,8 +354,11 @@ def verify(
         if threads > 1:
             stack.enter_context(threadpool_limits(1))
             run = stack.enter_context(ThreadPoolExecutor(threads, thread_name_prefix="verify")).map
-        for part in itertools.chain(run(lambda points: comparison(points, False, len(points)), fixed_points),
-                                    run(compare_draws, range(0, n_draws, step))):
+        def parts():  # the draws are submitted once the fixed points are compared (an error stops them unsubmitted)
+            yield from run(lambda points: comparison(points, False, len(points)), fixed_points)
+            yield from run(compare_draws, range(0, n_draws, step))
+
+        for part in parts():
             tally.add(part)
             progress("verifying", tally.n_inputs, total)
     return VerificationReport(

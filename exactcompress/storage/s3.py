@@ -305,7 +305,7 @@ class S3Storage(Storage):
         full = f"{self.prefix}/{probe}" if self.prefix else probe
         probe_url = f"s3://{self.bucket}/{full}"
 
-        def denied(action: str, call: Callable[[], object]) -> Callable[[], str | None]:
+        def denied(action: str, call: Callable[[], object], after: str = "") -> Callable[[], str | None]:
             def attempt() -> str | None:
                 try:
                     call()
@@ -314,7 +314,8 @@ class S3Storage(Storage):
                     code = error.response.get("Error", {}).get("Code", "")
                     status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
                     if code in ("AccessDenied", "Forbidden", "403") or status == 403:
-                        return f"{action} with these credentials at {self._endpoint()} (HTTP 403, {code or status})"
+                        return (f"{action} with these credentials at {self._endpoint()} (HTTP 403, {code or status})"
+                                f"{after}")
                     raise  # transient ones are retried by _call, the rest become one line there
 
             return attempt
@@ -323,9 +324,9 @@ class S3Storage(Storage):
             f"{self.url()} cannot be written: the job writes its results there, but a PUT was refused",
             lambda: self._client().put_object(Bucket=self.bucket, Key=full, Body=b"")))
         return written or self._call(probe_url, denied(
-            f"objects under {self.url()} cannot be deleted: the job removes its leases, but a DELETE was refused "
-            f"(its probe {probe_url} is left there)",
-            lambda: self._client().delete_object(Bucket=self.bucket, Key=full)))
+            f"objects under {self.url()} cannot be deleted: the job removes its leases, but a DELETE was refused",
+            lambda: self._client().delete_object(Bucket=self.bucket, Key=full),
+            f"; its probe {probe_url} is left there"))
 
     def ensure_bucket(self) -> None:
         """Create the bucket unless it exists (for demos and tests; normally buckets are provisioned)."""

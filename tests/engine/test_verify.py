@@ -336,6 +336,29 @@ def test_progress_counts_the_inputs_compared_after_each_pass(monkeypatch, thread
     assert done[0] == 0 and done[-1] == total and done == sorted(done) and len(done) == 1 + 2 + 3 + 5
 
 
+def test_an_error_in_the_fixed_points_compares_no_draws(monkeypatch):
+    import threading
+
+    import exactcompress.engine.verify as verify_module
+
+    compared, lock = {True: 0, False: 0}, threading.Lock()
+
+    class Failing(verify_module._Comparison):
+        def __call__(self, points, uniform, saved_rows):
+            with lock:
+                compared[uniform] += 1
+            if not uniform:
+                raise RuntimeError("a failing pass")
+            return super().__call__(points, uniform, saved_rows)
+
+    monkeypatch.setattr(verify_module, "_Comparison", Failing)
+    monkeypatch.setattr(verify_module, "CHUNK_ARRAY_BYTES", 8 * 8 * 5)  # passes of 5 rows: 400 passes of draws
+    net = random_net()
+    with pytest.raises(RuntimeError, match="a failing pass"):
+        verify(net, twin(net), cube(3), n_samples=2000, rng=np.random.default_rng(0), threads=2)
+    assert compared[True] == 0  # the draws were never submitted
+
+
 def test_dropped_first_layer_neurons_screened_in_float32_give_the_float64_verdict(monkeypatch):
     import exactcompress.engine.verify as verify_module
 

@@ -302,6 +302,7 @@ def compress_model(
             compressed = replace(compressed, dtype=dtype_holding(compressed))
             seconds["compress"] += time.monotonic() - clock
             clock = time.monotonic()
+            say("verifying")
             verification = verify(
                 network, compressed, domain, extra_points=extra, n_samples=verify_samples,
                 rng=np.random.default_rng(seed + 1), saved_dtype=compressed.dtype, threads=threads, progress=say

@@ -309,7 +309,7 @@ def verify(
     ``original``'s layers bitwise (``same_layers``: nothing was stable enough to change), the comparison cannot
     differ: no uniform draws are compared (with a saved-dtype comparison to make, only its own
     ``SAVED_DTYPE_SAMPLES``), and the report says ``identical``. ``progress`` hears "verifying" with the inputs
-    compared so far of all of them, after each pass.
+    compared so far of all of them, after each pass (the caller names the stage before).
     """
     if (original.input_dim, original.output_dim) != (compressed.input_dim, compressed.output_dim):
         raise ValueError(
@@ -348,7 +348,6 @@ def verify(
 
     tally = _Tally()
     total = sum(len(points) for points in fixed_points) + n_draws
-    progress("verifying", 0, total)
     with contextlib.ExitStack() as stack:
         run = map
         if threads > 1:

@@ -335,6 +335,34 @@ def test_boxes_share_the_time_and_pass_on_what_they_leave():
     assert states[0].timed_out and not states[1].timed_out
 
 
+def test_a_box_holds_its_stopped_searches_only_while_it_may_get_another_turn(monkeypatch):
+    import time
+
+    import exactcompress.engine.analyze as analyze_module
+
+    network = _kink_net()
+    boxes = tuple(Box(np.array([-1.0, low]), np.array([1.0, low + 0.5])) for low in (-1.0, -2.0, -3.0))
+    states, bounds_and_witnesses = [], analyze_module._bounds_and_witnesses
+    monkeypatch.setattr(analyze_module, "_bounds_and_witnesses",
+                        lambda *args, **kwargs: states.append(bounds_and_witnesses(*args, **kwargs)) or states[-1])
+    held = []  # per turn: which boxes hold stopped searches as it starts
+
+    def prove(box, state, box_deadline):  # the first box is cut by its share, the others settle at once
+        held.append([bool(other.suspended) for other in states])
+        state.suspended = {(1, 0, 1): object()}
+        if box is boxes[0]:
+            time.sleep(max(0.0, box_deadline - time.monotonic()))
+            state.timed_out = True
+        else:
+            state.proved_inactive[1][:] = True
+
+    analyze_module._boxes_in_turn(network, boxes, None, time.monotonic() + 0.9, np.random.default_rng(0),
+                                  lambda *args: None, prove)
+    # turns: box 0 (cut short), box 1, box 2, box 0 again: a settled box's searches are gone before the next turn
+    assert held == [[False, False, False], [True, False, False], [True, False, False], [True, False, False]]
+    assert not any(state.suspended for state in states)
+
+
 @pytest.mark.parametrize("time_limit", [None, 5.0])
 def test_a_box_left_open_but_not_cut_short_gets_no_second_turn(time_limit):
     # g = relu(x) - relu(x) is 0 everywhere: inside the tolerance band, so it stays undecided however long a prover

@@ -240,6 +240,8 @@ def _boxes_in_turn(network: Network, boxes: Sequence[Box], data, deadline, rng, 
             prove(box, state, box_deadline)
             if second_turn:
                 state.policy = _joined(first_policy, "with the time the other boxes left", state.policy)
+            if second_turn or not state.timed_out or deadline is None:  # its last turn: nothing resumes its searches
+                state.suspended = {}  # (up to MAX_SUSPENDED_BYTES a box: freed before the next box's turn)
         # a second turn only for the boxes their share cut short (not for a tolerance band or a failed solver)
         turns = [index for index in turns if states[index].timed_out and _count_open(states[index])]
         if len(boxes) == 1 or deadline is None or not turns or expired(deadline):

@@ -229,8 +229,9 @@ def _boxes_in_turn(network: Network, boxes: Sequence[Box], data, deadline, rng, 
         for turn, index in enumerate(turns):
             box, state = boxes[index], states[index]
             if len(boxes) > 1:  # what the other boxes have shown so far, their proofs' witnesses included
-                state.elsewhere = _witnessed_elsewhere(states, state)
+                _learn_elsewhere(states, state)
                 if not _count_open(state):
+                    state.suspended = {}
                     continue
                 say(f"box {index + 1}/{len(boxes)}: proofs" + (" (time the other boxes left)" if second_turn else ""))
             sharing = sum(_count_open(states[later]) > 0 for later in turns[turn:])
@@ -246,13 +247,19 @@ def _boxes_in_turn(network: Network, boxes: Sequence[Box], data, deadline, rng, 
         turns = [index for index in turns if states[index].timed_out and _count_open(states[index])]
         if len(boxes) == 1 or deadline is None or not turns or expired(deadline):
             break
-    for state in states:  # what the last boxes' witnesses answered of a box's questions cut short
-        if len(boxes) > 1:
-            state.elsewhere = _witnessed_elsewhere(states, state)
-        if state.timed_out and not _count_open(state):
-            state.timed_out = False
-            state.policy = _joined(state.policy, "its questions left answered by another box's witnesses")
+    for state in states if len(boxes) > 1 else ():  # what the boxes after it showed
+        _learn_elsewhere(states, state)
     return states
+
+
+def _learn_elsewhere(states: Sequence[_BoxState], state: _BoxState) -> None:
+    """Set ``state.elsewhere`` from the other ``states``' witnesses; a box cut short with questions open that these
+    witnesses now all answer is no longer timed out (its policy says so)."""
+    left = _count_open(state)
+    state.elsewhere = _witnessed_elsewhere(states, state)
+    if state.timed_out and left and not _count_open(state):
+        state.timed_out = False
+        state.policy = _joined(state.policy, "its questions left answered by another box's witnesses")
 
 
 def _joined(*parts: str | None) -> str | None:

@@ -219,9 +219,9 @@ def _boxes_in_turn(network: Network, boxes: Sequence[Box], data, deadline, rng, 
         if len(boxes) > 1:
             say(f"box {index + 1}/{len(boxes)}: bounds and witnesses")
         states.append(_bounds_and_witnesses(network, box, data, deadline, rng, say))
-    for index, state in enumerate(states):
+    for state in states:
         if len(boxes) > 1:
-            state.elsewhere = _witnessed_elsewhere(states, state)
+            _learn_elsewhere(states, state)
         if not _count_open(state):
             state.policy = settled_policy
     turns = [index for index, state in enumerate(states) if _count_open(state)]

@@ -21,8 +21,8 @@ from .convolution import conv_kernel
 from .deadline import expired
 from .domain import Box
 from .network import AffineLayer, Network
-from .torch_threads import torch_threads
 from .progress import Progress, ignore
+from .torch_threads import torch_threads
 
 #: memory cap on the float64 arrays of one forward-pass chunk
 CHUNK_BYTES = 64 * 2**20
@@ -347,9 +347,8 @@ def search(
     Stages, each feeding candidates to ``record``: ``n_samples`` uniform samples; the first-layer box
     corners that attain each neuron's max / min; the rows of ``data`` (n, input_dim) inside the box
     (others ignored); a batched projected-gradient search (torch, CPU, float32, one intra-op thread;
-    ``gradient_starts``
-    random starts per open neuron-sign, ``gradient_steps`` Adam steps with step ``learning_rate *
-    (upper - lower)`` per feature, in batches of at most ``GRADIENT_ROWS`` rows). The gradient stage
+    ``gradient_starts`` random starts per open neuron-sign, ``gradient_steps`` Adam steps with step
+    ``learning_rate * (upper - lower)`` per feature, in batches of at most ``GRADIENT_ROWS`` rows). The gradient stage
     skips neuron-signs marked in ``skip`` (masks shaped like ``WitnessSet.open_signs``) and those that ``bounds``
     rule out (upper <= WITNESS_MARGIN for +, lower >= -WITNESS_MARGIN for -), and the first layer once
     its corners have been tried. First-layer neurons negative on the whole box (``FirstLayerShortcut``) are
@@ -395,7 +394,7 @@ def search(
     # one intra-op thread: the steps' products are small, and a second thread only adds synchronisation, which
     # collapses when another process holds a core (a 64-input 12x100 net: 1.3 s alone, 47-61 s beside a busy
     # core with torch's default of two threads, 3.6 s with one); alone on 2 cores one thread took 0.4-0.8x the
-    # time on the MLP bench nets and 1.15x on a 784-input CNN (benchmarks/README.md, "Witness search threads")
+    # time on the MLP bench nets and 1.2x on a 784-input CNN (benchmarks/README.md, "Witness search threads")
     with torch_threads(1):
         for first in range(0, targets.shape[0], per_chunk):
             if expired(deadline):

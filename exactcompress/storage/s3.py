@@ -33,11 +33,26 @@ TRANSIENT_ERROR_CODES = frozenset({"InternalError", "ServiceUnavailable", "SlowD
                                    "RequestTimeTooSkewed", "Throttling", "ThrottlingException"})
 
 
+#: S3 error codes of a request these credentials may not make (besides any HTTP 403 status)
+DENIED_ERROR_CODES = frozenset({"403", "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"})
+
+
+def _code_and_status(error) -> tuple[str, int]:
+    """A botocore ``ClientError``'s error code ("" if none) and HTTP status (0 if none)."""
+    return (error.response.get("Error", {}).get("Code", ""),
+            int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0))
+
+
 def _is_transient(error) -> bool:
     """Whether a botocore ``ClientError`` is the server's passing trouble (5xx or throttling), not the request's."""
-    code = error.response.get("Error", {}).get("Code", "")
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-    return code in TRANSIENT_ERROR_CODES or 500 <= int(status) < 600
+    code, status = _code_and_status(error)
+    return code in TRANSIENT_ERROR_CODES or 500 <= status < 600
+
+
+def _is_denied(error) -> bool:
+    """Whether a botocore ``ClientError`` refuses these credentials (HTTP 403 or a code saying so)."""
+    code, status = _code_and_status(error)
+    return code in DENIED_ERROR_CODES or status == 403
 
 
 #: the environment a boto3 client depends on; a client is reused only while these are unchanged
@@ -148,13 +163,12 @@ class S3Storage(Storage):
 
     def _error(self, error, source: str) -> Exception:
         """The one-line error for a botocore ``ClientError``."""
-        code = error.response.get("Error", {}).get("Code", "")
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code, status = _code_and_status(error)
         if code in ("NoSuchKey", "NotFound", "404"):
             return KeyNotFound(source)
         if code == "NoSuchBucket":
             return InputError(f"s3://{self.bucket}", "bucket does not exist")
-        if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch") or status == 403:
+        if _is_denied(error):
             return InputError(source, f"access denied ({code or status}); check the AWS credentials")
         return StorageError(source, f"S3 error {code or status}: {error}")
 
@@ -186,7 +200,7 @@ class S3Storage(Storage):
                 self._client().put_object(Bucket=self.bucket, Key=full, Body=data, IfNoneMatch="*")
                 return True
             except ClientError as error:
-                if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 412:
+                if _code_and_status(error)[1] != 412:
                     raise
                 retried = attempts > 1 or error.response["ResponseMetadata"].get("RetryAttempts", 0) > 0
                 return retried and self.get_bytes(key) == data
@@ -282,12 +296,10 @@ class S3Storage(Storage):
                 self._client().head_bucket(Bucket=self.bucket)
                 return None
             except ClientError as error:  # a HEAD answer has no body: the code is the HTTP status
-                code = error.response.get("Error", {}).get("Code", "")
-                status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+                code, status = _code_and_status(error)
                 if code in ("404", "NoSuchBucket", "NotFound") or status == 404:
                     return f"bucket {self.bucket!r} does not exist at {self._endpoint()}"
-                if code in ("403", "AccessDenied", "Forbidden", "InvalidAccessKeyId",
-                            "SignatureDoesNotMatch") or status == 403:
+                if _is_denied(error):
                     return (f"bucket {self.bucket!r} is not accessible with these credentials at "
                             f"{self._endpoint()} (HTTP 403; check the AWS credentials)")
                 raise  # transient ones are retried by _call, the rest become one line there
@@ -311,9 +323,8 @@ class S3Storage(Storage):
                     call()
                     return None
                 except ClientError as error:
-                    code = error.response.get("Error", {}).get("Code", "")
-                    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-                    if code in ("AccessDenied", "Forbidden", "403") or status == 403:
+                    if _is_denied(error):
+                        code, status = _code_and_status(error)
                         return (f"{action} with these credentials at {self._endpoint()} (HTTP 403, {code or status})"
                                 f"{after}")
                     raise  # transient ones are retried by _call, the rest become one line there

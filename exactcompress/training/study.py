@@ -24,6 +24,7 @@ import torch
 from pydantic import ValidationError
 
 from ..engine.prove.parallel import ParallelMap
+from ..engine.torch_threads import torch_threads
 from ..errors import InputError, naming_field
 from ..io.architecture import arch_path
 from ..io.domain_files import from_bounds
@@ -51,7 +52,6 @@ from ..schema import (
 from ..storage import Storage, open_storage, safe_key
 from ..zoo.plan import split_url
 from ..zoo.task import resolve_domain, run_model_task
-from ..engine.torch_threads import torch_threads
 from .datasets import UPSAMPLED, load_dataset
 from .trainer import (
     PenaltyKind,
